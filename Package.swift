@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+// SwiftVLM — vision-language models on the CPU, in Swift.
+//
+// Layering (dependencies flow one way):
+//   CVLM (C kernels, image codecs; naive + runtime-dispatched SIMD)
+//     -> VLMTensor (tensors, ops, safetensors I/O)
+//       -> VLMLayers (linear, norms, attention, transformer blocks, strict weight loading)
+//         -> VLMTokenizers, VLMImage (text and pixel front ends)
+//           -> VLMModels (CLIP, ...; one file per model)
+//             -> SwiftVLM (pipelines: embed, classify, similarity)
+//               -> vlm (thin CLI)
+import PackageDescription
+
+let package = Package(
+    name: "SwiftVLM",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SwiftVLM", targets: ["SwiftVLM"]),
+        .executable(name: "vlm", targets: ["vlm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CVLM",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png"), .linkedLibrary("m"), .linkedLibrary("pthread")]
+        ),
+        .target(name: "VLMTensor", dependencies: ["CVLM"]),
+        .target(name: "VLMLayers", dependencies: ["VLMTensor"]),
+        .target(name: "VLMTokenizers"),
+        .target(name: "VLMImage", dependencies: ["CVLM", "VLMTensor"]),
+        .target(name: "VLMModels", dependencies: ["VLMLayers", "VLMTokenizers", "VLMImage"]),
+        .target(name: "SwiftVLM", dependencies: ["VLMModels"]),
+        .executableTarget(
+            name: "vlm",
+            dependencies: ["SwiftVLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
+        .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
+        .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),
+        .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
+        .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
+        .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,130 @@
+// Numeric kernels. Every fast kernel has a `_naive` twin with the same contract that the tests compare
+// against on odd shapes. The un-suffixed entry point dispatches at run time on the CPU's features
+// (vlm_cpu_isa) and runs on the kernel thread pool (vlm_set_num_threads).
+//
+// Conventions: row-major, float32 compute, leading dimensions in elements, sizes as int64_t.
+#ifndef CVLM_KERNELS_H
+#define CVLM_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: CPU features, dispatch and threads
+
+typedef enum {
+    VLM_ISA_NAIVE = 0,   // portable C, the reference
+    VLM_ISA_AVX2 = 1,    // AVX2 + FMA
+    VLM_ISA_AVX512 = 2,  // AVX-512 F/BW/DQ/VL
+} vlm_isa;
+
+/// The best ISA this CPU and OS support (CPUID + XGETBV), computed once.
+vlm_isa vlm_cpu_isa(void);
+/// The ISA the dispatching kernels use now: min(cpu, forced). Tests force lower paths.
+vlm_isa vlm_active_isa(void);
+/// Force a path (clamped to what the CPU supports). Returns the ISA actually in force.
+vlm_isa vlm_force_isa(vlm_isa isa);
+/// Human-readable name of an ISA ("naive", "avx2", "avx512").
+const char *vlm_isa_name(vlm_isa isa);
+
+/// Number of threads the kernels use (default: online CPUs). n <= 0 restores the default.
+void vlm_set_num_threads(int n);
+int vlm_get_num_threads(void);
+
+// MARK: GEMM
+
+/// C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.  op(X) = X or X^T (trans != 0).
+/// A is [M,K] (or [K,M] if transA), B is [K,N] (or [N,K] if transB).
+void vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void vlm_sgemm_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+// MARK: Linear layers with packed weights
+
+/// Storage of a packed weight. Only F32 is required now; BF16 (AMX/AVX512-BF16) and I8 (VNNI) slot in later
+/// behind the same interface.
+typedef enum { VLM_WEIGHT_F32 = 0, VLM_WEIGHT_BF16 = 1, VLM_WEIGHT_I8 = 2 } vlm_weight_dtype;
+
+/// Activation fused into the GEMM epilogue (after the bias).
+typedef enum {
+    VLM_ACT_NONE = 0,
+    VLM_ACT_GELU = 1,        // exact: 0.5 x (1 + erf(x / sqrt 2))  (torch.nn.functional.gelu)
+    VLM_ACT_GELU_TANH = 2,   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ("gelu_new", "gelu_pytorch_tanh")
+    VLM_ACT_QUICK_GELU = 3,  // x * sigmoid(1.702 x)  (CLIP's original)
+    VLM_ACT_SILU = 4,        // x * sigmoid(x)
+    VLM_ACT_RELU = 5,
+} vlm_activation;
+
+/// Opaque weight of a linear layer, packed once at load for the active ISA's micro-kernel.
+typedef struct vlm_packed_weight vlm_packed_weight;
+
+/// Pack W: [N, K] row-major (PyTorch nn.Linear layout, out x in). Returns NULL on allocation failure.
+vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_weight_dtype dtype);
+void vlm_packed_weight_free(vlm_packed_weight *w);
+int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
+int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
+
+/// Y[M,N] = act(X[M,K] * W^T + bias).  X row stride ldx >= K, Y row stride ldy >= N; bias may be NULL.
+void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                vlm_activation act, float *Y, int64_t ldy);
+/// Reference: W unpacked [N,K].
+void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, int64_t N, int64_t K,
+                      const float *bias, vlm_activation act, float *Y, int64_t ldy);
+
+// MARK: Row-wise and elementwise ops
+
+/// y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta   (biased variance, like torch.nn.LayerNorm).
+/// x may alias y. gamma/beta may be NULL (then 1/0).
+void vlm_layernorm(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, const float *beta, float eps);
+void vlm_layernorm_naive(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, const float *beta, float eps);
+
+/// y[r,:] = x[r,:] / sqrt(mean(x^2) + eps) * gamma   (Llama RMSNorm; gamma may be NULL).
+void vlm_rmsnorm(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, float eps);
+void vlm_rmsnorm_naive(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, float eps);
+
+/// In place, numerically stable softmax over each row of x[rows, cols].
+void vlm_softmax(float *x, int64_t rows, int64_t cols);
+void vlm_softmax_naive(float *x, int64_t rows, int64_t cols);
+
+/// In place activation on n elements.
+void vlm_activate(float *x, int64_t n, vlm_activation act);
+void vlm_activate_naive(float *x, int64_t n, vlm_activation act);
+
+/// out = a + b (out may alias a or b).
+void vlm_add(const float *a, const float *b, float *out, int64_t n);
+/// Rows of x[rows, cols] += bias[cols].
+void vlm_add_bias(float *x, const float *bias, int64_t rows, int64_t cols);
+/// Each row of x[rows, dim] divided by its L2 norm (rows of zeros stay zero).
+void vlm_l2_normalize(float *x, int64_t rows, int64_t dim);
+
+// MARK: Attention
+
+/// Scaled dot-product attention over B batches and H heads of size D, reading heads in place from
+/// token-major rows (as produced by a linear layer):
+///   q(b,t,h,d) = q[(b*Tq + t)*ldq + h*D + d],  k(b,s,h,d) = k[(b*Tk + s)*ldk + h*D + d],  same for v,
+///   out(b,t,h,d) = out[(b*Tq + t)*ldo + h*D + d].
+/// scores = scale * q.k; causal != 0 masks s > t + (Tk - Tq) (so decode with a KV cache works);
+/// key_mask, if not NULL, is [B, Tk] with 0 for padded keys that must not be attended.
+/// A row whose keys are all masked gets zeros.
+void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                   const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                   float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask);
+void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                         const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                         float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask);
+
+// MARK: Conversions
+
+/// IEEE half -> float (exact), bf16 -> float (exact), float -> half / bf16 (round to nearest even).
+void vlm_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void vlm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void vlm_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
+void vlm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+// Placeholder C file so the target builds before kernels land.
+#include "cvlm.h"
