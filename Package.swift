@@ -37,6 +37,7 @@ let package = Package(
             name: "vlm",
             dependencies: ["SwiftVLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),
