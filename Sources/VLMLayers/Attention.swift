@@ -1,0 +1,113 @@
+import VLMTensor
+
+/// Multi-head self-attention with separate q/k/v projections in the checkpoint (CLIP, SigLIP, ViT naming),
+/// fused at load into one [3C, C] projection so a single GEMM feeds the attention kernel, which reads the
+/// heads in place from the fused rows (no transposes).
+public final class SelfAttention: @unchecked Sendable {
+    public let qkv: Linear
+    public let out: Linear
+    public let heads: Int
+    public let headDim: Int
+    public var dim: Int { heads * headDim }
+
+    /// Loads `<scope>.{q,k,v,out}_proj.{weight,bias}` (weight [dim, dim], bias [dim]).
+    public init(_ scope: WeightScope, dim: Int, heads: Int) throws {
+        guard heads > 0, dim % heads == 0 else {
+            throw WeightError.invalid("\(scope.prefix): hidden size \(dim) is not a multiple of the \(heads) attention heads")
+        }
+        self.heads = heads
+        headDim = dim / heads
+        var weights: [Tensor] = []
+        var biases: [Tensor] = []
+        for name in ["q_proj", "k_proj", "v_proj"] {
+            weights.append(try scope.tensor("\(name).weight", shape: [dim, dim]))
+            biases.append(try scope.tensor("\(name).bias", shape: [dim]))
+        }
+        qkv = try Linear(weight: concatenateRows(weights), bias: concatenateRows(biases))
+        out = try Linear(scope.scope("out_proj"), in: dim, out: dim)
+    }
+
+    /// x: [B*T, C] (B sequences of T tokens, token-major) -> [B*T, C].
+    /// causal: token t sees tokens <= t. keyMask: [B*T] with 0 for padding keys, or nil.
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+        let fused = qkv(x)  // [B*T, 3C]: q | k | v per row
+        let c = dim
+        let attended = Ops.attention(
+            q: fused, qOffset: 0, ldq: 3 * c, k: fused, kOffset: c, ldk: 3 * c, v: fused, vOffset: 2 * c, ldv: 3 * c,
+            batch: batch, heads: heads, queryLength: length, keyLength: length, headDim: headDim,
+            scale: 1 / Float(headDim).squareRoot(), causal: causal, keyMask: keyMask)
+        return out(attended.reshaped([batch * length, c]))
+    }
+}
+
+/// fc1 -> activation (fused in the GEMM epilogue) -> fc2, as CLIPMLP / SiglipMLP.
+public final class MLP: @unchecked Sendable {
+    public let fc1: Linear
+    public let fc2: Linear
+    public let activation: Activation
+
+    public init(_ scope: WeightScope, dim: Int, hidden: Int, activation: Activation) throws {
+        fc1 = try Linear(scope.scope("fc1"), in: dim, out: hidden)
+        fc2 = try Linear(scope.scope("fc2"), in: hidden, out: dim)
+        self.activation = activation
+    }
+
+    /// x: [N, dim] -> [N, dim]
+    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1(x, activation: activation)) }
+}
+
+/// Pre-LayerNorm transformer block: x += attn(ln1(x)); x += mlp(ln2(x)).
+/// Hugging Face names: layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1, mlp.fc2.
+public final class PreNormEncoderLayer: @unchecked Sendable {
+    public let norm1: LayerNorm      // layer_norm1
+    public let attention: SelfAttention  // self_attn
+    public let norm2: LayerNorm      // layer_norm2
+    public let mlp: MLP              // mlp
+
+    public init(_ scope: WeightScope, dim: Int, heads: Int, intermediate: Int, activation: Activation, eps: Float) throws {
+        norm1 = try LayerNorm(scope.scope("layer_norm1"), dim: dim, eps: eps)
+        attention = try SelfAttention(scope.scope("self_attn"), dim: dim, heads: heads)
+        norm2 = try LayerNorm(scope.scope("layer_norm2"), dim: dim, eps: eps)
+        mlp = try MLP(scope.scope("mlp"), dim: dim, hidden: intermediate, activation: activation)
+    }
+
+    /// x: [B*T, C] -> [B*T, C]
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+        let h = Ops.add(x, attention(norm1(x), batch: batch, length: length, causal: causal, keyMask: keyMask))
+        Ops.addInPlace(h, mlp(norm2(h)))
+        return h
+    }
+}
+
+/// A stack of pre-norm blocks at `<scope>.layers.{i}`.
+public final class PreNormEncoder: @unchecked Sendable {
+    public let layers: [PreNormEncoderLayer]
+
+    public init(_ scope: WeightScope, count: Int, dim: Int, heads: Int, intermediate: Int, activation: Activation, eps: Float) throws {
+        layers = try (0 ..< count).map {
+            try PreNormEncoderLayer(scope.scope("layers.\($0)"), dim: dim, heads: heads, intermediate: intermediate,
+                                    activation: activation, eps: eps)
+        }
+    }
+
+    /// x: [B*T, C] -> [B*T, C]
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+        var h = x
+        for layer in layers { h = layer(h, batch: batch, length: length, causal: causal, keyMask: keyMask) }
+        return h
+    }
+}
+
+/// Stacks tensors along the first axis (all other axes equal).
+func concatenateRows(_ parts: [Tensor]) -> Tensor {
+    guard let first = parts.first else { return Tensor(zeros: [0]) }
+    var shape = first.shape
+    shape[0] = parts.reduce(0) { $0 + $1.shape[0] }
+    let out = Tensor(uninitialized: shape)
+    var offset = 0
+    for p in parts {
+        (out.pointer + offset).update(from: p.pointer, count: p.count)
+        offset += p.count
+    }
+    return out
+}

@@ -1,0 +1,360 @@
+import Foundation
+import VLMLayers
+import VLMTensor
+
+// MARK: - Configuration
+
+/// `text_config` of a CLIPConfig. Defaults are transformers' CLIPTextConfig defaults.
+public struct CLIPTextConfig: Decodable, Sendable {
+    public var vocabSize = 49408
+    public var hiddenSize = 512
+    public var intermediateSize = 2048
+    public var numHiddenLayers = 12
+    public var numAttentionHeads = 8
+    public var maxPositionEmbeddings = 77
+    public var hiddenAct = "quick_gelu"
+    public var layerNormEps: Float = 1e-5
+    public var padTokenID: Int? = 1
+    public var bosTokenID: Int? = 49406
+    /// An int or a list in config.json; pooling uses the first.
+    public var eosTokenID: Int? = 49407
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+        case maxPositionEmbeddings = "max_position_embeddings", hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
+        case padTokenID = "pad_token_id", bosTokenID = "bos_token_id", eosTokenID = "eos_token_id"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? vocabSize
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? maxPositionEmbeddings
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? layerNormEps
+        padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID) ?? padTokenID
+        bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID) ?? bosTokenID
+        if let ids = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
+            eosTokenID = ids.first
+        } else {
+            eosTokenID = try c.decodeIfPresent(Int.self, forKey: .eosTokenID) ?? eosTokenID
+        }
+    }
+}
+
+/// `vision_config` of a CLIPConfig. Defaults are transformers' CLIPVisionConfig defaults (ViT-B/32).
+public struct CLIPVisionConfig: Decodable, Sendable {
+    public var hiddenSize = 768
+    public var intermediateSize = 3072
+    public var numHiddenLayers = 12
+    public var numAttentionHeads = 12
+    public var numChannels = 3
+    public var imageSize = 224
+    public var patchSize = 32
+    public var hiddenAct = "quick_gelu"
+    public var layerNormEps: Float = 1e-5
+
+    enum CodingKeys: String, CodingKey {
+        case hiddenSize = "hidden_size", intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numChannels = "num_channels", imageSize = "image_size"
+        case patchSize = "patch_size", hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
+        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? numChannels
+        imageSize = try Self.square(c, .imageSize) ?? imageSize
+        patchSize = try Self.square(c, .patchSize) ?? patchSize
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? layerNormEps
+    }
+
+    /// transformers accepts an int or an [h, w] pair; CLIP's embeddings are square, so a pair must be square.
+    private static func square(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
+        if let pair = try? c.decodeIfPresent([Int].self, forKey: key) {
+            guard pair.count == 2, pair[0] == pair[1] else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "non-square \(pair) is not supported by CLIP")
+            }
+            return pair[0]
+        }
+        return try c.decodeIfPresent(Int.self, forKey: key)
+    }
+
+    public var patchesPerSide: Int { imageSize / patchSize }
+    public var numPositions: Int { patchesPerSide * patchesPerSide + 1 }
+}
+
+/// config.json of `CLIPModel` (model_type "clip").
+public struct CLIPConfig: Decodable, Sendable {
+    public var modelType = "clip"
+    public var textConfig = CLIPTextConfig()
+    public var visionConfig = CLIPVisionConfig()
+    public var projectionDim = 512
+    public var logitScaleInitValue: Float = 2.6592
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", textConfig = "text_config", visionConfig = "vision_config"
+        case textConfigDict = "text_config_dict", visionConfigDict = "vision_config_dict"
+        case projectionDim = "projection_dim", logitScaleInitValue = "logit_scale_init_value"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? modelType
+        // Old checkpoints carry `*_config_dict`, which transformers lets override `*_config` (CLIPConfig.__post_init__).
+        textConfig = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textConfigDict)
+            ?? c.decodeIfPresent(CLIPTextConfig.self, forKey: .textConfig) ?? textConfig
+        visionConfig = try c.decodeIfPresent(CLIPVisionConfig.self, forKey: .visionConfigDict)
+            ?? c.decodeIfPresent(CLIPVisionConfig.self, forKey: .visionConfig) ?? visionConfig
+        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim) ?? projectionDim
+        logitScaleInitValue = try c.decodeIfPresent(Float.self, forKey: .logitScaleInitValue) ?? logitScaleInitValue
+    }
+
+    /// Checks what the Decodable cannot: sizes that must divide, activations we implement.
+    func validate(path: String) throws {
+        func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
+        let v = visionConfig, t = textConfig
+        for (name, value) in [("vision_config.hidden_size", v.hiddenSize), ("vision_config.num_hidden_layers", v.numHiddenLayers),
+                              ("vision_config.num_attention_heads", v.numAttentionHeads), ("vision_config.image_size", v.imageSize),
+                              ("vision_config.patch_size", v.patchSize), ("vision_config.intermediate_size", v.intermediateSize),
+                              ("vision_config.num_channels", v.numChannels), ("text_config.hidden_size", t.hiddenSize),
+                              ("text_config.num_attention_heads", t.numAttentionHeads), ("text_config.vocab_size", t.vocabSize),
+                              ("text_config.max_position_embeddings", t.maxPositionEmbeddings),
+                              ("text_config.intermediate_size", t.intermediateSize), ("projection_dim", projectionDim)]
+        where value <= 0 || value > 1 << 20 {
+            throw fail("\(name) = \(value) is out of range")
+        }
+        if v.numHiddenLayers < 0 || t.numHiddenLayers < 0 || t.numHiddenLayers > 1024 || v.numHiddenLayers > 1024 {
+            throw fail("num_hidden_layers out of range")
+        }
+        if v.imageSize % v.patchSize != 0 { throw fail("vision_config.image_size \(v.imageSize) is not a multiple of patch_size \(v.patchSize)") }
+        if v.hiddenSize % v.numAttentionHeads != 0 { throw fail("vision_config.hidden_size is not a multiple of num_attention_heads") }
+        if t.hiddenSize % t.numAttentionHeads != 0 { throw fail("text_config.hidden_size is not a multiple of num_attention_heads") }
+        for (name, act) in [("vision_config.hidden_act", v.hiddenAct), ("text_config.hidden_act", t.hiddenAct)]
+        where Activation(huggingFace: act) == nil {
+            throw fail("\(name) '\(act)' is not supported")
+        }
+    }
+}
+
+// MARK: - Vision
+
+/// CLIPVisionTransformer + visual_projection: patches -> [CLS] + positions -> pre-LN -> encoder -> post-LN(CLS) -> projection.
+private final class CLIPVisionTower: @unchecked Sendable {
+    let config: CLIPVisionConfig
+    let patchEmbedding: Linear           // vision_model.embeddings.patch_embedding.weight [C, channels, p, p], no bias
+    let classEmbedding: Tensor           // vision_model.embeddings.class_embedding [C]
+    let positionEmbedding: Embedding     // vision_model.embeddings.position_embedding.weight [positions, C]
+    let preLayerNorm: LayerNorm          // vision_model.pre_layrnorm (sic)
+    let encoder: PreNormEncoder          // vision_model.encoder.layers.{i}
+    let postLayerNorm: LayerNorm         // vision_model.post_layernorm
+    let projection: Linear               // visual_projection.weight [P, C], no bias
+
+    init(_ root: WeightScope, config: CLIPVisionConfig, projectionDim: Int) throws {
+        self.config = config
+        let s = root.scope("vision_model")
+        let c = config.hiddenSize, p = config.patchSize, ch = config.numChannels
+        let conv = try s.tensor("embeddings.patch_embedding.weight", shape: [c, ch, p, p])
+        // A stride-p convolution is a GEMM over flattened patches; the weight's (channel, ky, kx) order is kept.
+        patchEmbedding = try Linear(weight: conv.reshaped([c, ch * p * p]), bias: nil)
+        classEmbedding = try s.tensor("embeddings.class_embedding", shape: [c])
+        positionEmbedding = try Embedding(s.scope("embeddings.position_embedding"), count: config.numPositions, dim: c)
+        preLayerNorm = try LayerNorm(s.scope("pre_layrnorm"), dim: c, eps: config.layerNormEps)
+        encoder = try PreNormEncoder(s.scope("encoder"), count: config.numHiddenLayers, dim: c, heads: config.numAttentionHeads,
+                                     intermediate: config.intermediateSize,
+                                     activation: Activation(huggingFace: config.hiddenAct) ?? .quickGelu, eps: config.layerNormEps)
+        postLayerNorm = try LayerNorm(s.scope("post_layernorm"), dim: c, eps: config.layerNormEps)
+        projection = try Linear(root.scope("visual_projection"), in: c, out: projectionDim, bias: false)
+    }
+
+    /// pixels: [B, channels, S, S] -> [B, P] (the projected pooled output, get_image_features).
+    func callAsFunction(_ pixels: Tensor) -> Tensor {
+        let b = pixels.shape[0], c = config.hiddenSize, p = config.patchSize, ch = config.numChannels, s = config.imageSize
+        let g = config.patchesPerSide, tokens = g * g + 1
+        // im2col: row (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, matching conv weight layout.
+        let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
+        var dst = patches.pointer
+        for bi in 0 ..< b {
+            for gy in 0 ..< g {
+                for gx in 0 ..< g {
+                    for k in 0 ..< ch {
+                        let plane = pixels.pointer + (bi * ch + k) * s * s
+                        for ky in 0 ..< p {
+                            dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
+                            dst += p
+                        }
+                    }
+                }
+            }
+        }
+        let embedded = patchEmbedding(patches)  // [B*g*g, C]
+        let h = Tensor(uninitialized: [b * tokens, c])
+        for bi in 0 ..< b {
+            let row0 = h.pointer + bi * tokens * c
+            for j in 0 ..< c { row0[j] = classEmbedding.pointer[j] + positionEmbedding.row(0)[j] }
+            for t in 1 ..< tokens {
+                let src = embedded.pointer + (bi * (tokens - 1) + t - 1) * c
+                let pos = positionEmbedding.row(t)
+                let row = h.pointer + (bi * tokens + t) * c
+                for j in 0 ..< c { row[j] = src[j] + pos[j] }
+            }
+        }
+        let encoded = encoder(preLayerNorm(h), batch: b, length: tokens, causal: false)
+        // Pool the CLS token of each image.
+        let cls = Tensor(uninitialized: [b, c])
+        for bi in 0 ..< b { (cls.pointer + bi * c).update(from: encoded.pointer + bi * tokens * c, count: c) }
+        return projection(postLayerNorm(cls))
+    }
+}
+
+// MARK: - Text
+
+/// CLIPTextTransformer + text_projection: tokens + positions -> causal encoder -> final LN at the pooled token -> projection.
+private final class CLIPTextTower: @unchecked Sendable {
+    let config: CLIPTextConfig
+    let tokenEmbedding: Embedding     // text_model.embeddings.token_embedding.weight [vocab, C]
+    let positionEmbedding: Embedding  // text_model.embeddings.position_embedding.weight [max_positions, C]
+    let encoder: PreNormEncoder       // text_model.encoder.layers.{i}
+    let finalLayerNorm: LayerNorm     // text_model.final_layer_norm
+    let projection: Linear            // text_projection.weight [P, C], no bias
+    /// Sequences per encoder call; sorted by length so padding waste stays small.
+    let maxBatch = 32
+
+    init(_ root: WeightScope, config: CLIPTextConfig, projectionDim: Int) throws {
+        self.config = config
+        let s = root.scope("text_model")
+        let c = config.hiddenSize
+        tokenEmbedding = try Embedding(s.scope("embeddings.token_embedding"), count: config.vocabSize, dim: c)
+        positionEmbedding = try Embedding(s.scope("embeddings.position_embedding"), count: config.maxPositionEmbeddings, dim: c)
+        encoder = try PreNormEncoder(s.scope("encoder"), count: config.numHiddenLayers, dim: c, heads: config.numAttentionHeads,
+                                     intermediate: config.intermediateSize,
+                                     activation: Activation(huggingFace: config.hiddenAct) ?? .quickGelu, eps: config.layerNormEps)
+        finalLayerNorm = try LayerNorm(s.scope("final_layer_norm"), dim: c, eps: config.layerNormEps)
+        projection = try Linear(root.scope("text_projection"), in: c, out: projectionDim, bias: false)
+    }
+
+    /// The token whose state is pooled, by transformers' CLIPTextTransformer rule: with the legacy
+    /// `eos_token_id == 2` the argmax of the ids (the EOS has the highest id in CLIP's vocabulary), otherwise the
+    /// first position of `eos_token_id` (or the last token if there is none, where transformers' argmax of an
+    /// all-false row would give 0; we keep the whole sequence instead, which is what a user means).
+    func pooledIndex(_ ids: [Int]) -> Int {
+        if config.eosTokenID == 2 || config.eosTokenID == nil {
+            var best = 0
+            for (i, id) in ids.enumerated() where id > ids[best] { best = i }
+            return best
+        }
+        return ids.firstIndex(of: config.eosTokenID ?? -1) ?? (ids.count - 1)
+    }
+
+    /// ids: B sequences -> [B, P] (get_text_features). Each sequence stops at its pooled token: attention is
+    /// causal, so later tokens cannot change it. Sequences are batched by length.
+    func callAsFunction(_ ids: [[Int]]) throws -> Tensor {
+        let c = config.hiddenSize
+        for (n, seq) in ids.enumerated() {
+            guard !seq.isEmpty else { throw ModelError.invalidInput("text \(n) has no tokens") }
+            guard seq.count <= config.maxPositionEmbeddings else {
+                throw ModelError.invalidInput("text \(n) has \(seq.count) tokens; the model takes at most \(config.maxPositionEmbeddings)")
+            }
+            if let bad = seq.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw ModelError.invalidInput("text \(n) has token id \(bad) outside the vocabulary (0..<\(config.vocabSize))")
+            }
+        }
+        let lengths = ids.map { pooledIndex($0) + 1 }
+        let order = ids.indices.sorted { lengths[$0] < lengths[$1] }
+        let pooled = Tensor(uninitialized: [ids.count, c])
+        var start = 0
+        while start < order.count {
+            let group = Array(order[start ..< min(start + maxBatch, order.count)])
+            start += group.count
+            let t = group.map { lengths[$0] }.max() ?? 1
+            let h = Tensor(zeros: [group.count * t, c])
+            for (bi, index) in group.enumerated() {
+                for pos in 0 ..< lengths[index] {
+                    let tok = tokenEmbedding.row(ids[index][pos]), pe = positionEmbedding.row(pos)
+                    let row = h.pointer + (bi * t + pos) * c
+                    for j in 0 ..< c { row[j] = tok[j] + pe[j] }
+                }
+                // Rows past this sequence's end stay zero: causal attention keeps them out of its pooled token.
+            }
+            let encoded = encoder(h, batch: group.count, length: t, causal: true)
+            for (bi, index) in group.enumerated() {
+                (pooled.pointer + index * c).update(from: encoded.pointer + (bi * t + lengths[index] - 1) * c, count: c)
+            }
+        }
+        return projection(finalLayerNorm(pooled))
+    }
+}
+
+// MARK: - Model
+
+/// CLIPModel: image and text towers projected into one space, with the learned temperature.
+public final class CLIPModel: @unchecked Sendable {
+    public let config: CLIPConfig
+    /// exp(logit_scale), the multiplier of cosine similarities in logits_per_image.
+    public let logitScale: Float
+    private let vision: CLIPVisionTower
+    private let text: CLIPTextTower
+
+    /// Loads config.json and the safetensors weights of a Hugging Face CLIP checkpoint directory, unchanged.
+    public static func load(directory: URL) throws -> CLIPModel {
+        let type = try ConfigFile.modelType(in: directory)
+        guard type == "clip" else {
+            throw ModelError.unsupportedModelType(path: ConfigFile.url(in: directory).path, modelType: type ?? "(none)", supported: ["clip"])
+        }
+        let config = try ConfigFile.decode(CLIPConfig.self, in: directory)
+        try config.validate(path: ConfigFile.url(in: directory).path)
+        return try loadingWeights {
+            let loader = try WeightLoader(directory: directory, ignorable: CLIPModel.isIgnorable)
+            let model = try CLIPModel(config: config, weights: loader.scope(""))
+            try loader.finish()
+            return model
+        }
+    }
+
+    // MARK: - Weights
+
+    /// Non-persistent buffers that older exports saved alongside the weights (transformers ignores them too).
+    static func isIgnorable(_ key: String) -> Bool { key.hasSuffix("embeddings.position_ids") }
+
+    init(config: CLIPConfig, weights root: WeightScope) throws {
+        self.config = config
+        vision = try CLIPVisionTower(root, config: config.visionConfig, projectionDim: config.projectionDim)
+        text = try CLIPTextTower(root, config: config.textConfig, projectionDim: config.projectionDim)
+        logitScale = exp(try root.tensor("logit_scale", shape: [])[0])  // logit_scale: [] (a scalar)
+    }
+
+    public var imageSize: Int { config.visionConfig.imageSize }
+    public var embeddingDim: Int { config.projectionDim }
+    public var maxTextLength: Int { config.textConfig.maxPositionEmbeddings }
+
+    /// pixelValues: [B, channels, S, S] -> [B, P], unnormalised (get_image_features).
+    public func imageFeatures(_ pixelValues: Tensor) throws -> Tensor {
+        let v = config.visionConfig
+        guard pixelValues.rank == 4, pixelValues.shape[1] == v.numChannels,
+              pixelValues.shape[2] == v.imageSize, pixelValues.shape[3] == v.imageSize else {
+            throw ModelError.invalidInput("pixel_values have shape \(pixelValues.shape); this model takes [B, \(v.numChannels), \(v.imageSize), \(v.imageSize)]")
+        }
+        if pixelValues.shape[0] == 0 { return Tensor(zeros: [0, config.projectionDim]) }
+        return vision(pixelValues)
+    }
+
+    /// inputIDs: B token sequences (BOS ... EOS, unpadded) -> [B, P], unnormalised (get_text_features).
+    public func textFeatures(_ inputIDs: [[Int]]) throws -> Tensor {
+        if inputIDs.isEmpty { return Tensor(zeros: [0, config.projectionDim]) }
+        return try text(inputIDs)
+    }
+}
