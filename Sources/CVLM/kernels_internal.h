@@ -1,0 +1,43 @@
+// Private declarations shared by the kernel translation units (not part of the public contract).
+#ifndef CVLM_KERNELS_INTERNAL_H
+#define CVLM_KERNELS_INTERNAL_H
+#include "include/cvlm_kernels.h"
+#include <stdint.h>
+#include <stddef.h>
+
+// MARK: Packed weights
+// Every ISA uses the same panel layout so a weight packed once works whatever path is forced later
+// (tests switch ISA after packing): W [N,K] is cut into ceil(N/VLM_NR) panels of VLM_NR output rows;
+// panel p stores, for k = 0..K-1, the VLM_NR values W[p*NR + j][k] contiguously (zero-padded past N).
+// The AVX2 micro-kernel reads a panel as two 16-wide halves with row stride VLM_NR.
+#define VLM_NR 32
+
+struct vlm_packed_weight {
+    int64_t N, K;
+    int64_t npanels;
+    vlm_weight_dtype dtype;
+    float *data;  // npanels * K * VLM_NR floats, 64-byte aligned
+};
+
+// MARK: Thread pool
+/// A task body: `task` in [0, ntasks), `thread` in [0, vlm_get_num_threads()) identifies per-thread scratch.
+typedef void (*vlm_task_fn)(void *ctx, int64_t task, int thread);
+/// Runs fn(ctx, t, thread) for every t; the caller participates. Runs inline when ntasks <= 1, when the
+/// pool has one thread, or when called from inside a pool task (no nesting).
+void vlm_parallel_for(int64_t ntasks, vlm_task_fn fn, void *ctx);
+/// Max useful number of concurrent tasks (= vlm_get_num_threads()).
+int vlm_pool_threads(void);
+
+// MARK: Scratch memory
+void *vlm_aligned_alloc(size_t bytes);
+void vlm_aligned_free(void *p);
+/// Per-thread scratch (grown on demand, kept): returns NULL on allocation failure.
+float *vlm_scratch(int slot, size_t floats);
+
+// MARK: Scalar helpers (reference definitions)
+float vlm_act_scalar(float x, vlm_activation act);
+
+// MARK: ISA-specific entry points
+void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                             vlm_activation act, float *Y, int64_t ldy);
+#endif

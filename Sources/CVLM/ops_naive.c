@@ -1,0 +1,78 @@
+// Portable reference row-wise and elementwise ops. Reductions accumulate in double so the references are
+// more accurate than any float fast path they are compared with.
+#include "kernels_internal.h"
+#include <math.h>
+
+float vlm_act_scalar(float x, vlm_activation act) {
+    double d = x;
+    switch (act) {
+    case VLM_ACT_NONE: return x;
+    // torch.nn.functional.gelu (approximate='none'): 0.5 x (1 + erf(x / sqrt 2)).
+    case VLM_ACT_GELU: return (float)(0.5 * d * (1.0 + erf(d * 0.70710678118654752440)));
+    // torch gelu(approximate='tanh') / HF gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    case VLM_ACT_GELU_TANH:
+        return (float)(0.5 * d * (1.0 + tanh(0.79788456080286535588 * (d + 0.044715 * d * d * d))));
+    // CLIP's QuickGELU: x * sigmoid(1.702 x).
+    case VLM_ACT_QUICK_GELU: return (float)(d / (1.0 + exp(-1.702 * d)));
+    case VLM_ACT_SILU: return (float)(d / (1.0 + exp(-d)));
+    // torch.relu propagates NaN; x > 0 ? x : 0 would turn NaN into 0.
+    case VLM_ACT_RELU: return x < 0.0f ? 0.0f : x;
+    }
+    return x;
+}
+
+void vlm_activate_naive(float *x, int64_t n, vlm_activation act) {
+    if (act == VLM_ACT_NONE) return;
+    for (int64_t i = 0; i < n; i++) x[i] = vlm_act_scalar(x[i], act);
+}
+
+void vlm_layernorm_naive(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, const float *beta, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        double mean = 0;
+        for (int64_t i = 0; i < dim; i++) mean += xr[i];
+        mean /= (double)dim;
+        // torch.nn.LayerNorm uses the biased variance (divide by dim, not dim - 1).
+        double var = 0;
+        for (int64_t i = 0; i < dim; i++) { double d = xr[i] - mean; var += d * d; }
+        var /= (double)dim;
+        double rstd = 1.0 / sqrt(var + (double)eps);
+        for (int64_t i = 0; i < dim; i++) {
+            double v = (xr[i] - mean) * rstd;
+            if (gamma) v *= gamma[i];
+            if (beta) v += beta[i];
+            yr[i] = (float)v;
+        }
+    }
+}
+
+void vlm_rmsnorm_naive(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        double rinv = 1.0 / sqrt(ss / (double)dim + (double)eps);
+        for (int64_t i = 0; i < dim; i++) {
+            double v = xr[i] * rinv;
+            if (gamma) v *= gamma[i];
+            yr[i] = (float)v;
+        }
+    }
+}
+
+void vlm_softmax_naive(float *x, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < cols; i++) mx = xr[i] > mx ? xr[i] : mx;
+        if (mx == -INFINITY) {  // every entry -inf: no finite reference point; define the row as zeros
+            for (int64_t i = 0; i < cols; i++) xr[i] = 0.0f;
+            continue;
+        }
+        double sum = 0;
+        for (int64_t i = 0; i < cols; i++) sum += exp((double)xr[i] - mx);
+        for (int64_t i = 0; i < cols; i++) xr[i] = (float)(exp((double)xr[i] - mx) / sum);
+    }
+}

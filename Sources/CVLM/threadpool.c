@@ -1,0 +1,203 @@
+// A small persistent thread pool for the kernels.
+//
+// Why not one thread per call: a transformer layer issues ~10 kernel calls of a few hundred microseconds,
+// so thread creation (tens of microseconds) would eat the speed-up. Workers spin briefly after a job (the
+// next kernel call usually follows within microseconds) and then sleep on a condition variable so an idle
+// process does not burn CPU. The caller always takes part in its own job.
+//
+// Concurrency: one job at a time. A call made while another thread owns the pool, or from inside a pool
+// task, runs inline on its caller (correct, just not parallel), so kernels are safe to call from any thread.
+#include "kernels_internal.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define VLM_MAX_THREADS 256
+// Roughly 50-100 microseconds of spinning before a worker sleeps.
+#define SPIN_ITERS 4000
+
+typedef struct {
+    pthread_mutex_t submit;          // held by the thread owning the pool for one job
+    pthread_mutex_t sleep_mu;
+    pthread_cond_t sleep_cv;
+    _Atomic int64_t generation;      // bumped per job
+    _Atomic int sleepers;
+    _Atomic int active;              // workers still inside the current job
+    _Atomic int64_t next_task;
+    int64_t ntasks;
+    int nused;                       // threads taking part in the job (caller included)
+    vlm_task_fn fn;
+    void *ctx;
+    int nworkers;                    // started workers (thread ids 1..nworkers)
+    _Atomic int nthreads;            // requested thread count (0 = default)
+} vlm_pool;
+
+static vlm_pool pool = {
+    .submit = PTHREAD_MUTEX_INITIALIZER,
+    .sleep_mu = PTHREAD_MUTEX_INITIALIZER,
+    .sleep_cv = PTHREAD_COND_INITIALIZER,
+};
+
+static _Thread_local int in_pool_task = 0;
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > VLM_MAX_THREADS) n = VLM_MAX_THREADS;
+    return (int)n;
+}
+
+void vlm_set_num_threads(int n) {
+    if (n > VLM_MAX_THREADS) n = VLM_MAX_THREADS;
+    atomic_store(&pool.nthreads, n <= 0 ? 0 : n);
+}
+
+int vlm_get_num_threads(void) {
+    int n = atomic_load(&pool.nthreads);
+    return n > 0 ? n : default_threads();
+}
+
+int vlm_pool_threads(void) { return vlm_get_num_threads(); }
+
+static void run_tasks(int thread) {
+    vlm_task_fn fn = pool.fn;
+    void *ctx = pool.ctx;
+    int64_t n = pool.ntasks;
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&pool.next_task, 1, memory_order_relaxed);
+        if (t >= n) break;
+        fn(ctx, t, thread);
+    }
+}
+
+static void *worker_main(void *arg) {
+    int id = (int)(intptr_t)arg;
+    in_pool_task = 1;
+    int64_t seen = atomic_load(&pool.generation);
+    for (;;) {
+        int64_t g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ITERS) { CPU_RELAX(); continue; }
+            // Sleep. sleepers is raised before re-checking generation, and the submitter bumps generation
+            // before reading sleepers (both seq_cst), so a wake-up cannot be lost.
+            pthread_mutex_lock(&pool.sleep_mu);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.sleep_cv, &pool.sleep_mu);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.sleep_mu);
+            spins = 0;
+        }
+        seen = g;
+        if (id < pool.nused) {
+            run_tasks(id);
+            atomic_fetch_sub_explicit(&pool.active, 1, memory_order_release);
+        }
+    }
+    return NULL;
+}
+
+// Start workers up to `want - 1`; called with pool.submit held. Returns the number of usable threads.
+static int ensure_workers(int want) {
+    while (pool.nworkers < want - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)(pool.nworkers + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;  // run with what we have
+        pool.nworkers++;
+    }
+    return pool.nworkers + 1 < want ? pool.nworkers + 1 : want;
+}
+
+static void run_inline(int64_t ntasks, vlm_task_fn fn, void *ctx) {
+    int saved = in_pool_task;
+    in_pool_task = 1;
+    for (int64_t t = 0; t < ntasks; t++) fn(ctx, t, 0);
+    in_pool_task = saved;
+}
+
+void vlm_parallel_for(int64_t ntasks, vlm_task_fn fn, void *ctx) {
+    if (ntasks <= 0) return;
+    int want = vlm_get_num_threads();
+    if (ntasks == 1 || want <= 1 || in_pool_task) { run_inline(ntasks, fn, ctx); return; }
+    if (pthread_mutex_trylock(&pool.submit) != 0) { run_inline(ntasks, fn, ctx); return; }
+    if (want > ntasks) want = (int)ntasks;
+    int nused = ensure_workers(want);
+    if (nused <= 1) { pthread_mutex_unlock(&pool.submit); run_inline(ntasks, fn, ctx); return; }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.ntasks = ntasks;
+    pool.nused = nused;
+    atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.active, nused - 1, memory_order_relaxed);
+    atomic_fetch_add(&pool.generation, 1);  // seq_cst: publishes the job fields above
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.sleep_mu);
+        pthread_cond_broadcast(&pool.sleep_cv);
+        pthread_mutex_unlock(&pool.sleep_mu);
+    }
+    in_pool_task = 1;
+    run_tasks(0);
+    in_pool_task = 0;
+    // Workers must leave the job before the next one may overwrite its fields.
+    int spins = 0;
+    while (atomic_load_explicit(&pool.active, memory_order_acquire) > 0) {
+        if (++spins < 100000) CPU_RELAX();
+        else sched_yield();  // a worker was descheduled (busy machine): give it the core
+    }
+    pthread_mutex_unlock(&pool.submit);
+}
+
+// MARK: Aligned and per-thread scratch memory
+
+void *vlm_aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63) != 0) return NULL;
+    return p;
+}
+
+void vlm_aligned_free(void *p) { free(p); }
+
+#define SCRATCH_SLOTS 4
+typedef struct { float *p[SCRATCH_SLOTS]; size_t n[SCRATCH_SLOTS]; } scratch_set;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_destroy(void *arg) {
+    scratch_set *s = arg;
+    for (int i = 0; i < SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_destroy); }
+
+// Thread-local (not pool-slot) scratch, so concurrent callers on other threads never share buffers.
+float *vlm_scratch(int slot, size_t floats) {
+    if (slot < 0 || slot >= SCRATCH_SLOTS) return NULL;
+    pthread_once(&scratch_once, scratch_init);
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->n[slot] < floats) {
+        free(s->p[slot]);
+        s->p[slot] = vlm_aligned_alloc(floats * sizeof(float));
+        s->n[slot] = s->p[slot] ? floats : 0;
+    }
+    return s->p[slot];
+}

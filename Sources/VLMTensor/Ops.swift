@@ -1,0 +1,141 @@
+import CVLM
+
+/// Tensor-level wrappers of the CVLM kernels. Every op allocates a fresh output unless named *InPlace.
+/// Shape mismatches are programmer errors (preconditions); validate user input before calling.
+public enum Ops {
+    /// x: [..., K] -> [..., N] = act(x W^T + bias).  bias: [N].
+    public static func linear(_ x: Tensor, _ w: PackedLinearWeight, bias: Tensor?, activation: Activation = .none) -> Tensor {
+        let k = w.inFeatures, n = w.outFeatures
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] == k, "linear: x \(x.shape) vs weight [\(n), \(k)]")
+        if let bias { precondition(bias.count == n, "linear: bias \(bias.shape) vs \(n) outputs") }
+        let m = x.count / k
+        var outShape = x.shape
+        outShape[outShape.count - 1] = n
+        let y = Tensor(uninitialized: outShape)
+        withExtendedLifetime((x, w, bias)) {
+            vlm_linear(x.pointer, Int64(m), Int64(k), w.handle, bias?.pointer, activation.c, y.pointer, Int64(n))
+        }
+        return y
+    }
+
+    /// a: [M, K] (or [K, M] if transposeA), b: [K, N] (or [N, K] if transposeB) -> [M, N].
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmul: ranks \(a.shape) \(b.shape)")
+        let m = transposeA ? a.shape[1] : a.shape[0]
+        let k = transposeA ? a.shape[0] : a.shape[1]
+        let kb = transposeB ? b.shape[1] : b.shape[0]
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        precondition(k == kb, "matmul: inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
+        let c = Tensor(uninitialized: [m, n])
+        withExtendedLifetime((a, b)) {
+            vlm_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1,
+                      a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), 0, c.pointer, Int64(max(n, 1)))
+        }
+        return c
+    }
+
+    /// LayerNorm over the last axis (biased variance, like torch.nn.LayerNorm). weight/bias: [dim].
+    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        let dim = lastDim(x, "layerNorm")
+        if let weight { precondition(weight.count == dim, "layerNorm: weight \(weight.shape) vs dim \(dim)") }
+        if let bias { precondition(bias.count == dim, "layerNorm: bias \(bias.shape) vs dim \(dim)") }
+        let y = Tensor(uninitialized: x.shape)
+        withExtendedLifetime((x, weight, bias)) {
+            vlm_layernorm(x.pointer, y.pointer, Int64(x.count / max(dim, 1)), Int64(dim), weight?.pointer, bias?.pointer, eps)
+        }
+        return y
+    }
+
+    /// RMSNorm over the last axis (x / sqrt(mean(x^2) + eps) * weight).
+    public static func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) -> Tensor {
+        let dim = lastDim(x, "rmsNorm")
+        if let weight { precondition(weight.count == dim, "rmsNorm: weight \(weight.shape) vs dim \(dim)") }
+        let y = Tensor(uninitialized: x.shape)
+        withExtendedLifetime((x, weight)) {
+            vlm_rmsnorm(x.pointer, y.pointer, Int64(x.count / max(dim, 1)), Int64(dim), weight?.pointer, eps)
+        }
+        return y
+    }
+
+    /// Softmax over the last axis. A row that is entirely -inf becomes zeros.
+    public static func softmax(_ x: Tensor) -> Tensor {
+        let dim = lastDim(x, "softmax")
+        let y = x.copy()
+        vlm_softmax(y.pointer, Int64(x.count / max(dim, 1)), Int64(dim))
+        return y
+    }
+
+    public static func activate(_ x: Tensor, _ act: Activation) -> Tensor {
+        let y = x.copy()
+        vlm_activate(y.pointer, Int64(y.count), act.c)
+        return y
+    }
+
+    /// a + b, same shape.
+    public static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
+        let y = Tensor(uninitialized: a.shape)
+        withExtendedLifetime((a, b)) { vlm_add(a.pointer, b.pointer, y.pointer, Int64(a.count)) }
+        return y
+    }
+
+    /// a += b, same element count.
+    public static func addInPlace(_ a: Tensor, _ b: Tensor) {
+        precondition(a.count == b.count, "addInPlace: \(a.shape) vs \(b.shape)")
+        withExtendedLifetime((a, b)) { vlm_add(a.pointer, b.pointer, a.pointer, Int64(a.count)) }
+    }
+
+    /// Rows of the last axis divided by their L2 norm (zero rows stay zero).
+    public static func l2Normalize(_ x: Tensor) -> Tensor {
+        let dim = lastDim(x, "l2Normalize")
+        let y = x.copy()
+        vlm_l2_normalize(y.pointer, Int64(x.count / max(dim, 1)), Int64(dim))
+        return y
+    }
+
+    /// Multi-head attention reading heads in place (see vlm_attention). q: [B, Tq, ldq-wide rows] starting
+    /// at element qOffset, k/v: [B, Tk, ...]; keyMask: [B * Tk], 0 = padded key. Returns [B, Tq, H*D].
+    public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
+                                 v: Tensor, vOffset: Int = 0, ldv: Int,
+                                 batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int,
+                                 scale: Float, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+        let width = heads * headDim
+        func need(_ rows: Int, _ ld: Int, _ off: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + width }
+        precondition(ldq >= width && ldk >= width && ldv >= width, "attention: ld smaller than heads*headDim")
+        precondition(q.count >= need(batch * queryLength, ldq, qOffset), "attention: q \(q.shape) too small")
+        precondition(k.count >= need(batch * keyLength, ldk, kOffset), "attention: k \(k.shape) too small")
+        precondition(v.count >= need(batch * keyLength, ldv, vOffset), "attention: v \(v.shape) too small")
+        if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
+        let out = Tensor(uninitialized: [batch, queryLength, width])
+        withExtendedLifetime((q, k, v)) {
+            let run = { (mask: UnsafePointer<UInt8>?) in
+                vlm_attention(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
+                              q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                              out.pointer, Int64(width), scale, causal ? 1 : 0, mask)
+            }
+            if let keyMask { keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+        }
+        return out
+    }
+
+    public static func f16ToF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+        vlm_f16_to_f32(src, dst, Int64(count))
+    }
+
+    public static func bf16ToF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+        vlm_bf16_to_f32(src, dst, Int64(count))
+    }
+
+    public static func f32ToF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        vlm_f32_to_f16(src, dst, Int64(count))
+    }
+
+    public static func f32ToBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        vlm_f32_to_bf16(src, dst, Int64(count))
+    }
+
+    private static func lastDim(_ x: Tensor, _ op: String) -> Int {
+        precondition(x.rank >= 1, "\(op): scalar tensor")
+        return x.shape[x.rank - 1]
+    }
+}
