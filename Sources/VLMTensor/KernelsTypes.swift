@@ -1,31 +1,5 @@
 import CVLM
 
-/// The one error type of VLMTensor. Payloads name the culprit (a tensor or parameter name) so a failure
-/// deep in model loading still says what was wrong.
-public enum TensorError: Error, CustomStringConvertible, Equatable {
-    /// `name` has the wrong rank.
-    case rankMismatch(name: String, expected: Int, got: [Int])
-    /// `name` has the wrong shape.
-    case shapeMismatch(name: String, expected: [Int], got: [Int])
-    /// Memory for `name` could not be allocated.
-    case allocationFailed(name: String, bytes: Int)
-    /// Any other invalid argument (e.g. an unknown activation name).
-    case invalidArgument(String)
-
-    public var description: String {
-        switch self {
-        case let .rankMismatch(name, expected, got):
-            return "\(name): expected rank \(expected), got shape \(got)"
-        case let .shapeMismatch(name, expected, got):
-            return "\(name): expected shape \(expected), got \(got)"
-        case let .allocationFailed(name, bytes):
-            return "\(name): failed to allocate \(bytes) bytes"
-        case let .invalidArgument(message):
-            return message
-        }
-    }
-}
-
 /// Activation functions fusable into a linear layer's epilogue.
 public enum Activation: String, Sendable, Codable, CaseIterable {
     case none

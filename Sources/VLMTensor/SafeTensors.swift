@@ -180,7 +180,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
                         convert(src.assumingMemoryBound(to: UInt16.self), out.pointer, Int64(n))
                     } else {
                         var tmp = [UInt16](repeating: 0, count: n)
-                        tmp.withUnsafeMutableBytes { _ = memcpy($0.baseAddress, src, n * 2) }
+                        tmp.withUnsafeMutableBytes { dst in
+                            if let d = dst.baseAddress { memcpy(d, src, n * 2) }
+                        }
                         tmp.withUnsafeBufferPointer { convert($0.baseAddress, out.pointer, Int64(n)) }
                     }
                 }

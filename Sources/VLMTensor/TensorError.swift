@@ -1,4 +1,4 @@
-/// Errors of the tensor layer: checkpoint files (safetensors), .npy files and kernel resources.
+/// The one error type of VLMTensor: checkpoint files (safetensors), .npy files, kernel arguments and resources.
 /// Every payload names the culprit (file, key, dtype) so a user can tell what is wrong from one line.
 public enum TensorError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(path: String)
@@ -9,8 +9,13 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
     case badOffsets(path: String, key: String, reason: String)
     case missingTensor(key: String, file: String)
     case unsupportedFormat(path: String, reason: String)
-    case shapeMismatch(key: String, expected: [Int], actual: [Int])
-    case allocationFailed(what: String)
+    /// `name` has the wrong rank.
+    case rankMismatch(name: String, expected: Int, got: [Int])
+    /// `name` has the wrong shape.
+    case shapeMismatch(name: String, expected: [Int], got: [Int])
+    /// Memory for `name` could not be allocated.
+    case allocationFailed(name: String, bytes: Int)
+    /// Any other invalid argument (e.g. an unknown activation name).
     case invalidArgument(String)
 
     public var description: String {
@@ -24,9 +29,9 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
         case .badOffsets(let path, let key, let reason): return "\(path): tensor '\(key)': \(reason)"
         case .missingTensor(let key, let file): return "tensor '\(key)' not found in \(file)"
         case .unsupportedFormat(let path, let reason): return "\(path): \(reason)"
-        case .shapeMismatch(let key, let expected, let actual):
-            return "tensor '\(key)' has shape \(actual), expected \(expected)"
-        case .allocationFailed(let what): return "out of memory allocating \(what)"
+        case let .rankMismatch(name, expected, got): return "\(name): expected rank \(expected), got shape \(got)"
+        case let .shapeMismatch(name, expected, got): return "\(name): expected shape \(expected), got \(got)"
+        case let .allocationFailed(name, bytes): return "\(name): failed to allocate \(bytes) bytes"
         case .invalidArgument(let message): return message
         }
     }
