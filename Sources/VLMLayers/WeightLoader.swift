@@ -26,14 +26,23 @@ public enum WeightError: Error, CustomStringConvertible {
 /// Hands out a checkpoint's tensors by Hugging Face key, checking each shape against what the config implies,
 /// and at the end refuses keys nobody claimed: a checkpoint loads completely or not at all.
 public final class WeightLoader {
-    public let store: WeightStore
+    public let store: WeightStore?
     private var claimed: Set<String> = []
     /// Keys a model may leave unclaimed (non-persistent buffers older checkpoints carry, e.g. position_ids).
     private let ignorable: (String) -> Bool
+    private var random: SplitMix64?
 
     public init(store: WeightStore, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store
         self.ignorable = ignorable
+    }
+
+    /// Random weights of whatever shape each layer asks for (benchmarks of a configuration with no checkpoint):
+    /// N(0, 0.02) like transformers' initialiser, except 1-D `*.weight` of norms, which are 1.
+    public init(randomSeed: UInt64) {
+        store = nil
+        ignorable = { _ in true }
+        random = SplitMix64(seed: randomSeed)
     }
 
     public convenience init(directory: URL, ignorable: @escaping (String) -> Bool = { _ in false }) throws {
@@ -42,10 +51,11 @@ public final class WeightLoader {
         }
     }
 
-    public func contains(_ key: String) -> Bool { store.entry(key) != nil }
+    public func contains(_ key: String) -> Bool { store.map { $0.entry(key) != nil } ?? true }
 
     /// The tensor `key` widened to float32, which must have exactly `shape`.
     public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
+        guard let store else { return randomTensor(key, shape: shape) }
         guard let entry = store.entry(key) else { throw WeightError.missing(key: key, directory: store.directory.path) }
         guard entry.shape == shape else { throw WeightError.shapeMismatch(key: key, expected: shape, actual: entry.shape) }
         claimed.insert(key)
@@ -54,15 +64,53 @@ public final class WeightLoader {
 
     /// Throws if the checkpoint holds tensors that no layer claimed.
     public func finish() throws {
+        guard let store else { return }
         let extra = store.keys.subtracting(claimed).filter { !ignorable($0) }.sorted()
         if !extra.isEmpty { throw WeightError.unexpected(keys: extra, directory: store.directory.path) }
     }
 
     public func scope(_ prefix: String) -> WeightScope { WeightScope(loader: self, prefix: prefix) }
+
+    private func randomTensor(_ key: String, shape: [Int]) -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        let isNormScale = shape.count == 1 && key.hasSuffix(".weight") && key.contains("norm")
+        for i in 0 ..< t.count {
+            t.pointer[i] = isNormScale ? 1 : (random?.nextGaussian() ?? 0) * 0.02
+        }
+        if key == "logit_scale" { t.pointer[0] = 2.6592 }
+        return t
+    }
+}
+
+/// Small deterministic generator (SplitMix64) with a Box-Muller normal: seeded, platform-independent.
+public struct SplitMix64 {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+
+    public mutating func nextGaussian() -> Float {
+        let u1 = max(nextUniform(), 1e-7), u2 = nextUniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Float.pi * u2)
+    }
 }
 
 /// A key prefix ("text_model.encoder.layers.3") inside a loader.
 public struct WeightScope {
+    public init(loader: WeightLoader, prefix: String) {
+        self.loader = loader
+        self.prefix = prefix
+    }
+
     public let loader: WeightLoader
     public let prefix: String
 

@@ -124,6 +124,29 @@ public struct CLIPConfig: Decodable, Sendable {
         logitScaleInitValue = try c.decodeIfPresent(Float.self, forKey: .logitScaleInitValue) ?? logitScaleInitValue
     }
 
+    /// Architectures of OpenAI's released CLIPs, for benchmarks with random weights (`vlm bench --config b32`).
+    public static func preset(_ name: String) -> CLIPConfig? {
+        var c = CLIPConfig()
+        switch name.lowercased() {
+        case "b32", "vit-b/32", "vit-b-32": break  // transformers' defaults are ViT-B/32
+        case "b16", "vit-b/16", "vit-b-16": c.visionConfig.patchSize = 16
+        case "l14", "vit-l/14", "vit-l-14":
+            c.visionConfig.patchSize = 14
+            c.visionConfig.hiddenSize = 1024
+            c.visionConfig.intermediateSize = 4096
+            c.visionConfig.numHiddenLayers = 24
+            c.visionConfig.numAttentionHeads = 16
+            c.textConfig.hiddenSize = 768
+            c.textConfig.intermediateSize = 3072
+            c.textConfig.numAttentionHeads = 12
+            c.projectionDim = 768
+        default: return nil
+        }
+        return c
+    }
+
+    public static let presetNames = ["b32", "b16", "l14"]
+
     /// Checks what the Decodable cannot: sizes that must divide, activations we implement.
     func validate(path: String) throws {
         func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
@@ -323,6 +346,12 @@ public final class CLIPModel: @unchecked Sendable {
             try loader.finish()
             return model
         }
+    }
+
+    /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
+    public static func random(config: CLIPConfig, seed: UInt64 = 0) throws -> CLIPModel {
+        try config.validate(path: "config")
+        return try loadingWeights { try CLIPModel(config: config, weights: WeightLoader(randomSeed: seed).scope("")) }
     }
 
     // MARK: - Weights

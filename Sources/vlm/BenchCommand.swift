@@ -1,0 +1,88 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SwiftVLM
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Throughput of the image and text encoders (images/s, texts/s); random weights with --config.",
+        discussion: "Compare with Benchmarks/bench_torch_clip.py, which times PyTorch on the same configuration, batch and threads.")
+
+    @Option(help: "Checkpoint directory (its weights are used).") var model: String?
+    @Option(help: "Architecture with random weights: \(CLIPConfig.presetNames.joined(separator: ", ")).") var config: String?
+    @Option(help: "Batch size.") var batch = 8
+    @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Option(help: "Seconds to time each encoder (after one warm-up).") var seconds: Double = 5
+    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+
+    /// Short prompts, "a photo of a {label}." with BOS/EOS: the lengths bench_torch_clip.py uses.
+    static let promptLengths = [7, 8, 9, 7, 10, 8, 7, 9]
+
+    struct Result: Encodable {
+        let engine: String
+        let config: String
+        let batch: Int
+        let threads: Int
+        let isa: String
+        let image_per_s: Double
+        let text_per_s: Double
+        let image_batch_ms: Double
+        let text_batch_ms: Double
+    }
+
+    func run() throws {
+        try guarded {
+            guard batch >= 1, batch <= 4096 else { throw PipelineError.invalidArgument("--batch must be in 1...4096") }
+            guard seconds > 0, seconds <= 3600 else { throw PipelineError.invalidArgument("--seconds must be in (0, 3600]") }
+            if let threads, threads > 0 { Kernels.threads = threads }
+            let clip: CLIPModel
+            let name: String
+            if let model {
+                clip = try CLIPModel.load(directory: URL(fileURLWithPath: model))
+                name = model
+            } else {
+                let preset = config ?? "b32"
+                guard let cfg = CLIPConfig.preset(preset) else {
+                    throw PipelineError.invalidArgument("unknown --config '\(preset)' (known: \(CLIPConfig.presetNames.joined(separator: ", ")))")
+                }
+                clip = try CLIPModel.random(config: cfg)
+                name = preset
+            }
+            let v = clip.config.visionConfig
+            var rng = SplitMix64(seed: 42)
+            let pixels = Tensor(uninitialized: [batch, v.numChannels, v.imageSize, v.imageSize])
+            for i in 0 ..< pixels.count { pixels[i] = rng.nextGaussian() }
+            let vocab = clip.config.textConfig.vocabSize
+            let ids: [[Int]] = (0 ..< batch).map { b in
+                let n = min(Self.promptLengths[b % Self.promptLengths.count], clip.maxTextLength)
+                return [min(49406, vocab - 2)] + (0 ..< max(n - 2, 0)).map { (320 + 7 * $0) % max(vocab - 2, 1) } + [min(49407, vocab - 1)]
+            }
+            let imageTime = try Self.median(seconds: seconds) { _ = try clip.imageFeatures(pixels) }
+            let textTime = try Self.median(seconds: seconds) { _ = try clip.textFeatures(ids) }
+            let result = Result(engine: "swiftvlm fp32", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
+                                image_per_s: Double(batch) / imageTime, text_per_s: Double(batch) / textTime,
+                                image_batch_ms: imageTime * 1000, text_batch_ms: textTime * 1000)
+            switch format {
+            case .json: try printJSON(result)
+            case .text:
+                print("config \(name), batch \(batch), \(result.threads) threads, \(result.isa)")
+                print(String(format: "image: %8.2f images/s  (%.1f ms per batch)", result.image_per_s, result.image_batch_ms))
+                print(String(format: "text:  %8.2f texts/s   (%.1f ms per batch)", result.text_per_s, result.text_batch_ms))
+            }
+        }
+    }
+
+    /// Median wall time of `body` after one warm-up run, repeated for `seconds` (at least 3 runs).
+    static func median(seconds: Double, _ body: () throws -> Void) throws -> Double {
+        try body()
+        var times: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while times.count < 3 || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import SwiftVLM
+
+@main
+struct VLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vlm",
+        abstract: "Vision-language models on the CPU: embeddings, zero-shot classification, similarity.",
+        discussion: "Point --model at a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer and preprocessor files).",
+        subcommands: [Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self]
+    )
+}
+
+/// Options every model command shares.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Checkpoint directory in the Hugging Face layout.")
+    var model: String
+
+    @Option(name: .long, help: "Kernel threads (default: all cores).")
+    var threads: Int?
+
+    func apply() {
+        if let threads, threads > 0 { Kernels.threads = threads }
+    }
+
+    var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
+
+    func pipeline() throws -> CLIPPipeline {
+        apply()
+        return try CLIPPipeline.load(directory: url)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+/// Prints one line to stderr and exits non-zero: every failure a user can cause ends here, never in a crash.
+func fail(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    return ExitCode(1)
+}
+
+func guarded(_ body: () throws -> Void) throws {
+    do { try body() } catch let exit as ExitCode { throw exit } catch { throw fail(error) }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    print(String(decoding: data, as: UTF8.self))
+}
+
+func formatFloat(_ x: Float, digits: Int = 6) -> String { String(format: "%.\(digits)g", Double(x)) }
