@@ -1,0 +1,282 @@
+import Foundation
+
+// Patterns of the Split pre-tokenizer and the Replace normalizer/decoder.
+//
+// tokenizers compiles `{"Regex": ...}` with Oniguruma (its `SysRegex`) and iterates matches leftmost-first,
+// non-overlapping (`Pattern::find_matches`). We work on arrays of Unicode scalars, which is equivalent to
+// onig's UTF-8 byte offsets because every match boundary falls on a scalar boundary.
+//
+// The patterns real checkpoints use are few and fixed (CLIP's, GPT-2's, `\s+`); those get hand-written
+// matchers, which are linear and several times faster than NSRegularExpression. Anything else goes to
+// NSRegularExpression (ICU) after rewriting `\s`/`\S` to onig's meaning (see `ICUPattern`).
+
+/// Character classes with Oniguruma's Unicode semantics, as checked against onig by the fixture tables.
+enum CharClass {
+    /// onig `\s` is the Unicode White_Space property (it includes U+000B and U+0085, which ICU's `\s` lacks).
+    @inline(__always)
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
+        if s.value < 0x80 { return s.value == 0x20 || (s.value >= 0x09 && s.value <= 0x0D) }
+        return s.properties.isWhitespace
+    }
+
+    /// onig `\p{L}`: general categories Lu, Ll, Lt, Lm, Lo.
+    @inline(__always)
+    static func isLetter(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v < 0x80 { return (v | 0x20) >= 0x61 && (v | 0x20) <= 0x7A }
+        switch s.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+
+    /// onig `\p{N}`: general categories Nd, Nl, No.
+    @inline(__always)
+    static func isNumber(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v < 0x80 { return v >= 0x30 && v <= 0x39 }
+        switch s.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+
+    /// `[^\s\p{L}\p{N}]`
+    @inline(__always)
+    static func isOther(_ s: Unicode.Scalar) -> Bool { !isWhitespace(s) && !isLetter(s) && !isNumber(s) }
+}
+
+/// Finds the non-overlapping matches of a pattern, leftmost-first (onig's `find_iter`).
+protocol ScalarPattern: Sendable {
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>]
+}
+
+/// `{"String": "..."}` or `{"Regex": "..."}` as tokenizer.json writes a pattern.
+enum PatternSpec: Decodable, Sendable, Equatable {
+    case string(String)
+    case regex(String)
+
+    private enum CodingKeys: String, CodingKey {
+        case string = "String"
+        case regex = "Regex"
+    }
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let literal = try container.decodeIfPresent(String.self, forKey: .string) {
+            self = .string(literal)
+        } else if let regex = try container.decodeIfPresent(String.self, forKey: .regex) {
+            self = .regex(regex)
+        } else {
+            throw TokenizerError.malformedJSON(
+                file: decoder.fileName, key: decoder.keyPath, reason: "pattern needs a 'String' or 'Regex' key")
+        }
+    }
+
+    /// Compiles the pattern; `file`/`key` name it in errors.
+    func compile(file: String, key: String) throws -> any ScalarPattern {
+        switch self {
+        case let .string(literal):
+            return LiteralPattern(literal: Array(literal.unicodeScalars))
+        case let .regex(source):
+            if let known = KnownPattern(source: source) { return known }
+            return try ICUPattern(onigSource: source, file: file, key: key)
+        }
+    }
+}
+
+/// A literal substring (tokenizers' `impl Pattern for &str`: non-overlapping, left to right).
+struct LiteralPattern: ScalarPattern {
+    let literal: [Unicode.Scalar]
+
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+        guard !literal.isEmpty, text.count >= literal.count else { return [] }
+        var out: [Range<Int>] = []
+        var i = 0
+        let first = literal[0]
+        while i + literal.count <= text.count {
+            if text[i] == first && text[i ..< i + literal.count].elementsEqual(literal) {
+                out.append(i ..< i + literal.count)
+                i += literal.count
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
+}
+
+/// Hand-written matchers for the regexes real checkpoints use, identical to onig's leftmost-first alternation.
+enum KnownPattern: ScalarPattern {
+    /// `\s+` (CLIP's Replace normalizer).
+    case whitespaceRun
+    /// CLIP: `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
+    case clip
+    /// GPT-2 / ByteLevel: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+    case gpt2
+
+    static let clipSource =
+        #"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
+    static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+
+    init?(source: String) {
+        switch source {
+        case #"\s+"#: self = .whitespaceRun
+        case Self.clipSource: self = .clip
+        case Self.gpt2Source: self = .gpt2
+        default: return nil
+        }
+    }
+
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        out.reserveCapacity(text.count / 3 + 1)
+        var i = 0
+        let n = text.count
+        while i < n {
+            let end: Int?
+            switch self {
+            case .whitespaceRun: end = Self.matchWhitespaceRun(text, at: i)
+            case .clip: end = Self.matchCLIP(text, at: i)
+            case .gpt2: end = Self.matchGPT2(text, at: i)
+            }
+            if let end, end > i {
+                out.append(i ..< end)
+                i = end
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
+
+    private static func run(_ text: [Unicode.Scalar], from i: Int, while pred: (Unicode.Scalar) -> Bool) -> Int {
+        var j = i
+        while j < text.count && pred(text[j]) { j += 1 }
+        return j
+    }
+
+    private static func matchWhitespaceRun(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+        let j = run(t, from: i, while: CharClass.isWhitespace)
+        return j > i ? j : nil
+    }
+
+    /// `'s|'t|'re|'ve|'m|'ll|'d` (case-sensitive, as in both CLIP's and GPT-2's pattern).
+    private static func matchContraction(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+        guard t[i] == "'", i + 1 < t.count else { return nil }
+        switch t[i + 1] {
+        case "s", "t", "m", "d": return i + 2
+        case "r", "v":
+            return i + 2 < t.count && t[i + 2] == "e" ? i + 3 : nil
+        case "l":
+            return i + 2 < t.count && t[i + 2] == "l" ? i + 3 : nil
+        default: return nil
+        }
+    }
+
+    private static let startOfText = Array("<|startoftext|>".unicodeScalars)
+    private static let endOfText = Array("<|endoftext|>".unicodeScalars)
+
+    private static func hasPrefix(_ t: [Unicode.Scalar], at i: Int, _ lit: [Unicode.Scalar]) -> Bool {
+        i + lit.count <= t.count && t[i ..< i + lit.count].elementsEqual(lit)
+    }
+
+    private static func matchCLIP(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+        let c = t[i]
+        if c == "<" {
+            if hasPrefix(t, at: i, startOfText) { return i + startOfText.count }
+            if hasPrefix(t, at: i, endOfText) { return i + endOfText.count }
+        }
+        if let end = matchContraction(t, at: i) { return end }
+        if CharClass.isLetter(c) { return run(t, from: i, while: CharClass.isLetter) }
+        if CharClass.isNumber(c) { return i + 1 }
+        if CharClass.isWhitespace(c) { return nil }
+        return run(t, from: i, while: CharClass.isOther)
+    }
+
+    private static func matchGPT2(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+        if let end = matchContraction(t, at: i) { return end }
+        let c = t[i]
+        // ` ?X+` alternatives: an optional single U+0020 then a run of the class.
+        let j = (c == " " && i + 1 < t.count) ? i + 1 : i
+        let d = t[j]
+        if CharClass.isLetter(d) { return run(t, from: j, while: CharClass.isLetter) }
+        if CharClass.isNumber(d) { return run(t, from: j, while: CharClass.isNumber) }
+        if !CharClass.isWhitespace(d) { return run(t, from: j, while: CharClass.isOther) }
+        if j != i && !CharClass.isWhitespace(c) { return nil }
+        // `\s+(?!\S)`: the run, backing off one so the next match can take ` X`; else `\s+`.
+        let end = run(t, from: i, while: CharClass.isWhitespace)
+        if end == t.count { return end }
+        return end - 1 > i ? end - 1 : end
+    }
+}
+
+/// Any other regex, via NSRegularExpression (ICU). ICU's `\s` is `[\t\n\f\r\p{Z}]`, onig's is White_Space
+/// (adds U+000B, U+0085), so `\s`/`\S` are rewritten to the property; `\p{L}`, `\p{N}`, lookahead, `(?i:...)`
+/// and counted repetition mean the same in both engines.
+final class ICUPattern: ScalarPattern, @unchecked Sendable {  // NSRegularExpression is immutable and thread-safe
+    let regex: NSRegularExpression
+
+    init(onigSource: String, file: String, key: String) throws {
+        do {
+            regex = try NSRegularExpression(pattern: Self.translate(onigSource), options: [])
+        } catch {
+            throw TokenizerError.invalidValue(file: file, key: key, reason: "regex \(onigSource) does not compile: \(error)")
+        }
+    }
+
+    static func translate(_ source: String) -> String {
+        var out = ""
+        var escaped = false
+        for ch in source {
+            if escaped {
+                switch ch {
+                case "s": out += #"\p{White_Space}"#
+                case "S": out += #"\P{White_Space}"#
+                default: out += "\\" + String(ch)
+                }
+                escaped = false
+            } else if ch == "\\" {
+                escaped = true
+            } else {
+                out.append(ch)
+            }
+        }
+        if escaped { out += "\\" }
+        return out
+    }
+
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: text)
+        let string = String(view)
+        // UTF-16 offset -> scalar index, to map NSRange back onto the scalar array.
+        var utf16ToScalar = [Int](repeating: 0, count: string.utf16.count + 1)
+        var offset = 0
+        for (index, scalar) in text.enumerated() {
+            utf16ToScalar[offset] = index
+            offset += scalar.utf16.count
+        }
+        utf16ToScalar[offset] = text.count
+        let found = regex.matches(in: string, options: [], range: NSRange(location: 0, length: offset))
+        return found.compactMap { match in
+            let r = match.range
+            guard r.location != NSNotFound, r.length > 0 else { return nil }
+            return utf16ToScalar[r.location] ..< utf16ToScalar[r.location + r.length]
+        }
+    }
+}
+
+/// tokenizers' `Pattern::find_matches`: the text tiled into (range, isMatch) pieces, gaps included.
+func tile(_ text: [Unicode.Scalar], with pattern: any ScalarPattern) -> [(range: Range<Int>, isMatch: Bool)] {
+    if text.isEmpty { return [(0 ..< 0, false)] }
+    var out: [(range: Range<Int>, isMatch: Bool)] = []
+    var previous = 0
+    for m in pattern.matches(in: text) {
+        if previous != m.lowerBound { out.append((previous ..< m.lowerBound, false)) }
+        out.append((m, true))
+        previous = m.upperBound
+    }
+    if previous != text.count { out.append((previous ..< text.count, false)) }
+    return out
+}

@@ -1,0 +1,168 @@
+import Foundation
+
+public enum TokenizerLoader {
+    static let tokenizerJSON = "tokenizer.json"
+    static let vocabJSON = "vocab.json"
+    static let mergesTXT = "merges.txt"
+    static let configJSON = "tokenizer_config.json"
+    static let specialTokensMapJSON = "special_tokens_map.json"
+
+    /// tokenizer.json if present, else vocab.json + merges.txt (built into the same pipeline transformers'
+    /// CLIPTokenizer builds), reading tokenizer_config.json / special_tokens_map.json for special tokens and
+    /// model_max_length.
+    public static func load(directory: URL) throws -> any Tokenizer {
+        try loadPretrained(directory: directory)
+    }
+
+    /// `load`, returning the concrete pipeline (stages inspectable).
+    public static func loadPretrained(directory: URL) throws -> PretrainedTokenizer {
+        let config = try readConfig(directory)
+        let specials = try namedSpecialTokens(directory, config: config)
+        let jsonURL = directory.appendingPathComponent(tokenizerJSON)
+        if FileManager.default.fileExists(atPath: jsonURL.path) {
+            let file = try decodeJSON(TokenizerFile.self, from: try readFile(jsonURL), fileName: tokenizerJSON)
+            return fromTokenizerFile(file, config: config, specials: specials)
+        }
+        let vocabURL = directory.appendingPathComponent(vocabJSON)
+        let mergesURL = directory.appendingPathComponent(mergesTXT)
+        guard FileManager.default.fileExists(atPath: vocabURL.path), FileManager.default.fileExists(atPath: mergesURL.path)
+        else {
+            throw TokenizerError.missingFiles(
+                directory: directory.path, expected: [tokenizerJSON, "\(vocabJSON) + \(mergesTXT)"])
+        }
+        let className = config?.tokenizerClass ?? "CLIPTokenizer"
+        guard className == "CLIPTokenizer" || className == "CLIPTokenizerFast" else {
+            throw TokenizerError.unsupportedTokenizerClass(file: configJSON, className: className)
+        }
+        let vocab = try decodeJSON([String: Int].self, from: try readFile(vocabURL), fileName: vocabJSON)
+        let merges = try parseMerges(try readFile(mergesURL), fileName: mergesTXT)
+        return try CLIPRecipe.build(vocab: vocab, merges: merges, config: config ?? TokenizerConfig(), specials: specials)
+    }
+
+    /// model_max_length from tokenizer_config.json (CLIP: 77); nil when absent or "unlimited" (1e30).
+    public static func modelMaxLength(directory: URL) -> Int? {
+        (try? readConfig(directory))??.maxLength
+    }
+
+    static func readConfig(_ directory: URL) throws -> TokenizerConfig? {
+        let url = directory.appendingPathComponent(configJSON)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try decodeJSON(TokenizerConfig.self, from: try readFile(url), fileName: configJSON)
+    }
+
+    /// transformers reads special_tokens_map.json only when the config has no `added_tokens_decoder`, and then
+    /// lets its values override the config's.
+    static func namedSpecialTokens(_ directory: URL, config: TokenizerConfig?) throws -> SpecialTokens {
+        let base = config?.specialTokens ?? SpecialTokens()
+        guard config?.addedTokensDecoder == nil else { return base }
+        let url = directory.appendingPathComponent(specialTokensMapJSON)
+        guard FileManager.default.fileExists(atPath: url.path) else { return base }
+        let map = try decodeJSON(SpecialTokens.self, from: try readFile(url), fileName: specialTokensMapJSON)
+        return base.overridden(by: map)
+    }
+
+    /// merges.txt: an optional `#version` header, then one "a b" merge per line, rank = line order.
+    static func parseMerges(_ data: Data, fileName: String) throws -> [(String, String)] {
+        let text = String(decoding: data, as: UTF8.self)
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(50_000)
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line[...]
+            if trimmed.isEmpty || (index == 0 && trimmed.hasPrefix("#version")) { continue }
+            guard let merge = splitMergeLine(trimmed) else {
+                throw TokenizerError.malformedMerges(file: fileName, line: index + 1, content: String(trimmed))
+            }
+            merges.append(merge)
+        }
+        return merges
+    }
+
+    static func fromTokenizerFile(_ file: TokenizerFile, config: TokenizerConfig?, specials: SpecialTokens) -> PretrainedTokenizer {
+        let added = file.addedTokens
+        func id(_ value: SpecialTokenValue?) -> Int? {
+            guard let content = value?.content else { return nil }
+            return added.first { $0.content == content }?.id ?? file.model.tokenID(for: content)
+        }
+        // Without a config, RobertaProcessing's cls/sep are the BOS/EOS (CLIP, RoBERTa).
+        let clsSep = file.postProcessor as? ClsSepProcessor
+        let bos = id(specials.bos) ?? (config == nil ? clsSep?.cls.id : nil)
+        let eos = id(specials.eos) ?? (config == nil ? clsSep?.sep.id : nil)
+        let pad = id(specials.pad) ?? file.padding?.padID
+        let bpe = file.model as? BPEModel
+        let isCLIP = config?.tokenizerClass.map { $0.hasPrefix("CLIPTokenizer") }
+            ?? (bpe?.endOfWordSuffix?.isEmpty == false && file.decoder is ByteLevelDecoder)
+        return PretrainedTokenizer(
+            addedTokens: added, normalizer: file.normalizer, preTokenizer: file.preTokenizer, model: file.model,
+            decoder: file.decoder, postProcessor: file.postProcessor, bosTokenID: bos, eosTokenID: eos, padTokenID: pad,
+            decodeSuffixToSpace: isCLIP ? bpe?.endOfWordSuffix : nil)
+    }
+}
+
+/// transformers' CLIPTokenizer.__init__ (tokenization_clip.py), which is what it builds from vocab.json +
+/// merges.txt — and, in transformers 5, even when tokenizer.json exists.
+enum CLIPRecipe {
+    static func build(vocab: [String: Int], merges: [(String, String)], config: TokenizerConfig,
+                      specials named: SpecialTokens) throws -> PretrainedTokenizer {
+        var specials = named
+        // CLIPTokenizer's defaults: unk = eos = pad = "<|endoftext|>", bos = "<|startoftext|>".
+        if specials.bos == nil { specials.bos = SpecialTokenValue(content: "<|startoftext|>") }
+        if specials.eos == nil { specials.eos = SpecialTokenValue(content: "<|endoftext|>") }
+        if specials.unk == nil { specials.unk = SpecialTokenValue(content: "<|endoftext|>") }
+        if specials.pad == nil { specials.pad = SpecialTokenValue(content: "<|endoftext|>") }
+        let unkToken = specials.unk?.content ?? "<|endoftext|>"
+        let model = try BPEModel(
+            vocabulary: vocab, merges: merges, unkToken: unkToken, continuingSubwordPrefix: "",
+            endOfWordSuffix: "</w>", fuseUnk: false, source: TokenizerLoader.mergesTXT)
+        let normalizer = SequenceNormalizer([
+            UnicodeNormalizer(form: .nfc), ReplaceNormalizer(pattern: KnownPattern.whitespaceRun, content: " "),
+            LowercaseNormalizer(),
+        ])
+        let preTokenizer = SequencePreTokenizer([
+            SplitPreTokenizer(pattern: KnownPattern.clip, behavior: .removed, invert: true),
+            ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true),
+        ])
+        let added = addedTokens(vocab: vocab, config: config, specials: specials)
+        func id(_ content: String?) -> Int? {
+            guard let content else { return nil }
+            return added.first { $0.content == content }?.id ?? vocab[content]
+        }
+        let bosID = id(specials.bos?.content)
+        let eosID = id(specials.eos?.content)
+        var post: (any PostProcessor)?
+        if let bos = specials.bos?.content, let eos = specials.eos?.content, let bosID, let eosID {
+            post = ClsSepProcessor(cls: (bos, bosID), sep: (eos, eosID))
+        }
+        return PretrainedTokenizer(
+            addedTokens: added, normalizer: normalizer, preTokenizer: preTokenizer, model: model,
+            decoder: ByteLevelDecoder(), postProcessor: post, bosTokenID: bosID, eosTokenID: eosID,
+            padTokenID: id(specials.pad?.content), decodeSuffixToSpace: "</w>")
+    }
+
+    /// transformers' TokenizersBackend.__init__: `added_tokens_decoder` entries (by id), then each named special
+    /// token not yet present; without `added_tokens_decoder` all named tokens are added in attribute order and,
+    /// for a content added twice, the later flags win (tokenizers' `add_tokens` replaces the entry). A bare
+    /// string is `normalized: false`; CLIP's bos dict says `normalized: true`, its pad string false.
+    static func addedTokens(vocab: [String: Int], config: TokenizerConfig, specials: SpecialTokens) -> [AddedToken] {
+        var order: [String] = []
+        var byContent: [String: AddedToken] = [:]
+        var nextID = (vocab.values.max() ?? -1) + 1
+        func add(_ value: SpecialTokenValue, id explicit: Int?, replace: Bool, named: Bool) {
+            if byContent[value.content] != nil && !replace { return }
+            let id: Int
+            if let explicit { id = explicit } else if let existing = byContent[value.content] { id = existing.id }
+            else if let known = vocab[value.content] { id = known } else { id = nextID; nextID += 1 }
+            if byContent[value.content] == nil { order.append(value.content) }
+            let special = named ? true : (value.special ?? false)
+            byContent[value.content] = AddedToken(
+                id: id, content: value.content, singleWord: value.singleWord, lstrip: value.lstrip, rstrip: value.rstrip,
+                normalized: value.normalized ?? !special, special: special)
+        }
+        if let decoderTokens = config.addedTokensDecoder {
+            for (id, value) in decoderTokens.sorted(by: { $0.key < $1.key }) { add(value, id: id, replace: true, named: false) }
+            for value in specials.ordered { add(value, id: nil, replace: false, named: true) }
+        } else {
+            for value in specials.ordered { add(value, id: nil, replace: true, named: true) }
+        }
+        return order.compactMap { byContent[$0] }
+    }
+}
