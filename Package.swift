@@ -7,7 +7,8 @@
 //       -> VLMLayers (linear, norms, attention, transformer blocks, strict weight loading)
 //         -> VLMTokenizers, VLMImage (text and pixel front ends)
 //           -> VLMModels (CLIP, ...; one file per model)
-//             -> SwiftVLM (pipelines: embed, classify, similarity)
+//             -> VLMIndex (vector storage and search), VLMScenes (synthetic data)
+//               -> SwiftVLM (pipelines: embed, classify, similarity, search)
 //               -> vlm (thin CLI)
 import PackageDescription
 
@@ -20,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -32,7 +34,9 @@ let package = Package(
         .target(name: "VLMTokenizers"),
         .target(name: "VLMImage", dependencies: ["CVLM", "VLMTensor"]),
         .target(name: "VLMModels", dependencies: ["VLMLayers", "VLMTokenizers", "VLMImage"]),
-        .target(name: "SwiftVLM", dependencies: ["VLMModels"]),
+        .target(name: "VLMIndex", dependencies: ["VLMTensor", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "VLMScenes", dependencies: ["VLMImage"]),
+        .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes"]),
         .executableTarget(
             name: "vlm",
             dependencies: ["SwiftVLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -43,6 +47,8 @@ let package = Package(
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
         .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
+        .testTarget(name: "VLMIndexTests", dependencies: ["VLMIndex", "VLMTestSupport"]),
+        .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
         .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm"]),
     ],
     swiftLanguageModes: [.v5]

@@ -3,4 +3,5 @@
 #define CVLM_H
 #include "cvlm_kernels.h"
 #include "cvlm_image.h"
+#include "cvlm_image_encode.h"
 #endif
