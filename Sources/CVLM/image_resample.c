@@ -7,8 +7,9 @@
 //  * normalize_coeffs_8bpc: weights to fixed point with PRECISION_BITS = 32 - 8 - 2 = 22, rounded half away
 //    from zero by (int)(w * 2^22 +- 0.5);
 //  * each pass accumulates sum(pixel * k) + 2^21 in int32 and clip8's it: (acc >> 22) clamped to 0..255;
-//  * horizontal pass first (over the source rows the vertical pass will read), then vertical pass; a pass whose
-//    size does not change is skipped (need_horizontal / need_vertical with the default box (0, 0, w, h)).
+//  * horizontal pass first (over the source rows the vertical pass will read), then vertical pass — except that
+//    Pillow 13 runs the vertical pass first when sh - dh > 0 and sh - dh > 2 * (sw - dw); a pass whose size does
+//    not change is skipped (need_horizontal / need_vertical with the default box (0, 0, w, h)).
 // NEAREST (_imaging.c _resize -> ImagingTransform affine -> ImagingScaleAffine): source index
 // COORD(xo), xo starting at 0.5 * w_in / w_out and *accumulating* += w_in / w_out in double.
 #include <math.h>
@@ -68,6 +69,8 @@ typedef struct {
 static void coeffs_free(vlm_coeffs *c) {
     free(c->bounds);
     free(c->kk);
+    c->bounds = NULL;
+    c->kk = NULL;
 }
 
 /// precompute_coeffs + normalize_coeffs_8bpc of Resample.c for box (in0, in1) = (0, inSize).
@@ -202,9 +205,10 @@ __attribute__((target("avx2"))) static int horizontal_avx2(const uint8_t *src, i
 }
 #endif
 
-static int horizontal(const uint8_t *src, int sw, int y0, int rows, uint8_t *dst, int dw, const vlm_coeffs *c) {
+static int horizontal(const uint8_t *src, int sw, int y0, int rows, uint8_t *dst, int dw, const vlm_coeffs *c,
+                      int flags) {
 #ifdef VLM_HAVE_AVX2_PATH
-    if (__builtin_cpu_supports("avx2") && getenv("VLM_IMAGE_NO_SIMD") == NULL)
+    if (!(flags & VLM_RESAMPLE_FLAG_SCALAR) && __builtin_cpu_supports("avx2"))
         return horizontal_avx2(src, sw, y0, rows, dst, dw, c);
 #endif
     horizontal_scalar(src, sw, y0, rows, dst, dw, c);
@@ -257,7 +261,7 @@ static int nearest(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int
 }
 
 int vlm_image_resize_rgb8(const uint8_t *src, int64_t sw64, int64_t sh64, uint8_t *dst, int64_t dw64, int64_t dh64,
-                          int filter) {
+                          int filter, int flags) {
     if (!src || !dst || sw64 <= 0 || sh64 <= 0 || dw64 <= 0 || dh64 <= 0 || sw64 > INT32_MAX / 4 ||
         sh64 > INT32_MAX / 4 || dw64 > INT32_MAX / 4 || dh64 > INT32_MAX / 4)
         return VLM_IMG_ERR_ARGUMENT;
@@ -279,34 +283,41 @@ int vlm_image_resize_rgb8(const uint8_t *src, int64_t sw64, int64_t sh64, uint8_
     const vlm_filter *f = &filters[filter];
 
     int need_h = dw != sw, need_v = dh != sh;
+    // Pillow >= 12 (ImagingResampleInner): "If height is being scaled down more than twice the amount the width
+    // is, run the vertical pass first". The order changes the intermediate rounding, so it is part of the result.
+    int horizontal_first = !((sh - dh) > 0 && (sh - dh) > (sw - dw) * 2);
     vlm_coeffs cv = {0, NULL, NULL}, ch = {0, NULL, NULL};
-    int st = precompute(sh, dh, f, &cv);
-    if (st) return st;
-    if (!need_h) {  // vertical only, straight from the source
+    int st = VLM_IMG_OK;
+    if (need_v) st = precompute(sh, dh, f, &cv);
+    if (!st && need_h) st = precompute(sw, dw, f, &ch);
+    if (st) goto done;
+    if (!need_h) {
         st = vertical(src, sw, dst, dh, &cv);
-        coeffs_free(&cv);
-        return st;
-    }
-    st = precompute(sw, dw, f, &ch);
-    if (st) {
-        coeffs_free(&cv);
-        return st;
-    }
-    // Only the source rows the vertical pass reads: [first, last) (ybox_first / ybox_last of Resample.c).
-    int first = cv.bounds[0], last = cv.bounds[2 * dh - 2] + cv.bounds[2 * dh - 1];
-    if (!need_v) {
-        st = horizontal(src, sw, 0, sh, dst, dw, &ch);
-    } else {
+    } else if (!need_v) {
+        st = horizontal(src, sw, 0, sh, dst, dw, &ch, flags);
+    } else if (horizontal_first) {
+        // Only the source rows the vertical pass reads: [first, last) (ybox_first / ybox_last).
+        int first = cv.bounds[0], last = cv.bounds[2 * dh - 2] + cv.bounds[2 * dh - 1];
         uint8_t *tmp = (uint8_t *)malloc((size_t)dw * (size_t)(last - first) * 3);
         if (!tmp) {
             st = VLM_IMG_ERR_NOMEM;
-        } else {
-            for (int i = 0; i < dh; i++) cv.bounds[2 * i] -= first;
-            st = horizontal(src, sw, first, last - first, tmp, dw, &ch);
-            if (!st) st = vertical(tmp, dw, dst, dh, &cv);
-            free(tmp);
+            goto done;
         }
+        for (int i = 0; i < dh; i++) cv.bounds[2 * i] -= first;
+        st = horizontal(src, sw, first, last - first, tmp, dw, &ch, flags);
+        if (!st) st = vertical(tmp, dw, dst, dh, &cv);
+        free(tmp);
+    } else {
+        uint8_t *tmp = (uint8_t *)malloc((size_t)sw * (size_t)dh * 3);
+        if (!tmp) {
+            st = VLM_IMG_ERR_NOMEM;
+            goto done;
+        }
+        st = vertical(src, sw, tmp, dh, &cv);
+        if (!st) st = horizontal(tmp, sw, 0, dh, dst, dw, &ch, flags);
+        free(tmp);
     }
+done:
     coeffs_free(&ch);
     coeffs_free(&cv);
     return st;

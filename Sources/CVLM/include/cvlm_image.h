@@ -65,10 +65,13 @@ typedef enum {
     VLM_RESAMPLE_HAMMING = 5,
 } vlm_resample_filter;
 
+/// Flags of vlm_image_resize_rgb8.
+enum { VLM_RESAMPLE_FLAG_SCALAR = 1 };  // force the portable path (tests compare it with the AVX2 one)
+
 /// Pillow's Image.resize((dw, dh), filter) (default box, no reducing_gap) on 8-bit RGB HWC images,
 /// bit-exact with Pillow's Resample.c / Geometry.c. src is sw*sh*3 bytes, dst dw*dh*3 bytes.
 int vlm_image_resize_rgb8(const uint8_t *src, int64_t sw, int64_t sh, uint8_t *dst, int64_t dw, int64_t dh,
-                          int filter);
+                          int filter, int flags);
 
 #ifdef __cplusplus
 }
