@@ -43,7 +43,8 @@ public enum ImageFormat: String, Sendable {
 /// image_png.c for the per-mode rules). The format comes from the magic bytes, never from a file extension.
 /// EXIF orientation is not applied, as Pillow's `Image.open` does not apply it.
 public enum ImageDecoder {
-    /// 100 megapixels (Pillow warns at 89.5 MP and refuses at twice that). Pass `maxPixels` to change it.
+    /// 100 megapixels (Pillow warns at 89.5 MP and refuses at twice that). Pass `maxPixels` to change it
+    /// (<= 0: no limit).
     public static var defaultMaxPixels: Int { 100_000_000 }
 
     /// Format and size from the header only (no pixel decoding, no large allocation).
@@ -59,10 +60,11 @@ public enum ImageDecoder {
     public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop) throws -> RGBImage {
         let (_, width, height) = try probe(data)
         // The limit is enforced here, on header values, before the output buffer exists (the C side checks again).
-        if maxPixels > 0, width * height > maxPixels {
+        // maxPixels <= 0 disables it; the byte count must still fit in an Int.
+        let (count, overflow) = (width * height).multipliedReportingOverflow(by: 3)  // width, height < 2^31
+        if overflow || (maxPixels > 0 && width * height > maxPixels) {
             throw ImageError.tooLarge(file: nil, width: width, height: height, limit: maxPixels)
         }
-        let count = width * height * 3
         var info = vlm_image_info()
         var status: Int32 = 0
         let mode = alpha == .drop ? VLM_ALPHA_DROP : VLM_ALPHA_WHITE

@@ -56,15 +56,12 @@ public func centerCrop(_ image: RGBImage, height: Int, width: Int) throws -> RGB
     // Columns of the crop that exist in the image.
     let x0 = max(0, -left), x1 = min(width, image.width - left)
     if x1 > x0 {
-        image.pixels.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<height {
-                    let sy = y + top
-                    guard sy >= 0, sy < image.height else { continue }
-                    let from = src.baseAddress! + (sy * image.width + left + x0) * 3
-                    (dst.baseAddress! + (y * width + x0) * 3).update(from: from, count: (x1 - x0) * 3)
-                }
-            }
+        let rowBytes = (x1 - x0) * 3
+        for y in 0..<height {
+            let sy = y + top
+            guard sy >= 0, sy < image.height else { continue }
+            let from = (sy * image.width + left + x0) * 3, to = (y * width + x0) * 3
+            out.replaceSubrange(to..<(to + rowBytes), with: image.pixels[from..<(from + rowBytes)])
         }
     }
     return RGBImage(unchecked: width, height: height, pixels: out)

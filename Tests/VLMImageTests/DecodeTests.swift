@@ -21,7 +21,7 @@ import VLMTestSupport
     /// With compositeOnWhite, files with transparency match transformers' convert_to_rgb; others are unchanged.
     @Test func compositeOnWhiteMatchesTransformers() throws {
         let manifest = try ImageManifest.load()
-        #expect(manifest.alpha.sorted() == ["grey_alpha.png", "grey_alpha16.png", "grey_trns.png", "palette4_trns.png", "rgba.png"])
+        #expect(manifest.alpha.sorted() == ["grey_alpha.png", "grey_alpha16.png", "grey_trns.png", "palette4_trns.png", "rgba.png", "rgba16.png"])
         for name in manifest.good {
             let image = try ImageDecoder.load(imageFixture("good/" + name), alpha: .compositeOnWhite)
             let golden = try goldenImage((manifest.alpha.contains(name) ? "decode_white/" : "decode/") + "\(name).npy")
