@@ -143,64 +143,108 @@ static void horizontal_scalar(const uint8_t *src, int sw, int y0, int rows, uint
 #include <immintrin.h>
 #define VLM_HAVE_AVX2_PATH 1
 
-/// Same arithmetic as horizontal_scalar (int32 products and sums are exact, so lane order does not matter):
-/// each source row is widened once to int32 RGBX (+ ksize zero pixels of padding so taps past xmax, whose
-/// coefficient is 0, read zeros), then two output pixels go through one 256-bit register per tap.
+/// Same arithmetic as horizontal_scalar (int32 products and sums are exact, so lane order does not matter).
+/// Source rows are widened to int32 RGBX (+ ksize zero pixels of padding, so taps past a pixel's own count, whose
+/// coefficient is 0, read zeros). Two output pixels share one 256-bit register per tap, with their coefficients
+/// pre-interleaved as [ka x4, kb x4], and two source rows are processed together to reuse each coefficient load.
+__attribute__((target("avx2"))) static void widen_row(const uint8_t *in, int sw, int32_t *wide) {
+    const __m128i shuf = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    int x = 0;
+    for (; x + 6 <= sw; x += 4) {  // reads 16 bytes for 4 pixels: stay 2 pixels clear of the row end
+        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in + 3 * x)), shuf);
+        _mm256_storeu_si256((__m256i *)(wide + 4 * x), _mm256_cvtepu8_epi32(v));
+        _mm256_storeu_si256((__m256i *)(wide + 4 * x + 8), _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+    }
+    for (; x < sw; x++) {
+        wide[4 * x] = in[3 * x];
+        wide[4 * x + 1] = in[3 * x + 1];
+        wide[4 * x + 2] = in[3 * x + 2];
+        wide[4 * x + 3] = 0;
+    }
+}
+
+__attribute__((target("avx2"))) static inline void store_pair(uint8_t *out, __m256i acc) {
+    int32_t s[8];
+    _mm256_storeu_si256((__m256i *)s, acc);
+    out[0] = clip8(s[0]);
+    out[1] = clip8(s[1]);
+    out[2] = clip8(s[2]);
+    out[3] = clip8(s[4]);
+    out[4] = clip8(s[5]);
+    out[5] = clip8(s[6]);
+}
+
 __attribute__((target("avx2"))) static int horizontal_avx2(const uint8_t *src, int sw, int y0, int rows, uint8_t *dst,
                                                            int dw, const vlm_coeffs *c) {
-    int ksize = c->ksize;
-    int32_t *wide = (int32_t *)aligned_alloc(32, ((size_t)(sw + ksize) * 4 * sizeof(int32_t) + 31) & ~(size_t)31);
-    if (!wide) return VLM_IMG_ERR_NOMEM;
+    int ksize = c->ksize, pairs = dw / 2;
+    size_t wide_n = (size_t)(sw + ksize) * 4;
+    int32_t *wide = (int32_t *)malloc(2 * wide_n * sizeof(int32_t));
+    int32_t *kp = (int32_t *)malloc(((size_t)pairs * ksize * 8 + 1) * sizeof(int32_t));
+    int *np = (int *)malloc(((size_t)pairs + 1) * sizeof(int));
+    if (!wide || !kp || !np) {
+        free(wide);
+        free(kp);
+        free(np);
+        return VLM_IMG_ERR_NOMEM;
+    }
+    int32_t *wide1 = wide + wide_n;
     memset(wide + (size_t)sw * 4, 0, (size_t)ksize * 4 * sizeof(int32_t));
-    const __m256i half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
-    for (int yy = 0; yy < rows; yy++) {
-        const uint8_t *in = src + (size_t)(y0 + yy) * sw * 3;
-        for (int x = 0; x < sw; x++) {
-            wide[4 * x] = in[3 * x];
-            wide[4 * x + 1] = in[3 * x + 1];
-            wide[4 * x + 2] = in[3 * x + 2];
-            wide[4 * x + 3] = 0;
-        }
-        uint8_t *out = dst + (size_t)yy * dw * 3;
-        int xx = 0;
-        for (; xx + 1 < dw; xx += 2) {
-            int xa = c->bounds[2 * xx], na = c->bounds[2 * xx + 1];
-            int xb = c->bounds[2 * xx + 2], nb = c->bounds[2 * xx + 3];
-            const int32_t *ka = c->kk + (size_t)xx * ksize, *kb = ka + ksize;
-            int n = na > nb ? na : nb;  // n <= ksize, and the k beyond each pixel's own count are 0
-            const int32_t *pa = wide + (size_t)xa * 4, *pb = wide + (size_t)xb * 4;
-            __m256i acc = half;
-            for (int t = 0; t < n; t++) {
-                __m256i px = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(pb + 4 * t)),
-                                              _mm_loadu_si128((const __m128i *)(pa + 4 * t)));
-                __m256i kv = _mm256_set_m128i(_mm_set1_epi32(kb[t]), _mm_set1_epi32(ka[t]));
-                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, kv));
+    memset(wide1 + (size_t)sw * 4, 0, (size_t)ksize * 4 * sizeof(int32_t));
+    for (int p = 0; p < pairs; p++) {
+        const int32_t *ka = c->kk + (size_t)(2 * p) * ksize, *kb = ka + ksize;
+        int na = c->bounds[4 * p + 1], nb = c->bounds[4 * p + 3];
+        np[p] = na > nb ? na : nb;  // <= ksize; beyond its own count each pixel's k is 0
+        for (int t = 0; t < ksize; t++)
+            for (int l = 0; l < 4; l++) {
+                kp[((size_t)p * ksize + t) * 8 + l] = ka[t];
+                kp[((size_t)p * ksize + t) * 8 + 4 + l] = kb[t];
             }
-            int32_t s[8];
-            _mm256_storeu_si256((__m256i *)s, acc);
-            out[3 * xx] = clip8(s[0]);
-            out[3 * xx + 1] = clip8(s[1]);
-            out[3 * xx + 2] = clip8(s[2]);
-            out[3 * xx + 3] = clip8(s[4]);
-            out[3 * xx + 4] = clip8(s[5]);
-            out[3 * xx + 5] = clip8(s[6]);
+    }
+    const __m256i half = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    for (int yy = 0; yy < rows; yy += 2) {
+        int two = yy + 1 < rows;
+        widen_row(src + (size_t)(y0 + yy) * sw * 3, sw, wide);
+        if (two) widen_row(src + (size_t)(y0 + yy + 1) * sw * 3, sw, wide1);
+        uint8_t *out0 = dst + (size_t)yy * dw * 3, *out1 = out0 + (size_t)dw * 3;
+        for (int p = 0; p < pairs; p++) {
+            int xa = c->bounds[4 * p], xb = c->bounds[4 * p + 2], n = np[p];
+            const int32_t *k = kp + (size_t)p * ksize * 8;
+            const int32_t *a0 = wide + (size_t)xa * 4, *b0 = wide + (size_t)xb * 4;
+            const int32_t *a1 = wide1 + (size_t)xa * 4, *b1 = wide1 + (size_t)xb * 4;
+            __m256i acc0 = half, acc1 = half;
+            for (int t = 0; t < n; t++) {
+                __m256i kv = _mm256_loadu_si256((const __m256i *)(k + 8 * t));
+                __m256i p0 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(a0 + 4 * t))),
+                                                     _mm_loadu_si128((const __m128i *)(b0 + 4 * t)), 1);
+                acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(p0, kv));
+                if (two) {
+                    __m256i p1 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(a1 + 4 * t))),
+                                                         _mm_loadu_si128((const __m128i *)(b1 + 4 * t)), 1);
+                    acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(p1, kv));
+                }
+            }
+            store_pair(out0 + 6 * p, acc0);
+            if (two) store_pair(out1 + 6 * p, acc1);
         }
-        for (; xx < dw; xx++) {
-            int xmin = c->bounds[2 * xx], xmax = c->bounds[2 * xx + 1];
-            const int32_t *k = c->kk + (size_t)xx * ksize;
-            const int32_t *p = wide + (size_t)xmin * 4;
+        for (int r = 0; r < 1 + two; r++) {  // odd last output pixel
+            if (dw % 2 == 0) break;
+            int xx = dw - 1, xmin = c->bounds[2 * xx], xmax = c->bounds[2 * xx + 1];
+            const int32_t *k = c->kk + (size_t)xx * ksize, *px = (r ? wide1 : wide) + (size_t)xmin * 4;
             int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
             for (int x = 0; x < xmax; x++) {
-                s0 += p[4 * x] * k[x];
-                s1 += p[4 * x + 1] * k[x];
-                s2 += p[4 * x + 2] * k[x];
+                s0 += px[4 * x] * k[x];
+                s1 += px[4 * x + 1] * k[x];
+                s2 += px[4 * x + 2] * k[x];
             }
-            out[3 * xx] = clip8(s0);
-            out[3 * xx + 1] = clip8(s1);
-            out[3 * xx + 2] = clip8(s2);
+            uint8_t *o = (r ? out1 : out0) + 3 * xx;
+            o[0] = clip8(s0);
+            o[1] = clip8(s1);
+            o[2] = clip8(s2);
         }
     }
     free(wide);
+    free(kp);
+    free(np);
     return VLM_IMG_OK;
 }
 #endif
