@@ -18,6 +18,14 @@ public struct RGBImage: Sendable, Equatable {
         self.init(unchecked: width, height: height, pixels: pixels)
     }
 
+    /// `pixels` is mutable, so every consumer re-checks its length before handing the buffer to C.
+    func validated() throws -> RGBImage {
+        guard width > 0, height > 0, pixels.count == width * height * 3 else {
+            throw ImageError.invalidArgument("\(pixels.count) bytes for a \(width)x\(height) RGB image")
+        }
+        return self
+    }
+
     init(unchecked width: Int, height: Int, pixels: [UInt8]) {
         self.width = width
         self.height = height

@@ -90,7 +90,7 @@ public struct ImageProcessor: Sendable {
 
     /// The uint8 image after resize and center crop (before rescale / normalize).
     public func geometry(_ image: RGBImage) throws -> RGBImage {
-        var out = image
+        var out = try image.validated()
         if config.doResize {
             let (h, w) = try resizeTarget(height: image.height, width: image.width)
             out = try resize(out, width: w, height: h, filter: config.resample)

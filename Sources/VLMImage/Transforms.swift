@@ -22,6 +22,7 @@ public func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleF
 
 /// `portable: true` forces the scalar C path (the tests check it against the SIMD one).
 func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, portable: Bool) throws -> RGBImage {
+    let image = try image.validated()
     guard width > 0, height > 0, width <= Int(Int32.max) / 4, height <= Int(Int32.max) / 4 else {
         throw ImageError.invalidArgument("resize target \(width)x\(height)")
     }
@@ -49,6 +50,7 @@ func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, 
 /// with zeros, ceil((h - H) / 2) rows on top, which amounts to the same top = floor((H - h) / 2) offset with
 /// zero pixels outside. The result is always exactly height x width.
 public func centerCrop(_ image: RGBImage, height: Int, width: Int) throws -> RGBImage {
+    let image = try image.validated()
     guard width > 0, height > 0 else { throw ImageError.invalidArgument("center crop size \(height)x\(width)") }
     if width == image.width, height == image.height { return image }
     let top = floorDiv(image.height - height, 2), left = floorDiv(image.width - width, 2)
@@ -102,6 +104,7 @@ public func pixelValues(_ image: RGBImage, rescale: Double? = 1.0 / 255.0, mean:
     if let mean, let std, mean.count != 3 || std.count != 3 || std.contains(0) {
         throw ImageError.invalidArgument("normalize needs 3 means and 3 non-zero stds, got \(mean) and \(std)")
     }
+    let image = try image.validated()
     let t = Tensor(uninitialized: [3, image.height, image.width])
     writePixelValues(image, rescale: rescale, mean: mean, std: std, to: t.pointer)
     return t

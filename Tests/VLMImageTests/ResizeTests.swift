@@ -52,6 +52,12 @@ import VLMTestSupport
         }
         #expect(throws: ImageError.self) { try resize(image, width: 0, height: 3, filter: .bicubic) }
         #expect(throws: ImageError.self) { try resize(image, width: 3, height: -1, filter: .bicubic) }
+        // pixels is a var: a buffer that no longer matches width x height is refused, never read out of bounds.
+        var broken = image
+        broken.pixels.removeLast(3)
+        #expect(throws: ImageError.self) { try resize(broken, width: 300, height: 300, filter: .lanczos) }
+        #expect(throws: ImageError.self) { try centerCrop(broken, height: 2, width: 2) }
+        #expect(throws: ImageError.self) { try ImageProcessor(config: .clip).preprocess(broken) }
     }
 
     @Test func centerCropCropsAndPadsLikeTransformers() throws {
