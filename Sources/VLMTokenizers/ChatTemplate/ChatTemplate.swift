@@ -1,0 +1,161 @@
+import Foundation
+
+/// A Hugging Face chat template, parsed once and rendered like transformers'
+/// `apply_chat_template(..., tokenize=False)` (jinja2 with trim_blocks and lstrip_blocks, an
+/// immutable sandbox, `raise_exception`, `strftime_now`, a json.dumps `tojson`, loop controls
+/// and the `{% generation %}` tag).
+public struct ChatTemplate: @unchecked Sendable {
+    // The AST is immutable after init; the unchecked conformance only covers that.
+    private let nodes: [JinjaNode]
+    public let source: String
+    /// Bounds that turn runaway templates into errors.
+    public var limits = ChatTemplateLimits()
+    /// The clock behind `strftime_now` (fixed in tests; local time like Python's datetime.now()).
+    public var now: @Sendable () -> Date = { Date() }
+
+    /// Parses `source`; a syntax error names the line and column.
+    public init(_ source: String) throws {
+        self.source = source
+        nodes = try JinjaParser.parse(source)
+    }
+
+    /// Renders with `context` as the template's variables.
+    public func render(_ context: [String: JinjaValue]) throws -> String {
+        let interpreter = JinjaInterpreter(limits: limits, now: now)
+        return try interpreter.render(nodes, context: context)
+    }
+
+    /// The variables transformers passes: `messages`, `tools` and `documents` (None unless given
+    /// in `extra`), `add_generation_prompt`, the special tokens that exist, then `extra`.
+    public func apply(
+        messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
+        extra: [String: JinjaValue] = [:]
+    ) throws -> String {
+        var context: [String: JinjaValue] = [
+            "messages": .array(messages.map(\.jinjaValue)),
+            "tools": .none,
+            "documents": .none,
+            "add_generation_prompt": .bool(addGenerationPrompt),
+        ]
+        if let bosToken { context["bos_token"] = .string(bosToken) }
+        if let eosToken { context["eos_token"] = .string(eosToken) }
+        for (k, v) in extra { context[k] = v }
+        return try render(context)
+    }
+}
+
+/// One content block of a multimodal message: `{"type": "text", "text": ...}`, `{"type": "image"}`...
+public struct ChatContentPart: Codable, Sendable, Equatable {
+    public var type: String
+    public var text: String?
+
+    public init(type: String, text: String? = nil) {
+        self.type = type
+        self.text = text
+    }
+
+    public static func text(_ text: String) -> ChatContentPart { ChatContentPart(type: "text", text: text) }
+    public static let image = ChatContentPart(type: "image")
+    public static let video = ChatContentPart(type: "video")
+
+    var jinjaValue: JinjaValue {
+        var o = JinjaObject()
+        o["type"] = .string(type)
+        if let text { o["text"] = .string(text) }
+        return .object(o)
+    }
+}
+
+/// A message's content: a string, a list of parts, or absent (an assistant turn with only tool calls).
+public enum ChatContent: Codable, Sendable, Equatable {
+    case text(String)
+    case parts([ChatContentPart])
+    case none
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .none
+        } else if let s = try? container.decode(String.self) {
+            self = .text(s)
+        } else {
+            self = .parts(try container.decode([ChatContentPart].self))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .text(let s): try container.encode(s)
+        case .parts(let p): try container.encode(p)
+        case .none: try container.encodeNil()
+        }
+    }
+}
+
+/// A chat message as transformers' templates read it (`{"role": ..., "content": ...}` plus any
+/// other fields, e.g. `tool_calls`, `tool_call_id`, `name`, kept in their order).
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public var role: String
+    public var content: ChatContent
+    public var fields: JinjaObject
+
+    public init(role: String, content: ChatContent, fields: JinjaObject = JinjaObject()) {
+        self.role = role
+        self.content = content
+        self.fields = fields
+    }
+
+    public init(role: String, text: String) { self.init(role: role, content: .text(text)) }
+    public init(role: String, parts: [ChatContentPart]) { self.init(role: role, content: .parts(parts)) }
+
+    /// Builds a message from a dict value (role and content first; the rest goes to `fields`).
+    public init(_ value: JinjaValue) throws {
+        guard case .object(let o) = value, case .string(let role)? = o["role"] else {
+            throw ChatTemplateError.runtime("a chat message must be a dict with a string 'role'")
+        }
+        self.role = role
+        switch o["content"] ?? JinjaValue.none {
+        case .string(let s): content = .text(s)
+        case .none, .undefined: content = .none
+        case .array(let items):
+            content = .parts(try items.map { item in
+                guard case .object(let p) = item, case .string(let type)? = p["type"] else {
+                    throw ChatTemplateError.runtime("a content part must be a dict with a string 'type'")
+                }
+                return ChatContentPart(type: type, text: p["text"]?.stringValue)
+            })
+        default: throw ChatTemplateError.runtime("message content must be a string, a list of parts or null")
+        }
+        var rest = JinjaObject()
+        for (k, v) in o.pairs where k != "role" && k != "content" { rest[k] = v }
+        fields = rest
+    }
+
+    public var jinjaValue: JinjaValue {
+        var o = JinjaObject()
+        o["role"] = .string(role)
+        switch content {
+        case .text(let s): o["content"] = .string(s)
+        case .parts(let parts): o["content"] = .array(parts.map(\.jinjaValue))
+        case .none: o["content"] = JinjaValue.none
+        }
+        for (k, v) in fields.pairs { o[k] = v }
+        return .object(o)
+    }
+
+    private enum CodingKeys: String, CodingKey { case role, content }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(String.self, forKey: .role)
+        content = try c.decodeIfPresent(ChatContent.self, forKey: .content) ?? .none
+        fields = JinjaObject()
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(role, forKey: .role)
+        try c.encode(content, forKey: .content)
+    }
+}
