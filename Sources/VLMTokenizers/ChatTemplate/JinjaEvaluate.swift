@@ -9,8 +9,10 @@ extension JinjaInterpreter {
             return v
         case .name(let name, _):
             return scope.lookup(name) ?? .undefined(hint: "'\(name)' is undefined")
-        case .list(let items), .tuple(let items):
+        case .list(let items):
             return .array(try items.map { try evaluate($0, scope) })
+        case .tuple(let items):
+            return .tuple(try items.map { try evaluate($0, scope) })
         case .dict(let pairs):
             var o = JinjaObject()
             for (k, v) in pairs { o[JinjaPython.str(try evaluate(k, scope))] = try evaluate(v, scope) }
@@ -144,7 +146,7 @@ extension JinjaInterpreter {
         case (.object(let o), .string(let k)):
             if let v = o[k] { return v }
             return getAttribute(value, k)
-        case (.array(let a), _) where key.integerValue != nil:
+        case (.array(let a), _) where key.integerValue != nil, (.tuple(let a), _) where key.integerValue != nil:
             let i = key.integerValue ?? 0
             let index = i < 0 ? a.count + i : i
             guard a.indices.contains(index) else { return .undefined(hint: "list object has no element \(i)") }
@@ -183,6 +185,7 @@ extension JinjaInterpreter {
         }
         switch value {
         case .array(let a): return .array(indices(a.count).map { a[$0] })
+        case .tuple(let a): return .tuple(indices(a.count).map { a[$0] })
         case .string(let s):
             let scalars = Array(s.unicodeScalars)
             var out = String.UnicodeScalarView()
@@ -206,6 +209,8 @@ extension JinjaInterpreter {
             throw runtimeError("can only concatenate str (not \"\(right.typeName)\") to str", at: p)
         case ("+", .array(let x), .array(let y)):
             return .array(x + y)
+        case ("+", .tuple(let x), .tuple(let y)):
+            return .tuple(x + y)
         case ("+", .array, _):
             throw runtimeError("can only concatenate list (not \"\(right.typeName)\") to list", at: p)
         case ("*", .string(let s), _) where right.integerValue != nil, ("*", _, .string(let s)) where left.integerValue != nil:
@@ -298,7 +303,7 @@ extension JinjaInterpreter {
                 throw runtimeError("'in <string>' requires string as left operand, not \(needle.typeName)", at: p)
             }
             return n.isEmpty || s.contains(n)
-        case .array(let a): return a.contains(needle)
+        case .array(let a), .tuple(let a): return a.contains(needle)
         case .object(let o):
             guard case .string(let k) = needle else { return false }
             return o[k] != nil
@@ -317,7 +322,7 @@ enum JinjaCompare {
             let xs = Array(x.unicodeScalars), ys = Array(y.unicodeScalars)
             for (p, q) in zip(xs, ys) where p != q { return p.value < q.value ? -1 : 1 }
             return xs.count == ys.count ? 0 : (xs.count < ys.count ? -1 : 1)
-        case (.array(let x), .array(let y)):
+        case (.array(let x), .array(let y)), (.tuple(let x), .tuple(let y)):
             for (p, q) in zip(x, y) where p != q {
                 guard let o = try order(p, q) else { return nil }
                 return o

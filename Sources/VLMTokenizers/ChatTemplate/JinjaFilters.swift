@@ -162,7 +162,7 @@ extension JinjaInterpreter {
             switch value {
             case .undefined: return .int(0)
             case .string(let s): return .int(s.unicodeScalars.count)
-            case .array(let a): return .int(a.count)
+            case .array(let a), .tuple(let a): return .int(a.count)
             case .object(let o): return .int(o.count)
             default: throw runtimeError("object of type '\(value.typeName)' has no len()", at: p)
             }
@@ -192,7 +192,7 @@ extension JinjaInterpreter {
             case .string(let s): options.indent = s
             case let v: options.indent = String(repeating: " ", count: max(0, v.integerValue ?? 0))
             }
-            if case .array(let seps)? = arg(2, "separators"), seps.count == 2 {
+            if let seps = arg(2, "separators")?.sequenceItems, seps.count == 2 {
                 options.itemSeparator = JinjaPython.str(seps[0])
                 options.keySeparator = JinjaPython.str(seps[1])
             }
@@ -213,7 +213,7 @@ extension JinjaInterpreter {
         case "items":
             switch value {
             case .undefined: return .array([])
-            case .object(let o): return .array(o.pairs.map { .array([.string($0.0), $0.1]) })
+            case .object(let o): return .array(o.pairs.map { .tuple([.string($0.0), $0.1]) })
             default: throw runtimeError("Can only get item pairs from a mapping.", at: p)
             }
         case "list": return .array(try list())
@@ -303,9 +303,9 @@ extension JinjaInterpreter {
             let caseSensitive = arg(0, "case_sensitive")?.isTruthy ?? false
             let byValue = JinjaPython.str(arg(1, "by") ?? "key") == "value"
             let reverse = arg(2, "reverse")?.isTruthy ?? false
-            let pairs = o.pairs.map { JinjaValue.array([.string($0.0), $0.1]) }
+            let pairs = o.pairs.map { JinjaValue.tuple([.string($0.0), $0.1]) }
             return .array(try sorted(pairs, key: { pair in
-                guard case .array(let kv) = pair else { return pair }
+                guard let kv = pair.sequenceItems else { return pair }
                 return self.sortKey(kv[byValue ? 1 : 0], caseSensitive: caseSensitive)
             }, reverse: reverse))
         case "indent":
@@ -327,7 +327,7 @@ extension JinjaInterpreter {
         case "center":
             return try JinjaMethods.call(.string(text()), "center", JinjaArguments([arg(0, "width") ?? .int(80)])) ?? value
         case "format":
-            let values: JinjaValue = args.positional.count == 1 ? args.positional[0] : .array(args.positional)
+            let values: JinjaValue = args.positional.count == 1 ? args.positional[0] : .tuple(args.positional)
             return .string(try JinjaFormat.percent(text(), values))
         case "batch":
             guard let size = arg(0, "linecount")?.integerValue, size > 0 else { throw runtimeError("batch size must be positive", at: p) }

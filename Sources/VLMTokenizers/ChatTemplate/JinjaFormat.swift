@@ -5,7 +5,7 @@ enum JinjaFormat {
     /// printf-style `format % values` with %s %r %d %i %f %% (flags and width are honoured for numbers).
     static func percent(_ format: String, _ values: JinjaValue) throws -> String {
         var args: [JinjaValue]
-        if case .array(let a) = values { args = a } else { args = [values] }
+        if case .tuple(let a) = values { args = a } else { args = [values] }
         var out = ""
         var chars = Array(format)[...]
         while let c = chars.first {
@@ -38,7 +38,7 @@ enum JinjaFormat {
                 throw ChatTemplateError.runtime("unsupported format character '\(conversion)'")
             }
         }
-        if !args.isEmpty, case .array = values { throw ChatTemplateError.runtime("not all arguments converted during string formatting") }
+        if !args.isEmpty, case .tuple = values { throw ChatTemplateError.runtime("not all arguments converted during string formatting") }
         return out
     }
 

@@ -208,7 +208,7 @@ final class JinjaInterpreter {
     /// What `for` iterates: list items, dict keys, string characters; Undefined is empty.
     func iterate(_ value: JinjaValue, at p: JinjaPosition? = nil) throws -> [JinjaValue] {
         switch value {
-        case .array(let a): return a
+        case .array(let a), .tuple(let a): return a
         case .object(let o): return o.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
@@ -245,7 +245,7 @@ final class JinjaInterpreter {
                     scope.variables[name] = .undefined(hint: "parameter '\(name)' was not provided")
                 }
             }
-            scope.variables["varargs"] = .array(Array(args.positional.dropFirst(definition.parameters.count)))
+            scope.variables["varargs"] = .tuple(Array(args.positional.dropFirst(definition.parameters.count)))
             if let k = keyword.firstIndex(where: { $0.0 == "caller" }) {
                 scope.variables["caller"] = keyword[k].1
                 keyword.remove(at: k)

@@ -22,6 +22,7 @@ enum JinjaMethods {
         case .string: return stringMethods.contains(name)
         case .object: return dictMethods.contains(name) || unsafeMethods.contains(name)
         case .array: return listMethods.contains(name) || unsafeMethods.contains(name)
+        case .tuple: return name == "index" || name == "count"
         default: return false
         }
     }
@@ -32,7 +33,7 @@ enum JinjaMethods {
         case .string(let s): return try stringMethod(s, name, args)
         case .object(let o):
             switch name {
-            case "items": return .array(o.pairs.map { .array([.string($0.0), $0.1]) })
+            case "items": return .array(o.pairs.map { .tuple([.string($0.0), $0.1]) })
             case "keys": return .array(o.keys.map { .string($0) })
             case "values": return .array(o.values)
             case "get":
@@ -41,7 +42,7 @@ enum JinjaMethods {
             case "copy": return value
             default: break
             }
-        case .array(let a):
+        case .array(let a), .tuple(let a):
             switch name {
             case "index":
                 let needle = args.value(0, "value") ?? JinjaValue.none
@@ -151,7 +152,7 @@ enum JinjaMethods {
         case "startswith", "endswith":
             let candidates: [JinjaValue]
             switch args.value(0, "prefix") ?? JinjaValue.none {
-            case .array(let a): candidates = a
+            case .array(let a), .tuple(let a): candidates = a
             case let v: candidates = [v]
             }
             for c in candidates {
@@ -179,7 +180,7 @@ enum JinjaMethods {
         case "join":
             let items = try args.value(0, "iterable").map { v -> [JinjaValue] in
                 switch v {
-                case .array(let a): return a
+                case .array(let a), .tuple(let a): return a
                 case .string(let t): return t.unicodeScalars.map { .string(String($0)) }
                 case .object(let o): return o.keys.map { .string($0) }
                 default: throw ChatTemplateError.runtime("can only join an iterable")
@@ -230,9 +231,9 @@ enum JinjaMethods {
             let sep = try argString(args, 0, "sep") ?? ""
             let range = name == "partition" ? s.range(of: sep) : s.range(of: sep, options: .backwards)
             guard let range, !sep.isEmpty else {
-                return name == "partition" ? .array([.string(s), "", ""]) : .array(["", "", .string(s)])
+                return name == "partition" ? .tuple([.string(s), "", ""]) : .tuple(["", "", .string(s)])
             }
-            return .array([.string(String(s[..<range.lowerBound])), .string(sep), .string(String(s[range.upperBound...]))])
+            return .tuple([.string(String(s[..<range.lowerBound])), .string(sep), .string(String(s[range.upperBound...]))])
         default: return nil
         }
     }

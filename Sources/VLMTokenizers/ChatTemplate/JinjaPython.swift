@@ -72,6 +72,7 @@ enum JinjaPython {
         case .double(let d): return floatRepr(d)
         case .string(let s): return stringRepr(s)
         case .array(let a): return "[" + a.map(repr).joined(separator: ", ") + "]"
+        case .tuple(let a): return "(" + a.map(repr).joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
         case .object(let o): return "{" + o.pairs.map { stringRepr($0.0) + ": " + repr($0.1) }.joined(separator: ", ") + "}"
         case .namespace(let n): return "<Namespace " + repr(.object(n.attributes)) + ">"
         case .callable(let c): return "<function \(c.name)>"
@@ -163,7 +164,7 @@ enum JinjaPython {
                 out += floatRepr(d)
             }
         case .string(let s): out += jsonString(s, ensureASCII: o.ensureASCII)
-        case .array(let items):
+        case .array(let items), .tuple(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["
             for (i, item) in items.enumerated() {

@@ -23,7 +23,7 @@ extension JinjaInterpreter {
         case "iterable", "sequence":
             // Python: str, list, dict and jinja2's Undefined all support iter() and len().
             switch value {
-            case .string, .array, .object, .undefined: return true
+            case .string, .array, .tuple, .object, .undefined: return true
             default: return false
             }
         case "number": return value.numericValue != nil

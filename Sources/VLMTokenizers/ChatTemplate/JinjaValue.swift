@@ -86,6 +86,8 @@ public enum JinjaValue: Sendable {
     case double(Double)
     case string(String)
     case array([JinjaValue])
+    /// A Python tuple: a list that prints as `(a, b)` and never equals a list.
+    case tuple([JinjaValue])
     case object(JinjaObject)
     case namespace(JinjaNamespace)
     case callable(JinjaCallable)
@@ -103,7 +105,7 @@ public enum JinjaValue: Sendable {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .array(let a): return !a.isEmpty
+        case .array(let a), .tuple(let a): return !a.isEmpty
         case .object(let o): return !o.isEmpty
         case .namespace, .callable: return true
         }
@@ -119,6 +121,7 @@ public enum JinjaValue: Sendable {
         case .double: return "float"
         case .string: return "str"
         case .array: return "list"
+        case .tuple: return "tuple"
         case .object: return "dict"
         case .namespace: return "Namespace"
         case .callable: return "function"
@@ -140,6 +143,14 @@ public enum JinjaValue: Sendable {
         switch self {
         case .int(let i): return i
         case .bool(let b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    /// The items of a list or tuple.
+    var sequenceItems: [JinjaValue]? {
+        switch self {
+        case .array(let a), .tuple(let a): return a
         default: return nil
         }
     }
@@ -166,7 +177,7 @@ extension JinjaValue: Equatable {
         switch (lhs, rhs) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let a), .string(let b)): return a == b
-        case (.array(let a), .array(let b)): return a == b
+        case (.array(let a), .array(let b)), (.tuple(let a), .tuple(let b)): return a == b
         case (.object(let a), .object(let b)): return a == b
         case (.namespace(let a), .namespace(let b)): return a === b
         case (.callable(let a), .callable(let b)): return a === b
@@ -208,7 +219,7 @@ extension JinjaValue: Codable {
         case .int(let i): try container.encode(i)
         case .double(let d): try container.encode(d)
         case .string(let s): try container.encode(s)
-        case .array(let a): try container.encode(a)
+        case .array(let a), .tuple(let a): try container.encode(a)
         case .object(let o):
             var d: [String: JinjaValue] = [:]
             for (k, v) in o.pairs { d[k] = v }
