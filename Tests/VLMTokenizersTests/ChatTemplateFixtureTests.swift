@@ -33,7 +33,8 @@ enum ChatTemplateFixtures {
     }
 }
 
-@Suite struct ChatTemplateFixtureTests {
+extension ChatTemplateTests {
+@Suite struct Fixtures {
     /// Every family case renders byte-identical to transformers, through `render` and `apply`.
     @Test func familiesMatchTransformers() throws {
         let fixture = try ChatTemplateFixtures.load("families.json")
@@ -132,4 +133,5 @@ enum ChatTemplateFixtures {
             }
         }
     }
+}
 }

@@ -22,7 +22,7 @@ final class JinjaScope {
 /// Resource bounds of one render, so a hostile or broken template fails instead of hanging.
 public struct ChatTemplateLimits: Sendable {
     /// Total loop iterations over the whole render.
-    public var maxLoopIterations = 1_000_000
+    public var maxLoopIterations = 200_000
     /// Largest `range()`; jinja2's sandbox refuses ranges over MAX_RANGE = 100000.
     public var maxRange = 100_000
     /// Output size in UTF-8 bytes, including strings built by `*` and block `set`s.
