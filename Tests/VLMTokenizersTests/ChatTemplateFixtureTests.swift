@@ -65,7 +65,7 @@ extension ChatTemplateTests {
             if let tools = c["tools"] { extra["tools"] = tools }
 
             // The exact variables transformers' render_jinja_template passes.
-            var context: [String: JinjaValue] = ["messages": c["messages"] ?? .none, "tools": .none, "documents": .none,
+            var context: [String: JinjaValue] = ["messages": ChatTemplate.aliasReasoningFields(c["messages"] ?? .none), "tools": .none, "documents": .none,
                 "add_generation_prompt": .bool(agp)]
             if let bos { context["bos_token"] = .string(bos) }
             if let eos { context["eos_token"] = .string(eos) }

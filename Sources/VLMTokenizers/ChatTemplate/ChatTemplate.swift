@@ -32,7 +32,7 @@ public struct ChatTemplate: @unchecked Sendable {
         extra: [String: JinjaValue] = [:]
     ) throws -> String {
         var context: [String: JinjaValue] = [
-            "messages": .array(messages.map(\.jinjaValue)),
+            "messages": ChatTemplate.aliasReasoningFields(.array(messages.map(\.jinjaValue))),
             "tools": .none,
             "documents": .none,
             "add_generation_prompt": .bool(addGenerationPrompt),
@@ -41,6 +41,28 @@ public struct ChatTemplate: @unchecked Sendable {
         if let eosToken { context["eos_token"] = .string(eosToken) }
         for (k, v) in extra { context[k] = v }
         return try render(context)
+    }
+}
+
+extension ChatTemplate {
+    /// transformers' `_alias_reasoning_fields`: a message whose reasoning comes under
+    /// `reasoning_content`, `thinking` or `reasoning` (first non-null wins) is rebuilt as
+    /// `{"thinking": r, **message, "reasoning_content": r}`, so templates can read either name.
+    public static func aliasReasoningFields(_ messages: JinjaValue) -> JinjaValue {
+        guard case .array(let items) = messages else { return messages }
+        return .array(items.map { item in
+            guard case .object(let message) = item else { return item }
+            let reasoning = ["reasoning_content", "thinking", "reasoning"].lazy.compactMap { key -> JinjaValue? in
+                guard let v = message[key], !v.isNone else { return nil }
+                return v
+            }.first
+            guard let reasoning else { return item }
+            var aliased = JinjaObject()
+            aliased["thinking"] = reasoning
+            for (k, v) in message.pairs { aliased[k] = v }
+            aliased["reasoning_content"] = reasoning
+            return .object(aliased)
+        })
     }
 }
 
@@ -99,6 +121,9 @@ public struct ChatMessage: Codable, Sendable, Equatable {
     public var role: String
     public var content: ChatContent
     public var fields: JinjaObject
+    /// The key order of the dict this message was built from: templates that print or
+    /// `tojson` a message see Python's insertion order. Empty: role, content, then fields.
+    var keyOrder: [String] = []
 
     public init(role: String, content: ChatContent, fields: JinjaObject = JinjaObject()) {
         self.role = role
@@ -130,6 +155,7 @@ public struct ChatMessage: Codable, Sendable, Equatable {
         var rest = JinjaObject()
         for (k, v) in o.pairs where k != "role" && k != "content" { rest[k] = v }
         fields = rest
+        keyOrder = o.keys
     }
 
     public var jinjaValue: JinjaValue {
@@ -141,7 +167,11 @@ public struct ChatMessage: Codable, Sendable, Equatable {
         case .none: o["content"] = JinjaValue.none
         }
         for (k, v) in fields.pairs { o[k] = v }
-        return .object(o)
+        guard !keyOrder.isEmpty else { return .object(o) }
+        var ordered = JinjaObject()
+        for k in keyOrder { if let v = o[k] { ordered[k] = v } }
+        for (k, v) in o.pairs where ordered[k] == nil { ordered[k] = v }
+        return .object(ordered)
     }
 
     private enum CodingKeys: String, CodingKey { case role, content }
