@@ -221,6 +221,7 @@ extension JinjaInterpreter {
             if case .string(let s) = value { return .string(String(s.unicodeScalars.reversed().map(Character.init))) }
             return .array(try list().reversed())
         case "int":
+            _ = try defined(value, at: p)
             let fallback = arg(0, "default") ?? .int(0)
             switch value {
             case .int: return value
@@ -235,6 +236,7 @@ extension JinjaInterpreter {
             default: return fallback
             }
         case "float":
+            _ = try defined(value, at: p)
             let fallback = arg(0, "default") ?? .double(0)
             switch value {
             case .double: return value
@@ -309,6 +311,7 @@ extension JinjaInterpreter {
                 return self.sortKey(kv[byValue ? 1 : 0], caseSensitive: caseSensitive)
             }, reverse: reverse))
         case "indent":
+            _ = try defined(value, at: p)
             return .string(JinjaFilters.indent(text(), arg(0, "width") ?? .int(4), first: arg(1, "first")?.isTruthy ?? false,
                 blank: arg(2, "blank")?.isTruthy ?? false))
         case "sum":
