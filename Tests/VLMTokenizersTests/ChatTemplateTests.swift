@@ -112,6 +112,42 @@ import Testing
         #expect(throws: ChatTemplateError.self) { try small.render([:]) }
     }
 
+    @Test func pathologicalNestingIsASyntaxErrorNotACrash() throws {
+        let deep = String(repeating: "(", count: 10_000) + "1" + String(repeating: ")", count: 10_000)
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate("{{ \(deep) }}") }
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate("{{ " + String(repeating: "not ", count: 5000) + "x }}") }
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate(String(repeating: "{% if x %}", count: 5000)) }
+        let fine = String(repeating: "(", count: 40) + "1" + String(repeating: ")", count: 40)
+        #expect(try render("{{ \(fine) }}") == "1")
+    }
+
+    @Test func deepButLegalTemplatesRenderOnACooperativeThread() async throws {
+        // 120 chained additions and a macro recursing to the call-depth limit, off the main thread.
+        let chain = "{{ " + Array(repeating: "1", count: 120).joined(separator: " + ") + " }}"
+        let recursive = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% else %}bottom{% endif %}{% endmacro %}{{ f(99) }}"
+        let results = try await Task.detached { [chain, recursive] in
+            (try ChatTemplate(chain).render([:]), try ChatTemplate(recursive).render([:]))
+        }.value
+        #expect(results.0 == "120")
+        #expect(results.1 == "bottom")
+        #expect(throws: ChatTemplateError.self) {
+            try ChatTemplate("{{ " + Array(repeating: "1", count: 1000).joined(separator: " + ") + " }}")
+        }
+    }
+
+    @Test func concurrentRendersShareOneTemplate() async throws {
+        let template = try ChatTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}")
+        let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    try template.apply(messages: [ChatMessage(role: "user", text: "\(i)")], addGenerationPrompt: false, bosToken: nil, eosToken: nil)
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(outputs == Set((0..<8).map { "user:\($0);" }))
+    }
+
     @Test func pythonFloatRepr() {
         let cases: [(Double, String)] = [
             (1e16, "1e+16"), (123456789.0, "123456789.0"), (1e-5, "1e-05"), (0.0001, "0.0001"), (1.5e300, "1.5e+300"),

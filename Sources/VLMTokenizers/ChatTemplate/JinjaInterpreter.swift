@@ -27,8 +27,8 @@ public struct ChatTemplateLimits: Sendable {
     public var maxRange = 100_000
     /// Output size in UTF-8 bytes, including strings built by `*` and block `set`s.
     public var maxOutputBytes = 64 << 20
-    /// Nested macro calls.
-    public var maxCallDepth = 200
+    /// Nested macro calls (recursive macros render nested JSON schemas a few levels deep).
+    public var maxCallDepth = 100
 
     public init() {}
 }
