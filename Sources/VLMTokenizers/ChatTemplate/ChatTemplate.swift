@@ -4,8 +4,16 @@ import Foundation
 /// `apply_chat_template(..., tokenize=False)` (jinja2 with trim_blocks and lstrip_blocks, an
 /// immutable sandbox, `raise_exception`, `strftime_now`, a json.dumps `tojson`, loop controls
 /// and the `{% generation %}` tag).
-public struct ChatTemplate: @unchecked Sendable {
-    // The AST is immutable after init; the unchecked conformance only covers that.
+///
+/// Supported: the statements `if/elif/else`, `for` (with `else`, loop filters, `loop.*`,
+/// `break`/`continue`), `set` (names, tuples, namespace attributes, block form with filters),
+/// `macro`/`call`, `filter`, `with`, `raw`, `generation`; jinja2's operators, literals, tests and
+/// the filters chat templates use; str/dict/list methods; the globals `range`, `namespace`,
+/// `dict`, `joiner`, `raise_exception`, `strftime_now`.
+/// Not supported (no chat template needs them): `include`/`import`/`extends`/`block`, recursive
+/// loops, `{% do %}`, autoescaping. Unknown filters and tests fail when reached, as jinja2 3
+/// does for those inside conditionals.
+public struct ChatTemplate: Sendable {
     private let nodes: [JinjaNode]
     public let source: String
     /// Bounds that turn runaway templates into errors.

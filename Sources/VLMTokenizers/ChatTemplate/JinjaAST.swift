@@ -1,7 +1,7 @@
 import Foundation
 
 /// Expressions, after jinja2's grammar (jinja2/parser.py).
-indirect enum JinjaExpr {
+indirect enum JinjaExpr: Sendable {
     case literal(JinjaValue)
     case name(String, JinjaPosition)
     case list([JinjaExpr])
@@ -22,32 +22,32 @@ indirect enum JinjaExpr {
     case conditional(JinjaExpr, condition: JinjaExpr, otherwise: JinjaExpr?, JinjaPosition)
 }
 
-struct JinjaCallArgs {
+struct JinjaCallArgs: Sendable {
     var positional: [JinjaExpr] = []
     var keyword: [(String, JinjaExpr)] = []
 }
 
 /// Assignment targets of `set` and `for`.
-enum JinjaTarget {
+enum JinjaTarget: Sendable {
     case name(String)
     /// `{% set ns.attr = ... %}`: only valid on a namespace.
     case attribute(String, String)
     case tuple([JinjaTarget])
 }
 
-struct JinjaFilterCall {
+struct JinjaFilterCall: Sendable {
     var name: String
     var args: JinjaCallArgs
     var position: JinjaPosition
 }
 
-struct JinjaMacroDefinition {
+struct JinjaMacroDefinition: Sendable {
     var name: String
     var parameters: [(String, JinjaExpr?)]
     var body: [JinjaNode]
 }
 
-indirect enum JinjaNode {
+indirect enum JinjaNode: Sendable {
     case text(String)
     case output(JinjaExpr)
     case ifChain([(JinjaExpr, [JinjaNode])], otherwise: [JinjaNode])
