@@ -8,7 +8,7 @@ enum JinjaFilters {
         "trim", "length", "count", "upper", "lower", "capitalize", "title", "tojson", "join", "first", "last", "default", "d",
         "items", "list", "replace", "string", "int", "float", "abs", "round", "map", "select", "reject", "selectattr",
         "rejectattr", "unique", "sort", "dictsort", "indent", "safe", "escape", "e", "forceescape", "sum", "min", "max",
-        "reverse", "wordcount", "center", "format", "batch", "attr", "pprint", "striptags", "truncate", "bool",
+        "reverse", "wordcount", "center", "format", "batch", "attr", "pprint", "striptags", "truncate",
     ]
 
     static func replace(_ s: String, _ old: String, _ new: String, count: Int) -> String {
@@ -174,7 +174,6 @@ extension JinjaInterpreter {
         case "safe": return value
         case "escape", "e", "forceescape": return .string(JinjaFilters.htmlEscape(text()))
         case "pprint": return .string(JinjaPython.repr(value))
-        case "bool": return .bool(value.isTruthy)
         case "striptags":
             let stripped = text().replacingOccurrences(of: "<[^>]*>", with: "", options: .regularExpression)
             return .string(try JinjaMethods.split(stripped, nil, -1).joined(separator: " "))
