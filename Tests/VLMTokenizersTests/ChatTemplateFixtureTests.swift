@@ -75,7 +75,20 @@ extension ChatTemplateTests {
             var messages: [ChatMessage]? = nil
             if case .array(let items)? = c["messages"] { messages = try? items.map { try ChatMessage($0) } }
 
-            if let expected = c["expected"]?.stringValue {
+            if c["continue_final_message"]?.isTruthy ?? false {
+                // Only reachable through apply(), as in transformers.
+                guard let messages else {
+                    Issue.record("\(name): continue_final_message case without chat messages")
+                    continue
+                }
+                do {
+                    let applied = try template.apply(
+                        messages: messages, addGenerationPrompt: agp, bosToken: bos, eosToken: eos, extra: extra, continueFinalMessage: true)
+                    #expect(applied == c["expected"]?.stringValue, "\(name) continue_final_message")
+                } catch {
+                    #expect(c["error"] != nil, "\(name): unexpected \(error)")
+                }
+            } else if let expected = c["expected"]?.stringValue {
                 let rendered = try template.render(context)
                 #expect(rendered == expected, "\(name)")
                 if let messages {

@@ -35,12 +35,23 @@ public struct ChatTemplate: Sendable {
 
     /// The variables transformers passes: `messages`, `tools` and `documents` (None unless given
     /// in `extra`), `add_generation_prompt`, the special tokens that exist, then `extra`.
+    ///
+    /// `continueFinalMessage` is transformers' `continue_final_message=True`: the output ends
+    /// inside the last message's text (for prefilling a reply) instead of closing that turn.
     public func apply(
         messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
-        extra: [String: JinjaValue] = [:]
+        extra: [String: JinjaValue] = [:], continueFinalMessage: Bool = false
     ) throws -> String {
+        var chat = ChatTemplate.aliasReasoningFields(.array(messages.map(\.jinjaValue)))
+        var finalText = ""
+        if continueFinalMessage {
+            if addGenerationPrompt {
+                throw ChatTemplateError.runtime("continue_final_message and add_generation_prompt are not compatible.")
+            }
+            (chat, finalText) = try Self.tagFinalMessage(chat, source: source)
+        }
         var context: [String: JinjaValue] = [
-            "messages": ChatTemplate.aliasReasoningFields(.array(messages.map(\.jinjaValue))),
+            "messages": chat,
             "tools": .none,
             "documents": .none,
             "add_generation_prompt": .bool(addGenerationPrompt),
@@ -48,7 +59,55 @@ public struct ChatTemplate: Sendable {
         if let bosToken { context["bos_token"] = .string(bosToken) }
         if let eosToken { context["eos_token"] = .string(eosToken) }
         for (k, v) in extra { context[k] = v }
-        return try render(context)
+        let rendered = try render(context)
+        return continueFinalMessage ? try Self.cutAtTag(rendered, finalText: finalText) : rendered
+    }
+
+    /// transformers marks the text to continue with this tag, renders, then cuts the output there.
+    static let continueTag = "CONTINUE_FINAL_MESSAGE_TAG "
+
+    /// Appends the tag to the last message's content (a string, or the last part with "text").
+    private static func tagFinalMessage(_ chat: JinjaValue, source: String) throws -> (JinjaValue, String) {
+        guard case .array(var items) = chat, case .object(var last)? = items.last else {
+            throw ChatTemplateError.runtime("continue_final_message is set but the conversation is empty!")
+        }
+        guard let content = last["content"], !content.isNone else {
+            throw ChatTemplateError.runtime("continue_final_message is set but the final message has no \"content\" to continue!")
+        }
+        guard source.contains("content") else {
+            throw ChatTemplateError.runtime("continue_final_message is set to \"content\" but this is not an accepted field in the chat_template")
+        }
+        var finalText = ""
+        switch content {
+        case .string(let s):
+            finalText = s
+            last["content"] = .string(s + continueTag)
+        case .array(var parts):
+            guard let i = parts.lastIndex(where: { if case .object(let p) = $0 { return p["text"] != nil } else { return false } }),
+                case .object(var part) = parts[i], let text = part["text"]
+            else {
+                throw ChatTemplateError.runtime("continue_final_message is set but we could not find any text to continue in the final message!")
+            }
+            finalText = JinjaPython.str(text)
+            part["text"] = .string(finalText + continueTag)
+            parts[i] = .object(part)
+            last["content"] = .array(parts)
+        default:
+            throw ChatTemplateError.runtime("continue_final_message needs string or list content")
+        }
+        items[items.count - 1] = .object(last)
+        return (.array(items), finalText)
+    }
+
+    private static func cutAtTag(_ rendered: String, finalText: String) throws -> String {
+        let tag = JinjaMethods.strip(continueTag, nil, leading: true, trailing: true)
+        let stripped = JinjaMethods.strip(finalText, nil, leading: true, trailing: true)
+        guard rendered.contains(stripped), let tagRange = rendered.range(of: tag, options: .backwards) else {
+            throw ChatTemplateError.runtime("continue_final_message is set but the final message does not appear in the chat after applying the chat template!")
+        }
+        if rendered[tagRange.lowerBound...].hasPrefix(continueTag) { return String(rendered[..<tagRange.lowerBound]) }
+        // The template trimmed the space after the tag, so trailing spacing of the message went too.
+        return JinjaMethods.strip(String(rendered[..<tagRange.lowerBound]), nil, leading: false, trailing: true)
     }
 }
 
