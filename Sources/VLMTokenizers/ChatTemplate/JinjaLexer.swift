@@ -171,11 +171,18 @@ struct JinjaLexer {
                     var text = String(String.UnicodeScalarView(chars[start..<pos]))
                     if matches("-", at: 2) {
                         while let last = text.unicodeScalars.last, JinjaPython.isSpace(last) { text.unicodeScalars.removeLast() }
+                    } else if !matches("+", at: 2) {
+                        // lstrip_blocks applies to the endraw tag like to any block tag.
+                        let scalars = Array(text.unicodeScalars)
+                        if let newline = scalars.lastIndex(of: "\n"), scalars[(newline + 1)...].allSatisfy({ JinjaPython.isSpace($0) }) {
+                            text = String(String.UnicodeScalarView(scalars[...newline]))
+                        }
                     }
                     if !text.isEmpty { tokens.append(JinjaToken(kind: .text(text), position: startPosition)) }
                     advance(j + 6)
                     while let c = peek(), JinjaPython.isSpace(c) { advance() }
                     if matches("-%}") { advance(3); afterClose(strip: true, trimNewline: false); return }
+                    if matches("+%}") { advance(3); afterClose(strip: false, trimNewline: false); return }
                     if matches("%}") { advance(2); afterClose(strip: false, trimNewline: true); return }
                     throw fail("expected end of endraw tag")
                 }
@@ -212,9 +219,12 @@ struct JinjaLexer {
                     return
                 }
                 if matches(close) {
+                    // jinja2's raw_begin rule has no trim_blocks suffix: `{% raw %}\n` keeps its newline.
+                    let n = tokens.count
+                    let opensRaw = block && n >= 2 && tokens[n - 1].kind == .name("raw") && tokens[n - 2].kind == .blockBegin
                     advance(2)
                     tokens.append(JinjaToken(kind: block ? .blockEnd : .variableEnd, position: p))
-                    afterClose(strip: false, trimNewline: block)
+                    afterClose(strip: false, trimNewline: block && !opensRaw)
                     return
                 }
             }
