@@ -37,12 +37,10 @@ extension JinjaInterpreter {
                 // Method calls dispatch directly (`'a,b'.split(',')`, `tool.items()`).
                 let target = try defined(try evaluate(targetExpr, scope), at: tp)
                 if let result = try callMethod(target, name, arguments, at: p) { return result }
-                return try callValue(getAttribute(target, name), arguments, describe: name, at: p)
+                return try callValue(getAttribute(target, name), arguments, at: p)
             }
             let function = try evaluate(callee, scope)
-            var name = "object"
-            if case .name(let n, _) = callee { name = n }
-            return try callValue(function, arguments, describe: name, at: p)
+            return try callValue(function, arguments, at: p)
         case .filter(let target, let name, let args, let p):
             let value = try evaluate(target, scope)
             return try applyFilter(name, value, try evaluateArgs(args, scope), scope, at: p)
@@ -104,7 +102,7 @@ extension JinjaInterpreter {
         return value
     }
 
-    func callValue(_ function: JinjaValue, _ arguments: JinjaArguments, describe name: String, at p: JinjaPosition) throws -> JinjaValue {
+    func callValue(_ function: JinjaValue, _ arguments: JinjaArguments, at p: JinjaPosition) throws -> JinjaValue {
         switch function {
         case .callable(let c):
             do {

@@ -97,13 +97,13 @@ final class JinjaInterpreter {
                 try assign(target, value, in: scope, at: p)
             case .macro(let definition):
                 scope.variables[definition.name] = .callable(makeMacro(definition, scope))
-            case .callBlock(let call, let callerParameters, let body, let p):
+            case .callBlock(let call, let callerParameters, let body, _):
+                // `{% call m(args) %}body{% endcall %}` calls m with `caller`, a macro rendering body.
                 guard case .call(let callee, let args, let callPosition) = call else { break }
                 let caller = makeMacro(JinjaMacroDefinition(name: "caller", parameters: callerParameters, body: body), scope)
                 var arguments = try evaluateArgs(args, scope)
                 arguments.keyword.append(("caller", .callable(caller)))
-                let result = try callValue(try evaluate(callee, scope), arguments, describe: "call block", at: callPosition)
-                _ = p
+                let result = try callValue(try evaluate(callee, scope), arguments, at: callPosition)
                 try append(JinjaPython.str(result), to: &out)
             case .filterBlock(let filters, let body):
                 var captured = ""
