@@ -1,16 +1,7 @@
-// Dispatching entry points of the row-wise / elementwise ops and the GEMMs.
+// Dispatching entry points of the row-wise / elementwise ops (GEMMs live in gemm_driver.c).
 #include "kernels_internal.h"
 #include <math.h>
 
-void vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
-                vlm_activation act, float *Y, int64_t ldy) {
-    vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy);
-}
 
 void vlm_layernorm(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, const float *beta, float eps) {
     vlm_layernorm_naive(x, y, rows, dim, gamma, beta, eps);
