@@ -16,7 +16,8 @@
 #define VLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define VLM_INLINE static inline __attribute__((always_inline))
 
-#define EXP_HI 88.3762626647949f
+// Above ~88.72 exp overflows: clamping at 89 still yields 2^128 * p = inf, below -103.97 it is 0.
+#define EXP_HI 89.0f
 #define EXP_LO (-103.972084045410f)
 #define LOG2E 1.44269504088896341f
 #define LN2_HI 0.693359375f
@@ -31,8 +32,9 @@
 // MARK: AVX-512
 
 VLM_INLINE VLM_AVX512 __m512 exp2_512(__m512 x, __m512 lo) {
-    x = _mm512_min_ps(x, _mm512_set1_ps(EXP_HI));
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    // (constant, x) operand order: min/max return the second operand for NaN, so NaN propagates.
+    x = _mm512_min_ps(_mm512_set1_ps(EXP_HI), x);
+    x = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(x, lo), _mm512_set1_ps(LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
@@ -51,8 +53,8 @@ VLM_INLINE VLM_AVX512 __m512 exp2_512(__m512 x, __m512 lo) {
 }
 VLM_INLINE VLM_AVX512 __m512 exp_512(__m512 x) { return exp2_512(x, _mm512_setzero_ps()); }
 
-// erfc(z) for z >= 0.
-VLM_INLINE VLM_AVX512 __m512 erfc_pos_512(__m512 z) {
+// erfc(z) for z = zh + zl >= 0 (zl a small correction).
+VLM_INLINE VLM_AVX512 __m512 erfc_pos2_512(__m512 z, __m512 zl) {
     __m512 one = _mm512_set1_ps(1.0f);
     __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one));
     __m512 p = _mm512_set1_ps(0.17087277f);
@@ -65,9 +67,9 @@ VLM_INLINE VLM_AVX512 __m512 erfc_pos_512(__m512 z) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
-    // -z^2 split exactly into hi + lo with an FMA.
     __m512 zz = _mm512_mul_ps(z, z);
-    __m512 zz_lo = _mm512_fmsub_ps(z, z, zz);
+    // z^2 = zz + zz_lo: exact square of the high part plus the cross term 2 zh zl.
+    __m512 zz_lo = _mm512_fmadd_ps(_mm512_add_ps(z, z), zl, _mm512_fmsub_ps(z, z, zz));
     // hi + lo = p - zz - zz_lo via Knuth's TwoSum (exact error of the rounded sum).
     __m512 a = _mm512_sub_ps(_mm512_setzero_ps(), zz);
     __m512 hi = _mm512_add_ps(a, p);
@@ -78,9 +80,20 @@ VLM_INLINE VLM_AVX512 __m512 erfc_pos_512(__m512 z) {
 }
 
 VLM_INLINE VLM_AVX512 __m512 gelu_512(__m512 x) {
-    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
-    __m512 az = _mm512_abs_ps(z);
-    __m512 e = erfc_pos_512(az);
+    // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
+    // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
+    __m512 zh = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
+    __m512 zl = _mm512_fmadd_ps(x, _mm512_set1_ps(1.2101617e-08f), _mm512_fmsub_ps(x, _mm512_set1_ps(0.70710678118654752440f), zh));
+    // Make both parts non-negative together (flip the signs of both when x < 0).
+    __m512 s = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
+    zh = _mm512_xor_ps(zh, s);
+    zl = _mm512_xor_ps(zl, s);
+    // erfc(10.5) underflows float; clamping keeps inf inputs finite inside (gelu(+inf) = inf, and
+    // -inf * 0 = NaN like torch).
+    __mmask16 big = _mm512_cmp_ps_mask(zh, _mm512_set1_ps(10.5f), _CMP_GT_OQ);
+    zh = _mm512_mask_blend_ps(big, zh, _mm512_set1_ps(10.5f));
+    zl = _mm512_maskz_mov_ps((__mmask16)~big, zl);
+    __m512 e = erfc_pos2_512(zh, zl);
     __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     __m512 f = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), e), e);  // 1 + erf(z)
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), f);
@@ -114,8 +127,9 @@ VLM_INLINE VLM_AVX512 __m512 act_512(__m512 x, vlm_activation act) {
 // MARK: AVX2
 
 VLM_INLINE VLM_AVX2 __m256 exp2_256(__m256 x, __m256 lo) {
-    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    // (constant, x) operand order: min/max return the second operand for NaN, so NaN propagates.
+    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), x);
+    x = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);
     __m256 n = _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(x, lo), _mm256_set1_ps(LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
@@ -140,7 +154,8 @@ VLM_INLINE VLM_AVX2 __m256 exp2_256(__m256 x, __m256 lo) {
 }
 VLM_INLINE VLM_AVX2 __m256 exp_256(__m256 x) { return exp2_256(x, _mm256_setzero_ps()); }
 
-VLM_INLINE VLM_AVX2 __m256 erfc_pos_256(__m256 z) {
+// erfc(z) for z = zh + zl >= 0 (zl a small correction).
+VLM_INLINE VLM_AVX2 __m256 erfc_pos2_256(__m256 z, __m256 zl) {
     __m256 one = _mm256_set1_ps(1.0f);
     __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
     __m256 p = _mm256_set1_ps(0.17087277f);
@@ -154,7 +169,8 @@ VLM_INLINE VLM_AVX2 __m256 erfc_pos_256(__m256 z) {
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
     __m256 zz = _mm256_mul_ps(z, z);
-    __m256 zz_lo = _mm256_fmsub_ps(z, z, zz);
+    // z^2 = zz + zz_lo: exact square of the high part plus the cross term 2 zh zl.
+    __m256 zz_lo = _mm256_fmadd_ps(_mm256_add_ps(z, z), zl, _mm256_fmsub_ps(z, z, zz));
     // hi + lo = p - zz - zz_lo via Knuth's TwoSum (exact error of the rounded sum).
     __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), zz);
     __m256 hi = _mm256_add_ps(a, p);
@@ -165,11 +181,22 @@ VLM_INLINE VLM_AVX2 __m256 erfc_pos_256(__m256 z) {
 }
 
 VLM_INLINE VLM_AVX2 __m256 gelu_256(__m256 x) {
-    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
-    __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
-    __m256 e = erfc_pos_256(az);
+    // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
+    // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
+    __m256 zh = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
+    __m256 zl = _mm256_fmadd_ps(x, _mm256_set1_ps(1.2101617e-08f), _mm256_fmsub_ps(x, _mm256_set1_ps(0.70710678118654752440f), zh));
+    // Make both parts non-negative together (flip the signs of both when x < 0).
+    __m256 s = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+    zh = _mm256_xor_ps(zh, s);
+    zl = _mm256_xor_ps(zl, s);
+    // erfc(10.5) underflows float; clamping keeps inf inputs finite inside (gelu(+inf) = inf, and
+    // -inf * 0 = NaN like torch).
+    __m256 big = _mm256_cmp_ps(zh, _mm256_set1_ps(10.5f), _CMP_GT_OQ);
+    zh = _mm256_blendv_ps(zh, _mm256_set1_ps(10.5f), big);
+    zl = _mm256_andnot_ps(big, zl);
+    __m256 e = erfc_pos2_256(zh, zl);
     __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    __m256 f = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);
+    __m256 f = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);  // 1 + erf(z)
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), f);
 }
 
