@@ -8,7 +8,9 @@ import VLMTensor
 /// `logit_scale` is the learnable log-temperature; open_clip clamps it to [0, ln 100] after each optimizer step
 /// (train.py), not inside the forward, so the loss here uses it as is.
 public struct ContrastiveLossResult {
-    public let loss: Float
+    public var loss: Float { Float(exactLoss) }
+    /// The loss as accumulated (Double), for finite-difference checks.
+    public let exactLoss: Double
     /// logits_per_image: [B, B] (row i: image i against every text).
     public let logitsPerImage: Tensor
     let similarity: [Double]  // T Iᵀ, row-major [text, image]
@@ -38,7 +40,7 @@ public enum ContrastiveLoss {
         loss /= Double(2 * b)
         let perImage = Tensor(uninitialized: [b, b])
         for i in 0 ..< b { for t in 0 ..< b { perImage[i * b + t] = Float(scale * sim[t * b + i]) } }
-        return ContrastiveLossResult(loss: Float(loss), logitsPerImage: perImage, similarity: sim, scale: scale, batch: b)
+        return ContrastiveLossResult(exactLoss: loss, logitsPerImage: perImage, similarity: sim, scale: scale, batch: b)
     }
 
     /// -> (dImageEmbeds [B, P], dTextEmbeds [B, P], dLogitScale). With L = s·S (S = T Iᵀ):

@@ -26,6 +26,8 @@ public enum FreezeMode: String, Sendable, CaseIterable {
 /// One forward pass: the loss and everything backward needs.
 public struct CLIPForwardPass {
     public let loss: Float
+    /// The loss in Double as accumulated (finite-difference checks).
+    public var exactLoss: Double { lossResult.exactLoss }
     /// [B, B]
     public var logitsPerImage: Tensor { lossResult.logitsPerImage }
     /// L2-normalised embeddings, [B, P].
