@@ -56,9 +56,10 @@ public final class Gradients: @unchecked Sendable {
     /// sqrt(Σ g²) over all gradients (torch.nn.utils.clip_grad_norm_ with norm_type 2), in Double.
     public var globalNorm: Double {
         var sq = 0.0
-        for n in names {
-            let t = table[n].map { $0 } ?? Tensor(zeros: [0])
-            for i in 0 ..< t.count { sq += Double(t[i]) * Double(t[i]) }
+        for n in names {  // in name order, so the sum (and a resumed run) is reproducible
+            guard let t = table[n] else { continue }
+            let p = t.pointer
+            for i in 0 ..< t.count { sq += Double(p[i]) * Double(p[i]) }
         }
         return sq.squareRoot()
     }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VLMModels
 import VLMTensor
+import VLMTestSupport
 @testable import VLMTraining
 
 @Suite("Optimizer, schedule and trainer")
@@ -85,5 +86,45 @@ struct OptimizerTests {
             for i in 0 ..< a.count { d = max(d, abs(a[i] - b[i])) }
             #expect(d < 1e-6, "\(name) differs by \(d) after resume")
         }
+    }
+}
+
+@Suite("Step timing")
+struct StepTimingTests {
+    /// Prints the time of one training step; timed, not asserted. By default the parity fixture's tiny CLIP
+    /// (B = 4, fast in debug); with VLM_TRAINING_BENCH=1 a small ViT-like config (B = 8, 32px images, 4px patches
+    /// -> 65 tokens, width 64, MLP 256, 2 layers per tower).
+    @Test("step time")
+    func stepTime() throws {
+        let bench = ProcessInfo.processInfo.environment["VLM_TRAINING_BENCH"] == "1"
+        let model: TrainableCLIP
+        let pixels: Tensor, ids: [[Int]]
+        if bench {
+            var config = microConfig()
+            config.visionConfig.hiddenSize = 64
+            config.visionConfig.intermediateSize = 256
+            config.visionConfig.numAttentionHeads = 4
+            config.visionConfig.imageSize = 32
+            config.visionConfig.patchSize = 4
+            config.textConfig.hiddenSize = 64
+            config.textConfig.intermediateSize = 256
+            config.textConfig.numAttentionHeads = 4
+            config.textConfig.maxPositionEmbeddings = 16
+            config.projectionDim = 32
+            model = try TrainableCLIP.random(config: config, seed: 1)
+            (pixels, ids) = microBatch(8, seed: 3, config: config)
+        } else {
+            let ref = try TrainingReference.load()
+            model = try TrainableCLIP.load(directory: Fixtures.url("training/tiny"))
+            pixels = try fixtureTensors("batch.safetensors").tensor("pixel_values")
+            ids = ref.input_ids
+        }
+        let adam = AdamW(learningRate: 1e-3)
+        _ = try model.trainStep(pixels: pixels, ids: ids, optimizer: adam, learningRate: 1e-3)
+        let steps = 5
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0 ..< steps { _ = try model.trainStep(pixels: pixels, ids: ids, optimizer: adam, learningRate: 1e-3, maxGradNorm: 1) }
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(steps)
+        print("step time: \(ms) ms per step (B=\(ids.count), \(model.parameters.scalarCount) parameters, \(bench ? "bench" : "parity tiny") config)")
     }
 }
