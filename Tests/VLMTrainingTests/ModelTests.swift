@@ -154,6 +154,33 @@ struct ModelTests {
         #expect(losses.last.map { $0 < losses[0] } ?? false)
     }
 
+    @Test("random init follows transformers' CLIP _init_weights and is seeded")
+    func randomInit() throws {
+        var config = microConfig()
+        config.textConfig.hiddenSize = 64
+        config.textConfig.intermediateSize = 96
+        config.textConfig.numAttentionHeads = 4
+        let a = try TrainableCLIP.random(config: config, seed: 5), b = try TrainableCLIP.random(config: config, seed: 5)
+        for name in a.parameters.names { #expect(a.parameters[name].scalars == b.parameters[name].scalars) }
+        func std(_ name: String) -> Double {
+            let t = a.parameters[name]
+            let v = t.scalars.map(Double.init)
+            let mean = v.reduce(0, +) / Double(v.count)
+            return (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
+        }
+        let p = "text_model.encoder.layers.0"
+        // q/k/v: C^-0.5 (2L)^-0.5 = 1/8 · 1/2; out_proj C^-0.5; fc1 (2C)^-0.5; fc2 like q; embeddings 0.02.
+        #expect(abs(std("\(p).self_attn.q_proj.weight") / (1.0 / 16) - 1) < 0.05)
+        #expect(abs(std("\(p).self_attn.out_proj.weight") / (1.0 / 8) - 1) < 0.05)
+        #expect(abs(std("\(p).mlp.fc1.weight") / (1.0 / 128.0.squareRoot()) - 1) < 0.05)
+        #expect(abs(std("\(p).mlp.fc2.weight") / (1.0 / 16) - 1) < 0.05)
+        #expect(abs(std("text_model.embeddings.token_embedding.weight") / 0.02 - 1) < 0.1)
+        #expect(abs(std("text_projection.weight") / (1.0 / 8) - 1) < 0.1)
+        #expect(a.parameters["\(p).layer_norm1.weight"].scalars.allSatisfy { $0 == 1 })
+        #expect(a.parameters["\(p).self_attn.q_proj.bias"].scalars.allSatisfy { $0 == 0 })
+        #expect(abs(a.parameters["logit_scale"][0] - 2.6592) < 1e-6)
+    }
+
     @Test("invalid batches and checkpoints are reported, not trapped")
     func errors() throws {
         let model = try microModel()
