@@ -48,14 +48,16 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
         idToToken = table
         // tokenizers' BpeBuilder::build: the merged token is `a + b` with b's continuing-subword prefix removed,
         // and both parts and the result must be in the vocabulary (MergeTokenOutOfVocabulary otherwise).
-        let prefixCount = continuingSubwordPrefix?.count ?? 0
+        let prefixCount = continuingSubwordPrefix?.unicodeScalars.count ?? 0
         var map = [UInt64: Merge](minimumCapacity: merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocabulary[a], let ib = vocabulary[b] else {
                 throw TokenizerError.invalidValue(
                     file: source, key: "model.merges[\(rank)]", reason: "merge '\(a) \(b)' uses a token not in the vocabulary")
             }
-            let merged = a + (prefixCount > 0 && b.hasPrefix(continuingSubwordPrefix ?? "") ? String(b.dropFirst(prefixCount)) : b)
+            // Rust slices b by the prefix's byte length without checking it is there; dropping it only when
+            // present is the same on every real vocabulary (continuation tokens all carry the prefix).
+            let merged = a + (prefixCount > 0 && b.hasScalarPrefix(continuingSubwordPrefix ?? "") ? b.droppingScalarPrefix(prefixCount) : b)
             guard let id = vocabulary[merged] else {
                 throw TokenizerError.invalidValue(
                     file: source, key: "model.merges[\(rank)]", reason: "merged token '\(merged)' is not in the vocabulary")

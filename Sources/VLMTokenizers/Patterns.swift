@@ -10,7 +10,7 @@ import Foundation
 // matchers, which are linear and several times faster than NSRegularExpression. Anything else goes to
 // NSRegularExpression (ICU) after rewriting `\s`/`\S` to onig's meaning (see `ICUPattern`).
 
-/// Character classes with Oniguruma's Unicode semantics, as checked against onig by the fixture tables.
+/// Character classes with Oniguruma's Unicode semantics, checked code point by code point against onig by the tests.
 enum CharClass {
     /// onig `\s` is the Unicode White_Space property (it includes U+000B and U+0085, which ICU's `\s` lacks).
     @inline(__always)
@@ -19,26 +19,37 @@ enum CharClass {
         return s.properties.isWhitespace
     }
 
-    /// onig `\p{L}`: general categories Lu, Ll, Lt, Lm, Lo.
+    /// onig `\p{L}` (general categories Lu, Ll, Lt, Lm, Lo in onig's Unicode version, see UnicodeTables.swift).
     @inline(__always)
     static func isLetter(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
         if v < 0x80 { return (v | 0x20) >= 0x61 && (v | 0x20) <= 0x7A }
-        switch s.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
-        default: return false
-        }
+        return inRanges(OnigTables.letter, v)
     }
 
-    /// onig `\p{N}`: general categories Nd, Nl, No.
+    /// onig `\p{N}` (Nd, Nl, No).
     @inline(__always)
     static func isNumber(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
         if v < 0x80 { return v >= 0x30 && v <= 0x39 }
-        switch s.properties.generalCategory {
-        case .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return false
+        return inRanges(OnigTables.number, v)
+    }
+
+    /// Binary search in flattened sorted [first, last] pairs.
+    static func inRanges(_ table: [UInt32], _ v: UInt32) -> Bool {
+        var lo = 0
+        var hi = table.count / 2  // pairs in [lo, hi)
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if v < table[2 * mid] {
+                hi = mid
+            } else if v > table[2 * mid + 1] {
+                lo = mid + 1
+            } else {
+                return true
+            }
         }
+        return false
     }
 
     /// `[^\s\p{L}\p{N}]`

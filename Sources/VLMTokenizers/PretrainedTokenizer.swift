@@ -78,7 +78,7 @@ public struct PretrainedTokenizer: Tokenizer {
         }
         var text = decoder.map { $0.decodeChain(tokens).joined() } ?? tokens.joined(separator: " ")
         if let suffix = decodeSuffixToSpace, !suffix.isEmpty {
-            text = pythonStrip(text.replacingOccurrences(of: suffix, with: " "))
+            text = pythonStrip(text.replacingScalars(suffix, with: " "))
         }
         return text
     }

@@ -84,7 +84,7 @@ struct AnyModel: Decodable {
         }
         let lines = try c.decode([String].self, forKey: .merges)
         return try lines.enumerated().map { index, line in
-            guard let merge = splitMergeLine(line) else {
+            guard let merge = splitMergeLine(Substring(line).unicodeScalars) else {
                 throw TokenizerError.malformedJSON(
                     file: decoder.fileName, key: decoder.keyPath + ".merges[\(index)]", reason: "expected 'a b', got '\(line)'")
             }
@@ -93,11 +93,12 @@ struct AnyModel: Decodable {
     }
 }
 
-/// "a b" -> ("a", "b"); exactly one space, as tokenizers' `convert_merges_to_hashmap` requires.
-func splitMergeLine<S: StringProtocol>(_ line: S) -> (String, String)? {
+/// "a b" -> ("a", "b"); exactly one space, as tokenizers' `convert_merges_to_hashmap` requires. Split on
+/// scalars: as Characters, a space followed by a combining mark would be one grapheme and not split.
+func splitMergeLine(_ line: Substring.UnicodeScalarView) -> (String, String)? {
     let parts = line.split(separator: " ", omittingEmptySubsequences: false)
     guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-    return (String(parts[0]), String(parts[1]))
+    return (String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1])))
 }
 
 /// A whole pre-token looked up in the vocabulary, else the unk token (tokenizers' WordLevel).

@@ -66,11 +66,14 @@ public enum TokenizerLoader {
         let text = String(decoding: data, as: UTF8.self)
         var merges: [(String, String)] = []
         merges.reserveCapacity(50_000)
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line[...]
-            if trimmed.isEmpty || (index == 0 && trimmed.hasPrefix("#version")) { continue }
+        // Lines on scalars: as Characters "\r\n" is one grapheme and would not split on "\n".
+        let scalars = Substring(text).unicodeScalars
+        for (index, line) in scalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.last == "\r" ? line.dropLast() : line
+            if trimmed.isEmpty || (index == 0 && trimmed.starts(with: "#version".unicodeScalars)) { continue }
             guard let merge = splitMergeLine(trimmed) else {
-                throw TokenizerError.malformedMerges(file: fileName, line: index + 1, content: String(trimmed))
+                throw TokenizerError.malformedMerges(
+                    file: fileName, line: index + 1, content: String(String.UnicodeScalarView(trimmed)))
             }
             merges.append(merge)
         }
