@@ -160,10 +160,16 @@ public struct StripNormalizer: Normalizer, Decodable {
     }
 }
 
-/// Removes nonspacing marks (Mn), as tokenizers' StripAccents does (meant to follow NFD).
+/// Removes combining marks (General_Category M: Mn, Mc, Me — unicode-normalization's `is_combining_mark`), as
+/// tokenizers' StripAccents does (meant to follow NFD).
 public struct StripAccentsNormalizer: Normalizer {
     public func normalize(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }))
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { s in
+            switch s.properties.generalCategory {
+            case .nonspacingMark, .spacingMark, .enclosingMark: return false
+            default: return true
+            }
+        }))
     }
 }
 

@@ -57,6 +57,9 @@ public struct PretrainedTokenizer: Tokenizer {
             let normalized = Array(segment.unicodeScalars)
             for (nid, nrange) in addedVocabulary.split(normalized, normalized: true) {
                 if let nid { ids.append(nid); continue }
+                // tokenizers' PreTokenizedString::split drops empty pieces: "" never reaches the pre-tokenizer
+                // (so Metaspace does not turn it into "▁").
+                if nrange.isEmpty { continue }
                 let piece = PreToken(Array(normalized[nrange]), atOrigin: range.lowerBound == 0 && nrange.lowerBound == 0)
                 for p in preTokenizer?.preTokenize([piece]) ?? [piece] {
                     ids += try model.tokenize(p.scalars)
