@@ -48,17 +48,17 @@ public struct AddedToken: Decodable, Sendable, Equatable {
 struct AddedVocabulary: Sendable {
     let tokens: [AddedToken]
     let byID: [Int: AddedToken]
-    let byContent: [String: AddedToken]
+    let byContent: [TokenString: AddedToken]
     private let raw: Matcher
     private let normalizedMatcher: Matcher
 
     init(tokens: [AddedToken], normalizer: (any Normalizer)?) {
         self.tokens = tokens
         var byID: [Int: AddedToken] = [:]
-        var byContent: [String: AddedToken] = [:]
+        var byContent: [TokenString: AddedToken] = [:]
         for t in tokens {
             byID[t.id] = t
-            byContent[t.content] = t
+            byContent[TokenString(t.content)] = t
         }
         self.byID = byID
         self.byContent = byContent

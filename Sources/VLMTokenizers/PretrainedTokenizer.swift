@@ -39,7 +39,7 @@ public struct PretrainedTokenizer: Tokenizer {
     public var addedTokens: [AddedToken] { addedVocabulary.tokens }
 
     public func tokenID(for token: String) -> Int? {
-        addedVocabulary.byContent[token]?.id ?? model.tokenID(for: token)
+        addedVocabulary.byContent[TokenString(token)]?.id ?? model.tokenID(for: token)
     }
 
     public func postProcess(_ ids: [Int]) -> [Int] { postProcessor?.process(ids) ?? ids }
@@ -76,7 +76,7 @@ public struct PretrainedTokenizer: Tokenizer {
         tokens.reserveCapacity(ids.count)
         for id in ids {
             guard let token = addedVocabulary.byID[id]?.content ?? model.token(for: id) else { continue }
-            if skipSpecialTokens, addedVocabulary.byContent[token]?.special == true { continue }
+            if skipSpecialTokens, addedVocabulary.byContent[TokenString(token)]?.special == true { continue }
             tokens.append(token)
         }
         var text = decoder.map { $0.decodeChain(tokens).joined() } ?? tokens.joined(separator: " ")

@@ -53,14 +53,23 @@ struct AnyModel: Decodable {
         guard let type = ModelType(rawValue: typeName) else {
             throw TokenizerError.unsupportedType(file: decoder.fileName, key: decoder.keyPath + ".type", type: typeName)
         }
-        let vocab = try c.decode([String: Int].self, forKey: .vocab)
+        // The loader reads vocab/merges exactly (BulkJSON) and hands them over; decoding them here is the
+        // fallback for callers that use JSONDecoder directly (canonically-equivalent keys would merge).
+        let bulk = decoder.userInfo[.bulkModelData] as? BulkModelData
+        let vocab: [TokenString: Int]
+        if let bulkVocab = bulk?.vocab {
+            vocab = Dictionary(bulkVocab, uniquingKeysWith: { _, later in later })
+        } else {
+            let decoded = try c.decode([String: Int].self, forKey: .vocab)
+            vocab = Dictionary(decoded.map { (TokenString($0.key), $0.value) }, uniquingKeysWith: { _, later in later })
+        }
         let unk = try c.decodeIfPresent(String.self, forKey: .unkToken)
         switch type {
         case .wordLevel:
             value = WordLevelModel(vocabulary: vocab, unkToken: unk)
         case .bpe:
             value = try BPEModel(
-                vocabulary: vocab, merges: try Self.decodeMerges(c, decoder: decoder), unkToken: unk,
+                vocabulary: vocab, merges: try bulk?.merges ?? Self.decodeMerges(c, decoder: decoder), unkToken: unk,
                 continuingSubwordPrefix: try c.decodeIfPresent(String.self, forKey: .continuingSubwordPrefix),
                 endOfWordSuffix: try c.decodeIfPresent(String.self, forKey: .endOfWordSuffix),
                 fuseUnk: try c.decodeIfPresent(Bool.self, forKey: .fuseUnk) ?? false,
@@ -103,24 +112,24 @@ func splitMergeLine(_ line: Substring.UnicodeScalarView) -> (String, String)? {
 
 /// A whole pre-token looked up in the vocabulary, else the unk token (tokenizers' WordLevel).
 public struct WordLevelModel: TokenizerModel {
-    public let vocabulary: [String: Int]
+    public let vocabulary: [TokenString: Int]
     public let unkToken: String?
     private let idToToken: [Int: String]
 
-    public init(vocabulary: [String: Int], unkToken: String?) {
+    public init(vocabulary: [TokenString: Int], unkToken: String?) {
         self.vocabulary = vocabulary
         self.unkToken = unkToken
-        idToToken = Dictionary(vocabulary.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        idToToken = Dictionary(vocabulary.map { ($1, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 
     public var vocabularySize: Int { vocabulary.count }
-    public func tokenID(for token: String) -> Int? { vocabulary[token] }
+    public func tokenID(for token: String) -> Int? { vocabulary[TokenString(token)] }
     public func token(for id: Int) -> String? { idToToken[id] }
 
     public func tokenize(_ piece: [Unicode.Scalar]) throws -> [Int] {
         if piece.isEmpty { return [] }
-        if let id = vocabulary[String(String.UnicodeScalarView(piece))] { return [id] }
-        guard let unk = unkToken, let id = vocabulary[unk] else {
+        if let id = vocabulary[TokenString(String(String.UnicodeScalarView(piece)))] { return [id] }
+        guard let unk = unkToken, let id = vocabulary[TokenString(unk)] else {
             throw TokenizerError.unknownTokenNotInVocabulary(token: unkToken ?? "<none>")
         }
         return [id]

@@ -20,7 +20,9 @@ public enum TokenizerLoader {
         let specials = try namedSpecialTokens(directory, config: config)
         let jsonURL = directory.appendingPathComponent(tokenizerJSON)
         if FileManager.default.fileExists(atPath: jsonURL.path) {
-            let file = try decodeJSON(TokenizerFile.self, from: try readFile(jsonURL), fileName: tokenizerJSON)
+            let (data, bulk) = BulkJSON.extractModel(from: try readFile(jsonURL), fileName: tokenizerJSON)
+            let file = try decodeJSON(
+                TokenizerFile.self, from: data, fileName: tokenizerJSON, userInfo: bulk.map { [.bulkModelData: $0] } ?? [:])
             return fromTokenizerFile(file, config: config, specials: specials)
         }
         let vocabURL = directory.appendingPathComponent(vocabJSON)
@@ -34,7 +36,8 @@ public enum TokenizerLoader {
         guard className == "CLIPTokenizer" || className == "CLIPTokenizerFast" else {
             throw TokenizerError.unsupportedTokenizerClass(file: configJSON, className: className)
         }
-        let vocab = try decodeJSON([String: Int].self, from: try readFile(vocabURL), fileName: vocabJSON)
+        var scanner = JSONScanner([UInt8](try readFile(vocabURL)), fileName: vocabJSON)
+        let vocab = Dictionary(try scanner.vocabulary("<root>"), uniquingKeysWith: { _, later in later })
         let merges = try parseMerges(try readFile(mergesURL), fileName: mergesTXT)
         return try CLIPRecipe.build(vocab: vocab, merges: merges, config: config ?? TokenizerConfig(), specials: specials)
     }
@@ -104,7 +107,7 @@ public enum TokenizerLoader {
 /// transformers' CLIPTokenizer.__init__ (tokenization_clip.py), which is what it builds from vocab.json +
 /// merges.txt — and, in transformers 5, even when tokenizer.json exists.
 enum CLIPRecipe {
-    static func build(vocab: [String: Int], merges: [(String, String)], config: TokenizerConfig,
+    static func build(vocab: [TokenString: Int], merges: [(String, String)], config: TokenizerConfig,
                       specials named: SpecialTokens) throws -> PretrainedTokenizer {
         var specials = named
         // CLIPTokenizer's defaults: unk = eos = pad = "<|endoftext|>", bos = "<|startoftext|>".
@@ -127,7 +130,7 @@ enum CLIPRecipe {
         let added = addedTokens(vocab: vocab, config: config, specials: specials)
         func id(_ content: String?) -> Int? {
             guard let content else { return nil }
-            return added.first { $0.content == content }?.id ?? vocab[content]
+            return added.first { $0.content == content }?.id ?? vocab[TokenString(content)]
         }
         let bosID = id(specials.bos?.content)
         let eosID = id(specials.eos?.content)
@@ -145,7 +148,7 @@ enum CLIPRecipe {
     /// token not yet present; without `added_tokens_decoder` all named tokens are added in attribute order and,
     /// for a content added twice, the later flags win (tokenizers' `add_tokens` replaces the entry). A bare
     /// string is `normalized: false`; CLIP's bos dict says `normalized: true`, its pad string false.
-    static func addedTokens(vocab: [String: Int], config: TokenizerConfig, specials: SpecialTokens) -> [AddedToken] {
+    static func addedTokens(vocab: [TokenString: Int], config: TokenizerConfig, specials: SpecialTokens) -> [AddedToken] {
         var order: [String] = []
         var byContent: [String: AddedToken] = [:]
         var nextID = (vocab.values.max() ?? -1) + 1
@@ -153,7 +156,7 @@ enum CLIPRecipe {
             if byContent[value.content] != nil && !replace { return }
             let id: Int
             if let explicit { id = explicit } else if let existing = byContent[value.content] { id = existing.id }
-            else if let known = vocab[value.content] { id = known } else { id = nextID; nextID += 1 }
+            else if let known = vocab[TokenString(value.content)] { id = known } else { id = nextID; nextID += 1 }
             if byContent[value.content] == nil { order.append(value.content) }
             let special = named ? true : (value.special ?? false)
             byContent[value.content] = AddedToken(

@@ -26,7 +26,7 @@ import VLMTestSupport
         try Fixtures.json("tokenizers/stages_reference.json", as: [String: Reference].self)
     }
 
-    static let names = ["llama_like", "mistral_like", "qwen_like", "llama3_like", "bert_like"]
+    static let names = ["llama_like", "mistral_like", "qwen_like", "llama3_like", "bert_like", "exact_keys"]
 
     @Test(arguments: names)
     func matchesTokenizers(name: String) throws {
