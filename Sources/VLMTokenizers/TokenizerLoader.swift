@@ -66,19 +66,29 @@ public enum TokenizerLoader {
 
     /// merges.txt: an optional `#version` header, then one "a b" merge per line, rank = line order.
     static func parseMerges(_ data: Data, fileName: String) throws -> [(String, String)] {
-        let text = String(decoding: data, as: UTF8.self)
+        // On bytes: as Characters "\r\n" is one grapheme (it would not split on "\n") and a space followed
+        // by a combining mark would not split on " ". '\n', '\r' and ' ' never occur inside a UTF-8 sequence.
+        let bytes = [UInt8](data)
         var merges: [(String, String)] = []
-        merges.reserveCapacity(50_000)
-        // Lines on scalars: as Characters "\r\n" is one grapheme and would not split on "\n".
-        let scalars = Substring(text).unicodeScalars
-        for (index, line) in scalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.last == "\r" ? line.dropLast() : line
-            if trimmed.isEmpty || (index == 0 && trimmed.starts(with: "#version".unicodeScalars)) { continue }
-            guard let merge = splitMergeLine(trimmed) else {
+        merges.reserveCapacity(bytes.count / 10)
+        var lineStart = 0
+        var lineNumber = 0
+        while lineStart < bytes.count {
+            lineNumber += 1
+            var end = lineStart
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            let next = end + 1
+            if end > lineStart && bytes[end - 1] == 0x0D { end -= 1 }
+            let line = bytes[lineStart ..< end]
+            lineStart = next
+            if line.isEmpty || (lineNumber == 1 && line.starts(with: Array("#version".utf8))) { continue }
+            let spaces = line.indices.filter { line[$0] == 0x20 }
+            guard spaces.count == 1, let space = spaces.first, space > line.startIndex, space < line.endIndex - 1 else {
                 throw TokenizerError.malformedMerges(
-                    file: fileName, line: index + 1, content: String(String.UnicodeScalarView(trimmed)))
+                    file: fileName, line: lineNumber, content: String(decoding: line, as: UTF8.self))
             }
-            merges.append(merge)
+            merges.append((String(decoding: line[..<space], as: UTF8.self),
+                           String(decoding: line[(space + 1)...], as: UTF8.self)))
         }
         return merges
     }
