@@ -12,7 +12,9 @@ public protocol TokenizerModel: Sendable {
 /// Byte-pair encoding as tokenizers' models/bpe does it (no dropout: inference only).
 public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable but for the locked cache
     public let vocabulary: [TokenString: Int]
-    private let idToToken: [String?]
+    /// id -> token: an array for the usual dense ids, a dictionary if a file uses sparse huge ids.
+    private let denseTokens: [String?]
+    private let sparseTokens: [Int: String]
     /// (left id, right id) packed into a UInt64 -> (rank, merged id). Rank = line order in the merges list.
     private let merges: [UInt64: Merge]
     public let unkToken: String?
@@ -37,14 +39,19 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
         byteFallback: Bool = false, ignoreMerges: Bool = false, source: String = "tokenizer.json"
     ) throws {
         self.vocabulary = vocabulary
-        var table = [String?](repeating: nil, count: (vocabulary.values.max() ?? -1) + 1)
+        let maxID = vocabulary.values.max() ?? -1
+        let dense = maxID < 2 * vocabulary.count + 1024
+        var table = [String?](repeating: nil, count: dense ? maxID + 1 : 0)
+        var sparse: [Int: String] = [:]
         for (token, id) in vocabulary {
-            guard id >= 0 else {
-                throw TokenizerError.invalidValue(file: source, key: "model.vocab", reason: "negative id \(id) for '\(token)'")
+            // tokenizers ids are u32; the merge machinery here packs them in 32 bits.
+            guard id >= 0 && id <= Int(Int32.max) else {
+                throw TokenizerError.invalidValue(file: source, key: "model.vocab.\(token)", reason: "id \(id) out of range")
             }
-            table[id] = token.value
+            if dense { table[id] = token.value } else { sparse[id] = token.value }
         }
-        idToToken = table
+        denseTokens = table
+        sparseTokens = sparse
         // tokenizers' BpeBuilder::build: the merged token is `a + b` with b's continuing-subword prefix removed,
         // and both parts and the result must be in the vocabulary (MergeTokenOutOfVocabulary otherwise).
         let prefixCount = continuingSubwordPrefix?.unicodeScalars.count ?? 0
@@ -84,12 +91,14 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
 
     public var vocabularySize: Int { vocabulary.count }
     public func tokenID(for token: String) -> Int? { vocabulary[TokenString(token)] }
-    public func token(for id: Int) -> String? { id >= 0 && id < idToToken.count ? idToToken[id] : nil }
+    public func token(for id: Int) -> String? {
+        id >= 0 && id < denseTokens.count ? denseTokens[id] : sparseTokens[id]
+    }
 
     public func tokenize(_ piece: [Unicode.Scalar]) throws -> [Int] {
         if piece.isEmpty { return [] }
         if let hit = cache.get(piece) { return hit }
-        if ignoreMerges, let id = vocabulary[TokenString(String(String.UnicodeScalarView(piece)))] { return [id] }
+        if ignoreMerges, let id = vocabulary[TokenString(makeString(piece))] { return [id] }
         let ids = try mergeWord(piece)
         if piece.count < 256 { cache.set(piece, ids) }  // tokenizers caches words shorter than MAX_LENGTH
         return ids

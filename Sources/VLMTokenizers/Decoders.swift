@@ -122,7 +122,7 @@ public struct MetaspaceDecoder: TokenDecoder, Decodable {
 
     public func decodeChain(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, token in
-            var out = String.UnicodeScalarView()
+            var out: [Unicode.Scalar] = []
             for ch in token.unicodeScalars {
                 if ch == replacement {
                     if !(i == 0 && dropOnFirstToken) { out.append(" ") }
@@ -130,7 +130,7 @@ public struct MetaspaceDecoder: TokenDecoder, Decodable {
                     out.append(ch)
                 }
             }
-            return String(out)
+            return makeString(out)
         }
     }
 }
@@ -196,7 +196,7 @@ public struct StripDecoder: TokenDecoder, Decodable {
             while lo < min(start, chars.count) && chars[lo] == content { lo += 1 }
             var hi = chars.count
             while chars.count - hi < stop && hi > lo && chars[hi - 1] == content { hi -= 1 }
-            return String(String.UnicodeScalarView(chars[lo ..< hi]))
+            return makeString(chars[lo ..< hi])
         }
     }
 }

@@ -90,17 +90,17 @@ public struct LowercaseNormalizer: Normalizer {
     public init() {}
 
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for scalar in text.unicodeScalars {
             if scalar.value < 0x80 {
-                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(scalar.value + 0x20)! : scalar)
+                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(UInt8(scalar.value + 0x20)) : scalar)
             } else if scalar.properties.changesWhenLowercased {
                 out.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
             } else {
                 out.append(scalar)
             }
         }
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -125,7 +125,7 @@ public struct ReplaceNormalizer: Normalizer, Decodable {
 
     public func normalize(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         var previous = 0
         for m in pattern.matches(in: scalars) {
             out.append(contentsOf: scalars[previous ..< m.lowerBound])
@@ -133,7 +133,7 @@ public struct ReplaceNormalizer: Normalizer, Decodable {
             previous = m.upperBound
         }
         out.append(contentsOf: scalars[previous...])
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -156,7 +156,7 @@ public struct StripNormalizer: Normalizer, Decodable {
         var scalars = Substring(text).unicodeScalars[...]
         if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
         if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
-        return String(String.UnicodeScalarView(scalars))
+        return makeString(scalars)
     }
 }
 
@@ -164,12 +164,12 @@ public struct StripNormalizer: Normalizer, Decodable {
 /// tokenizers' StripAccents does (meant to follow NFD).
 public struct StripAccentsNormalizer: Normalizer {
     public func normalize(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { s in
+        makeString(text.unicodeScalars.filter { s in
             switch s.properties.generalCategory {
             case .nonspacingMark, .spacingMark, .enclosingMark: return false
             default: return true
             }
-        }))
+        })
     }
 }
 
@@ -189,9 +189,9 @@ public struct PrependNormalizer: Normalizer, Decodable {
 /// Maps every UTF-8 byte to its ByteLevel character (GPT-2's bytes_to_unicode table).
 public struct ByteLevelNormalizer: Normalizer {
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for byte in text.utf8 { out.append(ByteLevel.byteToScalar[Int(byte)]) }
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -216,7 +216,7 @@ public struct BertNormalizer: Normalizer, Decodable {
     }
 
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for s in text.unicodeScalars {
             if cleanText {
                 // tokenizers' bert.rs: drop NUL, U+FFFD and "other" (C*) chars except \t \n \r, then map
@@ -236,7 +236,7 @@ public struct BertNormalizer: Normalizer, Decodable {
                 out.append(s)
             }
         }
-        var result = String(out)
+        var result = makeString(out)
         if stripAccents ?? lowercase {
             result = StripAccentsNormalizer().normalize(UnicodeNormalizer(form: .nfd).normalize(result))
         }

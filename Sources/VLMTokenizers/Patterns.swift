@@ -258,9 +258,7 @@ final class ICUPattern: ScalarPattern, @unchecked Sendable {  // NSRegularExpres
     }
 
     func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: text)
-        let string = String(view)
+        let string = makeString(text)
         // UTF-16 offset -> scalar index, to map NSRange back onto the scalar array.
         var utf16ToScalar = [Int](repeating: 0, count: string.utf16.count + 1)
         var offset = 0
@@ -270,11 +268,19 @@ final class ICUPattern: ScalarPattern, @unchecked Sendable {  // NSRegularExpres
         }
         utf16ToScalar[offset] = text.count
         let found = regex.matches(in: string, options: [], range: NSRange(location: 0, length: offset))
-        return found.compactMap { match in
+        // Empty matches are kept: like onig's, they split the gaps around them (the empty pieces are dropped
+        // later) and make Replace insert its content. ICU also reports an empty match right where the previous
+        // match ended, which the onig crate's iterator skips; so do we.
+        var out: [Range<Int>] = []
+        var previousEnd = -1
+        for match in found {
             let r = match.range
-            guard r.location != NSNotFound, r.length > 0 else { return nil }
-            return utf16ToScalar[r.location] ..< utf16ToScalar[r.location + r.length]
+            guard r.location != NSNotFound, r.location + r.length <= offset else { continue }
+            if r.length == 0 && r.location == previousEnd { continue }
+            out.append(utf16ToScalar[r.location] ..< utf16ToScalar[r.location + r.length])
+            previousEnd = r.location + r.length
         }
+        return out
     }
 }
 

@@ -11,7 +11,7 @@ public struct PreToken: Sendable, Equatable {
         self.atOrigin = atOrigin
     }
 
-    public var string: String { String(String.UnicodeScalarView(scalars)) }
+    public var string: String { makeString(scalars) }
 }
 
 /// tokenizer.json's `pre_tokenizer` stage: splits (and may rewrite) each piece of normalized text.

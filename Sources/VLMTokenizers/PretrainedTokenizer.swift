@@ -52,7 +52,7 @@ public struct PretrainedTokenizer: Tokenizer {
         let scalars = Array(text.unicodeScalars)
         for (id, range) in addedVocabulary.split(scalars, normalized: false) {
             if let id { ids.append(id); continue }
-            var segment = String(String.UnicodeScalarView(scalars[range]))
+            var segment = makeString(scalars[range])
             if let normalizer { segment = normalizer.normalize(segment) }
             let normalized = Array(segment.unicodeScalars)
             for (nid, nrange) in addedVocabulary.split(normalized, normalized: true) {

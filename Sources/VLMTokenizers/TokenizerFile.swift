@@ -107,7 +107,7 @@ struct AnyModel: Decodable {
 func splitMergeLine(_ line: Substring.UnicodeScalarView) -> (String, String)? {
     let parts = line.split(separator: " ", omittingEmptySubsequences: false)
     guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-    return (String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1])))
+    return (makeString(parts[0]), makeString(parts[1]))
 }
 
 /// A whole pre-token looked up in the vocabulary, else the unk token (tokenizers' WordLevel).
@@ -128,7 +128,7 @@ public struct WordLevelModel: TokenizerModel {
 
     public func tokenize(_ piece: [Unicode.Scalar]) throws -> [Int] {
         if piece.isEmpty { return [] }
-        if let id = vocabulary[TokenString(String(String.UnicodeScalarView(piece)))] { return [id] }
+        if let id = vocabulary[TokenString(makeString(piece))] { return [id] }
         guard let unk = unkToken, let id = vocabulary[TokenString(unk)] else {
             throw TokenizerError.unknownTokenNotInVocabulary(token: unkToken ?? "<none>")
         }
