@@ -219,13 +219,13 @@ public struct BertNormalizer: Normalizer, Decodable {
         var out: [Unicode.Scalar] = []
         for s in text.unicodeScalars {
             if cleanText {
-                // tokenizers' bert.rs: drop NUL, U+FFFD and "other" (C*) chars except \t \n \r, then map
-                // whitespace to a space (the filter runs first, so U+000B/U+0085 are dropped, not spaced).
+                // tokenizers' bert.rs: drop NUL, U+FFFD and "other" chars (Cc, Cf, Co, Cs — unassigned code
+                // points stay, as the stage fixture shows) except \t \n \r, then map whitespace to a space (the
+                // filter runs first, so U+000B/U+0085 are dropped, not spaced).
                 if s.value == 0 || s.value == 0xFFFD { continue }
                 let isTabOrNewline = s == "\t" || s == "\n" || s == "\r"
                 let cat = s.properties.generalCategory
-                if !isTabOrNewline
-                    && (cat == .control || cat == .format || cat == .privateUse || cat == .surrogate || cat == .unassigned) {
+                if !isTabOrNewline && (cat == .control || cat == .format || cat == .privateUse || cat == .surrogate) {
                     continue
                 }
                 if isTabOrNewline || s.properties.isWhitespace { out.append(" "); continue }
@@ -238,7 +238,10 @@ public struct BertNormalizer: Normalizer, Decodable {
         }
         var result = makeString(out)
         if stripAccents ?? lowercase {
-            result = StripAccentsNormalizer().normalize(UnicodeNormalizer(form: .nfd).normalize(result))
+            // bert.rs strips only nonspacing marks (Mn), unlike the StripAccents normalizer (all M).
+            result = makeString(UnicodeNormalizer(form: .nfd).normalize(result).unicodeScalars.filter {
+                $0.properties.generalCategory != .nonspacingMark
+            })
         }
         if lowercase { result = LowercaseNormalizer().normalize(result) }
         return result

@@ -52,6 +52,15 @@ enum CharClass {
         return false
     }
 
+    /// A word char of tokenizers' Whitespace pre-tokenizer, whose hand-written class is UTS#18's \w
+    /// (Alphabetic, marks, Nd, Pc, Join_Control) — not onig's `\w`, which also takes No ("²") and not ZWJ.
+    @inline(__always)
+    static func isWord(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v < 0x80 { return (v | 0x20) >= 0x61 && (v | 0x20) <= 0x7A || (v >= 0x30 && v <= 0x39) || v == 0x5F }
+        return inRanges(OnigTables.word, v)
+    }
+
     /// `[^\s\p{L}\p{N}]`
     @inline(__always)
     static func isOther(_ s: Unicode.Scalar) -> Bool { !isWhitespace(s) && !isLetter(s) && !isNumber(s) }
@@ -125,6 +134,9 @@ enum KnownPattern: ScalarPattern {
     case clip
     /// GPT-2 / ByteLevel: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
+    /// The Whitespace pre-tokenizer, `\w+|[^\w\s]+` with its own \w (`CharClass.isWord`). Not matched from
+    /// a regex source: a Split with that regex uses onig's \w and takes the general path.
+    case wordsAndSymbols
 
     static let clipSource =
         #"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
@@ -150,6 +162,15 @@ enum KnownPattern: ScalarPattern {
             case .whitespaceRun: end = Self.matchWhitespaceRun(text, at: i)
             case .clip: end = Self.matchCLIP(text, at: i)
             case .gpt2: end = Self.matchGPT2(text, at: i)
+            case .wordsAndSymbols:
+                let c = text[i]
+                if CharClass.isWord(c) {
+                    end = Self.run(text, from: i, while: CharClass.isWord)
+                } else if CharClass.isWhitespace(c) {
+                    end = nil
+                } else {
+                    end = Self.run(text, from: i, while: { !CharClass.isWord($0) && !CharClass.isWhitespace($0) })
+                }
             }
             if let end, end > i {
                 out.append(i ..< end)

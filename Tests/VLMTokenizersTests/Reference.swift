@@ -37,6 +37,7 @@ struct CLIPReference: Decodable {
         let whitespace: [[UInt32]]
         let letter: [[UInt32]]
         let number: [[UInt32]]
+        let word: [[UInt32]]
         let lowercase: [String: String]
     }
 

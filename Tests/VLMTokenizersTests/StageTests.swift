@@ -26,7 +26,9 @@ import VLMTestSupport
         try Fixtures.json("tokenizers/stages_reference.json", as: [String: Reference].self)
     }
 
-    static let names = ["llama_like", "mistral_like", "qwen_like", "llama3_like", "bert_like", "exact_keys"]
+    static let names = [
+        "llama_like", "mistral_like", "qwen_like", "llama3_like", "bert_like", "exact_keys", "metaspace_split", "word_level",
+    ]
 
     @Test(arguments: names)
     func matchesTokenizers(name: String) throws {

@@ -35,6 +35,12 @@ import Testing
         #expect(diff.isEmpty, "\(diff.count) number mismatches, first: \(diff.prefix(20))")
     }
 
+    @Test func wordCharactersMatchWhitespacePreTokenizer() throws {
+        let ref = try Shared.reference.get()
+        let diff = Self.mismatches(ref.unicode.word, CharClass.isWord)
+        #expect(diff.isEmpty, "\(diff.count) Whitespace word-char mismatches, first: \(diff.prefix(20))")
+    }
+
     @Test func lowercaseMatchesRust() throws {
         let ref = try Shared.reference.get()
         let lower = LowercaseNormalizer()
