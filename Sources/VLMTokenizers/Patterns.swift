@@ -130,8 +130,12 @@ struct LiteralPattern: ScalarPattern {
 enum KnownPattern: ScalarPattern {
     /// `\s+` (CLIP's Replace normalizer).
     case whitespaceRun
-    /// CLIP: `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
+    /// CLIP as transformers' CLIPTokenizer builds it:
+    /// `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
     case clip
+    /// CLIP as the hub's tokenizer.json files have it (convert_slow_tokenizer's CLIPConverter): the same
+    /// without the two special-token literals.
+    case clipNoSpecials
     /// GPT-2 / ByteLevel: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
     /// The Whitespace pre-tokenizer, `\w+|[^\w\s]+` with its own \w (`CharClass.isWord`). Not matched from
@@ -140,12 +144,14 @@ enum KnownPattern: ScalarPattern {
 
     static let clipSource =
         #"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
+    static let clipNoSpecialsSource = #"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     init?(source: String) {
         switch source {
         case #"\s+"#: self = .whitespaceRun
         case Self.clipSource: self = .clip
+        case Self.clipNoSpecialsSource: self = .clipNoSpecials
         case Self.gpt2Source: self = .gpt2
         default: return nil
         }
@@ -160,7 +166,8 @@ enum KnownPattern: ScalarPattern {
             let end: Int?
             switch self {
             case .whitespaceRun: end = Self.matchWhitespaceRun(text, at: i)
-            case .clip: end = Self.matchCLIP(text, at: i)
+            case .clip: end = Self.matchCLIP(text, at: i, specials: true)
+            case .clipNoSpecials: end = Self.matchCLIP(text, at: i, specials: false)
             case .gpt2: end = Self.matchGPT2(text, at: i)
             case .wordsAndSymbols:
                 let c = text[i]
@@ -213,9 +220,9 @@ enum KnownPattern: ScalarPattern {
         i + lit.count <= t.count && t[i ..< i + lit.count].elementsEqual(lit)
     }
 
-    private static func matchCLIP(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+    private static func matchCLIP(_ t: [Unicode.Scalar], at i: Int, specials: Bool) -> Int? {
         let c = t[i]
-        if c == "<" {
+        if specials && c == "<" {
             if hasPrefix(t, at: i, startOfText) { return i + startOfText.count }
             if hasPrefix(t, at: i, endOfText) { return i + endOfText.count }
         }

@@ -104,6 +104,43 @@ import VLMTestSupport
         #expect(tok.addedTokens.map(\.normalized) == [true, false])
     }
 
+    @Test func hubStyleTokenizerJSON() throws {
+        // The hub's CLIP tokenizer.json (convert_slow_tokenizer) splits without the special-token literals;
+        // ByteLevel's GPT-2 regex re-splits them anyway, so the ids must not change.
+        let ref = try Shared.reference.get()
+        let original = try String(contentsOf: Shared.clipDirectory.appendingPathComponent("tokenizer.json"), encoding: .utf8)
+        let withSpecials = #""Regex": "<\\|startoftext\\|>|<\\|endoftext\\|>|'s"#
+        #expect(original.contains(withSpecials))
+        let hub = original.replacingOccurrences(of: withSpecials, with: #""Regex": "'s"#)
+        let dir = try Shared.temporaryDirectory("clip-hub")
+        try Data(hub.utf8).write(to: dir.appendingPathComponent("tokenizer.json"))
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            try FileManager.default.copyItem(
+                at: Shared.clipDirectory.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+        }
+        let tok = try TokenizerLoader.loadPretrained(directory: dir)
+        let split = (tok.preTokenizer as? SequencePreTokenizer)?.preTokenizers.first as? SplitPreTokenizer
+        #expect(split?.pattern as? KnownPattern == .clipNoSpecials)
+        for c in ref.cases {
+            #expect(try tok.encode(c.text, addSpecialTokens: true) == c.ids, "hub-style \(c.name)")
+        }
+    }
+
+    @Test func concurrentEncodesAgree() throws {
+        let ref = try Shared.reference.get()
+        let tok = try tokenizer(.tokenizerJSON)
+        let texts = ref.cases.map(\.text)
+        let results = UnsafeMutableBufferPointer<[Int]>.allocate(capacity: texts.count * 4)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: texts.count * 4) { i in
+            results[i] = (try? tok.encode(texts[i % texts.count], addSpecialTokens: true)) ?? [-1]
+        }
+        for (i, ids) in results.enumerated() {
+            #expect(ids == ref.cases[i % texts.count].ids)
+        }
+    }
+
     @Test func publicAPIThroughTheExistential() throws {
         let tok: any Tokenizer = try TokenizerLoader.load(directory: Shared.clipDirectory)
         #expect(try tok.encode("a photo of a cat", maxLength: 77) == [49406, 320, 1125, 539, 320, 2368, 49407])

@@ -61,6 +61,7 @@ import VLMTestSupport
             "\u{85}\u{b}a\u{a0} b", "١٢ ab12 ½",
         ]
         for (known, source) in [(KnownPattern.clip, KnownPattern.clipSource), (.gpt2, KnownPattern.gpt2Source),
+                                (.clipNoSpecials, KnownPattern.clipNoSpecialsSource),
                                 (.whitespaceRun, #"\s+"#)] {
             let icu = try ICUPattern(onigSource: source, file: "test", key: "pattern")
             for text in texts {
