@@ -156,7 +156,7 @@ struct JSONScanner {
         repeat {
             let token = try string(key)
             try expect(0x3A, key)
-            out.append((TokenString(token), try integer("\(key).\(token)")))
+            out.append((TokenString(token), try integer(key == "<root>" ? token : "\(key).\(token)")))
         } while try nextMember(close: 0x7D, key)
         return out
     }
