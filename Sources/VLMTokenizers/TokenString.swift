@@ -1,3 +1,5 @@
+import Foundation
+
 /// A vocabulary key compared and hashed by its exact UTF-8 bytes.
 ///
 /// Swift's `String` equality is canonical equivalence, so as `[String: Int]` keys "é" (U+00E9) and "e\u{301}",
@@ -9,7 +11,16 @@ public struct TokenString: Hashable, Sendable, CustomStringConvertible {
 
     public init(_ value: String) { self.value = value }
 
-    public static func == (a: TokenString, b: TokenString) -> Bool { a.value.utf8.elementsEqual(b.value.utf8) }
+    public static func == (a: TokenString, b: TokenString) -> Bool {
+        var x = a.value, y = b.value  // withUTF8 is mutating; native strings are not copied
+        return x.withUTF8 { px in
+            y.withUTF8 { py in
+                guard px.count == py.count else { return false }
+                guard let p = px.baseAddress, let q = py.baseAddress else { return true }  // both empty
+                return memcmp(p, q, px.count) == 0
+            }
+        }
+    }
 
     public func hash(into hasher: inout Hasher) {
         var copy = value  // withUTF8 is mutating; a native string is not copied
