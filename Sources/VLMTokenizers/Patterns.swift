@@ -138,6 +138,10 @@ enum KnownPattern: ScalarPattern {
     case clipNoSpecials
     /// GPT-2 / ByteLevel: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
+    /// Llama-3 (digits in runs of up to 3) and Qwen2 (single digits), ByteLevel tokenizers:
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    case llama3
+    case qwen2
     /// The Whitespace pre-tokenizer, `\w+|[^\w\s]+` with its own \w (`CharClass.isWord`). Not matched from
     /// a regex source: a Split with that regex uses onig's \w and takes the general path.
     case wordsAndSymbols
@@ -145,6 +149,8 @@ enum KnownPattern: ScalarPattern {
     static let clipSource =
         #"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
     static let clipNoSpecialsSource = #"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"#
+    static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     init?(source: String) {
@@ -153,6 +159,8 @@ enum KnownPattern: ScalarPattern {
         case Self.clipSource: self = .clip
         case Self.clipNoSpecialsSource: self = .clipNoSpecials
         case Self.gpt2Source: self = .gpt2
+        case Self.llama3Source: self = .llama3
+        case Self.qwen2Source: self = .qwen2
         default: return nil
         }
     }
@@ -169,6 +177,8 @@ enum KnownPattern: ScalarPattern {
             case .clip: end = Self.matchCLIP(text, at: i, specials: true)
             case .clipNoSpecials: end = Self.matchCLIP(text, at: i, specials: false)
             case .gpt2: end = Self.matchGPT2(text, at: i)
+            case .llama3: end = Self.matchLlama3(text, at: i, maxDigits: 3)
+            case .qwen2: end = Self.matchLlama3(text, at: i, maxDigits: 1)
             case .wordsAndSymbols:
                 let c = text[i]
                 if CharClass.isWord(c) {
@@ -242,11 +252,59 @@ enum KnownPattern: ScalarPattern {
         if CharClass.isLetter(d) { return run(t, from: j, while: CharClass.isLetter) }
         if CharClass.isNumber(d) { return run(t, from: j, while: CharClass.isNumber) }
         if !CharClass.isWhitespace(d) { return run(t, from: j, while: CharClass.isOther) }
-        if j != i && !CharClass.isWhitespace(c) { return nil }
-        // `\s+(?!\S)`: the run, backing off one so the next match can take ` X`; else `\s+`.
+        return matchTrailingWhitespace(t, at: i)
+    }
+
+    /// `\s+(?!\S)|\s+` at a whitespace char: the run, backing off one so the next match can take ` X`.
+    private static func matchTrailingWhitespace(_ t: [Unicode.Scalar], at i: Int) -> Int? {
         let end = run(t, from: i, while: CharClass.isWhitespace)
         if end == t.count { return end }
         return end - 1 > i ? end - 1 : end
+    }
+
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)`: onig's case folding also maps U+017F (long s) to "s".
+    private static func matchContractionIgnoringCase(_ t: [Unicode.Scalar], at i: Int) -> Int? {
+        guard t[i] == "'", i + 1 < t.count else { return nil }
+        func lower(_ k: Int) -> Unicode.Scalar? {
+            guard k < t.count else { return nil }
+            let v = t[k].value
+            if v == 0x17F { return "s" }
+            if v >= 0x41 && v <= 0x5A { return Unicode.Scalar(UInt8(v + 0x20)) }
+            return t[k]
+        }
+        switch lower(i + 1) {
+        case "s", "t", "m", "d": return i + 2
+        case "r", "v": return lower(i + 2) == "e" ? i + 3 : nil
+        case "l": return lower(i + 2) == "l" ? i + 3 : nil
+        default: return nil
+        }
+    }
+
+    private static func matchLlama3(_ t: [Unicode.Scalar], at i: Int, maxDigits: Int) -> Int? {
+        if let end = matchContractionIgnoringCase(t, at: i) { return end }
+        let c = t[i]
+        // `[^\r\n\p{L}\p{N}]?\p{L}+`
+        if CharClass.isLetter(c) { return run(t, from: i, while: CharClass.isLetter) }
+        let isCRLF = c == "\r" || c == "\n"
+        if !isCRLF && !CharClass.isNumber(c) && i + 1 < t.count && CharClass.isLetter(t[i + 1]) {
+            return run(t, from: i + 1, while: CharClass.isLetter)
+        }
+        // `\p{N}{1,3}` (Llama-3) / `\p{N}` (Qwen2)
+        if CharClass.isNumber(c) {
+            var j = i
+            while j < t.count && j - i < maxDigits && CharClass.isNumber(t[j]) { j += 1 }
+            return j
+        }
+        // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+        let start = (c == " " && i + 1 < t.count && CharClass.isOther(t[i + 1])) ? i + 1 : i
+        if CharClass.isOther(t[start]) {
+            let end = run(t, from: start, while: CharClass.isOther)
+            return run(t, from: end, while: { $0 == "\r" || $0 == "\n" })
+        }
+        // `\s*[\r\n]+`: through the last CR/LF of the whitespace run.
+        let end = run(t, from: i, while: CharClass.isWhitespace)
+        if let last = (i ..< end).last(where: { t[$0] == "\r" || t[$0] == "\n" }) { return last + 1 }
+        return matchTrailingWhitespace(t, at: i)
     }
 }
 

@@ -51,17 +51,18 @@ import VLMTestSupport
         #expect((llama.model as? BPEModel)?.byteFallback == true)
         let qwen = try TokenizerLoader.loadPretrained(directory: Fixtures.url("tokenizers/stages/qwen_like"))
         let split = (qwen.preTokenizer as? SequencePreTokenizer)?.preTokenizers.first as? SplitPreTokenizer
-        #expect(split?.pattern is ICUPattern)  // the general regex path
+        #expect(split?.pattern as? KnownPattern == .qwen2)
     }
 
     @Test func knownPatternsMatchTheRegexEngine() throws {
         // The hand-written matchers against NSRegularExpression on the same (onig-translated) source.
         let texts = try Shared.reference.get().cases.map(\.text) + [
             "  a  b\t\tc \n d ", " ", "'s's 'S 'llx '", "x  ", "  <|startoftext|>x<|endoftext|>!!<|endoftext|>",
-            "\u{85}\u{b}a\u{a0} b", "١٢ ab12 ½",
+            "\u{85}\u{b}a\u{a0} b", "١٢ ab12 ½", "a \r\n\r\n  b\n \n\tc !!\n\n", "'ſ 'S 'Ll 'rE x'VE", "12345 ١٢٣٤",
         ]
         for (known, source) in [(KnownPattern.clip, KnownPattern.clipSource), (.gpt2, KnownPattern.gpt2Source),
                                 (.clipNoSpecials, KnownPattern.clipNoSpecialsSource),
+                                (.llama3, KnownPattern.llama3Source), (.qwen2, KnownPattern.qwen2Source),
                                 (.whitespaceRun, #"\s+"#)] {
             let icu = try ICUPattern(onigSource: source, file: "test", key: "pattern")
             for text in texts {
