@@ -113,6 +113,7 @@ import VLMTestSupport
         #expect(original.contains(withSpecials))
         let hub = original.replacingOccurrences(of: withSpecials, with: #""'s"#)
         let dir = try Shared.temporaryDirectory("clip-hub")
+        defer { try? FileManager.default.removeItem(at: dir) }
         try Data(hub.utf8).write(to: dir.appendingPathComponent("tokenizer.json"))
         for name in ["tokenizer_config.json", "special_tokens_map.json"] {
             try FileManager.default.copyItem(

@@ -15,6 +15,7 @@ import Testing
 
     func loadError(_ files: [String: String]) throws -> TokenizerError? {
         let dir = try directory(files)
+        defer { try? FileManager.default.removeItem(at: dir) }
         do {
             _ = try TokenizerLoader.load(directory: dir)
             return nil
@@ -128,6 +129,7 @@ import Testing
 
     @Test func paddingWithoutPadToken() throws {
         let dir = try directory(["tokenizer.json": "{" + Self.minimalModel + "}"])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let tok = try TokenizerLoader.load(directory: dir)
         #expect(tok.padTokenID == nil)
         #expect(throws: TokenizerError.missingPadToken) { try tok.encodeBatch(["ab", "a"], maxLength: nil, padding: .longest) }
@@ -135,10 +137,12 @@ import Testing
     }
 
     @Test func modelMaxLengthEdgeCases() throws {
-        #expect(TokenizerLoader.modelMaxLength(directory: try directory([:])) == nil)
+        let empty = try directory([:])
         let huge = try directory(["tokenizer_config.json": #"{"model_max_length": 1000000000000000019884624838656}"#])
         #expect(TokenizerLoader.modelMaxLength(directory: huge) == nil)
         let broken = try directory(["tokenizer_config.json": "not json"])
+        defer { for dir in [empty, huge, broken] { try? FileManager.default.removeItem(at: dir) } }
+        #expect(TokenizerLoader.modelMaxLength(directory: empty) == nil)
         #expect(TokenizerLoader.modelMaxLength(directory: broken) == nil)
     }
 }

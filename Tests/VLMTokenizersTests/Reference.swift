@@ -65,12 +65,14 @@ enum Shared {
         try TokenizerLoader.loadPretrained(directory: clipDirectory)
     }
 
-    /// CLIP loaded from vocab.json + merges.txt (a temporary copy of the fixture without tokenizer.json).
+    /// CLIP loaded from vocab.json + merges.txt (a temporary directory linking the fixture's files but
+    /// tokenizer.json; removed once loaded).
     static let fromVocabMerges: Result<PretrainedTokenizer, Error> = Result {
         let dir = try temporaryDirectory("clip-vocab-merges")
+        defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-            try FileManager.default.copyItem(
-                at: clipDirectory.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+            try FileManager.default.createSymbolicLink(
+                at: dir.appendingPathComponent(name), withDestinationURL: clipDirectory.appendingPathComponent(name))
         }
         return try TokenizerLoader.loadPretrained(directory: dir)
     }
