@@ -90,10 +90,13 @@ public final class PreNormEncoder: @unchecked Sendable {
         }
     }
 
-    /// x: [B*T, C] -> [B*T, C]
-    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+    /// x: [B*T, C] -> [B*T, C], through the first `layerCount` layers (all by default).
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, causal: Bool, keyMask: [UInt8]? = nil,
+                               layerCount: Int? = nil) -> Tensor {
         var h = x
-        for layer in layers { h = layer(h, batch: batch, length: length, causal: causal, keyMask: keyMask) }
+        for layer in layers.prefix(layerCount ?? layers.count) {
+            h = layer(h, batch: batch, length: length, causal: causal, keyMask: keyMask)
+        }
         return h
     }
 }

@@ -176,56 +176,18 @@ public struct CLIPConfig: Decodable, Sendable {
 
 // MARK: - Vision
 
-/// CLIPVisionTransformer + visual_projection: patches -> [CLS] + positions -> pre-LN -> encoder -> post-LN(CLS) -> projection.
+/// CLIP's image tower: CLIPVisionTransformer (Sources/VLMModels/CLIPVision.swift) + visual_projection.
 private final class CLIPVisionTower: @unchecked Sendable {
-    let config: CLIPVisionConfig
-    let patchEmbedding: Linear           // vision_model.embeddings.patch_embedding.weight [C, channels, p, p], no bias
-    let classEmbedding: Tensor           // vision_model.embeddings.class_embedding [C]
-    let positionEmbedding: Embedding     // vision_model.embeddings.position_embedding.weight [positions, C]
-    let preLayerNorm: LayerNorm          // vision_model.pre_layrnorm (sic)
-    let encoder: PreNormEncoder          // vision_model.encoder.layers.{i}
-    let postLayerNorm: LayerNorm         // vision_model.post_layernorm
-    let projection: Linear               // visual_projection.weight [P, C], no bias
+    let transformer: CLIPVisionTransformer  // vision_model.*
+    let projection: Linear                  // visual_projection.weight [P, C], no bias
 
     init(_ root: WeightScope, config: CLIPVisionConfig, projectionDim: Int) throws {
-        self.config = config
-        let s = root.scope("vision_model")
-        let c = config.hiddenSize, p = config.patchSize, ch = config.numChannels
-        let conv = try s.tensor("embeddings.patch_embedding.weight", shape: [c, ch, p, p])
-        // A stride-p convolution is a GEMM over flattened patches; the weight's (channel, ky, kx) order is kept.
-        patchEmbedding = try Linear(weight: conv.reshaped([c, ch * p * p]), bias: nil)
-        classEmbedding = try s.tensor("embeddings.class_embedding", shape: [c])
-        positionEmbedding = try Embedding(s.scope("embeddings.position_embedding"), count: config.numPositions, dim: c)
-        preLayerNorm = try LayerNorm(s.scope("pre_layrnorm"), dim: c, eps: config.layerNormEps)
-        encoder = try PreNormEncoder(s.scope("encoder"), count: config.numHiddenLayers, dim: c, heads: config.numAttentionHeads,
-                                     intermediate: config.intermediateSize,
-                                     activation: Activation(huggingFace: config.hiddenAct) ?? .quickGelu, eps: config.layerNormEps)
-        postLayerNorm = try LayerNorm(s.scope("post_layernorm"), dim: c, eps: config.layerNormEps)
-        projection = try Linear(root.scope("visual_projection"), in: c, out: projectionDim, bias: false)
+        transformer = try CLIPVisionTransformer(root.scope("vision_model"), config: config)
+        projection = try Linear(root.scope("visual_projection"), in: config.hiddenSize, out: projectionDim, bias: false)
     }
 
     /// pixels: [B, channels, S, S] -> [B, P] (the projected pooled output, get_image_features).
-    func callAsFunction(_ pixels: Tensor) -> Tensor {
-        let b = pixels.shape[0], c = config.hiddenSize
-        let g = config.patchesPerSide, tokens = g * g + 1
-        let embedded = patchEmbedding(config.patches(pixels))  // [B*g*g, C]
-        let h = Tensor(uninitialized: [b * tokens, c])
-        for bi in 0 ..< b {
-            let row0 = h.pointer + bi * tokens * c
-            for j in 0 ..< c { row0[j] = classEmbedding.pointer[j] + positionEmbedding.row(0)[j] }
-            for t in 1 ..< tokens {
-                let src = embedded.pointer + (bi * (tokens - 1) + t - 1) * c
-                let pos = positionEmbedding.row(t)
-                let row = h.pointer + (bi * tokens + t) * c
-                for j in 0 ..< c { row[j] = src[j] + pos[j] }
-            }
-        }
-        let encoded = encoder(preLayerNorm(h), batch: b, length: tokens, causal: false)
-        // Pool the CLS token of each image.
-        let cls = Tensor(uninitialized: [b, c])
-        for bi in 0 ..< b { (cls.pointer + bi * c).update(from: encoded.pointer + bi * tokens * c, count: c) }
-        return projection(postLayerNorm(cls))
-    }
+    func callAsFunction(_ pixels: Tensor) -> Tensor { projection(transformer.pooled(pixels)) }
 }
 
 // MARK: - Text
