@@ -49,6 +49,8 @@ public struct Augmentation: Sendable, Codable, Equatable {
 /// ImageProcessor (after augmentation), captions through its tokenizer (truncated to the model's length, EOS
 /// kept). A sample whose image cannot be decoded is skipped and counted (`skipped`, `onSkip`), never fatal; the
 /// batch is filled from the following samples. Incomplete last batches are dropped, as open_clip does.
+/// Resume replays the consumed batches of the epoch through `nextBatch` (the protocol default): which samples
+/// a batch used depends on which images failed to decode, so only replaying gives the exact same order.
 public struct BatchPipeline: TrainingDataSource {
     public let source: any PairedDataSource
     public let processor: ImageProcessor
@@ -92,13 +94,6 @@ public struct BatchPipeline: TrainingDataSource {
         order = shuffle ? seededPermutation(source.count, seed: mixSeed(seed, UInt64(epoch))) : Array(0 ..< source.count)
         position = 0
         produced = 0
-    }
-
-    /// Skips batches without decoding them (resume). Assumes those batches had no undecodable samples; if they
-    /// had, the resumed epoch sees a few samples again, which does not affect correctness.
-    public mutating func skipBatches(_ n: Int) throws {
-        position = min(order.count, position + n * batchSize)
-        produced += n
     }
 
     public mutating func nextBatch() throws -> TrainingBatch? {
