@@ -1,5 +1,16 @@
 import Foundation
 import VLMImage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+#if canImport(Glibc)
+private let posixWrite = Glibc.write
+#elseif canImport(Darwin)
+private let posixWrite = Darwin.write
+#endif
 
 /// Image file format of an export.
 public enum SceneImageFormat: Equatable, Sendable {
@@ -103,8 +114,22 @@ public enum SceneDataset {
         return encoder
     }
 
+    /// Plain open/write/close: Foundation's `Data.write` measured ~20x slower per small file on Linux, and the
+    /// staging directory already makes the export atomic as a whole.
     private static func write(_ data: Data, to url: URL) throws {
-        do { try data.write(to: url) } catch { throw SceneError.writeFailed(path: url.path, reason: "\(error)") }
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SceneError.writeFailed(path: url.path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < raw.count {
+                guard let base = raw.baseAddress else { break }
+                let n = posixWrite(fd, base + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SceneError.writeFailed(path: url.path, reason: String(cString: strerror(errno))) }
+                offset += n
+            }
+        }
     }
 
     /// Generates and encodes in chunks, in parallel within a chunk, then writes the chunk in index order.
