@@ -38,9 +38,41 @@ public struct ExportSummary: Sendable {
 /// Batch entry points: in-memory generation for training loops, and export to files for other tools.
 public enum SceneDataset {
     /// Scenes `start ..< start + count` of a split, with pixels and text, without touching the disk.
+    /// `threads > 1` renders in parallel; the result is identical either way.
     public static func generate(count: Int, seed: UInt64, split: SceneSplit, kind: KindSelection = .mixed,
-                                config: SceneConfig = SceneConfig(), start: Int = 0) throws -> [GeneratedScene] {
-        try SceneGenerator(seed: seed, config: config).generate(count: count, split: split, kind: kind, start: start)
+                                config: SceneConfig = SceneConfig(), start: Int = 0, threads: Int = 1) throws -> [GeneratedScene] {
+        let generator = try SceneGenerator(seed: seed, config: config)
+        guard threads > 1, count > 1 else { return try generator.generate(count: count, split: split, kind: kind, start: start) }
+        guard start >= 0 else { throw SceneError.invalidArgument("start must be >= 0") }
+        var results = [Result<GeneratedScene, Error>?](repeating: nil, count: max(0, count))
+        results.withUnsafeMutableBufferPointer { buffer in
+            let slots = buffer  // each iteration writes only its own slot
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                slots[i] = Result { try generator.generate(index: start + i, split: split, kind: kind) }
+            }
+        }
+        return try results.compactMap { try $0?.get() }
+    }
+
+    /// The first `count` scenes (in index order) whose canonical caption differs from every earlier one's,
+    /// plus their indices. Retrieval metrics (text -> image R@1) need this: "three yellow stars" can describe
+    /// several scenes, and a tie between identical captions says nothing about the model.
+    public static func uniqueCaptionScenes(count: Int, seed: UInt64, split: SceneSplit, kind: KindSelection = .multi,
+                                           config: SceneConfig = SceneConfig()) throws -> [GeneratedScene] {
+        guard count >= 0 else { throw SceneError.invalidArgument("count must be >= 0, got \(count)") }
+        let generator = try SceneGenerator(seed: seed, config: config)
+        var seen = Set<String>(), out: [GeneratedScene] = []
+        var index = 0
+        // Bounded so a tiny caption space (e.g. only single objects) cannot loop forever.
+        while out.count < count && index < count * 50 + 1000 {
+            let g = try generator.generate(index: index, split: split, kind: kind)
+            if seen.insert(g.text.caption).inserted { out.append(g) }
+            index += 1
+        }
+        guard out.count == count else {
+            throw SceneError.invalidArgument("only \(out.count) distinct captions in the first \(index) \(split.rawValue) scenes")
+        }
+        return out
     }
 
     /// Writes `count` images (images/000000.png, ...), manifest.jsonl (one JSON object per image, same

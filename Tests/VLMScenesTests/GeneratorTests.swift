@@ -46,7 +46,7 @@ struct GeneratorTests {
         #expect(hash == Self.pinnedHash, "hash \(String(hash, radix: 16))")
     }
 
-    static let pinnedHash: UInt64 = 0
+    static let pinnedHash: UInt64 = 0x05B4_0C02_1C92_653C
 
     @Test func prngIsSplitMix64() {
         // Reference values of SplitMix64 seeded with 0 (as in Java's SplittableRandom / the C reference).
@@ -182,5 +182,21 @@ struct GeneratorTests {
         #expect(throws: SceneError.self) { try g.scene(index: -1, split: .train) }
         #expect(throws: SceneError.self) { try g.generate(count: -1, split: .train) }
         #expect("\(SceneError.outputExists(path: "/x"))".contains("/x"))
+    }
+}
+
+struct DatasetAPITests {
+    @Test func parallelGenerationMatchesSequential() throws {
+        let a = try SceneDataset.generate(count: 20, seed: 6, split: .test, start: 5)
+        let b = try SceneDataset.generate(count: 20, seed: 6, split: .test, start: 5, threads: 2)
+        #expect(a.map(\.image) == b.map(\.image) && a.map(\.text) == b.map(\.text))
+        #expect(a.first?.scene.index == 5)
+    }
+
+    @Test func uniqueCaptionScenesHaveDistinctCaptions() throws {
+        let scenes = try SceneDataset.uniqueCaptionScenes(count: 60, seed: 1, split: .test)
+        #expect(scenes.count == 60 && Set(scenes.map(\.text.caption)).count == 60)
+        #expect(scenes.allSatisfy { $0.scene.kind == .multi })
+        #expect(zip(scenes, scenes.dropFirst()).allSatisfy { $0.scene.index < $1.scene.index })
     }
 }
