@@ -5,10 +5,10 @@
 /// "a small red circle" / "red circle" / "circle": unset attributes match anything.
 public struct ObjectDescription: Equatable, Sendable {
     public var size: ObjectSize?
-    public var colour: Colour?
-    public var shape: Shape
+    public var colour: SceneColour?
+    public var shape: SceneShape
 
-    public init(size: ObjectSize? = nil, colour: Colour?, shape: Shape) {
+    public init(size: ObjectSize? = nil, colour: SceneColour?, shape: SceneShape) {
         self.size = size
         self.colour = colour
         self.shape = shape
@@ -26,17 +26,17 @@ public struct ObjectDescription: Equatable, Sendable {
     var words: String { [size?.rawValue, colour?.rawValue, shape.rawValue].compactMap { $0 }.joined(separator: " ") }
 
     /// "a small red circle", "an orange star".
-    public var phrase: String { Caption.article(words) + " " + words }
+    public var phrase: String { SceneCaption.article(words) + " " + words }
 }
 
 /// `count` objects of one colour and shape ("two red circles"), optionally all of one size.
 public struct ObjectGroup: Equatable, Sendable {
     public var count: Int
-    public var colour: Colour
-    public var shape: Shape
+    public var colour: SceneColour
+    public var shape: SceneShape
     public var size: ObjectSize?
 
-    public init(count: Int, colour: Colour, shape: Shape, size: ObjectSize? = nil) {
+    public init(count: Int, colour: SceneColour, shape: SceneShape, size: ObjectSize? = nil) {
         self.count = count
         self.colour = colour
         self.shape = shape
@@ -50,24 +50,24 @@ public struct ObjectGroup: Equatable, Sendable {
     /// "a small red circle", "two red circles".
     public var phrase: String {
         let attrs = [size?.rawValue, colour.rawValue].compactMap { $0 }.joined(separator: " ")
-        if count == 1 { return Caption.article(attrs) + " " + attrs + " " + shape.rawValue }
-        return Vocabulary.countWord(count) + " " + attrs + " " + shape.plural
+        if count == 1 { return SceneCaption.article(attrs) + " " + attrs + " " + shape.rawValue }
+        return SceneVocabulary.countWord(count) + " " + attrs + " " + shape.plural
     }
 }
 
-public enum Truth: String, Sendable {
+public enum ClaimTruth: String, Sendable {
     case `true`, `false`, unknown
 }
 
-public enum Claim: Equatable, Sendable {
+public enum SceneClaim: Equatable, Sendable {
     /// The scene consists of exactly these groups: nothing more, nothing less ("two red circles and a blue square").
     case exactly([ObjectGroup])
     /// Some object matching the subject stands in the relation to some other object matching the object.
-    case relation(ObjectDescription, Relation, ObjectDescription)
+    case relation(ObjectDescription, SceneRelation, ObjectDescription)
 
     /// True/false against the objects; `unknown` only for relations in an ambiguous (diagonal) layout,
     /// which is never asserted and never used as a negative.
-    public func evaluate(_ objects: [SceneObject]) -> Truth {
+    public func evaluate(_ objects: [SceneObject]) -> ClaimTruth {
         switch self {
         case let .exactly(groups):
             var total = 0
@@ -94,23 +94,23 @@ public enum Claim: Equatable, Sendable {
     /// The default wording: "two red circles and a blue square", "a red circle left of a blue square".
     public var text: String {
         switch self {
-        case let .exactly(groups): return Caption.list(groups.map(\.phrase))
+        case let .exactly(groups): return SceneCaption.list(groups.map(\.phrase))
         case let .relation(s, r, o): return "\(s.phrase) \(r.rawValue) \(o.phrase)"
         }
     }
 }
 
 /// A caption: its words and the claim they make.
-public struct Caption: Equatable, Sendable {
+public struct SceneCaption: Equatable, Sendable {
     public var text: String
-    public var claim: Claim
+    public var claim: SceneClaim
 
-    public init(_ text: String, _ claim: Claim) {
+    public init(_ text: String, _ claim: SceneClaim) {
         self.text = text
         self.claim = claim
     }
 
-    public init(_ claim: Claim) { self.init(claim.text, claim) }
+    public init(_ claim: SceneClaim) { self.init(claim.text, claim) }
 
     /// "an" before a vowel sound (only "orange" in this vocabulary), else "a".
     static func article(_ next: String) -> String {
@@ -126,7 +126,7 @@ public struct Caption: Equatable, Sendable {
 }
 
 /// A false caption built by a controlled edit of a true one, for contrastive and binding evaluation.
-public struct Negative: Equatable, Sendable {
+public struct SceneNegative: Equatable, Sendable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         /// Colours exchanged between two objects/groups: "a blue circle left of a red square".
         case swap
@@ -145,5 +145,5 @@ public struct Negative: Equatable, Sendable {
     }
 
     public var kind: Kind
-    public var caption: Caption
+    public var caption: SceneCaption
 }

@@ -117,15 +117,15 @@ public struct DatasetInfo: Codable, Equatable, Sendable {
         self.imageFormat = imageFormat
         self.config = config
         vocabulary = VocabularyInfo(
-            shapes: Shape.allCases.map(\.rawValue),
-            colours: Dictionary(uniqueKeysWithValues: Colour.allCases.map { c in (c.rawValue, [Int(c.rgb.0), Int(c.rgb.1), Int(c.rgb.2)]) }),
+            shapes: SceneShape.allCases.map(\.rawValue),
+            colours: Dictionary(uniqueKeysWithValues: SceneColour.allCases.map { c in (c.rawValue, [Int(c.rgb.0), Int(c.rgb.1), Int(c.rgb.2)]) }),
             sizes: ObjectSize.allCases.map(\.rawValue),
-            relations: Relation.allCases.map(\.rawValue),
-            countWords: Vocabulary.countWords)
-        labels = Vocabulary.allTypes.map(\.name)
-        seenLabels = Vocabulary.seenTypes.map(\.name)
-        heldoutPairs = Vocabulary.heldoutPairs.map(\.name)
-        heldoutTriples = Vocabulary.heldoutTriples.map(\.description)
+            relations: SceneRelation.allCases.map(\.rawValue),
+            countWords: SceneVocabulary.countWords)
+        labels = SceneVocabulary.allTypes.map(\.name)
+        seenLabels = SceneVocabulary.seenTypes.map(\.name)
+        heldoutPairs = SceneVocabulary.heldoutPairs.map(\.name)
+        heldoutTriples = SceneVocabulary.heldoutTriples.map(\.description)
         manifest = "manifest.jsonl"
     }
 

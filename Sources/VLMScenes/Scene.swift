@@ -39,8 +39,8 @@ public enum SceneStructure: String, Codable, Sendable {
 /// One drawn object. Coordinates are normalised to the canvas (0...1, origin top-left, y down) so a scene
 /// is the same composition at any output size.
 public struct SceneObject: Codable, Equatable, Sendable {
-    public var shape: Shape
-    public var colour: Colour
+    public var shape: SceneShape
+    public var colour: SceneColour
     public var size: ObjectSize
     /// Centre.
     public var x: Double
@@ -74,7 +74,7 @@ public struct Scene: Codable, Equatable, Sendable {
 
     public struct StatedRelation: Codable, Equatable, Sendable {
         public var subject: Int
-        public var relation: Relation
+        public var relation: SceneRelation
         public var object: Int
     }
 }
@@ -86,7 +86,7 @@ public struct Scene: Codable, Equatable, Sendable {
 /// - loose (used to deny one): "a left of b" is certainly false only if a's centre is not left of b's.
 /// A relation is true if it holds strictly, false if it does not hold even loosely, and otherwise unknown.
 public enum SceneGeometry {
-    public static func holdsStrictly(_ relation: Relation, _ a: SceneObject, _ b: SceneObject) -> Bool {
+    public static func holdsStrictly(_ relation: SceneRelation, _ a: SceneObject, _ b: SceneObject) -> Bool {
         let gap = a.radius + b.radius
         switch relation {
         case .leftOf:
@@ -102,7 +102,7 @@ public enum SceneGeometry {
         }
     }
 
-    public static func holdsLoosely(_ relation: Relation, _ a: SceneObject, _ b: SceneObject) -> Bool {
+    public static func holdsLoosely(_ relation: SceneRelation, _ a: SceneObject, _ b: SceneObject) -> Bool {
         switch relation {
         case .leftOf: return a.x < b.x
         case .rightOf: return a.x > b.x
@@ -112,8 +112,8 @@ public enum SceneGeometry {
     }
 
     /// The strict relation from a to b, if any (at most one holds strictly).
-    public static func strictRelation(_ a: SceneObject, _ b: SceneObject) -> Relation? {
-        Relation.allCases.first { holdsStrictly($0, a, b) }
+    public static func strictRelation(_ a: SceneObject, _ b: SceneObject) -> SceneRelation? {
+        SceneRelation.allCases.first { holdsStrictly($0, a, b) }
     }
 
     /// Bounding boxes separated by at least `margin` on some axis (Chebyshev distance), so shapes never
@@ -129,7 +129,7 @@ public enum SceneGeometry {
             for j in objects.indices where i != j {
                 guard let r = strictRelation(objects[i], objects[j]) else { continue }
                 let t = RelationTriple(objects[i].shape, r, objects[j].shape)
-                if let h = Vocabulary.heldoutTriples.first(where: { $0.matches(t) }), !found.contains(h) { found.append(h) }
+                if let h = SceneVocabulary.heldoutTriples.first(where: { $0.matches(t) }), !found.contains(h) { found.append(h) }
             }
         }
         return found
@@ -140,7 +140,7 @@ extension Scene {
     /// Held-out colour-shape pairs drawn in this scene.
     public var heldoutPairs: [ObjectType] {
         var seen: [ObjectType] = []
-        for o in objects where Vocabulary.isHeldout(o.type) && !seen.contains(o.type) { seen.append(o.type) }
+        for o in objects where SceneVocabulary.isHeldout(o.type) && !seen.contains(o.type) { seen.append(o.type) }
         return seen
     }
 

@@ -127,8 +127,8 @@ public struct SceneGenerator: Sendable {
     private func sample(_ structure: SceneStructure, split: SceneSplit, rng: inout SceneRandom) -> Sample? {
         let heldout = split == .heldout
         // In train/test only seen pairs are drawn; a held-out scene anchors on one held-out pair (or triple).
-        let pool = heldout ? Vocabulary.allTypes : Vocabulary.seenTypes
-        func anchor(_ rng: inout SceneRandom) -> ObjectType? { rng.pick(heldout ? Vocabulary.heldoutPairs : pool) }
+        let pool = heldout ? SceneVocabulary.allTypes : SceneVocabulary.seenTypes
+        func anchor(_ rng: inout SceneRandom) -> ObjectType? { rng.pick(heldout ? SceneVocabulary.heldoutPairs : pool) }
         switch structure {
         case .object:
             guard let type = anchor(&rng) else { return nil }
@@ -158,18 +158,18 @@ public struct SceneGenerator: Sendable {
     /// Two objects differing in both colour and shape (so an attribute swap yields a different, false caption)
     /// placed so that the chosen relation holds strictly.
     private func sampleRelation(heldout: Bool, pool: [ObjectType], rng: inout SceneRandom) -> Sample? {
-        var a: ObjectType, b: ObjectType, relation: Relation
+        var a: ObjectType, b: ObjectType, relation: SceneRelation
         if heldout && rng.bool() {
-            guard var triple = rng.pick(Vocabulary.heldoutTriples), let ca = rng.pick(Colour.allCases) else { return nil }
+            guard var triple = rng.pick(SceneVocabulary.heldoutTriples), let ca = rng.pick(SceneColour.allCases) else { return nil }
             if rng.bool() { triple = triple.converse }
-            guard let cb = rng.pick(Colour.allCases.filter { $0 != ca }) else { return nil }
+            guard let cb = rng.pick(SceneColour.allCases.filter { $0 != ca }) else { return nil }
             a = ObjectType(ca, triple.subject)
             b = ObjectType(cb, triple.object)
             relation = triple.relation
         } else {
-            guard let first = rng.pick(heldout ? Vocabulary.heldoutPairs : pool),
+            guard let first = rng.pick(heldout ? SceneVocabulary.heldoutPairs : pool),
                   let second = rng.pick(pool.filter { $0.colour != first.colour && $0.shape != first.shape }),
-                  let r = rng.pick(Relation.allCases) else { return nil }
+                  let r = rng.pick(SceneRelation.allCases) else { return nil }
             (a, b) = rng.bool() ? (first, second) : (second, first)
             relation = r
         }

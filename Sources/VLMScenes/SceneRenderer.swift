@@ -21,7 +21,7 @@ public struct SceneImage: Equatable, Sendable {
 /// Only +, -, *, / and comparisons on doubles (no libm trigonometry), so the same inputs give the same
 /// coverage on every platform; the star's vertices are written out as literals for the same reason.
 public enum ShapeGeometry {
-    public static func contains(_ shape: Shape, _ u: Double, _ v: Double) -> Bool {
+    public static func contains(_ shape: SceneShape, _ u: Double, _ v: Double) -> Bool {
         switch shape {
         case .circle:
             return u * u + v * v <= 1

@@ -4,18 +4,18 @@
 /// Object shapes. All are drawn upright (no rotation) inside a square of half-side `radius`, filling it
 /// similarly, so at 64x64 the silhouettes stay distinguishable. A hexagon was left out on purpose: at the
 /// small size it differs from a circle by under one pixel at the corners.
-public enum Shape: String, CaseIterable, Codable, Sendable, Comparable {
+public enum SceneShape: String, CaseIterable, Codable, Sendable, Comparable {
     case circle, square, triangle, star, cross, diamond, heart, ring
 
     public var plural: String { self == .cross ? "crosses" : rawValue + "s" }
 
-    public static func < (a: Shape, b: Shape) -> Bool { a.order < b.order }
-    var order: Int { Shape.allCases.firstIndex(of: self) ?? 0 }
+    public static func < (a: SceneShape, b: SceneShape) -> Bool { a.order < b.order }
+    var order: Int { SceneShape.allCases.firstIndex(of: self) ?? 0 }
 }
 
 /// Object colours: saturated, well apart in hue/lightness, and all clearly different from the neutral grey
 /// background (white and black sit at the ends of the lightness scale, the background in the middle).
-public enum Colour: String, CaseIterable, Codable, Sendable, Comparable {
+public enum SceneColour: String, CaseIterable, Codable, Sendable, Comparable {
     case red, orange, yellow, green, cyan, blue, purple, white, black
 
     /// Nominal sRGB value; each object gets this plus a small per-object jitter (`SceneConfig.colourJitter`).
@@ -33,8 +33,8 @@ public enum Colour: String, CaseIterable, Codable, Sendable, Comparable {
         }
     }
 
-    public static func < (a: Colour, b: Colour) -> Bool { a.order < b.order }
-    var order: Int { Colour.allCases.firstIndex(of: self) ?? 0 }
+    public static func < (a: SceneColour, b: SceneColour) -> Bool { a.order < b.order }
+    var order: Int { SceneColour.allCases.firstIndex(of: self) ?? 0 }
 }
 
 /// Two sizes only, far apart (radius ratio ~1.6), so "small"/"large" is decidable from one object alone.
@@ -43,14 +43,14 @@ public enum ObjectSize: String, CaseIterable, Codable, Sendable {
 }
 
 /// Spatial relations, read as "subject <relation> object" in image coordinates (y grows downwards).
-public enum Relation: String, CaseIterable, Codable, Sendable {
+public enum SceneRelation: String, CaseIterable, Codable, Sendable {
     case leftOf = "left of"
     case rightOf = "right of"
     case above
     case below
 
     /// "A left of B" says the same as "B right of A".
-    public var converse: Relation {
+    public var converse: SceneRelation {
         switch self {
         case .leftOf: return .rightOf
         case .rightOf: return .leftOf
@@ -60,7 +60,7 @@ public enum Relation: String, CaseIterable, Codable, Sendable {
     }
 
     /// The relation that is certainly false when this one holds strictly (used for relation-flip negatives).
-    public var opposite: Relation { converse }
+    public var opposite: SceneRelation { converse }
 
     /// Longer paraphrase: "to the left of", "to the right of", "above", "below".
     public var phrase: String {
@@ -75,10 +75,10 @@ public enum Relation: String, CaseIterable, Codable, Sendable {
 
 /// A colour-shape combination, e.g. "red circle": the class of a single-object scene.
 public struct ObjectType: Hashable, Codable, Sendable, Comparable, CustomStringConvertible {
-    public var colour: Colour
-    public var shape: Shape
+    public var colour: SceneColour
+    public var shape: SceneShape
 
-    public init(_ colour: Colour, _ shape: Shape) {
+    public init(_ colour: SceneColour, _ shape: SceneShape) {
         self.colour = colour
         self.shape = shape
     }
@@ -95,11 +95,11 @@ public struct ObjectType: Hashable, Codable, Sendable, Comparable, CustomStringC
 /// A shape-level relation triple ("circle left of square"). Held-out triples are excluded in both
 /// directions: a scene with a square right of a circle also shows a circle left of a square.
 public struct RelationTriple: Hashable, Codable, Sendable, CustomStringConvertible {
-    public var subject: Shape
-    public var relation: Relation
-    public var object: Shape
+    public var subject: SceneShape
+    public var relation: SceneRelation
+    public var object: SceneShape
 
-    public init(_ subject: Shape, _ relation: Relation, _ object: Shape) {
+    public init(_ subject: SceneShape, _ relation: SceneRelation, _ object: SceneShape) {
         self.subject = subject
         self.relation = relation
         self.object = object
@@ -112,7 +112,7 @@ public struct RelationTriple: Hashable, Codable, Sendable, CustomStringConvertib
     public func matches(_ other: RelationTriple) -> Bool { self == other || self == other.converse }
 }
 
-public enum Vocabulary {
+public enum SceneVocabulary {
     /// "zero" appears only in answers ("how many hearts are there?"); captions use one...four.
     public static let countWords = ["zero", "one", "two", "three", "four"]
 
@@ -120,7 +120,7 @@ public enum Vocabulary {
 
     /// All colour-shape classes in a fixed order (shape-major), e.g. for zero-shot labels. Includes held-out
     /// pairs; use `seenTypes` for the classes that occur in train/test.
-    public static let allTypes: [ObjectType] = Shape.allCases.flatMap { s in Colour.allCases.map { ObjectType($0, s) } }
+    public static let allTypes: [ObjectType] = SceneShape.allCases.flatMap { s in SceneColour.allCases.map { ObjectType($0, s) } }
 
     /// Colour-shape pairs that never occur in the train and test splits (anywhere in a scene) and that every
     /// held-out scene built around a pair shows. One per shape and at most one per colour, so every shape and

@@ -120,7 +120,7 @@ struct ScenesShow: ParsableCommand {
 
     /// A terminal sketch: each object drawn with its colour's letter (k = black).
     static func preview(_ scene: Scene, columns: Int) -> [String] {
-        let letters: [Colour: Character] = [.red: "r", .orange: "o", .yellow: "y", .green: "g", .cyan: "c", .blue: "b",
+        let letters: [SceneColour: Character] = [.red: "r", .orange: "o", .yellow: "y", .green: "g", .cyan: "c", .blue: "b",
                                             .purple: "p", .white: "w", .black: "k"]
         let rows = columns / 2  // terminal cells are about twice as tall as wide
         return (0..<rows).map { r in

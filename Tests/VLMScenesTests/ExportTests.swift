@@ -53,7 +53,7 @@ struct ExportTests {
         }
         let info = try JSONDecoder().decode(DatasetInfo.self, from: Data(contentsOf: dir.appendingPathComponent("dataset.json")))
         #expect(info.count == 12 && info.seed == 5 && info.generator == SceneGenerator.version)
-        #expect(info.heldoutPairs.count == Vocabulary.heldoutPairs.count && info.labels.count == Vocabulary.allTypes.count)
+        #expect(info.heldoutPairs.count == SceneVocabulary.heldoutPairs.count && info.labels.count == SceneVocabulary.allTypes.count)
         // No staging directory is left next to the output.
         let siblings = try FileManager.default.contentsOfDirectory(atPath: dir.deletingLastPathComponent().path)
         #expect(!siblings.contains { $0.hasPrefix(".\(dir.lastPathComponent).partial") })

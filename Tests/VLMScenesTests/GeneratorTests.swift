@@ -105,7 +105,7 @@ struct GeneratorTests {
     @Test func heldoutCompositionsStayOutOfTrainAndTest() throws {
         for split in [SceneSplit.train, .test] {
             for g in try Self.scenes(300, seed: 3, split: split) {
-                #expect(g.scene.objects.allSatisfy { !Vocabulary.isHeldout($0.type) })
+                #expect(g.scene.objects.allSatisfy { !SceneVocabulary.isHeldout($0.type) })
                 #expect(g.scene.heldoutTriples.isEmpty, "\(g.scene.heldoutTriples) in \(split) scene \(g.scene.index)")
                 for c in g.text.captions { #expect(!Self.mentionsHeldoutPair(c.text), "\(c.text)") }
             }
@@ -120,12 +120,12 @@ struct GeneratorTests {
             pairs.formUnion(p)
             triples.formUnion(t)
         }
-        #expect(pairs == Vocabulary.heldoutPairSet)
-        #expect(triples == Set(Vocabulary.heldoutTriples))
+        #expect(pairs == SceneVocabulary.heldoutPairSet)
+        #expect(triples == Set(SceneVocabulary.heldoutTriples))
     }
 
     static func mentionsHeldoutPair(_ text: String) -> Bool {
-        Vocabulary.heldoutPairs.contains { p in
+        SceneVocabulary.heldoutPairs.contains { p in
             text.contains("\(p.colour.rawValue) \(p.shape.rawValue)") || text.contains("\(p.colour.rawValue) \(p.shape.plural)")
         }
     }
@@ -151,10 +151,10 @@ struct GeneratorTests {
     @Test func captionsUseTheControlledVocabulary() throws {
         var words: Set<String> = ["a", "an", "and", "of", "left", "right", "to", "the", "above", "below", "there", "is",
                                   "are", "picture", "on", "grey", "background", "that", "all", "scene", "with"]
-        words.formUnion(Shape.allCases.flatMap { [$0.rawValue, $0.plural] })
-        words.formUnion(Colour.allCases.map(\.rawValue))
+        words.formUnion(SceneShape.allCases.flatMap { [$0.rawValue, $0.plural] })
+        words.formUnion(SceneColour.allCases.map(\.rawValue))
         words.formUnion(ObjectSize.allCases.map(\.rawValue))
-        words.formUnion(Vocabulary.countWords)
+        words.formUnion(SceneVocabulary.countWords)
         for g in try Self.scenes(100, seed: 9, split: .train) {
             for text in g.text.captions.map(\.text) + g.text.negatives.map(\.caption.text) {
                 let tokens = text.replacingOccurrences(of: ",", with: "").split(separator: " ").map(String.init)

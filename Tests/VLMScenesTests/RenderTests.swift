@@ -9,7 +9,7 @@ struct RenderTests {
     }
 
     /// Share of the bounding square a shape covers, by dense point sampling.
-    static func areaFraction(_ shape: Shape) -> Double {
+    static func areaFraction(_ shape: SceneShape) -> Double {
         let n = 200
         var inside = 0
         for i in 0..<n {
@@ -89,7 +89,7 @@ struct RenderTests {
     @Test func everyShapeIsDistinctAtSixtyFourPixels() {
         // Masks of the shapes at the small size must differ pairwise in a good number of pixels.
         let renderer = SceneRenderer(size: 64, supersample: 4, seed: 0)
-        let masks = Shape.allCases.map { shape -> [Bool] in
+        let masks = SceneShape.allCases.map { shape -> [Bool] in
             let o = SceneObject(shape: shape, colour: .black, size: .small, x: 0.5, y: 0.5, radius: 0.105, rgb: [0, 0, 0])
             let scene = Scene(index: 0, split: .train, kind: .single, structure: .object, objects: [o],
                               background: SceneBackground(level: 255, noise: 0), statedRelation: nil)
@@ -98,7 +98,7 @@ struct RenderTests {
         for i in masks.indices {
             for j in masks.indices where i < j {
                 let differing = zip(masks[i], masks[j]).filter { $0 != $1 }.count
-                #expect(differing >= 12, "\(Shape.allCases[i]) vs \(Shape.allCases[j]): \(differing) pixels")
+                #expect(differing >= 12, "\(SceneShape.allCases[i]) vs \(SceneShape.allCases[j]): \(differing) pixels")
             }
         }
     }

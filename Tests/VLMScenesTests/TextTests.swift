@@ -3,7 +3,7 @@ import Testing
 
 /// Wording, negatives and questions on hand-built scenes, where the right answer is known.
 struct TextTests {
-    static func object(_ colour: Colour, _ shape: Shape, _ size: ObjectSize = .small, x: Double, y: Double) -> SceneObject {
+    static func object(_ colour: SceneColour, _ shape: SceneShape, _ size: ObjectSize = .small, x: Double, y: Double) -> SceneObject {
         SceneObject(shape: shape, colour: colour, size: size, x: x, y: y, radius: size == .small ? 0.1 : 0.16,
                     rgb: [colour.rgb.0, colour.rgb.1, colour.rgb.2])
     }
@@ -53,7 +53,7 @@ struct TextTests {
         // Diagonal: b is right of and below a by the same amount; neither left-of nor above holds strictly.
         let a = Self.object(.red, .circle, x: 0.25, y: 0.25), b = Self.object(.blue, .square, x: 0.7, y: 0.7)
         #expect(SceneGeometry.strictRelation(a, b) == nil)
-        let claim = Claim.relation(ObjectDescription(a), .above, ObjectDescription(b))
+        let claim = SceneClaim.relation(ObjectDescription(a), .above, ObjectDescription(b))
         #expect(claim.evaluate([a, b]) == .unknown)
         let text = SceneText(scene: Self.scene([a, b, Self.object(.green, .star, x: 0.8, y: 0.2)], .group), seed: 0)
         let questions = text.questions.map(\.question)
@@ -69,8 +69,8 @@ struct TextTests {
         #expect(t.caption == "a large orange heart")
         #expect(t.captions.map(\.text).contains("an orange heart"))
         #expect(t.label == "orange heart")
-        #expect(Vocabulary.allTypes.count == Shape.allCases.count * Colour.allCases.count)
-        #expect(Vocabulary.seenTypes.count == Vocabulary.allTypes.count - Vocabulary.heldoutPairs.count)
+        #expect(SceneVocabulary.allTypes.count == SceneShape.allCases.count * SceneColour.allCases.count)
+        #expect(SceneVocabulary.seenTypes.count == SceneVocabulary.allTypes.count - SceneVocabulary.heldoutPairs.count)
     }
 
     /// Answers checked against the objects for every generated scene.
@@ -81,24 +81,24 @@ struct TextTests {
                 switch q.kind {
                 case .count:
                     if q.question == "how many objects are there?" {
-                        #expect(q.answer == Vocabulary.countWord(objects.count))
-                    } else if let s = Shape.allCases.first(where: { q.question == "how many \($0.plural) are there?" }) {
-                        #expect(q.answer == Vocabulary.countWord(objects.filter { $0.shape == s }.count))
-                    } else if let c = Colour.allCases.first(where: { q.question == "how many \($0.rawValue) objects are there?" }) {
-                        #expect(q.answer == Vocabulary.countWord(objects.filter { $0.colour == c }.count))
+                        #expect(q.answer == SceneVocabulary.countWord(objects.count))
+                    } else if let s = SceneShape.allCases.first(where: { q.question == "how many \($0.plural) are there?" }) {
+                        #expect(q.answer == SceneVocabulary.countWord(objects.filter { $0.shape == s }.count))
+                    } else if let c = SceneColour.allCases.first(where: { q.question == "how many \($0.rawValue) objects are there?" }) {
+                        #expect(q.answer == SceneVocabulary.countWord(objects.filter { $0.colour == c }.count))
                     } else {
                         Issue.record("unrecognised question \(q.question)")
                     }
                 case .colour:
-                    let s = Shape.allCases.first { q.question == "what colour is the \($0.rawValue)?" }
+                    let s = SceneShape.allCases.first { q.question == "what colour is the \($0.rawValue)?" }
                     let matching = objects.filter { $0.shape == s }
                     #expect(matching.count == 1 && matching.first?.colour.rawValue == q.answer)
                 case .shape:
-                    let c = Colour.allCases.first { q.question == "what shape is the \($0.rawValue) object?" }
+                    let c = SceneColour.allCases.first { q.question == "what shape is the \($0.rawValue) object?" }
                     let matching = objects.filter { $0.colour == c }
                     #expect(matching.count == 1 && matching.first?.shape.rawValue == q.answer)
                 case .size:
-                    let s = Shape.allCases.first { q.question == "what size is the \($0.rawValue)?" }
+                    let s = SceneShape.allCases.first { q.question == "what size is the \($0.rawValue)?" }
                     let matching = objects.filter { $0.shape == s }
                     #expect(matching.count == 1 && matching.first?.size.rawValue == q.answer)
                 case .exists:
@@ -116,7 +116,7 @@ struct TextTests {
     static func relationAnswerIsRight(_ q: SceneQuestion, _ objects: [SceneObject]) -> Bool {
         for b in objects {
             let target = ObjectDescription(b).words
-            for r in Relation.allCases {
+            for r in SceneRelation.allCases {
                 if q.question == "what is \(r.rawValue) the \(target)?" {
                     let strict = objects.filter { SceneGeometry.holdsStrictly(r, $0, b) }
                     return strict.count == 1 && strict.first.map { ObjectDescription($0).phrase } == q.answer
