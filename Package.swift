@@ -7,7 +7,8 @@
 //       -> VLMLayers (linear, norms, attention, transformer blocks, strict weight loading)
 //         -> VLMTokenizers, VLMImage (text and pixel front ends)
 //           -> VLMModels (CLIP, ...; one file per model)
-//             -> VLMIndex (vector storage and search), VLMScenes (synthetic data)
+//             -> VLMTraining (backward passes, contrastive training), VLMIndex (vector storage and search),
+//                VLMScenes (synthetic data)
 //               -> SwiftVLM (pipelines: embed, classify, similarity, search)
 //               -> vlm (thin CLI)
 import PackageDescription
@@ -36,7 +37,8 @@ let package = Package(
         .target(name: "VLMModels", dependencies: ["VLMLayers", "VLMTokenizers", "VLMImage"]),
         .target(name: "VLMIndex", dependencies: ["VLMTensor", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "VLMScenes", dependencies: ["VLMImage"]),
-        .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes"]),
+        .target(name: "VLMTraining", dependencies: ["VLMModels"]),
+        .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes", "VLMTraining"]),
         .executableTarget(
             name: "vlm",
             dependencies: ["SwiftVLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
         .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
         .testTarget(name: "VLMIndexTests", dependencies: ["VLMIndex", "VLMTestSupport"]),
+        .testTarget(name: "VLMTrainingTests", dependencies: ["VLMTraining", "VLMTestSupport"]),
         .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
         .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm"]),
     ],
