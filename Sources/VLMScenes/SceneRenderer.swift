@@ -1,3 +1,5 @@
+import VLMImage
+
 /// An 8-bit RGB image, row-major HWC with no padding: the same layout as VLMImage's `RGBImage`
 /// (`RGBImage(width:height:pixels:)`), so the two convert without copying pixel order.
 public struct SceneImage: Equatable, Sendable {
@@ -9,6 +11,14 @@ public struct SceneImage: Equatable, Sendable {
         self.width = width
         self.height = height
         self.pixels = pixels
+    }
+
+    /// The image front end's type (same layout, so no pixel reordering). Throws only for an inconsistent
+    /// buffer, which the renderer never produces.
+    public func rgbImage() throws -> RGBImage {
+        do { return try RGBImage(width: width, height: height, pixels: pixels) } catch {
+            throw SceneError.invalidArgument("scene image \(width)x\(height) with \(pixels.count) bytes: \(error)")
+        }
     }
 
     public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {

@@ -19,6 +19,9 @@ struct ExportTests {
         #expect(png[24] == 8 && png[25] == 2)  // 8-bit, RGB
         let decoded = try ImageEncoder.decodePNGForTesting(png)
         #expect(decoded.width == 64 && decoded.height == 64 && decoded.rgb == g.image.pixels)
+        // The image front end's decoder agrees, and the bridge to its RGBImage keeps the layout.
+        let viaDecoder = try ImageDecoder.decode(png)
+        #expect(viaDecoder == (try g.image.rgbImage()))
         // Same pixels, same bytes.
         #expect(try ImageEncoder.png(width: 64, height: 64, rgb: g.image.pixels) == png)
     }
