@@ -160,6 +160,7 @@ int vlm_enc_jpeg_rgb8(const uint8_t *rgb, size_t rgb_size, int64_t width, int64_
         return VLM_ENC_ERR_ARGUMENT;
     }
     struct jpeg_compress_struct cinfo;
+    memset(&cinfo, 0, sizeof(cinfo));  // so jpeg_destroy_compress is safe even if creation itself fails
     jpeg_error_state err;
     memset(&err, 0, sizeof(err));
     // jpeg_mem_dest owns a malloc'ed buffer it may grow; both fields must survive the longjmp.

@@ -97,7 +97,8 @@ public enum SceneDataset {
 
         let started = Date()
         let parent = target.deletingLastPathComponent()
-        let staging = parent.appendingPathComponent(".\(target.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+        // Unique per call, so two exports (even to the same target) never share a staging directory.
+        let staging = parent.appendingPathComponent(".\(target.lastPathComponent).partial-\(UUID().uuidString.prefix(8))")
         do {
             try? fm.removeItem(at: staging)
             try fm.createDirectory(at: staging.appendingPathComponent("images"), withIntermediateDirectories: true)
