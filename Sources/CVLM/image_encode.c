@@ -194,39 +194,3 @@ int vlm_enc_jpeg_rgb8(const uint8_t *rgb, size_t rgb_size, int64_t width, int64_
     out->size = (size_t)size;
     return VLM_ENC_OK;
 }
-
-// ---- PNG decode (for testing the encoder) --------------------------------------------------------------
-
-int vlm_enc_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, int64_t *width,
-                            int64_t *height, char message[256]) {
-    // libpng's simplified API catches its own errors (no setjmp needed here) and reports them in image.message.
-    png_image image;
-    memset(&image, 0, sizeof(image));
-    image.version = PNG_IMAGE_VERSION;
-    if (!data || size == 0) {
-        set_message(message, "no PNG bytes");
-        return VLM_ENC_ERR_ARGUMENT;
-    }
-    if (!png_image_begin_read_from_memory(&image, data, size)) {
-        set_message(message, image.message);
-        return VLM_ENC_ERR_CODEC;
-    }
-    if (width) *width = image.width;
-    if (height) *height = image.height;
-    if (!out) {
-        png_image_free(&image);
-        return VLM_ENC_OK;
-    }
-    image.format = PNG_FORMAT_RGB;
-    if (out_size < (size_t)image.width * (size_t)image.height * 3) {
-        png_image_free(&image);
-        set_message(message, "output buffer is smaller than width*height*3");
-        return VLM_ENC_ERR_ARGUMENT;
-    }
-    if (!png_image_finish_read(&image, NULL, out, 0, NULL)) {
-        set_message(message, image.message);
-        png_image_free(&image);
-        return VLM_ENC_ERR_CODEC;
-    }
-    return VLM_ENC_OK;
-}

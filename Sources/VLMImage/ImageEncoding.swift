@@ -66,28 +66,6 @@ public enum ImageEncoder {
         return Data(bytes: bytes, count: result.size)
     }
 
-    /// Decodes a PNG back to RGB8 with libpng, to test the encoder without the image front end's decoder.
-    static func decodePNGForTesting(_ data: Data) throws -> (width: Int, height: Int, rgb: [UInt8]) {
-        var width: Int64 = 0, height: Int64 = 0
-        var text = (0..<256).map { _ in CChar(0) }
-        let probe = data.withUnsafeBytes { raw in
-            vlm_enc_png_decode_rgb8(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, nil, 0, &width, &height, &text)
-        }
-        guard probe == Int32(VLM_ENC_OK.rawValue), width > 0, height > 0 else {
-            throw ImageEncodeError.codecFailed(format: "PNG", message: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        var rgb = [UInt8](repeating: 0, count: Int(width * height * 3))
-        let status = data.withUnsafeBytes { raw in
-            rgb.withUnsafeMutableBufferPointer { out in
-                vlm_enc_png_decode_rgb8(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, out.baseAddress, out.count, nil, nil, &text)
-            }
-        }
-        guard status == Int32(VLM_ENC_OK.rawValue) else {
-            throw ImageEncodeError.codecFailed(format: "PNG", message: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return (Int(width), Int(height), rgb)
-    }
-
     /// The C struct's fixed `char[256]` arrives as a tuple; read it as NUL-terminated bytes.
     private static func message<T>(_ tuple: inout T) -> String {
         withUnsafeBytes(of: &tuple) { raw in

@@ -23,6 +23,10 @@ public struct SceneText: Sendable, Equatable {
 
     public var caption: String { captions.first?.text ?? "" }
 
+    /// The negative of one kind, e.g. `.swap` for the binding test ("a blue circle left of a red square"
+    /// against the canonical "a red circle left of a blue square"); nil if that edit does not apply.
+    public func negative(_ kind: SceneNegative.Kind) -> String? { negatives.first { $0.kind == kind }?.caption.text }
+
     public init(scene: Scene, seed: UInt64) {
         var rng = SceneRandom.forScene(seed: seed, split: scene.split, index: scene.index, stream: 1)
         let objects = scene.objects

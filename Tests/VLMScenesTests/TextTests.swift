@@ -25,6 +25,7 @@ struct TextTests {
         #expect(negatives[.swap] == "a blue circle left of a red square")
         #expect(negatives[.relation] == "a red circle right of a blue square")
         #expect(negatives[.order] == "a blue square left of a red circle")
+        #expect(text.negative(.swap) == negatives[.swap] && text.negative(.count) == nil)
         let qa = Dictionary(text.questions.map { ($0.question, $0.answer) }, uniquingKeysWith: { a, _ in a })
         #expect(qa["what is left of the blue square?"] == "a red circle")
         #expect(qa["what colour is the circle?"] == "red")

@@ -37,12 +37,6 @@ int vlm_enc_jpeg_rgb8(const uint8_t *rgb, size_t rgb_size, int64_t width, int64_
 /// Releases the bytes of a result (safe on a zeroed or failed result).
 void vlm_enc_free(vlm_enc_result *out);
 
-/// Decodes a PNG written by vlm_enc_png_rgb8 back to RGB8 (any 8-bit RGB/RGBA/grey PNG is accepted) so the
-/// encoder can be tested on its own; general-purpose decoding lives in cvlm_image.h.
-/// With out == NULL only width/height are filled.
-int vlm_enc_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *out, size_t out_size, int64_t *width,
-                            int64_t *height, char message[256]);
-
 #ifdef __cplusplus
 }
 #endif
