@@ -3,6 +3,7 @@ import Foundation
 @_exported import VLMModels
 @_exported import VLMTensor
 @_exported import VLMTokenizers
+@_exported import VLMScenes
 
 /// Errors of the pipelines; lower modules' errors pass through unchanged (each names its own culprit).
 public enum PipelineError: Error, CustomStringConvertible {

@@ -58,6 +58,21 @@ final class CLIPVisionTransformer: @unchecked Sendable {
         return encoder(embeddings(pixels), batch: pixels.shape[0], length: tokens, causal: false, layerCount: count)
     }
 
+    /// Several `hidden_states[i]` from one pass (same indexing as `hiddenState`), in the order asked.
+    func hiddenStates(_ pixels: Tensor, indices: [Int]) -> [Tensor] {
+        let layers = config.numHiddenLayers
+        let resolved = indices.map { min(max($0 < 0 ? layers + 1 + $0 : $0, 0), layers) }
+        var captured: [Int: Tensor] = [:]
+        var h = embeddings(pixels)
+        if resolved.contains(0) { captured[0] = h }
+        let deepest = resolved.max() ?? 0
+        for (i, layer) in encoder.layers.prefix(deepest).enumerated() {
+            h = layer(h, batch: pixels.shape[0], length: tokens, causal: false)
+            if resolved.contains(i + 1) { captured[i + 1] = h }
+        }
+        return resolved.map { captured[$0] ?? h }
+    }
+
     /// pixels -> [B, C]: post_layernorm of the last layer's CLS token (CLIPVisionModel's pooler_output).
     func pooled(_ pixels: Tensor) -> Tensor {
         let b = pixels.shape[0], c = config.hiddenSize, tokens = tokens

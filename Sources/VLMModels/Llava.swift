@@ -1,0 +1,187 @@
+import Foundation
+import VLMLayers
+import VLMTensor
+
+// MARK: - Configuration
+
+/// config.json of LlavaForConditionalGeneration (model_type "llava"): a CLIP vision tower, a Llama-family
+/// decoder and a two-layer projector. Defaults are transformers' LlavaConfig defaults (llava-1.5).
+public struct LlavaConfig: Decodable, Sendable {
+    public var modelType = "llava"
+    public var textConfig = LlamaConfig()
+    public var visionConfig: CLIPVisionConfig = {
+        // LlavaConfig's default vision tower is CLIP ViT-L/14 at 336 px.
+        var v = CLIPVisionConfig()
+        v.hiddenSize = 1024
+        v.intermediateSize = 4096
+        v.numHiddenLayers = 24
+        v.numAttentionHeads = 16
+        v.imageSize = 336
+        v.patchSize = 14
+        return v
+    }()
+    public var visionModelType = "clip_vision_model"
+    public var imageTokenIndex = 32000
+    public var projectorHiddenAct = "gelu"
+    public var visionFeatureSelectStrategy = "default"
+    /// One layer or several (their features are concatenated), transformers' hidden_states indexing.
+    public var visionFeatureLayers = [-2]
+    public var multimodalProjectorBias = true
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", textConfig = "text_config", visionConfig = "vision_config"
+        case imageTokenIndex = "image_token_index", imageTokenID = "image_token_id"
+        case projectorHiddenAct = "projector_hidden_act", visionFeatureSelectStrategy = "vision_feature_select_strategy"
+        case visionFeatureLayer = "vision_feature_layer", multimodalProjectorBias = "multimodal_projector_bias"
+    }
+
+    private struct ModelTypeProbe: Decodable {
+        let modelType: String?
+        enum CodingKeys: String, CodingKey { case modelType = "model_type" }
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? modelType
+        textConfig = try c.decodeIfPresent(LlamaConfig.self, forKey: .textConfig) ?? textConfig
+        if c.contains(.visionConfig) {
+            visionConfig = try c.decode(CLIPVisionConfig.self, forKey: .visionConfig)
+            visionModelType = try c.decode(ModelTypeProbe.self, forKey: .visionConfig).modelType ?? visionModelType
+        }
+        imageTokenIndex = try c.decodeIfPresent(Int.self, forKey: .imageTokenIndex)
+            ?? c.decodeIfPresent(Int.self, forKey: .imageTokenID) ?? imageTokenIndex
+        projectorHiddenAct = try c.decodeIfPresent(String.self, forKey: .projectorHiddenAct) ?? projectorHiddenAct
+        visionFeatureSelectStrategy = try c.decodeIfPresent(String.self, forKey: .visionFeatureSelectStrategy) ?? visionFeatureSelectStrategy
+        if let layers = try? c.decodeIfPresent([Int].self, forKey: .visionFeatureLayer) {
+            visionFeatureLayers = layers
+        } else if let layer = try c.decodeIfPresent(Int.self, forKey: .visionFeatureLayer) {
+            visionFeatureLayers = [layer]
+        }
+        multimodalProjectorBias = try c.decodeIfPresent(Bool.self, forKey: .multimodalProjectorBias) ?? multimodalProjectorBias
+    }
+
+    /// Image tokens per image: patches, plus the CLS token with the "full" strategy (LlavaProcessor's rule).
+    public var imageTokensPerImage: Int {
+        visionConfig.patchesPerSide * visionConfig.patchesPerSide + (visionFeatureSelectStrategy == "full" ? 1 : 0)
+    }
+
+    func validate(path: String) throws {
+        func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
+        guard visionModelType == "clip_vision_model" else {
+            throw fail("vision_config.model_type '\(visionModelType)' is not supported (clip_vision_model is)")
+        }
+        guard LlamaModel.supportedModelTypes.contains(textConfig.modelType) else {
+            throw fail("text_config.model_type '\(textConfig.modelType)' is not supported (\(LlamaModel.supportedModelTypes.joined(separator: ", ")) are)")
+        }
+        guard ["default", "full"].contains(visionFeatureSelectStrategy) else {
+            throw fail("vision_feature_select_strategy '\(visionFeatureSelectStrategy)' is not default or full")
+        }
+        guard Activation(huggingFace: projectorHiddenAct) != nil else { throw fail("projector_hidden_act '\(projectorHiddenAct)' is not supported") }
+        let layers = visionConfig.numHiddenLayers
+        for l in visionFeatureLayers where l < -(layers + 1) || l > layers {
+            throw fail("vision_feature_layer \(l) is outside the vision tower's \(layers) layers")
+        }
+        guard !visionFeatureLayers.isEmpty else { throw fail("vision_feature_layer is empty") }
+        guard imageTokenIndex >= 0, imageTokenIndex < textConfig.vocabSize else {
+            throw fail("image_token_index \(imageTokenIndex) is outside the vocabulary of \(textConfig.vocabSize)")
+        }
+        var probe = CLIPConfig()
+        probe.visionConfig = visionConfig
+        probe.textConfig.numAttentionHeads = 1
+        try probe.validate(path: path)
+        try textConfig.validate(path: path)
+    }
+}
+
+// MARK: - Model
+
+/// LlavaForConditionalGeneration: image features from an intermediate layer of the CLIP vision tower, projected
+/// (linear_1 -> act -> linear_2) into the decoder's embedding space, replacing the image placeholder tokens.
+public final class LlavaModel: @unchecked Sendable {
+    public let config: LlavaConfig
+    let vision: CLIPVisionTransformer  // vision_tower.vision_model.* (Hub) | model.vision_tower.* (transformers v5)
+    let projector1: Linear             // multi_modal_projector.linear_1 [text C, vision C x layers]
+    let projector2: Linear             // multi_modal_projector.linear_2 [text C, text C]
+    let projectorActivation: Activation
+    public let language: LlamaModel    // language_model.model.* + language_model.lm_head (Hub) | model.language_model.* + lm_head
+
+    public static func load(directory: URL) throws -> LlavaModel {
+        let path = ConfigFile.url(in: directory).path
+        let type = try ConfigFile.modelType(in: directory) ?? "(none)"
+        guard type == "llava" else { throw ModelError.unsupportedModelType(path: path, modelType: type, supported: ["llava"]) }
+        let config = try ConfigFile.decode(LlavaConfig.self, in: directory)
+        try config.validate(path: path)
+        return try loadingWeights {
+            let loader = try WeightLoader(directory: directory, ignorable: { $0.hasSuffix("position_ids") || $0.hasSuffix("rotary_emb.inv_freq") })
+            let model = try LlavaModel(config: config, weights: loader)
+            try loader.finish()
+            return model
+        }
+    }
+
+    // MARK: - Weights
+
+    init(config: LlavaConfig, weights loader: WeightLoader) throws {
+        self.config = config
+        // Two layouts exist: the Hub's llava-hf files and what transformers v5 writes (see its conversion_mapping).
+        let hub = loader.contains("language_model.model.embed_tokens.weight") || !loader.contains("model.language_model.embed_tokens.weight")
+        let root = loader.scope("")
+        vision = try CLIPVisionTransformer(root.scope(hub ? "vision_tower.vision_model" : "model.vision_tower"), config: config.visionConfig)
+        let projector = root.scope(hub ? "multi_modal_projector" : "model.multi_modal_projector")
+        let text = config.textConfig.hiddenSize
+        let visionWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count
+        projector1 = try Linear(projector.scope("linear_1"), in: visionWidth, out: text, bias: config.multimodalProjectorBias)
+        projector2 = try Linear(projector.scope("linear_2"), in: text, out: text, bias: config.multimodalProjectorBias)
+        projectorActivation = Activation(huggingFace: config.projectorHiddenAct) ?? .gelu
+        language = try LlamaModel(config: config.textConfig, body: root.scope(hub ? "language_model.model" : "model.language_model"),
+                                  head: root.scope(hub ? "language_model.lm_head" : "lm_head"))
+    }
+
+    /// pixelValues: [N, 3, S, S] -> [N * imageTokensPerImage, text hidden] (get_image_features, flattened).
+    public func imageFeatures(_ pixelValues: Tensor) throws -> Tensor {
+        let v = config.visionConfig
+        guard pixelValues.rank == 4, pixelValues.shape[1] == v.numChannels, pixelValues.shape[2] == v.imageSize,
+              pixelValues.shape[3] == v.imageSize else {
+            throw ModelError.invalidInput("pixel_values have shape \(pixelValues.shape); this model takes [N, \(v.numChannels), \(v.imageSize), \(v.imageSize)]")
+        }
+        let n = pixelValues.shape[0], c = v.hiddenSize, tokens = vision.tokens
+        let keep = config.imageTokensPerImage, skip = tokens - keep  // "default" drops the CLS token
+        let states = vision.hiddenStates(pixelValues, indices: config.visionFeatureLayers)
+        let width = c * states.count
+        let selected = Tensor(uninitialized: [n * keep, width])
+        for (li, state) in states.enumerated() {
+            for img in 0 ..< n {
+                for t in 0 ..< keep {
+                    (selected.pointer + (img * keep + t) * width + li * c)
+                        .update(from: state.pointer + (img * tokens + skip + t) * c, count: c)
+                }
+            }
+        }
+        return projector2(projector1(selected, activation: projectorActivation))
+    }
+
+    /// Token embeddings with each run of image placeholders replaced, in order, by the images' features.
+    /// ids: [T] -> [T, C]. The placeholder count must equal images x imageTokensPerImage.
+    public func embed(ids: [Int], pixelValues: Tensor?) throws -> Tensor {
+        let embedded = try language.embed(ids)
+        let slots = ids.indices.filter { ids[$0] == config.imageTokenIndex }
+        let images = pixelValues?.shape.first ?? 0
+        guard slots.count == images * config.imageTokensPerImage else {
+            throw ModelError.invalidInput("the prompt has \(slots.count) image tokens but \(images) image(s) need \(images * config.imageTokensPerImage) (\(config.imageTokensPerImage) each)")
+        }
+        guard let pixelValues, images > 0 else { return embedded }
+        let features = try imageFeatures(pixelValues)
+        let c = config.textConfig.hiddenSize
+        for (k, row) in slots.enumerated() {
+            (embedded.pointer + row * c).update(from: features.pointer + k * c, count: c)
+        }
+        return embedded
+    }
+
+    /// Prefill (or continue) with ids and optional images; logits as LlamaModel.forward.
+    public func forward(ids: [Int], pixelValues: Tensor?, cache: KVCache, allLogits: Bool = false) throws -> Tensor {
+        try language.forward(embeddings: embed(ids: ids, pixelValues: pixelValues), cache: cache, allLogits: allLogits)
+    }
+}
