@@ -60,6 +60,9 @@ public struct BatchPipeline: TrainingDataSource {
     public let seed: UInt64
     public var augmentation: Augmentation
     public var shuffle = true
+    /// Add one of each sample's false captions (its `negatives`, drawn per epoch) to the batch as an extra
+    /// image->text candidate: the NegCLIP recipe that teaches attribute binding, counts and relations.
+    public var hardNegatives = false
     /// Samples skipped so far (undecodable images, captions that tokenize to nothing).
     public private(set) var skipped = 0
     /// Called once per skipped sample with a one-line reason.
@@ -98,14 +101,17 @@ public struct BatchPipeline: TrainingDataSource {
 
     public mutating func nextBatch() throws -> TrainingBatch? {
         guard produced < batchesPerEpoch else { return nil }
-        var pixels: [Tensor] = [], ids: [[Int]] = []
+        var pixels: [Tensor] = [], ids: [[Int]] = [], negatives: [[Int]] = []
         while pixels.count < batchSize && position < order.count {
             let want = min(batchSize - pixels.count, order.count - position)
             let indices = Array(order[position ..< position + want])
             position += want
             for result in prepare(indices) {
                 switch result {
-                case .success(let (p, t)): pixels.append(p); ids.append(t)
+                case .success(let (p, t, n)):
+                    pixels.append(p)
+                    ids.append(t)
+                    if let n { negatives.append(n) }
                 case .failure(let error):
                     skipped += 1
                     onSkip?("\(error)")
@@ -118,14 +124,14 @@ public struct BatchPipeline: TrainingDataSource {
         let plane = 3 * h * w
         let stacked = Tensor(uninitialized: [pixels.count, 3, h, w])
         for (i, p) in pixels.enumerated() { (stacked.pointer + i * plane).update(from: p.pointer, count: plane) }
-        return TrainingBatch(pixels: stacked, ids: ids)
+        return TrainingBatch(pixels: stacked, ids: ids, negativeIDs: negatives)
     }
 
     /// Loads, augments, preprocesses and tokenizes samples on all cores (sources are pure functions of the index).
-    private func prepare(_ indices: [Int]) -> [Result<(Tensor, [Int]), Error>] {
-        var results = [Result<(Tensor, [Int]), Error>?](repeating: nil, count: indices.count)
+    private func prepare(_ indices: [Int]) -> [Result<(Tensor, [Int], [Int]?), Error>] {
+        var results = [Result<(Tensor, [Int], [Int]?), Error>?](repeating: nil, count: indices.count)
         let epoch = UInt64(self.epoch), seed = self.seed
-        let work = { (i: Int) -> Result<(Tensor, [Int]), Error> in
+        let work = { (i: Int) -> Result<(Tensor, [Int], [Int]?), Error> in
             Result {
                 let index = indices[i]
                 let sample = try source.sample(at: index)
@@ -140,7 +146,12 @@ public struct BatchPipeline: TrainingDataSource {
                 }
                 let tokens = try tokenizer.encode(caption, maxLength: maxTextLength)
                 guard !tokens.isEmpty else { throw TrainingError.data(file: sample.origin, line: nil, reason: "caption has no tokens") }
-                return (try processor.preprocess(image), tokens)
+                var negative: [Int]? = nil
+                if hardNegatives, !sample.negatives.isEmpty {
+                    let pick = sample.negatives[Int(mixSeed(stream, 2) % UInt64(sample.negatives.count))]
+                    negative = try tokenizer.encode(pick.caption, maxLength: maxTextLength)
+                }
+                return (try processor.preprocess(image), tokens, negative)
             }
         }
         results.withUnsafeMutableBufferPointer { buffer in

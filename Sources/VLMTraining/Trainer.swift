@@ -6,9 +6,12 @@ import VLMTensor
 public struct TrainingBatch {
     public let pixels: Tensor
     public let ids: [[Int]]
-    public init(pixels: Tensor, ids: [[Int]]) {
+    /// Extra false captions (hard negatives), image->text candidates only.
+    public let negativeIDs: [[Int]]
+    public init(pixels: Tensor, ids: [[Int]], negativeIDs: [[Int]] = []) {
         self.pixels = pixels
         self.ids = ids
+        self.negativeIDs = negativeIDs
     }
     public var size: Int { ids.count }
 }
@@ -133,7 +136,7 @@ public final class Trainer {
                 if let total = options.totalSteps, step >= total { return try checkpoint() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let lr = schedule.learningRate(step: step)
-                let result = try model.trainStep(pixels: batch.pixels, ids: batch.ids, optimizer: optimizer, learningRate: lr,
+                let result = try model.trainStep(pixels: batch.pixels, ids: batch.ids, negativeIDs: batch.negativeIDs, optimizer: optimizer, learningRate: lr,
                                                  maxGradNorm: options.maxGradNorm)
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 step += 1

@@ -32,6 +32,7 @@ struct TrainArguments: Codable {
     var seed: UInt64
     var saveEvery: Int?
     var augment: Bool
+    var hardNegatives: Bool?
     var out: String
     var export: String?
 }
@@ -68,6 +69,7 @@ struct TrainCLIP: ParsableCommand {
     @Flag(name: .customLong("lock-text"), help: "Freeze the text tower and its projection.") var lockText = false
     @Flag(name: .customLong("projections-only"), help: "Train only the two projections and the temperature.") var projectionsOnly = false
     @Flag(help: "Augment images (small shifts, brightness; no flips) and sample paraphrased captions.") var augment = false
+    @Flag(name: .customLong("hard-negatives"), help: "Add each sample's false captions (manifest 'negatives') as extra contrastive candidates (NegCLIP).") var hardNegatives = false
     @Option(help: "Seed for initialisation, shuffling and augmentation.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps.") var saveEvery: Int?
     @Option(help: "Continue from a checkpoint written by this command (its train_args.json defines the run).") var resume: String?
@@ -84,7 +86,7 @@ struct TrainCLIP: ParsableCommand {
         return TrainArguments(data: data, split: split, scenes: scenes, scenesSeed: scenesSeed, scenesKind: scenesKind, from: from,
                               config: config, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
                               clipGrad: clipGrad, freeze: freeze.rawValue, seed: seed, saveEvery: saveEvery, augment: augment,
-                              out: out, export: export)
+                              hardNegatives: hardNegatives, out: out, export: export)
     }
 
     func run() throws {
@@ -180,6 +182,7 @@ struct TrainRunner {
         var pipeline = try BatchPipeline(source: source, processor: processor, tokenizer: tokenizer, maxTextLength: maxLength,
                                          batchSize: args.batch, seed: args.seed,
                                          augmentation: args.augment ? Augmentation(maxShift: 3, brightness: 0.06, randomCaption: true) : .none)
+        pipeline.hardNegatives = args.hardNegatives ?? false
         let bpe = pipeline.batchesPerEpoch
         let totalSteps = args.steps ?? bpe * max(args.epochs ?? 1, 1)
         trainer.options.totalSteps = totalSteps
@@ -361,27 +364,59 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-// MARK: - Scenes adapters (temporary stand-in until VLMScenes lands on main)
+// MARK: - Scenes adapters
 
-/// Stand-in: one coloured square per image, caption "a <colour> square at the <left|right>".
-struct ScenesTrainingSource: PairedDataSource {
-    let count: Int, seed: UInt64
-    init(count: Int, seed: UInt64, kind: String) throws { (self.count, self.seed) = (count, seed) }
-    static let colours: [(String, [UInt8])] = [("red", [220, 30, 30]), ("green", [30, 200, 40]), ("blue", [30, 60, 220]), ("yellow", [230, 220, 30])]
-    func sample(at index: Int) throws -> PairedSample {
-        var rng = SplitMix64(seed: mixSeed(seed, UInt64(index)))
-        let c = Self.colours[Int(rng.next() % 4)], left = rng.next() % 2 == 0
-        var px = [UInt8](repeating: 128, count: 64 * 64 * 3)
-        let x0 = left ? 4 : 40, y0 = Int(rng.next() % 40)
-        for y in y0 ..< y0 + 20 { for x in x0 ..< x0 + 20 { for k in 0 ..< 3 { px[(y * 64 + x) * 3 + k] = c.1[k] } } }
-        return PairedSample(image: .pixels(try RGBImage(width: 64, height: 64, pixels: px)), caption: "a \(c.0) square at the \(left ? "left" : "right")")
+extension GeneratedScene {
+    /// The scene as a training/eval sample: canonical caption first, paraphrases, typed negatives, label.
+    func pairedSample() throws -> PairedSample {
+        PairedSample(image: .pixels(try image.rgbImage()), caption: text.caption, captions: text.captions.map(\.text),
+                     negatives: text.negatives.map { NegativeCaption(type: $0.kind.rawValue, caption: $0.caption.text) },
+                     label: text.label, split: scene.split.rawValue, origin: "scene \(scene.split.rawValue) #\(scene.index)")
     }
-    func vocabularyCorpus() throws -> [String] { ["a square at the left right"] + Self.colours.map(\.0) }
 }
 
+/// Train-split scenes by index, rendered on demand (a pure function of seed and index, so shuffled epochs and
+/// resume need no stored data). --scenes N draws scenes 0..<N.
+struct ScenesTrainingSource: PairedDataSource {
+    let count: Int
+    let generator: SceneGenerator
+    let kind: KindSelection
+
+    init(count: Int, seed: UInt64, kind: String) throws {
+        guard count >= 2 else { throw ValidationError("--scenes needs at least 2 scenes") }
+        guard let k = KindSelection(rawValue: kind) else { throw ValidationError("--scenes-kind must be single, multi or mixed") }
+        self.count = count
+        self.kind = k
+        generator = try SceneGenerator(seed: seed)
+    }
+
+    func sample(at index: Int) throws -> PairedSample {
+        try generator.generate(index: index, split: .train, kind: kind).pairedSample()
+    }
+
+    /// Every word the generator can say: all class names, relation and count words, and the texts of a few
+    /// thousand scenes of every split (held-out scenes use the same words, so their captions tokenize fully).
+    func vocabularyCorpus() throws -> [String] {
+        var corpus = SceneVocabulary.allTypes.map(\.name) + SceneShape.allCases.map(\.plural)
+        corpus += SceneRelation.allCases.map(\.phrase) + SceneRelation.allCases.map(\.rawValue) + SceneVocabulary.countWords
+        corpus += ObjectSize.allCases.map(\.rawValue) + SceneColour.allCases.map(\.rawValue)
+        for split in SceneSplit.allCases {
+            for g in try SceneDataset.generate(count: 1500, seed: generator.seed, split: split, threads: 2) {
+                corpus += g.text.captions.map(\.text) + g.text.negatives.map(\.caption.text)
+                corpus += g.text.questions.flatMap { [$0.question, $0.answer] }
+            }
+        }
+        return corpus
+    }
+}
+
+/// What `vlm eval --scenes` measures on one split: single-object scenes (zero-shot over every colour-shape
+/// class) and multi-object scenes with distinct canonical captions (retrieval, binding).
 enum ScenesEvalSet {
-    static func make(split: String, seed: UInt64, single: Int, multi: Int) throws -> ([PairedSample], [PairedSample], [String]?) {
-        let src = try ScenesTrainingSource(count: multi, seed: seed &+ 1000, kind: "")
-        return ([], try (0 ..< multi).map { try src.sample(at: $0) }, nil)
+    static func make(split name: String, seed: UInt64, single: Int, multi: Int) throws -> ([PairedSample], [PairedSample], [String]?) {
+        guard let split = SceneSplit(rawValue: name) else { throw ValidationError("unknown split '\(name)'; use train, test or heldout") }
+        let singles = try SceneDataset.generate(count: single, seed: seed, split: split, kind: .single, threads: 2).map { try $0.pairedSample() }
+        let multis = try SceneDataset.uniqueCaptionScenes(count: multi, seed: seed, split: split, kind: .multi).map { try $0.pairedSample() }
+        return (singles, multis, SceneVocabulary.allTypes.map(\.name))
     }
 }
