@@ -21,6 +21,7 @@ struct TrainArguments: Codable {
     var scenesKind: String
     var from: String?
     var config: String?
+    var patch: Int?
     var epochs: Int?
     var steps: Int?
     var batch: Int
@@ -58,6 +59,7 @@ struct TrainCLIP: ParsableCommand {
     @Option(name: .customLong("scenes-kind"), help: "Scene kinds: single, multi or mixed.") var scenesKind = "mixed"
     @Option(help: "Fine-tune this checkpoint directory.") var from: String?
     @Option(help: "Train from scratch with a preset architecture: \(CLIPPresets.names.joined(separator: ", ")).") var config: String?
+    @Option(help: "With --config: override the preset's patch size (the image side must be a multiple).") var patch: Int?
     @Option(help: "Passes over the data (default 1 unless --steps).") var epochs: Int?
     @Option(help: "Optimizer steps (overrides --epochs; the schedule spans exactly these steps).") var steps: Int?
     @Option(help: "Pairs per batch.") var batch = 64
@@ -84,7 +86,7 @@ struct TrainCLIP: ParsableCommand {
         let freeze: FreezeMode = lockImage ? .lockImage : lockText ? .lockText : projectionsOnly ? .projectionsOnly : .none
         guard let out else { throw ValidationError("--out DIR is required") }
         return TrainArguments(data: data, split: split, scenes: scenes, scenesSeed: scenesSeed, scenesKind: scenesKind, from: from,
-                              config: config, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
+                              config: config, patch: patch, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
                               clipGrad: clipGrad, freeze: freeze.rawValue, seed: seed, saveEvery: saveEvery, augment: augment,
                               hardNegatives: hardNegatives, out: out, export: export)
     }
@@ -146,7 +148,13 @@ struct TrainRunner {
             let maxLength = 32
             assets = try CheckpointAssets.wordLevelTokenizerFiles(words: words, maxLength: maxLength)
             let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
-            let config = try CLIPPresets.config(preset, vocabSize: vocab.count, maxLength: maxLength, bosID: bos, eosID: eos, padID: pad)
+            var config = try CLIPPresets.config(preset, vocabSize: vocab.count, maxLength: maxLength, bosID: bos, eosID: eos, padID: pad)
+            if let patch = args.patch {
+                guard patch > 0, config.visionConfig.imageSize % patch == 0 else {
+                    throw ValidationError("--patch \(patch) does not divide the image size \(config.visionConfig.imageSize)")
+                }
+                config.visionConfig.patchSize = patch
+            }
             assets["preprocessor_config.json"] = try CheckpointAssets.preprocessorConfig(imageSize: config.visionConfig.imageSize)
             model = try TrainableCLIP.random(config: config, seed: args.seed)
         }
