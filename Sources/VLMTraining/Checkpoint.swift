@@ -28,7 +28,10 @@ extension TrainableCLIP {
             "logit_scale_init_value": Double(config.logitScaleInitValue), "initializer_factor": 1.0,
             "text_config": text, "vision_config": vision, "torch_dtype": "float32",
         ]
-        return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+        // JSONSerialization writes 1.0 as `1`, and transformers 5's strict config dataclasses reject an int for the
+        // float field initializer_factor, so CLIPConfig.from_pretrained would refuse the checkpoint.
+        return Data(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"initializer_factor\" : 1,", with: "\"initializer_factor\" : 1.0,").utf8)
     }
 
     /// Writes config.json + model.safetensors (float32, Hugging Face keys) into `directory`, atomically: the files
