@@ -6,7 +6,7 @@
 
 #define MR256 6
 
-VLM_INLINE VLM_AVX2 void uk_256_half(const int mr, int64_t kc, const float *Ap, const float *Bp, float *C,
+VLM_INLINE VLM_AVX2 void uk_256_half(const int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,
                                      int64_t ldc, int nr, int accumulate) {
     __m256 c0[MR256], c1[MR256];
     _Pragma("clang loop unroll(full)")
@@ -15,11 +15,11 @@ VLM_INLINE VLM_AVX2 void uk_256_half(const int mr, int64_t kc, const float *Ap, 
         __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < mr; i++) {
-            __m256 a = _mm256_broadcast_ss(Ap + i);
+            __m256 a = _mm256_broadcast_ss(A + i * lda);
             c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
         }
-        Ap += mr;
+        A += 1;
         Bp += VLM_NR;
     }
     if (nr >= 16) {
@@ -49,18 +49,18 @@ VLM_INLINE VLM_AVX2 void uk_256_half(const int mr, int64_t kc, const float *Ap, 
 }
 
 #define UK(n) \
-    static VLM_AVX2 void uk_256_##n(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
-        uk_256_half(n, kc, Ap, Bp, C, ldc, nr, acc); \
-        if (nr > 16) uk_256_half(n, kc, Ap, Bp + 16, C + 16, ldc, nr - 16, acc); \
+    static VLM_AVX2 void uk_256_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
+        uk_256_half(n, kc, A, lda, Bp, C, ldc, nr, acc); \
+        if (nr > 16) uk_256_half(n, kc, A, lda, Bp + 16, C + 16, ldc, nr - 16, acc); \
     }
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6)
 
-typedef void (*uk_fn)(int64_t, const float *, const float *, float *, int64_t, int, int);
+typedef void (*uk_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int, int);
 static const uk_fn uk_table[MR256 + 1] = {NULL, uk_256_1, uk_256_2, uk_256_3, uk_256_4, uk_256_5, uk_256_6};
 
-static void ukernel_avx2(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr,
+static void ukernel_avx2(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
                          int accumulate) {
-    uk_table[mr](kc, Ap, Bp, C, ldc, nr, accumulate);
+    uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
 VLM_AVX2 void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_activation act) {

@@ -19,8 +19,9 @@
         _mm512_mask_storeu_ps(cr + 16, m1, c1[i]);                                     \
     } while (0)
 
-// Row counts known at compile time after inlining, so c0/c1 live in registers.
-VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+// Row counts known at compile time after inlining, so c0/c1 live in registers. A is read in place
+// (row stride lda): each A cache line serves 16 consecutive k steps, so no packing is needed.
+VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc,
                                   int nr, int accumulate) {
     __m512 c0[MR512], c1[MR512];
     _Pragma("clang loop unroll(full)")
@@ -37,21 +38,21 @@ VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *Ap, con
             __m512 e0 = _mm512_load_ps(Bp + 32), e1 = _mm512_load_ps(Bp + 48);
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
+                __m512 a = _mm512_set1_ps(A[i * lda]);
                 c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-                __m512 a2 = _mm512_set1_ps(Ap[mr + i]);
+                __m512 a2 = _mm512_set1_ps(A[i * lda + 1]);
                 d0[i] = _mm512_fmadd_ps(a2, e0, d0[i]);
                 d1[i] = _mm512_fmadd_ps(a2, e1, d1[i]);
             }
-            Ap += 2 * mr;
+            A += 2;
             Bp += 64;
         }
         if (k < kc) {
             __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
+                __m512 a = _mm512_set1_ps(A[i * lda]);
                 c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
             }
@@ -64,11 +65,11 @@ VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *Ap, con
             _mm_prefetch((const char *)(Bp + 8 * VLM_NR), _MM_HINT_T0);
             _Pragma("clang loop unroll(full)")
             for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
+                __m512 a = _mm512_set1_ps(A[i * lda]);
                 c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
             }
-            Ap += mr;
+            A += 1;
             Bp += VLM_NR;
         }
     }
@@ -79,20 +80,20 @@ VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *Ap, con
 }
 
 #define UK(n) \
-    static VLM_AVX512 void uk_512_##n(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
-        uk_512(n, kc, Ap, Bp, C, ldc, nr, acc); \
+    static VLM_AVX512 void uk_512_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
+        uk_512(n, kc, A, lda, Bp, C, ldc, nr, acc); \
     }
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
 
-typedef void (*uk_fn)(int64_t, const float *, const float *, float *, int64_t, int, int);
+typedef void (*uk_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int, int);
 static const uk_fn uk_table[MR512 + 1] = {
     NULL, uk_512_1, uk_512_2, uk_512_3, uk_512_4, uk_512_5, uk_512_6, uk_512_7,
     uk_512_8, uk_512_9, uk_512_10, uk_512_11, uk_512_12, uk_512_13, uk_512_14,
 };
 
-static void ukernel_avx512(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr,
+static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
                            int accumulate) {
-    uk_table[mr](kc, Ap, Bp, C, ldc, nr, accumulate);
+    uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
 VLM_AVX512 void vlm_bias_act_avx512(float *x, int64_t n, const float *bias, vlm_activation act) {
