@@ -18,7 +18,7 @@ import Testing
         KernelPaths.forEach { path, threads in
             for (idx, s) in Self.linearShapes.enumerated() {
                 let act = acts[idx % acts.count]
-                let withBias = idx % 2 == 0
+                let withBias = idx % 4 < 2  // each activation appears with and without bias
                 let ldx = s.k + (idx % 3), ldy = s.n + (idx % 4)
                 let x = randomFloats(s.m * ldx, seed: UInt64(idx))
                 let w = randomFloats(s.n * s.k, seed: UInt64(100 + idx))
