@@ -1,5 +1,6 @@
-// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--naive] [--cpu-time]
-// Prints GFLOP/s of vlm_linear on the ViT-B/32 shapes at 1 and 2 threads (fast path, optionally naive),
+// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--no-naive] [--cpu-time]
+// Prints GFLOP/s of vlm_linear on the ViT-B/32 shapes at 1 and 2 threads (fast path and the naive reference,
+// which is single-threaded),
 // plus sgemm and attention. Compare with Benchmarks/kernels_torch.py (torch F.linear, same threads).
 import CVLM
 import Foundation
@@ -54,7 +55,7 @@ func randomBuffer(_ n: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
 
 let args = CommandLine.arguments
 let quick = args.contains("--quick")
-let withNaive = args.contains("--naive")
+let withNaive = !args.contains("--no-naive")
 let cpuISA = String(cString: vlm_isa_name(vlm_cpu_isa()))
 print("CPU ISA: \(cpuISA), online CPUs: \(Kernels.threads)")
 
@@ -78,7 +79,7 @@ for (m, k, n, label) in shapes {
         _ = vlm_force_isa(isa)
         var line = "\(label) M=\(m) K=\(k) N=\(n)".padding(toLength: 34, withPad: " ", startingAt: 0)
         line += String(cString: vlm_isa_name(vlm_active_isa())).padding(toLength: 9, withPad: " ", startingAt: 0)
-        for threads in [1, 2] {
+        for threads in isa == VLM_ISA_NAIVE ? [1] : [1, 2] {
             vlm_set_num_threads(Int32(threads))
             let t = measure(minTime: isa == VLM_ISA_NAIVE ? 0.1 : 0.3) {
                 vlm_linear(x, Int64(m), Int64(k), packed, bias, VLM_ACT_NONE, y, Int64(n))
