@@ -11,14 +11,6 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
     case allocationFailed(name: String, bytes: Int)
     /// Any other invalid argument (e.g. an unknown activation name).
     case invalidArgument(String)
-    /// Reading or writing `path` failed.
-    case ioFailed(path: String, reason: String)
-    /// A file or tensor `name` is malformed (e.g. a bad safetensors header).
-    case invalidFormat(name: String, reason: String)
-    /// Tensor `name` has an element type the toolkit cannot convert.
-    case unsupportedDType(name: String, dtype: String)
-    /// A required tensor is absent.
-    case missingTensor(name: String)
 
     public var description: String {
         switch self {
@@ -30,14 +22,6 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
             return "\(name): failed to allocate \(bytes) bytes"
         case let .invalidArgument(message):
             return message
-        case let .ioFailed(path, reason):
-            return "\(path): \(reason)"
-        case let .invalidFormat(name, reason):
-            return "\(name): invalid format: \(reason)"
-        case let .unsupportedDType(name, dtype):
-            return "\(name): unsupported dtype \(dtype)"
-        case let .missingTensor(name):
-            return "missing tensor \(name)"
         }
     }
 }
