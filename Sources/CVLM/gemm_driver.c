@@ -102,14 +102,17 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
         // Split the rows into tiles of near-equal height <= mr_max (50 rows -> 13+13+12+12, not 14+14+14+8).
         int64_t ntiles = (rows + mr_max - 1) / mr_max;
         int64_t base = rows / ntiles, extra = rows % ntiles;
+        // A single row tile (decode, short text) uses each B slice once: it is streamed, not reused, so
+        // K is not blocked and every weight panel is read in one sequential sweep (prefetcher-friendly).
+        int64_t kcb = ntiles == 1 && j->W ? j->K : KC;
         const float *a = j->A + mb * j->lda;
         int64_t lda = j->lda;
         if (copy_a) { copy_a_rows(j, mb, rows, abuf); a = abuf; lda = j->K; }
         // Panels in chunks so the C block being accumulated over the K blocks (rows x PCHUNK*NR) stays in L2.
         for (int64_t pc = p0; pc < p1; pc += PCHUNK) {
             int64_t pc1 = pc + PCHUNK < p1 ? pc + PCHUNK : p1;
-            for (int64_t kb = 0; kb < j->K; kb += KC) {
-                int64_t kc = j->K - kb < KC ? j->K - kb : KC;
+            for (int64_t kb = 0; kb < j->K; kb += kcb) {
+                int64_t kc = j->K - kb < kcb ? j->K - kb : kcb;
                 int first = kb == 0, last = kb + kc == j->K;
                 for (int64_t p = pc; p < pc1; p++) {
                     int64_t n0 = p * VLM_NR;
