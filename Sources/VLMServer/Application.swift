@@ -2,6 +2,17 @@ import Foundation
 import Hummingbird
 import SwiftVLM
 
+// The HTTP API of `vlm serve`:
+//   POST /v1/embeddings      OpenAI embeddings (texts and images; see EmbeddingsRequest for the input union)
+//   POST /v1/classify        zero-shot labels for one image, best first
+//   GET  /v1/models[/{id}]   OpenAI model list / model (unknown id: 404)
+//   GET  /healthz            liveness, model, queue depths, index (nil until the index lands)
+//   GET  /metrics            Prometheus text
+//   GET  /                   web page
+// Errors are `{"error": {"message", "type", "code"}}` with 400/401/404/413/422/503 (see ServerError).
+// Still to come with the index module: POST /v1/search, POST /v1/index, DELETE /v1/index/{id}
+// (mutating routes behind --api-key), and vlm_index_size in /metrics.
+
 /// Loads the checkpoint named in `config` and builds the server (not yet running: call `runService()`).
 public func buildApplication(config: ServerConfig) async throws -> some ApplicationProtocol {
     try config.validate()

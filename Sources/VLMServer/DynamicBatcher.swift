@@ -144,6 +144,8 @@ final class BatcherCore: @unchecked Sendable {
     private let condition = NSCondition()
     private var queues: [[Item]] = [[], []]
     private var stopped = false
+    /// When each queue last received items (drives the early end of the batching wait).
+    private var lastArrival = [Date.distantPast, Date.distantPast]
 
     init(engine: EmbeddingEngine, maxBatch: Int, maxWait: TimeInterval, capacity: Int, retryAfter: Int, metrics: ServerMetrics) {
         self.engine = engine
@@ -175,6 +177,7 @@ final class BatcherCore: @unchecked Sendable {
         for (i, p) in payloads.enumerated() {
             queues[kind.rawValue].append(Item(group: group, index: i, payload: p, enqueued: now))
         }
+        lastArrival[kind.rawValue] = now
         condition.signal()
     }
 
@@ -217,9 +220,14 @@ final class BatcherCore: @unchecked Sendable {
             // Serve the kind whose oldest item has waited longest, so neither kind starves.
             guard let k = queues.indices.filter({ !queues[$0].isEmpty }).min(by: { queues[$0][0].enqueued < queues[$1][0].enqueued })
             else { continue }
+            // Wait for more until the batch is full or the oldest item has waited maxWait, but stop early once
+            // arrivals pause for a quarter of maxWait: closed-loop clients resubmit within a fraction of a
+            // millisecond, so a long quiet gap means nobody else is coming and waiting only adds latency.
             let deadline = queues[k][0].enqueued.addingTimeInterval(maxWait)
-            while !stopped, !queues[k].isEmpty, queues[k].count < maxBatch, Date() < deadline {
-                _ = condition.wait(until: deadline)
+            while !stopped, !queues[k].isEmpty, queues[k].count < maxBatch {
+                let until = min(deadline, lastArrival[k].addingTimeInterval(maxWait / 4))
+                if Date() >= until { break }
+                _ = condition.wait(until: until)
             }
             if stopped { break }
             if queues[k].isEmpty { continue }  // everyone in it was cancelled meanwhile

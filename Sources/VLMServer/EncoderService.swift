@@ -48,7 +48,7 @@ public final class EncoderService: Sendable {
         guard parts.count <= config.maxInputsPerRequest else {
             throw ServerError.invalidRequest("'input' has \(parts.count) items; the limit is \(config.maxInputsPerRequest)")
         }
-        var texts: [[Int]] = [], images: [RGBImage] = []
+        var texts: [[Int]] = [], imageValues: [(index: Int, value: String)] = []
         var slots: [(isText: Bool, index: Int)] = []
         for (i, part) in parts.enumerated() {
             switch part {
@@ -56,10 +56,19 @@ public final class EncoderService: Sendable {
                 texts.append(try tokenize(text, at: i))
                 slots.append((true, texts.count - 1))
             case .image(let value):
-                do { images.append(try RequestInput.image(value, maxPixels: config.maxImagePixels)) } catch let error as ServerError {
-                    throw error.at(index: i, count: parts.count)
+                imageValues.append((i, value))
+                slots.append((false, imageValues.count - 1))
+            }
+        }
+        let maxPixels = config.maxImagePixels, count = parts.count, pending = imageValues
+        var images: [RGBImage] = []
+        if !pending.isEmpty {
+            images = try await RequestInput.offload {
+                try pending.map { item -> RGBImage in
+                    do { return try RequestInput.image(item.value, maxPixels: maxPixels) } catch let error as ServerError {
+                        throw error.at(index: item.index, count: count)
+                    }
                 }
-                slots.append((false, images.count - 1))
             }
         }
         let tokens = texts.reduce(0) { $0 + $1.count }
@@ -82,7 +91,8 @@ public final class EncoderService: Sendable {
         let template = template ?? "a photo of a {}."
         let prompts = cleaned.map { template.contains("{}") ? template.replacingOccurrences(of: "{}", with: $0) : "\(template) \($0)" }
         let ids = try prompts.enumerated().map { try tokenize($1, at: $0) }
-        let image = try RequestInput.image(value, maxPixels: config.maxImagePixels)
+        let maxPixels = config.maxImagePixels
+        let image = try await RequestInput.offload { try RequestInput.image(value, maxPixels: maxPixels) }
         async let textVectors = batcher.embed(texts: ids)
         async let imageVectors = batcher.embed(images: [image])
         let (text, images) = try await (textVectors, imageVectors)

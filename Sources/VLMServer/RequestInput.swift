@@ -67,6 +67,16 @@ enum RequestInput {
         return data
     }
 
+    /// Base64 and JPEG/PNG decoding cost milliseconds per photo: run them on their own queue rather than on
+    /// Swift's cooperative pool (a few large images would otherwise stall every other request's task).
+    private static let decodeQueue = DispatchQueue(label: "vlm-image-decode", attributes: .concurrent)
+
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            decodeQueue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
     /// Decoded RGB pixels (alpha composited on white, as the pipeline and transformers do): 422 when the
     /// header says it is above `maxPixels` (before any pixel memory), 400 when it is not a decodable image.
     static func image(_ value: String, maxPixels: Int) throws -> RGBImage {

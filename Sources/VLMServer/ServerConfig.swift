@@ -18,7 +18,8 @@ public struct ServerConfig: Sendable {
     public var maxLabels: Int = 1000
     /// Largest encoder batch the batcher forms from queued requests.
     public var maxBatch: Int = 16
-    /// How long the batcher waits after the first queued item for more to arrive.
+    /// How long the batcher waits after the first queued item for more to arrive (it stops early when nothing
+    /// arrives for a quarter of this).
     public var maxWaitMilliseconds: Int = 5
     /// Items (texts, images; counted separately) waiting for the encoder; beyond this requests get 503.
     public var queueCapacity: Int = 256

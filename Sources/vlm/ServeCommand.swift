@@ -25,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest encoder batch formed from queued requests.") var maxBatch = 16
     @Option(help: "Milliseconds the batcher waits for more items after the first.") var maxWaitMs = 5
     @Option(help: "Items (texts, images; each kind) that may wait for the encoder (more: 503).") var queueCapacity = 256
-    @Option(help: "Bearer token required on mutating endpoints (default: none).") var apiKey: String?
+    @Option(help: "Bearer token required on mutating endpoints (default: $VLM_API_KEY, else none).") var apiKey: String?
     @Flag(help: "Require --api-key on the read-only /v1 endpoints too.") var protectReads = false
     @Option(help: "Model id clients send in \"model\" (default: the checkpoint directory's name).") var modelId: String?
 
