@@ -7,7 +7,7 @@
 /// - no index: results against what the user gives: a typed query ranks the typed labels (cosine of
 ///   embeddings), dropped images are each classified against the labels, and query + images ranks the images
 ///   (a search over the dropped set).
-/// `?q=...&labels=...` runs a query on load (used by the headless-browser check).
+/// `?q=...&labels=...&image=dataURL` runs a query on load (used by the headless-browser check).
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -219,7 +219,14 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
   } catch (e) { setStatus("server not reachable: " + e.message, true); }
   const p = new URLSearchParams(location.search);
   if (p.get("labels")) $("labels").value = p.get("labels");
-  if (p.get("q")) { $("q").value = p.get("q"); run(); }
+  // ?image=data:image/...;base64,... stands in for a dropped file (headless checks cannot drag and drop).
+  const img = p.get("image");
+  if (img && /^data:image\/(jpeg|png);base64,/.test(img)) {
+    images.push({ name: "image", dataURL: img });
+    const t = el("img"); t.src = img; $("thumbs").replaceChildren(t);
+  }
+  if (p.get("q")) $("q").value = p.get("q");
+  if (p.get("q") || images.length) run();
 })();
 </script>
 </body>

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Headless-browser check of the web page at `/`: starts `vlm serve` on the tiny fixture, lets Chromium load
 # the page with a query in the URL (the page runs it on load), then checks
-#   1. the rendered DOM has result cards (the page's JS talked to the API and drew the grid), and
+#   1. the rendered DOM has result cards for a text query and for an image (the page's JS talked to the API
+#      and drew the grid), and
 #   2. the screenshot exists and is not blank (many distinct colours, not one flat fill).
 # Skips cleanly (exit 0) when Chromium is not installed, so CI without a browser passes.
 #
@@ -61,19 +62,28 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 
-URL="http://127.0.0.1:$PORT/?q=a%20photo%20of%20a%20cat&labels=a%20cat,a%20dog,an%20astronaut,a%20cup%20of%20coffee,a%20car,a%20mountain"
+LABELS="a%20cat,a%20dog,an%20astronaut,a%20cup%20of%20coffee,a%20car,a%20mountain"
+URL="http://127.0.0.1:$PORT/?q=a%20photo%20of%20a%20cat&labels=$LABELS"
 # --virtual-time-budget lets the page's fetches finish before the DOM dump / screenshot is taken.
 FLAGS=(--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --no-first-run
        --user-data-dir="$WORK/profile" --virtual-time-budget=10000)
 
-timeout 60 "$CHROMIUM" "${FLAGS[@]}" --dump-dom "$URL" >"$WORK/dom.html" 2>"$WORK/chromium-dom.log" || true
-cards=$(grep -o 'class="card"' "$WORK/dom.html" | wc -l || true)
-if [[ "$cards" -lt 1 ]]; then
-  echo "FAIL: the page drew no result cards" >&2
-  grep -o '<span id="status"[^<]*</span>' "$WORK/dom.html" >&2 || tail -20 "$WORK/chromium-dom.log" >&2
-  exit 1
-fi
-echo "page rendered $cards result cards"
+# check_dom URL WHAT PATTERN: the rendered page must contain result cards and PATTERN.
+check_dom() {
+  timeout 60 "$CHROMIUM" "${FLAGS[@]}" --dump-dom "$1" >"$WORK/dom.html" 2>"$WORK/chromium-dom.log" || true
+  local cards
+  cards=$(grep -o 'class="card"' "$WORK/dom.html" | wc -l || true)
+  if [[ "$cards" -lt 1 ]] || ! grep -q "$3" "$WORK/dom.html"; then
+    echo "FAIL: $2: the page drew no results" >&2
+    grep -o '<span id="status"[^<]*</span>' "$WORK/dom.html" >&2 || tail -20 "$WORK/chromium-dom.log" >&2
+    exit 1
+  fi
+  echo "$2: $cards result cards"
+}
+check_dom "$URL" "text query vs labels" "cosine"
+# The image path (classification), with the image passed in the URL as a data URL instead of a drop.
+IMAGE_URL="data:image/jpeg;base64,$(base64 -w0 "$ROOT/Tests/Fixtures/clip/images/chelsea.jpg" | sed 's/+/%2B/g; s/\//%2F/g; s/=/%3D/g')"
+check_dom "http://127.0.0.1:$PORT/?labels=$LABELS&image=$IMAGE_URL" "image classification" "p = "
 
 rm -f "$OUT"
 timeout 60 "$CHROMIUM" "${FLAGS[@]}" --window-size=1280,900 --screenshot="$OUT" "$URL" >/dev/null 2>"$WORK/chromium-shot.log" || true
