@@ -40,31 +40,46 @@ enum RequestInput {
     }
 
     /// Bytes of an image given as a data URL (`data:image/png;base64,...`) or bare base64.
+    /// Works on UTF-8 bytes: payloads are megabytes of ASCII, and Character-level String APIs (grapheme
+    /// breaking, NSString bridging) cost more than the JPEG decode.
     static func imageBytes(_ value: String) throws -> Data {
-        var payload = Substring(value.trimmingCharacters(in: .whitespacesAndNewlines))
-        if payload.isEmpty { throw ServerError.invalidBase64("empty image string") }
-        let lower = payload.prefix(8).lowercased()
-        if lower.hasPrefix("http://") || lower.hasPrefix("https:/") || lower.hasPrefix("file:") {
+        let utf8 = value.utf8
+        var start = utf8.startIndex
+        while start != utf8.endIndex, Self.isSpace(utf8[start]) { start = utf8.index(after: start) }
+        let head = String(decoding: utf8[start...].prefix(8), as: UTF8.self).lowercased()
+        if head.isEmpty { throw ServerError.invalidBase64("empty image string") }
+        if head.hasPrefix("http://") || head.hasPrefix("https:/") || head.hasPrefix("file:") {
             throw ServerError.invalidRequest("image URLs are not fetched; send the image as base64 or a data URL")
         }
-        if lower.hasPrefix("data:") {
-            guard let comma = payload.firstIndex(of: ",") else {
+        if head.hasPrefix("data:") {
+            guard let comma = utf8[start...].firstIndex(of: UInt8(ascii: ",")) else {
                 throw ServerError.invalidBase64("data URL without a ',' before the data")
             }
-            let header = payload[payload.index(payload.startIndex, offsetBy: 5) ..< comma].lowercased()
+            let header = String(decoding: utf8[utf8.index(start, offsetBy: 5) ..< comma], as: UTF8.self).lowercased()
             guard header.split(separator: ";").contains("base64") else {
                 throw ServerError.invalidBase64("data URL is not ';base64' encoded")
             }
-            payload = payload[payload.index(after: comma)...]
+            start = utf8.index(after: comma)
         }
         // Tolerate what clients commonly do: line breaks (MIME), URL-safe alphabet, missing padding.
-        var text = String(payload.filter { !$0.isWhitespace })
-        text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        if text.count % 4 != 0 { text += String(repeating: "=", count: 4 - text.count % 4) }
-        guard let data = Data(base64Encoded: text), !data.isEmpty else {
-            throw ServerError.invalidBase64("not valid base64")
+        var text = [UInt8]()
+        text.reserveCapacity(utf8.distance(from: start, to: utf8.endIndex) + 3)
+        for byte in utf8[start...] where !Self.isSpace(byte) {
+            switch byte {
+            case UInt8(ascii: "-"): text.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): text.append(UInt8(ascii: "/"))
+            default: text.append(byte)
+            }
+        }
+        if text.count % 4 != 0 { text += Array(repeating: UInt8(ascii: "="), count: 4 - text.count % 4) }
+        guard let data = Data(base64Encoded: Data(text)), !data.isEmpty else {
+            throw ServerError.invalidBase64(text.isEmpty ? "no data after the data URL header" : "not valid base64")
         }
         return data
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
     }
 
     /// Base64 and JPEG/PNG decoding cost milliseconds per photo: run them on their own queue rather than on
