@@ -104,7 +104,9 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
         int64_t base = rows / ntiles, extra = rows % ntiles;
         // A single row tile (decode, short text) uses each B slice once: it is streamed, not reused, so
         // K is not blocked and every weight panel is read in one sequential sweep (prefetcher-friendly).
-        int64_t kcb = ntiles == 1 && j->W ? j->K : KC;
+        // Decided on the whole problem's M, never on this task's share of it: K blocking changes the order in
+        // which partial sums are rounded, and results must not depend on the thread count.
+        int64_t kcb = j->M <= mr_max && j->W ? j->K : KC;
         const float *a = j->A + mb * j->lda;
         int64_t lda = j->lda;
         if (copy_a) { copy_a_rows(j, mb, rows, abuf); a = abuf; lda = j->K; }
