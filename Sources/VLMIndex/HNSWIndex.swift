@@ -98,6 +98,9 @@ public final class HNSWIndex: @unchecked Sendable {
     static func grow<T>(_ p: UnsafeMutablePointer<T>, from old: Int, to new: Int) -> UnsafeMutablePointer<T> {
         let q = allocate(T.self, new)
         q.update(from: p, count: old)
+        // Zero the new tail: unused link slots are written to disk, and must not leak garbage
+        // (the same graph must give the same file).
+        if new > old { UnsafeMutableRawPointer(q + old).initializeMemory(as: UInt8.self, repeating: 0, count: (new - old) * MemoryLayout<T>.stride) }
         UnsafeMutableRawPointer(p).deallocate()
         return q
     }

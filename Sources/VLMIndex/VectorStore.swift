@@ -231,7 +231,8 @@ public final class VectorStore: @unchecked Sendable {
                     }
                     if let old = try Int64.fetchOne(db, sql: "SELECT id FROM embeddings WHERE file_id = ?", arguments: [fileID]) {
                         try db.execute(sql: "DELETE FROM embeddings WHERE id = ?", arguments: [old])
-                        result.replaced.append(old)
+                        // The same path twice in one batch: the earlier row never existed for callers.
+                        if let i = result.inserted.firstIndex(where: { $0.id == old }) { result.inserted.remove(at: i) } else { result.replaced.append(old) }
                     }
                     try db.execute(sql: "INSERT INTO embeddings (file_id, vector) VALUES (?, ?)",
                                    arguments: [fileID, Self.blob(record.vector)])
