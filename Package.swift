@@ -7,8 +7,10 @@
 //       -> VLMLayers (linear, norms, attention, transformer blocks, strict weight loading)
 //         -> VLMTokenizers, VLMImage (text and pixel front ends)
 //           -> VLMModels (CLIP, ...; one file per model)
-//             -> VLMIndex (vector storage and search), VLMScenes (synthetic data)
+//             -> VLMTraining (backward passes, contrastive training), VLMIndex (vector storage and search),
+//                VLMScenes (synthetic data)
 //               -> SwiftVLM (pipelines: embed, classify, similarity, search)
+//                 -> VLMServer (HTTP API, Hummingbird)
 //               -> vlm (thin CLI)
 import PackageDescription
 
@@ -22,6 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -36,10 +39,12 @@ let package = Package(
         .target(name: "VLMModels", dependencies: ["VLMLayers", "VLMTokenizers", "VLMImage"]),
         .target(name: "VLMIndex", dependencies: ["VLMTensor", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "VLMScenes", dependencies: ["VLMImage"]),
-        .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes"]),
+        .target(name: "VLMTraining", dependencies: ["VLMModels"]),
+        .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes", "VLMTraining"]),
+        .target(name: "VLMServer", dependencies: ["SwiftVLM", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "vlm",
-            dependencies: ["SwiftVLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SwiftVLM", "VLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
@@ -48,7 +53,11 @@ let package = Package(
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
         .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
         .testTarget(name: "VLMIndexTests", dependencies: ["VLMIndex", "VLMTestSupport"]),
+        .testTarget(name: "VLMTrainingTests", dependencies: ["VLMTraining", "VLMTestSupport"]),
         .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
+        .testTarget(name: "VLMServerTests", dependencies: [
+            "VLMServer", "VLMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,2 +1,134 @@
-// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels
-print("kernel bench placeholder")
+// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--naive]
+// Prints GFLOP/s of vlm_linear on the ViT-B/32 shapes at 1 and 2 threads (fast path, optionally naive),
+// plus sgemm and attention. Compare with Benchmarks/kernels_torch.py (torch F.linear, same threads).
+import CVLM
+import Foundation
+import VLMTensor
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median seconds per call, running for at least `minTime`.
+func measure(minTime: Double = 0.3, _ body: () -> Void) -> Double {
+    body()  // warm-up (packs scratch, wakes the pool)
+    var times: [Double] = []
+    let start = now()
+    while now() - start < minTime || times.count < 5 {
+        let t0 = now()
+        body()
+        times.append(now() - t0)
+        if times.count > 2000 { break }
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+func randomBuffer(_ n: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+    var s = seed &* 6364136223846793005 &+ 1442695040888963407
+    for i in 0..<n {
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        p[i] = Float(Int32(truncatingIfNeeded: s >> 33)) / Float(Int32.max)
+    }
+    return p
+}
+
+let args = CommandLine.arguments
+let quick = args.contains("--quick")
+let withNaive = args.contains("--naive")
+let cpuISA = String(cString: vlm_isa_name(vlm_cpu_isa()))
+print("CPU ISA: \(cpuISA), online CPUs: \(Kernels.threads)")
+
+// (M, K, N, label): ViT-B/32 at batch 8 (400 tokens), batch 1 (50 tokens), text (77 tokens), decode (1).
+var shapes: [(Int, Int, Int, String)] = []
+for (m, tag) in [(400, "B8"), (50, "B1"), (77, "text"), (1, "gemv")] {
+    shapes += [(m, 768, 768, "\(tag) out-proj"), (m, 768, 2304, "\(tag) qkv"), (m, 768, 3072, "\(tag) fc1"), (m, 3072, 768, "\(tag) fc2")]
+}
+if quick { shapes = shapes.filter { $0.0 == 400 } }
+
+let isas: [vlm_isa] = withNaive ? [vlm_cpu_isa(), VLM_ISA_NAIVE] : [vlm_cpu_isa()]
+print("\nvlm_linear GFLOP/s (median)")
+print("shape".padding(toLength: 34, withPad: " ", startingAt: 0) + "isa      1 thread   2 threads")
+for (m, k, n, label) in shapes {
+    let x = randomBuffer(m * k, seed: 1)
+    let w = randomBuffer(n * k, seed: 2)
+    let bias = randomBuffer(n, seed: 3)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+    guard let packed = vlm_pack_weight(w, Int64(n), Int64(k), VLM_WEIGHT_F32) else { print("pack failed"); continue }
+    for isa in isas {
+        _ = vlm_force_isa(isa)
+        var line = "\(label) M=\(m) K=\(k) N=\(n)".padding(toLength: 34, withPad: " ", startingAt: 0)
+        line += String(cString: vlm_isa_name(vlm_active_isa())).padding(toLength: 9, withPad: " ", startingAt: 0)
+        for threads in [1, 2] {
+            vlm_set_num_threads(Int32(threads))
+            let t = measure(minTime: isa == VLM_ISA_NAIVE ? 0.1 : 0.3) {
+                vlm_linear(x, Int64(m), Int64(k), packed, bias, VLM_ACT_NONE, y, Int64(n))
+            }
+            line += String(format: "%8.1f   ", 2.0 * Double(m * n * k) / t / 1e9)
+        }
+        print(line)
+    }
+    _ = vlm_force_isa(VLM_ISA_AVX512)
+    vlm_packed_weight_free(packed)
+    x.deallocate(); w.deallocate(); bias.deallocate(); y.deallocate()
+}
+
+print("\nvlm_linear + GELU epilogue (M=400 K=768 N=3072), GFLOP/s")
+do {
+    let (m, k, n) = (400, 768, 3072)
+    let x = randomBuffer(m * k, seed: 1), w = randomBuffer(n * k, seed: 2), bias = randomBuffer(n, seed: 3)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+    if let packed = vlm_pack_weight(w, Int64(n), Int64(k), VLM_WEIGHT_F32) {
+        for (act, name) in [(VLM_ACT_GELU, "gelu"), (VLM_ACT_QUICK_GELU, "quick_gelu")] {
+            var line = "  \(name)".padding(toLength: 14, withPad: " ", startingAt: 0)
+            for threads in [1, 2] {
+                vlm_set_num_threads(Int32(threads))
+                let t = measure { vlm_linear(x, Int64(m), Int64(k), packed, bias, act, y, Int64(n)) }
+                line += String(format: "%8.1f   ", 2.0 * Double(m * n * k) / t / 1e9)
+            }
+            print(line)
+        }
+        vlm_packed_weight_free(packed)
+    }
+}
+
+print("\nvlm_sgemm GFLOP/s (M=400 N=768 K=768), trans combos")
+do {
+    let (m, n, k) = (400, 768, 768)
+    let a = randomBuffer(m * k, seed: 4), b = randomBuffer(k * n, seed: 5)
+    let c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+    for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        var line = "  transA=\(ta) transB=\(tb)".padding(toLength: 22, withPad: " ", startingAt: 0)
+        for threads in [1, 2] {
+            vlm_set_num_threads(Int32(threads))
+            let t = measure {
+                vlm_sgemm(Int32(ta), Int32(tb), Int64(m), Int64(n), Int64(k), 1, a, Int64(ta == 1 ? m : k),
+                          b, Int64(tb == 1 ? k : n), 0, c, Int64(n))
+            }
+            line += String(format: "%8.1f   ", 2.0 * Double(m * n * k) / t / 1e9)
+        }
+        print(line)
+    }
+}
+
+print("\nvlm_attention (fused QKV layout), ms per call and GFLOP/s")
+for (b, t, h, d, causal) in [(8, 50, 12, 64, false), (1, 50, 12, 64, false), (8, 77, 8, 64, true), (1, 577, 16, 64, false)] {
+    let c = h * d
+    let qkv = randomBuffer(b * t * 3 * c, seed: 6)
+    let out = UnsafeMutablePointer<Float>.allocate(capacity: b * t * c)
+    var line = "  B=\(b) T=\(t) H=\(h) D=\(d) causal=\(causal)".padding(toLength: 40, withPad: " ", startingAt: 0)
+    let flops = 4.0 * Double(b * h * t * t * d)
+    for threads in [1, 2] {
+        vlm_set_num_threads(Int32(threads))
+        let s = measure {
+            vlm_attention(Int64(b), Int64(h), Int64(t), Int64(t), Int64(d), qkv, Int64(3 * c), qkv + c, Int64(3 * c),
+                          qkv + 2 * c, Int64(3 * c), out, Int64(c), 0.125, causal ? 1 : 0, nil)
+        }
+        line += String(format: "%7.3f ms %6.1f GF/s   ", s * 1e3, flops / s / 1e9)
+    }
+    print(line)
+}
+vlm_set_num_threads(0)

@@ -52,11 +52,6 @@ static inline uint16_t f32_to_bf16_scalar(float f) {
     return (uint16_t)(u >> 16);
 }
 
-void vlm_f16_to_f32_naive(const uint16_t *src, float *dst, int64_t n);
-void vlm_f32_to_f16_naive(const float *src, uint16_t *dst, int64_t n);
-void vlm_bf16_to_f32_naive(const uint16_t *src, float *dst, int64_t n);
-void vlm_f32_to_bf16_naive(const float *src, uint16_t *dst, int64_t n);
-
 void vlm_f16_to_f32_naive(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = vlm_f16_to_f32_scalar(src[i]);
 }
@@ -70,7 +65,20 @@ void vlm_f32_to_bf16_naive(const float *src, uint16_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16_scalar(src[i]);
 }
 
-void vlm_f16_to_f32(const uint16_t *src, float *dst, int64_t n) { vlm_f16_to_f32_naive(src, dst, n); }
-void vlm_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { vlm_f32_to_f16_naive(src, dst, n); }
-void vlm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n) { vlm_bf16_to_f32_naive(src, dst, n); }
-void vlm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) { vlm_f32_to_bf16_naive(src, dst, n); }
+// Dispatching conversions (single-threaded: they run once per weight at load, memory bound).
+void vlm_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
+    const vlm_ops_kernels *ks = vlm_active_ops_kernels();
+    if (ks) ks->f16_to_f32(src, dst, n); else vlm_f16_to_f32_naive(src, dst, n);
+}
+void vlm_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
+    const vlm_ops_kernels *ks = vlm_active_ops_kernels();
+    if (ks) ks->f32_to_f16(src, dst, n); else vlm_f32_to_f16_naive(src, dst, n);
+}
+void vlm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n) {
+    const vlm_ops_kernels *ks = vlm_active_ops_kernels();
+    if (ks) ks->bf16_to_f32(src, dst, n); else vlm_bf16_to_f32_naive(src, dst, n);
+}
+void vlm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
+    const vlm_ops_kernels *ks = vlm_active_ops_kernels();
+    if (ks) ks->f32_to_bf16(src, dst, n); else vlm_f32_to_bf16_naive(src, dst, n);
+}

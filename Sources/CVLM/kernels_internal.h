@@ -37,6 +37,45 @@ float *vlm_scratch(int slot, size_t floats);
 // MARK: Scalar helpers (reference definitions)
 float vlm_act_scalar(float x, vlm_activation act);
 
+// MARK: GEMM micro-kernels (one set per SIMD ISA)
+/// Packed A tile of `mr` rows: Ap[k * mr + i]. Packed B: rows of VLM_NR floats (Bp[k * VLM_NR + j]).
+/// The micro-kernel computes C[0:mr, 0:nr] (+)= Ap * Bp over kc steps; mr <= mr_max, nr <= VLM_NR.
+/// accumulate == 0 overwrites C (C is not read).
+typedef struct {
+    int mr_max;
+    void (*ukernel)(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int accumulate);
+    /// x[i] = act(x[i] + bias[i]) for i < n; bias may be NULL.
+    void (*bias_act)(float *x, int64_t n, const float *bias, vlm_activation act);
+} vlm_gemm_kernels;
+
+extern const vlm_gemm_kernels vlm_gemm_kernels_avx512;
+extern const vlm_gemm_kernels vlm_gemm_kernels_avx2;
+/// Kernel set of the active ISA, or NULL for the naive path.
+const vlm_gemm_kernels *vlm_active_gemm_kernels(void);
+
+/// Single-threaded GEMM with the given kernel set (used inside pool tasks, e.g. attention).
+void vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+// MARK: Row-wise / elementwise kernels (one set per SIMD ISA)
+typedef struct {
+    void (*layernorm_row)(const float *x, float *y, int64_t n, const float *gamma, const float *beta, float eps);
+    void (*rmsnorm_row)(const float *x, float *y, int64_t n, const float *gamma, float eps);
+    void (*softmax_row)(float *x, int64_t n);
+    void (*activate)(float *x, int64_t n, vlm_activation act);
+    void (*add)(const float *a, const float *b, float *out, int64_t n);
+    void (*l2_row)(float *x, int64_t n);
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
+    void (*bf16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_bf16)(const float *src, uint16_t *dst, int64_t n);
+} vlm_ops_kernels;
+
+extern const vlm_ops_kernels vlm_ops_kernels_avx512;
+extern const vlm_ops_kernels vlm_ops_kernels_avx2;
+/// Kernel set of the active ISA, or NULL for the naive path.
+const vlm_ops_kernels *vlm_active_ops_kernels(void);
+
 // MARK: ISA-specific entry points
 void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                              vlm_activation act, float *Y, int64_t ldy);

@@ -7,11 +7,13 @@ float vlm_act_scalar(float x, vlm_activation act) {
     double d = x;
     switch (act) {
     case VLM_ACT_NONE: return x;
-    // torch.nn.functional.gelu (approximate='none'): 0.5 x (1 + erf(x / sqrt 2)).
-    case VLM_ACT_GELU: return (float)(0.5 * d * (1.0 + erf(d * 0.70710678118654752440)));
-    // torch gelu(approximate='tanh') / HF gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    // torch.nn.functional.gelu (approximate='none'): 0.5 x (1 + erf(x / sqrt 2)), written as
+    // 0.5 x erfc(-x / sqrt 2) because 1 + erf cancels catastrophically for x < -5 even in double.
+    case VLM_ACT_GELU: return (float)(0.5 * d * erfc(-d * 0.70710678118654752440));
+    // torch gelu(approximate='tanh') / HF gelu_new: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
+    // 0.5 (1 + tanh u) == 1 / (1 + exp(-2u)), which avoids the same cancellation.
     case VLM_ACT_GELU_TANH:
-        return (float)(0.5 * d * (1.0 + tanh(0.79788456080286535588 * (d + 0.044715 * d * d * d))));
+        return (float)(d / (1.0 + exp(-2.0 * 0.79788456080286535588 * (d + 0.044715 * d * d * d))));
     // CLIP's QuickGELU: x * sigmoid(1.702 x).
     case VLM_ACT_QUICK_GELU: return (float)(d / (1.0 + exp(-1.702 * d)));
     case VLM_ACT_SILU: return (float)(d / (1.0 + exp(-d)));
@@ -74,5 +76,25 @@ void vlm_softmax_naive(float *x, int64_t rows, int64_t cols) {
         double sum = 0;
         for (int64_t i = 0; i < cols; i++) sum += exp((double)xr[i] - mx);
         for (int64_t i = 0; i < cols; i++) xr[i] = (float)(exp((double)xr[i] - mx) / sum);
+    }
+}
+
+void vlm_add_naive(const float *a, const float *b, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void vlm_add_bias_naive(float *x, const float *bias, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) x[r * cols + c] += bias[c];
+}
+
+void vlm_l2_normalize_naive(float *x, int64_t rows, int64_t dim) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * dim;
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        if (ss == 0) continue;  // a zero row has no direction: leave it zero (torch F.normalize clamps eps)
+        double inv = 1.0 / sqrt(ss);
+        for (int64_t i = 0; i < dim; i++) xr[i] = (float)(xr[i] * inv);
     }
 }

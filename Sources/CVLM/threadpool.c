@@ -80,10 +80,16 @@ static void run_tasks(int thread) {
     }
 }
 
+typedef struct { int id; int64_t generation; } worker_start;
+
 static void *worker_main(void *arg) {
-    int id = (int)(intptr_t)arg;
+    // The generation to wait past is the one current when the worker was created (passed in by the
+    // creator): reading pool.generation here could already see the first job's bump and miss that job.
+    worker_start start = *(worker_start *)arg;
+    free(arg);
+    int id = start.id;
     in_pool_task = 1;
-    int64_t seen = atomic_load(&pool.generation);
+    int64_t seen = start.generation;
     for (;;) {
         int64_t g;
         int spins = 0;
@@ -112,11 +118,15 @@ static int ensure_workers(int want) {
     while (pool.nworkers < want - 1) {
         pthread_t th;
         pthread_attr_t attr;
+        worker_start *start = malloc(sizeof *start);
+        if (!start) break;
+        start->id = pool.nworkers + 1;
+        start->generation = atomic_load(&pool.generation);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)(pool.nworkers + 1));
+        int rc = pthread_create(&th, &attr, worker_main, start);
         pthread_attr_destroy(&attr);
-        if (rc != 0) break;  // run with what we have
+        if (rc != 0) { free(start); break; }  // run with what we have
         pool.nworkers++;
     }
     return pool.nworkers + 1 < want ? pool.nworkers + 1 : want;

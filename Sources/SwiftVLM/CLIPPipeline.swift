@@ -87,7 +87,7 @@ public final class CLIPPipeline: @unchecked Sendable {
         while start < imageFiles.count {
             let files = imageFiles[start ..< min(start + imageBatchSize, imageFiles.count)]
             start += files.count
-            let images = try files.map { try ImageDecoder.load($0) }
+            let images = try files.map { try ImageDecoder.load($0, alpha: .compositeOnWhite) }
             out += try embed(images: images, normalize: normalize)
         }
         return out

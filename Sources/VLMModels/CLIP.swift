@@ -148,7 +148,7 @@ public struct CLIPConfig: Decodable, Sendable {
     public static let presetNames = ["b32", "b16", "l14"]
 
     /// Checks what the Decodable cannot: sizes that must divide, activations we implement.
-    func validate(path: String) throws {
+    public func validate(path: String) throws {
         func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
         let v = visionConfig, t = textConfig
         for (name, value) in [("vision_config.hidden_size", v.hiddenSize), ("vision_config.num_hidden_layers", v.numHiddenLayers),
@@ -206,25 +206,9 @@ private final class CLIPVisionTower: @unchecked Sendable {
 
     /// pixels: [B, channels, S, S] -> [B, P] (the projected pooled output, get_image_features).
     func callAsFunction(_ pixels: Tensor) -> Tensor {
-        let b = pixels.shape[0], c = config.hiddenSize, p = config.patchSize, ch = config.numChannels, s = config.imageSize
+        let b = pixels.shape[0], c = config.hiddenSize
         let g = config.patchesPerSide, tokens = g * g + 1
-        // im2col: row (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, matching conv weight layout.
-        let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
-        var dst = patches.pointer
-        for bi in 0 ..< b {
-            for gy in 0 ..< g {
-                for gx in 0 ..< g {
-                    for k in 0 ..< ch {
-                        let plane = pixels.pointer + (bi * ch + k) * s * s
-                        for ky in 0 ..< p {
-                            dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
-                            dst += p
-                        }
-                    }
-                }
-            }
-        }
-        let embedded = patchEmbedding(patches)  // [B*g*g, C]
+        let embedded = patchEmbedding(config.patches(pixels))  // [B*g*g, C]
         let h = Tensor(uninitialized: [b * tokens, c])
         for bi in 0 ..< b {
             let row0 = h.pointer + bi * tokens * c
@@ -270,18 +254,7 @@ private final class CLIPTextTower: @unchecked Sendable {
         projection = try Linear(root.scope("text_projection"), in: c, out: projectionDim, bias: false)
     }
 
-    /// The token whose state is pooled, by transformers' CLIPTextTransformer rule: with the legacy
-    /// `eos_token_id == 2` the argmax of the ids (the EOS has the highest id in CLIP's vocabulary), otherwise the
-    /// first position of `eos_token_id` (or the last token if there is none, where transformers' argmax of an
-    /// all-false row would give 0; we keep the whole sequence instead, which is what a user means).
-    func pooledIndex(_ ids: [Int]) -> Int {
-        if config.eosTokenID == 2 || config.eosTokenID == nil {
-            var best = 0
-            for (i, id) in ids.enumerated() where id > ids[best] { best = i }
-            return best
-        }
-        return ids.firstIndex(of: config.eosTokenID ?? -1) ?? (ids.count - 1)
-    }
+    func pooledIndex(_ ids: [Int]) -> Int { config.pooledIndex(ids) }
 
     /// ids: B sequences -> [B, P] (get_text_features). Each sequence stops at its pooled token: attention is
     /// causal, so later tokens cannot change it. Sequences are batched by length.
@@ -385,5 +358,46 @@ public final class CLIPModel: @unchecked Sendable {
     public func textFeatures(_ inputIDs: [[Int]]) throws -> Tensor {
         if inputIDs.isEmpty { return Tensor(zeros: [0, config.projectionDim]) }
         return try text(inputIDs)
+    }
+}
+
+// MARK: - Rules shared with training (VLMTraining)
+
+extension CLIPVisionConfig {
+    /// im2col for the stride-p patch convolution. pixels: [B, channels, S, S] -> [B*g*g, channels*p*p]: row
+    /// (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, matching the conv weight's layout.
+    public func patches(_ pixels: Tensor) -> Tensor {
+        let b = pixels.shape[0], p = patchSize, ch = numChannels, s = imageSize, g = patchesPerSide
+        let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
+        var dst = patches.pointer
+        for bi in 0 ..< b {
+            for gy in 0 ..< g {
+                for gx in 0 ..< g {
+                    for k in 0 ..< ch {
+                        let plane = pixels.pointer + (bi * ch + k) * s * s
+                        for ky in 0 ..< p {
+                            dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
+                            dst += p
+                        }
+                    }
+                }
+            }
+        }
+        return patches
+    }
+}
+
+extension CLIPTextConfig {
+    /// The token whose state is pooled, by transformers' CLIPTextTransformer rule: with the legacy
+    /// `eos_token_id == 2` the argmax of the ids (the EOS has the highest id in CLIP's vocabulary), otherwise the
+    /// first position of `eos_token_id` (or the last token if there is none, where transformers' argmax of an
+    /// all-false row would give 0; we keep the whole sequence instead, which is what a user means).
+    public func pooledIndex(_ ids: [Int]) -> Int {
+        if eosTokenID == 2 || eosTokenID == nil {
+            var best = 0
+            for (i, id) in ids.enumerated() where id > ids[best] { best = i }
+            return best
+        }
+        return ids.firstIndex(of: eosTokenID ?? -1) ?? (ids.count - 1)
     }
 }

@@ -48,17 +48,17 @@ public struct AddedToken: Decodable, Sendable, Equatable {
 struct AddedVocabulary: Sendable {
     let tokens: [AddedToken]
     let byID: [Int: AddedToken]
-    let byContent: [String: AddedToken]
+    let byContent: [TokenString: AddedToken]
     private let raw: Matcher
     private let normalizedMatcher: Matcher
 
     init(tokens: [AddedToken], normalizer: (any Normalizer)?) {
         self.tokens = tokens
         var byID: [Int: AddedToken] = [:]
-        var byContent: [String: AddedToken] = [:]
+        var byContent: [TokenString: AddedToken] = [:]
         for t in tokens {
             byID[t.id] = t
-            byContent[t.content] = t
+            byContent[TokenString(t.content)] = t
         }
         self.byID = byID
         self.byContent = byContent
@@ -78,6 +78,8 @@ struct AddedVocabulary: Sendable {
     struct Matcher: Sendable {
         /// First scalar -> candidates, longest first (leftmost-longest semantics).
         private let candidates: [Unicode.Scalar: [(token: AddedToken, pattern: [Unicode.Scalar])]]
+        /// ASCII first scalars with candidates: skips the dictionary probe on most characters of the text.
+        private let asciiStarts: [Bool]
 
         init(_ entries: [(AddedToken, [Unicode.Scalar])]) {
             var map: [Unicode.Scalar: [(token: AddedToken, pattern: [Unicode.Scalar])]] = [:]
@@ -86,9 +88,14 @@ struct AddedVocabulary: Sendable {
                 map[first, default: []].append((token, pattern))
             }
             candidates = map.mapValues { $0.sorted { $0.pattern.count > $1.pattern.count } }
+            var starts = [Bool](repeating: false, count: 128)
+            for first in map.keys where first.value < 128 { starts[Int(first.value)] = true }
+            asciiStarts = starts
         }
 
         private func longestMatch(in text: [Unicode.Scalar], at i: Int) -> (AddedToken, Int)? {
+            let v = text[i].value
+            if v < 128 && !asciiStarts[Int(v)] { return nil }
             guard let list = candidates[text[i]] else { return nil }
             for (token, pattern) in list where i + pattern.count <= text.count {
                 if text[i ..< i + pattern.count].elementsEqual(pattern) { return (token, i + pattern.count) }

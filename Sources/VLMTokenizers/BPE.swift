@@ -7,13 +7,14 @@ public protocol TokenizerModel: Sendable {
     func token(for id: Int) -> String?
     /// Number of entries in the model's vocabulary (added tokens not included).
     var vocabularySize: Int { get }
-    var vocabulary: [String: Int] { get }
 }
 
 /// Byte-pair encoding as tokenizers' models/bpe does it (no dropout: inference only).
 public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable but for the locked cache
-    public let vocabulary: [String: Int]
-    private let idToToken: [String?]
+    public let vocabulary: [TokenString: Int]
+    /// id -> token: an array for the usual dense ids, a dictionary if a file uses sparse huge ids.
+    private let denseTokens: [String?]
+    private let sparseTokens: [Int: String]
     /// (left id, right id) packed into a UInt64 -> (rank, merged id). Rank = line order in the merges list.
     private let merges: [UInt64: Merge]
     public let unkToken: String?
@@ -33,30 +34,37 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
     ///   - merges: pairs in rank order (rank 0 merges first), as in merges.txt / tokenizer.json.
     ///   - source: file name used in errors.
     public init(
-        vocabulary: [String: Int], merges: [(String, String)], unkToken: String? = nil,
+        vocabulary: [TokenString: Int], merges: [(String, String)], unkToken: String? = nil,
         continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil, fuseUnk: Bool = false,
         byteFallback: Bool = false, ignoreMerges: Bool = false, source: String = "tokenizer.json"
     ) throws {
         self.vocabulary = vocabulary
-        var table = [String?](repeating: nil, count: (vocabulary.values.max() ?? -1) + 1)
+        let maxID = vocabulary.values.max() ?? -1
+        let dense = maxID < 2 * vocabulary.count + 1024
+        var table = [String?](repeating: nil, count: dense ? maxID + 1 : 0)
+        var sparse: [Int: String] = [:]
         for (token, id) in vocabulary {
-            guard id >= 0 else {
-                throw TokenizerError.invalidValue(file: source, key: "model.vocab", reason: "negative id \(id) for '\(token)'")
+            // tokenizers ids are u32; the merge machinery here packs them in 32 bits.
+            guard id >= 0 && id <= Int(Int32.max) else {
+                throw TokenizerError.invalidValue(file: source, key: "model.vocab.\(token)", reason: "id \(id) out of range")
             }
-            table[id] = token
+            if dense { table[id] = token.value } else { sparse[id] = token.value }
         }
-        idToToken = table
+        denseTokens = table
+        sparseTokens = sparse
         // tokenizers' BpeBuilder::build: the merged token is `a + b` with b's continuing-subword prefix removed,
         // and both parts and the result must be in the vocabulary (MergeTokenOutOfVocabulary otherwise).
-        let prefixCount = continuingSubwordPrefix?.count ?? 0
+        let prefixCount = continuingSubwordPrefix?.unicodeScalars.count ?? 0
         var map = [UInt64: Merge](minimumCapacity: merges.count)
         for (rank, (a, b)) in merges.enumerated() {
-            guard let ia = vocabulary[a], let ib = vocabulary[b] else {
+            guard let ia = vocabulary[TokenString(a)], let ib = vocabulary[TokenString(b)] else {
                 throw TokenizerError.invalidValue(
                     file: source, key: "model.merges[\(rank)]", reason: "merge '\(a) \(b)' uses a token not in the vocabulary")
             }
-            let merged = a + (prefixCount > 0 && b.hasPrefix(continuingSubwordPrefix ?? "") ? String(b.dropFirst(prefixCount)) : b)
-            guard let id = vocabulary[merged] else {
+            // Rust slices b by the prefix's byte length without checking it is there; dropping it only when
+            // present is the same on every real vocabulary (continuation tokens all carry the prefix).
+            let merged = a + (prefixCount > 0 && b.hasScalarPrefix(continuingSubwordPrefix ?? "") ? b.droppingScalarPrefix(prefixCount) : b)
+            guard let id = vocabulary[TokenString(merged)] else {
                 throw TokenizerError.invalidValue(
                     file: source, key: "model.merges[\(rank)]", reason: "merged token '\(merged)' is not in the vocabulary")
             }
@@ -72,17 +80,25 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
         self.ignoreMerges = ignoreMerges
     }
 
+    /// "<0x00>" ... "<0xFF>", the byte-fallback tokens (tokenizers formats them with `{:#04X}` inside <>).
+    static let byteTokens: [String] = (0 ..< 256).map { b in
+        let hex = String(b, radix: 16, uppercase: true)
+        return "<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"
+    }
+
     @inline(__always)
     static func key(_ a: Int, _ b: Int) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: a)) << 32 | UInt64(UInt32(truncatingIfNeeded: b)) }
 
     public var vocabularySize: Int { vocabulary.count }
-    public func tokenID(for token: String) -> Int? { vocabulary[token] }
-    public func token(for id: Int) -> String? { id >= 0 && id < idToToken.count ? idToToken[id] : nil }
+    public func tokenID(for token: String) -> Int? { vocabulary[TokenString(token)] }
+    public func token(for id: Int) -> String? {
+        id >= 0 && id < denseTokens.count ? denseTokens[id] : sparseTokens[id]
+    }
 
     public func tokenize(_ piece: [Unicode.Scalar]) throws -> [Int] {
         if piece.isEmpty { return [] }
         if let hit = cache.get(piece) { return hit }
-        if ignoreMerges, let id = vocabulary[String(String.UnicodeScalarView(piece))] { return [id] }
+        if ignoreMerges, let id = vocabulary[TokenString(makeString(piece))] { return [id] }
         let ids = try mergeWord(piece)
         if piece.count < 256 { cache.set(piece, ids) }  // tokenizers caches words shorter than MAX_LENGTH
         return ids
@@ -99,13 +115,13 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
             var s = String(scalar)
             if i > 0, let prefix = continuingSubwordPrefix { s = prefix + s }
             if i == last, let suffix = endOfWordSuffix { s += suffix }
-            if let id = vocabulary[s] {
+            if let id = vocabulary[TokenString(s)] {
                 if let unk = pendingUnk { symbols.append(unk); pendingUnk = nil }
                 symbols.append(Int32(id))
                 continue
             }
             if byteFallback {
-                let byteIDs = s.utf8.map { vocabulary[String(format: "<0x%02X>", $0)] }
+                let byteIDs = s.utf8.map { vocabulary[TokenString(Self.byteTokens[Int($0)])] }
                 if byteIDs.allSatisfy({ $0 != nil }) {
                     // tokenizers does not flush a pending unk here (it lands after the bytes); kept as is.
                     symbols += byteIDs.compactMap { $0.map(Int32.init) }
@@ -113,7 +129,7 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
                 }
             }
             guard let unkToken else { continue }  // no unk token: the char is dropped, as in tokenizers
-            guard let unkID = vocabulary[unkToken] else { throw TokenizerError.unknownTokenNotInVocabulary(token: unkToken) }
+            guard let unkID = vocabulary[TokenString(unkToken)] else { throw TokenizerError.unknownTokenNotInVocabulary(token: unkToken) }
             if let unk = pendingUnk, !fuseUnk { symbols.append(unk) }
             pendingUnk = Int32(unkID)  // fused: consecutive unknowns stay one pending unk
         }

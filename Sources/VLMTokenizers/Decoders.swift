@@ -90,7 +90,7 @@ public struct BPEDecoder: TokenDecoder, Decodable {
 
     public func decodeChain(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, token in
-            token.replacingOccurrences(of: suffix, with: i == tokens.count - 1 ? "" : " ")
+            token.replacingScalars(suffix, with: i == tokens.count - 1 ? "" : " ")
         }
     }
 }
@@ -98,7 +98,7 @@ public struct BPEDecoder: TokenDecoder, Decodable {
 /// "▁" back to " "; on the first token every replacement char is dropped unless prepend_scheme is never
 /// (tokenizers' metaspace.rs `decode_chain`).
 public struct MetaspaceDecoder: TokenDecoder, Decodable {
-    public let replacement: Character
+    public let replacement: Unicode.Scalar
     public let dropOnFirstToken: Bool
 
     private enum CodingKeys: String, CodingKey {
@@ -108,7 +108,7 @@ public struct MetaspaceDecoder: TokenDecoder, Decodable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let rep = try container.decodeIfPresent(String.self, forKey: .replacement) ?? "▁"
-        guard rep.count == 1, let ch = rep.first else {
+        guard rep.unicodeScalars.count == 1, let ch = rep.unicodeScalars.first else {
             throw TokenizerError.invalidValue(
                 file: decoder.fileName, key: decoder.keyPath + ".replacement", reason: "must be one character, got '\(rep)'")
         }
@@ -122,15 +122,15 @@ public struct MetaspaceDecoder: TokenDecoder, Decodable {
 
     public func decodeChain(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, token in
-            var out = ""
-            for ch in token {
+            var out: [Unicode.Scalar] = []
+            for ch in token.unicodeScalars {
                 if ch == replacement {
                     if !(i == 0 && dropOnFirstToken) { out.append(" ") }
                 } else {
                     out.append(ch)
                 }
             }
-            return out
+            return makeString(out)
         }
     }
 }
@@ -152,7 +152,8 @@ public struct ByteFallbackDecoder: TokenDecoder {
         }
         for token in tokens {
             let u = Array(token.utf8)
-            if u.count == 6, token.hasPrefix("<0x"), token.hasSuffix(">"),
+            if u.count == 6, u[0] == UInt8(ascii: "<"), u[1] == UInt8(ascii: "0"), u[2] == UInt8(ascii: "x"),
+               u[5] == UInt8(ascii: ">"),
                let b = UInt8(String(decoding: u[3 ..< 5], as: UTF8.self), radix: 16) {
                 pending.append(b)
             } else {
@@ -171,7 +172,7 @@ public struct FuseDecoder: TokenDecoder {
 
 /// Removes up to `start` leading and `stop` trailing copies of `content` from each token.
 public struct StripDecoder: TokenDecoder, Decodable {
-    public let content: Character
+    public let content: Unicode.Scalar
     public let start: Int
     public let stop: Int
 
@@ -180,7 +181,7 @@ public struct StripDecoder: TokenDecoder, Decodable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let c = try container.decode(String.self, forKey: .content)
-        guard c.count == 1, let ch = c.first else {
+        guard c.unicodeScalars.count == 1, let ch = c.unicodeScalars.first else {
             throw TokenizerError.invalidValue(file: decoder.fileName, key: decoder.keyPath + ".content", reason: "must be one character")
         }
         content = ch
@@ -190,12 +191,12 @@ public struct StripDecoder: TokenDecoder, Decodable {
 
     public func decodeChain(_ tokens: [String]) -> [String] {
         tokens.map { token in
-            let chars = Array(token)
+            let chars = Array(token.unicodeScalars)
             var lo = 0
             while lo < min(start, chars.count) && chars[lo] == content { lo += 1 }
             var hi = chars.count
             while chars.count - hi < stop && hi > lo && chars[hi - 1] == content { hi -= 1 }
-            return String(chars[lo ..< hi])
+            return makeString(chars[lo ..< hi])
         }
     }
 }
@@ -226,7 +227,7 @@ public struct WordPieceDecoder: TokenDecoder, Decodable {
         tokens.enumerated().map { i, token in
             var t = token
             if i != 0 {
-                if t.hasPrefix(prefix) { t = String(t.dropFirst(prefix.count)) } else { t = " " + t }
+                if t.hasScalarPrefix(prefix) { t = t.droppingScalarPrefix(prefix.unicodeScalars.count) } else { t = " " + t }
             }
             return cleanup ? Self.cleanUp(t) : t
         }
@@ -236,7 +237,7 @@ public struct WordPieceDecoder: TokenDecoder, Decodable {
     static func cleanUp(_ s: String) -> String {
         let rules = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
                      (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
-        return rules.reduce(s) { $0.replacingOccurrences(of: $1.0, with: $1.1) }
+        return rules.reduce(s) { $0.replacingScalars($1.0, with: $1.1) }
     }
 }
 

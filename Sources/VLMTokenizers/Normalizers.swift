@@ -90,17 +90,17 @@ public struct LowercaseNormalizer: Normalizer {
     public init() {}
 
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for scalar in text.unicodeScalars {
             if scalar.value < 0x80 {
-                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(scalar.value + 0x20)! : scalar)
+                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(UInt8(scalar.value + 0x20)) : scalar)
             } else if scalar.properties.changesWhenLowercased {
                 out.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
             } else {
                 out.append(scalar)
             }
         }
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -125,7 +125,7 @@ public struct ReplaceNormalizer: Normalizer, Decodable {
 
     public func normalize(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         var previous = 0
         for m in pattern.matches(in: scalars) {
             out.append(contentsOf: scalars[previous ..< m.lowerBound])
@@ -133,7 +133,7 @@ public struct ReplaceNormalizer: Normalizer, Decodable {
             previous = m.upperBound
         }
         out.append(contentsOf: scalars[previous...])
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -156,14 +156,20 @@ public struct StripNormalizer: Normalizer, Decodable {
         var scalars = Substring(text).unicodeScalars[...]
         if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
         if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
-        return String(String.UnicodeScalarView(scalars))
+        return makeString(scalars)
     }
 }
 
-/// Removes nonspacing marks (Mn), as tokenizers' StripAccents does (meant to follow NFD).
+/// Removes combining marks (General_Category M: Mn, Mc, Me — unicode-normalization's `is_combining_mark`), as
+/// tokenizers' StripAccents does (meant to follow NFD).
 public struct StripAccentsNormalizer: Normalizer {
     public func normalize(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }))
+        makeString(text.unicodeScalars.filter { s in
+            switch s.properties.generalCategory {
+            case .nonspacingMark, .spacingMark, .enclosingMark: return false
+            default: return true
+            }
+        })
     }
 }
 
@@ -183,9 +189,9 @@ public struct PrependNormalizer: Normalizer, Decodable {
 /// Maps every UTF-8 byte to its ByteLevel character (GPT-2's bytes_to_unicode table).
 public struct ByteLevelNormalizer: Normalizer {
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for byte in text.utf8 { out.append(ByteLevel.byteToScalar[Int(byte)]) }
-        return String(out)
+        return makeString(out)
     }
 }
 
@@ -210,16 +216,16 @@ public struct BertNormalizer: Normalizer, Decodable {
     }
 
     public func normalize(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [Unicode.Scalar] = []
         for s in text.unicodeScalars {
             if cleanText {
-                // tokenizers' bert.rs: drop NUL, U+FFFD and "other" (C*) chars except \t \n \r, then map
-                // whitespace to a space (the filter runs first, so U+000B/U+0085 are dropped, not spaced).
+                // tokenizers' bert.rs: drop NUL, U+FFFD and "other" chars (Cc, Cf, Co, Cs — unassigned code
+                // points stay, as the stage fixture shows) except \t \n \r, then map whitespace to a space (the
+                // filter runs first, so U+000B/U+0085 are dropped, not spaced).
                 if s.value == 0 || s.value == 0xFFFD { continue }
                 let isTabOrNewline = s == "\t" || s == "\n" || s == "\r"
                 let cat = s.properties.generalCategory
-                if !isTabOrNewline
-                    && (cat == .control || cat == .format || cat == .privateUse || cat == .surrogate || cat == .unassigned) {
+                if !isTabOrNewline && (cat == .control || cat == .format || cat == .privateUse || cat == .surrogate) {
                     continue
                 }
                 if isTabOrNewline || s.properties.isWhitespace { out.append(" "); continue }
@@ -230,9 +236,12 @@ public struct BertNormalizer: Normalizer, Decodable {
                 out.append(s)
             }
         }
-        var result = String(out)
+        var result = makeString(out)
         if stripAccents ?? lowercase {
-            result = StripAccentsNormalizer().normalize(UnicodeNormalizer(form: .nfd).normalize(result))
+            // bert.rs strips only nonspacing marks (Mn), unlike the StripAccents normalizer (all M).
+            result = makeString(UnicodeNormalizer(form: .nfd).normalize(result).unicodeScalars.filter {
+                $0.properties.generalCategory != .nonspacingMark
+            })
         }
         if lowercase { result = LowercaseNormalizer().normalize(result) }
         return result

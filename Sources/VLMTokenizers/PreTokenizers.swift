@@ -11,7 +11,7 @@ public struct PreToken: Sendable, Equatable {
         self.atOrigin = atOrigin
     }
 
-    public var string: String { String(String.UnicodeScalarView(scalars)) }
+    public var string: String { makeString(scalars) }
 }
 
 /// tokenizer.json's `pre_tokenizer` stage: splits (and may rewrite) each piece of normalized text.
@@ -203,16 +203,10 @@ public struct ByteLevelPreTokenizer: PreTokenizer, Decodable {
     }
 }
 
-/// `\w+|[^\w\s]+`, keeping the matches (tokenizers' Whitespace pre-tokenizer).
+/// `\w+|[^\w\s]+`, keeping the matches (tokenizers' Whitespace pre-tokenizer), with onig's `\w`.
 public struct WhitespacePreTokenizer: PreTokenizer {
-    static let pattern: any ScalarPattern = {
-        // The source is a literal that compiles; fall back to whitespace splitting if ICU ever refuses it.
-        if let icu = try? ICUPattern(onigSource: #"\w+|[^\w\s]+"#, file: "", key: "") { return icu }
-        return KnownPattern.whitespaceRun
-    }()
-
     public func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        pieces.flatMap { split($0, pattern: Self.pattern, behavior: .removed, invert: true) }
+        pieces.flatMap { split($0, pattern: KnownPattern.wordsAndSymbols, behavior: .removed, invert: true) }
     }
 }
 

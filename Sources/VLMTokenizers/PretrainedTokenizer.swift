@@ -39,7 +39,7 @@ public struct PretrainedTokenizer: Tokenizer {
     public var addedTokens: [AddedToken] { addedVocabulary.tokens }
 
     public func tokenID(for token: String) -> Int? {
-        addedVocabulary.byContent[token]?.id ?? model.tokenID(for: token)
+        addedVocabulary.byContent[TokenString(token)]?.id ?? model.tokenID(for: token)
     }
 
     public func postProcess(_ ids: [Int]) -> [Int] { postProcessor?.process(ids) ?? ids }
@@ -52,11 +52,14 @@ public struct PretrainedTokenizer: Tokenizer {
         let scalars = Array(text.unicodeScalars)
         for (id, range) in addedVocabulary.split(scalars, normalized: false) {
             if let id { ids.append(id); continue }
-            var segment = String(String.UnicodeScalarView(scalars[range]))
+            var segment = makeString(scalars[range])
             if let normalizer { segment = normalizer.normalize(segment) }
             let normalized = Array(segment.unicodeScalars)
             for (nid, nrange) in addedVocabulary.split(normalized, normalized: true) {
                 if let nid { ids.append(nid); continue }
+                // tokenizers' PreTokenizedString::split drops empty pieces: "" never reaches the pre-tokenizer
+                // (so Metaspace does not turn it into "▁").
+                if nrange.isEmpty { continue }
                 let piece = PreToken(Array(normalized[nrange]), atOrigin: range.lowerBound == 0 && nrange.lowerBound == 0)
                 for p in preTokenizer?.preTokenize([piece]) ?? [piece] {
                     ids += try model.tokenize(p.scalars)
@@ -73,12 +76,12 @@ public struct PretrainedTokenizer: Tokenizer {
         tokens.reserveCapacity(ids.count)
         for id in ids {
             guard let token = addedVocabulary.byID[id]?.content ?? model.token(for: id) else { continue }
-            if skipSpecialTokens, addedVocabulary.byContent[token]?.special == true { continue }
+            if skipSpecialTokens, addedVocabulary.byContent[TokenString(token)]?.special == true { continue }
             tokens.append(token)
         }
         var text = decoder.map { $0.decodeChain(tokens).joined() } ?? tokens.joined(separator: " ")
         if let suffix = decodeSuffixToSpace, !suffix.isEmpty {
-            text = pythonStrip(text.replacingOccurrences(of: suffix, with: " "))
+            text = pythonStrip(text.replacingScalars(suffix, with: " "))
         }
         return text
     }

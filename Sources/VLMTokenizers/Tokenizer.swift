@@ -1,5 +1,14 @@
 import Foundation
 
+// VLMTokenizers mirrors the stages of a Hugging Face tokenizer.json (tokenizers' Tokenizer):
+//   added tokens (AddedTokens.swift) -> Normalizer (Normalizers.swift) -> PreTokenizer (PreTokenizers.swift,
+//   Patterns.swift, ByteLevel.swift) -> TokenizerModel (BPE.swift; WordLevel in TokenizerFile.swift)
+//   -> PostProcessor (PostProcessors.swift); decoding through TokenDecoder (Decoders.swift).
+// PretrainedTokenizer runs the pipeline; TokenizerLoader builds it from tokenizer.json (TokenizerFile.swift,
+// BulkJSON.swift for the vocabulary) or from vocab.json + merges.txt (CLIPRecipe), with tokenizer_config.json /
+// special_tokens_map.json (TokenizerConfig.swift). Every stage reproduces tokenizers 0.23 / transformers 5
+// exactly; the references are Tests/Fixtures/tokenizers/*_reference.json (Scripts/fixtures/tokenizer_*.py).
+
 /// Text <-> token ids, bit-identical to Hugging Face transformers' tokenizer for the same files.
 public protocol Tokenizer: Sendable {
     /// Ids for `text`; with `addSpecialTokens` the post-processor's tokens are added (CLIP: BOS ... EOS).

@@ -72,8 +72,11 @@ extension Array where Element == CodingKey {
 }
 
 /// Decodes `data` as `T`, turning Foundation's DecodingError into a TokenizerError naming `fileName` and the key.
-func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, fileName: String) throws -> T {
+func decodeJSON<T: Decodable>(
+    _ type: T.Type, from data: Data, fileName: String, userInfo: [CodingUserInfoKey: Any] = [:]
+) throws -> T {
     let decoder = JSONDecoder()
+    decoder.userInfo = userInfo
     decoder.userInfo[.tokenizerFileName] = fileName
     do {
         return try decoder.decode(T.self, from: data)

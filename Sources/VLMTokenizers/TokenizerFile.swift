@@ -53,14 +53,23 @@ struct AnyModel: Decodable {
         guard let type = ModelType(rawValue: typeName) else {
             throw TokenizerError.unsupportedType(file: decoder.fileName, key: decoder.keyPath + ".type", type: typeName)
         }
-        let vocab = try c.decode([String: Int].self, forKey: .vocab)
+        // The loader reads vocab/merges exactly (BulkJSON) and hands them over; decoding them here is the
+        // fallback for callers that use JSONDecoder directly (canonically-equivalent keys would merge).
+        let bulk = decoder.userInfo[.bulkModelData] as? BulkModelData
+        let vocab: [TokenString: Int]
+        if let bulkVocab = bulk?.vocab {
+            vocab = Dictionary(bulkVocab, uniquingKeysWith: { _, later in later })
+        } else {
+            let decoded = try c.decode([String: Int].self, forKey: .vocab)
+            vocab = Dictionary(decoded.map { (TokenString($0.key), $0.value) }, uniquingKeysWith: { _, later in later })
+        }
         let unk = try c.decodeIfPresent(String.self, forKey: .unkToken)
         switch type {
         case .wordLevel:
             value = WordLevelModel(vocabulary: vocab, unkToken: unk)
         case .bpe:
             value = try BPEModel(
-                vocabulary: vocab, merges: try Self.decodeMerges(c, decoder: decoder), unkToken: unk,
+                vocabulary: vocab, merges: try bulk?.merges ?? Self.decodeMerges(c, decoder: decoder), unkToken: unk,
                 continuingSubwordPrefix: try c.decodeIfPresent(String.self, forKey: .continuingSubwordPrefix),
                 endOfWordSuffix: try c.decodeIfPresent(String.self, forKey: .endOfWordSuffix),
                 fuseUnk: try c.decodeIfPresent(Bool.self, forKey: .fuseUnk) ?? false,
@@ -84,7 +93,7 @@ struct AnyModel: Decodable {
         }
         let lines = try c.decode([String].self, forKey: .merges)
         return try lines.enumerated().map { index, line in
-            guard let merge = splitMergeLine(line) else {
+            guard let merge = splitMergeLine(Substring(line).unicodeScalars) else {
                 throw TokenizerError.malformedJSON(
                     file: decoder.fileName, key: decoder.keyPath + ".merges[\(index)]", reason: "expected 'a b', got '\(line)'")
             }
@@ -93,33 +102,34 @@ struct AnyModel: Decodable {
     }
 }
 
-/// "a b" -> ("a", "b"); exactly one space, as tokenizers' `convert_merges_to_hashmap` requires.
-func splitMergeLine<S: StringProtocol>(_ line: S) -> (String, String)? {
+/// "a b" -> ("a", "b"); exactly one space, as tokenizers' `convert_merges_to_hashmap` requires. Split on
+/// scalars: as Characters, a space followed by a combining mark would be one grapheme and not split.
+func splitMergeLine(_ line: Substring.UnicodeScalarView) -> (String, String)? {
     let parts = line.split(separator: " ", omittingEmptySubsequences: false)
     guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-    return (String(parts[0]), String(parts[1]))
+    return (makeString(parts[0]), makeString(parts[1]))
 }
 
 /// A whole pre-token looked up in the vocabulary, else the unk token (tokenizers' WordLevel).
 public struct WordLevelModel: TokenizerModel {
-    public let vocabulary: [String: Int]
+    public let vocabulary: [TokenString: Int]
     public let unkToken: String?
     private let idToToken: [Int: String]
 
-    public init(vocabulary: [String: Int], unkToken: String?) {
+    public init(vocabulary: [TokenString: Int], unkToken: String?) {
         self.vocabulary = vocabulary
         self.unkToken = unkToken
-        idToToken = Dictionary(vocabulary.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        idToToken = Dictionary(vocabulary.map { ($1, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 
     public var vocabularySize: Int { vocabulary.count }
-    public func tokenID(for token: String) -> Int? { vocabulary[token] }
+    public func tokenID(for token: String) -> Int? { vocabulary[TokenString(token)] }
     public func token(for id: Int) -> String? { idToToken[id] }
 
     public func tokenize(_ piece: [Unicode.Scalar]) throws -> [Int] {
         if piece.isEmpty { return [] }
-        if let id = vocabulary[String(String.UnicodeScalarView(piece))] { return [id] }
-        guard let unk = unkToken, let id = vocabulary[unk] else {
+        if let id = vocabulary[TokenString(makeString(piece))] { return [id] }
+        guard let unk = unkToken, let id = vocabulary[TokenString(unk)] else {
             throw TokenizerError.unknownTokenNotInVocabulary(token: unkToken ?? "<none>")
         }
         return [id]

@@ -20,7 +20,9 @@ public enum TokenizerLoader {
         let specials = try namedSpecialTokens(directory, config: config)
         let jsonURL = directory.appendingPathComponent(tokenizerJSON)
         if FileManager.default.fileExists(atPath: jsonURL.path) {
-            let file = try decodeJSON(TokenizerFile.self, from: try readFile(jsonURL), fileName: tokenizerJSON)
+            let (data, bulk) = BulkJSON.extractModel(from: try readFile(jsonURL), fileName: tokenizerJSON)
+            let file = try decodeJSON(
+                TokenizerFile.self, from: data, fileName: tokenizerJSON, userInfo: bulk.map { [.bulkModelData: $0] } ?? [:])
             return fromTokenizerFile(file, config: config, specials: specials)
         }
         let vocabURL = directory.appendingPathComponent(vocabJSON)
@@ -34,7 +36,8 @@ public enum TokenizerLoader {
         guard className == "CLIPTokenizer" || className == "CLIPTokenizerFast" else {
             throw TokenizerError.unsupportedTokenizerClass(file: configJSON, className: className)
         }
-        let vocab = try decodeJSON([String: Int].self, from: try readFile(vocabURL), fileName: vocabJSON)
+        var scanner = JSONScanner([UInt8](try readFile(vocabURL)), fileName: vocabJSON)
+        let vocab = Dictionary(try scanner.vocabulary("<root>"), uniquingKeysWith: { _, later in later })
         let merges = try parseMerges(try readFile(mergesURL), fileName: mergesTXT)
         return try CLIPRecipe.build(vocab: vocab, merges: merges, config: config ?? TokenizerConfig(), specials: specials)
     }
@@ -63,16 +66,29 @@ public enum TokenizerLoader {
 
     /// merges.txt: an optional `#version` header, then one "a b" merge per line, rank = line order.
     static func parseMerges(_ data: Data, fileName: String) throws -> [(String, String)] {
-        let text = String(decoding: data, as: UTF8.self)
+        // On bytes: as Characters "\r\n" is one grapheme (it would not split on "\n") and a space followed
+        // by a combining mark would not split on " ". '\n', '\r' and ' ' never occur inside a UTF-8 sequence.
+        let bytes = [UInt8](data)
         var merges: [(String, String)] = []
-        merges.reserveCapacity(50_000)
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line[...]
-            if trimmed.isEmpty || (index == 0 && trimmed.hasPrefix("#version")) { continue }
-            guard let merge = splitMergeLine(trimmed) else {
-                throw TokenizerError.malformedMerges(file: fileName, line: index + 1, content: String(trimmed))
+        merges.reserveCapacity(bytes.count / 10)
+        var lineStart = 0
+        var lineNumber = 0
+        while lineStart < bytes.count {
+            lineNumber += 1
+            var end = lineStart
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            let next = end + 1
+            if end > lineStart && bytes[end - 1] == 0x0D { end -= 1 }
+            let line = bytes[lineStart ..< end]
+            lineStart = next
+            if line.isEmpty || (lineNumber == 1 && line.starts(with: Array("#version".utf8))) { continue }
+            let spaces = line.indices.filter { line[$0] == 0x20 }
+            guard spaces.count == 1, let space = spaces.first, space > line.startIndex, space < line.endIndex - 1 else {
+                throw TokenizerError.malformedMerges(
+                    file: fileName, line: lineNumber, content: String(decoding: line, as: UTF8.self))
             }
-            merges.append(merge)
+            merges.append((String(decoding: line[..<space], as: UTF8.self),
+                           String(decoding: line[(space + 1)...], as: UTF8.self)))
         }
         return merges
     }
@@ -101,7 +117,7 @@ public enum TokenizerLoader {
 /// transformers' CLIPTokenizer.__init__ (tokenization_clip.py), which is what it builds from vocab.json +
 /// merges.txt — and, in transformers 5, even when tokenizer.json exists.
 enum CLIPRecipe {
-    static func build(vocab: [String: Int], merges: [(String, String)], config: TokenizerConfig,
+    static func build(vocab: [TokenString: Int], merges: [(String, String)], config: TokenizerConfig,
                       specials named: SpecialTokens) throws -> PretrainedTokenizer {
         var specials = named
         // CLIPTokenizer's defaults: unk = eos = pad = "<|endoftext|>", bos = "<|startoftext|>".
@@ -124,7 +140,7 @@ enum CLIPRecipe {
         let added = addedTokens(vocab: vocab, config: config, specials: specials)
         func id(_ content: String?) -> Int? {
             guard let content else { return nil }
-            return added.first { $0.content == content }?.id ?? vocab[content]
+            return added.first { $0.content == content }?.id ?? vocab[TokenString(content)]
         }
         let bosID = id(specials.bos?.content)
         let eosID = id(specials.eos?.content)
@@ -142,7 +158,7 @@ enum CLIPRecipe {
     /// token not yet present; without `added_tokens_decoder` all named tokens are added in attribute order and,
     /// for a content added twice, the later flags win (tokenizers' `add_tokens` replaces the entry). A bare
     /// string is `normalized: false`; CLIP's bos dict says `normalized: true`, its pad string false.
-    static func addedTokens(vocab: [String: Int], config: TokenizerConfig, specials: SpecialTokens) -> [AddedToken] {
+    static func addedTokens(vocab: [TokenString: Int], config: TokenizerConfig, specials: SpecialTokens) -> [AddedToken] {
         var order: [String] = []
         var byContent: [String: AddedToken] = [:]
         var nextID = (vocab.values.max() ?? -1) + 1
@@ -150,7 +166,7 @@ enum CLIPRecipe {
             if byContent[value.content] != nil && !replace { return }
             let id: Int
             if let explicit { id = explicit } else if let existing = byContent[value.content] { id = existing.id }
-            else if let known = vocab[value.content] { id = known } else { id = nextID; nextID += 1 }
+            else if let known = vocab[TokenString(value.content)] { id = known } else { id = nextID; nextID += 1 }
             if byContent[value.content] == nil { order.append(value.content) }
             let special = named ? true : (value.special ?? false)
             byContent[value.content] = AddedToken(

@@ -53,10 +53,7 @@ struct Bench: ParsableCommand {
             let pixels = Tensor(uninitialized: [batch, v.numChannels, v.imageSize, v.imageSize])
             for i in 0 ..< pixels.count { pixels[i] = rng.nextGaussian() }
             let vocab = clip.config.textConfig.vocabSize
-            let ids: [[Int]] = (0 ..< batch).map { b in
-                let n = min(Self.promptLengths[b % Self.promptLengths.count], clip.maxTextLength)
-                return [min(49406, vocab - 2)] + (0 ..< max(n - 2, 0)).map { (320 + 7 * $0) % max(vocab - 2, 1) } + [min(49407, vocab - 1)]
-            }
+            let ids = Self.syntheticPrompts(batch: batch, vocabularySize: vocab, maxLength: clip.maxTextLength)
             let imageTime = try Self.median(seconds: seconds) { _ = try clip.imageFeatures(pixels) }
             let textTime = try Self.median(seconds: seconds) { _ = try clip.textFeatures(ids) }
             let result = Result(engine: "swiftvlm fp32", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
@@ -69,6 +66,18 @@ struct Bench: ParsableCommand {
                 print(String(format: "image: %8.2f images/s  (%.1f ms per batch)", result.image_per_s, result.image_batch_ms))
                 print(String(format: "text:  %8.2f texts/s   (%.1f ms per batch)", result.text_per_s, result.text_batch_ms))
             }
+        }
+    }
+
+    /// The token ids bench_torch_clip.py builds: BOS, (n - 2) ordinary tokens, EOS.
+    static func syntheticPrompts(batch: Int, vocabularySize vocab: Int, maxLength: Int) -> [[Int]] {
+        let bos = min(49406, vocab - 2), eos = min(49407, vocab - 1), span = max(vocab - 2, 1)
+        return (0 ..< batch).map { b -> [Int] in
+            let n = min(promptLengths[b % promptLengths.count], maxLength)
+            var row = [bos]
+            for i in 0 ..< max(n - 2, 0) { row.append((320 + 7 * i) % span) }
+            row.append(eos)
+            return row
         }
     }
 

@@ -79,7 +79,7 @@ struct Classify: ParsableCommand {
             guard !labelList.isEmpty else { throw PipelineError.invalidArgument("--labels has no labels") }
             if let top, top < 1 { throw PipelineError.invalidArgument("--top must be at least 1") }
             let pipeline = try options.pipeline()
-            let picture = try ImageDecoder.load(URL(fileURLWithPath: image))
+            let picture = try ImageDecoder.load(URL(fileURLWithPath: image), alpha: .compositeOnWhite)
             var scores = try pipeline.classify(image: picture, labels: labelList, template: template)
             if let top { scores = Array(scores.prefix(top)) }
             switch format {
@@ -159,7 +159,7 @@ struct Preprocess: ParsableCommand {
     func run() throws {
         try guarded {
             let processor = try ImageProcessor.load(directory: options.url)
-            let picture = try ImageDecoder.load(URL(fileURLWithPath: image))
+            let picture = try ImageDecoder.load(URL(fileURLWithPath: image), alpha: .compositeOnWhite)
             let pixels = try processor.preprocess([picture])
             try Npy.write(pixels, to: URL(fileURLWithPath: out))
             FileHandle.standardError.write(Data("wrote \(out): pixel_values \(pixels.shape)\n".utf8))

@@ -85,7 +85,8 @@ void vlm_layernorm_naive(const float *x, float *y, int64_t rows, int64_t dim, co
 void vlm_rmsnorm(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, float eps);
 void vlm_rmsnorm_naive(const float *x, float *y, int64_t rows, int64_t dim, const float *gamma, float eps);
 
-/// In place, numerically stable softmax over each row of x[rows, cols].
+/// In place, numerically stable softmax over each row of x[rows, cols]. A row that is entirely -inf
+/// becomes zeros (torch would produce NaN), matching vlm_attention's fully masked rows.
 void vlm_softmax(float *x, int64_t rows, int64_t cols);
 void vlm_softmax_naive(float *x, int64_t rows, int64_t cols);
 
@@ -95,10 +96,13 @@ void vlm_activate_naive(float *x, int64_t n, vlm_activation act);
 
 /// out = a + b (out may alias a or b).
 void vlm_add(const float *a, const float *b, float *out, int64_t n);
+void vlm_add_naive(const float *a, const float *b, float *out, int64_t n);
 /// Rows of x[rows, cols] += bias[cols].
 void vlm_add_bias(float *x, const float *bias, int64_t rows, int64_t cols);
+void vlm_add_bias_naive(float *x, const float *bias, int64_t rows, int64_t cols);
 /// Each row of x[rows, dim] divided by its L2 norm (rows of zeros stay zero).
 void vlm_l2_normalize(float *x, int64_t rows, int64_t dim);
+void vlm_l2_normalize_naive(float *x, int64_t rows, int64_t dim);
 
 // MARK: Attention
 
@@ -118,11 +122,17 @@ void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D
 
 // MARK: Conversions
 
-/// IEEE half -> float (exact), bf16 -> float (exact), float -> half / bf16 (round to nearest even).
+/// IEEE half -> float (exact), bf16 -> float (exact), float -> half / bf16 (round to nearest even,
+/// overflow to infinity, subnormals kept). NaNs stay NaNs; the SIMD paths may set the quiet bit of a
+/// signalling NaN (F16C does), the naive widening keeps the payload bits as they are.
 void vlm_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void vlm_bf16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void vlm_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
 void vlm_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+void vlm_f16_to_f32_naive(const uint16_t *src, float *dst, int64_t n);
+void vlm_bf16_to_f32_naive(const uint16_t *src, float *dst, int64_t n);
+void vlm_f32_to_f16_naive(const float *src, uint16_t *dst, int64_t n);
+void vlm_f32_to_bf16_naive(const float *src, uint16_t *dst, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,203 @@
+// Blocked GEMM driver shared by the SIMD paths (BLIS-style loops around a register-blocked micro-kernel).
+//
+// Loop nest per task (a task owns a range of rows and a range of VLM_NR-wide column panels):
+//   for each block of <= MC rows:          packed A block (MC x KC) stays in L2
+//     for each K block of <= KC:          pack A[rows, kblock] into MR-row tiles (k-major)
+//       for each column panel:            B slice (KC x NR = 32 KiB) stays in L1 across all row tiles
+//         for each MR-row tile:           micro-kernel; bias + activation on the last K block
+// Weights of linear layers are pre-packed (vlm_pack_weight); sgemm packs B slices on the fly.
+#include "kernels_internal.h"
+#include <string.h>
+
+#define KC 256
+#define MC_MAX 448
+// Below this many flops a call runs on the caller's thread: waking the pool costs a few microseconds.
+#define PARALLEL_MIN_FLOPS 400000.0
+
+const vlm_gemm_kernels *vlm_active_gemm_kernels(void) {
+    switch (vlm_active_isa()) {
+    case VLM_ISA_AVX512: return &vlm_gemm_kernels_avx512;
+    case VLM_ISA_AVX2: return &vlm_gemm_kernels_avx2;
+    default: return NULL;
+    }
+}
+
+typedef struct {
+    const vlm_gemm_kernels *ks;
+    int64_t M, N, K;
+    // A source (alpha folded into packing)
+    const float *A; int64_t lda; int transA; float alpha;
+    // B source: pre-packed weight, or raw B (packed per K block)
+    const vlm_packed_weight *W;
+    const float *B; int64_t ldb; int transB;
+    float *C; int64_t ldc; float beta;
+    const float *bias; vlm_activation act;
+    // task grid
+    int64_t npanels, nm, nn;
+} gemm_job;
+
+// Packs rows [r0, r0+rows) x cols [k0, k0+kc) of op(A) into tiles of the sizes computed by tile_rows.
+static void pack_a_block(const gemm_job *j, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int mr_max, float *dst) {
+    int64_t ntiles = (rows + mr_max - 1) / mr_max;
+    int64_t base = rows / ntiles, extra = rows % ntiles;
+    int64_t r = r0;
+    float alpha = j->alpha;
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t mr = base + (t < extra);
+        if (!j->transA) {
+            for (int64_t i = 0; i < mr; i++) {
+                const float *src = j->A + (r + i) * j->lda + k0;
+                if (alpha == 1.0f) for (int64_t k = 0; k < kc; k++) dst[k * mr + i] = src[k];
+                else for (int64_t k = 0; k < kc; k++) dst[k * mr + i] = alpha * src[k];
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = j->A + (k0 + k) * j->lda + r;
+                for (int64_t i = 0; i < mr; i++) dst[k * mr + i] = alpha * src[i];
+            }
+        }
+        dst += mr * kc;
+        r += mr;
+    }
+}
+
+// Packs op(B)[k0:k0+kc, n0:n0+nr] into a zero-padded KC x VLM_NR slice.
+static void pack_b_slice(const gemm_job *j, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float *dst) {
+    if (!j->transB) {
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = j->B + (k0 + k) * j->ldb + n0;
+            float *d = dst + k * VLM_NR;
+            memcpy(d, src, (size_t)nr * sizeof(float));
+            for (int64_t c = nr; c < VLM_NR; c++) d[c] = 0.0f;
+        }
+    } else {
+        if (nr < VLM_NR) memset(dst, 0, (size_t)kc * VLM_NR * sizeof(float));
+        for (int64_t c = 0; c < nr; c++) {
+            const float *src = j->B + (n0 + c) * j->ldb + k0;
+            for (int64_t k = 0; k < kc; k++) dst[k * VLM_NR + c] = src[k];
+        }
+    }
+}
+
+static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    const vlm_gemm_kernels *ks = j->ks;
+    int mr_max = ks->mr_max;
+    float *apack = vlm_scratch(0, (size_t)MC_MAX * KC + 64);
+    float *bpack = j->W ? NULL : vlm_scratch(1, (size_t)KC * VLM_NR + 64);
+    if (!apack || (!j->W && !bpack)) return;  // out of memory: nothing sane to do in a void kernel
+    int64_t rows_total = m1 - m0;
+    int64_t nmb = (rows_total + MC_MAX - 1) / MC_MAX;
+    int64_t mb_rows = (rows_total + nmb - 1) / nmb;
+    for (int64_t mb = m0; mb < m1; mb += mb_rows) {
+        int64_t rows = m1 - mb < mb_rows ? m1 - mb : mb_rows;
+        int64_t ntiles = (rows + mr_max - 1) / mr_max;
+        int64_t base = rows / ntiles, extra = rows % ntiles;
+        for (int64_t kb = 0; kb < j->K; kb += KC) {
+            int64_t kc = j->K - kb < KC ? j->K - kb : KC;
+            int first = kb == 0, last = kb + kc == j->K;
+            pack_a_block(j, mb, rows, kb, kc, mr_max, apack);
+            for (int64_t p = p0; p < p1; p++) {
+                int64_t n0 = p * VLM_NR;
+                int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
+                const float *bp;
+                if (j->W) bp = j->W->data + (size_t)p * j->K * VLM_NR + (size_t)kb * VLM_NR;
+                else { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
+                const float *ap = apack;
+                int64_t r = mb;
+                for (int64_t t = 0; t < ntiles; t++) {
+                    int mr = (int)(base + (t < extra));
+                    float *c = j->C + r * j->ldc + n0;
+                    int accumulate = !first;
+                    if (first && j->beta != 0.0f) {
+                        // BLAS: C = alpha AB + beta C; scale once, then accumulate (beta == 0 never reads C).
+                        if (j->beta != 1.0f)
+                            for (int i = 0; i < mr; i++)
+                                for (int q = 0; q < nr; q++) c[i * j->ldc + q] *= j->beta;
+                        accumulate = 1;
+                    }
+                    ks->ukernel(mr, kc, ap, bp, c, j->ldc, nr, accumulate);
+                    if (last && (j->bias || j->act != VLM_ACT_NONE))
+                        for (int i = 0; i < mr; i++) ks->bias_act(c + i * j->ldc, nr, j->bias ? j->bias + n0 : NULL, j->act);
+                    ap += (int64_t)mr * kc;
+                    r += mr;
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const gemm_job *j = ctx;
+    int64_t im = task / j->nn, in = task % j->nn;
+    int64_t m0 = j->M * im / j->nm, m1 = j->M * (im + 1) / j->nm;
+    int64_t p0 = j->npanels * in / j->nn, p1 = j->npanels * (in + 1) / j->nn;
+    if (m1 > m0 && p1 > p0) run_block(j, m0, m1, p0, p1);
+}
+
+// Splits the work: preferably over column panels (each thread streams its own share of the weights and
+// packs all of A, which costs ~1/N of the FLOPs), over rows only when there are too few panels.
+static void plan_and_run(gemm_job *j, int parallel) {
+    j->npanels = (j->N + VLM_NR - 1) / VLM_NR;
+    int64_t T = parallel ? vlm_pool_threads() : 1;
+    double flops = 2.0 * (double)j->M * (double)j->N * (double)j->K;
+    if (flops < PARALLEL_MIN_FLOPS) T = 1;
+    if (T <= 1) {
+        j->nm = j->nn = 1;
+        run_block(j, 0, j->M, 0, j->npanels);
+        return;
+    }
+    int64_t mtiles = (j->M + j->ks->mr_max - 1) / j->ks->mr_max;
+    if (j->npanels >= T) {
+        j->nn = T;
+        j->nm = 1;
+        // Uneven panel split (e.g. 3 panels on 2 threads): also split rows so dynamic scheduling balances.
+        if (j->npanels % T != 0 && j->npanels < 4 * T && mtiles >= 2) { j->nn = j->npanels; j->nm = 2; }
+    } else {
+        j->nn = j->npanels;
+        j->nm = (T + j->nn - 1) / j->nn;
+        if (j->nm > mtiles) j->nm = mtiles;
+    }
+    vlm_parallel_for(j->nm * j->nn, gemm_task, j);
+}
+
+void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || M <= 0) return;
+    const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
+    if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return; }
+    gemm_job j = {
+        .ks = ks, .M = M, .N = W->N, .K = W->K, .A = X, .lda = ldx, .alpha = 1.0f, .W = W,
+        .C = Y, .ldc = ldy, .beta = 0.0f, .bias = bias, .act = act,
+    };
+    plan_and_run(&j, 1);
+}
+
+static void sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, int transB, int64_t M, int64_t N,
+                         int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t q = 0; q < N; q++) C[i * ldc + q] = beta == 0.0f ? 0.0f : beta * C[i * ldc + q];
+        return;
+    }
+    gemm_job j = {
+        .ks = ks, .M = M, .N = N, .K = K, .A = A, .lda = lda, .transA = transA, .alpha = alpha,
+        .B = B, .ldb = ldb, .transB = transB, .C = C, .ldc = ldc, .beta = beta, .act = VLM_ACT_NONE,
+    };
+    plan_and_run(&j, parallel);
+}
+
+void vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    sgemm_common(ks, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
+    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    sgemm_common(ks, 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

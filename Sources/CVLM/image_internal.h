@@ -1,0 +1,30 @@
+// Shared between the image_*.c files of CVLM (not part of the public header).
+#ifndef CVLM_IMAGE_INTERNAL_H
+#define CVLM_IMAGE_INTERNAL_H
+#include <stdarg.h>
+#include <stdio.h>
+#include "include/cvlm_image.h"
+
+/// printf into info->message (always NUL-terminated) and return status.
+static inline int vlm_img_fail(vlm_image_info *info, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(info->message, sizeof info->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/// Pillow's Image.alpha_composite(white, im) for one pixel (src/libImaging/AlphaComposite.c with dst = opaque
+/// white: blend = 255*(255-a), coef1 = a*255*255*128/(255*255) = a*128, rounded division by 255 via
+/// SHIFTFORDIV255). Verified exhaustively against Pillow 13 for all (c, a).
+static inline uint8_t vlm_img_over_white(uint32_t c, uint32_t a) {
+    if (a == 0) return 255;
+    uint32_t t = (c * (a << 7) + 255u * ((255u - a) << 7)) + (0x80u << 7);
+    return (uint8_t)((((t >> 8) + t) >> 8) >> 7);
+}
+
+int vlm_image_probe_jpeg(const uint8_t *data, size_t size, vlm_image_info *info);
+int vlm_image_probe_png(const uint8_t *data, size_t size, vlm_image_info *info);
+int vlm_image_decode_jpeg(const uint8_t *data, size_t size, uint8_t *out, vlm_image_info *info);
+int vlm_image_decode_png(const uint8_t *data, size_t size, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info);
+#endif

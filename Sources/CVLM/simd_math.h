@@ -1,0 +1,230 @@
+// Vectorised elementary functions for the AVX-512 and AVX2 paths (private, header-only).
+//
+// exp: Cephes expf scheme (n = round(x log2 e), two-part Cody-Waite reduction, degree-6 polynomial),
+//      ~1-2 ulp. Accepts an extra low part `lo` so callers can pass arguments carrying more than float
+//      precision (used by erfc, where -z^2 is large and its rounding would dominate the error).
+// erfc: Numerical Recipes' erfcc (Chebyshev fit in t = 1/(1 + z/2)), fractional error < 1.2e-7 for z >= 0.
+//      GELU is then 0.5 x erfc(-x / sqrt 2) evaluated as 0.5 x (2 - erfc(z)) for x >= 0 and 0.5 x erfc(|z|)
+//      for x < 0, which keeps full relative accuracy on the negative tail (torch: 0.5 x (1 + erf(x / sqrt 2))).
+// sigmoid-based activations: 0.5 (1 + tanh u) == sigmoid(2u), so tanh-GELU, QuickGELU and SiLU are all
+//      x / (1 + exp(-v)) with a true division (no reciprocal approximation).
+#ifndef CVLM_SIMD_MATH_H
+#define CVLM_SIMD_MATH_H
+#include <immintrin.h>
+
+#define VLM_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c,avx2")))
+#define VLM_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VLM_INLINE static inline __attribute__((always_inline))
+
+// Above ~88.72 exp overflows: clamping at 89 still yields 2^128 * p = inf, below -103.97 it is 0.
+#define EXP_HI 89.0f
+#define EXP_LO (-103.972084045410f)
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define EXP_P0 1.9875691500E-4f
+#define EXP_P1 1.3981999507E-3f
+#define EXP_P2 8.3334519073E-3f
+#define EXP_P3 4.1665795894E-2f
+#define EXP_P4 1.6666665459E-1f
+#define EXP_P5 5.0000001201E-1f
+
+// MARK: AVX-512
+
+VLM_INLINE VLM_AVX512 __m512 exp2_512(__m512 x, __m512 lo) {
+    // (constant, x) operand order: min/max return the second operand for NaN, so NaN propagates.
+    x = _mm512_min_ps(_mm512_set1_ps(EXP_HI), x);
+    x = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(x, lo), _mm512_set1_ps(LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    r = _mm512_add_ps(r, lo);
+    __m512 p = _mm512_set1_ps(EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P5));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    // scalef handles the 2^n scaling including gradual underflow to subnormals and overflow to inf.
+    return _mm512_scalef_ps(p, n);
+}
+VLM_INLINE VLM_AVX512 __m512 exp_512(__m512 x) { return exp2_512(x, _mm512_setzero_ps()); }
+
+// erfc(z) for z = zh + zl >= 0 (zl a small correction).
+VLM_INLINE VLM_AVX512 __m512 erfc_pos2_512(__m512 z, __m512 zl) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one));
+    __m512 p = _mm512_set1_ps(0.17087277f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+    __m512 zz = _mm512_mul_ps(z, z);
+    // z^2 = zz + zz_lo: exact square of the high part plus the cross term 2 zh zl.
+    __m512 zz_lo = _mm512_fmadd_ps(_mm512_add_ps(z, z), zl, _mm512_fmsub_ps(z, z, zz));
+    // hi + lo = p - zz - zz_lo via Knuth's TwoSum (exact error of the rounded sum).
+    __m512 a = _mm512_sub_ps(_mm512_setzero_ps(), zz);
+    __m512 hi = _mm512_add_ps(a, p);
+    __m512 bb = _mm512_sub_ps(hi, a);
+    __m512 err = _mm512_add_ps(_mm512_sub_ps(a, _mm512_sub_ps(hi, bb)), _mm512_sub_ps(p, bb));
+    __m512 lo = _mm512_sub_ps(err, zz_lo);
+    return _mm512_mul_ps(t, exp2_512(hi, lo));
+}
+
+VLM_INLINE VLM_AVX512 __m512 gelu_512(__m512 x) {
+    // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
+    // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
+    __m512 zh = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
+    __m512 zl = _mm512_fmadd_ps(x, _mm512_set1_ps(1.2101617e-08f), _mm512_fmsub_ps(x, _mm512_set1_ps(0.70710678118654752440f), zh));
+    // Make both parts non-negative together (flip the signs of both when x < 0).
+    __m512 s = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
+    zh = _mm512_xor_ps(zh, s);
+    zl = _mm512_xor_ps(zl, s);
+    // erfc(10.5) underflows float; clamping keeps inf inputs finite inside (gelu(+inf) = inf, and
+    // -inf * 0 = NaN like torch).
+    __mmask16 big = _mm512_cmp_ps_mask(zh, _mm512_set1_ps(10.5f), _CMP_GT_OQ);
+    zh = _mm512_mask_blend_ps(big, zh, _mm512_set1_ps(10.5f));
+    zl = _mm512_maskz_mov_ps((__mmask16)~big, zl);
+    __m512 e = erfc_pos2_512(zh, zl);
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 f = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), e), e);  // 1 + erf(z)
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), f);
+}
+
+VLM_INLINE VLM_AVX512 __m512 x_sigmoid_512(__m512 x, __m512 v) {
+    __m512 e = exp_512(_mm512_sub_ps(_mm512_setzero_ps(), v));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+VLM_INLINE VLM_AVX512 __m512 act_512(__m512 x, vlm_activation act) {
+    switch (act) {
+    case VLM_ACT_GELU: return gelu_512(x);
+    case VLM_ACT_GELU_TANH: {
+        // 2u = 2 sqrt(2/pi) (x + 0.044715 x^3)
+        __m512 x2 = _mm512_mul_ps(x, x);
+        __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(x2, x), _mm512_set1_ps(0.044715f), x);
+        return x_sigmoid_512(x, _mm512_mul_ps(inner, _mm512_set1_ps(1.5957691216057308f)));
+    }
+    case VLM_ACT_QUICK_GELU: return x_sigmoid_512(x, _mm512_mul_ps(x, _mm512_set1_ps(1.702f)));
+    case VLM_ACT_SILU: return x_sigmoid_512(x, x);
+    case VLM_ACT_RELU: {
+        // x < 0 ? 0 : x, so NaN passes through like torch.relu.
+        __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+        return _mm512_mask_blend_ps(neg, x, _mm512_setzero_ps());
+    }
+    default: return x;
+    }
+}
+
+// MARK: AVX2
+
+VLM_INLINE VLM_AVX2 __m256 exp2_256(__m256 x, __m256 lo) {
+    // (constant, x) operand order: min/max return the second operand for NaN, so NaN propagates.
+    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), x);
+    x = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(x, lo), _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    r = _mm256_add_ps(r, lo);
+    __m256 p = _mm256_set1_ps(EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    // 2^n in two halves (n in [-150, 128]) so each factor stays a normal float; gradual underflow via
+    // the final multiply.
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i h1 = _mm256_srai_epi32(ni, 1);
+    __m256i h2 = _mm256_sub_epi32(ni, h1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h2, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+VLM_INLINE VLM_AVX2 __m256 exp_256(__m256 x) { return exp2_256(x, _mm256_setzero_ps()); }
+
+// erfc(z) for z = zh + zl >= 0 (zl a small correction).
+VLM_INLINE VLM_AVX2 __m256 erfc_pos2_256(__m256 z, __m256 zl) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    __m256 zz = _mm256_mul_ps(z, z);
+    // z^2 = zz + zz_lo: exact square of the high part plus the cross term 2 zh zl.
+    __m256 zz_lo = _mm256_fmadd_ps(_mm256_add_ps(z, z), zl, _mm256_fmsub_ps(z, z, zz));
+    // hi + lo = p - zz - zz_lo via Knuth's TwoSum (exact error of the rounded sum).
+    __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), zz);
+    __m256 hi = _mm256_add_ps(a, p);
+    __m256 bb = _mm256_sub_ps(hi, a);
+    __m256 err = _mm256_add_ps(_mm256_sub_ps(a, _mm256_sub_ps(hi, bb)), _mm256_sub_ps(p, bb));
+    __m256 lo = _mm256_sub_ps(err, zz_lo);
+    return _mm256_mul_ps(t, exp2_256(hi, lo));
+}
+
+VLM_INLINE VLM_AVX2 __m256 gelu_256(__m256 x) {
+    // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
+    // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
+    __m256 zh = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
+    __m256 zl = _mm256_fmadd_ps(x, _mm256_set1_ps(1.2101617e-08f), _mm256_fmsub_ps(x, _mm256_set1_ps(0.70710678118654752440f), zh));
+    // Make both parts non-negative together (flip the signs of both when x < 0).
+    __m256 s = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+    zh = _mm256_xor_ps(zh, s);
+    zl = _mm256_xor_ps(zl, s);
+    // erfc(10.5) underflows float; clamping keeps inf inputs finite inside (gelu(+inf) = inf, and
+    // -inf * 0 = NaN like torch).
+    __m256 big = _mm256_cmp_ps(zh, _mm256_set1_ps(10.5f), _CMP_GT_OQ);
+    zh = _mm256_blendv_ps(zh, _mm256_set1_ps(10.5f), big);
+    zl = _mm256_andnot_ps(big, zl);
+    __m256 e = erfc_pos2_256(zh, zl);
+    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 f = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);  // 1 + erf(z)
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), f);
+}
+
+VLM_INLINE VLM_AVX2 __m256 x_sigmoid_256(__m256 x, __m256 v) {
+    __m256 e = exp_256(_mm256_sub_ps(_mm256_setzero_ps(), v));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+VLM_INLINE VLM_AVX2 __m256 act_256(__m256 x, vlm_activation act) {
+    switch (act) {
+    case VLM_ACT_GELU: return gelu_256(x);
+    case VLM_ACT_GELU_TANH: {
+        __m256 x2 = _mm256_mul_ps(x, x);
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(x2, x), _mm256_set1_ps(0.044715f), x);
+        return x_sigmoid_256(x, _mm256_mul_ps(inner, _mm256_set1_ps(1.5957691216057308f)));
+    }
+    case VLM_ACT_QUICK_GELU: return x_sigmoid_256(x, _mm256_mul_ps(x, _mm256_set1_ps(1.702f)));
+    case VLM_ACT_SILU: return x_sigmoid_256(x, x);
+    case VLM_ACT_RELU: {
+        __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+        return _mm256_blendv_ps(x, _mm256_setzero_ps(), neg);
+    }
+    default: return x;
+    }
+}
+
+// Mask of the first n (0..8) lanes for AVX2 masked loads/stores.
+VLM_INLINE VLM_AVX2 __m256i tail_mask_256(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif

@@ -1,0 +1,119 @@
+import CVLM
+import Foundation
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC): pixel (x, y) channel c is
+/// `pixels[(y * width + x) * 3 + c]`.
+public struct RGBImage: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public var pixels: [UInt8]
+
+    /// Throws `invalidArgument` unless width, height > 0 and pixels.count == width * height * 3.
+    public init(width: Int, height: Int, pixels: [UInt8]) throws {
+        guard width > 0, height > 0 else { throw ImageError.invalidArgument("image size \(width)x\(height)") }
+        let (n, overflow) = width.multipliedReportingOverflow(by: height * 3)
+        guard !overflow, pixels.count == n else {
+            throw ImageError.invalidArgument("\(pixels.count) bytes for a \(width)x\(height) RGB image")
+        }
+        self.init(unchecked: width, height: height, pixels: pixels)
+    }
+
+    /// `pixels` is mutable, so every consumer re-checks its length before handing the buffer to C.
+    func validated() throws -> RGBImage {
+        guard width > 0, height > 0, pixels.count == width * height * 3 else {
+            throw ImageError.invalidArgument("\(pixels.count) bytes for a \(width)x\(height) RGB image")
+        }
+        return self
+    }
+
+    init(unchecked width: Int, height: Int, pixels: [UInt8]) {
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
+/// What decoding does with transparency (PNG alpha channels and tRNS).
+public enum AlphaHandling: Sendable {
+    /// Pillow's `Image.open(path).convert("RGB")`: alpha is discarded, colours kept as stored.
+    case drop
+    /// transformers' `convert_to_rgb` (what its image processors do to a PIL image with transparency):
+    /// composite onto opaque white with Pillow's `alpha_composite` integer arithmetic. Use this to match
+    /// `processor(images=Image.open(path))` in Python.
+    case compositeOnWhite
+}
+
+public enum ImageFormat: String, Sendable {
+    case jpeg, png
+}
+
+/// JPEG and PNG decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c and
+/// image_png.c for the per-mode rules). The format comes from the magic bytes, never from a file extension.
+/// EXIF orientation is not applied, as Pillow's `Image.open` does not apply it.
+public enum ImageDecoder {
+    /// 100 megapixels (Pillow warns at 89.5 MP and refuses at twice that). Pass `maxPixels` to change it
+    /// (<= 0: no limit).
+    public static var defaultMaxPixels: Int { 100_000_000 }
+
+    /// Format and size from the header only (no pixel decoding, no large allocation).
+    public static func probe(_ data: Data) throws -> (format: ImageFormat, width: Int, height: Int) {
+        var info = vlm_image_info()
+        let status = data.withUnsafeBytes { raw in
+            vlm_image_probe(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &info)
+        }
+        try check(status, info)
+        return (info.format == Int32(VLM_IMG_FORMAT_JPEG.rawValue) ? .jpeg : .png, Int(info.width), Int(info.height))
+    }
+
+    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop) throws -> RGBImage {
+        let (_, width, height) = try probe(data)
+        // The limit is enforced here, on header values, before the output buffer exists (the C side checks again).
+        // maxPixels <= 0 disables it; the byte count must still fit in an Int.
+        let (count, overflow) = (width * height).multipliedReportingOverflow(by: 3)  // width, height < 2^31
+        if overflow || (maxPixels > 0 && width * height > maxPixels) {
+            throw ImageError.tooLarge(file: nil, width: width, height: height, limit: maxPixels)
+        }
+        var info = vlm_image_info()
+        var status: Int32 = 0
+        let mode = alpha == .drop ? VLM_ALPHA_DROP : VLM_ALPHA_WHITE
+        let pixels = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            status = data.withUnsafeBytes { raw in
+                vlm_image_decode_rgb(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, mode, Int64(maxPixels),
+                                     buffer.baseAddress, count, &info)
+            }
+            if status != 0 { buffer.initialize(repeating: 0) }  // never hand out uninitialised memory
+            initialized = count
+        }
+        try check(status, info, limit: maxPixels)
+        return RGBImage(unchecked: width, height: height, pixels: pixels)
+    }
+
+    /// Reads and decodes a file; errors name it.
+    public static func load(_ url: URL, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop) throws -> RGBImage {
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
+            throw ImageError.unreadable(file: url.path, reason: error.localizedDescription)
+        }
+        do { return try decode(data, maxPixels: maxPixels, alpha: alpha) } catch let error as ImageError {
+            throw error.naming(url.path)
+        }
+    }
+
+    private static func check(_ status: Int32, _ info: vlm_image_info, limit: Int = 0) throws {
+        guard status != 0 else { return }
+        let message = withUnsafeBytes(of: info.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        switch UInt32(status) {
+        case VLM_IMG_ERR_EMPTY.rawValue: throw ImageError.empty(file: nil)
+        case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue: throw ImageError.unknownFormat(file: nil, detail: message)
+        case VLM_IMG_ERR_TRUNCATED.rawValue: throw ImageError.truncated(file: nil, detail: message)
+        case VLM_IMG_ERR_TOO_LARGE.rawValue:
+            throw ImageError.tooLarge(file: nil, width: Int(info.width), height: Int(info.height), limit: limit)
+        case VLM_IMG_ERR_UNSUPPORTED.rawValue: throw ImageError.unsupported(file: nil, detail: message)
+        case VLM_IMG_ERR_NOMEM.rawValue: throw ImageError.outOfMemory(message)
+        case VLM_IMG_ERR_ARGUMENT.rawValue: throw ImageError.invalidArgument(message)
+        default: throw ImageError.corrupt(file: nil, detail: message)
+        }
+    }
+}

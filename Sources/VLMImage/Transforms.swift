@@ -1,0 +1,111 @@
+import CVLM
+import Foundation
+import VLMTensor
+
+/// Pillow's resampling filters, with PIL.Image.Resampling's integer values (the `resample` of
+/// preprocessor_config.json).
+public enum ResampleFilter: Int, Sendable, CaseIterable {
+    case nearest = 0
+    case lanczos = 1
+    case bilinear = 2
+    case bicubic = 3
+    case box = 4
+    case hamming = 5
+}
+
+/// Pillow's `Image.resize((width, height), filter)` with the default box and no reducing_gap, bit-exact
+/// (Sources/CVLM/image_resample.c: Resample.c's normalised coefficients in 22-bit fixed point, horizontal pass
+/// then vertical pass, an unchanged axis skipped; NEAREST through ImagingScaleAffine).
+public func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter) throws -> RGBImage {
+    try resize(image, width: width, height: height, filter: filter, portable: false)
+}
+
+/// `portable: true` forces the scalar C path (the tests check it against the SIMD one).
+func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, portable: Bool) throws -> RGBImage {
+    let image = try image.validated()
+    guard width > 0, height > 0, width <= Int(Int32.max) / 4, height <= Int(Int32.max) / 4 else {
+        throw ImageError.invalidArgument("resize target \(width)x\(height)")
+    }
+    if width == image.width, height == image.height { return image }  // Pillow returns a copy
+    let count = width * height * 3
+    var status: Int32 = 0
+    let pixels = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+        status = image.pixels.withUnsafeBufferPointer { src in
+            vlm_image_resize_rgb8(src.baseAddress, Int64(image.width), Int64(image.height), out.baseAddress,
+                                  Int64(width), Int64(height), Int32(filter.rawValue),
+                                  portable ? Int32(VLM_RESAMPLE_FLAG_SCALAR) : 0)
+        }
+        if status != 0 { out.initialize(repeating: 0) }
+        initialized = count
+    }
+    if status == Int32(VLM_IMG_ERR_NOMEM.rawValue) {
+        throw ImageError.outOfMemory("resizing \(image.width)x\(image.height) to \(width)x\(height)")
+    }
+    guard status == 0 else { throw ImageError.invalidArgument("resize \(image.width)x\(image.height) to \(width)x\(height)") }
+    return RGBImage(unchecked: width, height: height, pixels: pixels)
+}
+
+/// transformers' `image_transforms.center_crop`: top = (H - h) // 2 and left = (W - w) // 2 with Python's floor
+/// division; where the crop reaches outside the image (crop larger than the image) the image is first padded
+/// with zeros, ceil((h - H) / 2) rows on top, which amounts to the same top = floor((H - h) / 2) offset with
+/// zero pixels outside. The result is always exactly height x width.
+public func centerCrop(_ image: RGBImage, height: Int, width: Int) throws -> RGBImage {
+    let image = try image.validated()
+    guard width > 0, height > 0 else { throw ImageError.invalidArgument("center crop size \(height)x\(width)") }
+    if width == image.width, height == image.height { return image }
+    let top = floorDiv(image.height - height, 2), left = floorDiv(image.width - width, 2)
+    var out = [UInt8](repeating: 0, count: width * height * 3)
+    // Columns of the crop that exist in the image.
+    let x0 = max(0, -left), x1 = min(width, image.width - left)
+    if x1 > x0 {
+        let rowBytes = (x1 - x0) * 3
+        for y in 0..<height {
+            let sy = y + top
+            guard sy >= 0, sy < image.height else { continue }
+            let from = (sy * image.width + left + x0) * 3, to = (y * width + x0) * 3
+            out.replaceSubrange(to..<(to + rowBytes), with: image.pixels[from..<(from + rowBytes)])
+        }
+    }
+    return RGBImage(unchecked: width, height: height, pixels: out)
+}
+
+/// Python's `a // b` for b > 0.
+@inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int {
+    a >= 0 ? a / b : -((-a + b - 1) / b)
+}
+
+/// Rescale + normalize into channels-first floats, written to `out` (3 * H * W floats: [3, H, W]).
+/// Arithmetic as transformers' numpy backend: rescale in float64 then cast to float32 (`image.astype(float64) *
+/// scale`), normalize in float32 (`(image - mean) / std` with float32 mean/std).
+func writePixelValues(_ image: RGBImage, rescale: Double?, mean: [Double]?, std: [Double]?, to out: UnsafeMutablePointer<Float>) {
+    let plane = image.width * image.height
+    // 256-entry table per channel: every uint8 maps to one float, computed with the exact reference arithmetic.
+    var table = [Float](repeating: 0, count: 3 * 256)
+    for c in 0..<3 {
+        for v in 0..<256 {
+            var x = rescale.map { Float(Double(v) * $0) } ?? Float(v)
+            if let mean, let std { x = (x - Float(mean[c])) / Float(std[c]) }
+            table[c * 256 + v] = x
+        }
+    }
+    image.pixels.withUnsafeBufferPointer { src in
+        table.withUnsafeBufferPointer { t in
+            for i in 0..<plane {
+                out[i] = t[Int(src[3 * i])]
+                out[plane + i] = t[256 + Int(src[3 * i + 1])]
+                out[2 * plane + i] = t[512 + Int(src[3 * i + 2])]
+            }
+        }
+    }
+}
+
+/// `pixel_values` of one image: [3, H, W]. `rescale` nil skips do_rescale; `mean`/`std` nil skip do_normalize.
+public func pixelValues(_ image: RGBImage, rescale: Double? = 1.0 / 255.0, mean: [Double]?, std: [Double]?) throws -> Tensor {
+    if let mean, let std, mean.count != 3 || std.count != 3 || std.contains(0) {
+        throw ImageError.invalidArgument("normalize needs 3 means and 3 non-zero stds, got \(mean) and \(std)")
+    }
+    let image = try image.validated()
+    let t = Tensor(uninitialized: [3, image.height, image.width])
+    writePixelValues(image, rescale: rescale, mean: mean, std: std, to: t.pointer)
+    return t
+}

@@ -1,0 +1,247 @@
+import Foundation
+import VLMLayers
+import VLMTensor
+
+// MARK: - Configuration
+
+/// RoPE parameters: transformers' `rope_parameters` (v5) or the older `rope_scaling` dict (+ top-level `rope_theta`).
+public struct RopeParameters: Decodable, Sendable {
+    public var ropeType = "default"
+    public var ropeTheta: Double?
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+    public var partialRotaryFactor: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor, lowFreqFactor = "low_freq_factor"
+        case highFreqFactor = "high_freq_factor", originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        case partialRotaryFactor = "partial_rotary_factor"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        // Old configs say "type", new ones "rope_type" (standardize_rope_params accepts both).
+        ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType) ?? c.decodeIfPresent(String.self, forKey: .type) ?? ropeType
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor)
+        highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor)
+        originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+        partialRotaryFactor = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
+    }
+}
+
+/// config.json of a Llama-architecture causal LM (model_type llama, mistral, qwen2). Defaults are transformers'
+/// LlamaConfig defaults; qwen2 differs only in q/k/v biases (Qwen2Attention has bias=True on q/k/v, not o).
+public struct LlamaConfig: Decodable, Sendable {
+    public var modelType = "llama"
+    public var vocabSize = 32000
+    public var hiddenSize = 4096
+    public var intermediateSize = 11008
+    public var numHiddenLayers = 32
+    public var numAttentionHeads = 32
+    public var numKeyValueHeads: Int?
+    public var headDim: Int?
+    public var hiddenAct = "silu"
+    public var maxPositionEmbeddings = 2048
+    public var rmsNormEps: Float = 1e-6
+    public var bosTokenID: Int? = 1
+    public var eosTokenIDs: [Int] = [2]
+    public var padTokenID: Int?
+    public var tieWordEmbeddings = false
+    public var ropeTheta: Double = 10000
+    public var rope = RopeParameters()
+    public var attentionBias = false
+    public var mlpBias = false
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads", headDim = "head_dim"
+        case hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings", rmsNormEps = "rms_norm_eps"
+        case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", padTokenID = "pad_token_id"
+        case tieWordEmbeddings = "tie_word_embeddings", ropeTheta = "rope_theta", ropeScaling = "rope_scaling"
+        case ropeParameters = "rope_parameters", attentionBias = "attention_bias", mlpBias = "mlp_bias"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? modelType
+        vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? vocabSize
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? hiddenSize
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? intermediateSize
+        numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
+        numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
+        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads)
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? maxPositionEmbeddings
+        rmsNormEps = try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? rmsNormEps
+        bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
+        if let ids = try? c.decodeIfPresent([Int].self, forKey: .eosTokenID) {
+            eosTokenIDs = ids
+        } else if let id = try c.decodeIfPresent(Int.self, forKey: .eosTokenID) {
+            eosTokenIDs = [id]
+        }
+        padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? tieWordEmbeddings
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? ropeTheta
+        rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling) ?? rope
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? (modelType == "qwen2")
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? mlpBias
+    }
+
+    public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
+    public var resolvedHeadDim: Int { headDim ?? hiddenSize / max(numAttentionHeads, 1) }
+
+    /// inv_freq for the configured rope type, as transformers' ROPE_INIT_FUNCTIONS compute it (float32).
+    public func inverseFrequencies() throws -> [Float] {
+        let base = Float(rope.ropeTheta ?? ropeTheta)
+        let dim = Int(Double(resolvedHeadDim) * (rope.partialRotaryFactor ?? 1))
+        // 1 / base ** (arange(0, dim, 2) / dim), in float32 as torch computes it.
+        let inv = stride(from: 0, to: dim, by: 2).map { 1 / powf(base, Float($0) / Float(dim)) }
+        switch rope.ropeType {
+        case "default":
+            return inv
+        case "linear":
+            guard let factor = rope.factor, factor > 0 else { throw ModelError.unsupported("rope_scaling linear needs a positive factor") }
+            return inv.map { $0 / Float(factor) }
+        case "llama3":
+            guard let factor = rope.factor, let low = rope.lowFreqFactor, let high = rope.highFreqFactor, high != low else {
+                throw ModelError.unsupported("rope_scaling llama3 needs factor, low_freq_factor and high_freq_factor")
+            }
+            // _compute_llama3_parameters: long wavelengths scaled by 1/factor, short kept, the band between smoothed.
+            let old = Float(rope.originalMaxPositionEmbeddings ?? maxPositionEmbeddings)
+            let lowWave = old / Float(low), highWave = old / Float(high)
+            return inv.map { f in
+                let wavelen = 2 * Float.pi / f
+                let scaled = wavelen > lowWave ? f / Float(factor) : f
+                if wavelen < highWave || wavelen > lowWave { return scaled }
+                let smooth = (old / wavelen - Float(low)) / (Float(high) - Float(low))
+                return (1 - smooth) * scaled / Float(factor) + smooth * scaled
+            }
+        default:
+            throw ModelError.unsupported("rope type '\(rope.ropeType)' is not supported yet (default, linear, llama3 are)")
+        }
+    }
+
+    func validate(path: String) throws {
+        func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
+        for (name, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
+                          ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", kvHeads),
+                          ("max_position_embeddings", maxPositionEmbeddings), ("head_dim", resolvedHeadDim)]
+        where v <= 0 || v > 1 << 24 {
+            throw fail("\(name) = \(v) is out of range")
+        }
+        if numHiddenLayers < 0 || numHiddenLayers > 1024 { throw fail("num_hidden_layers = \(numHiddenLayers) is out of range") }
+        if numAttentionHeads % kvHeads != 0 { throw fail("num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(kvHeads)") }
+        if Activation(huggingFace: hiddenAct) == nil { throw fail("hidden_act '\(hiddenAct)' is not supported") }
+        _ = try inverseFrequencies()
+    }
+}
+
+// MARK: - Model
+
+/// A Llama-architecture causal language model (LlamaForCausalLM and its Mistral/Qwen2 relatives): token
+/// embeddings, pre-norm decoder blocks with grouped-query attention and SwiGLU, final RMSNorm, LM head.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    let embedTokens: Embedding      // model.embed_tokens.weight [vocab, C]
+    let layers: [DecoderLayer]      // model.layers.{i}
+    let norm: RMSNorm               // model.norm.weight [C]
+    let lmHead: Linear              // lm_head.weight [vocab, C] (the embedding table when tied)
+
+    public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
+
+    /// Loads a LlamaForCausalLM-layout checkpoint directory unchanged.
+    public static func load(directory: URL) throws -> LlamaModel {
+        let path = ConfigFile.url(in: directory).path
+        let type = try ConfigFile.modelType(in: directory) ?? "(none)"
+        guard supportedModelTypes.contains(type) else {
+            throw ModelError.unsupportedModelType(path: path, modelType: type, supported: supportedModelTypes)
+        }
+        let config = try ConfigFile.decode(LlamaConfig.self, in: directory)
+        try config.validate(path: path)
+        return try loadingWeights {
+            let loader = try WeightLoader(directory: directory, ignorable: { $0.hasSuffix("rotary_emb.inv_freq") })
+            let model = try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head"))
+            try loader.finish()
+            return model
+        }
+    }
+
+    // MARK: - Weights
+
+    /// body: the decoder's scope ("model" in LlamaForCausalLM, "model.language_model" in LLaVA); head: "lm_head".
+    public init(config: LlamaConfig, body: WeightScope, head: WeightScope) throws {
+        self.config = config
+        let c = config.hiddenSize, act = Activation(huggingFace: config.hiddenAct) ?? .silu
+        let rotary = RotaryEmbedding(inverseFrequencies: try config.inverseFrequencies())
+        embedTokens = try Embedding(body.scope("embed_tokens"), count: config.vocabSize, dim: c)
+        layers = try (0 ..< config.numHiddenLayers).map { i in
+            let s = body.scope("layers.\(i)")
+            return DecoderLayer(
+                inputNorm: try RMSNorm(s.scope("input_layernorm"), dim: c, eps: config.rmsNormEps),
+                attention: try GroupedQueryAttention(
+                    s.scope("self_attn"), dim: c, heads: config.numAttentionHeads, kvHeads: config.kvHeads,
+                    headDim: config.resolvedHeadDim, bias: config.attentionBias,
+                    outBias: config.attentionBias && config.modelType != "qwen2", rotary: rotary),
+                postAttentionNorm: try RMSNorm(s.scope("post_attention_layernorm"), dim: c, eps: config.rmsNormEps),
+                mlp: try GatedMLP(s.scope("mlp"), dim: c, hidden: config.intermediateSize, activation: act, bias: config.mlpBias))
+        }
+        norm = try RMSNorm(body.scope("norm"), dim: c, eps: config.rmsNormEps)
+        if config.tieWordEmbeddings && !head.contains("weight") {
+            lmHead = try Linear(weight: embedTokens.table, bias: nil)
+        } else {
+            lmHead = try Linear(head, in: c, out: config.vocabSize, bias: false)
+        }
+    }
+
+    public var hiddenSize: Int { config.hiddenSize }
+    public var vocabularySize: Int { config.vocabSize }
+
+    /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        let cap = min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
+        return KVCache(layers: layers.count, capacity: max(cap, 1), width: config.kvHeads * config.resolvedHeadDim)
+    }
+
+    /// ids -> [T, C] token embeddings (ids validated against the vocabulary).
+    public func embed(_ ids: [Int]) throws -> Tensor {
+        let c = config.hiddenSize
+        let out = Tensor(uninitialized: [ids.count, c])
+        for (t, id) in ids.enumerated() {
+            guard id >= 0, id < config.vocabSize else {
+                throw ModelError.invalidInput("token id \(id) is outside the vocabulary (0..<\(config.vocabSize))")
+            }
+            (out.pointer + t * c).update(from: embedTokens.row(id), count: c)
+        }
+        return out
+    }
+
+    /// Runs T new positions through the decoder, appending to `cache`.
+    /// embeddings: [T, C] -> logits [T, vocab] if `allLogits`, else [1, vocab] for the last position.
+    public func forward(embeddings: Tensor, cache: KVCache, allLogits: Bool = false) throws -> Tensor {
+        let t = embeddings.shape[0]
+        guard t > 0 else { throw ModelError.invalidInput("no tokens to run") }
+        guard cache.length + t <= cache.capacity else {
+            throw ModelError.invalidInput("sequence of \(cache.length + t) tokens exceeds the context of \(cache.capacity)")
+        }
+        var h = embeddings
+        for (layer, layerCache) in zip(layers, cache.layers) { h = layer(h, cache: layerCache) }
+        let last = allLogits ? h : h.rows((t - 1) ..< t)
+        return lmHead(norm(last))
+    }
+
+    /// Convenience: ids -> logits (see forward).
+    public func forward(ids: [Int], cache: KVCache, allLogits: Bool = false) throws -> Tensor {
+        try forward(embeddings: embed(ids), cache: cache, allLogits: allLogits)
+    }
+}

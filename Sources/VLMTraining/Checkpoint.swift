@@ -1,0 +1,58 @@
+import Foundation
+import VLMModels
+import VLMTensor
+
+extension TrainableCLIP {
+    /// config.json for this model: the checkpoint's own file when it was loaded from one, otherwise the fields
+    /// CLIPConfig decodes (transformers fills the rest with its defaults).
+    public func configData() throws -> Data {
+        if let configJSON { return configJSON }
+        let t = config.textConfig, v = config.visionConfig
+        var text: [String: Any] = [
+            "model_type": "clip_text_model", "vocab_size": t.vocabSize, "hidden_size": t.hiddenSize,
+            "intermediate_size": t.intermediateSize, "num_hidden_layers": t.numHiddenLayers,
+            "num_attention_heads": t.numAttentionHeads, "max_position_embeddings": t.maxPositionEmbeddings,
+            "hidden_act": t.hiddenAct, "layer_norm_eps": Double(t.layerNormEps), "projection_dim": config.projectionDim,
+        ]
+        if let id = t.padTokenID { text["pad_token_id"] = id }
+        if let id = t.bosTokenID { text["bos_token_id"] = id }
+        if let id = t.eosTokenID { text["eos_token_id"] = id }
+        let vision: [String: Any] = [
+            "model_type": "clip_vision_model", "hidden_size": v.hiddenSize, "intermediate_size": v.intermediateSize,
+            "num_hidden_layers": v.numHiddenLayers, "num_attention_heads": v.numAttentionHeads, "num_channels": v.numChannels,
+            "image_size": v.imageSize, "patch_size": v.patchSize, "hidden_act": v.hiddenAct,
+            "layer_norm_eps": Double(v.layerNormEps), "projection_dim": config.projectionDim,
+        ]
+        let root: [String: Any] = [
+            "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": config.projectionDim,
+            "logit_scale_init_value": Double(config.logitScaleInitValue), "initializer_factor": 1.0,
+            "text_config": text, "vision_config": vision, "torch_dtype": "float32",
+        ]
+        return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Writes config.json + model.safetensors (float32, Hugging Face keys) into `directory`, atomically: the files
+    /// go to a sibling `.partial` directory that then replaces `directory`, so a crash never leaves half a checkpoint.
+    /// `extraFiles` (e.g. the optimizer state) are written into the same directory before the swap.
+    public func save(to directory: URL, extraFiles: [String: Data] = [:]) throws {
+        let fm = FileManager.default
+        let partial = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".partial")
+        let old = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".old")
+        do {
+            try? fm.removeItem(at: partial)
+            try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+            try configData().write(to: partial.appendingPathComponent("config.json"))
+            let items = parameters.names.map { SafeTensorsWriter.Item($0, parameters[$0]) }
+            try SafeTensorsWriter.write(items, to: partial.appendingPathComponent("model.safetensors"))
+            for (name, data) in extraFiles { try data.write(to: partial.appendingPathComponent(name)) }
+            try? fm.removeItem(at: old)
+            if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: old) }
+            try fm.moveItem(at: partial, to: directory)
+            try? fm.removeItem(at: old)
+        } catch let e as TrainingError {
+            throw e
+        } catch {
+            throw TrainingError.io(path: directory.path, reason: "cannot write checkpoint: \(error)")
+        }
+    }
+}
