@@ -223,6 +223,7 @@ public final class ExactSearch: @unchecked Sendable {
     }
 
     func id(atSlot slot: Int) -> Int64 { slotIDs[slot] }
+    func row(slot: Int) -> UnsafePointer<Float> { UnsafePointer(row(slot)) }
 
     /// Loads every embedding of `store` (one pass over SQLite).
     public static func load(from store: VectorStore, chunkRows: Int = 4096) throws -> ExactSearch {

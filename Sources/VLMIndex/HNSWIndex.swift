@@ -59,11 +59,13 @@ public final class HNSWIndex: @unchecked Sendable {
     var maxLevel = -1
     var rng: SplitMix64
     private let scratchLock = NSLock()
+    /// Set only while a parallel batch insert runs; nil means single-writer mode (no locking).
+    var concurrentLocks: NodeLocks?
     private var scratchPool: [SearchScratch] = []
 
     public init(dim: Int, parameters: HNSWParameters = HNSWParameters(), capacity: Int = 1024) throws {
         guard dim > 0 else { throw IndexError.invalidArgument("HNSW dimension must be positive, got \(dim)") }
-        guard parameters.M >= 2 else { throw IndexError.invalidArgument("HNSW M must be at least 2, got \(parameters.M)") }
+        guard parameters.M >= 2, parameters.M <= 4096 else { throw IndexError.invalidArgument("HNSW M must be in 2...4096, got \(parameters.M)") }
         guard parameters.efConstruction >= 1, parameters.efSearch >= 1 else {
             throw IndexError.invalidArgument("HNSW ef values must be positive (efConstruction \(parameters.efConstruction), efSearch \(parameters.efSearch))")
         }
@@ -129,6 +131,46 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// Inserts `vector` under `label` (a new label; re-adding a live label throws).
     public func insert(label: Int64, vector v: UnsafeBufferPointer<Float>) throws {
+        let node = try allocate(label: label, vector: v)
+        link(node)
+    }
+
+    /// Inserts many vectors (n rows of dim floats) with `threads` workers linking concurrently, as
+    /// hnswlib does: nodes are allocated serially (levels drawn in label order, so the level
+    /// sequence is deterministic), then linked in parallel under per-node striped locks. The graph
+    /// is as good as a serial build but its exact links depend on timing; threads == 1 is serial.
+    public func insert(labels newLabels: [Int64], vectors: UnsafeBufferPointer<Float>, threads: Int) throws {
+        guard vectors.count == newLabels.count * dim, let base = vectors.baseAddress else {
+            throw IndexError.dimensionMismatch(context: "HNSW batch insert of \(newLabels.count) labels", expected: newLabels.count * dim, actual: vectors.count)
+        }
+        guard Set(newLabels).count == newLabels.count else { throw IndexError.invalidArgument("HNSW batch insert has duplicate labels") }
+        reserve(count + newLabels.count)
+        var nodes: [Int32] = []
+        nodes.reserveCapacity(newLabels.count)
+        for (i, label) in newLabels.enumerated() {
+            nodes.append(try allocate(label: label, vector: UnsafeBufferPointer(start: base + i * dim, count: dim)))
+        }
+        let workers = max(1, min(threads, nodes.count / 64))
+        if workers == 1 {
+            for node in nodes { link(node) }
+            return
+        }
+        // The first node of an empty graph becomes the entry point; link it before going parallel.
+        var rest = nodes[...]
+        if let first = rest.first, entryPoint == first {
+            rest = rest.dropFirst()
+        }
+        let locks = NodeLocks()
+        concurrentLocks = locks
+        defer { concurrentLocks = nil }
+        let todo = Array(rest)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for i in stride(from: w, to: todo.count, by: workers) { link(todo[i]) }
+        }
+    }
+
+    /// Appends a node with no links yet (vector, label, level); the first node becomes the entry point.
+    private func allocate(label: Int64, vector v: UnsafeBufferPointer<Float>) throws -> Int32 {
         guard v.count == dim, let src = v.baseAddress else { throw IndexError.dimensionMismatch(context: "HNSW insert label \(label)", expected: dim, actual: v.count) }
         if let existing = nodeOf[label] {
             guard deleted[Int(existing)] else { throw IndexError.invalidArgument("HNSW label \(label) is already present") }
@@ -155,34 +197,51 @@ public final class HNSWIndex: @unchecked Sendable {
         deleted.append(false)
         nodeOf[label] = node
         count += 1
-        guard entryPoint >= 0 else {
+        if entryPoint < 0 {
             entryPoint = node
             maxLevel = level
-            return
         }
+        return node
+    }
+
+    /// Algorithm 1 after the level draw: descend, then link on each layer from min(L, l) down to 0.
+    private func link(_ node: Int32) {
+        let locks = concurrentLocks
+        let level = Int(levels[Int(node)])
+        // Entry point and top level are shared state; a node that raises the top level keeps the
+        // global lock for its whole insertion (as hnswlib does), so L never changes under it.
+        locks?.lockGlobal()
+        var ep = entryPoint
+        let top = maxLevel
+        let holdsGlobal = level > top
+        if !holdsGlobal { locks?.unlockGlobal() }
+        defer { if holdsGlobal { locks?.unlockGlobal() } }
+        guard ep >= 0, ep != node else { return }
         let scratch = takeScratch()
         defer { returnScratch(scratch) }
         let q = UnsafePointer(vector(node))
-        var ep = entryPoint
         var epScore = SIMDKernels.dot(q, vector(ep), dim)
         // Lines 5-7: greedy descent (ef = 1) through the layers above the new node's level.
-        if maxLevel > level {
-            for lc in stride(from: maxLevel, to: level, by: -1) { greedy(q, &ep, &epScore, lc) }
+        if top > level {
+            for lc in stride(from: top, to: level, by: -1) { greedy(q, &ep, &epScore, lc) }
         }
         // Lines 8-17: on each layer from min(L, l) down to 0, find efConstruction candidates,
         // link to M of them chosen by the heuristic (Algorithm 4), and shrink overfull neighbours.
         var entries = [(score: epScore, node: ep)]
-        for lc in stride(from: min(level, maxLevel), through: 0, by: -1) {
+        for lc in stride(from: min(level, top), through: 0, by: -1) {
             let found = searchLayer(q, entries: entries, ef: parameters.efConstruction, level: lc, skipDeleted: false, scratch: scratch)
+                .filter { $0.node != node }
             let selected = selectNeighbors(base: q, candidates: found, m: parameters.M)
+            locks?.lock(node)
             let own = links(node, lc)
             own[0] = Int32(selected.count)
             for (i, c) in selected.enumerated() { own[1 + i] = c.node }
+            locks?.unlock(node)
             let cap = lc == 0 ? maxM0 : maxM
             for c in selected { connect(c.node, to: node, score: c.score, level: lc, cap: cap) }
             entries = found  // line 17: ep <- W
         }
-        if level > maxLevel {
+        if level > top {
             entryPoint = node
             maxLevel = level
         }
@@ -195,6 +254,8 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Adds `newNode` to `node`'s links on `level`; if that overflows `cap`, re-selects the links
     /// with the heuristic (Algorithm 1, lines 13-16: eConn <- SELECT-NEIGHBORS(e, eConn, Mmax, lc)).
     private func connect(_ node: Int32, to newNode: Int32, score: Float, level: Int, cap: Int) {
+        concurrentLocks?.lock(node)
+        defer { concurrentLocks?.unlock(node) }
         let l = links(node, level)
         let n = Int(l[0])
         if n < cap {
@@ -245,19 +306,24 @@ public final class HNSWIndex: @unchecked Sendable {
     @inline(__always)
     func greedy(_ q: UnsafePointer<Float>, _ ep: inout Int32, _ epScore: inout Float, _ level: Int) {
         var changed = true
+        let locks = concurrentLocks
         while changed {
             changed = false
+            locks?.lock(ep)
             let l = links(ep, level)
             let n = Int(l[0])
+            var best = ep
             for i in 0..<n {
                 let c = l[1 + i]
                 let s = SIMDKernels.dot(q, vector(c), dim)
                 if s > epScore {
                     epScore = s
-                    ep = c
+                    best = c
                     changed = true
                 }
             }
+            locks?.unlock(ep)
+            ep = best
         }
     }
 
@@ -283,23 +349,48 @@ public final class HNSWIndex: @unchecked Sendable {
             }
         }
         let deletedFlags = deleted
+        let fresh = scratch.neighbours
+        let locks = concurrentLocks
         while let (cScore, cNode) = candidates.popTop() {
             // Line 7: stop when the best remaining candidate is worse than the worst result.
             if results.count >= ef, let worst = results.topScore, cScore < worst { break }
+            // Lines 8-9: unvisited neighbours first (copied under the node's lock while a parallel
+            // build may rewrite the list), then their scores four at a time (dot4).
+            locks?.lock(cNode)
             let l = links(cNode, level)
             let n = Int(l[0])
+            var m = 0
             for i in 0..<n {
                 let e = l[1 + i]
                 if scratch.isVisited(e) { continue }
                 scratch.markVisited(e)
-                let s = SIMDKernels.dot(q, vector(e), dim)
-                if results.count < ef || s > (results.topScore ?? -.infinity) {
-                    candidates.push(s, e)
-                    if !(skipDeleted && deletedFlags[Int(e)]) {
-                        results.push(s, e)
-                        if results.count > ef { results.pop() }
+                fresh[m] = e
+                m += 1
+            }
+            locks?.unlock(cNode)
+            var i = 0
+            while i < m {
+                let scores: SIMD4<Float>
+                let take = min(4, m - i)
+                if take == 4 {
+                    scores = SIMDKernels.dot4(q, vector(fresh[i]), vector(fresh[i + 1]), vector(fresh[i + 2]), vector(fresh[i + 3]), dim)
+                } else {
+                    var s = SIMD4<Float>(repeating: 0)
+                    for j in 0..<take { s[j] = SIMDKernels.dot(q, vector(fresh[i + j]), dim) }
+                    scores = s
+                }
+                // Lines 10-16: a neighbour enters both sets if it beats the worst result (or W is not full).
+                for j in 0..<take {
+                    let e = fresh[i + j], s = scores[j]
+                    if results.count < ef || s > (results.topScore ?? -.infinity) {
+                        candidates.push(s, e)
+                        if !(skipDeleted && deletedFlags[Int(e)]) {
+                            results.push(s, e)
+                            if results.count > ef { results.pop() }
+                        }
                     }
                 }
+                i += take
             }
         }
         let out = results.elements
@@ -313,23 +404,51 @@ public final class HNSWIndex: @unchecked Sendable {
     public func search(query: [Float], k: Int, efSearch: Int? = nil, minScore: Float = -.infinity) throws -> [SearchHit] {
         guard k > 0 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
         guard query.count == dim else { throw IndexError.dimensionMismatch(context: "HNSW query", expected: dim, actual: query.count) }
+        return query.withUnsafeBufferPointer { qb in
+            guard let q = qb.baseAddress else { return [] }
+            return search(q, k: k, ef: max(efSearch ?? parameters.efSearch, k), minScore: minScore)
+        }
+    }
+
+    /// Many queries (nq rows of dim floats), spread over `threads` workers (searches are read-only).
+    public func search(queries: [Float], k: Int, efSearch: Int? = nil, minScore: Float = -.infinity, threads: Int = 1) throws -> [[SearchHit]] {
+        guard k > 0 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
+        guard queries.count % dim == 0 else { throw IndexError.dimensionMismatch(context: "HNSW queries", expected: dim, actual: queries.count % dim) }
+        let nq = queries.count / dim
+        let ef = max(efSearch ?? parameters.efSearch, k)
+        var out = [[SearchHit]](repeating: [], count: nq)
+        let workers = max(1, min(threads, nq))
+        queries.withUnsafeBufferPointer { qb in
+            out.withUnsafeMutableBufferPointer { ob in
+                guard let qbase = qb.baseAddress else { return }
+                let results = ob
+                if workers == 1 {
+                    for i in 0..<nq { results[i] = search(qbase + i * dim, k: k, ef: ef, minScore: minScore) }
+                    return
+                }
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    // Interleaved assignment balances queries of uneven cost across workers.
+                    for i in stride(from: w, to: nq, by: workers) { results[i] = search(qbase + i * dim, k: k, ef: ef, minScore: minScore) }
+                }
+            }
+        }
+        return out
+    }
+
+    func search(_ q: UnsafePointer<Float>, k: Int, ef: Int, minScore: Float) -> [SearchHit] {
         guard entryPoint >= 0 else { return [] }
         let scratch = takeScratch()
         defer { returnScratch(scratch) }
-        return query.withUnsafeBufferPointer { qb -> [SearchHit] in
-            guard let q = qb.baseAddress else { return [] }
-            var ep = entryPoint
-            var epScore = SIMDKernels.dot(q, vector(ep), dim)
-            if maxLevel > 0 {
-                for lc in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &ep, &epScore, lc) }
-            }
-            let ef = max(efSearch ?? parameters.efSearch, k)
-            let found = searchLayer(q, entries: [(epScore, ep)], ef: ef, level: 0, skipDeleted: true, scratch: scratch)
-            var hits = found.compactMap { $0.score >= minScore ? SearchHit(id: labels[Int($0.node)], score: $0.score) : nil }
-            hits.sort { SearchHit.isBetter($0.score, $0.id, than: $1.score, $1.id) }
-            if hits.count > k { hits.removeLast(hits.count - k) }
-            return hits
+        var ep = entryPoint
+        var epScore = SIMDKernels.dot(q, vector(ep), dim)
+        if maxLevel > 0 {
+            for lc in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &ep, &epScore, lc) }
         }
+        let found = searchLayer(q, entries: [(epScore, ep)], ef: ef, level: 0, skipDeleted: true, scratch: scratch)
+        var hits = found.compactMap { $0.score >= minScore ? SearchHit(id: labels[Int($0.node)], score: $0.score) : nil }
+        hits.sort { SearchHit.isBetter($0.score, $0.id, than: $1.score, $1.id) }
+        if hits.count > k { hits.removeLast(hits.count - k) }
+        return hits
     }
 
     // MARK: Deletion
@@ -372,83 +491,4 @@ public final class HNSWIndex: @unchecked Sendable {
         scratchPool.append(s)
         scratchLock.unlock()
     }
-}
-
-/// Per-search working memory: visited marks by generation (no clearing between searches) and heaps.
-final class SearchScratch {
-    private var tags: [UInt32] = []
-    private var generation: UInt32 = 0
-    var candidates = ScoreHeap(maxHeap: true)
-    var results = ScoreHeap(maxHeap: false)
-
-    func prepare(capacity: Int) {
-        if tags.count < capacity { tags += [UInt32](repeating: 0, count: capacity - tags.count + capacity / 2) }
-        generation &+= 1
-        if generation == 0 {
-            for i in tags.indices { tags[i] = 0 }
-            generation = 1
-        }
-    }
-
-    @inline(__always) func isVisited(_ node: Int32) -> Bool { tags[Int(node)] == generation }
-    @inline(__always) func markVisited(_ node: Int32) { tags[Int(node)] = generation }
-}
-
-/// Binary heap of (score, node). `maxHeap` puts the highest score on top, otherwise the lowest.
-struct ScoreHeap {
-    let maxHeap: Bool
-    private(set) var scores: [Float] = []
-    private(set) var nodes: [Int32] = []
-
-    init(maxHeap: Bool) { self.maxHeap = maxHeap }
-
-    var count: Int { scores.count }
-    var topScore: Float? { scores.first }
-    var elements: [(score: Float, node: Int32)] { (0..<scores.count).map { (scores[$0], nodes[$0]) } }
-
-    mutating func removeAll() {
-        scores.removeAll(keepingCapacity: true)
-        nodes.removeAll(keepingCapacity: true)
-    }
-
-    @inline(__always) private func above(_ a: Float, _ b: Float) -> Bool { maxHeap ? a > b : a < b }
-
-    mutating func push(_ score: Float, _ node: Int32) {
-        scores.append(score)
-        nodes.append(node)
-        var i = scores.count - 1
-        while i > 0 {
-            let p = (i - 1) >> 1
-            guard above(scores[i], scores[p]) else { break }
-            scores.swapAt(i, p)
-            nodes.swapAt(i, p)
-            i = p
-        }
-    }
-
-    @discardableResult
-    mutating func pop() -> (Float, Int32)? {
-        guard let top = scores.first else { return nil }
-        let topNode = nodes[0]
-        let lastScore = scores.removeLast(), lastNode = nodes.removeLast()
-        if !scores.isEmpty {
-            scores[0] = lastScore
-            nodes[0] = lastNode
-            var i = 0
-            let n = scores.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && above(scores[l], scores[m]) { m = l }
-                if r < n && above(scores[r], scores[m]) { m = r }
-                if m == i { break }
-                scores.swapAt(i, m)
-                nodes.swapAt(i, m)
-                i = m
-            }
-        }
-        return (top, topNode)
-    }
-
-    mutating func popTop() -> (Float, Int32)? { pop() }
 }

@@ -27,6 +27,32 @@ enum SIMDKernels {
         return sum
     }
 
+    /// Inner products of `q` with four rows at once (the "distance_four" trick of faiss): four
+    /// independent load streams keep more cache misses in flight than four sequential dots, which
+    /// matters in graph search where the rows are scattered over memory.
+    @inline(__always)
+    static func dot4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+                     _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        let rq = UnsafeRawPointer(q), ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), rc = UnsafeRawPointer(c), rd = UnsafeRawPointer(d)
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let o = i &* 4
+            let qv = rq.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s0 += qv * ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s1 += qv * rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s2 += qv * rc.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            s3 += qv * rd.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            i &+= 8
+        }
+        var out = SIMD4<Float>(s0.sum(), s1.sum(), s2.sum(), s3.sum())
+        while i < n {
+            out += q[i] * SIMD4<Float>(a[i], b[i], c[i], d[i])
+            i &+= 1
+        }
+        return out
+    }
+
     /// Squared L2 norm.
     static func normSquared(_ a: UnsafePointer<Float>, _ n: Int) -> Float { dot(a, a, n) }
 }

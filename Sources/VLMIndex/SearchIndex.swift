@@ -1,4 +1,5 @@
 import Foundation
+import VLMTensor
 
 /// How the search facade chooses and maintains its structures.
 public struct SearchConfiguration: Sendable {
@@ -180,13 +181,14 @@ public final class SearchIndex: @unchecked Sendable {
         return (g, .reconciled(inserted: missing.count, deleted: extra.count))
     }
 
-    /// Inserts every vector in ascending id order (deterministic for a given store content).
+    /// Inserts every vector in ascending id order, linking on the kernel threads (`insert(labels:vectors:threads:)`).
     private func buildHNSW() throws -> HNSWIndex {
         let g = try HNSWIndex(dim: store.identity.dim, parameters: configuration.hnsw, capacity: max(exact.count, 16))
-        for id in exact.ids.sorted() {
-            guard let v = exact.vector(id) else { continue }
-            try g.insert(label: id, vector: v)
-        }
+        let ids = exact.ids.sorted()
+        var flat = [Float]()
+        flat.reserveCapacity(ids.count * store.identity.dim)
+        for id in ids { flat += exact.vector(id) ?? [] }
+        try flat.withUnsafeBufferPointer { try g.insert(labels: ids, vectors: $0, threads: max(1, Kernels.threads)) }
         return g
     }
 

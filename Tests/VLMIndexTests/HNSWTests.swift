@@ -35,6 +35,23 @@ import Testing
         #expect(abs(hits[0].score - zip(v, queries[0]).reduce(0) { $0 + $1.0 * $1.1 }) < 1e-5)
     }
 
+    @Test func parallelBatchInsert() throws {
+        let vectors = TestData.unitVectors(2000, dim: Self.dim, seed: 19)
+        let g = try HNSWIndex(dim: Self.dim, parameters: Self.params)
+        try g.insert(labels: [5000], vectors: vectors[0].withUnsafeBufferPointer { $0 }, threads: 2)  // into an empty graph
+        let rest = Array(vectors[1...])
+        try rest.flatMap { $0 }.withUnsafeBufferPointer { buf in
+            try g.insert(labels: (1..<2000).map(Int64.init), vectors: buf, threads: 2)
+        }
+        #expect(g.count == 2000 && g.concurrentLocks == nil)
+        var ids = (0..<Int64(2000)).map { $0 }
+        ids[0] = 5000
+        let r = try Self.recall(g, vectors, ids: ids, queries: TestData.unitVectors(50, dim: Self.dim, seed: 20))
+        #expect(r >= 0.95, "recall@10 after a parallel build = \(r)")
+        #expect(throws: IndexError.self) { try g.insert(labels: [1], vectors: vectors[1].withUnsafeBufferPointer { $0 }, threads: 2) }
+        #expect(throws: IndexError.self) { try g.insert(labels: [7000, 7001], vectors: vectors[1].withUnsafeBufferPointer { $0 }, threads: 2) }
+    }
+
     @Test func deterministicForSeed() throws {
         let vectors = TestData.unitVectors(400, dim: 8, seed: 13)
         let a = try Self.build(vectors), b = try Self.build(vectors)
