@@ -96,6 +96,12 @@ public final class ExactSearch: @unchecked Sendable {
     private var slotOf: [Int64: Int] = [:]
     /// Queries per GEMM call; bounds the score block at queryBlock x chunkRows floats.
     public var queryBlock = 256
+    /// Keep each chunk also in the GEMM's packed layout (built lazily, dropped when the chunk
+    /// changes), so searches skip re-packing the database on every call: that copy would cost as
+    /// much as the arithmetic for small query batches. Doubles the memory of the matrix.
+    public var packDatabase = true
+    private var packed: [PackedLinearWeight?] = []
+    private let packLock = NSLock()
 
     public init(dim: Int, chunkRows: Int = 4096) throws {
         guard dim > 0 else { throw IndexError.invalidArgument("dimension must be positive, got \(dim)") }
@@ -125,11 +131,16 @@ public final class ExactSearch: @unchecked Sendable {
         guard let base = vector.baseAddress else { return }
         if let slot = slotOf[id] {
             row(slot).update(from: base, count: dim)
+            invalidate(slot)
             return
         }
         let slot = slotIDs.count
-        if slot / chunkRows >= chunks.count { chunks.append(TensorStorage(count: chunkRows * dim)) }
+        if slot / chunkRows >= chunks.count {
+            chunks.append(TensorStorage(count: chunkRows * dim))
+            packed.append(nil)
+        }
         row(slot).update(from: base, count: dim)
+        invalidate(slot)
         slotIDs.append(id)
         slotOf[id] = slot
     }
@@ -145,6 +156,8 @@ public final class ExactSearch: @unchecked Sendable {
         for id in ids {
             guard let slot = slotOf.removeValue(forKey: id) else { continue }
             let last = slotIDs.count - 1
+            invalidate(slot)
+            invalidate(last)
             if slot != last {
                 row(slot).update(from: row(last), count: dim)
                 let moved = slotIDs[last]
@@ -156,8 +169,29 @@ public final class ExactSearch: @unchecked Sendable {
         }
         // Release chunks that became empty (keep one spare to avoid thrash on add/remove cycles).
         let needed = (slotIDs.count + chunkRows - 1) / chunkRows
-        if chunks.count > needed + 1 { chunks.removeLast(chunks.count - needed - 1) }
+        if chunks.count > needed + 1 {
+            chunks.removeLast(chunks.count - needed - 1)
+            packed.removeLast(packed.count - chunks.count)
+        }
         return removed
+    }
+
+    @inline(__always) private func invalidate(_ slot: Int) {
+        let c = slot / chunkRows
+        if c < packed.count { packed[c] = nil }
+    }
+
+    /// The packed form of chunk `c` holding `rows` rows, built on first use after a change.
+    private func packedChunk(_ c: Int, rows: Int) throws -> PackedLinearWeight {
+        packLock.lock()
+        defer { packLock.unlock() }
+        if let p = packed[c], p.outFeatures == rows { return p }
+        let p: PackedLinearWeight
+        do { p = try PackedLinearWeight(weight: Tensor(shape: [rows, dim], storage: chunks[c]), name: "index chunk \(c)") } catch {
+            throw IndexError.invalidArgument("cannot pack index chunk \(c) (\(rows) x \(dim)): \(error)")
+        }
+        packed[c] = p
+        return p
     }
 
     /// Top-k for each query. `queries` holds nq rows of `dim` floats. Hits below `minScore` are
@@ -178,8 +212,12 @@ public final class ExactSearch: @unchecked Sendable {
             for c in 0..<chunks.count {
                 let rows = min(chunkRows, n - c * chunkRows)
                 guard rows > 0 else { break }
-                let block = Tensor(shape: [rows, dim], storage: chunks[c])
-                let scores = Ops.matmul(qTensor, block, transposeB: true)  // [qn, rows]
+                let scores: Tensor  // [qn, rows]
+                if packDatabase {
+                    scores = Ops.linear(qTensor, try packedChunk(c, rows: rows), bias: nil)
+                } else {
+                    scores = Ops.matmul(qTensor, Tensor(shape: [rows, dim], storage: chunks[c]), transposeB: true)
+                }
                 let baseSlot = c * chunkRows
                 // Selection is per query and independent: split the queries over the kernel threads.
                 heaps.withUnsafeMutableBufferPointer { hp in
