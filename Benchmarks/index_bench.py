@@ -112,6 +112,8 @@ def faiss_side(args):
     threads = [int(t) for t in args.threads.split(",")]
     queries = np.load(os.path.join(args.out, "queries.npy"))
     sizes = sorted(int(f[5:-4]) for f in os.listdir(args.out) if f.startswith("base_") and f.endswith(".npy"))
+    if args.sizes_only:
+        sizes = [n for n in sizes if n in {int(s) for s in args.sizes_only.split(",")}]
     report = {"side": "faiss", "faiss": faiss.__version__, "machine": platform.processor() or platform.machine(),
               "cpu_count": os.cpu_count(), "M": M, "efConstruction": EF_CONSTRUCTION, "sizes": {}}
     for n in sizes:
@@ -130,6 +132,9 @@ def faiss_side(args):
             print(f"faiss n={n} t={t} exact: batch {NQ / sec:.1f} QPS, single {len(single) / sec1:.1f} QPS, "
                   f"recall {entry['exact'][str(t)]['recall']:.4f}", flush=True)
         del flat
+        if n > args.hnsw_max_n:
+            report["sizes"][str(n)] = entry
+            continue
         faiss.omp_set_num_threads(max(threads))
         hnsw = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = EF_CONSTRUCTION
@@ -179,12 +184,18 @@ def compare(args):
         a, b = sides["swift"]["sizes"][n], sides["faiss"]["sizes"][n]
         for t in sorted(set(a["exact"]) & set(b["exact"]), key=int):
             ea, eb = a["exact"][t], b["exact"][t]
-            ha, hb = headline(a["hnsw"].get(t, [])), headline(b["hnsw"].get(t, []))
-            fmt = lambda h: f"{h['qps']:.0f} (ef {h['efSearch']}, {h['recall']:.3f})" if h else "n/a"
+            ha, hb = headline(a.get("hnsw", {}).get(t, [])), headline(b["hnsw"].get(t, []))
+            def fmt(h, rows):
+                if h:
+                    return f"{h['qps']:.0f} (ef {h['efSearch']}, {h['recall']:.3f})"
+                if not rows:
+                    return "not run"
+                best = max(rows, key=lambda r: r["recall"])
+                return f"none; best R {best['recall']:.3f} at ef {best['efSearch']} ({best['qps']:.0f} QPS)"
             build = f"{a.get('hnsw_build_seconds', float('nan')):.0f} ({a.get('hnsw_build_threads', '?')}t) / " \
                     f"{b.get('hnsw_build_seconds', float('nan')):.0f} ({b.get('hnsw_build_threads', '?')}t)"
             print(f"| {int(n):,} | {t} | {ea['batch_qps']:.0f} / {eb['batch_qps']:.0f} | {ea['single_qps']:.0f} / {eb['single_qps']:.0f} "
-                  f"| {fmt(ha)} / {fmt(hb)} | {build} |")
+                  f"| {fmt(ha, a.get('hnsw', {}).get(t, []))} / {fmt(hb, b['hnsw'].get(t, []))} | {build} |")
 
 
 def main():
@@ -194,6 +205,8 @@ def main():
     p.add_argument("--sizes", default="100000,1000000")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--sizes-only", default="", help="faiss: only these sizes of the data directory")
+    p.add_argument("--hnsw-max-n", type=int, default=10**12, help="faiss: skip HNSW above this size")
     p.add_argument("--kind", choices=["uniform", "clustered"], default="uniform", help="gen: vector distribution")
     p.add_argument("--clusters", type=int, default=1000, help="gen --kind clustered: number of centres")
     p.add_argument("--sigma", type=float, default=0.8, help="gen --kind clustered: noise scale")

@@ -60,6 +60,8 @@ public enum IndexBenchmark {
         public var singleQueries = 200
         /// Only these sizes (nil: every base_<n>.npy in the directory).
         public var sizes: [Int]?
+        /// HNSW only for sizes up to this (a 1M x 512 build takes many minutes on 2 cores).
+        public var hnswMaxN = Int.max
         public init(directory: String) { self.directory = directory }
     }
 
@@ -109,6 +111,10 @@ public enum IndexBenchmark {
                 log(String(format: "swift n=%d t=%d exact: batch %.1f QPS, single %.1f QPS, recall %.4f", n, t, Double(nq) / sec, Double(single) / sec1, r))
             }
             entry["exact"] = exactReport
+            guard n <= options.hnswMaxN else {
+                sizeReports["\(n)"] = entry
+                continue
+            }
             let buildThreads = options.threads.max() ?? 1
             let start = Date()
             let graph = try HNSWIndex(dim: dim, parameters: options.hnsw, capacity: n)

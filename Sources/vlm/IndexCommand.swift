@@ -83,7 +83,9 @@ enum IndexCLI {
         let plan = try index.store.plan(stats) { try SHA256Hasher.hex(fileAt: $0) }
         let todo = plan.new + plan.changed
         let progress = Progress(total: todo.count, quiet: quiet)
-        var failed = 0
+        var failed = 0, written = 0
+        let newPaths = Set(plan.new.map(\.path))
+        var newWritten = 0
         var start = 0
         while start < todo.count {
             let part = Array(todo[start..<min(start + batch, todo.count)])
@@ -98,7 +100,8 @@ enum IndexCLI {
                     do {
                         if let v = try pipeline.embed(imageFiles: [URL(fileURLWithPath: file.path)]).first { good.append((file, v)) }
                     } catch {
-                        warn("\(file.path): \(error), skipped")
+                        let message = "\(error)"  // decoder errors usually name the file already
+                        warn(message.contains(file.path) ? "\(message), skipped" : "\(file.path): \(message), skipped")
                         failed += 1
                     }
                 }
@@ -109,12 +112,14 @@ enum IndexCLI {
                 records.append(FileRecord(stat: file, contentHash: hash, metadata: nil, vector: vector))
             }
             try index.add(records)  // committed: an interruption after this line keeps the batch
+            written += records.count
+            newWritten += records.filter { newPaths.contains($0.stat.path) }.count
             progress.advance(by: part.count)
         }
         progress.finish()
         try index.persist()
         if !todo.isEmpty { try index.store.checkpoint() }
-        return (plan.new.count, plan.changed.count, plan.unchanged.count, failed)
+        return (newWritten, written - newWritten, plan.unchanged.count, failed)
     }
 }
 
@@ -333,6 +338,7 @@ extension IndexCommand {
         @Option(help: "HNSW M.") var m = 16
         @Option(name: .customLong("ef-construction"), help: "HNSW efConstruction.") var efConstruction = 100
         @Option(name: .customLong("min-seconds"), help: "Minimum timing per measurement.") var minSeconds = 1.0
+        @Option(name: .customLong("hnsw-max-n"), help: "Skip HNSW for sizes above this (builds of 1M take long).") var hnswMaxN = Int.max
 
         func run() throws {
             try guarded {
@@ -342,6 +348,7 @@ extension IndexCommand {
                 o.hnsw.M = m
                 o.hnsw.efConstruction = efConstruction
                 o.minSeconds = minSeconds
+                o.hnswMaxN = hnswMaxN
                 _ = try IndexBenchmark.run(o) { line in
                     print(line)
                     fflush(stdout)
