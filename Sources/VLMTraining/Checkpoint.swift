@@ -34,7 +34,10 @@ extension TrainableCLIP {
     /// Writes config.json + model.safetensors (float32, Hugging Face keys) into `directory`, atomically: the files
     /// go to a sibling `.partial` directory that then replaces `directory`, so a crash never leaves half a checkpoint.
     /// `extraFiles` (e.g. the optimizer state) are written into the same directory before the swap.
-    public func save(to directory: URL, extraFiles: [String: Data] = [:]) throws {
+    /// `dtype` .f16 halves the file for shipping (logit_scale stays float32: it is exponentiated).
+    /// Entries of an existing `directory` that the new checkpoint does not write (e.g. `checkpoints/`, logs) are
+    /// carried over, so writing the final model into a run's output folder keeps the rest of the run.
+    public func save(to directory: URL, extraFiles: [String: Data] = [:], dtype: SafeTensorsWriter.StorageType = .f32) throws {
         let fm = FileManager.default
         let partial = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".partial")
         let old = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".old")
@@ -42,11 +45,16 @@ extension TrainableCLIP {
             try? fm.removeItem(at: partial)
             try fm.createDirectory(at: partial, withIntermediateDirectories: true)
             try configData().write(to: partial.appendingPathComponent("config.json"))
-            let items = parameters.names.map { SafeTensorsWriter.Item($0, parameters[$0]) }
+            let items = parameters.names.map { SafeTensorsWriter.Item($0, parameters[$0], dtype: $0 == "logit_scale" ? .f32 : dtype) }
             try SafeTensorsWriter.write(items, to: partial.appendingPathComponent("model.safetensors"))
             for (name, data) in extraFiles { try data.write(to: partial.appendingPathComponent(name)) }
             try? fm.removeItem(at: old)
-            if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: old) }
+            if fm.fileExists(atPath: directory.path) {
+                for name in try fm.contentsOfDirectory(atPath: directory.path) where !fm.fileExists(atPath: partial.appendingPathComponent(name).path) {
+                    try fm.moveItem(at: directory.appendingPathComponent(name), to: partial.appendingPathComponent(name))
+                }
+                try fm.moveItem(at: directory, to: old)
+            }
             try fm.moveItem(at: partial, to: directory)
             try? fm.removeItem(at: old)
         } catch let e as TrainingError {

@@ -11,20 +11,23 @@ public struct ContrastiveLossResult {
     public var loss: Float { Float(exactLoss) }
     /// The loss as accumulated (Double), for finite-difference checks.
     public let exactLoss: Double
-    /// logits_per_image: [B, B] (row i: image i against every text).
+    /// logits_per_image: [B, T] (row i: image i against every text, extra negatives last).
     public let logitsPerImage: Tensor
-    let similarity: [Double]  // T Iᵀ, row-major [text, image]
+    let similarity: [Double]  // T Iᵀ, row-major [text, image], T rows
     let scale: Double
     let batch: Int
 }
 
 public enum ContrastiveLoss {
-    /// imageEmbeds, textEmbeds: [B, P], already L2-normalised; logitScale: the parameter (log of the multiplier).
+    /// imageEmbeds: [B, P]; textEmbeds: [T, P] with T >= B, already L2-normalised; logitScale: the parameter
+    /// (log of the multiplier). Texts 0..<B are the images' captions; texts B..<T are extra negatives (NegCLIP,
+    /// Yuksekgonul et al. 2023: hard negatives such as attribute-swapped captions) that only enlarge the
+    /// image->text softmax. With T == B this is exactly CLIP's loss.
     public static func forward(imageEmbeds: Tensor, textEmbeds: Tensor, logitScale: Float) -> ContrastiveLossResult {
-        let b = imageEmbeds.shape[0], p = imageEmbeds.shape[1]
+        let b = imageEmbeds.shape[0], p = imageEmbeds.shape[1], nt = textEmbeds.shape[0]
         let scale = exp(Double(logitScale))
-        var sim = [Double](repeating: 0, count: b * b)
-        for t in 0 ..< b {
+        var sim = [Double](repeating: 0, count: nt * b)
+        for t in 0 ..< nt {
             for i in 0 ..< b {
                 var s = 0.0
                 for k in 0 ..< p { s += Double(textEmbeds.pointer[t * p + k]) * Double(imageEmbeds.pointer[i * p + k]) }
@@ -32,39 +35,39 @@ public enum ContrastiveLoss {
             }
         }
         var loss = 0.0
-        // Text -> image: rows of logits_per_text; image -> text: its columns.
+        // Text -> image: rows of logits_per_text (captions only); image -> text: its columns (all texts).
         for r in 0 ..< b {
             loss += logSumExp((0 ..< b).map { scale * sim[r * b + $0] }) - scale * sim[r * b + r]
-            loss += logSumExp((0 ..< b).map { scale * sim[$0 * b + r] }) - scale * sim[r * b + r]
+            loss += logSumExp((0 ..< nt).map { scale * sim[$0 * b + r] }) - scale * sim[r * b + r]
         }
         loss /= Double(2 * b)
-        let perImage = Tensor(uninitialized: [b, b])
-        for i in 0 ..< b { for t in 0 ..< b { perImage[i * b + t] = Float(scale * sim[t * b + i]) } }
+        let perImage = Tensor(uninitialized: [b, nt])
+        for i in 0 ..< b { for t in 0 ..< nt { perImage[i * nt + t] = Float(scale * sim[t * b + i]) } }
         return ContrastiveLossResult(exactLoss: loss, logitsPerImage: perImage, similarity: sim, scale: scale, batch: b)
     }
 
-    /// -> (dImageEmbeds [B, P], dTextEmbeds [B, P], dLogitScale). With L = s·S (S = T Iᵀ):
-    /// dL = (softmax_rows(L) - Id + softmax_cols(L) - Id) / (2B); dT = s·dL·I, dI = s·dLᵀ·T, d logit_scale = s·Σ dL ⊙ S.
+    /// -> (dImageEmbeds [B, P], dTextEmbeds [T, P], dLogitScale). With L = s·S (S = T Iᵀ, [T, B]):
+    /// dL = (softmax_rows(L[:B]) - Id + softmax_cols(L) - Id) / (2B); dT = s·dL·I, dI = s·dLᵀ·T, d logit_scale = s·Σ dL ⊙ S.
     public static func backward(_ r: ContrastiveLossResult, imageEmbeds: Tensor, textEmbeds: Tensor) -> (Tensor, Tensor, Float) {
-        let b = r.batch, p = imageEmbeds.shape[1], s = r.scale
-        var dl = [Double](repeating: 0, count: b * b)
+        let b = r.batch, p = imageEmbeds.shape[1], s = r.scale, nt = textEmbeds.shape[0]
+        var dl = [Double](repeating: 0, count: nt * b)
         for row in 0 ..< b {
             let logits = (0 ..< b).map { s * r.similarity[row * b + $0] }
             let lse = logSumExp(logits)
             for col in 0 ..< b { dl[row * b + col] += exp(logits[col] - lse) - (row == col ? 1 : 0) }
         }
         for col in 0 ..< b {
-            let logits = (0 ..< b).map { s * r.similarity[$0 * b + col] }
+            let logits = (0 ..< nt).map { s * r.similarity[$0 * b + col] }
             let lse = logSumExp(logits)
-            for row in 0 ..< b { dl[row * b + col] += exp(logits[row] - lse) - (row == col ? 1 : 0) }
+            for row in 0 ..< nt { dl[row * b + col] += exp(logits[row] - lse) - (row == col ? 1 : 0) }
         }
         var dScale = 0.0
-        for k in 0 ..< b * b {
+        for k in 0 ..< nt * b {
             dl[k] /= Double(2 * b)
             dScale += dl[k] * r.similarity[k]
         }
-        let dText = Tensor(zeros: [b, p]), dImage = Tensor(zeros: [b, p])
-        for t in 0 ..< b {
+        let dText = Tensor(zeros: [nt, p]), dImage = Tensor(zeros: [b, p])
+        for t in 0 ..< nt {
             for i in 0 ..< b {
                 let g = s * dl[t * b + i]
                 for k in 0 ..< p {

@@ -87,13 +87,15 @@ public final class TrainableCLIP: @unchecked Sendable {
 
     /// pixels: [B, channels, S, S], ids: B token sequences (BOS ... EOS, unpadded; different lengths allowed).
     /// Returns the symmetric contrastive loss and the caches for `backward`.
-    public func forward(pixels: Tensor, ids: [[Int]]) throws -> CLIPForwardPass {
-        try validate(pixels: pixels, ids: ids)
+    /// `negativeIDs`: extra texts that are false for every image of the batch (hard negatives), used only as
+    /// additional image->text candidates (see ContrastiveLoss).
+    public func forward(pixels: Tensor, ids: [[Int]], negativeIDs: [[Int]] = []) throws -> CLIPForwardPass {
+        try validate(pixels: pixels, ids: ids + negativeIDs)
         guard pixels.shape[0] == ids.count, !ids.isEmpty else {
             throw TrainingError.invalidBatch("\(pixels.shape[0]) images but \(ids.count) texts; a batch needs matching, non-empty pairs")
         }
         let (imageFeatures, vision) = VisionTowerOp.forward(pixels, params: parameters, config: config.visionConfig)
-        let (textFeatures, text) = TextTowerOp.forward(ids, params: parameters, config: config.textConfig)
+        let (textFeatures, text) = TextTowerOp.forward(ids + negativeIDs, params: parameters, config: config.textConfig)
         let (imageEmbeds, imageNorms) = L2NormalizeOp.forward(imageFeatures)
         let (textEmbeds, textNorms) = L2NormalizeOp.forward(textFeatures)
         let loss = ContrastiveLoss.forward(imageEmbeds: imageEmbeds, textEmbeds: textEmbeds, logitScale: parameters["logit_scale"][0])

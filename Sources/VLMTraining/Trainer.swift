@@ -6,9 +6,12 @@ import VLMTensor
 public struct TrainingBatch {
     public let pixels: Tensor
     public let ids: [[Int]]
-    public init(pixels: Tensor, ids: [[Int]]) {
+    /// Extra false captions (hard negatives), image->text candidates only.
+    public let negativeIDs: [[Int]]
+    public init(pixels: Tensor, ids: [[Int]], negativeIDs: [[Int]] = []) {
         self.pixels = pixels
         self.ids = ids
+        self.negativeIDs = negativeIDs
     }
     public var size: Int { ids.count }
 }
@@ -21,6 +24,12 @@ public protocol TrainingDataSource {
     mutating func startEpoch(_ epoch: Int) throws
     /// The next batch of the epoch, or nil when the epoch is over.
     mutating func nextBatch() throws -> TrainingBatch?
+    /// Skips batches of the current epoch (resume); sources that can skip without loading data should.
+    mutating func skipBatches(_ n: Int) throws
+}
+
+extension TrainingDataSource {
+    public mutating func skipBatches(_ n: Int) throws { for _ in 0 ..< n { _ = try nextBatch() } }
 }
 
 /// Progress after each optimizer step.
@@ -46,6 +55,11 @@ public struct TrainerOptions: Sendable {
     public var freeze: FreezeMode = .none
     /// Stop (after checkpointing, if a directory is set) once this many steps are done in total.
     public var stopAtStep: Int? = nil
+    /// Length of the cosine schedule in steps (nil: epochs x batches per epoch). With it, training also ends there.
+    public var totalSteps: Int? = nil
+    /// Files written into every checkpoint besides the weights (tokenizer, preprocessor config, run arguments),
+    /// so each checkpoint is a complete Hugging Face directory every command loads.
+    public var extraCheckpointFiles: [String: Data] = [:]
     public init() {}
 }
 
@@ -101,7 +115,7 @@ public final class Trainer {
 
     public func schedule(batchesPerEpoch: Int) -> CosineSchedule {
         CosineSchedule(baseLR: options.baseLearningRate, warmupSteps: options.warmupSteps,
-                       totalSteps: max(batchesPerEpoch * options.epochs, 1))
+                       totalSteps: max(options.totalSteps ?? batchesPerEpoch * options.epochs, 1))
     }
 
     /// Trains from where the trainer stands (a resumed trainer skips the batches its epoch already consumed) to
@@ -113,14 +127,16 @@ public final class Trainer {
                 try saveCheckpoint(to: dir.appendingPathComponent("checkpoint-\(step)"), schedule: schedule)
             }
         }
-        while epoch < options.epochs {
+        while epoch < options.epochs || (options.totalSteps.map { step < $0 } ?? false) {
             try data.startEpoch(epoch)
-            for _ in 0 ..< batchInEpoch { _ = try data.nextBatch() }
+            try data.skipBatches(batchInEpoch)
+            let stepAtEpochStart = step
             while let batch = try data.nextBatch() {
                 if let stop = options.stopAtStep, step >= stop { return try checkpoint() }
+                if let total = options.totalSteps, step >= total { return try checkpoint() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let lr = schedule.learningRate(step: step)
-                let result = try model.trainStep(pixels: batch.pixels, ids: batch.ids, optimizer: optimizer, learningRate: lr,
+                let result = try model.trainStep(pixels: batch.pixels, ids: batch.ids, negativeIDs: batch.negativeIDs, optimizer: optimizer, learningRate: lr,
                                                  maxGradNorm: options.maxGradNorm)
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 step += 1
@@ -130,6 +146,8 @@ public final class Trainer {
                                              gradientNorm: result.gradientNorm, samplesPerSecond: Double(batch.size) / max(seconds, 1e-9)))
                 if let every = options.checkpointEvery, every > 0, step % every == 0 { try checkpoint() }
             }
+            // An epoch without a single batch (every sample undecodable) would otherwise loop forever.
+            guard step > stepAtEpochStart || batchInEpoch > 0 else { throw TrainingError.dataset("epoch \(epoch) produced no batch") }
             epoch += 1
             batchInEpoch = 0
         }
@@ -148,7 +166,10 @@ public final class Trainer {
             stateData = try encoder.encode(state)
             optimizerData = try optimizer.stateData()
         } catch { throw TrainingError.checkpoint("cannot encode training state: \(error)") }
-        try model.save(to: directory, extraFiles: [Self.optimizerFile: optimizerData, Self.stateFile: stateData])
+        var files = options.extraCheckpointFiles
+        files[Self.optimizerFile] = optimizerData
+        files[Self.stateFile] = stateData
+        try model.save(to: directory, extraFiles: files)
     }
 }
 

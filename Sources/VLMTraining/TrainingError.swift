@@ -7,6 +7,10 @@ public enum TrainingError: Error, CustomStringConvertible {
     case checkpoint(String)
     case optimizerState(String)
     case io(path: String, reason: String)
+    /// A data file (manifest, CSV) that cannot be used; `line` is 1-based, nil when the whole file is at fault.
+    case data(file: String, line: Int?, reason: String)
+    /// A dataset or an option that cannot produce training/eval data (empty, too small, unknown split...).
+    case dataset(String)
 
     public var description: String {
         switch self {
@@ -15,6 +19,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .checkpoint(let m): return "checkpoint: \(m)"
         case .optimizerState(let m): return "optimizer state: \(m)"
         case .io(let path, let reason): return "\(path): \(reason)"
+        case .data(let file, let line, let reason): return line.map { "\(file):\($0): \(reason)" } ?? "\(file): \(reason)"
+        case .dataset(let m): return "dataset: \(m)"
         }
     }
 }

@@ -16,9 +16,9 @@ extension TrainableCLIP {
 
     /// One training step on a batch: forward, backward, optional global-norm clipping, AdamW at `learningRate`,
     /// then the logit_scale clamp. pixels: [B, channels, S, S]; ids: B unpadded sequences.
-    public func trainStep(pixels: Tensor, ids: [[Int]], optimizer: AdamW, learningRate: Float,
+    public func trainStep(pixels: Tensor, ids: [[Int]], negativeIDs: [[Int]] = [], optimizer: AdamW, learningRate: Float,
                           maxGradNorm: Float? = nil) throws -> StepResult {
-        let pass = try forward(pixels: pixels, ids: ids)
+        let pass = try forward(pixels: pixels, ids: ids, negativeIDs: negativeIDs)
         let grads = backward(pass)
         let norm: Float
         if let maxGradNorm { norm = clipGradientNorm(grads, maxNorm: maxGradNorm) } else { norm = Float(grads.globalNorm) }

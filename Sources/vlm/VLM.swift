@@ -8,14 +8,14 @@ struct VLM: ParsableCommand {
         commandName: "vlm",
         abstract: "Vision-language models on the CPU: embeddings, zero-shot classification, similarity.",
         discussion: "Point --model at a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer and preprocessor files).",
-        subcommands: [Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self, IndexCommand.self, ScenesCommand.self, ServeCommand.self, TrainCommand.self, EvalCommand.self, Caption.self, Ask.self, Chat.self, BenchLLM.self]
+        subcommands: [DemoCommand.self, Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self, IndexCommand.self, ScenesCommand.self, ServeCommand.self, TrainCommand.self, EvalCommand.self, Caption.self, Ask.self, Chat.self, BenchLLM.self]
     )
 }
 
 /// Options every model command shares.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint directory in the Hugging Face layout.")
-    var model: String
+    @Option(name: .long, help: "Checkpoint directory in the Hugging Face layout (default: the embedded scenes model; VLM_MODEL_DIR overrides).")
+    var model: String?
 
     @Option(name: .long, help: "Kernel threads (default: all cores).")
     var threads: Int?
@@ -24,11 +24,11 @@ struct ModelOptions: ParsableArguments {
         if let threads, threads > 0 { Kernels.threads = threads }
     }
 
-    var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
+    var url: URL { (try? DefaultModel.resolve(model)) ?? DefaultModel.packageDirectory }
 
     func pipeline() throws -> CLIPPipeline {
         apply()
-        return try CLIPPipeline.load(directory: url)
+        return try CLIPPipeline.load(directory: DefaultModel.resolve(model))
     }
 }
 

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import VLMImage
+import VLMModels
+import VLMTokenizers
+import VLMTestSupport
+@testable import VLMTraining
+
+/// `vlm train clip` / `vlm eval` / `vlm demo` end to end through the built executable (skipped when it is absent).
+@Suite(.serialized) struct TrainCLITests {
+    /// 24 images: 4 colours x 2 positions of a square, captions saying which; one broken and one missing image.
+    func writeDataset(_ dir: URL) throws -> URL {
+        let colours: [(String, [UInt8])] = [("red", [220, 30, 30]), ("green", [30, 200, 40]), ("blue", [30, 60, 220]), ("yellow", [230, 220, 30])]
+        var lines: [String] = []
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("img"), withIntermediateDirectories: true)
+        for i in 0 ..< 24 {
+            let (name, rgb) = colours[i % 4]
+            let left = (i / 4) % 2 == 0
+            var px = [UInt8](repeating: 128, count: 64 * 64 * 3)
+            let x0 = left ? 4 : 36, y0 = (i * 7) % 36
+            for y in y0 ..< y0 + 24 { for x in x0 ..< x0 + 24 { for k in 0 ..< 3 { px[(y * 64 + x) * 3 + k] = rgb[k] } } }
+            try ImageEncoder.png(width: 64, height: 64, rgb: px).write(to: dir.appendingPathComponent("img/\(i).png"))
+            let other = colours[(i + 1) % 4].0
+            lines.append("{\"image\": \"img/\(i).png\", \"caption\": \"a \(name) square on the \(left ? "left" : "right")\", \"label\": \"\(name) square\", \"negatives\": [{\"type\": \"swap\", \"caption\": \"a \(other) square on the \(left ? "left" : "right")\"}]}")
+        }
+        try Data("not an image".utf8).write(to: dir.appendingPathComponent("img/broken.png"))
+        lines.append("{\"image\": \"img/broken.png\", \"caption\": \"a broken file\"}")
+        lines.append("{\"image\": \"img/missing.png\", \"caption\": \"a missing file\"}")
+        let manifest = dir.appendingPathComponent("manifest.jsonl")
+        try Data(lines.joined(separator: "\n").utf8).write(to: manifest)
+        return manifest
+    }
+
+    func log(_ dir: URL) throws -> TrainingLog {
+        try JSONDecoder().decode(TrainingLog.self, from: Data(contentsOf: dir.appendingPathComponent("training_log.json")))
+    }
+
+    @Test func trainEvalResume() throws {
+        guard Executables.vlm != nil else { return }
+        let tmp = try TempDir()
+        let manifest = try writeDataset(tmp.url.appendingPathComponent("data"))
+        let out = tmp.url.appendingPathComponent("run")
+        let r = try Executables.run(["train", "clip", "--data", manifest.path, "--config", "micro", "--steps", "20", "--batch", "8",
+                                     "--lr", "3e-3", "--warmup", "2", "--save-every", "10", "--seed", "1", "--quiet", "--out", out.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let l = try log(out)
+        #expect(l.steps == 20 && l.loss.count == 20)
+        #expect(l.skippedSamples >= 2, "broken and missing images are skipped, not fatal")
+        let first = l.loss.prefix(3).reduce(0, +) / 3, last = l.loss.suffix(3).reduce(0, +) / 3
+        #expect(last < first, "loss \(first) -> \(last)")
+        // A normal Hugging Face checkpoint: the inference model, tokenizer and processor load as CLIPPipeline does.
+        let model = try CLIPModel.load(directory: out)
+        let tok = try TokenizerLoader.load(directory: out)
+        let proc = try ImageProcessor.load(directory: out)
+        #expect(model.imageSize == 64 && proc.outputSize.height == 64)
+        #expect(try tok.encode("a red square", maxLength: nil).count == 5)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("loss_curve.svg").path))
+        let embed = try Executables.run(["embed", "--model", out.path, "--text", "a red square on the left"])
+        #expect(embed.status == 0, "\(embed.stderr)")
+
+        // Resume from step 10 continues to 20 and keeps the first 10 losses.
+        let ck = out.appendingPathComponent("checkpoints/checkpoint-10")
+        let out2 = tmp.url.appendingPathComponent("resumed")
+        let r2 = try Executables.run(["train", "clip", "--resume", ck.path, "--out", out2.path, "--quiet"])
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let l2 = try log(out2)
+        #expect(l2.steps == 20)
+        #expect(Array(l2.loss.prefix(10)) == Array(l.loss.prefix(10)))
+        #expect(zip(l2.loss.suffix(10), l.loss.suffix(10)).allSatisfy { abs($0 - $1) <= 1e-3 * max(1, abs($1)) }, "\(l2.loss) vs \(l.loss)")
+
+        let e = try Executables.run(["eval", "--model", out.path, "--data", manifest.path, "--format", "json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let report = try JSONDecoder().decode(EvaluationReport.self, from: Data(e.stdout.utf8))
+        #expect(report.splits.first?.retrieval?.images == 24)
+        #expect(report.splits.first?.skipped == 2)
+        #expect(report.splits.first?.binding?.pairs == 24)
+        #expect(report.splits.first?.zeroShot?.classes == 4)
+    }
+
+    @Test func errorsAreOneLine() throws {
+        guard Executables.vlm != nil else { return }
+        let tmp = try TempDir()
+        let bad = try tmp.write("bad.jsonl", "{\"image\": \"a.png\"}\n")
+        let r = try Executables.run(["train", "clip", "--data", bad.path, "--config", "micro", "--out", tmp.url.appendingPathComponent("o").path])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("bad.jsonl:1: missing caption"), "\(r.stderr)")
+    }
+
+    @Test func demoWritesHTML() throws {
+        guard Executables.vlm != nil else { return }
+        let model = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models/scenes-clip")
+        guard FileManager.default.fileExists(atPath: model.appendingPathComponent("config.json").path) else { return }
+        let tmp = try TempDir()
+        let html = tmp.url.appendingPathComponent("demo.html")
+        let r = try Executables.run(["demo", "--count", "4", "--output", html.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let page = try String(contentsOf: html, encoding: .utf8)
+        #expect(page.contains("data:image/png;base64,") && page.contains("Text query"))
+        #expect(r.stdout.contains("wrote"))
+    }
+}
