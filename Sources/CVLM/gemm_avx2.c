@@ -6,61 +6,103 @@
 
 #define MR256 6
 
-VLM_INLINE VLM_AVX2 void uk_256_half(const int mr, int64_t kc, const float *Ap, const float *Bp, float *C,
-                                     int64_t ldc, int nr, int accumulate) {
-    __m256 c0[MR256], c1[MR256];
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < mr; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
-    for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) {
-            __m256 a = _mm256_broadcast_ss(Ap + i);
-            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
-        }
-        Ap += mr;
-        Bp += VLM_NR;
-    }
-    if (nr >= 16) {
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) {
-            float *cr = C + i * ldc;
+// The k loop is inline assembly for the same reason as the AVX-512 kernel (gemm_avx512.c): SwiftPM's
+// debug builds compile C at -O0, where intrinsics code is ~50x slower. Row i of A is at a0 + i*lda
+// (rows 0-3 off a0 with scales 1, 2 and lda3; rows 4-5 off a1 = a0 + 4 lda). B rows are VLM_NR floats
+// apart (128 bytes); one call handles a 16-column half of a panel.
+#define ROW256(idx, addr, r0, r1)                                \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vbroadcastss " addr ", %%ymm14\n\t"                         \
+    "vfmadd231ps %%ymm12, %%ymm14, %%ymm" #r0 "\n\t"             \
+    "vfmadd231ps %%ymm13, %%ymm14, %%ymm" #r1 "\n\t"             \
+    ".endif\n\t"
+#define ZERO256(idx, r0, r1)                                     \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vxorps %%ymm" #r0 ", %%ymm" #r0 ", %%ymm" #r0 "\n\t"        \
+    "vxorps %%ymm" #r1 ", %%ymm" #r1 ", %%ymm" #r1 "\n\t"        \
+    ".endif\n\t"
+#define SAVE256(idx, r0, r1, off0, off1)                         \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vmovaps %%ymm" #r0 ", " #off0 "(%[acc])\n\t"                \
+    "vmovaps %%ymm" #r1 ", " #off1 "(%[acc])\n\t"                \
+    ".endif\n\t"
+
+// acc[i*16 + j] = sum_k A(i, k) * Bp[k*VLM_NR + j], i < MR_, j < 16.
+#define KERNEL256(MR_, kc, A, lda, Bp, acc)                                                               \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
+        uintptr_t a1 = a0 + 4 * ldb_, lda3 = 3 * ldb_;                                                   \
+        const float *b_ = (Bp);                                                                          \
+        int64_t k_ = (kc);                                                                               \
+        __asm__ volatile(                                                                                \
+            ZERO256(0, 0, 1) ZERO256(1, 2, 3) ZERO256(2, 4, 5) ZERO256(3, 6, 7) ZERO256(4, 8, 9)         \
+            ZERO256(5, 10, 11)                                                                           \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            "vmovaps (%[b]), %%ymm12\n\t"                                                                \
+            "vmovaps 32(%[b]), %%ymm13\n\t"                                                              \
+            ROW256(0, "(%[a0])", 0, 1) ROW256(1, "(%[a0],%[lda],1)", 2, 3)                               \
+            ROW256(2, "(%[a0],%[lda],2)", 4, 5) ROW256(3, "(%[a0],%[lda3],1)", 6, 7)                     \
+            ROW256(4, "(%[a1])", 8, 9) ROW256(5, "(%[a1],%[lda],1)", 10, 11)                             \
+            "add $128, %[b]\n\t"                                                                         \
+            "add $4, %[a0]\n\t"                                                                          \
+            "add $4, %[a1]\n\t"                                                                          \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            SAVE256(0, 0, 1, 0, 32) SAVE256(1, 2, 3, 64, 96) SAVE256(2, 4, 5, 128, 160)                  \
+            SAVE256(3, 6, 7, 192, 224) SAVE256(4, 8, 9, 256, 288) SAVE256(5, 10, 11, 320, 352)           \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [b] "+r"(b_), [k] "+r"(k_)                                   \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [acc] "r"(acc), [mr] "i"(MR_)                           \
+            : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
+              "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");                             \
+    } while (0)
+
+// C[0:mr, 0:nr] (+)= acc (16 columns per row), nr <= 16.
+static VLM_AVX2 void store_half(const float *acc, int mr, float *C, int64_t ldc, int nr, int accumulate) {
+    __m256i m0 = tail_mask_256(nr), m1 = tail_mask_256(nr - 8);
+    for (int i = 0; i < mr; i++) {
+        float *cr = C + i * ldc;
+        __m256 c0 = _mm256_load_ps(acc + i * 16), c1 = _mm256_load_ps(acc + i * 16 + 8);
+        if (nr >= 16) {
             if (accumulate) {
-                c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(cr));
-                c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(cr + 8));
+                c0 = _mm256_add_ps(c0, _mm256_loadu_ps(cr));
+                c1 = _mm256_add_ps(c1, _mm256_loadu_ps(cr + 8));
             }
-            _mm256_storeu_ps(cr, c0[i]);
-            _mm256_storeu_ps(cr + 8, c1[i]);
-        }
-    } else {
-        __m256i m0 = tail_mask_256(nr), m1 = tail_mask_256(nr - 8);
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) {
-            float *cr = C + i * ldc;
+            _mm256_storeu_ps(cr, c0);
+            _mm256_storeu_ps(cr + 8, c1);
+        } else {
             if (accumulate) {
-                c0[i] = _mm256_add_ps(c0[i], _mm256_maskload_ps(cr, m0));
-                c1[i] = _mm256_add_ps(c1[i], _mm256_maskload_ps(cr + 8, m1));
+                c0 = _mm256_add_ps(c0, _mm256_maskload_ps(cr, m0));
+                c1 = _mm256_add_ps(c1, _mm256_maskload_ps(cr + 8, m1));
             }
-            _mm256_maskstore_ps(cr, m0, c0[i]);
-            _mm256_maskstore_ps(cr + 8, m1, c1[i]);
+            _mm256_maskstore_ps(cr, m0, c0);
+            _mm256_maskstore_ps(cr + 8, m1, c1);
         }
     }
 }
 
-#define UK(n) \
-    static VLM_AVX2 void uk_256_##n(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
-        uk_256_half(n, kc, Ap, Bp, C, ldc, nr, acc); \
-        if (nr > 16) uk_256_half(n, kc, Ap, Bp + 16, C + 16, ldc, nr - 16, acc); \
+#define UK(n)                                                                                            \
+    static VLM_AVX2 void uk_256_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,    \
+                                    int64_t ldc, int nr, int accumulate) {                                \
+        float acc[MR256 * 16] __attribute__((aligned(32)));                                              \
+        KERNEL256(n, kc, A, lda, Bp, acc);                                                               \
+        store_half(acc, n, C, ldc, nr < 16 ? nr : 16, accumulate);                                       \
+        if (nr > 16) {                                                                                   \
+            KERNEL256(n, kc, A, lda, Bp + 16, acc);                                                      \
+            store_half(acc, n, C + 16, ldc, nr - 16, accumulate);                                        \
+        }                                                                                                \
     }
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6)
 
-typedef void (*uk_fn)(int64_t, const float *, const float *, float *, int64_t, int, int);
+typedef void (*uk_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int, int);
 static const uk_fn uk_table[MR256 + 1] = {NULL, uk_256_1, uk_256_2, uk_256_3, uk_256_4, uk_256_5, uk_256_6};
 
-static void ukernel_avx2(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr,
+static void ukernel_avx2(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
                          int accumulate) {
-    uk_table[mr](kc, Ap, Bp, C, ldc, nr, accumulate);
+    uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
 VLM_AVX2 void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_activation act) {

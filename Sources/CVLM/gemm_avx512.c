@@ -1,103 +1,181 @@
 // AVX-512 GEMM micro-kernel: up to 14 rows x 32 columns (28 zmm accumulators + 2 B vectors + 1 broadcast
-// of the 32 registers). Per k step: 2 aligned B loads, mr broadcasts (folded into the FMA as {1to16}
-// memory operands) and 2*mr FMAs, so the two 512-bit FMA pipes of Zen 4/5 / Skylake-X stay busy.
+// of the 32 registers). Per k step: 2 aligned B loads, mr broadcasts and 2*mr FMAs, so the two 512-bit
+// FMA pipes of Zen 4/5 / Skylake-X stay busy.
+//
+// Why inline assembly: SwiftPM compiles C at -O0 in debug builds (all tests, and the models' tests), where
+// intrinsics code keeps every accumulator in memory and runs ~60x slower. The k loop is written in asm so
+// debug and release builds run the same, full-speed instructions; the code around it is plain C.
 #include "kernels_internal.h"
 #if defined(__x86_64__)
 #include "simd_math.h"
 
 #define MR512 14
 
-// Loads/stores of a 32-wide row part under the column masks m0 (cols 0..15) and m1 (cols 16..31).
-#define STORE_ROW(i)                                                                   \
-    do {                                                                               \
-        float *cr = C + (i) * ldc;                                                     \
-        if (accumulate) {                                                              \
-            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, cr));               \
-            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, cr + 16));          \
-        }                                                                              \
-        _mm512_mask_storeu_ps(cr, m0, c0[i]);                                          \
-        _mm512_mask_storeu_ps(cr + 16, m1, c1[i]);                                     \
+// One row of the k step: broadcast A(row, k) and FMA it into the row's two accumulators (r0, r1).
+// `.if` drops rows >= mr at assembly time, so one template serves every tile height.
+#define ROW(idx, addr, r0, r1)                                   \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vbroadcastss " addr ", %%zmm30\n\t"                         \
+    "vfmadd231ps %%zmm28, %%zmm30, %%zmm" #r0 "\n\t"             \
+    "vfmadd231ps %%zmm29, %%zmm30, %%zmm" #r1 "\n\t"             \
+    ".endif\n\t"
+#define ZERO(idx, r0, r1)                                        \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vpxord %%zmm" #r0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\t"        \
+    "vpxord %%zmm" #r1 ", %%zmm" #r1 ", %%zmm" #r1 "\n\t"        \
+    ".endif\n\t"
+#define SAVE(idx, r0, r1, off0, off1)                            \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vmovaps %%zmm" #r0 ", " #off0 "(%[acc])\n\t"                \
+    "vmovaps %%zmm" #r1 ", " #off1 "(%[acc])\n\t"                \
+    ".endif\n\t"
+
+#define ZMM_CLOBBERS                                                                                        \
+    "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11",     \
+    "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22",     \
+    "zmm23", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31"
+
+// acc[i*32 + j] = sum_k A(i, k) * Bp[k*32 + j] for i < MR_ (5..14 rows). Row i of A lives at
+// a0 + i*lda: rows 0-3 off a0, 4-7 off a1 = a0 + 4 lda, 8-11 off a2, 12-13 off a3 (x86 scales 1, 2; 3 via lda3).
+#define KERNEL_BIG(MR_, kc, A, lda, Bp, acc)                                                              \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
+        uintptr_t a1 = a0 + 4 * ldb_, a2 = a0 + 8 * ldb_, a3 = a0 + 12 * ldb_, lda3 = 3 * ldb_;          \
+        const float *b_ = (Bp);                                                                          \
+        int64_t k_ = (kc);                                                                               \
+        __asm__ volatile(                                                                                \
+            ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7) ZERO(4, 8, 9) ZERO(5, 10, 11)        \
+            ZERO(6, 12, 13) ZERO(7, 14, 15) ZERO(8, 16, 17) ZERO(9, 18, 19) ZERO(10, 20, 21)             \
+            ZERO(11, 22, 23) ZERO(12, 24, 25) ZERO(13, 26, 27)                                           \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            "vmovaps (%[b]), %%zmm28\n\t"                                                                \
+            "vmovaps 64(%[b]), %%zmm29\n\t"                                                              \
+            "prefetcht0 1024(%[b])\n\t"                                                                  \
+            ROW(0, "(%[a0])", 0, 1) ROW(1, "(%[a0],%[lda],1)", 2, 3)                                     \
+            ROW(2, "(%[a0],%[lda],2)", 4, 5) ROW(3, "(%[a0],%[lda3],1)", 6, 7)                           \
+            ROW(4, "(%[a1])", 8, 9) ROW(5, "(%[a1],%[lda],1)", 10, 11)                                   \
+            ROW(6, "(%[a1],%[lda],2)", 12, 13) ROW(7, "(%[a1],%[lda3],1)", 14, 15)                       \
+            ROW(8, "(%[a2])", 16, 17) ROW(9, "(%[a2],%[lda],1)", 18, 19)                                 \
+            ROW(10, "(%[a2],%[lda],2)", 20, 21) ROW(11, "(%[a2],%[lda3],1)", 22, 23)                     \
+            ROW(12, "(%[a3])", 24, 25) ROW(13, "(%[a3],%[lda],1)", 26, 27)                               \
+            "add $128, %[b]\n\t"                                                                         \
+            "add $4, %[a0]\n\t"                                                                          \
+            "add $4, %[a1]\n\t"                                                                          \
+            "add $4, %[a2]\n\t"                                                                          \
+            "add $4, %[a3]\n\t"                                                                          \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
+            SAVE(4, 8, 9, 512, 576) SAVE(5, 10, 11, 640, 704) SAVE(6, 12, 13, 768, 832)                  \
+            SAVE(7, 14, 15, 896, 960) SAVE(8, 16, 17, 1024, 1088) SAVE(9, 18, 19, 1152, 1216)            \
+            SAVE(10, 20, 21, 1280, 1344) SAVE(11, 22, 23, 1408, 1472) SAVE(12, 24, 25, 1536, 1600)       \
+            SAVE(13, 26, 27, 1664, 1728)                                                                 \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b_), [k] "+r"(k_)     \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [acc] "r"(acc), [mr] "i"(MR_)                           \
+            : "memory", "cc", ZMM_CLOBBERS);                                                             \
     } while (0)
 
-// Row counts known at compile time after inlining, so c0/c1 live in registers.
-VLM_INLINE VLM_AVX512 void uk_512(const int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
-                                  int nr, int accumulate) {
-    __m512 c0[MR512], c1[MR512];
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < mr; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
-    if (mr <= 4) {
-        // Few rows: 2*mr accumulators are too few to hide the 4-cycle FMA latency, so split the k loop
-        // into even/odd halves with separate accumulators (summed at the end).
-        __m512 d0[MR512], d1[MR512];
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) { d0[i] = _mm512_setzero_ps(); d1[i] = _mm512_setzero_ps(); }
-        int64_t k = 0;
-        for (; k + 1 < kc; k += 2) {
-            __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
-            __m512 e0 = _mm512_load_ps(Bp + 32), e1 = _mm512_load_ps(Bp + 48);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
-                c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-                __m512 a2 = _mm512_set1_ps(Ap[mr + i]);
-                d0[i] = _mm512_fmadd_ps(a2, e0, d0[i]);
-                d1[i] = _mm512_fmadd_ps(a2, e1, d1[i]);
-            }
-            Ap += 2 * mr;
-            Bp += 64;
-        }
-        if (k < kc) {
-            __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
-                c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-            }
-        }
-        _Pragma("clang loop unroll(full)")
-        for (int i = 0; i < mr; i++) { c0[i] = _mm512_add_ps(c0[i], d0[i]); c1[i] = _mm512_add_ps(c1[i], d1[i]); }
-    } else {
-        for (int64_t k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
-            _mm_prefetch((const char *)(Bp + 8 * VLM_NR), _MM_HINT_T0);
-            _Pragma("clang loop unroll(full)")
-            for (int i = 0; i < mr; i++) {
-                __m512 a = _mm512_set1_ps(Ap[i]);
-                c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-            }
-            Ap += mr;
-            Bp += VLM_NR;
-        }
-    }
+// 1..4 rows: 2*mr accumulators cannot hide the 4-cycle FMA latency, so even and odd k steps go to two
+// accumulator sets (zmm0-7 and zmm8-15), summed at the end. Rows at a0 + i*lda.
+#define ROW2(idx, addr, addr_odd, r0, r1, s0, s1)                \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vbroadcastss " addr ", %%zmm30\n\t"                         \
+    "vfmadd231ps %%zmm28, %%zmm30, %%zmm" #r0 "\n\t"             \
+    "vfmadd231ps %%zmm29, %%zmm30, %%zmm" #r1 "\n\t"             \
+    "vbroadcastss " addr_odd ", %%zmm31\n\t"                     \
+    "vfmadd231ps %%zmm26, %%zmm31, %%zmm" #s0 "\n\t"             \
+    "vfmadd231ps %%zmm27, %%zmm31, %%zmm" #s1 "\n\t"             \
+    ".endif\n\t"
+#define MERGE(idx, r0, r1, s0, s1)                               \
+    ".if " #idx " < %c[mr]\n\t"                                  \
+    "vaddps %%zmm" #s0 ", %%zmm" #r0 ", %%zmm" #r0 "\n\t"        \
+    "vaddps %%zmm" #s1 ", %%zmm" #r1 ", %%zmm" #r1 "\n\t"        \
+    ".endif\n\t"
+
+#define KERNEL_SMALL(MR_, kc, A, lda, Bp, acc)                                                            \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4, lda3 = 3 * ldb_;                      \
+        const float *b_ = (Bp);                                                                          \
+        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
+        __asm__ volatile(                                                                                \
+            ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7)                                      \
+            ZERO(0, 8, 9) ZERO(1, 10, 11) ZERO(2, 12, 13) ZERO(3, 14, 15)                                \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            "vmovaps (%[b]), %%zmm28\n\t"                                                                \
+            "vmovaps 64(%[b]), %%zmm29\n\t"                                                              \
+            "vmovaps 128(%[b]), %%zmm26\n\t"                                                             \
+            "vmovaps 192(%[b]), %%zmm27\n\t"                                                             \
+            "prefetcht0 1024(%[b])\n\t"                                                                  \
+            ROW2(0, "(%[a0])", "4(%[a0])", 0, 1, 8, 9)                                                   \
+            ROW2(1, "(%[a0],%[lda],1)", "4(%[a0],%[lda],1)", 2, 3, 10, 11)                               \
+            ROW2(2, "(%[a0],%[lda],2)", "4(%[a0],%[lda],2)", 4, 5, 12, 13)                               \
+            ROW2(3, "(%[a0],%[lda3],1)", "4(%[a0],%[lda3],1)", 6, 7, 14, 15)                             \
+            "add $256, %[b]\n\t"                                                                         \
+            "add $8, %[a0]\n\t"                                                                          \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            "test %[odd], %[odd]\n\t"                                                                    \
+            "jz 3f\n\t"                                                                                  \
+            "vmovaps (%[b]), %%zmm28\n\t"                                                                \
+            "vmovaps 64(%[b]), %%zmm29\n\t"                                                              \
+            ROW(0, "(%[a0])", 0, 1) ROW(1, "(%[a0],%[lda],1)", 2, 3)                                     \
+            ROW(2, "(%[a0],%[lda],2)", 4, 5) ROW(3, "(%[a0],%[lda3],1)", 6, 7)                           \
+            "3:\n\t"                                                                                     \
+            MERGE(0, 0, 1, 8, 9) MERGE(1, 2, 3, 10, 11) MERGE(2, 4, 5, 12, 13) MERGE(3, 6, 7, 14, 15)    \
+            SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
+            : [a0] "+r"(a0), [b] "+r"(b_), [k] "+r"(pairs)                                               \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
+            : "memory", "cc", ZMM_CLOBBERS);                                                             \
+    } while (0)
+
+// C[0:mr, 0:nr] (+)= acc, under column masks (cols 0..15, 16..31).
+static VLM_AVX512 void store_tile(const float *acc, int mr, float *C, int64_t ldc, int nr, int accumulate) {
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-    _Pragma("clang loop unroll(full)")
-    for (int i = 0; i < mr; i++) STORE_ROW(i);
+    for (int i = 0; i < mr; i++) {
+        float *cr = C + i * ldc;
+        __m512 c0 = _mm512_load_ps(acc + i * 32), c1 = _mm512_load_ps(acc + i * 32 + 16);
+        if (accumulate) {
+            c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, cr));
+            c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, c0);
+        _mm512_mask_storeu_ps(cr + 16, m1, c1);
+    }
 }
 
-#define UK(n) \
-    static VLM_AVX512 void uk_512_##n(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int acc) { \
-        uk_512(n, kc, Ap, Bp, C, ldc, nr, acc); \
+#define UK(n, KERNEL)                                                                                    \
+    static VLM_AVX512 void uk_512_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, \
+                                      int64_t ldc, int nr, int accumulate) {                              \
+        float acc[MR512 * 32] __attribute__((aligned(64)));                                              \
+        KERNEL(n, kc, A, lda, Bp, acc);                                                                  \
+        store_tile(acc, n, C, ldc, nr, accumulate);                                                      \
     }
-UK(1) UK(2) UK(3) UK(4) UK(5) UK(6) UK(7) UK(8) UK(9) UK(10) UK(11) UK(12) UK(13) UK(14)
+UK(1, KERNEL_SMALL) UK(2, KERNEL_SMALL) UK(3, KERNEL_SMALL) UK(4, KERNEL_SMALL)
+UK(5, KERNEL_BIG) UK(6, KERNEL_BIG) UK(7, KERNEL_BIG) UK(8, KERNEL_BIG) UK(9, KERNEL_BIG)
+UK(10, KERNEL_BIG) UK(11, KERNEL_BIG) UK(12, KERNEL_BIG) UK(13, KERNEL_BIG) UK(14, KERNEL_BIG)
 
-typedef void (*uk_fn)(int64_t, const float *, const float *, float *, int64_t, int, int);
+typedef void (*uk_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int, int);
 static const uk_fn uk_table[MR512 + 1] = {
     NULL, uk_512_1, uk_512_2, uk_512_3, uk_512_4, uk_512_5, uk_512_6, uk_512_7,
     uk_512_8, uk_512_9, uk_512_10, uk_512_11, uk_512_12, uk_512_13, uk_512_14,
 };
 
-static void ukernel_avx512(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr,
-                           int accumulate) {
-    uk_table[mr](kc, Ap, Bp, C, ldc, nr, accumulate);
+static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc,
+                           int nr, int accumulate) {
+    uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
 VLM_AVX512 void vlm_bias_act_avx512(float *x, int64_t n, const float *bias, vlm_activation act) {
-    int64_t i = 0;
-    for (; i < n; i += 16) {
+    for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + i));

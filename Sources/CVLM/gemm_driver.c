@@ -1,18 +1,32 @@
 // Blocked GEMM driver shared by the SIMD paths (BLIS-style loops around a register-blocked micro-kernel).
 //
 // Loop nest per task (a task owns a range of rows and a range of VLM_NR-wide column panels):
-//   for each block of <= MC rows:          packed A block (MC x KC) stays in L2
-//     for each K block of <= KC:          pack A[rows, kblock] into MR-row tiles (k-major)
-//       for each column panel:            B slice (KC x NR = 32 KiB) stays in L1 across all row tiles
-//         for each MR-row tile:           micro-kernel; bias + activation on the last K block
-// Weights of linear layers are pre-packed (vlm_pack_weight); sgemm packs B slices on the fly.
+//   for each block of <= MC rows:
+//     for each chunk of PCHUNK panels:    the C block (MC x PCHUNK*NR) stays in L2 over the K blocks
+//       for each K block of <= KC:        the A block (MC x KC) stays in L2
+//         for each column panel:          B slice (KC x NR = 32 KiB) stays in L1 across all row tiles
+//           for each <= MR-row tile:      micro-kernel; bias + activation after the last K block
+// A (activations) is read in place; it is copied only for transA or alpha != 1 (sgemm). Weights of
+// linear layers are pre-packed (vlm_pack_weight); sgemm packs B slices on the fly.
 #include "kernels_internal.h"
 #include <string.h>
 
+#ifndef KC
 #define KC 256
-#define MC_MAX 448
+#endif
+#ifndef MC_MAX
+#define MC_MAX 224
+#endif
+#ifndef PCHUNK
+#define PCHUNK 4
+#endif
 // Below this many flops a call runs on the caller's thread: waking the pool costs a few microseconds.
 #define PARALLEL_MIN_FLOPS 400000.0
+// Work per task at least this (so scheduling costs stay small) ...
+#define TASK_MIN_FLOPS 1000000.0
+// ... and up to this many tasks per thread, so a thread that gets descheduled on a busy machine only
+// delays a small share of the work (tasks are taken dynamically).
+#define TASKS_PER_THREAD 4
 
 const vlm_gemm_kernels *vlm_active_gemm_kernels(void) {
     switch (vlm_active_isa()) {
@@ -25,43 +39,37 @@ const vlm_gemm_kernels *vlm_active_gemm_kernels(void) {
 typedef struct {
     const vlm_gemm_kernels *ks;
     int64_t M, N, K;
-    // A source (alpha folded into packing)
     const float *A; int64_t lda; int transA; float alpha;
     // B source: pre-packed weight, or raw B (packed per K block)
     const vlm_packed_weight *W;
     const float *B; int64_t ldb; int transB;
     float *C; int64_t ldc; float beta;
     const float *bias; vlm_activation act;
-    // task grid
+    // task grid: nm row chunks x nn panel chunks
     int64_t npanels, nm, nn;
 } gemm_job;
 
-// Packs rows [r0, r0+rows) x cols [k0, k0+kc) of op(A) into tiles of the sizes computed by tile_rows.
-static void pack_a_block(const gemm_job *j, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int mr_max, float *dst) {
-    int64_t ntiles = (rows + mr_max - 1) / mr_max;
-    int64_t base = rows / ntiles, extra = rows % ntiles;
-    int64_t r = r0;
+// Copies alpha * op(A)[r0:r0+rows, 0:K] into a row-major rows x K buffer.
+static void copy_a_rows(const gemm_job *j, int64_t r0, int64_t rows, float *dst) {
     float alpha = j->alpha;
-    for (int64_t t = 0; t < ntiles; t++) {
-        int64_t mr = base + (t < extra);
-        if (!j->transA) {
-            for (int64_t i = 0; i < mr; i++) {
-                const float *src = j->A + (r + i) * j->lda + k0;
-                if (alpha == 1.0f) for (int64_t k = 0; k < kc; k++) dst[k * mr + i] = src[k];
-                else for (int64_t k = 0; k < kc; k++) dst[k * mr + i] = alpha * src[k];
-            }
-        } else {
-            for (int64_t k = 0; k < kc; k++) {
-                const float *src = j->A + (k0 + k) * j->lda + r;
-                for (int64_t i = 0; i < mr; i++) dst[k * mr + i] = alpha * src[i];
-            }
+    int64_t K = j->K;
+    if (!j->transA) {
+        for (int64_t i = 0; i < rows; i++) {
+            const float *src = j->A + (r0 + i) * j->lda;
+            for (int64_t k = 0; k < K; k++) dst[i * K + k] = alpha * src[k];
         }
-        dst += mr * kc;
-        r += mr;
+    } else {
+        // Transpose in 8x8-ish tiles so both the reads and the writes stay within a few cache lines.
+        for (int64_t k0 = 0; k0 < K; k0 += 8)
+            for (int64_t i0 = 0; i0 < rows; i0 += 8)
+                for (int64_t k = k0; k < k0 + 8 && k < K; k++) {
+                    const float *src = j->A + k * j->lda + r0;
+                    for (int64_t i = i0; i < i0 + 8 && i < rows; i++) dst[i * K + k] = alpha * src[i];
+                }
     }
 }
 
-// Packs op(B)[k0:k0+kc, n0:n0+nr] into a zero-padded KC x VLM_NR slice.
+// Packs op(B)[k0:k0+kc, n0:n0+nr] into a zero-padded kc x VLM_NR slice.
 static void pack_b_slice(const gemm_job *j, int64_t k0, int64_t kc, int64_t n0, int64_t nr, float *dst) {
     if (!j->transB) {
         for (int64_t k = 0; k < kc; k++) {
@@ -82,44 +90,56 @@ static void pack_b_slice(const gemm_job *j, int64_t k0, int64_t kc, int64_t n0, 
 static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     const vlm_gemm_kernels *ks = j->ks;
     int mr_max = ks->mr_max;
-    float *apack = vlm_scratch(0, (size_t)MC_MAX * KC + 64);
-    float *bpack = j->W ? NULL : vlm_scratch(1, (size_t)KC * VLM_NR + 64);
-    if (!apack || (!j->W && !bpack)) return;  // out of memory: nothing sane to do in a void kernel
+    int copy_a = j->transA || j->alpha != 1.0f;
     int64_t rows_total = m1 - m0;
     int64_t nmb = (rows_total + MC_MAX - 1) / MC_MAX;
     int64_t mb_rows = (rows_total + nmb - 1) / nmb;
+    float *abuf = copy_a ? vlm_scratch(0, (size_t)mb_rows * j->K + 64) : NULL;
+    float *bpack = j->W ? NULL : vlm_scratch(1, (size_t)KC * VLM_NR + 64);
+    if ((copy_a && !abuf) || (!j->W && !bpack)) return;  // out of memory: nothing sane to do in a void kernel
     for (int64_t mb = m0; mb < m1; mb += mb_rows) {
         int64_t rows = m1 - mb < mb_rows ? m1 - mb : mb_rows;
+        // Split the rows into tiles of near-equal height <= mr_max (50 rows -> 13+13+12+12, not 14+14+14+8).
         int64_t ntiles = (rows + mr_max - 1) / mr_max;
         int64_t base = rows / ntiles, extra = rows % ntiles;
-        for (int64_t kb = 0; kb < j->K; kb += KC) {
-            int64_t kc = j->K - kb < KC ? j->K - kb : KC;
-            int first = kb == 0, last = kb + kc == j->K;
-            pack_a_block(j, mb, rows, kb, kc, mr_max, apack);
-            for (int64_t p = p0; p < p1; p++) {
-                int64_t n0 = p * VLM_NR;
-                int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
-                const float *bp;
-                if (j->W) bp = j->W->data + (size_t)p * j->K * VLM_NR + (size_t)kb * VLM_NR;
-                else { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
-                const float *ap = apack;
-                int64_t r = mb;
-                for (int64_t t = 0; t < ntiles; t++) {
-                    int mr = (int)(base + (t < extra));
-                    float *c = j->C + r * j->ldc + n0;
-                    int accumulate = !first;
-                    if (first && j->beta != 0.0f) {
-                        // BLAS: C = alpha AB + beta C; scale once, then accumulate (beta == 0 never reads C).
-                        if (j->beta != 1.0f)
+        // A single row tile (decode, short text) uses each B slice once: it is streamed, not reused, so
+        // K is not blocked and every weight panel is read in one sequential sweep (prefetcher-friendly).
+        // Decided on the whole problem's M, never on this task's share of it: K blocking changes the order in
+        // which partial sums are rounded, and results must not depend on the thread count.
+        int64_t kcb = j->M <= mr_max && j->W ? j->K : KC;
+        const float *a = j->A + mb * j->lda;
+        int64_t lda = j->lda;
+        if (copy_a) { copy_a_rows(j, mb, rows, abuf); a = abuf; lda = j->K; }
+        // Panels in chunks so the C block being accumulated over the K blocks (rows x PCHUNK*NR) stays in L2.
+        for (int64_t pc = p0; pc < p1; pc += PCHUNK) {
+            int64_t pc1 = pc + PCHUNK < p1 ? pc + PCHUNK : p1;
+            for (int64_t kb = 0; kb < j->K; kb += kcb) {
+                int64_t kc = j->K - kb < kcb ? j->K - kb : kcb;
+                int first = kb == 0, last = kb + kc == j->K;
+                for (int64_t p = pc; p < pc1; p++) {
+                    int64_t n0 = p * VLM_NR;
+                    int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
+                    const float *bp;
+                    if (j->W) bp = j->W->data + (size_t)p * j->K * VLM_NR + (size_t)kb * VLM_NR;
+                    else { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
+                    int64_t r = 0;
+                    for (int64_t t = 0; t < ntiles; t++) {
+                        int mr = (int)(base + (t < extra));
+                        float *c = j->C + (mb + r) * j->ldc + n0;
+                        int accumulate = !first;
+                        if (first && j->beta != 0.0f) {
+                            // BLAS: C = alpha AB + beta C; scale once, then accumulate (beta == 0 never reads C).
+                            if (j->beta != 1.0f)
+                                for (int i = 0; i < mr; i++)
+                                    for (int q = 0; q < nr; q++) c[i * j->ldc + q] *= j->beta;
+                            accumulate = 1;
+                        }
+                        ks->ukernel(mr, kc, a + r * lda + kb, lda, bp, c, j->ldc, nr, accumulate);
+                        if (last && (j->bias || j->act != VLM_ACT_NONE))
                             for (int i = 0; i < mr; i++)
-                                for (int q = 0; q < nr; q++) c[i * j->ldc + q] *= j->beta;
-                        accumulate = 1;
+                                ks->bias_act(c + i * j->ldc, nr, j->bias ? j->bias + n0 : NULL, j->act);
+                        r += mr;
                     }
-                    ks->ukernel(mr, kc, ap, bp, c, j->ldc, nr, accumulate);
-                    if (last && (j->bias || j->act != VLM_ACT_NONE))
-                        for (int i = 0; i < mr; i++) ks->bias_act(c + i * j->ldc, nr, j->bias ? j->bias + n0 : NULL, j->act);
-                    ap += (int64_t)mr * kc;
-                    r += mr;
                 }
             }
         }
@@ -135,8 +155,8 @@ static void gemm_task(void *ctx, int64_t task, int thread) {
     if (m1 > m0 && p1 > p0) run_block(j, m0, m1, p0, p1);
 }
 
-// Splits the work: preferably over column panels (each thread streams its own share of the weights and
-// packs all of A, which costs ~1/N of the FLOPs), over rows only when there are too few panels.
+// Task grid: split column panels first (each task streams its own share of the weights), rows only when
+// there are too few panels for the wanted number of tasks.
 static void plan_and_run(gemm_job *j, int parallel) {
     j->npanels = (j->N + VLM_NR - 1) / VLM_NR;
     int64_t T = parallel ? vlm_pool_threads() : 1;
@@ -147,17 +167,14 @@ static void plan_and_run(gemm_job *j, int parallel) {
         run_block(j, 0, j->M, 0, j->npanels);
         return;
     }
+    int64_t want = T * TASKS_PER_THREAD;
+    int64_t by_size = (int64_t)(flops / TASK_MIN_FLOPS);
+    if (want > by_size) want = by_size;
+    if (want < T) want = T;
     int64_t mtiles = (j->M + j->ks->mr_max - 1) / j->ks->mr_max;
-    if (j->npanels >= T) {
-        j->nn = T;
-        j->nm = 1;
-        // Uneven panel split (e.g. 3 panels on 2 threads): also split rows so dynamic scheduling balances.
-        if (j->npanels % T != 0 && j->npanels < 4 * T && mtiles >= 2) { j->nn = j->npanels; j->nm = 2; }
-    } else {
-        j->nn = j->npanels;
-        j->nm = (T + j->nn - 1) / j->nn;
-        if (j->nm > mtiles) j->nm = mtiles;
-    }
+    j->nn = j->npanels < want ? j->npanels : want;
+    j->nm = (want + j->nn - 1) / j->nn;
+    if (j->nm > mtiles) j->nm = mtiles;
     vlm_parallel_for(j->nm * j->nn, gemm_task, j);
 }
 

@@ -33,6 +33,27 @@ void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, in
     }
 }
 
+typedef struct { const float *W; vlm_packed_weight *p; } pack_job;
+
+// One panel: transpose a [nn, K] strip of W into K rows of VLM_NR (zero-padded past N), in blocks of 16 k
+// so both the reads (W rows) and the writes (panel rows) stay within a few cache lines.
+static void pack_panel(void *ctx, int64_t pn, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    int64_t N = j->p->N, K = j->p->K;
+    float *dst = j->p->data + (size_t)pn * K * VLM_NR;
+    int64_t n0 = pn * VLM_NR;
+    int64_t nn = N - n0 < VLM_NR ? N - n0 : VLM_NR;
+    if (nn < VLM_NR) memset(dst, 0, (size_t)K * VLM_NR * sizeof(float));
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+        int64_t k1 = k0 + 16 < K ? k0 + 16 : K;
+        for (int64_t c = 0; c < nn; c++) {
+            const float *src = j->W + (n0 + c) * K;
+            for (int64_t k = k0; k < k1; k++) dst[k * VLM_NR + c] = src[k];
+        }
+    }
+}
+
 vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_weight_dtype dtype) {
     // Only F32 storage exists so far; other dtypes are packed as F32 (same results, more memory).
     (void)dtype;
@@ -46,17 +67,10 @@ vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_wei
     size_t floats = (size_t)p->npanels * (size_t)K * VLM_NR;
     p->data = vlm_aligned_alloc(floats * sizeof(float));
     if (!p->data) { vlm_aligned_free(p); return NULL; }
-    for (int64_t pn = 0; pn < p->npanels; pn++) {
-        float *dst = p->data + (size_t)pn * K * VLM_NR;
-        int64_t n0 = pn * VLM_NR;
-        int64_t nn = N - n0 < VLM_NR ? N - n0 : VLM_NR;
-        if (nn < VLM_NR) memset(dst, 0, (size_t)K * VLM_NR * sizeof(float));
-        // Transpose a [nn, K] strip into K rows of NR; walk W rows in small groups to keep reads sequential.
-        for (int64_t j = 0; j < nn; j++) {
-            const float *src = W + (n0 + j) * K;
-            for (int64_t k = 0; k < K; k++) dst[k * VLM_NR + j] = src[k];
-        }
-    }
+    pack_job j = {.W = W, .p = p};
+    // Panels are independent: pack them on the pool (model loading packs ~100 M weights).
+    if ((double)N * (double)K < 65536.0) for (int64_t pn = 0; pn < p->npanels; pn++) pack_panel(&j, pn, 0);
+    else vlm_parallel_for(p->npanels, pack_panel, &j);
     return p;
 }
 

@@ -38,12 +38,14 @@ float *vlm_scratch(int slot, size_t floats);
 float vlm_act_scalar(float x, vlm_activation act);
 
 // MARK: GEMM micro-kernels (one set per SIMD ISA)
-/// Packed A tile of `mr` rows: Ap[k * mr + i]. Packed B: rows of VLM_NR floats (Bp[k * VLM_NR + j]).
-/// The micro-kernel computes C[0:mr, 0:nr] (+)= Ap * Bp over kc steps; mr <= mr_max, nr <= VLM_NR.
-/// accumulate == 0 overwrites C (C is not read).
+/// The micro-kernel computes C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp over kc steps, reading A in place
+/// (A(i,k) = A[i * lda + k], so activations need no packing) and B from a packed slice of VLM_NR-float rows
+/// (Bp[k * VLM_NR + j], 64-byte aligned). mr <= mr_max, nr <= VLM_NR. accumulate == 0 overwrites C
+/// (C is not read).
 typedef struct {
     int mr_max;
-    void (*ukernel)(int mr, int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc, int nr, int accumulate);
+    void (*ukernel)(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
+                    int accumulate);
     /// x[i] = act(x[i] + bias[i]) for i < n; bias may be NULL.
     void (*bias_act)(float *x, int64_t n, const float *bias, vlm_activation act);
 } vlm_gemm_kernels;

@@ -26,16 +26,24 @@
 // Roughly 50-100 microseconds of spinning before a worker sleeps.
 #define SPIN_ITERS 4000
 
+// Job admission word: generation << 17 | closed << 16 | number of workers that joined (< 65536).
+// A worker joins a job with a CAS that fails once the caller has closed it, so the caller never waits
+// for a worker that was descheduled before it even started (common on a busy machine): it runs the
+// remaining tasks itself, closes the job and waits only for the workers that actually joined.
+#define JOINED_MASK 0xFFFFull
+#define CLOSED_BIT 0x10000ull
+#define GEN_SHIFT 17
+
 typedef struct {
     pthread_mutex_t submit;          // held by the thread owning the pool for one job
     pthread_mutex_t sleep_mu;
     pthread_cond_t sleep_cv;
-    _Atomic int64_t generation;      // bumped per job
+    _Atomic uint64_t state;          // see JOINED_MASK / CLOSED_BIT / GEN_SHIFT
     _Atomic int sleepers;
-    _Atomic int active;              // workers still inside the current job
+    _Atomic int finished;            // joined workers that are done with the current job
     _Atomic int64_t next_task;
     int64_t ntasks;
-    int nused;                       // threads taking part in the job (caller included)
+    int max_join;                    // workers allowed to join (thread count - 1)
     vlm_task_fn fn;
     void *ctx;
     int nworkers;                    // started workers (thread ids 1..nworkers)
@@ -80,34 +88,43 @@ static void run_tasks(int thread) {
     }
 }
 
-typedef struct { int id; int64_t generation; } worker_start;
+// Tries to join job generation g; returns 1 if joined.
+static int try_join(uint64_t g) {
+    uint64_t s = atomic_load(&pool.state);
+    for (;;) {
+        if ((s >> GEN_SHIFT) != g || (s & CLOSED_BIT) || (int)(s & JOINED_MASK) >= pool.max_join) return 0;
+        if (atomic_compare_exchange_weak(&pool.state, &s, s + 1)) return 1;
+    }
+}
+
+typedef struct { int id; uint64_t generation; } worker_start;
 
 static void *worker_main(void *arg) {
     // The generation to wait past is the one current when the worker was created (passed in by the
-    // creator): reading pool.generation here could already see the first job's bump and miss that job.
+    // creator): reading pool.state here could already see the first job and skip it.
     worker_start start = *(worker_start *)arg;
     free(arg);
     int id = start.id;
     in_pool_task = 1;
-    int64_t seen = start.generation;
+    uint64_t seen = start.generation;
     for (;;) {
-        int64_t g;
+        uint64_t g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
+        while ((g = atomic_load_explicit(&pool.state, memory_order_acquire) >> GEN_SHIFT) == seen) {
             if (++spins < SPIN_ITERS) { CPU_RELAX(); continue; }
-            // Sleep. sleepers is raised before re-checking generation, and the submitter bumps generation
-            // before reading sleepers (both seq_cst), so a wake-up cannot be lost.
+            // Sleep. sleepers is raised before re-checking the state, and the submitter publishes the
+            // state before reading sleepers (both seq_cst), so a wake-up cannot be lost.
             pthread_mutex_lock(&pool.sleep_mu);
             atomic_fetch_add(&pool.sleepers, 1);
-            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.sleep_cv, &pool.sleep_mu);
+            while ((atomic_load(&pool.state) >> GEN_SHIFT) == seen) pthread_cond_wait(&pool.sleep_cv, &pool.sleep_mu);
             atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.sleep_mu);
             spins = 0;
         }
         seen = g;
-        if (id < pool.nused) {
+        if (try_join(g)) {
             run_tasks(id);
-            atomic_fetch_sub_explicit(&pool.active, 1, memory_order_release);
+            atomic_fetch_add_explicit(&pool.finished, 1, memory_order_release);
         }
     }
     return NULL;
@@ -121,7 +138,7 @@ static int ensure_workers(int want) {
         worker_start *start = malloc(sizeof *start);
         if (!start) break;
         start->id = pool.nworkers + 1;
-        start->generation = atomic_load(&pool.generation);
+        start->generation = atomic_load(&pool.state) >> GEN_SHIFT;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         int rc = pthread_create(&th, &attr, worker_main, start);
@@ -150,10 +167,11 @@ void vlm_parallel_for(int64_t ntasks, vlm_task_fn fn, void *ctx) {
     pool.fn = fn;
     pool.ctx = ctx;
     pool.ntasks = ntasks;
-    pool.nused = nused;
+    pool.max_join = nused - 1;
     atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.active, nused - 1, memory_order_relaxed);
-    atomic_fetch_add(&pool.generation, 1);  // seq_cst: publishes the job fields above
+    atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
+    uint64_t g = (atomic_load(&pool.state) >> GEN_SHIFT) + 1;
+    atomic_store(&pool.state, g << GEN_SHIFT);  // seq_cst: publishes the job fields above, open, 0 joined
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.sleep_mu);
         pthread_cond_broadcast(&pool.sleep_cv);
@@ -162,11 +180,14 @@ void vlm_parallel_for(int64_t ntasks, vlm_task_fn fn, void *ctx) {
     in_pool_task = 1;
     run_tasks(0);
     in_pool_task = 0;
-    // Workers must leave the job before the next one may overwrite its fields.
+    // Close the job: late workers can no longer join; wait for those that did (they may still be running
+    // their last task, and must leave before the next job overwrites the fields).
+    uint64_t s = atomic_fetch_or(&pool.state, CLOSED_BIT);
+    int joined = (int)(s & JOINED_MASK);
     int spins = 0;
-    while (atomic_load_explicit(&pool.active, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&pool.finished, memory_order_acquire) < joined) {
         if (++spins < 100000) CPU_RELAX();
-        else sched_yield();  // a worker was descheduled (busy machine): give it the core
+        else sched_yield();  // a worker was descheduled mid-task (busy machine): give it the core
     }
     pthread_mutex_unlock(&pool.submit);
 }

@@ -132,6 +132,26 @@ public struct LlamaConfig: Decodable, Sendable {
         }
     }
 
+    /// Real architectures for benchmarks with random weights.
+    public static func preset(_ name: String) -> LlamaConfig? {
+        var c = LlamaConfig()
+        switch name.lowercased() {
+        case "smollm2-360m", "llama-360m", "360m":
+            // HuggingFaceTB/SmolLM2-360M: 32 layers, width 960, 15 heads / 5 KV heads, tied embeddings.
+            c.vocabSize = 49152; c.hiddenSize = 960; c.intermediateSize = 2560; c.numHiddenLayers = 32
+            c.numAttentionHeads = 15; c.numKeyValueHeads = 5; c.maxPositionEmbeddings = 8192; c.rmsNormEps = 1e-5
+            c.tieWordEmbeddings = true; c.ropeTheta = 100000
+        case "smollm2-135m", "135m":
+            c.vocabSize = 49152; c.hiddenSize = 576; c.intermediateSize = 1536; c.numHiddenLayers = 30
+            c.numAttentionHeads = 9; c.numKeyValueHeads = 3; c.maxPositionEmbeddings = 8192; c.rmsNormEps = 1e-5
+            c.tieWordEmbeddings = true; c.ropeTheta = 100000
+        default: return nil
+        }
+        return c
+    }
+
+    public static let presetNames = ["smollm2-135m", "smollm2-360m"]
+
     func validate(path: String) throws {
         func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }
         for (name, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
@@ -197,15 +217,29 @@ public final class LlamaModel: @unchecked Sendable {
                 mlp: try GatedMLP(s.scope("mlp"), dim: c, hidden: config.intermediateSize, activation: act, bias: config.mlpBias))
         }
         norm = try RMSNorm(body.scope("norm"), dim: c, eps: config.rmsNormEps)
-        if config.tieWordEmbeddings && !head.contains("weight") {
+        if config.tieWordEmbeddings && (head.loader.store == nil || !head.contains("weight")) {
             lmHead = try Linear(weight: embedTokens.table, bias: nil)
         } else {
             lmHead = try Linear(head, in: c, out: config.vocabSize, bias: false)
         }
     }
 
+    /// A model of `config` with random weights (benchmarks).
+    public static func random(config: LlamaConfig, seed: UInt64 = 0) throws -> LlamaModel {
+        try config.validate(path: "config")
+        let loader = WeightLoader(randomSeed: seed)
+        return try loadingWeights { try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head")) }
+    }
+
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabSize }
+    /// Parameters (the tied head counted once).
+    public var parameterCount: Int {
+        let c = config, h = c.hiddenSize, d = c.resolvedHeadDim
+        let attention = h * (c.numAttentionHeads * d) * 2 + h * (c.kvHeads * d) * 2
+        let mlp = 3 * h * c.intermediateSize
+        return c.vocabSize * h * (c.tieWordEmbeddings ? 1 : 2) + c.numHiddenLayers * (attention + mlp + 2 * h) + h
+    }
 
     /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
     public func makeCache(capacity: Int? = nil) -> KVCache {

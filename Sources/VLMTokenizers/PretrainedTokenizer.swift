@@ -42,6 +42,8 @@ public struct PretrainedTokenizer: Tokenizer {
         addedVocabulary.byContent[TokenString(token)]?.id ?? model.tokenID(for: token)
     }
 
+    public func token(for id: Int) -> String? { addedVocabulary.byID[id]?.content ?? model.token(for: id) }
+
     public func postProcess(_ ids: [Int]) -> [Int] { postProcessor?.process(ids) ?? ids }
     public var specialTokenCount: Int { postProcessor?.addedTokenCount ?? 0 }
 

@@ -21,6 +21,8 @@ public protocol Tokenizer: Sendable {
     /// Model vocabulary plus added tokens (transformers' `len(tokenizer)`).
     var vocabularySize: Int { get }
     func tokenID(for token: String) -> Int?
+    /// The vocabulary string of `id` (added tokens first), nil for unknown ids.
+    func token(for id: Int) -> String?
 
     /// The post-processor applied to model ids (identity for tokenizers without one).
     func postProcess(_ ids: [Int]) -> [Int]
@@ -29,6 +31,7 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    public func token(for id: Int) -> String? { nil }
     public func postProcess(_ ids: [Int]) -> [Int] { ids }
     public var specialTokenCount: Int { 0 }
 }

@@ -10,7 +10,7 @@ import Testing
 @Suite struct KernelsGemmTests {
     static let linearShapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (3, 17, 31), (1, 65, 33), (17, 33, 65), (31, 65, 129), (50, 129, 33), (65, 31, 257),
-        (14, 32, 769), (33, 96, 50), (2, 768 + 1, 5), (460, 33, 20), (15, 70, 300),
+        (14, 32, 769), (33, 96, 50), (2, 768 + 1, 5), (460, 33, 20), (15, 70, 300), (3, 100, 700),
     ]
 
     @Test func linearMatchesNaive() {
@@ -18,7 +18,7 @@ import Testing
         KernelPaths.forEach { path, threads in
             for (idx, s) in Self.linearShapes.enumerated() {
                 let act = acts[idx % acts.count]
-                let withBias = idx % 2 == 0
+                let withBias = idx % 4 < 2  // each activation appears with and without bias
                 let ldx = s.k + (idx % 3), ldy = s.n + (idx % 4)
                 let x = randomFloats(s.m * ldx, seed: UInt64(idx))
                 let w = randomFloats(s.n * s.k, seed: UInt64(100 + idx))

@@ -60,7 +60,7 @@ import Testing
     /// argument, the inherent float rounding of v = 1.702 x (torch evaluates it in float too).
     @Test func activationsMatchNaive() {
         var grid: [Float] = stride(from: Float(-16), through: 16, by: 0.0137).map { $0 }
-        grid += [0, -0.0, 1e-30, -1e-30, 1e-40, -1e-40, 88, -88, 100, -100, .infinity, -.infinity, .nan, 3.0e38, -3.0e38]
+        grid += [0, -0.0, 1e-30, -1e-30, Float(bitPattern: 0x0001_16C2), -Float(bitPattern: 0x0001_16C2), 88, -88, 100, -100, .infinity, -.infinity, .nan, 3.0e38, -3.0e38]
         let acts: [(vlm_activation, Float)] = [
             (VLM_ACT_GELU, 0), (VLM_ACT_GELU_TANH, 1.6), (VLM_ACT_QUICK_GELU, 1.702), (VLM_ACT_SILU, 1), (VLM_ACT_RELU, 0),
         ]

@@ -3,6 +3,12 @@
 // (vlm_cpu_isa) and runs on the kernel thread pool (vlm_set_num_threads).
 //
 // Conventions: row-major, float32 compute, leading dimensions in elements, sizes as int64_t.
+//
+// Threading: kernels split large calls across a persistent pool (vlm_set_num_threads); small calls run
+// inline on the caller. Every kernel may be called from any thread, concurrently: while one call owns
+// the pool, concurrent calls run single-threaded on their own threads. Scratch memory is per thread.
+// Accuracy: the fast paths agree with the naive twins to float rounding (GEMMs: ~sqrt(K) * eps relative
+// to sum |a b|; transcendental functions: ~1e-6 relative; conversions: bit-exact).
 #ifndef CVLM_KERNELS_H
 #define CVLM_KERNELS_H
 #include <stddef.h>
@@ -58,7 +64,9 @@ typedef enum {
     VLM_ACT_RELU = 5,
 } vlm_activation;
 
-/// Opaque weight of a linear layer, packed once at load for the active ISA's micro-kernel.
+/// Opaque weight of a linear layer, packed once at load into 32-row panels (K-major). The layout is the
+/// same for every ISA, so a weight stays valid when vlm_force_isa changes the path. Read-only after
+/// packing: one packed weight may be used by concurrent calls.
 typedef struct vlm_packed_weight vlm_packed_weight;
 
 /// Pack W: [N, K] row-major (PyTorch nn.Linear layout, out x in). Returns NULL on allocation failure.
@@ -68,6 +76,7 @@ int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
 
 /// Y[M,N] = act(X[M,K] * W^T + bias).  X row stride ldx >= K, Y row stride ldy >= N; bias may be NULL.
+/// X is read in place (no copy); Y must not overlap X.
 void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                 vlm_activation act, float *Y, int64_t ldy);
 /// Reference: W unpacked [N,K].

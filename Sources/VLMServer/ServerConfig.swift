@@ -1,0 +1,61 @@
+import Foundation
+
+/// Everything `vlm serve` can be told. Defaults suit one CPU host serving a base-size CLIP.
+public struct ServerConfig: Sendable {
+    /// Checkpoint directory (Hugging Face layout).
+    public var modelDirectory: URL
+    /// Vector index (not yet supported: the index endpoints land with the index module).
+    public var indexPath: URL?
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    /// Request bodies above this are refused with 413 while they stream in, so nothing unbounded is buffered.
+    public var maxBodyBytes: Int = 20 * 1024 * 1024
+    /// Decoded width x height above this gets 422, decided from the image header before pixels are allocated.
+    public var maxImagePixels: Int = 25_000_000
+    /// Inputs (texts or images) per `/v1/embeddings` request, as OpenAI limits it.
+    public var maxInputsPerRequest: Int = 2048
+    /// Labels per `/v1/classify` request.
+    public var maxLabels: Int = 1000
+    /// Largest encoder batch the batcher forms from queued requests.
+    public var maxBatch: Int = 16
+    /// How long the batcher waits after the first queued item for more to arrive (it stops early when nothing
+    /// arrives for a quarter of this).
+    public var maxWaitMilliseconds: Int = 5
+    /// Items (texts, images; counted separately) waiting for the encoder; beyond this requests get 503.
+    public var queueCapacity: Int = 256
+    /// Seconds advertised in Retry-After with a 503.
+    public var retryAfterSeconds: Int = 1
+    /// Bearer token for the mutating endpoints (and, with `protectReads`, for every /v1 endpoint).
+    public var apiKey: String?
+    /// Require the API key on the read-only /v1 endpoints too (embeddings, classify, models).
+    public var protectReads: Bool = false
+    /// The id clients name in `"model"`; the checkpoint directory's name unless set.
+    public var modelID: String?
+
+    public init(modelDirectory: URL) {
+        self.modelDirectory = modelDirectory
+    }
+
+    /// `modelID`, or the directory's last path component.
+    public var resolvedModelID: String {
+        if let modelID, !modelID.isEmpty { return modelID }
+        let name = modelDirectory.standardizedFileURL.lastPathComponent
+        return name.isEmpty || name == "/" ? "clip" : name
+    }
+
+    /// Refuses settings that would make the server misbehave rather than start with them.
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: String) throws { if !ok { throw ServerError.invalidConfiguration(what) } }
+        try check((0 ... 65535).contains(port), "--port must be in 0...65535")
+        try check(maxBodyBytes > 0, "--max-body-bytes must be > 0")
+        try check(maxImagePixels > 0, "--max-image-pixels must be > 0")
+        try check(maxInputsPerRequest > 0, "--max-inputs must be > 0")
+        try check(maxLabels > 0, "max labels must be > 0")
+        try check((1 ... 4096).contains(maxBatch), "--max-batch must be in 1...4096")
+        try check((0 ... 60_000).contains(maxWaitMilliseconds), "--max-wait-ms must be in 0...60000")
+        try check(queueCapacity > 0, "--queue-capacity must be > 0")
+        try check(retryAfterSeconds >= 0, "retry-after must be >= 0")
+        if let apiKey { try check(!apiKey.isEmpty, "--api-key must not be empty") }
+        try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
+    }
+}

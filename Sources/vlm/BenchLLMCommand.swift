@@ -1,0 +1,112 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SwiftVLM
+
+/// `vlm bench-llm`: prefill and decode throughput of a Llama-family decoder, next to this machine's memory
+/// bandwidth roofline for decode (every weight is read once per generated token).
+struct BenchLLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-llm",
+        abstract: "Prefill and decode tokens/s of a Llama-family decoder (random weights with --config).",
+        discussion: "Compare with Benchmarks/bench_torch_llm.py (same configuration, prompt, tokens and threads).")
+
+    @Option(help: "Checkpoint directory (llama/mistral/qwen2).") var model: String?
+    @Option(help: "Architecture with random weights: \(LlamaConfig.presetNames.joined(separator: ", ")).") var config: String?
+    @Option(help: "Prompt tokens for prefill.") var prompt = 128
+    @Option(help: "Tokens to decode after the prompt.") var tokens = 64
+    @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+
+    struct Result: Encodable {
+        let engine: String
+        let config: String
+        let threads: Int
+        let parameters: Int
+        let weight_bytes: Int
+        let prompt_tokens: Int
+        let decode_tokens: Int
+        let prefill_tokens_per_s: Double
+        let decode_tokens_per_s: Double
+        let memory_bandwidth_gb_s: Double
+        let decode_roofline_tokens_per_s: Double
+    }
+
+    func run() throws {
+        try guarded {
+            guard prompt >= 1, tokens >= 1, prompt + tokens <= 1 << 16 else {
+                throw PipelineError.invalidArgument("--prompt and --tokens must be >= 1 and their sum <= 65536")
+            }
+            if let threads, threads > 0 { Kernels.threads = threads }
+            let lm: LlamaModel
+            let name: String
+            if let model {
+                lm = try LlamaModel.load(directory: URL(fileURLWithPath: model))
+                name = model
+            } else {
+                let preset = config ?? "smollm2-360m"
+                guard let cfg = LlamaConfig.preset(preset) else {
+                    throw PipelineError.invalidArgument("unknown --config '\(preset)' (known: \(LlamaConfig.presetNames.joined(separator: ", ")))")
+                }
+                lm = try LlamaModel.random(config: cfg)
+                name = preset
+            }
+            var rng = SplitMix64(seed: 7)
+            let ids = (0 ..< prompt).map { _ in Int(rng.next() % UInt64(lm.vocabularySize)) }
+            // Warm-up on a short prompt (page in weights, spin up threads).
+            _ = try lm.forward(ids: Array(ids.prefix(8)), cache: lm.makeCache(capacity: 16))
+            let cache = lm.makeCache(capacity: prompt + tokens)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var logits = try lm.forward(ids: ids, cache: cache)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0 ..< tokens {
+                var best = 0
+                for i in 1 ..< lm.vocabularySize where logits[i] > logits[best] { best = i }
+                logits = try lm.forward(ids: [best], cache: cache)
+            }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            let bandwidth = Self.memoryBandwidth()
+            let weightBytes = lm.parameterCount * MemoryLayout<Float>.size
+            let result = Result(engine: "swiftvlm fp32 weights", config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+                                weight_bytes: weightBytes, prompt_tokens: prompt, decode_tokens: tokens,
+                                prefill_tokens_per_s: Double(prompt) / (Double(t1 - t0) / 1e9),
+                                decode_tokens_per_s: Double(tokens) / (Double(t2 - t1) / 1e9),
+                                memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: bandwidth / Double(weightBytes))
+            switch format {
+            case .json: try printJSON(result)
+            case .text:
+                print("config \(name): \(result.parameters / 1_000_000)M parameters, \(weightBytes >> 20) MiB of fp32 weights, \(result.threads) threads")
+                print(String(format: "prefill: %8.1f tokens/s (%d tokens)", result.prefill_tokens_per_s, prompt))
+                print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth",
+                             result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s))
+            }
+        }
+    }
+
+    /// Read bandwidth (bytes/s) over a 1 GiB buffer with all kernel threads, best of 3: the decode roofline.
+    static func memoryBandwidth() -> Double {
+        let count = 1 << 28  // floats = 1 GiB
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        let workers = max(Kernels.threads, 1)
+        var best = 0.0
+        for _ in 0 ..< 3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let chunk = count / workers
+                let base = UnsafeRawPointer(buffer + w * chunk)
+                var acc = SIMD16<Float>()
+                var i = 0
+                while i + 16 <= chunk {
+                    acc += base.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                if acc.sum() == -1 { print("") }  // keep the loop
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            best = max(best, Double(count * 4) / seconds)
+        }
+        return best
+    }
+}

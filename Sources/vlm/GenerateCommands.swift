@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import SwiftVLM
+
+/// Sampling flags shared by caption, ask and chat.
+struct SamplingFlags: ParsableArguments {
+    @Option(help: "Maximum new tokens (default: the checkpoint's max_new_tokens, else 256).") var maxTokens: Int?
+    @Option(help: "Temperature; 0 means greedy.") var temperature: Float?
+    @Option(help: "Sample from the K most likely tokens.") var topK: Int?
+    @Option(help: "Nucleus sampling mass.") var topP: Float?
+    @Option(help: "Drop tokens below min-p x the top probability.") var minP: Float?
+    @Option(help: "Repetition penalty (1 = none).") var repetitionPenalty: Float?
+    @Option(help: "Random seed for sampling.") var seed: UInt64?
+    @Option(name: .customLong("stop"), help: "Stop string; repeatable.") var stops: [String] = []
+
+    func options(defaults: GenerationDefaults) -> SamplingOptions {
+        var o = SamplingOptions(defaults: defaults)
+        if let maxTokens { o.maxTokens = maxTokens }
+        if let temperature { o.temperature = temperature }
+        if let topK { o.topK = topK }
+        if let topP { o.topP = topP }
+        if let minP { o.minP = minP }
+        if let repetitionPenalty { o.repetitionPenalty = repetitionPenalty }
+        o.seed = seed
+        o.stop = stops
+        return o
+    }
+}
+
+struct GenerativeOptions: ParsableArguments {
+    @Option(name: .long, help: "Generative checkpoint directory (LLaVA, or a Llama-family LM for text-only chat).")
+    var model: String
+    @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
+
+    func pipeline() throws -> GenerativePipeline {
+        if let threads, threads > 0 { Kernels.threads = threads }
+        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath))
+    }
+}
+
+/// Streams an answer to stdout and statistics to stderr.
+func answer(_ pipeline: GenerativePipeline, messages: [ChatMessage], images: [RGBImage], options: SamplingOptions) throws -> GenerationResult {
+    let result = try pipeline.generate(messages: messages, images: images, options: options) { piece in
+        FileHandle.standardOutput.write(Data(piece.utf8))
+        return true
+    }
+    print("")
+    let stats = String(format: "[%d prompt tokens, %.1f tokens/s prefill; %d tokens, %.1f tokens/s decode; %@]",
+                       result.promptTokens, result.prefillTokensPerSecond, result.tokens.count,
+                       result.decodeTokensPerSecond, result.finishReason)
+    FileHandle.standardError.write(Data((stats + "\n").utf8))
+    return result
+}
+
+func loadImage(_ path: String) throws -> RGBImage {
+    try ImageDecoder.load(URL(fileURLWithPath: (path as NSString).expandingTildeInPath), alpha: .compositeOnWhite)
+}
+
+struct Caption: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Describe an image with a generative VLM (LLaVA).")
+    @OptionGroup var model: GenerativeOptions
+    @Argument(help: "Image file.") var image: String
+    @Option(help: "The instruction used as the user turn.") var prompt = "Describe this image in one sentence."
+    @OptionGroup var sampling: SamplingFlags
+
+    func run() throws {
+        try guarded {
+            let pipeline = try model.pipeline()
+            let picture = try loadImage(image)
+            let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(prompt)])]
+            _ = try answer(pipeline, messages: messages, images: [picture], options: sampling.options(defaults: pipeline.defaults))
+        }
+    }
+}
+
+struct Ask: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Answer a question about an image (visual question answering).")
+    @OptionGroup var model: GenerativeOptions
+    @Argument(help: "Image file.") var image: String
+    @Argument(help: "The question.") var question: String
+    @OptionGroup var sampling: SamplingFlags
+
+    func run() throws {
+        try guarded {
+            let pipeline = try model.pipeline()
+            let picture = try loadImage(image)
+            let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(question)])]
+            _ = try answer(pipeline, messages: messages, images: [picture], options: sampling.options(defaults: pipeline.defaults))
+        }
+    }
+}
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Multi-turn chat on stdin. Commands: /image PATH (attach to the next turn), /reset, /quit.")
+    @OptionGroup var model: GenerativeOptions
+    @Option(help: "Image attached to the first turn.") var image: String?
+    @Option(help: "System prompt.") var system: String?
+    @OptionGroup var sampling: SamplingFlags
+
+    func run() throws {
+        try guarded {
+            let pipeline = try model.pipeline()
+            let options = sampling.options(defaults: pipeline.defaults)
+            var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", text: $0)] } ?? []
+            var images: [RGBImage] = []
+            var pending: [RGBImage] = try image.map { [try loadImage($0)] } ?? []
+            let interactive = isatty(STDIN_FILENO) != 0
+            while true {
+                if interactive { FileHandle.standardError.write(Data("> ".utf8)) }
+                guard let line = readLine() else { break }
+                let text = line.trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { continue }
+                if text == "/quit" || text == "/exit" { break }
+                if text == "/reset" {
+                    messages = system.map { [ChatMessage(role: "system", text: $0)] } ?? []
+                    images = []
+                    pending = []
+                    continue
+                }
+                if text.hasPrefix("/image ") {
+                    do { pending.append(try loadImage(String(text.dropFirst(7)).trimmingCharacters(in: .whitespaces))) } catch {
+                        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                    }
+                    continue
+                }
+                var parts = pending.map { _ in ChatContentPart(type: "image") }
+                parts.append(.text(text))
+                let turn = messages + [ChatMessage(role: "user", parts: parts)]
+                do {
+                    let result = try answer(pipeline, messages: turn, images: images + pending, options: options)
+                    messages = turn + [ChatMessage(role: "assistant", text: result.text)]
+                    images += pending
+                    pending = []
+                } catch {
+                    // A failed turn (e.g. the context is full) is reported; the conversation so far is kept.
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import VLMTestSupport
+
+/// `vlm ask / caption / chat` as a user runs them, on the tiny llava-hf checkpoint (Tests/Fixtures/llava/llava-chat).
+@Suite(.serialized) struct GenerateCLITests {
+    let model = Fixtures.url("llava/llava-chat").path
+    let image = Fixtures.url("clip/images/chelsea.jpg").path
+
+    struct Reference: Decodable {
+        struct Case: Decodable { let question: String; let greedy: [Int]; let text: String }
+        let cases: [Case]
+    }
+
+    @Test func askPrintsTheAnswerAloneOnStdout() throws {
+        let ref: Reference = try Fixtures.json("llava/llava-chat.reference.json")
+        let c = ref.cases[0]
+        // The tiny checkpoint's EOS may come up before the reference's forced length; --stop-free greedy with
+        // max tokens equal to the reference answers the same prefix.
+        let r = try Executables.run(["ask", "--model", model, image, c.question, "--max-tokens", "\(c.greedy.count)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let printed = r.stdout.hasSuffix("\n") ? String(r.stdout.dropLast()) : r.stdout
+        #expect(c.text.hasPrefix(printed) && !printed.isEmpty)
+        #expect(r.stderr.contains("tokens/s"))
+    }
+
+    @Test func chatKeepsTurnsAndSurvivesBadImages() throws {
+        let input = "hello\n/image /nonexistent.png\n/image \(image)\nwhat is it?\n/quit\n"
+        let r = try Executables.run(["chat", "--model", model, "--max-tokens", "4"], stdin: Data(input.utf8))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("/nonexistent.png"))
+        #expect(r.stderr.components(separatedBy: "tokens/s decode").count == 3)  // two answered turns
+    }
+
+    @Test func generativeCommandsRefuseWrongModelsAndInputs() throws {
+        let clip = Fixtures.url("clip/tiny-a").path
+        let wrong = try Executables.run(["ask", "--model", clip, image, "what?"])
+        #expect(wrong.status == 1 && wrong.stderr.hasPrefix("error: ") && wrong.stderr.contains("model_type"))
+        let missing = try Executables.run(["caption", "--model", model, "/nonexistent/cat.jpg"])
+        #expect(missing.status == 1 && missing.stderr.contains("/nonexistent/cat.jpg"))
+        let badTopP = try Executables.run(["ask", "--model", model, image, "q", "--top-p", "2"])
+        #expect(badTopP.status == 1 && badTopP.stderr.contains("top-p"))
+    }
+}

@@ -1,0 +1,54 @@
+import CVLM
+import Testing
+import VLMTensor
+
+/// Largest elementwise difference (0 means bitwise equal for finite values).
+func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
+    zip(a.scalars, b.scalars).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
+
+/// Results must not depend on how many threads ran them (training resumes, server batches and parity tests
+/// all assume it): every output element sums in the same order whatever the task split.
+@Suite(.serialized) struct DeterminismTests {
+    func random(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let t = Tensor(uninitialized: shape)
+        for i in 0 ..< t.count { t[i] = rng.nextGaussian() }
+        return t
+    }
+
+    @Test(arguments: [1, 7, 13, 14, 20, 29, 50, 77, 130])
+    func linearIsBitwiseIdenticalForOneAndTwoThreads(m: Int) throws {
+        let saved = Kernels.threads
+        defer { Kernels.threads = saved }
+        let x = random([m, 768], seed: 1), w = try PackedLinearWeight(weight: random([640, 768], seed: 2))
+        let bias = random([640], seed: 3)
+        Kernels.threads = 1
+        let one = Ops.linear(x, w, bias: bias, activation: .gelu)
+        Kernels.threads = 2
+        let two = Ops.linear(x, w, bias: bias, activation: .gelu)
+        #expect(one.scalars == two.scalars, "max |diff| \(maxDifference(one, two))")
+        // General GEMM and attention too.
+        let a = random([m, 300], seed: 4), b = random([300, 200], seed: 5)
+        Kernels.threads = 1
+        let g1 = Ops.matmul(a, b)
+        Kernels.threads = 2
+        let g2 = Ops.matmul(a, b)
+        #expect(g1.scalars == g2.scalars, "max |diff| \(maxDifference(g1, g2))")
+    }
+
+    /// Few column panels and rows split into single-tile tasks: the case where K blocking used to follow the
+    /// task's share of the rows (so 2 threads summed in a different order than 1).
+    @Test(arguments: [(28, 32), (40, 16), (27, 64)])
+    func narrowLinearSplitByRowsIsBitwiseIdentical(shape: (Int, Int)) throws {
+        let saved = Kernels.threads
+        defer { Kernels.threads = saved }
+        let (m, n) = shape
+        let x = random([m, 2048], seed: 6), w = try PackedLinearWeight(weight: random([n, 2048], seed: 7))
+        Kernels.threads = 1
+        let one = Ops.linear(x, w, bias: nil)
+        Kernels.threads = 2
+        let two = Ops.linear(x, w, bias: nil)
+        #expect(one.scalars == two.scalars, "max |diff| \(maxDifference(one, two))")
+    }
+}
