@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import VLMLayers
+import VLMModels
+import VLMTensor
+import VLMTestSupport
+
+/// 16-bit weight storage at the model level: bf16/fp16 checkpoints loaded as stored keep 2 bytes per linear
+/// weight parameter, and (the kernels widen exactly and keep the f32 FMA order) give bit-for-bit the logits
+/// of the same checkpoint widened to float32.
+@Suite struct WeightStorageTests {
+    @Test(arguments: [("llama-gqa", PackedLinearWeight.Storage.bfloat16), ("llama-mqa", .float16), ("qwen2-lin", .float32)])
+    func asStoredKeepsCheckpointTypeAndMatchesFloat32Bitwise(config: String, expected: PackedLinearWeight.Storage) throws {
+        let url = Fixtures.url("llama/\(config)")
+        let stored = try LlamaModel.load(directory: url, storage: .asStored)
+        let wide = try LlamaModel.load(directory: url, storage: .float32)
+        let fp = stored.linearWeightFootprint, fpWide = wide.linearWeightFootprint
+        #expect(fp.parameters == fpWide.parameters)
+        // Rows are padded to multiples of 32; the fixtures' widths are multiples of 32, so the ratio is exact.
+        let perParameter = Double(fp.bytes) / Double(fp.parameters)
+        #expect(perParameter == Double(expected.bytesPerElement), "\(config): \(perParameter) bytes per parameter")
+        #expect(Double(fpWide.bytes) / Double(fpWide.parameters) == 4)
+
+        let ref: LlamaReference = try Fixtures.json("llama/\(config).reference.json")
+        let a = try stored.forward(ids: ref.prompt, cache: stored.makeCache(capacity: 64), allLogits: true)
+        let b = try wide.forward(ids: ref.prompt, cache: wide.makeCache(capacity: 64), allLogits: true)
+        var same = a.count == b.count
+        for i in 0 ..< min(a.count, b.count) where a[i].bitPattern != b[i].bitPattern { same = false }
+        #expect(same, "\(config): as-stored logits differ from float32 logits")
+    }
+
+    @Test func randomModelInBF16UsesTwoBytesPerParameter() throws {
+        guard var config = LlamaConfig.preset("smollm2-135m") else { Issue.record("preset"); return }
+        config.numHiddenLayers = 1
+        config.vocabSize = 1024
+        let m = try LlamaModel.random(config: config, seed: 1, storage: .bfloat16)
+        let fp = m.linearWeightFootprint
+        // Tied head: the embedding table is packed once and shared.
+        #expect(fp.parameters == 1024 * 576 + 576 * (576 + 2 * 192) + 576 * 576 + 3 * 576 * 1536)
+        #expect(Double(fp.bytes) / Double(fp.parameters) < 2.01)
+        let logits = try m.forward(ids: [1, 2, 3], cache: m.makeCache(capacity: 8))
+        #expect(logits.shape == [1, 1024] && (0 ..< 1024).allSatisfy { logits[$0].isFinite })
+    }
+}
