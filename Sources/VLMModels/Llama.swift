@@ -242,12 +242,12 @@ public final class LlamaModel: @unchecked Sendable {
         return c.vocabSize * h * (c.tieWordEmbeddings ? 1 : 2) + c.numHiddenLayers * (attention + mlp + 2 * h) + h
     }
 
-    /// Packed linear weights (fused projections, LM head, a 16-bit embedding table counted once when tied):
-    /// their parameter count and bytes in memory (rows padded to 32).
+    /// The linear layers' packed weights (fused projections and the LM head, which is the embedding table
+    /// when tied): their parameter count and bytes in memory (rows padded to 32). These are what a decode
+    /// step streams.
     public var linearWeightFootprint: (parameters: Int, bytes: Int) {
         var weights = layers.flatMap { [$0.attention.qkv.weight, $0.attention.out.weight, $0.mlp.gateUp.weight, $0.mlp.down.weight] }
         weights.append(lmHead.weight)
-        if let table = embedTokens.packed, table !== lmHead.weight { weights.append(table) }
         return weights.reduce((0, 0)) { ($0.0 + $1.outFeatures * $1.inFeatures, $0.1 + $1.byteCount) }
     }
 
