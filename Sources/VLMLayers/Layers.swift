@@ -64,21 +64,20 @@ public struct Embedding: @unchecked Sendable {
     public init(_ scope: WeightScope, count: Int, dim: Int) throws {
         self.count = count
         self.dim = dim
-        if scope.storage == .float32 {
+        let keep16: Bool
+        switch scope.storage {
+        case .float32: keep16 = false
+        case .bfloat16, .float16: keep16 = true
+        case .asStored:
+            let dtype = scope.loader.store?.entry(scope.key("weight"))?.dtype
+            keep16 = dtype == .bf16 || dtype == .f16
+        }
+        if keep16 {
+            table = nil
+            packed = try scope.packedWeight(["weight"], rows: [count], cols: dim)
+        } else {
             table = try scope.tensor("weight", shape: [count, dim])
             packed = nil
-        } else {
-            let p = try scope.packedWeight(["weight"], rows: [count], cols: dim)
-            if p.storage == .float32 {
-                // A float32 checkpoint stays a plain table (cheap row pointers); unpack it once.
-                let t = Tensor(uninitialized: [count, dim])
-                for r in 0 ..< count { p.copyRow(r, into: t.pointer + r * dim) }
-                table = t
-                packed = nil
-            } else {
-                table = nil
-                packed = p
-            }
         }
     }
 
