@@ -107,6 +107,21 @@ func benchLLMShapes() {
             x.deallocate(); w.deallocate(); y.deallocate()
         }
     }
+    // Load-time cost: packing a 7B up-projection from a bf16 checkpoint buffer (odd address, as an mmap gives).
+    let (n, k) = (11008, 4096)
+    let src = UnsafeMutableRawPointer.allocate(byteCount: n * k * 2 + 1, alignment: 64)
+    let w = randomBuffer(n * k, seed: 9)
+    vlm_f32_to_bf16(w, (src + 1).assumingMemoryBound(to: UInt16.self), Int64(n * k))
+    for (storage, name) in [(VLM_WEIGHT_BF16, "bf16 -> bf16"), (VLM_WEIGHT_F32, "bf16 -> f32")] {
+        for threads in [1, 2] {
+            vlm_set_num_threads(Int32(threads))
+            let t = measure(minTime: 0.5) { vlm_packed_weight_free(vlm_pack_weight_ex(src + 1, VLM_SRC_BF16, Int64(n), Int64(k), storage)) }
+            print(String(format: "pack %@ K=%d N=%d, %d threads: %.1f ms (%.2f GB/s of source)", name, k, n, threads, t * 1e3,
+                         Double(n * k * 2) / t / 1e9))
+        }
+    }
+    src.deallocate()
+    w.deallocate()
     vlm_set_num_threads(0)
 }
 

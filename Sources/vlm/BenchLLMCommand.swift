@@ -110,13 +110,8 @@ struct BenchLLM: ParsableCommand {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let chunk = count / workers
                 let base = UnsafeRawPointer(buffer + w * chunk)
-                var acc = SIMD16<Float>()
-                var i = 0
-                while i + 16 <= chunk {
-                    acc += base.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                    i += 16
-                }
-                if acc.sum() == -1 { print("") }  // keep the loop
+                // glibc's vectorised memchr streams the chunk at full speed (1.0f is bytes 00 00 80 3F: no 0x55).
+                if memchr(base, 0x55, chunk * 4) != nil { print("") }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             best = max(best, Double(count * 4) / seconds)
