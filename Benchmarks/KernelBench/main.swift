@@ -1,4 +1,5 @@
-// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--no-naive] [--cpu-time]
+// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--no-naive] [--cpu-time] [--llm]
+// (--llm: only the decoder-layer shapes with f32 / bf16 / f16 weight storage, GEMV GB/s vs read bandwidth.)
 // Prints GFLOP/s of vlm_linear on the ViT-B/32 shapes at 1 and 2 threads (fast path and the naive reference,
 // which is single-threaded),
 // plus sgemm and attention. Compare with Benchmarks/kernels_torch.py (torch F.linear, same threads).
@@ -53,7 +54,82 @@ func randomBuffer(_ n: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
     return p
 }
 
+/// Read bandwidth (bytes/s) of `threads` threads scanning a 1 GiB buffer, best of 3 (the GEMV roofline).
+func readBandwidth(threads: Int) -> Double {
+    let count = 1 << 28
+    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: 1, count: count)
+    var best = 0.0
+    for _ in 0 ..< 3 {
+        let t0 = now()
+        DispatchQueue.concurrentPerform(iterations: threads) { w in
+            let chunk = count / threads
+            let base = UnsafeRawPointer(buffer + w * chunk)
+            // glibc's memchr is a vectorised streaming read: searching a byte that is absent reads the whole chunk.
+            if memchr(base, 0x55, chunk * 4) != nil { print("") }  // 1.0f is bytes 00 00 80 3F: no 0x55
+        }
+        best = max(best, Double(count * 4) / (now() - t0))
+    }
+    return best
+}
+
+/// Decoder layer shapes (SmolLM2-360M, Llama-7B) with f32, bf16 and f16 weight storage: decode GEMV (M=1,
+/// memory bound: GB/s of weights streamed vs the read bandwidth) and a 128-token prefill (GFLOP/s).
+func benchLLMShapes() {
+    let bw = [1, 2].map { readBandwidth(threads: $0) }
+    print(String(format: "\nLLM layers, weight storage f32 / bf16 / f16 (read bandwidth: %.1f GB/s 1 thread, %.1f GB/s 2 threads)",
+                 bw[0] / 1e9, bw[1] / 1e9))
+    print("shape".padding(toLength: 36, withPad: " ", startingAt: 0) + "store  thr     ms/call    GB/s   GFLOP/s")
+    let layers: [(Int, Int, String)] = [
+        (960, 1600, "360M qkv"), (960, 5120, "360M gate|up"), (2560, 960, "360M down"),
+        (4096, 4096, "7B q/o"), (4096, 11008, "7B up"), (4096, 22016, "7B gate|up"), (11008, 4096, "7B down"),
+    ]
+    let stores: [(vlm_weight_dtype, String, Int)] = [(VLM_WEIGHT_F32, "f32", 4), (VLM_WEIGHT_BF16, "bf16", 2), (VLM_WEIGHT_F16, "f16", 2)]
+    for m in [1, 128] {
+        for (k, n, label) in layers {
+            let x = randomBuffer(m * k, seed: 1), w = randomBuffer(n * k, seed: 2)
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+            for (dtype, name, esize) in stores {
+                guard let packed = vlm_pack_weight(w, Int64(n), Int64(k), dtype) else { print("pack failed"); continue }
+                for threads in [1, 2] {
+                    vlm_set_num_threads(Int32(threads))
+                    let t = measure(minTime: m == 1 ? 0.3 : 0.5) { vlm_linear(x, Int64(m), Int64(k), packed, nil, VLM_ACT_NONE, y, Int64(n)) }
+                    let bytes = Double(n * k * esize)
+                    var line = "\(label) M=\(m) K=\(k) N=\(n)".padding(toLength: 36, withPad: " ", startingAt: 0)
+                    line += name.padding(toLength: 7, withPad: " ", startingAt: 0)
+                    line += String(format: "%d  %10.3f  %6.1f  %8.1f", threads, t * 1e3, bytes / t / 1e9, 2.0 * Double(m * n * k) / t / 1e9)
+                    if m == 1 { line += String(format: "   (%.0f%% of read bw)", 100 * bytes / t / bw[threads - 1]) }
+                    print(line)
+                }
+                vlm_packed_weight_free(packed)
+            }
+            x.deallocate(); w.deallocate(); y.deallocate()
+        }
+    }
+    // Load-time cost: packing a 7B up-projection from a bf16 checkpoint buffer (odd address, as an mmap gives).
+    let (n, k) = (11008, 4096)
+    let src = UnsafeMutableRawPointer.allocate(byteCount: n * k * 2 + 1, alignment: 64)
+    let w = randomBuffer(n * k, seed: 9)
+    vlm_f32_to_bf16(w, (src + 1).assumingMemoryBound(to: UInt16.self), Int64(n * k))
+    for (storage, name) in [(VLM_WEIGHT_BF16, "bf16 -> bf16"), (VLM_WEIGHT_F32, "bf16 -> f32")] {
+        for threads in [1, 2] {
+            vlm_set_num_threads(Int32(threads))
+            let t = measure(minTime: 0.5) { vlm_packed_weight_free(vlm_pack_weight_ex(src + 1, VLM_SRC_BF16, Int64(n), Int64(k), storage)) }
+            print(String(format: "pack %@ K=%d N=%d, %d threads: %.1f ms (%.2f GB/s of source)", name, k, n, threads, t * 1e3,
+                         Double(n * k * 2) / t / 1e9))
+        }
+    }
+    src.deallocate()
+    w.deallocate()
+    vlm_set_num_threads(0)
+}
+
 let args = CommandLine.arguments
+if args.contains("--llm") {
+    benchLLMShapes()
+    exit(0)
+}
 let quick = args.contains("--quick")
 let withNaive = !args.contains("--no-naive")
 let cpuISA = String(cString: vlm_isa_name(vlm_cpu_isa()))
@@ -149,3 +225,5 @@ for (b, t, h, d, causal) in [(8, 50, 12, 64, false), (1, 50, 12, 64, false), (8,
     print(line)
 }
 vlm_set_num_threads(0)
+
+benchLLMShapes()

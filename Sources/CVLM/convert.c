@@ -6,9 +6,6 @@
 static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-float vlm_f16_to_f32_scalar(uint16_t h);
-uint16_t vlm_f32_to_f16_scalar(float f);
-
 float vlm_f16_to_f32_scalar(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF;
@@ -45,7 +42,7 @@ uint16_t vlm_f32_to_f16_scalar(float f) {
     return sign | (uint16_t)q;
 }
 
-static inline uint16_t f32_to_bf16_scalar(float f) {
+uint16_t vlm_f32_to_bf16_scalar(float f) {
     uint32_t u = f2u(f);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
     u += 0x7FFFu + ((u >> 16) & 1);  // round to nearest even
@@ -62,7 +59,7 @@ void vlm_bf16_to_f32_naive(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = u2f((uint32_t)src[i] << 16);
 }
 void vlm_f32_to_bf16_naive(const float *src, uint16_t *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16_scalar(src[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = vlm_f32_to_bf16_scalar(src[i]);
 }
 
 // Dispatching conversions (single-threaded: they run once per weight at load, memory bound).

@@ -28,25 +28,29 @@
     ".endif\n\t"
 
 // acc[i*16 + j] = sum_k A(i, k) * Bp[k*VLM_NR + j], i < MR_, j < 16.
-#define KERNEL256(MR_, kc, A, lda, Bp, acc)                                                               \
+// B loads are a parameter (LOAD: one k row of the half panel into ymm12/ymm13, STEP: bytes per k row, PRE:
+// set-up before the loop) so the 16-bit panels (below) run the same FMA sequence as f32.
+#define KERNEL256(MR_, kc, A, lda, Bp, acc) \
+    KERNEL256_B(MR_, kc, A, lda, Bp, acc, "", "vmovaps (%[b]), %%ymm12\n\t" "vmovaps 32(%[b]), %%ymm13\n\t", "$128")
+#define KERNEL256_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP)                                            \
     do {                                                                                                 \
         uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
         uintptr_t a1 = a0 + 4 * ldb_, lda3 = 3 * ldb_;                                                   \
-        const float *b_ = (Bp);                                                                          \
+        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
         int64_t k_ = (kc);                                                                               \
         __asm__ volatile(                                                                                \
+            PRE                                                                                          \
             ZERO256(0, 0, 1) ZERO256(1, 2, 3) ZERO256(2, 4, 5) ZERO256(3, 6, 7) ZERO256(4, 8, 9)         \
             ZERO256(5, 10, 11)                                                                           \
             "test %[k], %[k]\n\t"                                                                        \
             "jle 2f\n\t"                                                                                 \
             ".p2align 5\n"                                                                               \
             "1:\n\t"                                                                                     \
-            "vmovaps (%[b]), %%ymm12\n\t"                                                                \
-            "vmovaps 32(%[b]), %%ymm13\n\t"                                                              \
+            LOAD                                                                                         \
             ROW256(0, "(%[a0])", 0, 1) ROW256(1, "(%[a0],%[lda],1)", 2, 3)                               \
             ROW256(2, "(%[a0],%[lda],2)", 4, 5) ROW256(3, "(%[a0],%[lda3],1)", 6, 7)                     \
             ROW256(4, "(%[a1])", 8, 9) ROW256(5, "(%[a1],%[lda],1)", 10, 11)                             \
-            "add $128, %[b]\n\t"                                                                         \
+            "add " STEP ", %[b]\n\t"                                                                     \
             "add $4, %[a0]\n\t"                                                                          \
             "add $4, %[a1]\n\t"                                                                          \
             "dec %[k]\n\t"                                                                               \
@@ -105,6 +109,41 @@ static void ukernel_avx2(int mr, int64_t kc, const float *A, int64_t lda, const 
     uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
+// MARK: 16-bit panels (layouts: kernels_internal.h)
+// f16: VCVTPH2PS widens 8 consecutive halves exactly; half h of the panel row starts at byte 32 h.
+// bf16: lane i of the row's first 32 bytes is (col 16+i) << 16 | col i (i < 8; the next 32 bytes hold
+// cols 8..15 / 24..31). bf16 is the upper half of a binary32: lane << 16 is the low column (half 0),
+// lane & 0xFFFF0000 the high one (half 1; mask in ymm15, unused by the kernel), both exact.
+#define PRE_MASK256 "vpcmpeqd %%ymm15, %%ymm15, %%ymm15\n\t" "vpslld $16, %%ymm15, %%ymm15\n\t"
+#define LOAD_BF16_LO                                                                                     \
+    "vmovdqu (%[b]), %%ymm12\n\t" "vpslld $16, %%ymm12, %%ymm12\n\t"                                     \
+    "vmovdqu 32(%[b]), %%ymm13\n\t" "vpslld $16, %%ymm13, %%ymm13\n\t"
+#define LOAD_BF16_HI "vpand (%[b]), %%ymm15, %%ymm12\n\t" "vpand 32(%[b]), %%ymm15, %%ymm13\n\t"
+#define LOAD_F16 "vcvtph2ps (%[b]), %%ymm12\n\t" "vcvtph2ps 16(%[b]), %%ymm13\n\t"
+
+#define UK16(n)                                                                                          \
+    static VLM_AVX2 void uk16_256_##n(int64_t kc, const float *A, int64_t lda, const uint16_t *Bp,       \
+                                      float *C, int64_t ldc, int nr, int accumulate, int f16) {          \
+        float acc[MR256 * 16] __attribute__((aligned(32)));                                              \
+        if (f16) KERNEL256_B(n, kc, A, lda, Bp, acc, "", LOAD_F16, "$64");                               \
+        else KERNEL256_B(n, kc, A, lda, Bp, acc, "", LOAD_BF16_LO, "$64");                               \
+        store_half(acc, n, C, ldc, nr < 16 ? nr : 16, accumulate);                                       \
+        if (nr > 16) {                                                                                   \
+            if (f16) KERNEL256_B(n, kc, A, lda, Bp + 16, acc, "", LOAD_F16, "$64");                      \
+            else KERNEL256_B(n, kc, A, lda, Bp, acc, PRE_MASK256, LOAD_BF16_HI, "$64");                  \
+            store_half(acc, n, C + 16, ldc, nr - 16, accumulate);                                        \
+        }                                                                                                \
+    }
+UK16(1) UK16(2) UK16(3) UK16(4) UK16(5) UK16(6)
+
+typedef void (*uk16_fn)(int64_t, const float *, int64_t, const uint16_t *, float *, int64_t, int, int, int);
+static const uk16_fn uk16_table[MR256 + 1] = {NULL, uk16_256_1, uk16_256_2, uk16_256_3, uk16_256_4, uk16_256_5, uk16_256_6};
+
+void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
+                        int nr, int accumulate, int f16) {
+    uk16_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate, f16);
+}
+
 VLM_AVX2 void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_activation act) {
     for (int64_t i = 0; i < n; i += 8) {
         __m256i m = tail_mask_256(n - i);
@@ -118,8 +157,13 @@ VLM_AVX2 void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_acti
 const vlm_gemm_kernels vlm_gemm_kernels_avx2 = {
     .mr_max = MR256,
     .ukernel = ukernel_avx2,
+    .ukernel16 = vlm_ukernel16_avx2,
     .bias_act = vlm_bias_act_avx2,
 };
 #else
 const vlm_gemm_kernels vlm_gemm_kernels_avx2 = {0};
+void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
+                        int nr, int accumulate, int f16) {
+    (void)mr; (void)kc; (void)A; (void)lda; (void)Bp; (void)C; (void)ldc; (void)nr; (void)accumulate; (void)f16;
+}
 #endif

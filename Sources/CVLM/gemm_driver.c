@@ -119,9 +119,13 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                 for (int64_t p = pc; p < pc1; p++) {
                     int64_t n0 = p * VLM_NR;
                     int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
-                    const float *bp;
-                    if (j->W) bp = j->W->data + (size_t)p * j->K * VLM_NR + (size_t)kb * VLM_NR;
-                    else { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
+                    const float *bp = NULL;
+                    const uint16_t *bp16 = NULL;
+                    size_t off = ((size_t)p * (size_t)j->K + (size_t)kb) * VLM_NR;
+                    if (!j->W) { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
+                    else if (j->W->dtype == VLM_WEIGHT_F32) bp = (const float *)j->W->data + off;
+                    else bp16 = (const uint16_t *)j->W->data + off;
+                    int f16 = j->W && j->W->dtype == VLM_WEIGHT_F16;
                     int64_t r = 0;
                     for (int64_t t = 0; t < ntiles; t++) {
                         int mr = (int)(base + (t < extra));
@@ -134,7 +138,9 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                                     for (int q = 0; q < nr; q++) c[i * j->ldc + q] *= j->beta;
                             accumulate = 1;
                         }
-                        ks->ukernel(mr, kc, a + r * lda + kb, lda, bp, c, j->ldc, nr, accumulate);
+                        // 16-bit panels: same tiles, same FMA order, weights widened exactly in the kernel.
+                        if (bp16) ks->ukernel16(mr, kc, a + r * lda + kb, lda, bp16, c, j->ldc, nr, accumulate, f16);
+                        else ks->ukernel(mr, kc, a + r * lda + kb, lda, bp, c, j->ldc, nr, accumulate);
                         if (last && (j->bias || j->act != VLM_ACT_NONE))
                             for (int i = 0; i < mr; i++)
                                 ks->bias_act(c + i * j->ldc, nr, j->bias ? j->bias + n0 : NULL, j->act);

@@ -10,14 +10,31 @@
 // (tests switch ISA after packing): W [N,K] is cut into ceil(N/VLM_NR) panels of VLM_NR output rows;
 // panel p stores, for k = 0..K-1, the VLM_NR values W[p*NR + j][k] contiguously (zero-padded past N).
 // The AVX2 micro-kernel reads a panel as two 16-wide halves with row stride VLM_NR.
+//
+// 16-bit storage keeps the same panels with 2-byte elements (one 64-byte cache line per k). F16 rows are in
+// column order (VCVTPH2PS widens 16 consecutive halves). BF16 rows interleave the two 16-column halves:
+// element 2i holds column i and element 2i+1 column 16+i, so each 32-bit lane holds (col 16+i) << 16 |
+// col i and the kernels widen with one shift (lane << 16 = column i as binary32) and one mask (lane &
+// 0xFFFF0000 = column 16+i): bf16 is the upper half of a binary32, so both are exact.
 #define VLM_NR 32
 
 struct vlm_packed_weight {
     int64_t N, K;
     int64_t npanels;
-    vlm_weight_dtype dtype;
-    float *data;  // npanels * K * VLM_NR floats, 64-byte aligned
+    vlm_weight_dtype dtype;  // F32, BF16 or F16 (what is actually stored)
+    int esize;               // bytes per element: 4 or 2
+    void *data;              // npanels * K * VLM_NR elements, 64-byte aligned
 };
+
+/// Index of column j (< VLM_NR) within a 16-bit panel row of `dtype`.
+static inline int vlm_panel_col16(vlm_weight_dtype dtype, int j) {
+    return dtype == VLM_WEIGHT_BF16 ? (j < 16 ? 2 * j : 2 * (j - 16) + 1) : j;
+}
+/// W(p*NR + j, k) of a packed weight, widened to float (the naive paths' reader).
+float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j);
+float vlm_f16_to_f32_scalar(uint16_t h);
+uint16_t vlm_f32_to_f16_scalar(float f);
+uint16_t vlm_f32_to_bf16_scalar(float f);
 
 // MARK: Thread pool
 /// A task body: `task` in [0, ntasks), `thread` in [0, vlm_get_num_threads()) identifies per-thread scratch.
@@ -46,12 +63,21 @@ typedef struct {
     int mr_max;
     void (*ukernel)(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
                     int accumulate);
+    /// The same micro-kernel on a 16-bit panel slice (Bp[k * VLM_NR + j] in the layout of the dtype, see
+    /// above; f16 != 0: binary16, else bf16), widening each weight exactly before the identical FMA sequence.
+    void (*ukernel16)(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
+                      int nr, int accumulate, int f16);
     /// x[i] = act(x[i] + bias[i]) for i < n; bias may be NULL.
     void (*bias_act)(float *x, int64_t n, const float *bias, vlm_activation act);
 } vlm_gemm_kernels;
 
 extern const vlm_gemm_kernels vlm_gemm_kernels_avx512;
 extern const vlm_gemm_kernels vlm_gemm_kernels_avx2;
+// 16-bit micro-kernels (gemm16_avx512.c, gemm16_avx2.c), hooked into the kernel sets above.
+void vlm_ukernel16_avx512(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
+                          int nr, int accumulate, int f16);
+void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
+                        int nr, int accumulate, int f16);
 /// Kernel set of the active ISA, or NULL for the naive path.
 const vlm_gemm_kernels *vlm_active_gemm_kernels(void);
 

@@ -122,12 +122,11 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         self.headDim = headDim
         self.rotary = rotary
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
-        var weights: [Tensor] = [], biases: [Tensor] = []
-        for (name, width) in [("q_proj", qWidth), ("k_proj", kvWidth), ("v_proj", kvWidth)] {
-            weights.append(try scope.tensor("\(name).weight", shape: [width, dim]))
-            if bias { biases.append(try scope.tensor("\(name).bias", shape: [width])) }
-        }
-        qkv = try Linear(weight: concatenateRows(weights), bias: bias ? concatenateRows(biases) : nil)
+        // Packed straight from the checkpoint into one fused weight (no float32 copy of 16-bit tensors).
+        let names = ["q_proj", "k_proj", "v_proj"], widths = [qWidth, kvWidth, kvWidth]
+        let weight = try scope.packedWeight(names.map { "\($0).weight" }, rows: widths, cols: dim)
+        let biases = bias ? try zip(names, widths).map { try scope.tensor("\($0).bias", shape: [$1]) } : []
+        qkv = Linear(packed: weight, bias: bias ? concatenateRows(biases) : nil)
         out = try Linear(scope.scope("o_proj"), in: qWidth, out: dim, bias: outBias)
     }
 
@@ -167,10 +166,9 @@ public final class GatedMLP: @unchecked Sendable {
     public let activation: Activation
 
     public init(_ scope: WeightScope, dim: Int, hidden: Int, activation: Activation, bias: Bool) throws {
-        let gate = try scope.tensor("gate_proj.weight", shape: [hidden, dim])
-        let up = try scope.tensor("up_proj.weight", shape: [hidden, dim])
+        let gateUpWeight = try scope.packedWeight(["gate_proj.weight", "up_proj.weight"], rows: [hidden, hidden], cols: dim)
         let b = bias ? concatenateRows([try scope.tensor("gate_proj.bias", shape: [hidden]), try scope.tensor("up_proj.bias", shape: [hidden])]) : nil
-        gateUp = try Linear(weight: concatenateRows([gate, up]), bias: b)
+        gateUp = Linear(packed: gateUpWeight, bias: b)
         down = try Linear(scope.scope("down_proj"), in: hidden, out: dim, bias: bias)
         self.hidden = hidden
         self.activation = activation

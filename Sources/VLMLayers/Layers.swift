@@ -12,11 +12,18 @@ public final class Linear: @unchecked Sendable {
         self.bias = bias
     }
 
-    /// Loads `<scope>.weight` [out, in] and, if `bias`, `<scope>.bias` [out].
+    /// A layer over an already packed weight (fused projections, a tied LM head sharing the embedding table).
+    public init(packed: PackedLinearWeight, bias: Tensor?) {
+        self.weight = packed
+        self.bias = bias
+    }
+
+    /// Loads `<scope>.weight` [out, in] in the scope's storage (16-bit kept as stored with `.asStored`) and,
+    /// if `bias`, `<scope>.bias` [out] as float32.
     public convenience init(_ scope: WeightScope, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
-        let w = try scope.tensor("weight", shape: [outFeatures, inFeatures])
+        let w = try scope.packedWeight(["weight"], rows: [outFeatures], cols: inFeatures)
         let b = bias ? try scope.tensor("bias", shape: [outFeatures]) : nil
-        try self.init(weight: w, bias: b)
+        self.init(packed: w, bias: b)
     }
 
     /// x: [..., in] -> [..., out], with the activation fused into the GEMM epilogue.
@@ -41,16 +48,55 @@ public struct LayerNorm: @unchecked Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor { Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
 }
 
-/// nn.Embedding: a [count, dim] table gathered by index.
+/// nn.Embedding: a [count, dim] table gathered by index. Float32 storage keeps a row-major table; 16-bit
+/// storage keeps the table packed like a linear weight, so a tied LM head reuses it (one copy in memory),
+/// and lookups widen the row exactly.
 public struct Embedding: @unchecked Sendable {
-    public let table: Tensor
-    public var count: Int { table.shape[0] }
-    public var dim: Int { table.shape[1] }
+    /// Float32 storage (row-major), or nil when the table is packed.
+    public let table: Tensor?
+    /// 16-bit storage: the table as a [count, dim] packed weight.
+    public let packed: PackedLinearWeight?
+    public let count: Int
+    public let dim: Int
 
+    /// Loads `<scope>.weight` [count, dim]; kept packed in 16 bits when the scope's storage resolves to 16 bits,
+    /// else as a float32 table.
     public init(_ scope: WeightScope, count: Int, dim: Int) throws {
-        table = try scope.tensor("weight", shape: [count, dim])
+        self.count = count
+        self.dim = dim
+        let keep16: Bool
+        switch scope.storage {
+        case .float32: keep16 = false
+        case .bfloat16, .float16: keep16 = true
+        case .asStored:
+            let dtype = scope.loader.store?.entry(scope.key("weight"))?.dtype
+            keep16 = dtype == .bf16 || dtype == .f16
+        }
+        if keep16 {
+            table = nil
+            packed = try scope.packedWeight(["weight"], rows: [count], cols: dim)
+        } else {
+            table = try scope.tensor("weight", shape: [count, dim])
+            packed = nil
+        }
     }
 
-    /// Row `index` of the table; the caller has validated the index.
-    public func row(_ index: Int) -> UnsafeMutablePointer<Float> { table.pointer + index * dim }
+    /// Row `index` of a float32 table; the caller has validated the index. Only for float32 storage (CLIP):
+    /// use copyRow for tables that may be 16-bit.
+    public func row(_ index: Int) -> UnsafeMutablePointer<Float> {
+        guard let table else { preconditionFailure("Embedding.row needs float32 storage; use copyRow") }
+        return table.pointer + index * dim
+    }
+
+    /// dst[0..<dim] = row `index` as float32, whatever the storage; the caller has validated the index.
+    public func copyRow(_ index: Int, into dst: UnsafeMutablePointer<Float>) {
+        if let table { dst.update(from: table.pointer + index * dim, count: dim) } else { packed?.copyRow(index, into: dst) }
+    }
+
+    /// The table packed for a tied LM head: the 16-bit table itself (shared), or a float32 packing of the table.
+    public func packedForHead() throws -> PackedLinearWeight {
+        if let packed { return packed }
+        guard let table else { throw WeightError.invalid("embedding has no table") }
+        return try PackedLinearWeight(weight: table)
+    }
 }

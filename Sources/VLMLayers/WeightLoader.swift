@@ -23,6 +23,16 @@ public enum WeightError: Error, CustomStringConvertible {
     }
 }
 
+/// How linear-layer weights and embedding tables are kept in memory (norm weights and biases are float32).
+public enum WeightStorage: String, Sendable, CaseIterable {
+    /// Widened to float32 (4 bytes per parameter).
+    case float32
+    /// The checkpoint's own type when it is bf16 or fp16 (2 bytes per parameter, no rounding), else float32.
+    case asStored = "as-stored"
+    /// Forced 16-bit: float32 sources are rounded to nearest even (benchmarks with random weights).
+    case bfloat16, float16
+}
+
 /// Hands out a checkpoint's tensors by Hugging Face key, checking each shape against what the config implies,
 /// and at the end refuses keys nobody claimed: a checkpoint loads completely or not at all.
 public final class WeightLoader {
@@ -32,21 +42,26 @@ public final class WeightLoader {
     private let ignorable: (String) -> Bool
     private var random: SplitMix64?
 
-    public init(store: WeightStore, ignorable: @escaping (String) -> Bool = { _ in false }) {
+    /// Storage of linear weights and embeddings for scopes that do not override it (WeightScope.storage).
+    public let storage: WeightStorage
+
+    public init(store: WeightStore, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store
+        self.storage = storage
         self.ignorable = ignorable
     }
 
     /// Random weights of whatever shape each layer asks for (benchmarks of a configuration with no checkpoint):
     /// N(0, 0.02) like transformers' initialiser, except 1-D `*.weight` of norms, which are 1.
-    public init(randomSeed: UInt64) {
+    public init(randomSeed: UInt64, storage: WeightStorage = .float32) {
         store = nil
+        self.storage = storage
         ignorable = { _ in true }
         random = SplitMix64(seed: randomSeed)
     }
 
-    public convenience init(directory: URL, ignorable: @escaping (String) -> Bool = { _ in false }) throws {
-        do { self.init(store: try WeightStore(directory: directory), ignorable: ignorable) } catch let e as TensorError {
+    public convenience init(directory: URL, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) throws {
+        do { self.init(store: try WeightStore(directory: directory), storage: storage, ignorable: ignorable) } catch let e as TensorError {
             throw WeightError.storage(e)
         }
     }
@@ -60,6 +75,51 @@ public final class WeightLoader {
         guard entry.shape == shape else { throw WeightError.shapeMismatch(key: key, expected: shape, actual: entry.shape) }
         claimed.insert(key)
         do { return try store.tensor(key) } catch let e as TensorError { throw WeightError.storage(e) }
+    }
+
+    /// The row-concatenation of `keys` (each [rows_i, cols]) packed for the GEMM in `storage`, straight from the
+    /// checkpoint's bytes: 16-bit tensors are never widened to a float32 copy.
+    public func packedWeight(_ keys: [String], rows: [Int], cols: Int, storage: WeightStorage) throws -> PackedLinearWeight {
+        guard keys.count == rows.count, !keys.isEmpty else { throw WeightError.invalid("packedWeight: \(keys.count) keys for \(rows.count) row counts") }
+        let name = keys.joined(separator: "|")
+        do {
+            guard let store else {
+                let parts = zip(keys, rows).map { randomTensor($0, shape: [$1, cols]) }
+                let target: PackedLinearWeight.Storage = storage == .bfloat16 ? .bfloat16 : storage == .float16 ? .float16 : .float32
+                return try PackedLinearWeight(rows: rows, inFeatures: cols, storage: target, name: name) { i, pack in
+                    try withExtendedLifetime(parts[i]) {
+                        try pack(.init(bytes: UnsafeRawBufferPointer(start: parts[i].pointer, count: parts[i].count * 4), dtype: .f32, rows: rows[i]))
+                    }
+                }
+            }
+            var dtypes: [SafeTensorsDType] = []
+            for (key, r) in zip(keys, rows) {
+                guard let entry = store.entry(key) else { throw WeightError.missing(key: key, directory: store.directory.path) }
+                guard entry.shape == [r, cols] else { throw WeightError.shapeMismatch(key: key, expected: [r, cols], actual: entry.shape) }
+                dtypes.append(entry.dtype)
+            }
+            let target: PackedLinearWeight.Storage
+            switch storage {
+            case .float32: target = .float32
+            case .bfloat16: target = .bfloat16
+            case .float16: target = .float16
+            // Mixed 16-bit types would lose precision in either one: float32 is exact for all.
+            case .asStored: target = Set(dtypes).count == 1 ? PackedLinearWeight.Storage(keeping: dtypes[0]) : .float32
+            }
+            let packed = try PackedLinearWeight(rows: rows, inFeatures: cols, storage: target, name: name) { i, pack in
+                if [.f32, .bf16, .f16].contains(dtypes[i]) {
+                    try store.withRawBytes(keys[i]) { raw, entry in try pack(.init(bytes: raw, dtype: entry.dtype, rows: rows[i])) }
+                } else {
+                    // Other float types (F64) go through the widening reader.
+                    let t = try store.tensor(keys[i])
+                    try withExtendedLifetime(t) { try pack(.init(bytes: UnsafeRawBufferPointer(start: t.pointer, count: t.count * 4), dtype: .f32, rows: rows[i])) }
+                }
+            }
+            keys.forEach { claimed.insert($0) }
+            return packed
+        } catch let e as TensorError {
+            throw WeightError.storage(e)
+        }
     }
 
     /// Throws if the checkpoint holds tensors that no layer claimed.
@@ -84,16 +144,27 @@ public final class WeightLoader {
 
 /// A key prefix ("text_model.encoder.layers.3") inside a loader.
 public struct WeightScope {
-    public init(loader: WeightLoader, prefix: String) {
+    public init(loader: WeightLoader, prefix: String, storage: WeightStorage? = nil) {
         self.loader = loader
         self.prefix = prefix
+        self.storageOverride = storage
     }
 
     public let loader: WeightLoader
     public let prefix: String
+    private let storageOverride: WeightStorage?
+
+    /// Storage of linear weights and embeddings loaded through this scope (and its sub-scopes).
+    public var storage: WeightStorage { storageOverride ?? loader.storage }
+    /// This scope with linear weights and embeddings kept in `storage` (e.g. a vision tower kept float32).
+    public func storing(_ storage: WeightStorage) -> WeightScope { WeightScope(loader: loader, prefix: prefix, storage: storage) }
 
     public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
-    public func scope(_ name: String) -> WeightScope { WeightScope(loader: loader, prefix: key(name)) }
+    public func scope(_ name: String) -> WeightScope { WeightScope(loader: loader, prefix: key(name), storage: storageOverride) }
+    /// The row-concatenation of `names` packed in this scope's storage (see WeightLoader.packedWeight).
+    public func packedWeight(_ names: [String], rows: [Int], cols: Int) throws -> PackedLinearWeight {
+        try loader.packedWeight(names.map(key), rows: rows, cols: cols, storage: storage)
+    }
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor { try loader.tensor(key(name), shape: shape) }
     public func contains(_ name: String) -> Bool { loader.contains(key(name)) }
 }

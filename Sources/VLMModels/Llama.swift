@@ -180,8 +180,9 @@ public final class LlamaModel: @unchecked Sendable {
 
     public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
 
-    /// Loads a LlamaForCausalLM-layout checkpoint directory unchanged.
-    public static func load(directory: URL) throws -> LlamaModel {
+    /// Loads a LlamaForCausalLM-layout checkpoint directory unchanged. `storage: .asStored` keeps bf16/fp16
+    /// linear weights and embeddings in 16 bits (half the memory and decode traffic, fp32 compute).
+    public static func load(directory: URL, storage: WeightStorage = .asStored) throws -> LlamaModel {
         let path = ConfigFile.url(in: directory).path
         let type = try ConfigFile.modelType(in: directory) ?? "(none)"
         guard supportedModelTypes.contains(type) else {
@@ -190,7 +191,7 @@ public final class LlamaModel: @unchecked Sendable {
         let config = try ConfigFile.decode(LlamaConfig.self, in: directory)
         try config.validate(path: path)
         return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, ignorable: { $0.hasSuffix("rotary_emb.inv_freq") })
+            let loader = try WeightLoader(directory: directory, storage: storage, ignorable: { $0.hasSuffix("rotary_emb.inv_freq") })
             let model = try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head"))
             try loader.finish()
             return model
@@ -218,16 +219,16 @@ public final class LlamaModel: @unchecked Sendable {
         }
         norm = try RMSNorm(body.scope("norm"), dim: c, eps: config.rmsNormEps)
         if config.tieWordEmbeddings && (head.loader.store == nil || !head.contains("weight")) {
-            lmHead = try Linear(weight: embedTokens.table, bias: nil)
+            lmHead = Linear(packed: try embedTokens.packedForHead(), bias: nil)  // 16-bit tables are shared, not copied
         } else {
             lmHead = try Linear(head, in: c, out: config.vocabSize, bias: false)
         }
     }
 
-    /// A model of `config` with random weights (benchmarks).
-    public static func random(config: LlamaConfig, seed: UInt64 = 0) throws -> LlamaModel {
+    /// A model of `config` with random weights (benchmarks); `storage` .bfloat16/.float16 rounds them to 16 bits.
+    public static func random(config: LlamaConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> LlamaModel {
         try config.validate(path: "config")
-        let loader = WeightLoader(randomSeed: seed)
+        let loader = WeightLoader(randomSeed: seed, storage: storage)
         return try loadingWeights { try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head")) }
     }
 
@@ -239,6 +240,15 @@ public final class LlamaModel: @unchecked Sendable {
         let attention = h * (c.numAttentionHeads * d) * 2 + h * (c.kvHeads * d) * 2
         let mlp = 3 * h * c.intermediateSize
         return c.vocabSize * h * (c.tieWordEmbeddings ? 1 : 2) + c.numHiddenLayers * (attention + mlp + 2 * h) + h
+    }
+
+    /// The linear layers' packed weights (fused projections and the LM head, which is the embedding table
+    /// when tied): their parameter count and bytes in memory (rows padded to 32). These are what a decode
+    /// step streams.
+    public var linearWeightFootprint: (parameters: Int, bytes: Int) {
+        var weights = layers.flatMap { [$0.attention.qkv.weight, $0.attention.out.weight, $0.mlp.gateUp.weight, $0.mlp.down.weight] }
+        weights.append(lmHead.weight)
+        return weights.reduce((0, 0)) { ($0.0 + $1.outFeatures * $1.inFeatures, $0.1 + $1.byteCount) }
     }
 
     /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
@@ -255,7 +265,7 @@ public final class LlamaModel: @unchecked Sendable {
             guard id >= 0, id < config.vocabSize else {
                 throw ModelError.invalidInput("token id \(id) is outside the vocabulary (0..<\(config.vocabSize))")
             }
-            (out.pointer + t * c).update(from: embedTokens.row(id), count: c)
+            embedTokens.copyRow(id, into: out.pointer + t * c)
         }
         return out
     }

@@ -107,14 +107,17 @@ public final class LlavaModel: @unchecked Sendable {
     let projectorActivation: Activation
     public let language: LlamaModel    // language_model.model.* + language_model.lm_head (Hub) | model.language_model.* + lm_head
 
-    public static func load(directory: URL) throws -> LlavaModel {
+    /// `storage: .asStored` keeps the language model's and projector's bf16/fp16 weights in 16 bits; the CLIP
+    /// vision tower (small) is widened to float32.
+    public static func load(directory: URL, storage: WeightStorage = .asStored) throws -> LlavaModel {
         let path = ConfigFile.url(in: directory).path
         let type = try ConfigFile.modelType(in: directory) ?? "(none)"
         guard type == "llava" else { throw ModelError.unsupportedModelType(path: path, modelType: type, supported: ["llava"]) }
         let config = try ConfigFile.decode(LlavaConfig.self, in: directory)
         try config.validate(path: path)
         return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, ignorable: { $0.hasSuffix("position_ids") || $0.hasSuffix("rotary_emb.inv_freq") })
+            let loader = try WeightLoader(directory: directory, storage: storage,
+                                          ignorable: { $0.hasSuffix("position_ids") || $0.hasSuffix("rotary_emb.inv_freq") })
             let model = try LlavaModel(config: config, weights: loader)
             try loader.finish()
             return model
@@ -128,7 +131,8 @@ public final class LlavaModel: @unchecked Sendable {
         // Two layouts exist: the Hub's llava-hf files and what transformers v5 writes (see its conversion_mapping).
         let hub = loader.contains("language_model.model.embed_tokens.weight") || !loader.contains("model.language_model.embed_tokens.weight")
         let root = loader.scope("")
-        vision = try CLIPVisionTransformer(root.scope(hub ? "vision_tower.vision_model" : "model.vision_tower"), config: config.visionConfig)
+        vision = try CLIPVisionTransformer(root.scope(hub ? "vision_tower.vision_model" : "model.vision_tower").storing(.float32),
+                                           config: config.visionConfig)
         let projector = root.scope(hub ? "multi_modal_projector" : "model.multi_modal_projector")
         let text = config.textConfig.hiddenSize
         let visionWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count

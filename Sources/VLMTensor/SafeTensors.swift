@@ -264,4 +264,12 @@ public final class WeightStore: @unchecked Sendable {
         }
         return try file.tensor(key)
     }
+
+    /// Raw bytes of a tensor as stored (valid inside `body` only): packs 16-bit weights without widening.
+    public func withRawBytes<R>(_ key: String, _ body: (UnsafeRawBufferPointer, SafeTensorsFile.Entry) throws -> R) throws -> R {
+        guard let name = location[key], let file = files[name] else {
+            throw TensorError.missingTensor(key: key, file: directory.path)
+        }
+        return try file.withRawBytes(key, body)
+    }
 }

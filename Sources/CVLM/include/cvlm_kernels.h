@@ -50,9 +50,15 @@ void vlm_sgemm_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
 
 // MARK: Linear layers with packed weights
 
-/// Storage of a packed weight. Only F32 is required now; BF16 (AMX/AVX512-BF16) and I8 (VNNI) slot in later
-/// behind the same interface.
-typedef enum { VLM_WEIGHT_F32 = 0, VLM_WEIGHT_BF16 = 1, VLM_WEIGHT_I8 = 2 } vlm_weight_dtype;
+/// Storage of a packed weight. F32, BF16 and F16 are implemented; I8 (VNNI) slots in later (packed as F32
+/// until then). 16-bit storage halves the bytes a GEMV streams; the kernels widen each weight to float32
+/// exactly (bf16 is the upper 16 bits of a binary32; every binary16 is a binary32) and run the same fp32 FMAs,
+/// so a 16-bit weight gives bit-for-bit the result of the F32 weight holding the widened values.
+typedef enum { VLM_WEIGHT_F32 = 0, VLM_WEIGHT_BF16 = 1, VLM_WEIGHT_I8 = 2, VLM_WEIGHT_F16 = 3 } vlm_weight_dtype;
+
+/// Element type of a source matrix handed to the packing functions (e.g. a safetensors mapping). 16-bit
+/// sources may be unaligned (safetensors offsets are arbitrary).
+typedef enum { VLM_SRC_F32 = 0, VLM_SRC_BF16 = 1, VLM_SRC_F16 = 2 } vlm_source_dtype;
 
 /// Activation fused into the GEMM epilogue (after the bias).
 typedef enum {
@@ -70,10 +76,28 @@ typedef enum {
 typedef struct vlm_packed_weight vlm_packed_weight;
 
 /// Pack W: [N, K] row-major (PyTorch nn.Linear layout, out x in). Returns NULL on allocation failure.
+/// dtype BF16/F16 rounds each value to nearest even (I8 is stored as F32 for now).
 vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_weight_dtype dtype);
+/// Pack W: [N, K] of element type `src` into `storage` (F32, BF16 or F16; I8 -> F32). Same-type 16-bit
+/// sources are copied bit for bit, widening is exact, narrowing rounds to nearest even (NaN stays NaN).
+/// Returns NULL on bad arguments or allocation failure.
+vlm_packed_weight *vlm_pack_weight_ex(const void *W, vlm_source_dtype src, int64_t N, int64_t K, vlm_weight_dtype storage);
+/// An unfilled packed weight of N x K (only the zero padding past row N is initialised): fill it with
+/// vlm_pack_weight_rows, e.g. q|k|v or gate|up straight from the checkpoint without an fp32 copy.
+vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dtype storage);
+/// Packs `rows` source rows W: [rows, K] (element type `src`) as rows row0 ..< row0 + rows of w. Any row0
+/// (panels may straddle sources). Returns 0, or -1 on bad arguments. Every row must be packed once before
+/// w is used; calls on one weight must not run concurrently.
+int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_source_dtype src, int64_t rows);
 void vlm_packed_weight_free(vlm_packed_weight *w);
 int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
+vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w);
+/// Bytes of packed data (ceil(N/32)*32 * K * element size).
+int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w);
+/// dst[0:K] = row n of W widened to float32 (an embedding lookup on a table packed for a tied LM head).
+/// n out of range leaves dst untouched and returns -1, else 0.
+int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst);
 
 /// Y[M,N] = act(X[M,K] * W^T + bias).  X row stride ldx >= K, Y row stride ldy >= N; bias may be NULL.
 /// X is read in place (no copy); Y must not overlap X.
@@ -82,6 +106,9 @@ void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight 
 /// Reference: W unpacked [N,K].
 void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, int64_t N, int64_t K,
                       const float *bias, vlm_activation act, float *Y, int64_t ldy);
+/// Reference with an unpacked W [N,K] of element type `src`, widened element by element.
+void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, vlm_source_dtype src, int64_t N, int64_t K,
+                         const float *bias, vlm_activation act, float *Y, int64_t ldy);
 
 // MARK: Row-wise and elementwise ops
 

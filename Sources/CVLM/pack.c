@@ -1,0 +1,168 @@
+// Packing linear-layer weights into VLM_NR-row panels (layout: kernels_internal.h), from float32, bf16 or
+// fp16 sources, into F32, BF16 or F16 storage.
+//
+// Why pack straight from the source type: a 7B checkpoint is ~14 GB in bf16 and 28 GB widened to fp32, more
+// than this class of machine holds; packing from the memory-mapped 16-bit tensors (row range by row range,
+// for fused q|k|v and gate|up) never materialises an fp32 copy.
+//
+// Conversions: same-type 16-bit values are copied bit for bit; widening is exact (bf16 = upper 16 bits of a
+// binary32, every binary16 is a binary32); narrowing rounds to nearest, ties to even (convert.c).
+#include "kernels_internal.h"
+#include <string.h>
+
+// Panels are packed on the pool above this many elements (model loading packs billions of weights).
+#define PACK_PARALLEL_MIN 65536.0
+
+static int storage_esize(vlm_weight_dtype d) { return d == VLM_WEIGHT_F32 ? 4 : 2; }
+
+vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dtype storage) {
+    if (N <= 0 || K <= 0) return NULL;
+    // I8 has no kernels yet: it is stored as F32 (same results, more memory), as the header promises.
+    if (storage != VLM_WEIGHT_BF16 && storage != VLM_WEIGHT_F16) storage = VLM_WEIGHT_F32;
+    int64_t npanels = (N + VLM_NR - 1) / VLM_NR;
+    // Refuse sizes whose byte count would overflow size_t arithmetic below.
+    if (K > (INT64_MAX / 4) / VLM_NR / npanels) return NULL;
+    vlm_packed_weight *p = vlm_aligned_alloc(sizeof *p);
+    if (!p) return NULL;
+    p->N = N;
+    p->K = K;
+    p->npanels = npanels;
+    p->dtype = storage;
+    p->esize = storage_esize(storage);
+    size_t panel_bytes = (size_t)K * VLM_NR * (size_t)p->esize;
+    p->data = vlm_aligned_alloc((size_t)npanels * panel_bytes);
+    if (!p->data) { vlm_aligned_free(p); return NULL; }
+    // Columns past N must read as zeros (the kernels compute full 32-wide panels); real rows are written by
+    // vlm_pack_weight_rows, so only the last panel needs clearing.
+    if (N % VLM_NR) memset((char *)p->data + (size_t)(npanels - 1) * panel_bytes, 0, panel_bytes);
+    return p;
+}
+
+typedef struct {
+    vlm_packed_weight *w;
+    const void *src;
+    vlm_source_dtype stype;
+    int64_t row0, rows, p0;
+} pack_job;
+
+static inline uint16_t load_u16(const char *p) { uint16_t h; memcpy(&h, p, 2); return h; }
+static inline float load_f32(const char *p) { float f; memcpy(&f, p, 4); return f; }
+static inline float bf16_bits_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Packs the columns of panel p0 + t that come from this job's source rows. Blocks of 16 k keep both the
+// reads (source rows) and the writes (panel rows) within a few cache lines.
+static void pack_panel(void *ctx, int64_t t, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    const vlm_packed_weight *w = j->w;
+    int64_t K = w->K, pn = j->p0 + t, n0 = pn * VLM_NR;
+    int64_t c0 = n0 > j->row0 ? n0 : j->row0;
+    int64_t c1 = n0 + VLM_NR < j->row0 + j->rows ? n0 + VLM_NR : j->row0 + j->rows;
+    size_t ssize = j->stype == VLM_SRC_F32 ? 4 : 2;
+    vlm_weight_dtype d = w->dtype;
+    int same16 = (d == VLM_WEIGHT_BF16 && j->stype == VLM_SRC_BF16) || (d == VLM_WEIGHT_F16 && j->stype == VLM_SRC_F16);
+    char *panel = (char *)w->data + (size_t)pn * K * VLM_NR * (size_t)w->esize;
+    if (same16) {
+        // Bit copies: transpose 32 x 32 tiles through a local buffer so both the source rows and the panel
+        // rows are read and written 64 contiguous bytes at a time (~4x the element-wise loop below).
+        int pos[VLM_NR];
+        for (int q = 0; q < VLM_NR; q++) pos[q] = vlm_panel_col16(d, q);
+        uint16_t tile[VLM_NR][32];
+        for (int64_t k0 = 0; k0 < K; k0 += 32) {
+            int kn = (int)(K - k0 < 32 ? K - k0 : 32);
+            for (int64_t c = c0; c < c1; c++)
+                memcpy(tile[c - n0], (const char *)j->src + ((size_t)(c - j->row0) * (size_t)K + (size_t)k0) * 2, (size_t)kn * 2);
+            for (int kk = 0; kk < kn; kk++) {
+                uint16_t *dst = (uint16_t *)panel + (size_t)(k0 + kk) * VLM_NR;
+                for (int64_t c = c0; c < c1; c++) dst[pos[c - n0]] = tile[c - n0][kk];
+            }
+        }
+        return;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+        int64_t k1 = k0 + 16 < K ? k0 + 16 : K;
+        for (int64_t c = c0; c < c1; c++) {
+            const char *s = (const char *)j->src + (size_t)(c - j->row0) * (size_t)K * ssize;
+            int col = (int)(c - n0);
+            if (d == VLM_WEIGHT_F32) {
+                float *dst = (float *)panel + col;
+                for (int64_t k = k0; k < k1; k++) {
+                    const char *e = s + (size_t)k * ssize;
+                    float v = j->stype == VLM_SRC_F32 ? load_f32(e)
+                            : j->stype == VLM_SRC_BF16 ? bf16_bits_to_f32(load_u16(e)) : vlm_f16_to_f32_scalar(load_u16(e));
+                    dst[k * VLM_NR] = v;
+                }
+            } else {
+                uint16_t *dst = (uint16_t *)panel + vlm_panel_col16(d, col);
+                for (int64_t k = k0; k < k1; k++) {
+                    const char *e = s + (size_t)k * ssize;
+                    float v = j->stype == VLM_SRC_F32 ? load_f32(e)
+                            : j->stype == VLM_SRC_BF16 ? bf16_bits_to_f32(load_u16(e)) : vlm_f16_to_f32_scalar(load_u16(e));
+                    dst[k * VLM_NR] = d == VLM_WEIGHT_BF16 ? vlm_f32_to_bf16_scalar(v) : vlm_f32_to_f16_scalar(v);
+                }
+            }
+        }
+    }
+}
+
+int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_source_dtype src, int64_t rows) {
+    if (!w || !W || rows <= 0 || row0 < 0 || row0 > w->N - rows) return -1;
+    if (src != VLM_SRC_F32 && src != VLM_SRC_BF16 && src != VLM_SRC_F16) return -1;
+    pack_job j = {.w = w, .src = W, .stype = src, .row0 = row0, .rows = rows, .p0 = row0 / VLM_NR};
+    int64_t ntasks = (row0 + rows - 1) / VLM_NR - j.p0 + 1;
+    // Tasks touch disjoint columns, so a panel shared with the previous/next source is safe across calls.
+    if ((double)rows * (double)w->K < PACK_PARALLEL_MIN) for (int64_t t = 0; t < ntasks; t++) pack_panel(&j, t, 0);
+    else vlm_parallel_for(ntasks, pack_panel, &j);
+    return 0;
+}
+
+vlm_packed_weight *vlm_pack_weight_ex(const void *W, vlm_source_dtype src, int64_t N, int64_t K, vlm_weight_dtype storage) {
+    if (!W) return NULL;
+    vlm_packed_weight *p = vlm_packed_weight_create(N, K, storage);
+    if (!p) return NULL;
+    if (vlm_pack_weight_rows(p, 0, W, src, N) != 0) { vlm_packed_weight_free(p); return NULL; }
+    return p;
+}
+
+vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_weight_dtype dtype) {
+    return vlm_pack_weight_ex(W, VLM_SRC_F32, N, K, dtype);
+}
+
+void vlm_packed_weight_free(vlm_packed_weight *w) {
+    if (!w) return;
+    vlm_aligned_free(w->data);
+    vlm_aligned_free(w);
+}
+
+int64_t vlm_packed_weight_rows(const vlm_packed_weight *w) { return w ? w->N : 0; }
+int64_t vlm_packed_weight_cols(const vlm_packed_weight *w) { return w ? w->K : 0; }
+vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w) { return w ? w->dtype : VLM_WEIGHT_F32; }
+int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w) {
+    return w ? w->npanels * w->K * VLM_NR * (int64_t)w->esize : 0;
+}
+
+float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {
+    size_t row = ((size_t)p * (size_t)w->K + (size_t)k) * VLM_NR;
+    if (w->dtype == VLM_WEIGHT_F32) return ((const float *)w->data)[row + (size_t)j];
+    uint16_t h = ((const uint16_t *)w->data)[row + (size_t)vlm_panel_col16(w->dtype, j)];
+    return w->dtype == VLM_WEIGHT_BF16 ? bf16_bits_to_f32(h) : vlm_f16_to_f32_scalar(h);
+}
+
+int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst) {
+    if (!w || !dst || n < 0 || n >= w->N) return -1;
+    int64_t p = n / VLM_NR;
+    int j = (int)(n % VLM_NR);
+    // Strided reads (one per k, VLM_NR elements apart): fine for embedding lookups of a few tokens per call.
+    if (w->dtype == VLM_WEIGHT_BF16) {
+        const uint16_t *s = (const uint16_t *)w->data + (size_t)p * (size_t)w->K * VLM_NR + vlm_panel_col16(w->dtype, j);
+        for (int64_t k = 0; k < w->K; k++) dst[k] = bf16_bits_to_f32(s[k * VLM_NR]);
+    } else {
+        for (int64_t k = 0; k < w->K; k++) dst[k] = vlm_packed_get(w, p, k, j);
+    }
+    return 0;
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+import VLMLayers
+import VLMModels
+import VLMTensor
+import VLMTestSupport
+
+/// 16-bit weight storage at the model level: bf16/fp16 checkpoints loaded as stored keep 2 bytes per linear
+/// weight parameter, and (the kernels widen exactly and keep the f32 FMA order) give the logits of the same
+/// checkpoint widened to float32.
+@Suite struct WeightStorageTests {
+    @Test(arguments: [("llama-gqa", PackedLinearWeight.Storage.bfloat16), ("llama-mqa", .float16), ("qwen2-lin", .float32)])
+    func asStoredKeepsCheckpointTypeAndMatchesFloat32Bitwise(config: String, expected: PackedLinearWeight.Storage) throws {
+        let url = Fixtures.url("llama/\(config)")
+        let stored = try LlamaModel.load(directory: url, storage: .asStored)
+        let wide = try LlamaModel.load(directory: url, storage: .float32)
+        let fp = stored.linearWeightFootprint, fpWide = wide.linearWeightFootprint
+        #expect(fp.parameters == fpWide.parameters)
+        // Same panels (rows padded to multiples of 32), elements of 2 instead of 4 bytes.
+        #expect(fp.bytes * 4 == fpWide.bytes * expected.bytesPerElement, "\(config): \(fp.bytes) vs \(fpWide.bytes) bytes")
+        if config == "llama-gqa" {
+            // Every width of this fixture is a multiple of 32: exactly 2 bytes per parameter.
+            #expect(fp.bytes == 2 * fp.parameters)
+        }
+
+        let ref: LlamaReference = try Fixtures.json("llama/\(config).reference.json")
+        let a = try stored.forward(ids: ref.prompt, cache: stored.makeCache(capacity: 64), allLogits: true)
+        let b = try wide.forward(ids: ref.prompt, cache: wide.makeCache(capacity: 64), allLogits: true)
+        // Bit-for-bit equality holds on one code path (KernelsGemm16Tests checks it under the ISA lock); here
+        // other suites in the same process may switch the ISA between the two forwards (the AVX-512 and AVX2
+        // kernels sum in different orders), so allow float rounding only.
+        #expect(a.count == b.count)
+        var worst: Float = 0
+        for i in 0 ..< min(a.count, b.count) { worst = max(worst, abs(a[i] - b[i])) }
+        #expect(worst <= 1e-4, "\(config): as-stored logits differ from float32 logits by \(worst)")
+    }
+
+    @Test func randomModelInBF16UsesTwoBytesPerParameter() throws {
+        guard var config = LlamaConfig.preset("smollm2-135m") else { Issue.record("preset"); return }
+        config.numHiddenLayers = 1
+        config.vocabSize = 1024
+        let m = try LlamaModel.random(config: config, seed: 1, storage: .bfloat16)
+        let fp = m.linearWeightFootprint
+        // Tied head: the embedding table is packed once and shared.
+        #expect(fp.parameters == 1024 * 576 + 576 * (576 + 2 * 192) + 576 * 576 + 3 * 576 * 1536)
+        #expect(Double(fp.bytes) / Double(fp.parameters) < 2.01)
+        let logits = try m.forward(ids: [1, 2, 3], cache: m.makeCache(capacity: 8))
+        #expect(logits.shape == [1, 1024] && (0 ..< 1024).allSatisfy { logits[$0].isFinite })
+    }
+}
