@@ -50,27 +50,9 @@ fi
 VLM="$(swift build -c release --show-bin-path)/vlm"
 [[ -x "$VLM" ]] || { echo "no release vlm at $VLM (drop --no-build)" >&2; exit 1; }
 
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$VLM" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS" \
-  >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { echo "server did not come up" >&2; cat "$WORK/server.log" >&2; exit 1; }
+# shellcheck source=serve_helpers.sh
+source "$ROOT/Benchmarks/serve_helpers.sh"
+start_server "$PORT" --model "$MODEL" --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS"
 MODEL_ID="$(curl -fsS "http://127.0.0.1:$PORT/v1/models" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
 export VLM_MODEL_ID="$MODEL_ID"
 

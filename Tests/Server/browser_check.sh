@@ -42,25 +42,9 @@ if [[ -z "$VLM" ]]; then
   VLM="$(swift build --show-bin-path)/vlm"
 fi
 
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$VLM" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+# shellcheck source=../../Benchmarks/serve_helpers.sh
+source "$ROOT/Benchmarks/serve_helpers.sh"
+start_server "$PORT" --model "$MODEL"
 
 LABELS="a%20cat,a%20dog,an%20astronaut,a%20cup%20of%20coffee,a%20car,a%20mountain"
 URL="http://127.0.0.1:$PORT/?q=a%20photo%20of%20a%20cat&labels=$LABELS"
