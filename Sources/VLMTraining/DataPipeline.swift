@@ -63,6 +63,9 @@ public struct BatchPipeline: TrainingDataSource {
     /// Add one of each sample's false captions (its `negatives`, drawn per epoch) to the batch as an extra
     /// image->text candidate: the NegCLIP recipe that teaches attribute binding, counts and relations.
     public var hardNegatives = false
+    /// Shuffle whole groups of `groupSize` consecutive samples and keep each group together in a batch (for
+    /// sources whose neighbouring indices form contrast groups, e.g. scenes' minimal pairs). 1: plain shuffle.
+    public var groupSize = 1
     /// Samples skipped so far (undecodable images, captions that tokenize to nothing).
     public private(set) var skipped = 0
     /// Called once per skipped sample with a one-line reason.
@@ -90,11 +93,19 @@ public struct BatchPipeline: TrainingDataSource {
         self.augmentation = augmentation
     }
 
-    public var batchesPerEpoch: Int { max(1, source.count / batchSize) }
+    public var batchesPerEpoch: Int { max(1, (groupSize > 1 ? source.count / groupSize * groupSize : source.count) / batchSize) }
 
     public mutating func startEpoch(_ epoch: Int) throws {
         self.epoch = epoch
-        order = shuffle ? seededPermutation(source.count, seed: mixSeed(seed, UInt64(epoch))) : Array(0 ..< source.count)
+        let g = max(1, groupSize)
+        if !shuffle {
+            order = Array(0 ..< source.count)
+        } else if g == 1 {
+            order = seededPermutation(source.count, seed: mixSeed(seed, UInt64(epoch)))
+        } else {
+            // Whole groups in a shuffled order; a trailing partial group is dropped.
+            order = seededPermutation(source.count / g, seed: mixSeed(seed, UInt64(epoch))).flatMap { $0 * g ..< $0 * g + g }
+        }
         position = 0
         produced = 0
     }

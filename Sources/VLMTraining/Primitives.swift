@@ -108,7 +108,13 @@ public enum ActivationGrad {
         let dz = Tensor(uninitialized: dy.shape)
         let n = dy.count
         let dp = dy.pointer, zp = z.pointer, out = dz.pointer
-        for i in 0 ..< n { out[i] = dp[i] * derivative(zp[i], act) }
+        // Element-wise and exp-bound (~10% of a training step single-threaded): split into contiguous chunks
+        // across the kernel threads. Each element is computed the same way whatever the split.
+        let chunks = n >= 1 << 15 ? max(1, Kernels.threads) : 1
+        let per = (n + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            for i in c * per ..< min(n, (c + 1) * per) { out[i] = dp[i] * derivative(zp[i], act) }
+        }
         return dz
     }
 }

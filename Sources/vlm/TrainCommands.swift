@@ -34,6 +34,8 @@ struct TrainArguments: Codable {
     var saveEvery: Int?
     var augment: Bool
     var hardNegatives: Bool?
+    var contrastGroups: Int?
+    var logitScale: Float?
     var out: String
     var export: String?
 }
@@ -72,6 +74,8 @@ struct TrainCLIP: ParsableCommand {
     @Flag(name: .customLong("projections-only"), help: "Train only the two projections and the temperature.") var projectionsOnly = false
     @Flag(help: "Augment images (small shifts, brightness; no flips) and sample paraphrased captions.") var augment = false
     @Flag(name: .customLong("hard-negatives"), help: "Add each sample's false captions (manifest 'negatives') as extra contrastive candidates (NegCLIP).") var hardNegatives = false
+    @Option(name: .customLong("contrast-groups"), help: "With --scenes: build batches from groups of N minimally different scenes (another shape, swapped colours, mirrored layout) so shape, binding and relations decide the loss, not only colour (1: independent scenes; the batch must be a multiple).") var contrastGroups = 1
+    @Option(name: .customLong("logit-scale"), help: "With --config: initial logit scale (the inverse temperature; CLIP's default is 1/0.07 = 14.3). Adam moves its logarithm by at most about --lr per step, so a short run keeps roughly the value it starts with.") var logitScale: Float?
     @Option(help: "Seed for initialisation, shuffling and augmentation.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps.") var saveEvery: Int?
     @Option(help: "Continue from a checkpoint written by this command (its train_args.json defines the run).") var resume: String?
@@ -85,10 +89,15 @@ struct TrainCLIP: ParsableCommand {
         guard locks <= 1 else { throw ValidationError("--lock-image, --lock-text and --projections-only exclude each other") }
         let freeze: FreezeMode = lockImage ? .lockImage : lockText ? .lockText : projectionsOnly ? .projectionsOnly : .none
         guard let out else { throw ValidationError("--out DIR is required") }
+        if let logitScale, !(logitScale >= 1 && logitScale <= 100) { throw ValidationError("--logit-scale \(logitScale) must be in 1...100 (training clamps it at 100)") }
+        guard contrastGroups >= 1, batch % contrastGroups == 0 else {
+            throw ValidationError("--contrast-groups \(contrastGroups) must be >= 1 and divide --batch \(batch)")
+        }
+        guard contrastGroups == 1 || scenes != nil else { throw ValidationError("--contrast-groups needs --scenes (groups come from the generator)") }
         return TrainArguments(data: data, split: split, scenes: scenes, scenesSeed: scenesSeed, scenesKind: scenesKind, from: from,
                               config: config, patch: patch, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
                               clipGrad: clipGrad, freeze: freeze.rawValue, seed: seed, saveEvery: saveEvery, augment: augment,
-                              hardNegatives: hardNegatives, out: out, export: export)
+                              hardNegatives: hardNegatives, contrastGroups: contrastGroups, logitScale: logitScale, out: out, export: export)
     }
 
     func run() throws {
@@ -155,6 +164,7 @@ struct TrainRunner {
                 }
                 config.visionConfig.patchSize = patch
             }
+            if let scale = args.logitScale { config.logitScaleInitValue = log(scale) }
             assets["preprocessor_config.json"] = try CheckpointAssets.preprocessorConfig(imageSize: config.visionConfig.imageSize)
             model = try TrainableCLIP.random(config: config, seed: args.seed)
         }
@@ -191,6 +201,7 @@ struct TrainRunner {
                                          batchSize: args.batch, seed: args.seed,
                                          augmentation: args.augment ? Augmentation(maxShift: 3, brightness: 0.06, randomCaption: true) : .none)
         pipeline.hardNegatives = args.hardNegatives ?? false
+        pipeline.groupSize = args.contrastGroups ?? 1
         let bpe = pipeline.batchesPerEpoch
         let totalSteps = args.steps ?? bpe * max(args.epochs ?? 1, 1)
         trainer.options.totalSteps = totalSteps
@@ -254,7 +265,7 @@ struct TrainRunner {
             guard let split = args.split, all.splits.contains(split) else { return all }
             return all.filtered(split: split)
         case (nil, let n?):
-            return try ScenesTrainingSource(count: n, seed: args.scenesSeed, kind: args.scenesKind)
+            return try ScenesTrainingSource(count: n, seed: args.scenesSeed, kind: args.scenesKind, groupSize: args.contrastGroups ?? 1)
         }
     }
 }
@@ -389,17 +400,21 @@ struct ScenesTrainingSource: PairedDataSource {
     let count: Int
     let generator: SceneGenerator
     let kind: KindSelection
+    /// > 1: indices g*groupSize ..< (g+1)*groupSize are contrast group g (minimal pairs).
+    var groupSize = 1
 
-    init(count: Int, seed: UInt64, kind: String) throws {
+    init(count: Int, seed: UInt64, kind: String, groupSize: Int = 1) throws {
         guard count >= 2 else { throw ValidationError("--scenes needs at least 2 scenes") }
         guard let k = KindSelection(rawValue: kind) else { throw ValidationError("--scenes-kind must be single, multi or mixed") }
         self.count = count
         self.kind = k
+        self.groupSize = max(1, groupSize)
         generator = try SceneGenerator(seed: seed)
     }
 
     func sample(at index: Int) throws -> PairedSample {
-        try generator.generate(index: index, split: .train, kind: kind).pairedSample()
+        guard groupSize > 1 else { return try generator.generate(index: index, split: .train, kind: kind).pairedSample() }
+        return try generator.contrastMember(group: index / groupSize, member: index % groupSize, size: groupSize, split: .train, kind: kind).pairedSample()
     }
 
     /// Every word the generator can say: all class names, relation and count words, and the texts of a few

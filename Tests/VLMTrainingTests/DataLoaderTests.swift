@@ -124,3 +124,46 @@ final class TempDir {
         #expect(processor.outputSize.height == 64 && processor.outputSize.width == 64)
     }
 }
+
+/// `groupSize > 1` (contrast groups): every batch holds whole groups of consecutive source indices, groups are
+/// shuffled per epoch, and each epoch still visits every full group once.
+@Suite struct GroupedBatchTests {
+    @Test func batchesHoldWholeShuffledGroups() throws {
+        let dir = try TempDir()
+        let group = 4, groups = 12
+        let samples = try (0 ..< group * groups + 3).map { i in
+            PairedSample(image: .pixels(try RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: UInt8(i), count: 8 * 8 * 3))),
+                         caption: "w\(i)")
+        }
+        let words = CheckpointAssets.words(in: samples.map(\.caption))
+        for (name, data) in try CheckpointAssets.wordLevelTokenizerFiles(words: words, maxLength: 8) {
+            try data.write(to: dir.url.appendingPathComponent(name))
+        }
+        try CheckpointAssets.preprocessorConfig(imageSize: 8).write(to: dir.url.appendingPathComponent("preprocessor_config.json"))
+        let tokenizer = try TokenizerLoader.load(directory: dir.url)
+        let (vocab, _, _, _) = CheckpointAssets.vocabulary(words: words)
+        let index = Dictionary(uniqueKeysWithValues: (0 ..< samples.count).compactMap { i in vocab["w\(i)"].map { ($0, i) } })
+        var pipeline = try BatchPipeline(source: ArrayDataSource(samples), processor: ImageProcessor.load(directory: dir.url),
+                                         tokenizer: tokenizer, maxTextLength: 8, batchSize: 8, seed: 3)
+        pipeline.groupSize = group
+        #expect(pipeline.batchesPerEpoch == group * groups / 8)
+        var orders: [[Int]] = []
+        for epoch in 0 ..< 2 {
+            try pipeline.startEpoch(epoch)
+            var seen: [Int] = []
+            while let batch = try pipeline.nextBatch() {
+                let ids = batch.ids.map { index[$0[1]] ?? -1 }
+                #expect(ids.count == 8)
+                for start in stride(from: 0, to: ids.count, by: group) {
+                    let g = ids[start] / group
+                    #expect(ids[start ..< start + group] == ArraySlice((g * group ..< g * group + group)), "batch \(ids)")
+                }
+                seen += ids
+            }
+            #expect(Set(seen) == Set(0 ..< group * groups), "the 3 samples of the partial group are never used")
+            orders.append(seen)
+        }
+        #expect(orders[0] != orders[1])
+        #expect(orders[0] != Array(0 ..< group * groups))
+    }
+}
