@@ -397,6 +397,15 @@ public final class VectorStore: @unchecked Sendable {
         }
     }
 
+    /// The file with row id `id` (stable across re-embedding, unlike embedding ids), if any.
+    public func file(id: Int64) throws -> StoredFile? {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: Self.fileSelect + " WHERE f.id = ?", arguments: [id]).map(Self.storedFile)
+            }
+        }
+    }
+
     public func stats() throws -> StoreStats {
         let (files, embeddings, bytes) = try wrap {
             try pool.read { db -> (Int, Int, Int64) in

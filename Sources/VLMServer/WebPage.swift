@@ -3,7 +3,7 @@
 ///
 /// Modes, chosen from `/healthz`:
 /// - index loaded: a typed query or dropped image goes to `POST /v1/search`
-///   (`{"query": {"text": ...} | {"image": dataURL}, "top_k": N}` -> `{"data": [{"id", "score", "url"?, "path"?}]}`);
+///   (`{"query": {"text": ...} | {"image": dataURL}, "top_k": N}` -> `{"data": [{"id", "score", "path", "name"?, "url"?}]}`);
 /// - no index: results against what the user gives: a typed query ranks the typed labels (cosine of
 ///   embeddings), dropped images are each classified against the labels, and query + images ranks the images
 ///   (a search over the dropped set).
@@ -159,7 +159,7 @@ async function addFiles(files) {
 async function runSearch(q) {
   const query = images.length ? { image: images[0].dataURL } : { text: q };
   const r = await post("/v1/search", { query, top_k: 24 });
-  show(r.data.map(h => card({ title: h.path || h.id, score: h.score, image: h.url })));
+  show(r.data.map(h => card({ title: h.name || h.path || String(h.id), score: h.score, scoreText: "cosine " + h.score.toFixed(4), image: h.url })));
   return r.data.length + " results";
 }
 async function rankLabels(q, ls) {

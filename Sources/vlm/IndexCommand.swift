@@ -33,14 +33,8 @@ struct IndexLocation: ParsableArguments {
 enum IndexCLI {
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// The model identity: checkpoint folder name + SHA-256 of config.json (prefix) + embedding dim.
-    /// Another checkpoint, a modified config or another projection size all give another fingerprint.
-    static func identity(_ pipeline: CLIPPipeline) throws -> ModelIdentity {
-        let config = pipeline.directory.appendingPathComponent("config.json")
-        let hash = (try? SHA256Hasher.hex(fileAt: config.path)).map { String($0.prefix(16)) } ?? "noconfig"
-        let dim = pipeline.model.embeddingDim
-        return ModelIdentity(fingerprint: "\(pipeline.directory.standardizedFileURL.lastPathComponent)/\(hash)/\(dim)", dim: dim)
-    }
+    /// The model identity (shared with `vlm serve --index`).
+    static func identity(_ pipeline: CLIPPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
 
     static func warn(_ message: String) { FileHandle.standardError.write(Data("warning: \(message)\n".utf8)) }
 
