@@ -31,7 +31,8 @@ struct SearchController<Context: RequestContext>: Sendable {
         for t in req.plus ?? [] { parts.append(.text(t)); weights.append(1) }
         for t in req.minus ?? [] { parts.append(.text(t)); weights.append(-1) }
         let (vectors, _) = try await service.embed(parts)
-        let query = try QueryMath.combine(zip(vectors, weights).map { (vector: $0, weight: $1) })
+        let query: [Float]
+        do { query = try QueryMath.combine(zip(vectors, weights).map { (vector: $0, weight: $1) }) } catch { throw ServerError.from(error) }
         let found = try await index.search(query, k: k, minScore: req.minScore ?? -.infinity)
         return try JSONResponse.make(SearchResponse(model: service.model.id, data: found.hits, indexSize: found.size, strategy: found.strategy))
     }
