@@ -215,7 +215,13 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
     const r = await fetch("/healthz"); health = await r.json();
     $("model").textContent = health.model + " \u00b7 " + health.dimensions + "-d";
     $("mode").textContent = health.index ? "search: " + health.index.size + " items" : "no index: classify / similarity";
-    if (health.index) $("mode").classList.add("search");
+    if (health.index) {
+      // Labels play no part in a search: give the query the whole row.
+      $("mode").classList.add("search");
+      $("labels").parentElement.hidden = true;
+      $("q").parentElement.style.gridColumn = "1 / -1";
+      $("q").placeholder = "search the index: a photo of a cat";
+    }
   } catch (e) { setStatus("server not reachable: " + e.message, true); }
   const p = new URLSearchParams(location.search);
   if (p.get("labels")) $("labels").value = p.get("labels");
