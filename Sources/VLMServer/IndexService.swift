@@ -22,6 +22,10 @@ public final class IndexService: @unchecked Sendable {
     private let lock = ReadWriteLock()
     private let writer = DispatchQueue(label: "vlm-index-writer")
     private var lastPersist = DispatchTime.now()  // writer queue only
+    /// Size and strategy as of the last write, for /healthz and /metrics: they never wait for the index lock
+    /// (a write that builds the HNSW graph can hold it for seconds).
+    private let summaryLock = NSLock()
+    private var summary: (count: Int, strategy: String)
     static let persistInterval: Double = 30
 
     /// Opens (or creates) the index at `config.indexPath` for a checkpoint of `identity`; an index built by
@@ -36,11 +40,12 @@ public final class IndexService: @unchecked Sendable {
             throw ServerError.invalidConfiguration("cannot create the uploads directory \(uploads.path): \(error.localizedDescription)")
         }
         roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
+        summary = (index.count, index.strategy.rawValue)
     }
 
-    var count: Int { lock.withRead { index.count } }
+    var count: Int { summaryLock.withLock { summary.count } }
     var fingerprint: String { index.store.identity.fingerprint }
-    var strategy: String { lock.withRead { index.strategy.rawValue } }
+    var strategy: String { summaryLock.withLock { summary.strategy } }
 
     /// Runs `body` under the read lock on a dispatch thread.
     func read<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
@@ -51,7 +56,12 @@ public final class IndexService: @unchecked Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             writer.async { [self] in
-                let result = Result { try lock.withWrite { try body(index) } }
+                let result = Result {
+                    try lock.withWrite {
+                        defer { summaryLock.withLock { summary = (index.count, index.strategy.rawValue) } }
+                        return try body(index)
+                    }
+                }
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - lastPersist.uptimeNanoseconds) / 1e9
                 if elapsed >= Self.persistInterval { persistOnWriter() }
                 continuation.resume(with: result)

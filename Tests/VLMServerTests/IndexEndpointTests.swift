@@ -226,3 +226,37 @@ func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 
         }
     }
 }
+
+/// Writes and searches at the same time: every request succeeds and every search sees a consistent index
+/// (each hit's id resolves to an entry with an image).
+@Suite(.serialized) struct IndexConcurrencyTests {
+    @Test func searchesRunWhileImagesAreAddedAndRemoved() async throws {
+        let lib = try IndexLibrary()
+        defer { lib.remove() }
+        let uploads = try ["chelsea.jpg", "coffee.png", "astronaut.jpg"].map { try TestServer.dataURL($0) }
+        try await TestServer.withApp(lib.config()) { client in
+            #expect(try await client.addRoot().status == .ok)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for round in 0 ..< 3 {
+                        let r = try await client.post("/v1/index", object: ["images": [uploads[round]]])
+                        #expect(r.status == .ok, "\(r.text)")
+                        let id = try #require(try r.items().first?["id"] as? Int)
+                        #expect(try await client.delete("/v1/index/\(id)").status == .ok)
+                    }
+                }
+                for i in 0 ..< 12 {
+                    group.addTask {
+                        let r = try await client.post("/v1/search", object: ["query": "query \(i)", "top_k": 10])
+                        #expect(r.status == .ok, "\(r.text)")
+                        let hits = try r.items()
+                        #expect((3 ... 4).contains(hits.count))
+                        #expect(hits.allSatisfy { $0["url"] is String })
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await client.get("/healthz").json()["index"].flatMap { ($0 as? [String: Any])?["size"] as? Int } == 3)
+        }
+    }
+}
