@@ -41,6 +41,11 @@ public final class IndexService: @unchecked Sendable {
         }
         roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
         summary = (index.count, index.strategy.rawValue)
+        let outside = try index.store.allPaths().filter { roots.locate($0) == nil }.count
+        if outside > 0 {
+            FileHandle.standardError.write(Data(("vlm serve: \(outside) indexed image(s) are outside the --root directories: "
+                + "search returns them without an image URL (serve their folders with --root DIR)\n").utf8))
+        }
     }
 
     var count: Int { summaryLock.withLock { summary.count } }
