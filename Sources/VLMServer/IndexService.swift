@@ -221,13 +221,16 @@ enum SafeFiles {
     /// regular file, or (after following every symlink) outside them. The containment check runs on the
     /// opened descriptor, so swapping a path component for a symlink after the check changes nothing.
     static func read(path: String, roots: IndexRoots, maxBytes: Int) throws -> Data? {
+        // Checked before opening too, so nothing outside the roots is ever opened (opening a device node can
+        // have effects); the check on the descriptor below closes the race with a path swapped meanwhile.
+        guard let resolved = realPath(path), roots.contains(real: resolved) else { return nil }
         // O_NONBLOCK: a FIFO planted under a root must not block the reader (it then fails the S_IFREG test).
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        let fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        guard let real = openedPath(fd) ?? realPath(path), roots.contains(real: real) else { return nil }
+        guard let real = openedPath(fd) ?? realPath(resolved), roots.contains(real: real) else { return nil }
         let size = Int(info.st_size)
         guard size <= maxBytes else { throw ServerError.internalError("indexed file is larger than \(maxBytes) bytes") }
         var bytes = [UInt8](repeating: 0, count: size)
