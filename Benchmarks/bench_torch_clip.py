@@ -3,6 +3,11 @@ configuration, batch and thread count as `vlm bench`, timed the same way (warm-u
 repeated runs). Prints one JSON object like `vlm bench --format json`.
 
     python Benchmarks/bench_torch_clip.py --config b32 --batch 8 --threads 2
+    python Benchmarks/bench_torch_clip.py --config b32 --save /tmp/clip-b32-random   # writes the checkpoint only
+
+--save DIR writes the same random-initialised model as a Hugging Face checkpoint directory (config.json,
+model.safetensors, the real CLIP tokenizer files from Tests/Fixtures/tokenizers/clip, a default
+CLIPImageProcessor config) for `vlm serve`/`vlm bench --model` runs at real size (e.g. Benchmarks/server_load.sh).
 Text is timed both as users call it (padding="max_length", 77 tokens, as CLIP was trained and as most
 pipelines do) and padded to the longest prompt only.
 """
@@ -35,6 +40,21 @@ def timed(fn, seconds, min_runs=3):
     return statistics.median(times)
 
 
+def save(model, out):
+    import os
+    import shutil
+    from transformers import CLIPImageProcessor
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    CLIPImageProcessor(size={"shortest_edge": model.config.vision_config.image_size},
+                       crop_size={"height": model.config.vision_config.image_size,
+                                  "width": model.config.vision_config.image_size}).save_pretrained(out)
+    tokenizer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "tokenizers", "clip")
+    for name in os.listdir(tokenizer):
+        shutil.copy(os.path.join(tokenizer, name), os.path.join(out, name))
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="b32", choices=sorted(PRESETS))
@@ -42,12 +62,16 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--save", metavar="DIR", help="write the random checkpoint to DIR and exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = CLIPConfig(**PRESETS[args.config])
     cfg._attn_implementation = args.attn
     model = CLIPModel(cfg).eval()
+    if args.save:
+        save(model, args.save)
+        return
     size = cfg.vision_config.image_size
     pixels = torch.randn(args.batch, 3, size, size)
     lengths = [PROMPT_LENGTHS[i % len(PROMPT_LENGTHS)] for i in range(args.batch)]

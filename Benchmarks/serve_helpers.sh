@@ -1,15 +1,20 @@
 # Shared by Benchmarks/server_load.sh and Tests/Server/browser_check.sh (source it; needs bash and curl).
 # start_server PORT ARGS...: runs `$VLM serve --host 127.0.0.1 --port PORT ARGS...` in the background, logging to
 # $WORK/server.log, waits up to 30 s for /healthz, and stops the server (TERM, then KILL) and removes $WORK on exit.
+# stop_server: stops it now (e.g. to start another configuration).
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
-cleanup() {
+stop_server() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Load test of `vlm serve` on loopback with wrk: text and image embedding requests at several connection
-# counts, each for a bounded time. Prints requests/s, p50/p99 latency, errors (non-2xx + socket errors; must be
+# Load test of `vlm serve` on loopback with wrk: text and image embedding requests (and, with --search-images N,
+# text queries to POST /v1/search over an index of N synthetic scenes) at several connection counts, each for a
+# bounded time. Prints requests/s, p50/p99 latency, errors (non-2xx + socket errors; must be
 # 0) and the server's peak RSS (VmHWM), plus `vlm bench` batch throughput for comparison. Exits non-zero if
 # any request failed.
 #
 # Usage: Benchmarks/server_load.sh [--model DIR] [--duration SECONDS] [--connections "8 32"] [--port N]
 #                                  [--max-batch N] [--max-wait-ms N] [--image FILE] [--no-build] [--wrk-threads N]
+#                                  [--search-images N]
 # Defaults: the tiny test checkpoint (Tests/Fixtures/clip/tiny-a), 15 s, 8 and 32 connections, port 18437.
 set -euo pipefail
 
@@ -19,6 +21,7 @@ MAX_BATCH=16
 MAX_WAIT_MS=5
 BUILD=1
 WRK_THREADS=2
+SEARCH_IMAGES=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -31,7 +34,8 @@ while [[ $# -gt 0 ]]; do
     --image) IMAGE="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --wrk-threads) WRK_THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --search-images) SEARCH_IMAGES="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +56,18 @@ VLM="$(swift build -c release --show-bin-path)/vlm"
 
 # shellcheck source=serve_helpers.sh
 source "$ROOT/Benchmarks/serve_helpers.sh"
-start_server "$PORT" --model "$MODEL" --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS"
+SCRIPTS="embed_text embed_image"
+INDEX_ARGS=()
+if [[ $SEARCH_IMAGES -gt 0 ]]; then
+  echo "indexing $SEARCH_IMAGES synthetic scenes..." >&2
+  "$VLM" scenes generate --count "$SEARCH_IMAGES" --seed 7 --out "$WORK/scenes" --image-format jpeg >/dev/null
+  start=$(date +%s.%N)
+  "$VLM" index add "$WORK/scenes" --index "$WORK/index.sqlite" --model "$MODEL" --batch "$MAX_BATCH" --quiet >&2
+  echo "indexed in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s" >&2
+  INDEX_ARGS=(--index "$WORK/index.sqlite" --root "$WORK/scenes")
+  SCRIPTS="$SCRIPTS search"
+fi
+start_server "$PORT" --model "$MODEL" --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS" "${INDEX_ARGS[@]}"
 MODEL_ID="$(curl -fsS "http://127.0.0.1:$PORT/v1/models" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
 export VLM_MODEL_ID="$MODEL_ID"
 
@@ -63,7 +78,7 @@ printf '{"model":"%s","input":[{"type":"image_url","image_url":{"url":"data:%s;b
 export VLM_WRK_BODY="$WORK/image.json"
 
 # Warm up (first calls allocate scratch buffers), then check each request kind works at all.
-for script in embed_text embed_image; do
+for script in $SCRIPTS; do
   wrk -t1 -c1 -d1s -s "$ROOT/Benchmarks/wrk/$script.lua" "http://127.0.0.1:$PORT" >/dev/null
 done
 
@@ -72,8 +87,15 @@ FAILED=0
 printf '\nvlm serve load test: model %s (%s), %s s per run, max batch %s, max wait %s ms, %s cores\n' \
   "$MODEL_ID" "$MODEL" "$DURATION" "$MAX_BATCH" "$MAX_WAIT_MS" "$(nproc)"
 printf '%-6s %5s %10s %10s %10s %10s %8s %12s\n' kind conns "req/s" "p50 ms" "p99 ms" "max ms" errors "peak RSS MB"
-for script in embed_text embed_image; do
+for script in $SCRIPTS; do
   for c in $CONNECTIONS; do
+    # Let the encoder drain what the previous run left queued or in flight (an image batch of a base-size
+    # model takes most of a second), so it does not show up in this run's tail latency.
+    for _ in $(seq 1 100); do
+      curl -fsS "http://127.0.0.1:$PORT/healthz" | grep -q '"text":0' && curl -fsS "http://127.0.0.1:$PORT/healthz" | grep -q '"image":0' && break
+      sleep 0.1
+    done
+    sleep 1
     out="$(wrk -t"$WRK_THREADS" -c"$c" -d"${DURATION}s" --timeout 10s -s "$ROOT/Benchmarks/wrk/$script.lua" "http://127.0.0.1:$PORT")"
     line="$(grep '^WRK_RESULT' <<<"$out" || true)"
     if [[ -z "$line" ]]; then echo "$out" >&2; FAILED=1; continue; fi

@@ -104,6 +104,16 @@ extern const vlm_ops_kernels vlm_ops_kernels_avx2;
 /// Kernel set of the active ISA, or NULL for the naive path.
 const vlm_ops_kernels *vlm_active_ops_kernels(void);
 
+// MARK: Inner-product kernels (one set per SIMD ISA; dot.c dispatches)
+typedef struct {
+    float (*dot)(const float *a, const float *b, int64_t n);
+    void (*gather)(const float *q, const float *base, int64_t stride, const int32_t *idx, int64_t count, int64_t n,
+                   float *out);
+} vlm_dot_kernels;
+
+extern const vlm_dot_kernels vlm_dot_kernels_avx512;
+extern const vlm_dot_kernels vlm_dot_kernels_avx2;
+
 // MARK: ISA-specific entry points
 void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                              vlm_activation act, float *Y, int64_t ldy);

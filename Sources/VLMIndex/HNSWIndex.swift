@@ -223,7 +223,7 @@ public final class HNSWIndex: @unchecked Sendable {
         var epScore = SIMDKernels.dot(q, vector(ep), dim)
         // Lines 5-7: greedy descent (ef = 1) through the layers above the new node's level.
         if top > level {
-            for lc in stride(from: top, to: level, by: -1) { greedy(q, &ep, &epScore, lc) }
+            for lc in stride(from: top, to: level, by: -1) { greedy(q, &ep, &epScore, lc, scratch) }
         }
         // Lines 8-17: on each layer from min(L, l) down to 0, find efConstruction candidates,
         // link to M of them chosen by the heuristic (Algorithm 4), and shrink overfull neighbours.
@@ -231,7 +231,9 @@ public final class HNSWIndex: @unchecked Sendable {
         for lc in stride(from: min(level, top), through: 0, by: -1) {
             let found = searchLayer(q, entries: entries, ef: parameters.efConstruction, level: lc, skipDeleted: false, scratch: scratch)
                 .filter { $0.node != node }
-            let selected = selectNeighbors(base: q, candidates: found, m: parameters.M)
+            // The new node takes as many links as the layer holds (2M on layer 0, M above), as faiss does
+            // (hnswlib takes M everywhere): a denser layer 0 gives more recall per efSearch on large sets.
+            let selected = selectNeighbors(base: q, candidates: found, m: lc == 0 ? maxM0 : maxM)
             locks?.lock(node)
             let own = links(node, lc)
             own[0] = Int32(selected.count)
@@ -266,7 +268,11 @@ public final class HNSWIndex: @unchecked Sendable {
         let base = UnsafePointer(vector(node))
         var candidates = [(score: Float, node: Int32)]()
         candidates.reserveCapacity(n + 1)
-        for i in 0..<n { candidates.append((SIMDKernels.dot(base, vector(l[1 + i]), dim), l[1 + i])) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scores in
+            guard let s = scores.baseAddress else { return }
+            SIMDKernels.gather(base, vectors, l + 1, n, dim, s)
+            for i in 0..<n { candidates.append((s[i], l[1 + i])) }
+        }
         candidates.append((score, newNode))
         candidates.sort { $0.score > $1.score }
         let kept = selectNeighbors(base: base, sortedCandidates: candidates, m: cap)
@@ -304,18 +310,20 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// Greedy walk on one layer (Algorithm 2 with ef = 1): move to the best neighbour until none improves.
     @inline(__always)
-    func greedy(_ q: UnsafePointer<Float>, _ ep: inout Int32, _ epScore: inout Float, _ level: Int) {
+    func greedy(_ q: UnsafePointer<Float>, _ ep: inout Int32, _ epScore: inout Float, _ level: Int, _ scratch: SearchScratch) {
         var changed = true
         let locks = concurrentLocks
+        let scores = scratch.scores
         while changed {
             changed = false
             locks?.lock(ep)
             let l = links(ep, level)
             let n = Int(l[0])
             var best = ep
+            SIMDKernels.gather(q, vectors, l + 1, n, dim, scores)
             for i in 0..<n {
                 let c = l[1 + i]
-                let s = SIMDKernels.dot(q, vector(c), dim)
+                let s = scores[i]
                 if s > epScore {
                     epScore = s
                     best = c
@@ -350,12 +358,13 @@ public final class HNSWIndex: @unchecked Sendable {
         }
         let deletedFlags = deleted
         let fresh = scratch.neighbours
+        let freshScores = scratch.scores
         let locks = concurrentLocks
         while let (cScore, cNode) = candidates.popTop() {
             // Line 7: stop when the best remaining candidate is worse than the worst result.
             if results.count >= ef, let worst = results.topScore, cScore < worst { break }
             // Lines 8-9: unvisited neighbours first (copied under the node's lock while a parallel
-            // build may rewrite the list), then their scores four at a time (dot4).
+            // build may rewrite the list), then their scores in one gather call (four rows per pass).
             locks?.lock(cNode)
             let l = links(cNode, level)
             let n = Int(l[0])
@@ -368,29 +377,17 @@ public final class HNSWIndex: @unchecked Sendable {
                 m += 1
             }
             locks?.unlock(cNode)
-            var i = 0
-            while i < m {
-                let scores: SIMD4<Float>
-                let take = min(4, m - i)
-                if take == 4 {
-                    scores = SIMDKernels.dot4(q, vector(fresh[i]), vector(fresh[i + 1]), vector(fresh[i + 2]), vector(fresh[i + 3]), dim)
-                } else {
-                    var s = SIMD4<Float>(repeating: 0)
-                    for j in 0..<take { s[j] = SIMDKernels.dot(q, vector(fresh[i + j]), dim) }
-                    scores = s
-                }
-                // Lines 10-16: a neighbour enters both sets if it beats the worst result (or W is not full).
-                for j in 0..<take {
-                    let e = fresh[i + j], s = scores[j]
-                    if results.count < ef || s > (results.topScore ?? -.infinity) {
-                        candidates.push(s, e)
-                        if !(skipDeleted && deletedFlags[Int(e)]) {
-                            results.push(s, e)
-                            if results.count > ef { results.pop() }
-                        }
+            SIMDKernels.gather(q, vectors, fresh, m, dim, freshScores)
+            // Lines 10-16: a neighbour enters both sets if it beats the worst result (or W is not full).
+            for j in 0..<m {
+                let e = fresh[j], s = freshScores[j]
+                if results.count < ef || s > (results.topScore ?? -.infinity) {
+                    candidates.push(s, e)
+                    if !(skipDeleted && deletedFlags[Int(e)]) {
+                        results.push(s, e)
+                        if results.count > ef { results.pop() }
                     }
                 }
-                i += take
             }
         }
         let out = results.elements
@@ -442,7 +439,7 @@ public final class HNSWIndex: @unchecked Sendable {
         var ep = entryPoint
         var epScore = SIMDKernels.dot(q, vector(ep), dim)
         if maxLevel > 0 {
-            for lc in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &ep, &epScore, lc) }
+            for lc in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &ep, &epScore, lc, scratch) }
         }
         let found = searchLayer(q, entries: [(epScore, ep)], ef: ef, level: 0, skipDeleted: true, scratch: scratch)
         var hits = found.compactMap { $0.score >= minScore ? SearchHit(id: labels[Int($0.node)], score: $0.score) : nil }

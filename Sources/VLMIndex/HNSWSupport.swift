@@ -7,6 +7,8 @@ final class SearchScratch {
     private var generation: UInt32 = 0
     /// Unvisited neighbours of the node being expanded (at most Mmax0 <= 2 * 4096).
     let neighbours = UnsafeMutablePointer<Int32>.allocate(capacity: 8192 + 1)
+    /// Their scores (one `SIMDKernels.gather` call per expanded node).
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: 8192 + 1)
     var candidates = ScoreHeap(maxHeap: true)
     var results = ScoreHeap(maxHeap: false)
 
@@ -15,6 +17,7 @@ final class SearchScratch {
     deinit {
         tags.deallocate()
         neighbours.deallocate()
+        scores.deallocate()
     }
 
     func prepare(capacity: Int) {

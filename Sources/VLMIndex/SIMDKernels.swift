@@ -1,60 +1,23 @@
+import CVLM
 import Foundation
 
-/// Small-vector kernels for graph search, where each step scores one query against a handful of
-/// scattered rows (a GEMM call per step would cost more than the arithmetic).
+/// Inner products for graph search, where each step scores one query against a handful of scattered
+/// rows (a GEMM call per step would cost more than the arithmetic). They run the CVLM kernels
+/// (`vlm_dot`, `vlm_dot_gather`: AVX-512 / AVX2 picked at run time, naive C elsewhere).
 enum SIMDKernels {
-    /// Inner product of two float vectors of length `n`, 2 x SIMD16 accumulators (two independent
-    /// dependency chains hide add latency), scalar tail. Unaligned loads: rows of any dim work.
+    /// Inner product of two float vectors of length `n` (any alignment).
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        var i = 0
-        while i + 32 <= n {
-            acc0 += ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-            acc1 += ra.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD16<Float>.self)
-            i &+= 32
-        }
-        if i + 16 <= n {
-            acc0 += ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-            i &+= 16
-        }
-        var sum = (acc0 + acc1).sum()
-        while i < n {
-            sum += a[i] * b[i]
-            i &+= 1
-        }
-        return sum
+        vlm_dot(a, b, Int64(n))
     }
 
-    /// Inner products of `q` with four rows at once (the "distance_four" trick of faiss): four
-    /// independent load streams keep more cache misses in flight than four sequential dots, which
-    /// matters in graph search where the rows are scattered over memory.
+    /// `out[i] = q . (base + idx[i] * n)` for i < count: one query against rows of a node-major matrix,
+    /// four rows per pass with the next ones prefetched (faiss's "distance_four" + prefetch).
     @inline(__always)
-    static func dot4(_ q: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-                     _ d: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
-        let rq = UnsafeRawPointer(q), ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), rc = UnsafeRawPointer(c), rd = UnsafeRawPointer(d)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 8 <= n {
-            let o = i &* 4
-            let qv = rq.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s0 += qv * ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s1 += qv * rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s2 += qv * rc.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            s3 += qv * rd.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            i &+= 8
-        }
-        var out = SIMD4<Float>(s0.sum(), s1.sum(), s2.sum(), s3.sum())
-        while i < n {
-            out += q[i] * SIMD4<Float>(a[i], b[i], c[i], d[i])
-            i &+= 1
-        }
-        return out
+    static func gather(_ q: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ idx: UnsafePointer<Int32>, _ count: Int,
+                       _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        vlm_dot_gather(q, base, Int64(n), idx, Int64(count), Int64(n), out)
     }
-
-    /// Squared L2 norm.
-    static func normSquared(_ a: UnsafePointer<Float>, _ n: Int) -> Float { dot(a, a, n) }
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a tiny deterministic generator for HNSW level draws.

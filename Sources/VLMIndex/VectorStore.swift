@@ -397,6 +397,15 @@ public final class VectorStore: @unchecked Sendable {
         }
     }
 
+    /// The file with row id `id` (stable across re-embedding, unlike embedding ids), if any.
+    public func file(id: Int64) throws -> StoredFile? {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: Self.fileSelect + " WHERE f.id = ?", arguments: [id]).map(Self.storedFile)
+            }
+        }
+    }
+
     public func stats() throws -> StoreStats {
         let (files, embeddings, bytes) = try wrap {
             try pool.read { db -> (Int, Int, Int64) in
@@ -411,6 +420,24 @@ public final class VectorStore: @unchecked Sendable {
         }
         return StoreStats(fingerprint: identity.fingerprint, dim: identity.dim, files: files, embeddings: embeddings,
                           totalFileBytes: bytes, databaseBytes: dbBytes, storeID: storeID)
+    }
+
+    /// Consistency check: SQLite's integrity and foreign-key checks plus the store's own invariants (every
+    /// file has its embedding, every embedding has `dim` floats). Returns the problems found (empty: sound).
+    public func check() throws -> [String] {
+        let bytes = identity.dim * MemoryLayout<Float>.size
+        return try wrap {
+            try pool.read { db -> [String] in
+                var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+                let orphans = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+                if !orphans.isEmpty { problems.append("\(orphans.count) rows violate foreign keys") }
+                let bare = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM files f LEFT JOIN embeddings e ON e.file_id = f.id WHERE e.id IS NULL") ?? 0
+                if bare > 0 { problems.append("\(bare) files without an embedding") }
+                let bad = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM embeddings WHERE length(vector) != ?", arguments: [bytes]) ?? 0
+                if bad > 0 { problems.append("\(bad) embeddings without \(identity.dim) floats") }
+                return problems
+            }
+        }
     }
 
     /// SQLite's journal mode (expected "wal"), for diagnostics and tests.

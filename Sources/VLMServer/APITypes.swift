@@ -230,7 +230,12 @@ struct HealthResponse: Encodable, Sendable {
     let queue: [String: Int]
 
     struct IndexInfo: Encodable, Sendable {
+        /// The database's file name.
         let path: String
         let size: Int
+        /// The fingerprint of the model that made the index (checkpoint name / config hash / dim).
+        let model: String
+        /// "exact" or "hnsw".
+        let strategy: String
     }
 }

@@ -6,19 +6,18 @@ import SwiftVLM
 //   POST /v1/embeddings      OpenAI embeddings (texts and images; see EmbeddingsRequest for the input union)
 //   POST /v1/classify        zero-shot labels for one image, best first
 //   GET  /v1/models[/{id}]   OpenAI model list / model (unknown id: 404)
-//   GET  /healthz            liveness, model, queue depths, index (nil until the index lands)
-//   GET  /metrics            Prometheus text
+//   GET  /healthz            liveness, model, queue depths, index (size, model fingerprint; nil without --index)
+//   GET  /metrics            Prometheus text (vlm_index_size with --index)
 //   GET  /                   web page
-// Errors are `{"error": {"message", "type", "code"}}` with 400/401/404/413/422/503 (see ServerError).
-// Still to come with the index module: POST /v1/search, POST /v1/index, DELETE /v1/index/{id}
-// (mutating routes behind --api-key), and vlm_index_size in /metrics.
+//   POST /v1/search          text/image query (+ plus/minus arithmetic) -> top-k entries (IndexController.swift)
+//   GET  /v1/index/{id}/image  an entry's image, only from inside --root directories or the uploads directory
+//   POST /v1/index           add uploaded images / files under a root       } behind --api-key
+//   DELETE /v1/index/{id}    remove an entry                                 }
+// Errors are `{"error": {"message", "type", "code"}}` with 400/401/404/413/422/501/503 (see ServerError).
 
 /// Loads the checkpoint named in `config` and builds the server (not yet running: call `runService()`).
 public func buildApplication(config: ServerConfig) async throws -> some ApplicationProtocol {
     try config.validate()
-    if let index = config.indexPath {
-        throw ServerError.notImplemented("--index \(index.path): the index endpoints are not available in this build yet")
-    }
     let pipeline = try CLIPPipeline.load(directory: config.modelDirectory)
     return try buildApplication(config: config, pipeline: pipeline)
 }
@@ -31,14 +30,16 @@ public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline) throw
 /// The server with a custom engine (e.g. the pipeline wrapped to hold the worker, for overload tests).
 public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline, engine: EmbeddingEngine) throws -> some ApplicationProtocol {
     try config.validate()
-    let router = buildRouter(config: config, engine: engine, model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID))
+    let index = try config.indexPath.map { _ in try IndexService(config: config, identity: pipeline.indexIdentity()) }
+    let router = buildRouter(config: config, engine: engine, model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID), index: index)
     return Application(router: router,
-                       configuration: .init(address: .hostname(config.host, port: config.port), serverName: "vlm-serve"))
+                       configuration: .init(address: .hostname(config.host, port: config.port), serverName: "vlm-serve"),
+                       services: index.map { [IndexPersistService(index: $0)] } ?? [])
 }
 
 /// Routes and middleware. Order matters: metrics outermost (it sees every final status, 404s included),
 /// then the JSON error mapping, then per-group auth.
-public func buildRouter(config: ServerConfig, engine: EmbeddingEngine, model: ModelInfo) -> Router<BasicRequestContext> {
+public func buildRouter(config: ServerConfig, engine: EmbeddingEngine, model: ModelInfo, index: IndexService? = nil) -> Router<BasicRequestContext> {
     typealias Context = BasicRequestContext
     let metrics = ServerMetrics()
     let service = EncoderService(config: config, engine: engine, model: model, metrics: metrics)
@@ -48,8 +49,8 @@ public func buildRouter(config: ServerConfig, engine: EmbeddingEngine, model: Mo
 
     // Open to everyone: the page, liveness, metrics (scrapers rarely carry tokens; nothing secret in them).
     WebPageController<Context>().addRoutes(to: router)
-    HealthController<Context>(service: service).addRoutes(to: router)
-    MetricsController<Context>(metrics: metrics, batcher: service.batcher, queueCapacity: config.queueCapacity).addRoutes(to: router)
+    HealthController<Context>(service: service, index: index).addRoutes(to: router)
+    MetricsController<Context>(metrics: metrics, batcher: service.batcher, queueCapacity: config.queueCapacity, index: index).addRoutes(to: router)
 
     // Read-only API: open unless --protect-reads.
     let reads = router.group()
@@ -57,9 +58,11 @@ public func buildRouter(config: ServerConfig, engine: EmbeddingEngine, model: Mo
     EmbeddingsController<Context>(service: service).addRoutes(to: reads)
     ClassifyController<Context>(service: service).addRoutes(to: reads)
     ModelsController<Context>(model: model).addRoutes(to: reads)
+    SearchController<Context>(service: service, index: index).addRoutes(to: reads)
 
-    // Mutating API (POST /v1/index, DELETE /v1/index/{id}) goes in `writes` when the index lands:
-    // with --api-key every route in it needs the bearer token.
-    // let writes = router.group(); if let key = config.apiKey { writes.add(middleware: APIKeyMiddleware(key: key)) }
+    // Mutating API: with --api-key every route in it needs the bearer token.
+    let writes = router.group()
+    if let key = config.apiKey { writes.add(middleware: APIKeyMiddleware<Context>(key: key)) }
+    IndexController<Context>(service: service, index: index).addRoutes(to: writes)
     return router
 }

@@ -73,11 +73,13 @@ struct ModelsController<Context: RequestContext>: Sendable {
 /// `GET /healthz`: liveness plus what the web page needs to pick its mode.
 struct HealthController<Context: RequestContext>: Sendable {
     let service: EncoderService
+    var index: IndexService?
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/healthz") { _, _ in
-            try JSONResponse.make(HealthResponse(status: "ok", model: service.model.id, dimensions: service.model.dimensions,
-                                                 index: nil, queue: service.batcher.queueDepths()))
+            let info = index.map { HealthResponse.IndexInfo(path: $0.name, size: $0.count, model: $0.fingerprint, strategy: $0.strategy) }
+            return try JSONResponse.make(HealthResponse(status: "ok", model: service.model.id, dimensions: service.model.dimensions,
+                                                        index: info, queue: service.batcher.queueDepths()))
         }
     }
 }

@@ -4,8 +4,16 @@ import Foundation
 public struct ServerConfig: Sendable {
     /// Checkpoint directory (Hugging Face layout).
     public var modelDirectory: URL
-    /// Vector index (not yet supported: the index endpoints land with the index module).
+    /// Vector index database (`vlm index add` makes one); enables /v1/search and /v1/index.
     public var indexPath: URL?
+    /// Directories whose indexed images may be served (GET /v1/index/{id}/image) and added by path
+    /// (POST /v1/index `paths`). Nothing outside them (after resolving symlinks) is ever read for a client.
+    public var indexRoots: [URL] = []
+    /// Where uploaded images are kept (served and indexed like files under a root); default: next to the
+    /// index database, `<index>.uploads/`.
+    public var uploadsDirectory: URL?
+    /// Most results one /v1/search may ask for.
+    public var maxTopK: Int = 1000
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
     /// Request bodies above this are refused with 413 while they stream in, so nothing unbounded is buffered.
@@ -57,5 +65,7 @@ public struct ServerConfig: Sendable {
         try check(retryAfterSeconds >= 0, "retry-after must be >= 0")
         if let apiKey { try check(!apiKey.isEmpty, "--api-key must not be empty") }
         try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
+        try check(maxTopK > 0, "max top_k must be > 0")
+        try check(indexPath != nil || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SwiftVLM
+import VLMIndex
 
 /// Every failure the server reports. Each case knows its HTTP status and its OpenAI-style error body
 /// (`{"error":{"message":..., "type":..., "code":...}}`), so handlers just throw.
@@ -17,6 +18,8 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     case modelNotFound(String)
     /// No such route (404).
     case routeNotFound(method: String, path: String)
+    /// No index entry with this id, or its image is gone or not servable (404).
+    case indexEntryNotFound(String)
     /// The body exceeds `maxBodyBytes` (413).
     case payloadTooLarge(limit: Int)
     /// The image exceeds `maxImagePixels` (422).
@@ -42,6 +45,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .undecodableImage(let m): return "cannot decode image: \(m)"
         case .modelNotFound(let id): return "the model '\(id)' does not exist"
         case .routeNotFound(let method, let path): return "no route for \(method) \(path)"
+        case .indexEntryNotFound(let m): return m
         case .payloadTooLarge(let limit): return "request body is larger than the limit of \(limit) bytes"
         case .imageTooLarge(let w, let h, let limit):
             return "image is \(w)x\(h) = \(w * h) pixels, above the limit of \(limit) pixels"
@@ -57,7 +61,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     public var status: HTTPResponse.Status {
         switch self {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage: return .badRequest
-        case .modelNotFound, .routeNotFound: return .notFound
+        case .modelNotFound, .routeNotFound, .indexEntryNotFound: return .notFound
         case .payloadTooLarge: return .contentTooLarge
         case .imageTooLarge: return .unprocessableContent
         case .unauthorized: return .unauthorized
@@ -71,7 +75,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     var type: String {
         switch self {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage, .modelNotFound, .routeNotFound,
-             .payloadTooLarge, .imageTooLarge:
+             .indexEntryNotFound, .payloadTooLarge, .imageTooLarge:
             return "invalid_request_error"
         case .unauthorized: return "authentication_error"
         case .overloaded, .shuttingDown: return "server_overloaded"
@@ -89,6 +93,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .undecodableImage: return "invalid_image"
         case .modelNotFound: return "model_not_found"
         case .routeNotFound: return "not_found"
+        case .indexEntryNotFound: return "index_entry_not_found"
         case .payloadTooLarge: return "payload_too_large"
         case .imageTooLarge: return "image_too_large"
         case .unauthorized: return "invalid_api_key"
@@ -122,6 +127,12 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
             default: return .undecodableImage(e.description)
             }
         case let e as PipelineError: return .invalidRequest(e.description)
+        case let e as IndexError:
+            switch e {
+            case .unknownID: return .indexEntryNotFound(e.description)
+            case .invalidVector, .invalidArgument, .dimensionMismatch: return .invalidRequest(e.description)
+            default: return .internalError(e.description)
+            }
         case let e as DecodingError: return .malformedJSON(describe(e))
         default: return .internalError(String(describing: error))
         }

@@ -3,7 +3,7 @@
 ///
 /// Modes, chosen from `/healthz`:
 /// - index loaded: a typed query or dropped image goes to `POST /v1/search`
-///   (`{"query": {"text": ...} | {"image": dataURL}, "top_k": N}` -> `{"data": [{"id", "score", "url"?, "path"?}]}`);
+///   (`{"query": {"text": ...} | {"image": dataURL}, "top_k": N}` -> `{"data": [{"id", "score", "path", "name"?, "url"?}]}`);
 /// - no index: results against what the user gives: a typed query ranks the typed labels (cosine of
 ///   embeddings), dropped images are each classified against the labels, and query + images ranks the images
 ///   (a search over the dropped set).
@@ -159,7 +159,7 @@ async function addFiles(files) {
 async function runSearch(q) {
   const query = images.length ? { image: images[0].dataURL } : { text: q };
   const r = await post("/v1/search", { query, top_k: 24 });
-  show(r.data.map(h => card({ title: h.path || h.id, score: h.score, image: h.url })));
+  show(r.data.map(h => card({ title: h.name || h.path || String(h.id), score: h.score, scoreText: "cosine " + h.score.toFixed(4), image: h.url })));
   return r.data.length + " results";
 }
 async function rankLabels(q, ls) {
@@ -215,7 +215,13 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
     const r = await fetch("/healthz"); health = await r.json();
     $("model").textContent = health.model + " \u00b7 " + health.dimensions + "-d";
     $("mode").textContent = health.index ? "search: " + health.index.size + " items" : "no index: classify / similarity";
-    if (health.index) $("mode").classList.add("search");
+    if (health.index) {
+      // Labels play no part in a search: give the query the whole row.
+      $("mode").classList.add("search");
+      $("labels").parentElement.hidden = true;
+      $("q").parentElement.style.gridColumn = "1 / -1";
+      $("q").placeholder = "search the index: a photo of a cat";
+    }
   } catch (e) { setStatus("server not reachable: " + e.message, true); }
   const p = new URLSearchParams(location.search);
   if (p.get("labels")) $("labels").value = p.get("labels");

@@ -33,14 +33,8 @@ struct IndexLocation: ParsableArguments {
 enum IndexCLI {
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// The model identity: checkpoint folder name + SHA-256 of config.json (prefix) + embedding dim.
-    /// Another checkpoint, a modified config or another projection size all give another fingerprint.
-    static func identity(_ pipeline: CLIPPipeline) throws -> ModelIdentity {
-        let config = pipeline.directory.appendingPathComponent("config.json")
-        let hash = (try? SHA256Hasher.hex(fileAt: config.path)).map { String($0.prefix(16)) } ?? "noconfig"
-        let dim = pipeline.model.embeddingDim
-        return ModelIdentity(fingerprint: "\(pipeline.directory.standardizedFileURL.lastPathComponent)/\(hash)/\(dim)", dim: dim)
-    }
+    /// The model identity (shared with `vlm serve --index`).
+    static func identity(_ pipeline: CLIPPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
 
     static func warn(_ message: String) { FileHandle.standardError.write(Data("warning: \(message)\n".utf8)) }
 
@@ -113,6 +107,7 @@ enum IndexCLI {
             }
             try index.add(records)  // committed: an interruption after this line keeps the batch
             written += records.count
+            CommitHook.shared?.committed(total: written)
             newWritten += records.filter { newPaths.contains($0.stat.path) }.count
             progress.advance(by: part.count)
         }
@@ -120,6 +115,21 @@ enum IndexCLI {
         try index.persist()
         if !todo.isEmpty { try index.store.checkpoint() }
         return (newWritten, written - newWritten, plan.unchanged.count, failed)
+    }
+}
+
+/// Test hook for crash-safety tests: with VLM_TEST_COMMIT_PAUSE_MS set, `index add`/`sync` print
+/// "vlm-test: committed N" to stderr after each committed batch (N = images written so far in this run) and
+/// pause that many milliseconds, so a test can kill the process at a known point. Unset: no effect.
+struct CommitHook {
+    let pause: UInt32
+
+    static let shared: CommitHook? = ProcessInfo.processInfo.environment["VLM_TEST_COMMIT_PAUSE_MS"]
+        .flatMap { UInt32($0) }.map { CommitHook(pause: $0) }
+
+    func committed(total: Int) {
+        FileHandle.standardError.write(Data("vlm-test: committed \(total)\n".utf8))
+        if pause > 0 { usleep(pause * 1000) }
     }
 }
 
@@ -276,6 +286,7 @@ extension IndexCommand {
         static let configuration = CommandConfiguration(abstract: "Index size, model, storage and search strategy.")
         @OptionGroup var location: IndexLocation
         @Flag(help: "JSON output.") var json = false
+        @Flag(help: "Also check the database (SQLite integrity, every file has its embedding); exit 1 on problems.") var check = false
 
         struct Output: Encodable {
             let path: String
@@ -288,6 +299,8 @@ extension IndexCommand {
             let strategy: String
             let hnsw_nodes: Int?
             let hnsw_deleted: Int?
+            /// With --check: the problems found (empty when sound).
+            let problems: [String]?
         }
 
         func run() throws {
@@ -296,11 +309,16 @@ extension IndexCommand {
                 let s = try index.store.stats()
                 let out = Output(path: location.resolved, model: s.fingerprint, dim: s.dim, files: s.files, embeddings: s.embeddings,
                                  image_bytes: s.totalFileBytes, database_bytes: s.databaseBytes, strategy: index.strategy.rawValue,
-                                 hnsw_nodes: index.hnsw?.count, hnsw_deleted: index.hnsw?.deletedCount)
+                                 hnsw_nodes: index.hnsw?.count, hnsw_deleted: index.hnsw?.deletedCount,
+                                 problems: check ? try index.store.check() : nil)
                 try index.persist()
                 if json { try printJSON(out) } else {
                     print("index     \(out.path)\nmodel     \(out.model) (dim \(out.dim))\nimages    \(out.files) (\(out.image_bytes) bytes on disk)")
                     print("database  \(out.database_bytes) bytes\nsearch    \(out.strategy)" + (out.hnsw_nodes.map { " (\($0) graph nodes, \(out.hnsw_deleted ?? 0) deleted)" } ?? ""))
+                    if let problems = out.problems { print("check     " + (problems.isEmpty ? "ok" : problems.joined(separator: "; "))) }
+                }
+                if let problems = out.problems, !problems.isEmpty {
+                    throw IndexError.corruptFile(path: location.resolved, reason: problems.joined(separator: "; "))
                 }
             }
         }

@@ -8,7 +8,7 @@ import VLMServer
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "HTTP server: /v1/embeddings, /v1/classify, /v1/models, /healthz, /metrics and a web page at /.",
+        abstract: "HTTP server: /v1/embeddings, /v1/classify, /v1/models, /v1/search, /v1/index, /healthz, /metrics, web page at /.",
         discussion: """
         Requests from all clients are batched into the encoder (up to --max-batch items, waiting at most \
         --max-wait-ms for more); when --queue-capacity items wait, new requests get 503 with Retry-After. \
@@ -16,7 +16,10 @@ struct ServeCommand: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Vector index to search (not supported yet).") var index: String?
+    @Option(help: "Vector index database (from `vlm index add`): enables /v1/search and /v1/index.") var index: String?
+    @Option(help: "Directory whose indexed images may be served and added by path; repeatable (uploads are always served).")
+    var root: [String] = []
+    @Option(help: "Where uploaded images are stored (default: <index>.uploads next to the database).") var uploads: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
@@ -31,10 +34,10 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
-            if let index {
-                throw ServerError.notImplemented("--index \(index): search and index endpoints are not available yet")
-            }
             var config = ServerConfig(modelDirectory: modelOptions.url)
+            config.indexPath = index.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            config.indexRoots = root.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            config.uploadsDirectory = uploads.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.host = host
             config.port = port
             config.maxBodyBytes = maxBodyBytes

@@ -3,10 +3,13 @@
 # the page with a query in the URL (the page runs it on load), then checks
 #   1. the rendered DOM has result cards for a text query and for an image (the page's JS talked to the API
 #      and drew the grid), and
-#   2. the screenshot exists and is not blank (many distinct colours, not one flat fill).
+#   2. the screenshot exists and is not blank (many distinct colours, not one flat fill);
+# then the same in search mode: `vlm index add` over the fixture photos, `vlm serve --index --root`, a text
+# and an image query whose result cards show the indexed images (served by /v1/index/{id}/image), and a
+# second screenshot (<out>-search.png).
 # Skips cleanly (exit 0) when Chromium is not installed, so CI without a browser passes.
 #
-# Usage: Tests/Server/browser_check.sh [--out screenshot.png] [--port N] [--model DIR]
+# Usage: [VLM=path/to/vlm] Tests/Server/browser_check.sh [--out screenshot.png] [--port N] [--model DIR]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -32,8 +35,9 @@ if [[ -z "$CHROMIUM" ]]; then
 fi
 
 cd "$ROOT"
-VLM=""
+VLM="${VLM:-}"  # set VLM=path/to/vlm to test a particular build
 for config in release debug; do
+  [[ -n "$VLM" ]] && break
   candidate="$(swift build -c "$config" --show-bin-path)/vlm"
   if [[ -x "$candidate" ]]; then VLM="$candidate"; break; fi
 done
@@ -69,16 +73,10 @@ check_dom "$URL" "text query vs labels" "cosine"
 IMAGE_URL="data:image/jpeg;base64,$(base64 -w0 "$ROOT/Tests/Fixtures/clip/images/chelsea.jpg" | sed 's/+/%2B/g; s/\//%2F/g; s/=/%3D/g')"
 check_dom "http://127.0.0.1:$PORT/?labels=$LABELS&image=$IMAGE_URL" "image classification" "p = "
 
-rm -f "$OUT"
-timeout 60 "$CHROMIUM" "${FLAGS[@]}" --window-size=1280,900 --screenshot="$OUT" "$URL" >/dev/null 2>"$WORK/chromium-shot.log" || true
-if [[ ! -s "$OUT" ]]; then
-  echo "FAIL: no screenshot at $OUT" >&2
-  tail -20 "$WORK/chromium-shot.log" >&2
-  exit 1
-fi
-
+# check_png FILE: the screenshot must be a real rendering, not a blank page.
+check_png() {
 if command -v python3 >/dev/null 2>&1; then
-  python3 - "$OUT" <<'PY'
+  python3 - "$1" <<'PY'
 # Decodes the PNG (8-bit RGB/RGBA, non-interlaced, as Chromium writes it) with the standard library only and
 # requires a non-blank image: several distinct colours and a real share of non-background pixels.
 import struct, sys, zlib
@@ -125,6 +123,37 @@ if len(colours) < 16 or background > 0.97:
     sys.exit("FAIL: screenshot looks blank")
 PY
 else
-  echo "python3 not found: checked only that the screenshot exists ($(stat -c %s "$OUT") bytes)"
+  echo "python3 not found: checked only that the screenshot exists ($(stat -c %s "$1") bytes)"
 fi
+}
+
+rm -f "$OUT"
+timeout 60 "$CHROMIUM" "${FLAGS[@]}" --window-size=1280,900 --screenshot="$OUT" "$URL" >/dev/null 2>"$WORK/chromium-shot.log" || true
+if [[ ! -s "$OUT" ]]; then
+  echo "FAIL: no screenshot at $OUT" >&2
+  tail -20 "$WORK/chromium-shot.log" >&2
+  exit 1
+fi
+
+check_png "$OUT"
 echo "OK: screenshot at $OUT"
+
+# Search mode: an index over the fixture photos, served with --root so the result cards show the images.
+stop_server
+mkdir -p "$WORK/photos"
+cp "$ROOT"/Tests/Fixtures/clip/images/*.jpg "$ROOT"/Tests/Fixtures/clip/images/*.png "$WORK/photos/"
+"$VLM" index add "$WORK/photos" --index "$WORK/index.sqlite" --model "$MODEL" --quiet >/dev/null
+start_server "$PORT" --model "$MODEL" --index "$WORK/index.sqlite" --root "$WORK/photos"
+SEARCH_URL="http://127.0.0.1:$PORT/?q=a%20photo%20of%20a%20cat"
+check_dom "$SEARCH_URL" "search mode, text query" 'src="/v1/index/[0-9]*/image"'
+check_dom "http://127.0.0.1:$PORT/?image=$IMAGE_URL" "search mode, image query" 'src="/v1/index/[0-9]*/image"'
+SEARCH_OUT="${OUT%.png}-search.png"
+rm -f "$SEARCH_OUT"
+timeout 60 "$CHROMIUM" "${FLAGS[@]}" --window-size=1280,900 --screenshot="$SEARCH_OUT" "$SEARCH_URL" >/dev/null 2>"$WORK/chromium-shot.log" || true
+if [[ ! -s "$SEARCH_OUT" ]]; then
+  echo "FAIL: no screenshot at $SEARCH_OUT" >&2
+  tail -20 "$WORK/chromium-shot.log" >&2
+  exit 1
+fi
+check_png "$SEARCH_OUT"
+echo "OK: search-mode screenshot at $SEARCH_OUT"

@@ -1,0 +1,287 @@
+import Foundation
+import SwiftVLM
+import ServiceLifecycle
+import VLMIndex
+
+/// The server's vector index: the `SearchIndex` (SQLite store + exact matrix + HNSW graph) behind a
+/// readers-writer lock, the directories images may be read from, and the uploads directory.
+///
+/// Concurrency: searches and other reads run in parallel under the read lock (HNSW and exact search are
+/// read-only); every write runs on one serial queue and holds the write lock for the store transaction and
+/// the in-memory update, so a search never sees a half-applied write. Lock waits happen on dispatch threads,
+/// never on Swift's cooperative pool.
+///
+/// Durability: the store commits each write (one transaction); the HNSW graph file is refreshed at most
+/// every `persistInterval` seconds after writes and at shutdown (`persistNow`). A graph file that lags
+/// behind is reconciled with the store when the index is next opened (see `SearchIndex`).
+public final class IndexService: @unchecked Sendable {
+    public let index: SearchIndex
+    let roots: IndexRoots
+    /// File name of the database (what /healthz reports; the full server path stays private).
+    let name: String
+    private let lock = ReadWriteLock()
+    private let writer = DispatchQueue(label: "vlm-index-writer")
+    private var lastPersist = DispatchTime.now()  // writer queue only
+    /// Size and strategy as of the last write, for /healthz and /metrics: they never wait for the index lock
+    /// (a write that builds the HNSW graph can hold it for seconds).
+    private let summaryLock = NSLock()
+    private var summary: (count: Int, strategy: String)
+    static let persistInterval: Double = 30
+
+    /// Opens (or creates) the index at `config.indexPath` for a checkpoint of `identity`; an index built by
+    /// another model is refused (`IndexError.modelMismatch`). Creates the uploads directory.
+    public init(config: ServerConfig, identity: ModelIdentity) throws {
+        guard let url = config.indexPath else { throw ServerError.invalidConfiguration("no index path") }
+        let path = url.standardizedFileURL.path
+        index = try SearchIndex(path: path, model: identity)
+        name = url.lastPathComponent
+        let uploads = config.uploadsDirectory ?? URL(fileURLWithPath: path + ".uploads")
+        do { try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true) } catch {
+            throw ServerError.invalidConfiguration("cannot create the uploads directory \(uploads.path): \(error.localizedDescription)")
+        }
+        roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
+        summary = (index.count, index.strategy.rawValue)
+        let outside = try index.store.allPaths().filter { roots.locate($0) == nil }.count
+        if outside > 0 {
+            FileHandle.standardError.write(Data(("vlm serve: \(outside) indexed image(s) are outside the --root directories: "
+                + "search returns them without an image URL (serve their folders with --root DIR)\n").utf8))
+        }
+    }
+
+    var count: Int { summaryLock.withLock { summary.count } }
+    var fingerprint: String { index.store.identity.fingerprint }
+    var strategy: String { summaryLock.withLock { summary.strategy } }
+
+    /// Runs `body` under the read lock on a dispatch thread.
+    func read<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
+        try await RequestInput.offload { [self] in try lock.withRead { try body(index) } }
+    }
+
+    /// Runs `body` on the writer queue under the write lock; refreshes the graph file now and then.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.async { [self] in
+                let result = Result {
+                    try lock.withWrite {
+                        defer { summaryLock.withLock { summary = (index.count, index.strategy.rawValue) } }
+                        return try body(index)
+                    }
+                }
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - lastPersist.uptimeNanoseconds) / 1e9
+                if elapsed >= Self.persistInterval { persistOnWriter() }
+                continuation.resume(with: result)
+            }
+        }
+    }
+
+    /// Writes the graph file if it changed (called at shutdown; waits for queued writes).
+    public func persistNow() {
+        writer.sync { persistOnWriter() }
+    }
+
+    private func persistOnWriter() {
+        lastPersist = DispatchTime.now()
+        // Saving reads the graph only: searches may go on meanwhile.
+        lock.withRead {
+            do { try index.persist() } catch {
+                FileHandle.standardError.write(Data("vlm serve: cannot save the HNSW graph: \(error)\n".utf8))
+            }
+        }
+    }
+
+    // MARK: Entries as clients see them
+
+    /// The public view of a stored file: its id, its path relative to the root holding it (just the file name
+    /// when it is under no root: server paths stay private), the name given at upload, and the URL of its
+    /// image when it is under a root.
+    func hit(_ file: StoredFile, score: Float?) -> IndexHit {
+        let location = roots.locate(file.path)
+        return IndexHit(id: file.fileID, score: score, path: location?.relative ?? (file.path as NSString).lastPathComponent,
+                        name: Self.uploadName(file.metadata), url: location == nil ? nil : "/v1/index/\(file.fileID)/image")
+    }
+
+    static func uploadName(_ metadata: String?) -> String? {
+        guard let metadata, let object = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)) as? [String: Any] else { return nil }
+        return object["name"] as? String
+    }
+
+    // MARK: Reads
+
+    /// Top-k files for a unit query vector.
+    func search(_ query: [Float], k: Int, minScore: Float) async throws -> (hits: [IndexHit], size: Int, strategy: String) {
+        let found = try await read { index in
+            (try index.searchFiles(query, k: k, minScore: minScore), index.count, index.strategy.rawValue)
+        }
+        return (found.0.map { hit($0.file, score: $0.score) }, found.1, found.2)
+    }
+
+    /// The bytes and MIME type of an entry's image, read only if the file's real location (symlinks
+    /// resolved, checked on the opened descriptor) is inside a root. Anything else is 404, with one message
+    /// whatever the reason, so clients cannot probe the file system.
+    func image(id: Int64) async throws -> (data: Data, mime: String, etag: String) {
+        let notFound = ServerError.indexEntryNotFound("no image for index entry \(id)")
+        guard let file = try index.store.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
+        let roots = roots
+        let data = try await RequestInput.offload { try SafeFiles.read(path: file.path, roots: roots, maxBytes: 256 << 20) }
+        guard let data, let mime = SafeFiles.imageMIME(data) else { throw notFound }
+        return (data, mime, "\"\(file.contentHash.prefix(32))\"")
+    }
+
+    // MARK: Deletion
+
+    /// Removes entry `id`; an uploaded image's file is deleted too (files under roots are the user's and
+    /// stay). Returns the new index size.
+    func remove(id: Int64) async throws -> Int {
+        let roots = roots
+        return try await write { index in
+            guard let file = try index.store.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
+            try index.remove(paths: [file.path])
+            if roots.isUpload(file.path) { try? FileManager.default.removeItem(atPath: file.path) }
+            return index.count
+        }
+    }
+}
+
+/// The directories the server may read images from: the operator's `--root`s and the uploads directory,
+/// each as given (standardised, to match the paths `vlm index add` stores) and with symlinks resolved.
+struct IndexRoots: Sendable {
+    struct Root: Sendable {
+        let lexical: String
+        let real: String
+    }
+
+    let roots: [Root]
+    let uploads: Root
+
+    init(roots: [URL], uploads: URL) throws {
+        func make(_ url: URL, _ what: String) throws -> Root {
+            let lexical = url.standardizedFileURL.path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: lexical, isDirectory: &isDirectory), isDirectory.boolValue,
+                  let real = SafeFiles.realPath(lexical) else {
+                throw ServerError.invalidConfiguration("\(what) \(lexical) is not a directory")
+            }
+            return Root(lexical: lexical, real: real)
+        }
+        self.uploads = try make(uploads, "uploads directory")
+        self.roots = try roots.map { try make($0, "--root") } + [self.uploads]
+    }
+
+    static func isInside(_ path: String, _ directory: String) -> Bool {
+        directory == "/" ? path.hasPrefix("/") : (path == directory || path.hasPrefix(directory + "/"))
+    }
+
+    /// The root a stored path lies under (lexically, as given or as resolved) and the path relative to it.
+    /// Lexical only: it decides what clients are shown; serving checks the real location again.
+    func locate(_ path: String) -> (root: Root, relative: String)? {
+        guard !path.split(separator: "/").contains("..") else { return nil }
+        for root in roots {
+            for base in [root.lexical, root.real] where Self.isInside(path, base) && path != base {
+                let start = path.index(path.startIndex, offsetBy: base == "/" ? 1 : base.count + 1)
+                return (root, String(path[start...]))
+            }
+        }
+        return nil
+    }
+
+    /// Whether a resolved (symlink-free) path is a root or inside one.
+    func contains(real path: String) -> Bool {
+        roots.contains { Self.isInside(path, $0.real) }
+    }
+
+    func isUpload(_ path: String) -> Bool {
+        (Self.isInside(path, uploads.lexical) || Self.isInside(path, uploads.real)) && !path.split(separator: "/").contains("..")
+    }
+}
+
+/// Reading client-named files without ever leaving the roots.
+enum SafeFiles {
+    /// realpath(3): absolute, no symlinks, no `.`/`..`; nil if it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Where an open descriptor really points (Linux: /proc/self/fd; elsewhere: F_GETPATH).
+    static func openedPath(_ fd: Int32) -> String? {
+        #if os(Linux)
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0 ..< n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #else
+        var buffer = [CChar](repeating: 0, count: Int(MAXPATHLEN) + 1)
+        guard fcntl(fd, F_GETPATH, &buffer) != -1 else { return nil }
+        return String(cString: buffer)
+        #endif
+    }
+
+    /// The contents of a regular file whose real location is inside `roots`; nil if it is missing, not a
+    /// regular file, or (after following every symlink) outside them. The containment check runs on the
+    /// opened descriptor, so swapping a path component for a symlink after the check changes nothing.
+    static func read(path: String, roots: IndexRoots, maxBytes: Int) throws -> Data? {
+        // Checked before opening too, so nothing outside the roots is ever opened (opening a device node can
+        // have effects); the check on the descriptor below closes the race with a path swapped meanwhile.
+        guard let resolved = realPath(path), roots.contains(real: resolved) else { return nil }
+        // O_NONBLOCK: a FIFO planted under a root must not block the reader (it then fails the S_IFREG test).
+        let fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard let real = openedPath(fd) ?? realPath(resolved), roots.contains(real: real) else { return nil }
+        let size = Int(info.st_size)
+        guard size <= maxBytes else { throw ServerError.internalError("indexed file is larger than \(maxBytes) bytes") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }  // shrank meanwhile: serve what is there
+            done += n
+        }
+        return Data(bytes[0 ..< done])
+    }
+
+    /// image/jpeg or image/png from the magic bytes (never from the name); nil for anything else.
+    static func imageMIME(_ data: Data) -> String? {
+        if data.starts(with: [0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
+        return nil
+    }
+}
+
+/// pthread readers-writer lock.
+final class ReadWriteLock: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+
+    init() { pthread_rwlock_init(lock, nil) }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func withRead<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    func withWrite<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+}
+
+/// Saves the HNSW graph when the server shuts down (the store itself is always committed).
+struct IndexPersistService: Service {
+    let index: IndexService
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        index.persistNow()
+    }
+}
