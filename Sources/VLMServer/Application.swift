@@ -19,8 +19,13 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
     if let index = config.indexPath {
         throw ServerError.notImplemented("--index \(index.path): the index endpoints are not available in this build yet")
     }
+    if GenerativePipeline.isGenerative(directory: config.modelDirectory) {  // chat: see ChatApplication.swift
+        let engine = ChatEngine.pipeline(try GenerativePipeline.load(directory: config.modelDirectory))
+        return serverApplication(router: buildChatRouter(config: config, engine: engine), config: config)
+    }
     let pipeline = try CLIPPipeline.load(directory: config.modelDirectory)
-    return try buildApplication(config: config, pipeline: pipeline)
+    let router = buildRouter(config: config, engine: .clip(pipeline), model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID))
+    return serverApplication(router: router, config: config)
 }
 
 /// The server around an already-loaded pipeline (tests load the model once and build many servers).
