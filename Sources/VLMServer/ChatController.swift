@@ -33,6 +33,8 @@ struct ChatController<Context: RequestContext>: Sendable {
             }
             do { return try engine.prepare(messages, images) } catch let error as ChatTemplateError {
                 throw ServerError.invalidRequest("the chat template cannot render these messages: \(error)")
+            } catch {
+                throw ServerError.from(error)  // the pipeline's named errors are the client's: 400, not a logged 500
             }
         }
         let run = try service.start(prepared, options: options)
