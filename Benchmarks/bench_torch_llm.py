@@ -74,8 +74,12 @@ def bench_llava(args, dtype):
     embed = model.get_input_embeddings()
     vision_params = sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n)
     with torch.inference_mode():
-        warm = text[None, :8]
-        model(input_ids=warm, use_cache=True)  # warm-up (text only)
+        # Warm-up, as `vlm bench-llm` does: one image encode, a short prefill and two decode steps.
+        model.get_image_features(pixel_values=pixels, vision_feature_layer=c.vision_feature_layer,
+                                 vision_feature_select_strategy=c.vision_feature_select_strategy)
+        out = model(input_ids=text[None, :8], use_cache=True)
+        for _ in range(2):
+            out = model(input_ids=out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
         t0 = time.perf_counter()
         features = model.get_image_features(pixel_values=pixels, vision_feature_layer=c.vision_feature_layer,
                                             vision_feature_select_strategy=c.vision_feature_select_strategy).pooler_output

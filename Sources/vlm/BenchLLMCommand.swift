@@ -91,8 +91,11 @@ struct BenchLLM: ParsableCommand {
                 for i in 0 ..< p.count { p.pointer[i] = Float(rng.nextUniform()) * 4 - 2 }  // normalised pixel range
                 pixels = p
             }
-            // Warm-up on a short prompt (page in weights, spin up threads).
-            _ = try lm.forward(ids: Array(ids.prefix(8)).map { $0 == llava?.config.imageTokenIndex ? 0 : $0 }, cache: lm.makeCache(capacity: 16))
+            // Warm-up (page in weights, spin up threads): one image encode, a short prefill and two decode steps.
+            if let llava, let pixels { _ = try llava.imageFeatures(pixels) }
+            let warm = lm.makeCache(capacity: 16)
+            _ = try lm.forward(ids: Array(ids.suffix(8)), cache: warm)
+            for id in [1, 2] { _ = try lm.forward(ids: [id], cache: warm) }
             let cache = lm.makeCache(capacity: ids.count + tokens)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let embeddings = try llava.map { try $0.embed(ids: ids, pixelValues: pixels) } ?? lm.embed(ids)
