@@ -60,7 +60,7 @@ import Glibc
             return try real(prepared, o, { piece in
                 let ok = onText(piece)
                 pieces += 1
-                if pieces == 1 { firstPiece.pass() } else { usleep(2000) }  // a slow generator
+                if pieces == 1 { firstPiece.pass() } else { usleep(5000) }  // a slow generator: 200 tokens take over a second
                 return ok
             }, shouldStop)
         }
@@ -76,7 +76,12 @@ import Glibc
             func value(_ series: String) async throws -> Double? {
                 try parsePrometheus(try await client.get("/metrics").text).first { $0.series == series }?.value
             }
-            try await eventually("the generation cancelled") { try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#) == 1 }
+            do {
+                try await eventually("the generation cancelled", seconds: 20) { try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#) == 1 }
+            } catch {
+                let chat = try await client.get("/metrics").text.split(separator: "\n").filter { $0.hasPrefix("vlm_chat_") && !$0.contains("_bucket") }
+                throw TestFailure("\(error); metrics: \(chat.joined(separator: "; "))")
+            }
             let generated = try #require(try await value("vlm_chat_completion_tokens_total"))
             #expect(generated < 200, "\(generated) tokens generated for a client that left")
             #expect(try await value(#"vlm_chat_requests_total{finish_reason="length"}"#) == 0)
