@@ -71,7 +71,9 @@ struct ChatController<Context: RequestContext>: Sendable {
 
     /// Server-sent events: the role, the text in pieces (UTF-8 safe: the stream decoder never splits a
     /// character), a last chunk with the finish reason, the usage chunk when asked for, then `[DONE]`.
-    /// A failed write means the client is gone: the generation is cancelled at once.
+    /// A failed write means the client is gone: the generation is cancelled at once. (The server allows TCP
+    /// half-close, so a hang-up is only seen through a failed write: a non-streamed answer, written once at the
+    /// end, runs to completion.)
     static func eventStream(_ run: ChatService.Run, head: ResponseHead, includeUsage: Bool) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
