@@ -97,6 +97,8 @@ struct ChatController<Context: RequestContext>: Sendable {
                     }
                     guard let event else { break }
                     switch event {
+                    case .waiting:
+                        try await writer.write(ByteBuffer(string: ": waiting in the queue\n\n"))  // SSE comment
                     case .text(let piece):
                         try await send(head.chunk(.init(content: piece), includeUsage: includeUsage))
                     case .finished(let result):

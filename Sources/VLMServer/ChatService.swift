@@ -60,11 +60,14 @@ public final class ChatScheduler: Sendable {
         let work: @Sendable (Job) -> Void
         private let lock = NSLock()
         private var cancelled = false
+        private var started = false
 
         init(_ work: @escaping @Sendable (Job) -> Void) { self.work = work }
 
         var isCancelled: Bool { lock.withLock { cancelled } }
+        var hasStarted: Bool { lock.withLock { started } }
         func markCancelled() { lock.withLock { cancelled = true } }
+        func markStarted() { lock.withLock { started = true } }
     }
 
     private final class Core: @unchecked Sendable {
@@ -84,6 +87,7 @@ public final class ChatScheduler: Sendable {
                 let job = waiting.removeFirst()
                 busy = true
                 condition.unlock()
+                job.markStarted()
                 job.work(job)
                 condition.lock()
                 busy = false
@@ -155,6 +159,8 @@ public final class ChatService: Sendable {
     }
 
     enum Event: Sendable {
+        /// The request is still waiting in the queue (every `chatKeepAliveSeconds`).
+        case waiting
         case text(String)
         case finished(GenerationResult)
     }
@@ -212,6 +218,15 @@ public final class ChatService: Sendable {
             continuation.onTermination = nil
             continuation.finish()
             throw ServerError.overloaded(retryAfter: config.retryAfterSeconds)
+        }
+        // While it waits, the request hears from the queue now and then (streams turn it into an SSE comment).
+        let interval = UInt64(config.chatKeepAliveSeconds * 1e9)
+        Task {
+            while true {
+                try? await Task.sleep(nanoseconds: interval)
+                if job.hasStarted || job.isCancelled { return }
+                if case .terminated = continuation.yield(.waiting) { return }
+            }
         }
         return Run(events: events, cancel: cancel)
     }

@@ -21,7 +21,17 @@ import Glibc
         }
     }
 
-    static func blockingRead(port: Int, body: String, events: Int) throws -> String {
+    /// Sends `body` with `Connection: close` and reads the whole response (a client of its own, so the test
+    /// client's connection stays free for /metrics while this request is held).
+    static func request(port: Int, body: String) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try blockingRead(port: port, body: body, events: Int.max, close: true) })
+            }
+        }
+    }
+
+    static func blockingRead(port: Int, body: String, events: Int, close closeAfter: Bool = false) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed") }
         defer { close(fd) }
@@ -36,6 +46,7 @@ import Glibc
         }
         guard connected == 0 else { throw TestFailure("connect() failed") }
         let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + (closeAfter ? "Connection: close\r\n" : "")
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let sent = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
         guard sent == request.utf8.count else { throw TestFailure("send() failed") }
@@ -43,6 +54,7 @@ import Glibc
         var buffer = [UInt8](repeating: 0, count: 4096)
         while String(decoding: received, as: UTF8.self).components(separatedBy: "data: ").count - 1 < events {
             let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 && closeAfter { break }  // the whole response
             guard n > 0 else { throw TestFailure("connection ended early: \(String(decoding: received, as: UTF8.self))") }
             received += buffer[..<n]
         }
@@ -88,6 +100,35 @@ import Glibc
             // The generator serves the next client.
             let next = try await client.post("/v1/chat/completions", json: #"{"max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}"#)
             #expect(try next.completion().usage["completion_tokens"] == 3)
+        }
+    }
+
+    /// A streaming request waiting behind another gets SSE keep-alive comments; when its client hangs up, the
+    /// failed write takes it out of the queue before it ever runs.
+    @Test func queuedStreamingClientThatHangsUpLeavesTheQueue() async throws {
+        let gate = Gate()
+        let engine = ChatEngine.pipeline(try ChatTestServer.pipeline()).holding { gate.pass() }
+        let config = ChatTestServer.config { $0.chatKeepAliveSeconds = 0.05 }
+        let app = try buildApplication(config: config, chatEngine: engine)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            async let first = Self.request(port: port, body: #"{"max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}"#)
+            try await eventually("the generator holding the first request") { gate.enteredCount == 1 }
+            let body = #"{"stream": true, "max_tokens": 2, "messages": [{"role": "user", "content": "hello"}]}"#
+            let head = try await Self.readEventsThenHangUp(port: port, body: body, events: 1)  // the role chunk
+            #expect(head.contains("chat.completion.chunk"))
+            func value(_ series: String) async throws -> Double? {
+                try parsePrometheus(try await client.get("/metrics").text).first { $0.series == series }?.value
+            }
+            try await eventually("the hung-up request out of the queue", seconds: 20) {
+                let depth = try await value("vlm_chat_queue_depth")
+                let cancelled = try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#)
+                return depth == 0 && cancelled == 1
+            }
+            #expect(gate.enteredCount == 1, "the cancelled request never reached the generator")
+            gate.open()
+            #expect(try await first.hasPrefix("HTTP/1.1 200"))
+            #expect(gate.enteredCount == 1)
         }
     }
 }

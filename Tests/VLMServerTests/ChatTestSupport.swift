@@ -53,7 +53,7 @@ struct EventStream {
     var done = false
 
     init(_ text: String) throws {
-        for block in text.components(separatedBy: "\n\n") where !block.isEmpty {
+        for block in text.components(separatedBy: "\n\n") where !block.isEmpty && !block.hasPrefix(":") {  // ":" comments
             guard block.hasPrefix("data: "), !done else { throw TestFailure("unexpected event block: \(block)") }
             let payload = String(block.dropFirst(6))
             if payload == "[DONE]" { done = true; continue }
