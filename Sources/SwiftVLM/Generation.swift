@@ -83,7 +83,7 @@ public struct SamplingOptions: Sendable {
         eosTokenIDs = Set(defaults.eosTokenIDs)
     }
 
-    func validate() throws {
+    public func validate() throws {
         guard maxTokens >= 0 else { throw PipelineError.invalidArgument("max tokens must be >= 0") }
         guard temperature >= 0, temperature.isFinite else { throw PipelineError.invalidArgument("temperature must be >= 0") }
         if let k = topK, k < 0 { throw PipelineError.invalidArgument("top-k must be >= 0") }

@@ -143,6 +143,15 @@ public final class LlavaModel: @unchecked Sendable {
                                   head: root.scope(hub ? "language_model.lm_head" : "lm_head"))
     }
 
+    /// Parameters of the vision tower (all its layers) and the projector.
+    public var visionParameterCount: Int {
+        let v = config.visionConfig, c = v.hiddenSize, i = v.intermediateSize, t = config.textConfig.hiddenSize
+        let embeddings = v.numChannels * v.patchSize * v.patchSize * c + c + (vision.tokens) * c
+        let layer = 4 * (c * c + c) + (c * i + i) + (i * c + c) + 4 * c
+        let width = c * config.visionFeatureLayers.count
+        return embeddings + 4 * c + v.numHiddenLayers * layer + (width * t + t) + (t * t + t)
+    }
+
     /// pixelValues: [N, 3, S, S] -> [N * imageTokensPerImage, text hidden] (get_image_features, flattened).
     public func imageFeatures(_ pixelValues: Tensor) throws -> Tensor {
         let v = config.visionConfig

@@ -203,12 +203,14 @@ struct ModelObject: Encodable, Sendable {
     let created: Int
     let ownedBy = "swiftvlm"
     let type = "clip"
+    /// "embedding" here; a generative checkpoint's entry says "chat" (see ChatModelObject).
+    let kind = "embedding"
     let embeddingDimensions: Int
     let maxInputTokens: Int
     let imageSize: Int
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, type
+        case id, object, created, type, kind
         case ownedBy = "owned_by"
         case embeddingDimensions = "embedding_dimensions"
         case maxInputTokens = "max_input_tokens"

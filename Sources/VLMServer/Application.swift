@@ -18,8 +18,15 @@ import SwiftVLM
 /// Loads the checkpoint named in `config` and builds the server (not yet running: call `runService()`).
 public func buildApplication(config: ServerConfig) async throws -> some ApplicationProtocol {
     try config.validate()
+    if GenerativePipeline.isGenerative(directory: config.modelDirectory) {  // chat: see ChatApplication.swift
+        if let index = config.indexPath {
+            throw ServerError.invalidConfiguration("--index \(index.path): the visual-search index needs an embedding model (CLIP/SigLIP); \(config.modelDirectory.path) is a generative model")
+        }
+        let engine = ChatEngine.pipeline(try GenerativePipeline.load(directory: config.modelDirectory))
+        return serverApplication(router: buildChatRouter(config: config, engine: engine), config: config)
+    }
     let pipeline = try CLIPPipeline.load(directory: config.modelDirectory)
-    return try buildApplication(config: config, pipeline: pipeline)
+    return try embeddingApplication(config: config, pipeline: pipeline, engine: .clip(pipeline))
 }
 
 /// The server around an already-loaded pipeline (tests load the model once and build many servers).
@@ -29,6 +36,11 @@ public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline) throw
 
 /// The server with a custom engine (e.g. the pipeline wrapped to hold the worker, for overload tests).
 public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline, engine: EmbeddingEngine) throws -> some ApplicationProtocol {
+    try embeddingApplication(config: config, pipeline: pipeline, engine: engine)
+}
+
+/// The embedding (and search) server, as a concrete type so `buildApplication(config:)` can return it or the chat server.
+func embeddingApplication(config: ServerConfig, pipeline: CLIPPipeline, engine: EmbeddingEngine) throws -> Application<RouterResponder<BasicRequestContext>> {
     try config.validate()
     let index = try config.indexPath.map { _ in try IndexService(config: config, identity: pipeline.indexIdentity()) }
     let router = buildRouter(config: config, engine: engine, model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID), index: index)

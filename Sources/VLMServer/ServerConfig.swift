@@ -33,6 +33,9 @@ public struct ServerConfig: Sendable {
     public var queueCapacity: Int = 256
     /// Seconds advertised in Retry-After with a 503.
     public var retryAfterSeconds: Int = 1
+    /// A streamed chat answer that waits in the queue gets an SSE comment this often, so a client that left is
+    /// noticed (failed write) and its request leaves the queue.
+    public var chatKeepAliveSeconds: Double = 2
     /// Bearer token for the mutating endpoints (and, with `protectReads`, for every /v1 endpoint).
     public var apiKey: String?
     /// Require the API key on the read-only /v1 endpoints too (embeddings, classify, models).
@@ -63,6 +66,7 @@ public struct ServerConfig: Sendable {
         try check((0 ... 60_000).contains(maxWaitMilliseconds), "--max-wait-ms must be in 0...60000")
         try check(queueCapacity > 0, "--queue-capacity must be > 0")
         try check(retryAfterSeconds >= 0, "retry-after must be >= 0")
+        try check(chatKeepAliveSeconds > 0, "chat keep-alive interval must be > 0")
         if let apiKey { try check(!apiKey.isEmpty, "--api-key must not be empty") }
         try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
         try check(maxTopK > 0, "max top_k must be > 0")

@@ -5,14 +5,16 @@ import SwiftVLM
 import VLMLayers
 
 /// `vlm bench-llm`: prefill and decode throughput of a Llama-family decoder, next to this machine's memory
-/// bandwidth roofline for decode (every weight is read once per generated token).
+/// bandwidth roofline for decode (every weight is read once per generated token). With a LLaVA checkpoint
+/// (`--model` of model_type llava, e.g. from Benchmarks/make_llava_bench.py) the prompt is BOS + one image's
+/// tokens + `--prompt` text tokens, and the image encode (vision tower + projector) is timed on its own.
 struct BenchLLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-llm",
-        abstract: "Prefill and decode tokens/s of a Llama-family decoder (random weights with --config).",
+        abstract: "Prefill and decode tokens/s of a Llama-family decoder or a LLaVA (random weights with --config).",
         discussion: "Compare with Benchmarks/bench_torch_llm.py (same configuration, prompt, tokens and threads).")
 
-    @Option(help: "Checkpoint directory (llama/mistral/qwen2).") var model: String?
+    @Option(help: "Checkpoint directory (llama/mistral/qwen2, or llava: image encode + prefill with its image tokens).") var model: String?
     @Option(help: "Architecture with random weights: \(LlamaConfig.presetNames.joined(separator: ", ")).") var config: String?
     @Option(help: "Prompt tokens for prefill.") var prompt = 128
     @Option(help: "Tokens to decode after the prompt.") var tokens = 64
@@ -33,6 +35,12 @@ struct BenchLLM: ParsableCommand {
         let decode_tokens_per_s: Double
         let memory_bandwidth_gb_s: Double
         let decode_roofline_tokens_per_s: Double
+        // LLaVA only: one random 'image' of the tower's size.
+        var image_tokens: Int?
+        var image_encode_s: Double?
+        /// Prompt tokens (image tokens included) / (image encode + decoder prefill).
+        var prefill_with_image_tokens_per_s: Double?
+        var vision_parameters: Int?
     }
 
     func run() throws {
@@ -50,9 +58,17 @@ struct BenchLLM: ParsableCommand {
             default: throw PipelineError.invalidArgument("--storage must be f32, bf16, f16 or as-stored")
             }
             let lm: LlamaModel
+            var llava: LlavaModel?
             let name: String
             if let model {
-                lm = try LlamaModel.load(directory: URL(fileURLWithPath: model), storage: weightStorage)
+                let url = URL(fileURLWithPath: model)
+                if try ConfigFile.modelType(in: url) == "llava" {
+                    let m = try LlavaModel.load(directory: url, storage: weightStorage)
+                    llava = m
+                    lm = m.language
+                } else {
+                    lm = try LlamaModel.load(directory: url, storage: weightStorage)
+                }
                 name = model
             } else {
                 let preset = config ?? "smollm2-360m"
@@ -63,12 +79,28 @@ struct BenchLLM: ParsableCommand {
                 name = preset
             }
             var rng = SplitMix64(seed: 7)
-            let ids = (0 ..< prompt).map { _ in Int(rng.next() % UInt64(lm.vocabularySize)) }
-            // Warm-up on a short prompt (page in weights, spin up threads).
-            _ = try lm.forward(ids: Array(ids.prefix(8)), cache: lm.makeCache(capacity: 16))
-            let cache = lm.makeCache(capacity: prompt + tokens)
+            var ids = (0 ..< prompt).map { _ in Int(rng.next() % UInt64(lm.vocabularySize)) }
+            var pixels: Tensor?
+            if let llava {
+                // BOS, the image's tokens, then the text: LLaVA-1.5's "USER: <image>\n..." order.
+                let c = llava.config
+                ids = ids.map { $0 == c.imageTokenIndex ? 0 : $0 }
+                ids = [c.textConfig.bosTokenID ?? 1] + Array(repeating: c.imageTokenIndex, count: c.imageTokensPerImage) + ids
+                let s = c.visionConfig.imageSize
+                let p = Tensor(uninitialized: [1, 3, s, s])
+                for i in 0 ..< p.count { p.pointer[i] = Float(rng.nextUniform()) * 4 - 2 }  // normalised pixel range
+                pixels = p
+            }
+            // Warm-up (page in weights, spin up threads): one image encode, a short prefill and two decode steps.
+            if let llava, let pixels { _ = try llava.imageFeatures(pixels) }
+            let warm = lm.makeCache(capacity: 16)
+            _ = try lm.forward(ids: Array(ids.suffix(8)), cache: warm)
+            for id in [1, 2] { _ = try lm.forward(ids: [id], cache: warm) }
+            let cache = lm.makeCache(capacity: ids.count + tokens)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            var logits = try lm.forward(ids: ids, cache: cache)
+            let embeddings = try llava.map { try $0.embed(ids: ids, pixelValues: pixels) } ?? lm.embed(ids)
+            let tImage = DispatchTime.now().uptimeNanoseconds
+            var logits = try lm.forward(embeddings: embeddings, cache: cache)
             let t1 = DispatchTime.now().uptimeNanoseconds
             for _ in 0 ..< tokens {
                 var best = 0
@@ -81,16 +113,27 @@ struct BenchLLM: ParsableCommand {
             let footprint = lm.linearWeightFootprint
             let weightBytes = footprint.bytes
             let bytesPerWeight = Double(footprint.bytes) / Double(max(footprint.parameters, 1))
-            let result = Result(engine: String(format: "swiftvlm %.0f-byte weights, fp32 compute", bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
-                                weight_bytes: weightBytes, prompt_tokens: prompt, decode_tokens: tokens,
-                                prefill_tokens_per_s: Double(prompt) / (Double(t1 - t0) / 1e9),
+            var result = Result(engine: String(format: "swiftvlm %.0f-byte weights, fp32 compute", bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+                                weight_bytes: weightBytes, prompt_tokens: ids.count, decode_tokens: tokens,
+                                prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
                                 decode_tokens_per_s: Double(tokens) / (Double(t2 - t1) / 1e9),
                                 memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: bandwidth / Double(weightBytes))
+            if let llava {
+                result.image_tokens = llava.config.imageTokensPerImage
+                result.image_encode_s = Double(tImage - t0) / 1e9
+                result.prefill_with_image_tokens_per_s = Double(ids.count) / (Double(t1 - t0) / 1e9)
+                result.vision_parameters = llava.visionParameterCount
+            }
             switch format {
             case .json: try printJSON(result)
             case .text:
                 print("config \(name): \(result.parameters / 1_000_000)M parameters, \(weightBytes >> 20) MiB of packed linear weights (\(result.engine)), \(result.threads) threads")
-                print(String(format: "prefill: %8.1f tokens/s (%d tokens)", result.prefill_tokens_per_s, prompt))
+                if let encode = result.image_encode_s, let all = result.prefill_with_image_tokens_per_s, let n = result.image_tokens {
+                    print(String(format: "image:   %8.3f s to encode one image into %d tokens (vision tower %dM parameters + projector)",
+                                 encode, n, (result.vision_parameters ?? 0) / 1_000_000))
+                    print(String(format: "prefill: %8.1f tokens/s including the image encode (%d tokens, %d of them image tokens)", all, ids.count, n))
+                }
+                print(String(format: "prefill: %8.1f tokens/s in the decoder (%d tokens)", result.prefill_tokens_per_s, ids.count))
                 print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth",
                              result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s))
             }

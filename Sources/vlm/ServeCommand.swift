@@ -51,6 +51,12 @@ struct ServeCommand: ParsableCommand {
             config.modelID = modelId
             try config.validate()
             modelOptions.apply()
+            if GenerativePipeline.isGenerative(directory: config.modelDirectory) {  // LLaVA / Llama: /v1/chat/completions
+                let app = try buildApplication(config: config, generative: GenerativePipeline.load(directory: config.modelDirectory))
+                FileHandle.standardError.write(Data("vlm serve: chat model \(config.resolvedModelID) on http://\(host):\(port)/\n".utf8))
+                try Self.blocking { try await app.runService() }
+                return
+            }
             let pipeline = try modelOptions.pipeline()
             let app = try buildApplication(config: config, pipeline: pipeline)
             FileHandle.standardError.write(Data("vlm serve: model \(config.resolvedModelID) on http://\(host):\(port)/\n".utf8))

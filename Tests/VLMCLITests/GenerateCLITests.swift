@@ -42,3 +42,40 @@ import VLMTestSupport
         #expect(badTopP.status == 1 && badTopP.stderr.contains("top-p"))
     }
 }
+
+/// Issue 5 part 10 from the command line: exit code 1 and one line naming the problem.
+@Suite(.serialized) struct GenerateCLIErrorTests {
+    let model = Fixtures.url("llava/llava-chat").path
+    let image = Fixtures.url("clip/images/chelsea.jpg").path
+
+    func expectOneLineError(_ r: Executables.Result, _ words: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 1, "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("error: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)", sourceLocation: sourceLocation)
+        for w in words { #expect(r.stderr.contains(w), "\(r.stderr)", sourceLocation: sourceLocation) }
+        #expect(r.stdout.isEmpty, sourceLocation: sourceLocation)
+    }
+
+    @Test func imageTokenCountMismatch() throws {
+        expectOneLineError(try Executables.run(["ask", "--model", model, image, "what is <image>?"]),
+                           ["2 image token(s) '<image>' (id 556) but 1 image(s)"])
+    }
+
+    @Test func promptLongerThanContext() throws {
+        let long = Array(repeating: "hello world", count: 200).joined(separator: " ")
+        expectOneLineError(try Executables.run(["ask", "--model", model, image, long]), ["16 of them image tokens", "context is 256 tokens"])
+    }
+
+    @Test func tokenizerWithoutImageToken() throws {
+        let dir = try GenerativeFixtures.withoutImageToken()
+        expectOneLineError(try Executables.run(["caption", "--model", dir.path, image]), ["no token for image_token_index 556"])
+    }
+
+    @Test func imageForTextOnlyModelAndTemplateRefusals() throws {
+        let dir = try GenerativeFixtures.textOnly()
+        expectOneLineError(try Executables.run(["ask", "--model", dir.path, image, "what?"]), ["text-only"])
+        // `vlm chat` keeps the session after a refused turn (one line on stderr), and text-only chat works.
+        let r = try Executables.run(["chat", "--model", dir.path, "--max-tokens", "3"], stdin: Data("hello\n/quit\n".utf8))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("tokens/s decode"))
+    }
+}

@@ -28,6 +28,7 @@ import Testing
             let data = try #require(j["data"] as? [[String: Any]])
             #expect(data.count == 1)
             #expect(data.first?["id"] as? String == "clip-tiny")
+            #expect(data.first?["kind"] as? String == "embedding")
             #expect(data.first?["object"] as? String == "model")
             #expect(data.first?["embedding_dimensions"] as? Int == 12)
 

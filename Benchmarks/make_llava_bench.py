@@ -1,0 +1,75 @@
+"""Writes a LLaVA-1.5-shaped checkpoint with random weights for `vlm bench-llm --model` and
+`Benchmarks/bench_torch_llm.py --model`: a CLIP ViT-L/14 vision tower at 336 px (24 layers, 1024 wide, 576 image
+tokens), LLaVA-1.5's two-layer GELU projector, and a real-size Llama-family LM (default: the SmolLM2-360M
+architecture). transformers' own LlavaForConditionalGeneration with its default initialisation, saved as the
+Hub's llava-hf checkpoints name their tensors (vision_tower.vision_model.*, language_model.model.*), in bf16 by
+default (as llava-hf ships), plus a CLIPImageProcessor config.
+No tokenizer: the benchmarks feed token ids. Weights go to /tmp, never into the repository.
+
+    /root/vlmpy/bin/python Benchmarks/make_llava_bench.py --out /tmp/llava-vitl336-smollm2-360m
+"""
+import argparse
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+LMS = {
+    "smollm2-360m": dict(vocab_size=49152, hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+                         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
+                         rms_norm_eps=1e-5, tie_word_embeddings=True, rope_theta=100000.0,
+                         bos_token_id=1, eos_token_id=2),
+    "smollm2-1.7b": dict(vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+                         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192,
+                         rms_norm_eps=1e-5, tie_word_embeddings=True, rope_theta=130000.0,
+                         bos_token_id=1, eos_token_id=2),
+}
+
+# openai/clip-vit-large-patch14-336, as llava-hf/llava-1.5-*-hf configure it.
+VIT_L14_336 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                   image_size=336, patch_size=14, hidden_act="quick_gelu", projection_dim=768, layer_norm_eps=1e-5)
+
+
+def hub_name(key):
+    """transformers v5 module names -> the llava-hf names the Hub's safetensors carry (see Scripts/fixtures)."""
+    if key.startswith("model.language_model."):
+        return "language_model.model." + key[len("model.language_model."):]
+    if key.startswith("lm_head."):
+        return "language_model." + key
+    if key.startswith("model.vision_tower."):
+        return "vision_tower.vision_model." + key[len("model.vision_tower."):]
+    if key.startswith("model."):
+        return key[len("model."):]
+    return key
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--lm", default="smollm2-360m", choices=sorted(LMS))
+    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    args = ap.parse_args()
+    if os.path.abspath(args.out).startswith(os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))):
+        raise SystemExit("write the weights outside the repository (e.g. /tmp)")
+    text = LlamaConfig(**LMS[args.lm])
+    image_token = text.vocab_size - 1  # the last id stands for <image>, as llava-hf appends it to the vocabulary
+    config = LlavaConfig(vision_config=CLIPVisionConfig(**VIT_L14_336), text_config=text, image_token_index=image_token,
+                         vision_feature_layer=-2, vision_feature_select_strategy="default",
+                         projector_hidden_act="gelu", image_seq_length=576,
+                         tie_word_embeddings=text.tie_word_embeddings)
+    config.architectures = ["LlavaForConditionalGeneration"]
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config).eval().to(getattr(torch, args.dtype))
+    os.makedirs(args.out, exist_ok=True)
+    config.save_pretrained(args.out)
+    state = {hub_name(k): v.detach().contiguous() for k, v in model.state_dict().items()
+             if not (text.tie_word_embeddings and k == "lm_head.weight")}  # tied: the embedding table is the head
+    save_file(state, os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
+    CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(args.out)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{args.out}: {params / 1e6:.0f}M parameters ({args.dtype}), image token {image_token}")
+
+
+if __name__ == "__main__":
+    main()
