@@ -66,7 +66,6 @@ struct PartObject: Decodable, Sendable {
     let part: InputPart
 
     private enum Keys: String, CodingKey { case type, text, image, imageURL = "image_url" }
-    private struct URLObject: Decodable { let url: String }
 
     init(from decoder: Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
@@ -77,7 +76,7 @@ struct PartObject: Decodable, Sendable {
         let type = try c.decodeIfPresent(String.self, forKey: .type)
         func imageURL() throws -> String {
             if let s = try? c.decode(String.self, forKey: .imageURL) { return s }
-            return try c.decode(URLObject.self, forKey: .imageURL).url
+            return try c.decode(ImageURLObject.self, forKey: .imageURL).url
         }
         switch type {
         case "text"?: part = .text(try c.decode(String.self, forKey: .text))
@@ -161,20 +160,14 @@ struct ClassifyRequest: Decodable, Sendable {
     let topK: Int?
 
     private enum Keys: String, CodingKey { case model, image, labels, template, topK = "top_k", imageURL = "image_url" }
-    private struct URLObject: Decodable { let url: String }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         model = try c.decodeIfPresent(String.self, forKey: .model)
-        if c.contains(.image) {
-            image = try c.decode(String.self, forKey: .image)
-        } else if let s = try? c.decode(String.self, forKey: .imageURL) {
-            image = s
-        } else if c.contains(.imageURL) {
-            image = try c.decode(URLObject.self, forKey: .imageURL).url
-        } else {
+        guard let image = try decodeImageReference(c, image: .image, imageURL: .imageURL) else {
             throw DecodingError.keyNotFound(Keys.image, .init(codingPath: c.codingPath, debugDescription: "no image"))
         }
+        self.image = image
         labels = try c.decode([String].self, forKey: .labels)
         template = try c.decodeIfPresent(String.self, forKey: .template)
         topK = try c.decodeIfPresent(Int.self, forKey: .topK)
@@ -241,3 +234,15 @@ struct HealthResponse: Encodable, Sendable {
         let strategy: String
     }
 }
+
+/// An image field of a request object: `image` (data URL or base64), or OpenAI's `image_url` as a string or as
+/// `{"url": ...}`; nil when neither key is present. Shared by every request type that takes an image.
+func decodeImageReference<K: CodingKey>(_ c: KeyedDecodingContainer<K>, image: K, imageURL: K) throws -> String? {
+    if c.contains(image) { return try c.decode(String.self, forKey: image) }
+    if let s = try? c.decode(String.self, forKey: imageURL) { return s }
+    if c.contains(imageURL) { return try c.decode(ImageURLObject.self, forKey: imageURL).url }
+    return nil
+}
+
+/// `{"url": ...}`, the object form of OpenAI's `image_url`.
+struct ImageURLObject: Decodable { let url: String }

@@ -29,7 +29,6 @@ struct SearchQuery: Decodable, Sendable {
     let image: String?
 
     private enum Keys: String, CodingKey { case text, image, imageURL = "image_url" }
-    private struct URLObject: Decodable { let url: String }
 
     init(from decoder: Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
@@ -39,15 +38,7 @@ struct SearchQuery: Decodable, Sendable {
         }
         let c = try decoder.container(keyedBy: Keys.self)
         text = try c.decodeIfPresent(String.self, forKey: .text)
-        if c.contains(.image) {
-            image = try c.decode(String.self, forKey: .image)
-        } else if let s = try? c.decode(String.self, forKey: .imageURL) {
-            image = s
-        } else if c.contains(.imageURL) {
-            image = try c.decode(URLObject.self, forKey: .imageURL).url
-        } else {
-            image = nil
-        }
+        image = try decodeImageReference(c, image: .image, imageURL: .imageURL)
     }
 }
 

@@ -124,4 +124,17 @@ import VLMTestSupport
             #expect(ok.status == .ok, "\(ok.text)")
         }
     }
+
+    /// A visual-search index needs an embedding model: `--index` with a generative checkpoint is refused at
+    /// start-up with the reason, not started half-working.
+    @Test func indexWithAGenerativeModelIsRefused() async throws {
+        let config = ChatTestServer.config { $0.indexPath = URL(fileURLWithPath: "/tmp/vlm-chat-index-\(getpid()).sqlite") }
+        do {
+            _ = try await buildApplication(config: config)
+            Issue.record("a generative model with --index should be refused")
+        } catch let error as ServerError {
+            #expect("\(error)".contains("embedding model"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/vlm-chat-index-\(getpid()).sqlite"))
+    }
 }
