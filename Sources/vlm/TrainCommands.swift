@@ -35,6 +35,7 @@ struct TrainArguments: Codable {
     var augment: Bool
     var hardNegatives: Bool?
     var contrastGroups: Int?
+    var scenesSingleFraction: Double?
     var logitScale: Float?
     var out: String
     var export: String?
@@ -59,6 +60,7 @@ struct TrainCLIP: ParsableCommand {
     @Option(help: "Train on N synthetic scenes (generated in memory).") var scenes: Int?
     @Option(name: .customLong("scenes-seed"), help: "Seed of the scenes generator.") var scenesSeed: UInt64 = 0
     @Option(name: .customLong("scenes-kind"), help: "Scene kinds: single, multi or mixed.") var scenesKind = "mixed"
+    @Option(name: .customLong("scenes-single-fraction"), help: "With --scenes-kind mixed: share of single-object scenes (generator default 0.25).") var scenesSingleFraction: Double?
     @Option(help: "Fine-tune this checkpoint directory.") var from: String?
     @Option(help: "Train from scratch with a preset architecture: \(CLIPPresets.names.joined(separator: ", ")).") var config: String?
     @Option(help: "With --config: override the preset's patch size (the image side must be a multiple).") var patch: Int?
@@ -97,7 +99,7 @@ struct TrainCLIP: ParsableCommand {
         return TrainArguments(data: data, split: split, scenes: scenes, scenesSeed: scenesSeed, scenesKind: scenesKind, from: from,
                               config: config, patch: patch, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
                               clipGrad: clipGrad, freeze: freeze.rawValue, seed: seed, saveEvery: saveEvery, augment: augment,
-                              hardNegatives: hardNegatives, contrastGroups: contrastGroups, logitScale: logitScale, out: out, export: export)
+                              hardNegatives: hardNegatives, contrastGroups: contrastGroups, scenesSingleFraction: scenesSingleFraction, logitScale: logitScale, out: out, export: export)
     }
 
     func run() throws {
@@ -265,7 +267,9 @@ struct TrainRunner {
             guard let split = args.split, all.splits.contains(split) else { return all }
             return all.filtered(split: split)
         case (nil, let n?):
-            return try ScenesTrainingSource(count: n, seed: args.scenesSeed, kind: args.scenesKind, groupSize: args.contrastGroups ?? 1)
+            var config = SceneConfig()
+            if let f = args.scenesSingleFraction { config.singleFraction = f }
+            return try ScenesTrainingSource(count: n, seed: args.scenesSeed, kind: args.scenesKind, groupSize: args.contrastGroups ?? 1, config: config)
         }
     }
 }
@@ -403,13 +407,13 @@ struct ScenesTrainingSource: PairedDataSource {
     /// > 1: indices g*groupSize ..< (g+1)*groupSize are contrast group g (minimal pairs).
     var groupSize = 1
 
-    init(count: Int, seed: UInt64, kind: String, groupSize: Int = 1) throws {
+    init(count: Int, seed: UInt64, kind: String, groupSize: Int = 1, config: SceneConfig = SceneConfig()) throws {
         guard count >= 2 else { throw ValidationError("--scenes needs at least 2 scenes") }
         guard let k = KindSelection(rawValue: kind) else { throw ValidationError("--scenes-kind must be single, multi or mixed") }
         self.count = count
         self.kind = k
         self.groupSize = max(1, groupSize)
-        generator = try SceneGenerator(seed: seed)
+        generator = try SceneGenerator(seed: seed, config: config)
     }
 
     func sample(at index: Int) throws -> PairedSample {
