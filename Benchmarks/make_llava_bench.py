@@ -10,9 +10,14 @@ No tokenizer: the benchmarks feed token ids. Weights go to /tmp, never into the 
 """
 import argparse
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
+
+# The v5 -> llava-hf tensor renaming is the fixtures' (one rule for tests and benchmarks).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Scripts", "fixtures"))
+from llava_fixtures import old_layout as hub_name  # noqa: E402
 from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 LMS = {
@@ -29,19 +34,6 @@ LMS = {
 # openai/clip-vit-large-patch14-336, as llava-hf/llava-1.5-*-hf configure it.
 VIT_L14_336 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                    image_size=336, patch_size=14, hidden_act="quick_gelu", projection_dim=768, layer_norm_eps=1e-5)
-
-
-def hub_name(key):
-    """transformers v5 module names -> the llava-hf names the Hub's safetensors carry (see Scripts/fixtures)."""
-    if key.startswith("model.language_model."):
-        return "language_model.model." + key[len("model.language_model."):]
-    if key.startswith("lm_head."):
-        return "language_model." + key
-    if key.startswith("model.vision_tower."):
-        return "vision_tower.vision_model." + key[len("model.vision_tower."):]
-    if key.startswith("model."):
-        return key[len("model."):]
-    return key
 
 
 def main():
