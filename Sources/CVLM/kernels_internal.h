@@ -69,6 +69,10 @@ typedef struct {
                       int nr, int accumulate, int f16);
     /// x[i] = act(x[i] + bias[i]) for i < n; bias may be NULL.
     void (*bias_act)(float *x, int64_t n, const float *bias, vlm_activation act);
+    /// dst[c * ldd + r] = alpha * src[r * lds + c] for r < rows, c < cols (packing a transposed A); NULL: the
+    /// driver's scalar loop. Each value is one rounded product either way.
+    void (*transpose_scale)(const float *src, int64_t lds, int64_t rows, int64_t cols, float alpha, float *dst,
+                            int64_t ldd);
 } vlm_gemm_kernels;
 
 extern const vlm_gemm_kernels vlm_gemm_kernels_avx512;
@@ -91,6 +95,8 @@ typedef struct {
     void (*rmsnorm_row)(const float *x, float *y, int64_t n, const float *gamma, float eps);
     void (*softmax_row)(float *x, int64_t n);
     void (*activate)(float *x, int64_t n, vlm_activation act);
+    /// dz[i] = dy[i] * act'(z[i])
+    void (*act_backward)(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act);
     void (*add)(const float *a, const float *b, float *out, int64_t n);
     void (*l2_row)(float *x, int64_t n);
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);

@@ -13,7 +13,7 @@ const vlm_ops_kernels *vlm_active_ops_kernels(void) {
     }
 }
 
-typedef enum { OP_LAYERNORM, OP_RMSNORM, OP_SOFTMAX, OP_L2, OP_ACTIVATE, OP_ADD, OP_ADD_BIAS } op_kind;
+typedef enum { OP_LAYERNORM, OP_RMSNORM, OP_SOFTMAX, OP_L2, OP_ACTIVATE, OP_ACT_BACKWARD, OP_ADD, OP_ADD_BIAS } op_kind;
 
 typedef struct {
     const vlm_ops_kernels *ks;
@@ -39,6 +39,7 @@ static void op_task(void *ctx, int64_t task, int thread) {
     case OP_L2: for (int64_t r = r0; r < r1; r++) ks->l2_row(j->y + r * d, d); break;
     // Elementwise ops are viewed as rows of `dim` elements (the last row may be short: see run_op).
     case OP_ACTIVATE: ks->activate(j->y + r0 * d, (r1 - r0) * d, j->act); break;
+    case OP_ACT_BACKWARD: ks->act_backward(j->x + r0 * d, j->b + r0 * d, j->y + r0 * d, (r1 - r0) * d, j->act); break;
     case OP_ADD: ks->add(j->x + r0 * d, j->b + r0 * d, j->y + r0 * d, (r1 - r0) * d); break;
     case OP_ADD_BIAS: for (int64_t r = r0; r < r1; r++) ks->add(j->y + r * d, j->b, j->y + r * d, d); break;
     }
@@ -60,6 +61,7 @@ static void run_elementwise(op_job *j, int64_t n) {
     int64_t done = j->rows * CHUNK_ELEMS;
     if (done < n) {
         if (j->kind == OP_ACTIVATE) j->ks->activate(j->y + done, n - done, j->act);
+        else if (j->kind == OP_ACT_BACKWARD) j->ks->act_backward(j->x + done, j->b + done, j->y + done, n - done, j->act);
         else j->ks->add(j->x + done, j->b + done, j->y + done, n - done);
     }
 }
@@ -90,6 +92,14 @@ void vlm_activate(float *x, int64_t n, vlm_activation act) {
     const vlm_ops_kernels *ks = vlm_active_ops_kernels();
     if (!ks) { vlm_activate_naive(x, n, act); return; }
     op_job j = {.ks = ks, .kind = OP_ACTIVATE, .y = x, .act = act};
+    run_elementwise(&j, n);
+}
+
+void vlm_activation_backward(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act) {
+    if (n <= 0) return;
+    const vlm_ops_kernels *ks = vlm_active_ops_kernels();
+    if (!ks) { vlm_activation_backward_naive(dy, z, dz, n, act); return; }
+    op_job j = {.ks = ks, .kind = OP_ACT_BACKWARD, .x = dy, .b = z, .y = dz, .act = act};
     run_elementwise(&j, n);
 }
 

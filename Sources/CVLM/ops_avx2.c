@@ -100,6 +100,14 @@ static VLM_AVX2 void activate_256(float *x, int64_t n, vlm_activation act) {
     }
 }
 
+static VLM_AVX2 void act_backward_256(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act) {
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = tail_mask_256(n - i);
+        __m256 d = dact_256(_mm256_maskload_ps(z + i, m), act);
+        _mm256_maskstore_ps(dz + i, m, _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), d));
+    }
+}
+
 static VLM_AVX2 void add_256(const float *a, const float *b, float *out, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
@@ -165,7 +173,7 @@ static VLM_AVX2 void f32_to_bf16_256(const float *src, uint16_t *dst, int64_t n)
 
 const vlm_ops_kernels vlm_ops_kernels_avx2 = {
     .layernorm_row = layernorm_row_256, .rmsnorm_row = rmsnorm_row_256, .softmax_row = softmax_row_256,
-    .activate = activate_256, .add = add_256, .l2_row = l2_row_256,
+    .activate = activate_256, .act_backward = act_backward_256, .add = add_256, .l2_row = l2_row_256,
     .f16_to_f32 = f16_to_f32_256, .f32_to_f16 = f32_to_f16_256,
     .bf16_to_f32 = bf16_to_f32_256, .f32_to_bf16 = f32_to_bf16_256,
 };

@@ -86,6 +86,14 @@ static VLM_AVX512 void activate_512(float *x, int64_t n, vlm_activation act) {
     }
 }
 
+static VLM_AVX512 void act_backward_512(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m512 d = dact_512(_mm512_maskz_loadu_ps(m, z + i), act);
+        _mm512_mask_storeu_ps(dz + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), d));
+    }
+}
+
 static VLM_AVX512 void add_512(const float *a, const float *b, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = tail16(n - i);
@@ -145,7 +153,7 @@ static VLM_AVX512 void f32_to_bf16_512(const float *src, uint16_t *dst, int64_t 
 
 const vlm_ops_kernels vlm_ops_kernels_avx512 = {
     .layernorm_row = layernorm_row_512, .rmsnorm_row = rmsnorm_row_512, .softmax_row = softmax_row_512,
-    .activate = activate_512, .add = add_512, .l2_row = l2_row_512,
+    .activate = activate_512, .act_backward = act_backward_512, .add = add_512, .l2_row = l2_row_512,
     .f16_to_f32 = f16_to_f32_512, .f32_to_f16 = f32_to_f16_512,
     .bf16_to_f32 = bf16_to_f32_512, .f32_to_bf16 = f32_to_bf16_512,
 };

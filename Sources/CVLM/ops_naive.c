@@ -23,6 +23,29 @@ float vlm_act_scalar(float x, vlm_activation act) {
     return x;
 }
 
+float vlm_act_derivative_scalar(float zf, vlm_activation act) {
+    double z = zf;
+    switch (act) {
+    case VLM_ACT_NONE: return 1.0f;
+    case VLM_ACT_RELU: return zf > 0.0f ? 1.0f : 0.0f;
+    // d/dz [z Phi(z)] = Phi(z) + z phi(z)
+    case VLM_ACT_GELU:
+        return (float)(0.5 * erfc(-z * 0.70710678118654752440) + z * exp(-0.5 * z * z) * 0.39894228040143267794);
+    case VLM_ACT_GELU_TANH: {
+        double k = 0.79788456080286535588, t = tanh(k * (z + 0.044715 * z * z * z));
+        return (float)(0.5 * (1 + t) + 0.5 * z * (1 - t * t) * k * (1 + 3 * 0.044715 * z * z));
+    }
+    // d/dz [z sigmoid(c z)] = s + c z s (1 - s)
+    case VLM_ACT_QUICK_GELU: { double s = 1 / (1 + exp(-1.702 * z)); return (float)(s + 1.702 * z * s * (1 - s)); }
+    case VLM_ACT_SILU: { double s = 1 / (1 + exp(-z)); return (float)(s + z * s * (1 - s)); }
+    }
+    return 1.0f;
+}
+
+void vlm_activation_backward_naive(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act) {
+    for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * vlm_act_derivative_scalar(z[i], act);
+}
+
 void vlm_activate_naive(float *x, int64_t n, vlm_activation act) {
     if (act == VLM_ACT_NONE) return;
     for (int64_t i = 0; i < n; i++) x[i] = vlm_act_scalar(x[i], act);

@@ -79,7 +79,8 @@ VLM_INLINE VLM_AVX512 __m512 erfc_pos2_512(__m512 z, __m512 zl) {
     return _mm512_mul_ps(t, exp2_512(hi, lo));
 }
 
-VLM_INLINE VLM_AVX512 __m512 gelu_512(__m512 x) {
+// 1 + erf(x / sqrt 2) = 2 Phi(x), the factor GELU multiplies 0.5 x by.
+VLM_INLINE VLM_AVX512 __m512 gelu_factor_512(__m512 x) {
     // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
     // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
     __m512 zh = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
@@ -95,8 +96,11 @@ VLM_INLINE VLM_AVX512 __m512 gelu_512(__m512 x) {
     zl = _mm512_maskz_mov_ps((__mmask16)~big, zl);
     __m512 e = erfc_pos2_512(zh, zl);
     __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    __m512 f = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), e), e);  // 1 + erf(z)
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), f);
+    return _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), e), e);  // 1 + erf(z)
+}
+
+VLM_INLINE VLM_AVX512 __m512 gelu_512(__m512 x) {
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), gelu_factor_512(x));
 }
 
 VLM_INLINE VLM_AVX512 __m512 x_sigmoid_512(__m512 x, __m512 v) {
@@ -121,6 +125,41 @@ VLM_INLINE VLM_AVX512 __m512 act_512(__m512 x, vlm_activation act) {
         return _mm512_mask_blend_ps(neg, x, _mm512_setzero_ps());
     }
     default: return x;
+    }
+}
+
+// d act(z) / dz (training backward; vlm_act_derivative_scalar in ops_naive.c is the reference):
+//   gelu: Phi(z) + z phi(z); sigmoid family with v = c z: s + c z s (1 - s), s = sigmoid(v);
+//   gelu_tanh with s = sigmoid(2u): s + 2 z s (1 - s) u'(z), since 0.5 (1 + tanh u) = s and 1 - tanh^2 = 4 s (1 - s).
+VLM_INLINE VLM_AVX512 __m512 sigmoid_512(__m512 v) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp_512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+VLM_INLINE VLM_AVX512 __m512 dact_512(__m512 z, vlm_activation act) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    switch (act) {
+    case VLM_ACT_GELU: {
+        __m512 pdf = _mm512_mul_ps(exp_512(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(z, z))),
+                                   _mm512_set1_ps(0.39894228040143267794f));
+        return _mm512_fmadd_ps(z, pdf, _mm512_mul_ps(_mm512_set1_ps(0.5f), gelu_factor_512(z)));
+    }
+    case VLM_ACT_GELU_TANH: {
+        __m512 z2 = _mm512_mul_ps(z, z);
+        __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(_mm512_mul_ps(z2, z), _mm512_set1_ps(0.044715f), z),
+                                 _mm512_set1_ps(0.79788456080286535588f));
+        __m512 du = _mm512_mul_ps(_mm512_fmadd_ps(z2, _mm512_set1_ps(3 * 0.044715f), one),
+                                  _mm512_set1_ps(0.79788456080286535588f));
+        __m512 s = sigmoid_512(_mm512_add_ps(u, u));
+        __m512 g = _mm512_mul_ps(_mm512_mul_ps(s, _mm512_sub_ps(one, s)), _mm512_mul_ps(_mm512_add_ps(z, z), du));
+        return _mm512_add_ps(s, g);
+    }
+    case VLM_ACT_QUICK_GELU: case VLM_ACT_SILU: {
+        __m512 c = _mm512_set1_ps(act == VLM_ACT_SILU ? 1.0f : 1.702f);
+        __m512 v = _mm512_mul_ps(c, z), s = sigmoid_512(v);
+        return _mm512_fmadd_ps(_mm512_mul_ps(v, s), _mm512_sub_ps(one, s), s);
+    }
+    case VLM_ACT_RELU: return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), one);
+    default: return one;
     }
 }
 
@@ -180,7 +219,7 @@ VLM_INLINE VLM_AVX2 __m256 erfc_pos2_256(__m256 z, __m256 zl) {
     return _mm256_mul_ps(t, exp2_256(hi, lo));
 }
 
-VLM_INLINE VLM_AVX2 __m256 gelu_256(__m256 x) {
+VLM_INLINE VLM_AVX2 __m256 gelu_factor_256(__m256 x) {
     // |z| = |x| / sqrt 2 as hi + lo (1/sqrt 2 split into two floats, products via FMA) so the large
     // exponent -z^2 inside erfc keeps ~float relative accuracy on the tail.
     __m256 zh = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
@@ -196,8 +235,11 @@ VLM_INLINE VLM_AVX2 __m256 gelu_256(__m256 x) {
     zl = _mm256_andnot_ps(big, zl);
     __m256 e = erfc_pos2_256(zh, zl);
     __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    __m256 f = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);  // 1 + erf(z)
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), f);
+    return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);  // 1 + erf(z)
+}
+
+VLM_INLINE VLM_AVX2 __m256 gelu_256(__m256 x) {
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), gelu_factor_256(x));
 }
 
 VLM_INLINE VLM_AVX2 __m256 x_sigmoid_256(__m256 x, __m256 v) {
@@ -220,6 +262,39 @@ VLM_INLINE VLM_AVX2 __m256 act_256(__m256 x, vlm_activation act) {
         return _mm256_blendv_ps(x, _mm256_setzero_ps(), neg);
     }
     default: return x;
+    }
+}
+
+// AVX2 twin of dact_512.
+VLM_INLINE VLM_AVX2 __m256 sigmoid_256(__m256 v) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+VLM_INLINE VLM_AVX2 __m256 dact_256(__m256 z, vlm_activation act) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    switch (act) {
+    case VLM_ACT_GELU: {
+        __m256 pdf = _mm256_mul_ps(exp_256(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(z, z))),
+                                   _mm256_set1_ps(0.39894228040143267794f));
+        return _mm256_fmadd_ps(z, pdf, _mm256_mul_ps(_mm256_set1_ps(0.5f), gelu_factor_256(z)));
+    }
+    case VLM_ACT_GELU_TANH: {
+        __m256 z2 = _mm256_mul_ps(z, z);
+        __m256 u = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_mul_ps(z2, z), _mm256_set1_ps(0.044715f), z),
+                                 _mm256_set1_ps(0.79788456080286535588f));
+        __m256 du = _mm256_mul_ps(_mm256_fmadd_ps(z2, _mm256_set1_ps(3 * 0.044715f), one),
+                                  _mm256_set1_ps(0.79788456080286535588f));
+        __m256 s = sigmoid_256(_mm256_add_ps(u, u));
+        __m256 g = _mm256_mul_ps(_mm256_mul_ps(s, _mm256_sub_ps(one, s)), _mm256_mul_ps(_mm256_add_ps(z, z), du));
+        return _mm256_add_ps(s, g);
+    }
+    case VLM_ACT_QUICK_GELU: case VLM_ACT_SILU: {
+        __m256 c = _mm256_set1_ps(act == VLM_ACT_SILU ? 1.0f : 1.702f);
+        __m256 v = _mm256_mul_ps(c, z), s = sigmoid_256(v);
+        return _mm256_fmadd_ps(_mm256_mul_ps(v, s), _mm256_sub_ps(one, s), s);
+    }
+    case VLM_ACT_RELU: return _mm256_and_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ), one);
+    default: return one;
     }
 }
 

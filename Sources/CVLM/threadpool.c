@@ -58,10 +58,16 @@ static vlm_pool pool = {
 
 static _Thread_local int in_pool_task = 0;
 
+// sysconf(_SC_NPROCESSORS_ONLN) reads /sys on every call (~5% of a training step when asked per kernel
+// call): ask once.
+static _Atomic int cached_default_threads = 0;
 static int default_threads(void) {
+    int c = atomic_load_explicit(&cached_default_threads, memory_order_relaxed);
+    if (c > 0) return c;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
     if (n > VLM_MAX_THREADS) n = VLM_MAX_THREADS;
+    atomic_store_explicit(&cached_default_threads, (int)n, memory_order_relaxed);
     return (int)n;
 }
 
@@ -203,7 +209,7 @@ void *vlm_aligned_alloc(size_t bytes) {
 
 void vlm_aligned_free(void *p) { free(p); }
 
-#define SCRATCH_SLOTS 4
+#define SCRATCH_SLOTS 6
 typedef struct { float *p[SCRATCH_SLOTS]; size_t n[SCRATCH_SLOTS]; } scratch_set;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;

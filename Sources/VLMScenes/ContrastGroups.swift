@@ -1,3 +1,5 @@
+import Foundation
+
 /// Minimal-pair groups for contrastive training.
 ///
 /// Why: in a batch of independent scenes, colour and object count alone tell almost every pair apart, so the
@@ -71,7 +73,53 @@ extension SceneGenerator {
         let scene = try contrastGroup(group: group, size: size, split: split, kind: kind)[member]
         return GeneratedScene(scene: scene, image: renderer.render(scene), text: SceneText(scene: scene, seed: seed))
     }
+}
 
+/// Memoised contrast groups of one (generator, group size, split, kind).
+///
+/// Why: a training batch asks for every member of a group, and `contrastMember` rebuilds the whole group
+/// (edits plus a caption per candidate) for each one: 8x the layout and text work per sample, ~4% of a
+/// training step. The cache hands out the same scenes `contrastGroup` returns, so training is unchanged.
+/// Thread-safe (the data pipeline renders members in parallel); keeps the most recent `capacity` groups.
+public final class ContrastGroupCache: @unchecked Sendable {
+    public let generator: SceneGenerator
+    public let size: Int, split: SceneSplit, kind: KindSelection
+    private let capacity: Int
+    private let lock = NSLock()
+    private var groups: [Int: [Scene]] = [:]
+    private var order: [Int] = []
+
+    public init(generator: SceneGenerator, size: Int, split: SceneSplit, kind: KindSelection = .mixed, capacity: Int = 256) {
+        self.generator = generator
+        (self.size, self.split, self.kind, self.capacity) = (size, split, kind, max(1, capacity))
+    }
+
+    /// Same result as `generator.contrastMember(group:member:size:split:kind:)`.
+    public func member(group: Int, member: Int) throws -> GeneratedScene {
+        guard (0 ..< size).contains(member) else { throw SceneError.invalidArgument("member \(member) outside a group of \(size)") }
+        let scene = try scenes(group: group)[member]
+        return GeneratedScene(scene: scene, image: generator.renderer.render(scene), text: SceneText(scene: scene, seed: generator.seed))
+    }
+
+    private func scenes(group: Int) throws -> [Scene] {
+        lock.lock()
+        let hit = groups[group]
+        lock.unlock()
+        if let hit { return hit }
+        // Built outside the lock (two threads may both build a missing group; they get equal scenes).
+        let built = try generator.contrastGroup(group: group, size: size, split: split, kind: kind)
+        lock.lock()
+        defer { lock.unlock() }
+        if groups[group] == nil {
+            groups[group] = built
+            order.append(group)
+            if order.count > capacity { groups[order.removeFirst()] = nil }
+        }
+        return built
+    }
+}
+
+extension SceneGenerator {
     // MARK: - Edits
 
     /// Edits that can change this scene's canonical caption, weighted towards what is hard to learn: shape for

@@ -28,7 +28,7 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    var c: vlm_activation {
+    public var c: vlm_activation {
         switch self {
         case .none: return VLM_ACT_NONE
         case .gelu: return VLM_ACT_GELU

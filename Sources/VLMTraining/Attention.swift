@@ -26,21 +26,25 @@ public enum AttentionOp {
         let out = Tensor(zeros: [batch * t, c])
         let probs = Tensor(uninitialized: [batch, heads, t, t])
         let scale = 1 / Float(d).squareRoot()
+        // Sequences are independent (disjoint probs / out rows): split the batch across the kernel threads.
+        // Each head's GEMMs are too small (T x T x D) for the pool, so without this they ran on one core.
         withExtendedLifetime(qkv) {
-            for b in 0 ..< batch {
-                let base = qkv.pointer + b * t * c3
-                for h in 0 ..< heads {
-                    let p = probs.pointer + (b * heads + h) * t * t
-                    gemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
-                         a: base + h * d, lda: c3, b: base + c + h * d, ldb: c3, c: p, ldc: t)
-                    for q in 0 ..< t {
-                        for s in 0 ..< t where (causal && s > q) || (keyMask.map { $0[b * t + s] == 0 } ?? false) {
-                            p[q * t + s] = -.infinity
+            parallelRanges(batch, minPerChunk: 1) { seqs in
+                for b in seqs {
+                    let base = qkv.pointer + b * t * c3
+                    for h in 0 ..< heads {
+                        let p = probs.pointer + (b * heads + h) * t * t
+                        gemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
+                             a: base + h * d, lda: c3, b: base + c + h * d, ldb: c3, c: p, ldc: t)
+                        for q in 0 ..< t {
+                            for s in 0 ..< t where (causal && s > q) || (keyMask.map { $0[b * t + s] == 0 } ?? false) {
+                                p[q * t + s] = -.infinity
+                            }
                         }
+                        vlm_softmax(p, Int64(t), Int64(t))
+                        gemm(transA: false, transB: false, m: t, n: d, k: t,
+                             a: p, lda: t, b: base + 2 * c + h * d, ldb: c3, c: out.pointer + b * t * c + h * d, ldc: c)
                     }
-                    vlm_softmax(p, Int64(t), Int64(t))
-                    gemm(transA: false, transB: false, m: t, n: d, k: t,
-                         a: p, lda: t, b: base + 2 * c + h * d, ldb: c3, c: out.pointer + b * t * c + h * d, ldc: c)
                 }
             }
         }
@@ -52,30 +56,32 @@ public enum AttentionOp {
     public static func backward(_ dOut: Tensor, cache: AttentionCache) -> Tensor {
         let t = cache.length, heads = cache.heads, d = cache.headDim, c = heads * d, c3 = 3 * c
         let dqkv = Tensor(zeros: [cache.batch * t, c3])
-        let dp = Tensor(uninitialized: [t, t])
         withExtendedLifetime((dOut, cache.qkv, cache.probs)) {
-            for b in 0 ..< cache.batch {
-                let base = cache.qkv.pointer + b * t * c3, dBase = dqkv.pointer + b * t * c3
-                let dO = dOut.pointer + b * t * c
-                for h in 0 ..< heads {
-                    let p = cache.probs.pointer + (b * heads + h) * t * t
-                    // dV = Pᵀ dO
-                    gemm(transA: true, transB: false, m: t, n: d, k: t,
-                         a: p, lda: t, b: dO + h * d, ldb: c, c: dBase + 2 * c + h * d, ldc: c3)
-                    // dP = dO Vᵀ
-                    gemm(transA: false, transB: true, m: t, n: t, k: d,
-                         a: dO + h * d, lda: c, b: base + 2 * c + h * d, ldb: c3, c: dp.pointer, ldc: t)
-                    for q in 0 ..< t {
-                        let pr = p + q * t, gr = dp.pointer + q * t
-                        var dot: Float = 0
-                        for s in 0 ..< t { dot += pr[s] * gr[s] }
-                        for s in 0 ..< t { gr[s] = pr[s] * (gr[s] - dot) }
+            parallelRanges(cache.batch, minPerChunk: 1) { seqs in
+                let dp = Tensor(uninitialized: [t, t])
+                for b in seqs {
+                    let base = cache.qkv.pointer + b * t * c3, dBase = dqkv.pointer + b * t * c3
+                    let dO = dOut.pointer + b * t * c
+                    for h in 0 ..< heads {
+                        let p = cache.probs.pointer + (b * heads + h) * t * t
+                        // dV = Pᵀ dO
+                        gemm(transA: true, transB: false, m: t, n: d, k: t,
+                             a: p, lda: t, b: dO + h * d, ldb: c, c: dBase + 2 * c + h * d, ldc: c3)
+                        // dP = dO Vᵀ
+                        gemm(transA: false, transB: true, m: t, n: t, k: d,
+                             a: dO + h * d, lda: c, b: base + 2 * c + h * d, ldb: c3, c: dp.pointer, ldc: t)
+                        for q in 0 ..< t {
+                            let pr = p + q * t, gr = dp.pointer + q * t
+                            var dot: Float = 0
+                            for s in 0 ..< t { dot += pr[s] * gr[s] }
+                            for s in 0 ..< t { gr[s] = pr[s] * (gr[s] - dot) }
+                        }
+                        // dQ = scale · dS K ; dK = scale · dSᵀ Q
+                        gemm(transA: false, transB: false, m: t, n: d, k: t, alpha: cache.scale,
+                             a: dp.pointer, lda: t, b: base + c + h * d, ldb: c3, c: dBase + h * d, ldc: c3)
+                        gemm(transA: true, transB: false, m: t, n: d, k: t, alpha: cache.scale,
+                             a: dp.pointer, lda: t, b: base + h * d, ldb: c3, c: dBase + c + h * d, ldc: c3)
                     }
-                    // dQ = scale · dS K ; dK = scale · dSᵀ Q
-                    gemm(transA: false, transB: false, m: t, n: d, k: t, alpha: cache.scale,
-                         a: dp.pointer, lda: t, b: base + c + h * d, ldb: c3, c: dBase + h * d, ldc: c3)
-                    gemm(transA: true, transB: false, m: t, n: d, k: t, alpha: cache.scale,
-                         a: dp.pointer, lda: t, b: base + h * d, ldb: c3, c: dBase + c + h * d, ldc: c3)
                 }
             }
         }

@@ -83,11 +83,14 @@ public final class AdamW: @unchecked Sendable {
             let stepSize = Float(lr / bc1), bc2Root = Float(bc2.squareRoot())
             let decay = Float(1 - lr * wd), b1 = beta1, b2 = beta2, e = eps
             let pp = p.pointer, gp = g.pointer, mp = m.pointer, vp = v.pointer
-            for i in 0 ..< p.count {
-                pp[i] *= decay
-                mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
-                vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
-                pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Root + e)
+            // Elementwise, so splitting across threads cannot change a value.
+            parallelRanges(p.count, minPerChunk: 1 << 15) { range in
+                for i in range {
+                    pp[i] *= decay
+                    mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
+                    vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
+                    pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Root + e)
+                }
             }
         }
     }

@@ -15,6 +15,19 @@ func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     vlm_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
 }
 
+/// Runs body over `count` items split into contiguous ranges, one per kernel thread when there are at least
+/// `minPerChunk` items per range (else on the caller). Callers write disjoint outputs per item, so results
+/// never depend on the split (the training numbers are the same on any core count).
+func parallelRanges(_ count: Int, minPerChunk: Int, _ body: (Range<Int>) -> Void) {
+    let chunks = max(1, min(Kernels.threads, count / max(minPerChunk, 1)))
+    if chunks == 1 { body(0 ..< count); return }
+    let per = (count + chunks - 1) / chunks
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = c * per, hi = min(count, lo + per)
+        if lo < hi { body(lo ..< hi) }
+    }
+}
+
 /// a += b (same element count).
 func accumulate(_ a: Tensor, _ b: Tensor) { Ops.addInPlace(a, b) }
 
@@ -64,56 +77,37 @@ public enum LinearOp {
     /// x: [M, N] -> [N], the sum over rows (bias gradient), accumulated in Double.
     static func columnSums(_ x: Tensor) -> Tensor {
         let m = x.shape[0], n = x.shape[1]
-        var acc = [Double](repeating: 0, count: n)
-        for i in 0 ..< m {
-            let row = x.pointer + i * n
-            for j in 0 ..< n { acc[j] += Double(row[j]) }
+        let out = Tensor(uninitialized: [n])
+        let xp = x.pointer, op = out.pointer
+        // Split by columns: every column still sums its rows in order (same bits on any thread count).
+        withExtendedLifetime(x) {
+            parallelRanges(n, minPerChunk: m * n >= 1 << 15 ? 16 : n) { cols in
+                var acc = [Double](repeating: 0, count: cols.count)
+                for i in 0 ..< m {
+                    let row = xp + i * n + cols.lowerBound
+                    for j in 0 ..< cols.count { acc[j] += Double(row[j]) }
+                }
+                for j in 0 ..< cols.count { op[cols.lowerBound + j] = Float(acc[j]) }
+            }
         }
-        return Tensor(shape: [n], values: acc.map { Float($0) })
+        return out
     }
 }
 
 // MARK: - Activations
 
 public enum ActivationGrad {
-    /// d act(z)/dz for the activations the C kernels implement (definitions in cvlm_kernels.h).
-    @inline(__always)
-    public static func derivative(_ zf: Float, _ act: Activation) -> Float {
-        let z = Double(zf)
-        switch act {
-        case .none: return 1
-        case .relu: return zf > 0 ? 1 : 0
-        case .gelu:
-            // d/dz [z Φ(z)] = Φ(z) + z φ(z)
-            let cdf = 0.5 * (1 + erf(z * 0.70710678118654752440))
-            let pdf = exp(-0.5 * z * z) * 0.39894228040143267794
-            return Float(cdf + z * pdf)
-        case .geluTanh:
-            let k = 0.79788456080286535588
-            let u = k * (z + 0.044715 * z * z * z)
-            let t = tanh(u)
-            return Float(0.5 * (1 + t) + 0.5 * z * (1 - t * t) * k * (1 + 3 * 0.044715 * z * z))
-        case .quickGelu:
-            // d/dz [z σ(1.702 z)] = σ + 1.702 z σ (1 - σ)
-            let s = 1 / (1 + exp(-1.702 * z))
-            return Float(s + 1.702 * z * s * (1 - s))
-        case .silu:
-            let s = 1 / (1 + exp(-z))
-            return Float(s + z * s * (1 - s))
-        }
-    }
+    /// d act(z)/dz in double precision (`vlm_act_derivative_scalar`, the reference for the SIMD kernels; the
+    /// activation definitions are in cvlm_kernels.h).
+    public static func derivative(_ z: Float, _ act: Activation) -> Float { vlm_act_derivative_scalar(z, act.c) }
 
-    /// dy, z: [M, N] -> dz = dy ⊙ act'(z)
+    /// dy, z: [M, N] -> dz = dy ⊙ act'(z). SIMD and split across the kernel threads (an elementwise pass
+    /// that was ~13% of a training step in scalar Swift); each element's value does not depend on the split.
     public static func backward(_ dy: Tensor, preActivation z: Tensor, _ act: Activation) -> Tensor {
+        precondition(dy.count == z.count, "activation backward: dy \(dy.shape) vs z \(z.shape)")
         let dz = Tensor(uninitialized: dy.shape)
-        let n = dy.count
-        let dp = dy.pointer, zp = z.pointer, out = dz.pointer
-        // Element-wise and exp-bound (~10% of a training step single-threaded): split into contiguous chunks
-        // across the kernel threads. Each element is computed the same way whatever the split.
-        let chunks = n >= 1 << 15 ? max(1, Kernels.threads) : 1
-        let per = (n + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            for i in c * per ..< min(n, (c + 1) * per) { out[i] = dp[i] * derivative(zp[i], act) }
+        withExtendedLifetime((dy, z)) {
+            vlm_activation_backward(dy.pointer, z.pointer, dz.pointer, Int64(dy.count), act.c)
         }
         return dz
     }
@@ -133,48 +127,69 @@ public enum LayerNormOp {
     public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> (Tensor, LayerNormCache) {
         let d = x.shape[x.rank - 1], m = x.count / max(d, 1)
         let y = Tensor(uninitialized: [m, d]), xhat = Tensor(uninitialized: [m, d])
-        var rstd = [Float](repeating: 0, count: m)
-        let g = weight.pointer, b = bias.pointer
-        for r in 0 ..< m {
-            let row = x.pointer + r * d
-            var sum = 0.0
-            for j in 0 ..< d { sum += Double(row[j]) }
-            let mean = sum / Double(d)
-            var sq = 0.0
-            for j in 0 ..< d { let c = Double(row[j]) - mean; sq += c * c }
-            let rs = 1 / (sq / Double(d) + Double(eps)).squareRoot()
-            rstd[r] = Float(rs)
-            let xh = xhat.pointer + r * d, yr = y.pointer + r * d
-            for j in 0 ..< d {
-                let v = Float((Double(row[j]) - mean) * rs)
-                xh[j] = v
-                yr[j] = v * g[j] + b[j]
+        let rstdT = Tensor(uninitialized: [m])
+        let g = weight.pointer, b = bias.pointer, xp = x.pointer, rp = rstdT.pointer
+        withExtendedLifetime((x, weight, bias)) {
+            parallelRanges(m, minPerChunk: max(1, (1 << 14) / max(d, 1))) { rows in
+                for r in rows {
+                    let row = xp + r * d
+                    var sum = 0.0
+                    for j in 0 ..< d { sum += Double(row[j]) }
+                    let mean = sum / Double(d)
+                    var sq = 0.0
+                    for j in 0 ..< d { let c = Double(row[j]) - mean; sq += c * c }
+                    let rs = 1 / (sq / Double(d) + Double(eps)).squareRoot()
+                    rp[r] = Float(rs)
+                    let xh = xhat.pointer + r * d, yr = y.pointer + r * d
+                    for j in 0 ..< d {
+                        let v = Float((Double(row[j]) - mean) * rs)
+                        xh[j] = v
+                        yr[j] = v * g[j] + b[j]
+                    }
+                }
             }
         }
-        return (y, LayerNormCache(normalized: xhat, rstd: rstd))
+        return (y, LayerNormCache(normalized: xhat, rstd: rstdT.scalars))
     }
 
     /// dy: [M, D] -> (dx: [M, D], dweight: [D], dbias: [D]).
     /// dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ ⊙ x̂)) with ĝ = dy ⊙ weight.
     public static func backward(_ dy: Tensor, cache: LayerNormCache, weight: Tensor) -> (dx: Tensor, dw: Tensor, db: Tensor) {
         let d = weight.count, m = cache.rstd.count
-        let dx = Tensor(uninitialized: [m, d])
-        var dw = [Double](repeating: 0, count: d), db = [Double](repeating: 0, count: d)
-        let g = weight.pointer
-        for r in 0 ..< m {
-            let dyr = dy.pointer + r * d, xh = cache.normalized.pointer + r * d, dxr = dx.pointer + r * d
-            var sumG = 0.0, sumGX = 0.0
-            for j in 0 ..< d {
-                let gj = Double(dyr[j] * g[j])
-                sumG += gj
-                sumGX += gj * Double(xh[j])
-                dw[j] += Double(dyr[j] * xh[j])
-                db[j] += Double(dyr[j])
+        let dx = Tensor(uninitialized: [m, d]), dw = Tensor(uninitialized: [d]), db = Tensor(uninitialized: [d])
+        let g = weight.pointer, dyp = dy.pointer, xhp = cache.normalized.pointer
+        let dxp = dx.pointer, dwp = dw.pointer, dbp = db.pointer
+        withExtendedLifetime((dy, weight, cache.normalized)) {
+            cache.rstd.withUnsafeBufferPointer { rstd in
+                // dx: independent per row.
+                parallelRanges(m, minPerChunk: max(1, (1 << 14) / max(d, 1))) { rows in
+                    for r in rows {
+                        let dyr = dyp + r * d, xh = xhp + r * d, dxr = dxp + r * d
+                        var sumG = 0.0, sumGX = 0.0
+                        for j in 0 ..< d {
+                            let gj = Double(dyr[j] * g[j])
+                            sumG += gj
+                            sumGX += gj * Double(xh[j])
+                        }
+                        let meanG = sumG / Double(d), meanGX = sumGX / Double(d), rs = Double(rstd[r])
+                        for j in 0 ..< d { dxr[j] = Float(rs * (Double(dyr[j] * g[j]) - meanG - Double(xh[j]) * meanGX)) }
+                    }
+                }
             }
-            let meanG = sumG / Double(d), meanGX = sumGX / Double(d), rs = Double(cache.rstd[r])
-            for j in 0 ..< d { dxr[j] = Float(rs * (Double(dyr[j] * g[j]) - meanG - Double(xh[j]) * meanGX)) }
+            // dweight, dbias: split by columns, each summing its rows in order.
+            parallelRanges(d, minPerChunk: m * d >= 1 << 15 ? 16 : d) { cols in
+                var sw = [Double](repeating: 0, count: cols.count), sb = sw
+                for r in 0 ..< m {
+                    let dyr = dyp + r * d + cols.lowerBound, xh = xhp + r * d + cols.lowerBound
+                    for j in 0 ..< cols.count {
+                        sw[j] += Double(dyr[j] * xh[j])
+                        sb[j] += Double(dyr[j])
+                    }
+                }
+                for j in 0 ..< cols.count { dwp[cols.lowerBound + j] = Float(sw[j]); dbp[cols.lowerBound + j] = Float(sb[j]) }
+            }
         }
-        return (dx, Tensor(shape: [d], values: dw.map { Float($0) }), Tensor(shape: [d], values: db.map { Float($0) }))
+        return (dx, dw, db)
     }
 }
 

@@ -406,6 +406,8 @@ struct ScenesTrainingSource: PairedDataSource {
     let kind: KindSelection
     /// > 1: indices g*groupSize ..< (g+1)*groupSize are contrast group g (minimal pairs).
     var groupSize = 1
+    /// Groups built once for all their members (nil without groups).
+    let groups: ContrastGroupCache?
 
     init(count: Int, seed: UInt64, kind: String, groupSize: Int = 1, config: SceneConfig = SceneConfig()) throws {
         guard count >= 2 else { throw ValidationError("--scenes needs at least 2 scenes") }
@@ -414,11 +416,12 @@ struct ScenesTrainingSource: PairedDataSource {
         self.kind = k
         self.groupSize = max(1, groupSize)
         generator = try SceneGenerator(seed: seed, config: config)
+        groups = self.groupSize > 1 ? ContrastGroupCache(generator: generator, size: self.groupSize, split: .train, kind: k) : nil
     }
 
     func sample(at index: Int) throws -> PairedSample {
-        guard groupSize > 1 else { return try generator.generate(index: index, split: .train, kind: kind).pairedSample() }
-        return try generator.contrastMember(group: index / groupSize, member: index % groupSize, size: groupSize, split: .train, kind: kind).pairedSample()
+        guard let groups else { return try generator.generate(index: index, split: .train, kind: kind).pairedSample() }
+        return try groups.member(group: index / groupSize, member: index % groupSize).pairedSample()
     }
 
     /// Every word the generator can say: all class names, relation and count words, and the texts of a few

@@ -45,6 +45,27 @@ struct ContrastGroupTests {
         #expect(throws: SceneError.self) { try generator.contrastGroup(group: 0, size: 0, split: .train) }
     }
 
+    /// The training source's cache hands out exactly what `contrastMember` makes, from many threads at once
+    /// and after evicting groups (capacity 3 with 12 groups in play).
+    @Test func cacheEqualsContrastMember() throws {
+        let generator = try SceneGenerator(seed: 4)
+        let cache = ContrastGroupCache(generator: generator, size: 4, split: .train, kind: .mixed, capacity: 3)
+        var rng = SplitMix(state: 42)
+        let indices = Array(0 ..< 48).shuffled(using: &rng)
+        let results = UnsafeMutableBufferPointer<GeneratedScene?>.allocate(capacity: indices.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: indices.count) { i in
+            results[i] = try? cache.member(group: indices[i] / 4, member: indices[i] % 4)
+        }
+        for (i, index) in indices.enumerated() {
+            let direct = try generator.contrastMember(group: index / 4, member: index % 4, size: 4, split: .train, kind: .mixed)
+            #expect(results[i]?.scene == direct.scene && results[i]?.image == direct.image, "index \(index)")
+            #expect(results[i]?.text.caption == direct.text.caption)
+        }
+        #expect(throws: SceneError.self) { try cache.member(group: 0, member: 4) }
+    }
+
     /// Single-object groups are mostly one colour with different shapes: within such a group only shape tells
     /// the captions apart, which is what the groups are for.
     @Test func singleObjectGroupsVaryShapeAtFixedColour() throws {
@@ -80,5 +101,17 @@ struct ContrastGroupTests {
         }
         #expect(groups > 20)
         #expect(Double(twins) / Double(groups) > 0.5, "\(twins) of \(groups)")
+    }
+}
+
+/// A fixed-seed generator for test shuffles (SplitMix64).
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

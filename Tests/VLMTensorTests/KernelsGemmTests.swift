@@ -46,7 +46,10 @@ import Testing
     }
 
     @Test func sgemmMatchesNaive() {
-        let shapes: [(m: Int, n: Int, k: Int)] = [(1, 1, 1), (3, 5, 7), (17, 33, 31), (50, 65, 129), (31, 1, 64), (65, 40, 257), (20, 3, 600)]
+        // The last two span several MC row blocks and KC blocks, so they take the packed-once A and B paths
+        // (transA / alpha, and any B with more than one row tile).
+        let shapes: [(m: Int, n: Int, k: Int)] = [(1, 1, 1), (3, 5, 7), (17, 33, 31), (50, 65, 129), (31, 1, 64), (65, 40, 257), (20, 3, 600),
+                                                  (230, 45, 520), (301, 70, 33)]
         let scalars: [(alpha: Float, beta: Float)] = [(1, 0), (0.5, 1), (-1.5, 0.25)]
         KernelPaths.forEach { path, threads in
             for (idx, s) in shapes.enumerated() {
@@ -70,6 +73,24 @@ import Testing
                         #expect(ratio <= 1, "\(path) t=\(threads) \(s) tA=\(ta) tB=\(tb) at \(at)")
                     }
                 }
+            }
+        }
+    }
+
+    /// Packing whole operands once per call must not change a single bit: same tiles, K blocks and FMA order
+    /// whatever the thread count (training results are reproducible across machines' core counts).
+    @Test func sgemmIsThreadCountInvariant() {
+        let (m, n, k) = (300, 77, 530)
+        for (ta, tb) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let a = randomFloats(m * k, seed: 5), b = randomFloats(k * n, seed: 6)
+            var outs: [String: [[Float]]] = [:]
+            KernelPaths.forEach(threads: [1, 2, 3]) { path, _ in
+                var c = [Float](repeating: 0, count: m * n)
+                vlm_sgemm(Int32(ta), Int32(tb), Int64(m), Int64(n), Int64(k), 0.75, a, Int64(ta == 1 ? m : k), b, Int64(tb == 1 ? k : n), 0, &c, Int64(n))
+                outs[path, default: []].append(c)
+            }
+            for (path, o) in outs {
+                #expect(o.count == 3 && o.allSatisfy { $0 == o[0] }, "\(path) tA=\(ta) tB=\(tb)")
             }
         }
     }

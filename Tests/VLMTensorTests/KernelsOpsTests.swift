@@ -84,6 +84,42 @@ import Testing
         }
     }
 
+    /// Activation derivatives (training backward) against the double-precision reference on a dense grid:
+    /// the derivatives are bounded by ~1.13, so an absolute 4e-6 (+ 2e-6 relative) is float rounding of
+    /// the sigmoid / erf arguments, not a formula difference. Special values: NaN stays NaN, infinities give
+    /// the limits (0 or 1), and dy scales the result.
+    @Test func activationBackwardMatchesNaive() {
+        var z: [Float] = stride(from: Float(-16), through: 16, by: 0.0131).map { $0 }
+        z += [0, -0.0, 1e-30, -1e-30, 88, -88, 100, -100, .infinity, -.infinity, .nan]
+        let dy = (0..<z.count).map { Float($0 % 7) - 2.5 }
+        let acts: [vlm_activation] = [VLM_ACT_NONE, VLM_ACT_GELU, VLM_ACT_GELU_TANH, VLM_ACT_QUICK_GELU, VLM_ACT_SILU, VLM_ACT_RELU]
+        KernelPaths.forEach(threads: [1, 2]) { path, _ in
+            for act in acts {
+                var fast = [Float](repeating: 0, count: z.count), ref = fast
+                vlm_activation_backward(dy, z, &fast, Int64(z.count), act)
+                vlm_activation_backward_naive(dy, z, &ref, Int64(z.count), act)
+                var worst: Float = 0, at = -1
+                for i in 0..<z.count {
+                    if ref[i].isNaN || fast[i].isNaN {
+                        #expect(ref[i].isNaN && fast[i].isNaN, "\(path) act=\(act.rawValue) z=\(z[i]): \(fast[i]) vs \(ref[i])")
+                        continue
+                    }
+                    let err = abs(fast[i] - ref[i]) / (abs(dy[i]) * (4e-6 + 2e-6 * abs(ref[i] / dy[i])))
+                    if err > worst { (worst, at) = (err, i) }
+                }
+                #expect(worst <= 1, "\(path) act=\(act.rawValue) worst at z=\(at >= 0 ? z[at] : 0): \(at >= 0 ? fast[at] : 0) vs \(at >= 0 ? ref[at] : 0)")
+            }
+        }
+        // Large inputs split across the pool: same values as one call on the whole range.
+        let n = 200_003
+        let big = randomFloats(n, seed: 8).map { $0 * 6 }, g = randomFloats(n, seed: 9)
+        var whole = [Float](repeating: 0, count: n)
+        vlm_activation_backward(g, big, &whole, Int64(n), VLM_ACT_QUICK_GELU)
+        var ref = whole
+        vlm_activation_backward_naive(g, big, &ref, Int64(n), VLM_ACT_QUICK_GELU)
+        #expect(zip(whole, ref).allSatisfy { abs($0 - $1) <= 4e-6 * max(1, abs($1)) * 6 })
+    }
+
     @Test func addBiasL2MatchNaive() {
         KernelPaths.forEach(threads: [1, 2]) { path, _ in
             for (i, n) in [1, 15, 16, 17, 1000, 70001].enumerated() {

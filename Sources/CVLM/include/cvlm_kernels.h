@@ -129,6 +129,11 @@ void vlm_softmax_naive(float *x, int64_t rows, int64_t cols);
 /// In place activation on n elements.
 void vlm_activate(float *x, int64_t n, vlm_activation act);
 void vlm_activate_naive(float *x, int64_t n, vlm_activation act);
+/// Backward of vlm_activate: dz[i] = dy[i] * act'(z[i]) with z the pre-activation (dz may alias dy).
+void vlm_activation_backward(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act);
+void vlm_activation_backward_naive(const float *dy, const float *z, float *dz, int64_t n, vlm_activation act);
+/// act'(z) in double (the reference the SIMD derivatives are tested against).
+float vlm_act_derivative_scalar(float z, vlm_activation act);
 
 /// out = a + b (out may alias a or b).
 void vlm_add(const float *a, const float *b, float *out, int64_t n);
