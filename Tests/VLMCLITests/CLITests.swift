@@ -109,6 +109,18 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max
         #expect(b.image_per_s > 0 && b.text_per_s > 0)
     }
 
+    /// A real training step runs (finite positive throughput), and the loss is not what is timed: the
+    /// command reports the steps it timed.
+    @Test func benchTrainReportsThroughput() throws {
+        struct Bench: Decodable { let samples_per_s: Double; let steps: Int; let step_ms: Double }
+        let r = try Executables.run(["bench-train", "--config", "micro", "--batch", "4", "--tokens", "6", "--seconds", "0.05", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let b = try JSONDecoder().decode(Bench.self, from: Data(r.stdout.utf8))
+        #expect(b.steps >= 5 && b.step_ms > 0 && b.samples_per_s.isFinite && b.samples_per_s > 0)
+        try expectCleanFailure(["bench-train", "--config", "huge9"], mentions: "huge9")
+        try expectCleanFailure(["bench-train", "--batch", "1"], mentions: "--batch")
+    }
+
     // MARK: Bad input: one line on stderr, non-zero exit, no crash.
 
     func expectCleanFailure(_ args: [String], mentions: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
