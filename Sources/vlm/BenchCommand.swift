@@ -83,15 +83,21 @@ struct Bench: ParsableCommand {
 
     /// Median wall time of `body` after one warm-up run, repeated for `seconds` (at least 3 runs).
     static func median(seconds: Double, _ body: () throws -> Void) throws -> Double {
-        try body()
+        let times = try timings(seconds: seconds, warmUp: 1, minRuns: 3, body)
+        return times[times.count / 2]
+    }
+
+    /// Sorted wall times (seconds) of `body`, after `warmUp` untimed runs, repeated for `seconds` and at least
+    /// `minRuns` (>= 1) times.
+    static func timings(seconds: Double, warmUp: Int, minRuns: Int, _ body: () throws -> Void) throws -> [Double] {
+        for _ in 0 ..< warmUp { try body() }
         var times: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
-        while times.count < 3 || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
+        while times.count < max(minRuns, 1) || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
             let t0 = DispatchTime.now().uptimeNanoseconds
             try body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        times.sort()
-        return times[times.count / 2]
+        return times.sorted()
     }
 }

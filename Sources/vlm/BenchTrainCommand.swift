@@ -52,15 +52,7 @@ struct BenchTrain: ParsableCommand {
             let ids = (0 ..< batch).map { b in [vocab - 3] + (0 ..< tokens - 2).map { (b * 7 + $0 * 13) % (vocab - 3) } + [vocab - 2] }
             let optimizer = AdamW(learningRate: 1e-4, weightDecay: 0.1)
             let step = { _ = try model.trainStep(pixels: pixels, ids: ids, optimizer: optimizer, learningRate: 1e-4, maxGradNorm: 1) }
-            for _ in 0 ..< 3 { try step() }
-            var times: [Double] = []
-            let start = DispatchTime.now().uptimeNanoseconds
-            while times.count < 5 || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try step()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-            times.sort()
+            let times = try Bench.timings(seconds: seconds, warmUp: 3, minRuns: 5, step)
             let median = times[times.count / 2]
             let result = Result(engine: "swiftvlm fp32", config: config, batch: batch, tokens: tokens, threads: Kernels.threads,
                                 isa: Kernels.isa, steps: times.count, step_ms: median * 1000, samples_per_s: Double(batch) / median)
