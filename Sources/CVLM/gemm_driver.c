@@ -202,7 +202,7 @@ void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight 
 //
 // Why: per-task packing repeats work. A task packs its B slices once per row block (M / MC_MAX times), and
 // a transposed A is copied by every task sharing its rows (one per panel chunk): in a training step's
-// dW = dZᵀX (transA, K = batch x tokens) that redundant transpose was ~20% of the step. Packing each operand
+// dW = dZᵀX (transA, K = batch x tokens) that redundant transpose was ~24% of the step. Packing each operand
 // once per call, on the pool, into the layouts run_block already reads (row-major A; B as a packed weight)
 // keeps every tile, K block and FMA order as before, so results are bit-identical.
 
