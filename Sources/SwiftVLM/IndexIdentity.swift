@@ -1,7 +1,7 @@
 import Foundation
 import VLMIndex
 
-extension CLIPPipeline {
+extension EmbeddingPipeline {
     /// The identity an index records for this checkpoint: folder name + SHA-256 of config.json (prefix) +
     /// embedding dim. Another checkpoint, a modified config or another projection size all give another
     /// fingerprint, so `vlm index` and `vlm serve --index` refuse to mix their embeddings.

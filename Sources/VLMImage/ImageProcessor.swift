@@ -19,20 +19,21 @@ public struct ImageProcessor: Sendable {
         self.config = config
     }
 
-    /// Reads `directory/preprocessor_config.json`; errors name the file and the key.
+    /// Reads the image processor config of `directory` (preprocessor_config.json, or processor_config.json's
+    /// image_processor as transformers 5.x writes it); errors name the file and the key.
     public static func load(directory: URL) throws -> ImageProcessor {
-        let file = directory.appendingPathComponent("preprocessor_config.json")
-        let data: Data
-        do { data = try Data(contentsOf: file) } catch {
-            throw ImageError.unreadable(file: file.path, reason: error.localizedDescription)
-        }
+        try ImageProcessor(source: ImageProcessors.configSource(directory: directory))
+    }
+
+    /// Decodes a config read by `ImageProcessors.configSource`.
+    public init(source: ImageProcessors.ConfigSource) throws {
         do {
-            return ImageProcessor(config: try JSONDecoder().decode(ImageProcessorConfig.self, from: data))
+            self.init(config: try JSONDecoder().decode(ImageProcessorConfig.self, from: source.json))
         } catch let error as DecodingError {
-            let (key, reason) = describe(error)
-            throw ImageError.invalidConfig(file: file.path, key: key, reason: reason)
+            let (key, reason) = Self.describe(error)
+            throw ImageError.invalidConfig(file: source.file, key: key, reason: reason)
         } catch {
-            throw ImageError.invalidConfig(file: file.path, key: "", reason: "\(error)")
+            throw ImageError.invalidConfig(file: source.file, key: "", reason: "\(error)")
         }
     }
 

@@ -8,6 +8,8 @@ public enum WeightError: Error, CustomStringConvertible {
     case unexpected(keys: [String], directory: String)
     case storage(TensorError)
     case invalid(String)
+    /// None of a component's accepted key prefixes holds its probe tensor.
+    case layoutNotFound(probe: String, prefixes: [String], directory: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum WeightError: Error, CustomStringConvertible {
             return "checkpoint \(dir) has \(keys.count) tensor(s) this architecture does not use: \(shown)\(keys.count > 5 ? ", ..." : "") (is config.json from another model?)"
         case .storage(let e): return e.description
         case .invalid(let message): return message
+        case .layoutNotFound(let probe, let prefixes, let dir):
+            return "checkpoint \(dir) lacks tensor '\(prefixes.first.map { "\($0).\(probe)" } ?? probe)' (also looked for it under \(prefixes.dropFirst().map { "'\($0)'" }.joined(separator: ", ")): the key layouts of the Hub and of transformers 5.x)"
         }
     }
 }
@@ -130,6 +134,18 @@ public final class WeightLoader {
     }
 
     public func scope(_ prefix: String) -> WeightScope { WeightScope(loader: self, prefix: prefix) }
+
+    /// One component's scope among the key layouts a family accepts (the Hub's legacy prefixes and what
+    /// transformers 5.x `save_pretrained` writes): the first prefix under which `probe` exists. With random
+    /// weights, the first prefix. Without a match: an error naming every prefix tried, or, when not
+    /// `required` (e.g. a tied LM head that may be absent), the first prefix.
+    public func scope(oneOf prefixes: [String], probe: String, required: Bool = true) throws -> WeightScope {
+        for prefix in prefixes where contains(prefix.isEmpty ? probe : "\(prefix).\(probe)") { return scope(prefix) }
+        guard !required, let first = prefixes.first else {
+            throw WeightError.layoutNotFound(probe: probe, prefixes: prefixes, directory: store?.directory.path ?? "(random)")
+        }
+        return scope(first)
+    }
 
     private func randomTensor(_ key: String, shape: [Int]) -> Tensor {
         let t = Tensor(uninitialized: shape)

@@ -1,4 +1,5 @@
 import Foundation
+import VLMImage
 import VLMLayers
 import VLMTensor
 
@@ -321,6 +322,19 @@ public final class CLIPModel: @unchecked Sendable {
         if inputIDs.isEmpty { return Tensor(zeros: [0, config.projectionDim]) }
         return try text(inputIDs)
     }
+}
+
+// MARK: - Registry entry
+
+extension CLIPModel: DualEncoder {
+    public static let family = ModelFamily(name: "CLIP", modelTypes: ["clip"], architectures: ["CLIPModel"],
+                                           kind: .embedding) { .dualEncoder(try CLIPModel.load(directory: $0)) }
+    public var modelType: String { config.modelType }
+    public var scoring: ScoreFunction { .softmax(logitScale: logitScale) }
+    /// Unpadded, truncated to the position table with EOS kept: CLIP pools the EOS token under a causal mask.
+    public var textPolicy: TextPolicy { TextPolicy(maxLength: maxTextLength) }
+    public var defaultImageProcessor: String { "CLIPImageProcessor" }
+    public func imageFeatures(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues) }
 }
 
 // MARK: - Rules shared with training (VLMTraining)

@@ -289,3 +289,15 @@ public final class LlamaModel: @unchecked Sendable {
         try forward(embeddings: embed(ids), cache: cache, allLogits: allLogits)
     }
 }
+
+// MARK: - Registry entry
+
+extension LlamaModel: GenerativeModel {
+    public static let family = ModelFamily(name: "Llama", modelTypes: supportedModelTypes,
+                                           architectures: ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"],
+                                           kind: .chat) { .generative(try LlamaModel.load(directory: $0)) }
+    public var modelType: String { config.modelType }
+    public var supportsImages: Bool { false }
+    public var contextLength: Int { config.maxPositionEmbeddings }
+    public var eosTokenIDs: [Int] { config.eosTokenIDs }
+}

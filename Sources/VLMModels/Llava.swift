@@ -101,11 +101,11 @@ public struct LlavaConfig: Decodable, Sendable {
 /// (linear_1 -> act -> linear_2) into the decoder's embedding space, replacing the image placeholder tokens.
 public final class LlavaModel: @unchecked Sendable {
     public let config: LlavaConfig
-    let vision: CLIPVisionTransformer  // vision_tower.vision_model.* (Hub) | model.vision_tower.* (transformers v5)
+    let vision: CLIPVisionTransformer  // vision_tower.vision_model.* (Hub) | vision_tower.* (5.x save_pretrained) (keyLayout)
     let projector1: Linear             // multi_modal_projector.linear_1 [text C, vision C x layers]
     let projector2: Linear             // multi_modal_projector.linear_2 [text C, text C]
     let projectorActivation: Activation
-    public let language: LlamaModel    // language_model.model.* + language_model.lm_head (Hub) | model.language_model.* + lm_head
+    public let language: LlamaModel    // language_model.model.* + language_model.lm_head (Hub) | model.language_model.* + lm_head (keyLayout)
 
     /// `storage: .asStored` keeps the language model's and projector's bf16/fp16 weights in 16 bits; the CLIP
     /// vision tower (small) is widened to float32.
@@ -126,21 +126,30 @@ public final class LlavaModel: @unchecked Sendable {
 
     // MARK: - Weights
 
+    /// Key prefixes of each component in the layouts transformers 5.x loads: the Hub's llava-hf files
+    /// (`vision_tower.vision_model.*`, `language_model.model.*`, `language_model.lm_head`), what transformers 5.x
+    /// `save_pretrained` writes (`vision_tower.*` without `vision_model`, `language_model.model.*`) and the
+    /// in-memory v5 module names (`model.vision_tower.*`, `model.language_model.*`, `lm_head`).
+    static let keyLayout = (
+        vision: ["vision_tower.vision_model", "vision_tower", "model.vision_tower.vision_model", "model.vision_tower"],
+        projector: ["multi_modal_projector", "model.multi_modal_projector"],
+        language: ["language_model.model", "model.language_model", "language_model"],
+        head: ["language_model.lm_head", "lm_head"])
+
     init(config: LlavaConfig, weights loader: WeightLoader) throws {
         self.config = config
-        // Two layouts exist: the Hub's llava-hf files and what transformers v5 writes (see its conversion_mapping).
-        let hub = loader.contains("language_model.model.embed_tokens.weight") || !loader.contains("model.language_model.embed_tokens.weight")
-        let root = loader.scope("")
-        vision = try CLIPVisionTransformer(root.scope(hub ? "vision_tower.vision_model" : "model.vision_tower").storing(.float32),
-                                           config: config.visionConfig)
-        let projector = root.scope(hub ? "multi_modal_projector" : "model.multi_modal_projector")
+        let layout = Self.keyLayout
+        vision = try CLIPVisionTransformer(loader.scope(oneOf: layout.vision, probe: "embeddings.patch_embedding.weight")
+            .storing(.float32), config: config.visionConfig)
+        let projector = try loader.scope(oneOf: layout.projector, probe: "linear_1.weight")
         let text = config.textConfig.hiddenSize
         let visionWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count
         projector1 = try Linear(projector.scope("linear_1"), in: visionWidth, out: text, bias: config.multimodalProjectorBias)
         projector2 = try Linear(projector.scope("linear_2"), in: text, out: text, bias: config.multimodalProjectorBias)
         projectorActivation = Activation(huggingFace: config.projectorHiddenAct) ?? .gelu
-        language = try LlamaModel(config: config.textConfig, body: root.scope(hub ? "language_model.model" : "model.language_model"),
-                                  head: root.scope(hub ? "language_model.lm_head" : "lm_head"))
+        language = try LlamaModel(config: config.textConfig,
+                                  body: loader.scope(oneOf: layout.language, probe: "embed_tokens.weight"),
+                                  head: loader.scope(oneOf: layout.head, probe: "weight", required: false))
     }
 
     /// Parameters of the vision tower (all its layers) and the projector.
@@ -197,4 +206,16 @@ public final class LlavaModel: @unchecked Sendable {
     public func forward(ids: [Int], pixelValues: Tensor?, cache: KVCache, allLogits: Bool = false) throws -> Tensor {
         try language.forward(embeddings: embed(ids: ids, pixelValues: pixelValues), cache: cache, allLogits: allLogits)
     }
+}
+
+// MARK: - Registry entry
+
+extension LlavaModel: GenerativeModel {
+    public static let family = ModelFamily(name: "LLaVA", modelTypes: ["llava"], architectures: ["LlavaForConditionalGeneration"],
+                                           kind: .chat) { .generative(try LlavaModel.load(directory: $0)) }
+    public var modelType: String { config.modelType }
+    public var supportsImages: Bool { true }
+    public var contextLength: Int { language.contextLength }
+    public var vocabularySize: Int { language.vocabularySize }
+    public var eosTokenIDs: [Int] { language.eosTokenIDs }
 }

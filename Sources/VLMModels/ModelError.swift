@@ -10,6 +10,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case unsupported(String)
     case weights(WeightError)
     case invalidInput(String)
+    /// The checkpoint is of another kind than the command needs (a chat model given to `vlm embed`, ...).
+    case wrongKind(path: String, family: String, expected: ModelKind)
 
     public var description: String {
         switch self {
@@ -20,6 +22,9 @@ public enum ModelError: Error, CustomStringConvertible {
         case .unsupported(let message): return message
         case .weights(let e): return e.description
         case .invalidInput(let message): return message
+        case .wrongKind(let path, let family, let expected):
+            let need = expected == .embedding ? "an embedding model (CLIP, SigLIP, SigLIP2)" : "a generative model"
+            return "\(path): a \(family) checkpoint; this needs \(need)"
         }
     }
 }
@@ -39,6 +44,15 @@ public enum ConfigFile {
         do { return try Data(contentsOf: url) } catch {
             throw ModelError.invalidConfig(path: url.path, reason: "unreadable: \(error.localizedDescription)")
         }
+    }
+
+    /// `model_type` (nil if absent) and `architectures` (empty if absent): what names a checkpoint's family.
+    public static func identity(in directory: URL) throws -> (modelType: String?, architectures: [String]) {
+        let data = try data(in: directory)
+        guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
+            throw ModelError.invalidConfig(path: url(in: directory).path, reason: "not a JSON object")
+        }
+        return (dict["model_type"] as? String, dict["architectures"] as? [String] ?? [])
     }
 
     /// The `model_type` field, or nil if absent.

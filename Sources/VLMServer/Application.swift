@@ -25,22 +25,22 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
         let engine = ChatEngine.pipeline(try GenerativePipeline.load(directory: config.modelDirectory))
         return serverApplication(router: buildChatRouter(config: config, engine: engine), config: config)
     }
-    let pipeline = try CLIPPipeline.load(directory: config.modelDirectory)
-    return try embeddingApplication(config: config, pipeline: pipeline, engine: .clip(pipeline))
+    let pipeline = try EmbeddingPipeline.load(directory: config.modelDirectory)
+    return try embeddingApplication(config: config, pipeline: pipeline, engine: .pipeline(pipeline))
 }
 
 /// The server around an already-loaded pipeline (tests load the model once and build many servers).
-public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline) throws -> some ApplicationProtocol {
-    try buildApplication(config: config, pipeline: pipeline, engine: .clip(pipeline))
+public func buildApplication(config: ServerConfig, pipeline: EmbeddingPipeline) throws -> some ApplicationProtocol {
+    try buildApplication(config: config, pipeline: pipeline, engine: .pipeline(pipeline))
 }
 
 /// The server with a custom engine (e.g. the pipeline wrapped to hold the worker, for overload tests).
-public func buildApplication(config: ServerConfig, pipeline: CLIPPipeline, engine: EmbeddingEngine) throws -> some ApplicationProtocol {
+public func buildApplication(config: ServerConfig, pipeline: EmbeddingPipeline, engine: EmbeddingEngine) throws -> some ApplicationProtocol {
     try embeddingApplication(config: config, pipeline: pipeline, engine: engine)
 }
 
 /// The embedding (and search) server, as a concrete type so `buildApplication(config:)` can return it or the chat server.
-func embeddingApplication(config: ServerConfig, pipeline: CLIPPipeline, engine: EmbeddingEngine) throws -> Application<RouterResponder<BasicRequestContext>> {
+func embeddingApplication(config: ServerConfig, pipeline: EmbeddingPipeline, engine: EmbeddingEngine) throws -> Application<RouterResponder<BasicRequestContext>> {
     try config.validate()
     let index = try config.indexPath.map { _ in try IndexService(config: config, identity: pipeline.indexIdentity()) }
     let router = buildRouter(config: config, engine: engine, model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID), index: index)

@@ -6,37 +6,33 @@ import SwiftVLM
 public struct EmbeddingEngine: Sendable {
     /// Embedding width.
     public var dimensions: Int
-    /// CLIP's exp(logit_scale), for classification logits.
-    public var logitScale: Float
-    /// Token ids (BOS ... EOS, truncated) for one text.
+    /// Cosines -> logits -> probabilities (CLIP's softmax, SigLIP's sigmoid), for classification.
+    public var scoring: ScoreFunction
+    /// Token ids (BOS ... EOS, truncated, unpadded) for one text.
     public var tokenize: @Sendable (String) throws -> [Int]
     /// L2-normalised embeddings for a batch of tokenised texts.
     public var encodeTexts: @Sendable ([[Int]]) throws -> [[Float]]
     /// L2-normalised embeddings for a batch of decoded images.
     public var encodeImages: @Sendable ([RGBImage]) throws -> [[Float]]
 
-    public init(dimensions: Int, logitScale: Float, tokenize: @escaping @Sendable (String) throws -> [Int],
+    public init(dimensions: Int, scoring: ScoreFunction, tokenize: @escaping @Sendable (String) throws -> [Int],
                 encodeTexts: @escaping @Sendable ([[Int]]) throws -> [[Float]],
                 encodeImages: @escaping @Sendable ([RGBImage]) throws -> [[Float]]) {
         self.dimensions = dimensions
-        self.logitScale = logitScale
+        self.scoring = scoring
         self.tokenize = tokenize
         self.encodeTexts = encodeTexts
         self.encodeImages = encodeImages
     }
 
-    /// The CLIP pipeline's own computations: `embed(texts:)` split into tokenize + encode (so the server
-    /// can count tokens and reject bad input before queueing), and `embed(images:)` as is.
-    public static func clip(_ pipeline: CLIPPipeline) -> EmbeddingEngine {
+    /// The pipeline's own computations: `embed(texts:)` split into tokenize + encode (so the server can count
+    /// tokens and reject bad input before queueing), and `embed(images:)` as is.
+    public static func pipeline(_ pipeline: EmbeddingPipeline) -> EmbeddingEngine {
         EmbeddingEngine(
-            dimensions: pipeline.model.config.projectionDim,
-            logitScale: pipeline.model.logitScale,
+            dimensions: pipeline.embeddingDim,
+            scoring: pipeline.scoring,
             tokenize: { text in try pipeline.tokenize([text]).first ?? [] },
-            encodeTexts: { ids in
-                let t = Ops.l2Normalize(try pipeline.model.textFeatures(ids))
-                let n = t.shape.first ?? 0, d = n == 0 ? 0 : t.count / n
-                return (0 ..< n).map { Array(UnsafeBufferPointer(start: t.pointer + $0 * d, count: d)) }
-            },
+            encodeTexts: { ids in try pipeline.embed(tokenized: ids) },
             encodeImages: { images in try pipeline.embed(images: images) })
     }
 }

@@ -17,9 +17,9 @@ public struct ModelInfo: Sendable {
         self.created = created
     }
 
-    public init(pipeline: CLIPPipeline, id: String) {
-        self.init(id: id, dimensions: pipeline.model.config.projectionDim, maxInputTokens: pipeline.maxTextLength,
-                  imageSize: pipeline.model.config.visionConfig.imageSize)
+    public init(pipeline: EmbeddingPipeline, id: String) {
+        self.init(id: id, dimensions: pipeline.embeddingDim, maxInputTokens: pipeline.maxTextLength,
+                  imageSize: pipeline.processor.fixedOutputSize?.height ?? 0)
     }
 }
 
@@ -80,27 +80,24 @@ public final class EncoderService: Sendable {
         return (slots.map { $0.isText ? t[$0.index] : v[$0.index] }, tokens)
     }
 
-    /// Zero-shot classification as `CLIPPipeline.classify` computes it (same label cleaning, prompts and
-    /// softmax), but with the image and prompts going through the shared batcher.
+    /// Zero-shot classification as `EmbeddingPipeline.classify` computes it (the same `ZeroShot` prompts and
+    /// scores), but with the image and prompts going through the shared batcher.
     func classify(image value: String, labels: [String], template: String?) async throws -> (scores: [ClassifyResponse.Score], tokens: Int) {
-        let cleaned = labels.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard !cleaned.isEmpty else { throw ServerError.invalidRequest("'labels' must contain at least one non-empty label") }
-        guard cleaned.count <= config.maxLabels else {
-            throw ServerError.invalidRequest("'labels' has \(cleaned.count) items; the limit is \(config.maxLabels)")
+        let nonEmpty = labels.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard !nonEmpty.isEmpty else { throw ServerError.invalidRequest("'labels' must contain at least one non-empty label") }
+        guard nonEmpty.count <= config.maxLabels else {
+            throw ServerError.invalidRequest("'labels' has \(nonEmpty.count) items; the limit is \(config.maxLabels)")
         }
-        let template = template ?? "a photo of a {}."
-        let prompts = cleaned.map { template.contains("{}") ? template.replacingOccurrences(of: "{}", with: $0) : "\(template) \($0)" }
-        let ids = try prompts.enumerated().map { try tokenize($1, at: $0) }
+        let prompts = try ZeroShot.prompts(labels: nonEmpty, template: template ?? ZeroShot.defaultTemplate)
+        let ids = try prompts.enumerated().map { try tokenize($1.prompt, at: $0) }
         let maxPixels = config.maxImagePixels
         let image = try await RequestInput.offload { try RequestInput.image(value, maxPixels: maxPixels) }
         async let textVectors = batcher.embed(texts: ids)
         async let imageVectors = batcher.embed(images: [image])
         let (text, images) = try await (textVectors, imageVectors)
         guard let img = images.first else { throw ServerError.internalError("no image embedding") }
-        let logits = text.map { engine.logitScale * Self.dot(img, $0) }
-        let probabilities = Self.softmax(logits)
-        let scores = zip(cleaned, zip(probabilities, logits)).map { ClassifyResponse.Score(label: $0, probability: $1.0, logit: $1.1) }
-            .sorted { $0.probability > $1.probability }
+        let scores = ZeroShot.scores(image: img, labels: prompts.map(\.label), texts: text, scoring: engine.scoring)
+            .map { ClassifyResponse.Score(label: $0.label, probability: $0.probability, logit: $0.logit) }
         return (scores, ids.reduce(0) { $0 + $1.count })
     }
 
@@ -110,14 +107,6 @@ public final class EncoderService: Sendable {
         }
     }
 
-    static func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
-
-    static func softmax(_ x: [Float]) -> [Float] {
-        let m = x.max() ?? 0
-        let e = x.map { exp($0 - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
 }
 
 extension ServerError {

@@ -4,20 +4,14 @@ import VLMModels
 import VLMTensor
 import VLMTokenizers
 
-/// A checkpoint directory loaded for evaluation: the inference model (the serving path, so eval measures what
-/// users get), tokenizer and image processor, like SwiftVLM's CLIPPipeline (which this module cannot import).
+/// A checkpoint directory loaded for evaluation through the same `EmbeddingPipeline` users get (any dual
+/// encoder the registry loads), with images decoded and preprocessed in parallel.
 public final class EvalModel: @unchecked Sendable {
-    public let model: CLIPModel
-    public let tokenizer: any Tokenizer
-    public let processor: ImageProcessor
-    public let maxTextLength: Int
+    public let pipeline: EmbeddingPipeline
     public var batchSize = 64
 
     public init(directory: URL) throws {
-        model = try CLIPModel.load(directory: directory)
-        tokenizer = try TokenizerLoader.load(directory: directory)
-        processor = try ImageProcessor.load(directory: directory)
-        maxTextLength = min(TokenizerLoader.modelMaxLength(directory: directory) ?? model.maxTextLength, model.maxTextLength)
+        pipeline = try EmbeddingPipeline.load(directory: directory)
     }
 
     /// L2-normalised text embeddings.
@@ -25,10 +19,9 @@ public final class EvalModel: @unchecked Sendable {
         var out: [[Float]] = []
         var start = 0
         while start < texts.count {
-            let chunk = texts[start ..< min(start + batchSize, texts.count)]
+            let chunk = Array(texts[start ..< min(start + batchSize, texts.count)])
             start += chunk.count
-            let ids = try chunk.map { try tokenizer.encode($0, maxLength: maxTextLength) }
-            out += Self.rows(Ops.l2Normalize(try model.textFeatures(ids)))
+            out += try pipeline.embed(texts: chunk)
         }
         return out
     }
@@ -37,32 +30,26 @@ public final class EvalModel: @unchecked Sendable {
     public func embed(samples: [PairedSample]) throws -> [[Float]?] {
         var out: [[Float]?] = []
         var start = 0
+        let processor = pipeline.processor
         while start < samples.count {
             let chunk = Array(samples[start ..< min(start + batchSize, samples.count)])
             start += chunk.count
-            var tensors = [Tensor?](repeating: nil, count: chunk.count)
-            tensors.withUnsafeMutableBufferPointer { buffer in
+            var inputs = [PixelInputs?](repeating: nil, count: chunk.count)
+            inputs.withUnsafeMutableBufferPointer { buffer in
                 let slots = buffer  // each iteration writes only its own slot
                 DispatchQueue.concurrentPerform(iterations: chunk.count) { i in
-                    slots[i] = try? processor.preprocess(chunk[i].loadImage())
+                    slots[i] = try? processor.pixelInputs([chunk[i].loadImage()])
                 }
             }
-            let good = tensors.compactMap { $0 }
-            guard let first = good.first else { out += Array(repeating: nil, count: chunk.count); continue }
-            let plane = first.count
-            let batch = Tensor(uninitialized: [good.count] + first.shape)
-            for (i, t) in good.enumerated() { (batch.pointer + i * plane).update(from: t.pointer, count: plane) }
-            var rows = Self.rows(Ops.l2Normalize(try model.imageFeatures(batch)))[...]
-            for t in tensors {
+            let good = inputs.compactMap { $0 }
+            guard !good.isEmpty else { out += Array(repeating: nil, count: chunk.count); continue }
+            let features = try pipeline.model.imageFeatures(PixelInputs.stacking(good))
+            var rows = EmbeddingPipeline.rows(Ops.l2Normalize(features))[...]
+            for t in inputs {
                 if t == nil { out.append(nil) } else { out.append(rows.removeFirst()) }
             }
         }
         return out
-    }
-
-    static func rows(_ t: Tensor) -> [[Float]] {
-        let n = t.shape.first ?? 0, d = n == 0 ? 0 : t.count / n
-        return (0 ..< n).map { Array(UnsafeBufferPointer(start: t.pointer + $0 * d, count: d)) }
     }
 
     // MARK: Evaluation
@@ -77,7 +64,7 @@ public final class EvalModel: @unchecked Sendable {
         if !labelled.isEmpty {
             let classes = classNames ?? Array(Set(labelled.compactMap(\.label))).sorted()
             let index = Dictionary(classes.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-            let prompts = classes.map { template.contains("{}") ? template.replacingOccurrences(of: "{}", with: $0) : "\(template) \($0)" }
+            let prompts = classes.map { ZeroShot.prompt(label: $0, template: template) }
             let classEmb = try embed(texts: prompts)
             let images = try embed(samples: labelled)
             var imgs: [[Float]] = [], truth: [Int] = []

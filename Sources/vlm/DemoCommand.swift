@@ -59,7 +59,7 @@ struct DemoCommand: ParsableCommand {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
             let dir = try DefaultModel.resolve(model)
-            let pipeline = try CLIPPipeline.load(directory: dir)
+            let pipeline = try EmbeddingPipeline.load(directory: dir)
             let n = max(count, 2)
             let singles = try SceneDataset.generate(count: n / 2, seed: seed, split: .test, kind: .single)
             let multis = try SceneDataset.generate(count: n - n / 2, seed: seed, split: .test, kind: .multi, start: n)
@@ -83,10 +83,8 @@ struct DemoCommand: ParsableCommand {
                     card.scores = try pipeline.classify(image: images[i], labels: labels, template: "a {}").prefix(3).map { ($0.label, $0.probability) }
                 } else {
                     card.title = "best caption among the \(scenes.count) scenes"
-                    let logits = captionEmb.map { pipeline.model.logitScale * EvalMetrics.dot(imageEmb[i], $0) }
-                    let m = logits.max() ?? 0
-                    let e = logits.map { exp($0 - m) }, z = e.reduce(0, +)
-                    card.scores = e.indices.sorted { e[$0] > e[$1] }.prefix(3).map { (captions[$0], e[$0] / z) }
+                    card.scores = ZeroShot.scores(image: imageEmb[i], labels: captions, texts: captionEmb, scoring: pipeline.scoring)
+                        .prefix(3).map { ($0.label, $0.probability) }
                 }
                 card.queryRank = (ranking.firstIndex(of: i) ?? 0) + 1
                 card.queryScore = queryScores[i]

@@ -64,7 +64,7 @@ struct Embed: ParsableCommand {
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Zero-shot classification: label probabilities (softmax of logit_scale x cosine), best first.")
+        abstract: "Zero-shot classification, best first: CLIP's softmax of logit_scale x cosine over the labels, SigLIP's sigmoid(logit_scale x cosine + logit_bias) per label.")
 
     @OptionGroup var options: ModelOptions
     @Argument(help: "Image file.") var image: String
@@ -96,7 +96,7 @@ struct Classify: ParsableCommand {
 
 struct Similarity: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Matrix of image-text cosine similarities (and logits = logit_scale x cosine with --format json).")
+        abstract: "Matrix of image-text cosine similarities (and the model's logits with --format json).")
 
     @OptionGroup var options: ModelOptions
     @Option(name: .customLong("image"), help: "Image file; repeatable.") var images: [String] = []
@@ -109,6 +109,8 @@ struct Similarity: ParsableCommand {
         let cosine: [[Float]]
         let logits: [[Float]]
         let logit_scale: Float
+        let logit_bias: Float?
+        let scoring: String
     }
 
     func run() throws {
@@ -118,10 +120,13 @@ struct Similarity: ParsableCommand {
             let img = try pipeline.embed(imageFiles: images.map { URL(fileURLWithPath: $0) })
             let txt = try pipeline.embed(texts: texts)
             let cosine = pipeline.similarity(imageEmbeddings: img, textEmbeddings: txt)
-            let scale = pipeline.model.logitScale
+            let scoring = pipeline.scoring
+            var bias: Float?
+            if case .sigmoid(_, let b) = scoring { bias = b }
             switch format {
             case .json:
-                try printJSON(Output(images: images, texts: texts, cosine: cosine, logits: cosine.map { $0.map { $0 * scale } }, logit_scale: scale))
+                try printJSON(Output(images: images, texts: texts, cosine: cosine, logits: cosine.map { scoring.logits($0) },
+                                     logit_scale: scoring.logitScale, logit_bias: bias, scoring: scoring.name))
             case .text:
                 print((["image \\ text"] + texts).joined(separator: "\t"))
                 for (name, row) in zip(images, cosine) {
@@ -141,16 +146,14 @@ struct Tokenize: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let tokenizer = try TokenizerLoader.load(directory: options.url)
-            let limit = TokenizerLoader.modelMaxLength(directory: options.url)
-            try printJSON(try texts.map { try tokenizer.encode($0, maxLength: limit) })
+            try printJSON(try options.pipeline().tokenize(texts))
         }
     }
 }
 
 struct Preprocess: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the model's input tensor for an image (pixel_values [1, 3, H, W], float32) as NumPy .npy.")
+        abstract: "Write the model's input tensor for an image (pixel_values, float32; [1, 3, H, W], or [1, patches, 3*p*p] for NaFlex) as NumPy .npy.")
 
     @OptionGroup var options: ModelOptions
     @Argument(help: "Image file.") var image: String
@@ -158,9 +161,9 @@ struct Preprocess: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let processor = try ImageProcessor.load(directory: options.url)
+            let processor = try ImageProcessors.load(directory: options.url)
             let picture = try ImageDecoder.load(URL(fileURLWithPath: image), alpha: .compositeOnWhite)
-            let pixels = try processor.preprocess([picture])
+            let pixels = try processor.pixelInputs([picture]).pixelValues
             try Npy.write(pixels, to: URL(fileURLWithPath: out))
             FileHandle.standardError.write(Data("wrote \(out): pixel_values \(pixels.shape)\n".utf8))
         }

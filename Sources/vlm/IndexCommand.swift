@@ -34,7 +34,7 @@ enum IndexCLI {
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
     /// The model identity (shared with `vlm serve --index`).
-    static func identity(_ pipeline: CLIPPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
+    static func identity(_ pipeline: EmbeddingPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
 
     static func warn(_ message: String) { FileHandle.standardError.write(Data("warning: \(message)\n".utf8)) }
 
@@ -69,7 +69,7 @@ enum IndexCLI {
     }
 
     /// Plans, embeds in batches (each batch one transaction), persists the graph. Returns counts.
-    static func ingest(_ files: [String], index: SearchIndex, pipeline: CLIPPipeline, batch: Int, quiet: Bool) throws -> (added: Int, updated: Int, unchanged: Int, failed: Int) {
+    static func ingest(_ files: [String], index: SearchIndex, pipeline: EmbeddingPipeline, batch: Int, quiet: Bool) throws -> (added: Int, updated: Int, unchanged: Int, failed: Int) {
         var stats: [FileStat] = []
         for f in files {
             do { stats.append(try FileStat.of(path: f)) } catch { warn("\(error)") }

@@ -26,9 +26,9 @@ struct ModelOptions: ParsableArguments {
 
     var url: URL { (try? DefaultModel.resolve(model)) ?? DefaultModel.packageDirectory }
 
-    func pipeline() throws -> CLIPPipeline {
+    func pipeline() throws -> EmbeddingPipeline {
         apply()
-        return try CLIPPipeline.load(directory: DefaultModel.resolve(model))
+        return try EmbeddingPipeline.load(directory: DefaultModel.resolve(model))
     }
 }
 

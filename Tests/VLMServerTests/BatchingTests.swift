@@ -103,7 +103,7 @@ import Testing
 
     @Test func encoderFailureFailsOnlyItsBatch() async throws {
         let pipeline = try TestServer.pipeline()
-        var engine = EmbeddingEngine.clip(pipeline)
+        var engine = EmbeddingEngine.pipeline(pipeline)
         let real = engine.encodeTexts
         engine.encodeTexts = { ids in
             if ids.contains(where: { $0.count > 5 }) { throw PipelineError.invalidArgument("too long for this test") }

@@ -10,7 +10,7 @@ import VLMTestSupport
 enum TestServer {
     static let modelDir = Fixtures.url("clip/tiny-a")
 
-    static func pipeline() throws -> CLIPPipeline { try CLIPPipeline.load(directory: modelDir) }
+    static func pipeline() throws -> EmbeddingPipeline { try EmbeddingPipeline.load(directory: modelDir) }
 
     static func config(_ edit: (inout ServerConfig) -> Void = { _ in }) -> ServerConfig {
         var c = ServerConfig(modelDirectory: modelDir)
@@ -34,11 +34,11 @@ enum TestServer {
     }
 
     /// Runs `body` against an in-process server (router test mode: no sockets).
-    static func withApp(_ config: ServerConfig = TestServer.config(), pipeline: CLIPPipeline? = nil,
+    static func withApp(_ config: ServerConfig = TestServer.config(), pipeline: EmbeddingPipeline? = nil,
                         engine: EmbeddingEngine? = nil,
                         _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let p = try pipeline ?? Self.pipeline()
-        let app = try buildApplication(config: config, pipeline: p, engine: engine ?? .clip(p))
+        let app = try buildApplication(config: config, pipeline: p, engine: engine ?? .pipeline(p))
         try await app.test(.router) { client in try await body(client) }
     }
 }
@@ -151,8 +151,8 @@ final class Gate: @unchecked Sendable {
         return entered
     }
 
-    func engine(_ pipeline: CLIPPipeline) -> EmbeddingEngine {
-        var e = EmbeddingEngine.clip(pipeline)
+    func engine(_ pipeline: EmbeddingPipeline) -> EmbeddingEngine {
+        var e = EmbeddingEngine.pipeline(pipeline)
         let texts = e.encodeTexts, images = e.encodeImages
         e.encodeTexts = { [self] ids in pass(); return try texts(ids) }
         e.encodeImages = { [self] im in pass(); return try images(im) }

@@ -48,7 +48,7 @@ import VLMTestSupport
         #expect(l.skippedSamples >= 2, "broken and missing images are skipped, not fatal")
         let first = l.loss.prefix(3).reduce(0, +) / 3, last = l.loss.suffix(3).reduce(0, +) / 3
         #expect(last < first, "loss \(first) -> \(last)")
-        // A normal Hugging Face checkpoint: the inference model, tokenizer and processor load as CLIPPipeline does.
+        // A normal Hugging Face checkpoint: the inference model, tokenizer and processor load as EmbeddingPipeline does.
         let model = try CLIPModel.load(directory: out)
         let tok = try TokenizerLoader.load(directory: out)
         let proc = try ImageProcessor.load(directory: out)

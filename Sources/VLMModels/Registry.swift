@@ -1,0 +1,92 @@
+import Foundation
+import VLMTensor
+
+// MARK: - Families
+
+/// What a served or loaded model does.
+public enum ModelKind: String, Sendable, Codable {
+    /// A dual encoder: embeddings, zero-shot classification, similarity, search.
+    case embedding
+    /// A generative model: captions, answers, chat.
+    case chat
+}
+
+/// A loaded model, by its protocol.
+public enum LoadedModel: Sendable {
+    case dualEncoder(any DualEncoder)
+    case generative(any GenerativeModel)
+
+    public var kind: ModelKind {
+        switch self {
+        case .dualEncoder: return .embedding
+        case .generative: return .chat
+        }
+    }
+}
+
+/// One model family: the config.json values that name it and how its model loads. Its config type, weight-key
+/// layouts and input processing are the family's own business (its file); the registry only routes to it.
+public struct ModelFamily: Sendable {
+    /// Human-readable name ("CLIP", "SigLIP", "LLaVA", ...).
+    public let name: String
+    /// config.json `model_type` values this family loads.
+    public let modelTypes: [String]
+    /// config.json `architectures` values, used when a config has no model_type.
+    public let architectures: [String]
+    public let kind: ModelKind
+    /// Loads the model from a checkpoint directory (config.json + safetensors), unchanged.
+    public let load: @Sendable (URL) throws -> LoadedModel
+
+    public init(name: String, modelTypes: [String], architectures: [String], kind: ModelKind,
+                load: @escaping @Sendable (URL) throws -> LoadedModel) {
+        self.name = name
+        self.modelTypes = modelTypes
+        self.architectures = architectures
+        self.kind = kind
+        self.load = load
+    }
+}
+
+// MARK: - Registry
+
+/// The one table from config.json to a model family. Adding a family is its file plus one line here; nothing
+/// else in the project switches on model types.
+public enum ModelRegistry {
+    public static let families: [ModelFamily] = [
+        CLIPModel.family,
+        LlavaModel.family,
+        LlamaModel.family,
+    ]
+
+    /// Every model_type some family loads, sorted.
+    public static var supportedModelTypes: [String] { families.flatMap(\.modelTypes).sorted() }
+
+    /// The family of the checkpoint in `directory`: by model_type, else by architectures. An unsupported or
+    /// missing type names the supported ones.
+    public static func family(directory: URL) throws -> ModelFamily {
+        let path = ConfigFile.url(in: directory).path
+        let (type, architectures) = try ConfigFile.identity(in: directory)
+        if let type {
+            if let family = families.first(where: { $0.modelTypes.contains(type) }) { return family }
+            throw ModelError.unsupportedModelType(path: path, modelType: type, supported: supportedModelTypes)
+        }
+        if let family = families.first(where: { f in architectures.contains(where: f.architectures.contains) }) { return family }
+        let named = architectures.isEmpty ? "(none)" : "(none; architectures \(architectures.joined(separator: ", ")))"
+        throw ModelError.unsupportedModelType(path: path, modelType: named, supported: supportedModelTypes)
+    }
+
+    /// The kind of the checkpoint in `directory` without loading its weights.
+    public static func kind(directory: URL) throws -> ModelKind { try family(directory: directory).kind }
+
+    /// Loads the checkpoint in `directory` through its family.
+    public static func load(directory: URL) throws -> LoadedModel { try family(directory: directory).load(directory) }
+
+    /// Loads a dual encoder; a generative checkpoint is refused with a message naming it.
+    public static func loadDualEncoder(directory: URL) throws -> any DualEncoder {
+        let family = try family(directory: directory)
+        guard case .dualEncoder(let model) = try family.load(directory) else {
+            throw ModelError.wrongKind(path: directory.path, family: family.name, expected: .embedding)
+        }
+        return model
+    }
+}
