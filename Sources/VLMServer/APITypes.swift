@@ -177,6 +177,8 @@ struct ClassifyRequest: Decodable, Sendable {
 struct ClassifyResponse: Encodable, Sendable {
     let object = "classification"
     let model: String
+    /// "softmax" (probabilities over the labels sum to 1, CLIP) or "sigmoid" (each label on its own, SigLIP).
+    let scoring: String
     /// Best first.
     let data: [Score]
     let usage: Usage
@@ -195,15 +197,18 @@ struct ModelObject: Encodable, Sendable {
     let object = "model"
     let created: Int
     let ownedBy = "swiftvlm"
-    let type = "clip"
-    /// "embedding" here; a generative checkpoint's entry says "chat" (see ChatModelObject).
+    /// model_type: clip, siglip, siglip2.
+    let type: String
     let kind = "embedding"
+    /// "softmax" or "sigmoid" (what /v1/classify's probabilities are).
+    let scoring: String
     let embeddingDimensions: Int
     let maxInputTokens: Int
+    /// 0 when the input size depends on the image (NaFlex).
     let imageSize: Int
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, type, kind
+        case id, object, created, type, kind, scoring
         case ownedBy = "owned_by"
         case embeddingDimensions = "embedding_dimensions"
         case maxInputTokens = "max_input_tokens"
@@ -211,18 +216,43 @@ struct ModelObject: Encodable, Sendable {
     }
 }
 
+/// One entry of /v1/models: an embedding or a chat model.
+enum AnyModelObject: Encodable, Sendable {
+    case embedding(ModelObject)
+    case chat(ChatModelObject)
+
+    func encode(to encoder: Encoder) throws {
+        switch self {
+        case .embedding(let m): try m.encode(to: encoder)
+        case .chat(let m): try m.encode(to: encoder)
+        }
+    }
+}
+
 struct ModelList: Encodable, Sendable {
     let object = "list"
-    let data: [ModelObject]
+    let data: [AnyModelObject]
 }
 
 struct HealthResponse: Encodable, Sendable {
     let status: String
+    /// The first model (the default of its kind's endpoints) and its kind.
     let model: String
-    let dimensions: Int
+    let kind: String
+    /// The first embedding model's width; nil on a chat-only server.
+    let dimensions: Int?
+    /// Every served model, in --model order.
+    let models: [Model]
     /// nil until the server has an index; the web page switches to search when it is set.
     let index: IndexInfo?
     let queue: [String: Int]
+    /// Whether a chat model is generating; nil without chat models.
+    let generating: Bool?
+
+    struct Model: Encodable, Sendable {
+        let id: String
+        let kind: String
+    }
 
     struct IndexInfo: Encodable, Sendable {
         /// The database's file name.

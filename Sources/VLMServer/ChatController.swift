@@ -12,16 +12,16 @@ import SwiftVLM
 /// context: 400). Remote image URLs (http, https, file) are refused with 400: this server never fetches on a
 /// client's behalf, so send images inline as `data:image/...;base64,...`.
 struct ChatController<Context: RequestContext>: Sendable {
-    let service: ChatService
+    let roster: ModelRoster
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/v1/chat/completions") { request, _ in try await complete(request) }
     }
 
     func complete(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes)
+        let body = try await RequestInput.body(of: request, limit: roster.chats.first?.config.maxBodyBytes ?? 0)
         let req = try RequestInput.json(ChatCompletionRequest.self, from: body)
-        try RequestInput.checkModel(req.model, served: service.modelID)
+        let service = try roster.chat(req.model)
         let options = try req.samplingOptions(defaults: service.engine.defaults)
         let (messages, imageValues) = try Self.conversation(req.messages, engine: service.engine, model: service.modelID)
         let engine = service.engine, maxPixels = service.config.maxImagePixels, count = imageValues.count
@@ -146,45 +146,5 @@ struct ChatController<Context: RequestContext>: Sendable {
             }
         }
         return (converted, images)
-    }
-}
-
-/// `GET /v1/models[/{id}]` for a generative checkpoint: the model with its kind ("chat") and limits.
-struct ChatModelsController<Context: RequestContext>: Sendable {
-    let service: ChatService
-
-    func addRoutes(to router: some RouterMethods<Context>) {
-        router.get("/v1/models") { _, _ in try JSONResponse.make(ChatModelList(data: [object])) }
-        router.get("/v1/models/{id}") { _, context in
-            let id = context.parameters.get("id") ?? ""
-            guard id == service.modelID else { throw ServerError.modelNotFound(id) }
-            return try JSONResponse.make(object)
-        }
-    }
-
-    var object: ChatModelObject {
-        ChatModelObject(id: service.modelID, created: service.created, type: service.engine.modelType,
-                        contextLength: service.engine.contextLength, acceptsImages: service.engine.acceptsImages,
-                        imageTokensPerImage: service.engine.imageTokensPerImage)
-    }
-}
-
-/// `GET /healthz` and `GET /metrics` of the chat server.
-struct ChatStatusController<Context: RequestContext>: Sendable {
-    let service: ChatService
-    let metrics: ServerMetrics
-
-    func addRoutes(to router: some RouterMethods<Context>) {
-        let scheduler = service.scheduler
-        router.get("/healthz") { _, _ in
-            try JSONResponse.make(ChatHealthResponse(status: "ok", model: service.modelID, queue: ["chat": scheduler.depth],
-                                                     generating: scheduler.isBusy))
-        }
-        router.get("/metrics") { _, _ -> Response in
-            let text = metrics.render(queueDepths: ["chat": scheduler.depth], queueCapacity: scheduler.capacity, indexSize: nil)
-                + service.metrics.render(depth: scheduler.depth, capacity: scheduler.capacity, busy: scheduler.isBusy)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
     }
 }

@@ -229,15 +229,4 @@ struct ChatModelObject: Encodable, Sendable {
     }
 }
 
-struct ChatModelList: Encodable, Sendable {
-    let object = "list"
-    let data: [ChatModelObject]
-}
 
-struct ChatHealthResponse: Encodable, Sendable {
-    let status: String
-    let model: String
-    let kind = "chat"
-    let queue: [String: Int]
-    let generating: Bool
-}

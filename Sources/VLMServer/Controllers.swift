@@ -1,18 +1,19 @@
 import Foundation
 import Hummingbird
 
-/// `POST /v1/embeddings` (OpenAI shape; see `EmbeddingsRequest` for the input union).
+/// `POST /v1/embeddings` (OpenAI shape; see `EmbeddingsRequest` for the input union), routed by `model`.
 struct EmbeddingsController<Context: RequestContext>: Sendable {
-    let service: EncoderService
+    let roster: ModelRoster
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/v1/embeddings") { request, _ in try await embeddings(request) }
     }
 
     func embeddings(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes)
+        let limit = roster.encoders.first?.config.maxBodyBytes ?? 0
+        let body = try await RequestInput.body(of: request, limit: limit)
         let req = try RequestInput.json(EmbeddingsRequest.self, from: body)
-        try RequestInput.checkModel(req.model, served: service.model.id)
+        let service = try roster.encoder(req.model)
         let base64: Bool
         switch req.encodingFormat {
         case nil, "float"?: base64 = false
@@ -20,7 +21,7 @@ struct EmbeddingsController<Context: RequestContext>: Sendable {
         case let other?: throw ServerError.invalidRequest("'encoding_format' must be \"float\" or \"base64\", not \"\(other)\"")
         }
         if let d = req.dimensions, d != service.model.dimensions {
-            throw ServerError.invalidRequest("'dimensions' must be \(service.model.dimensions) for this model (CLIP embeddings cannot be truncated)")
+            throw ServerError.invalidRequest("'dimensions' must be \(service.model.dimensions) for this model (its embeddings cannot be truncated)")
         }
         let (vectors, tokens) = try await service.embed(req.input.parts)
         let data = vectors.enumerated().map { i, v in
@@ -31,56 +32,105 @@ struct EmbeddingsController<Context: RequestContext>: Sendable {
     }
 }
 
-/// `POST /v1/classify`: zero-shot labels for one image, best first.
+/// `POST /v1/classify`: zero-shot labels for one image, best first (softmax for CLIP, per-label sigmoid for
+/// SigLIP), routed by `model`.
 struct ClassifyController<Context: RequestContext>: Sendable {
-    let service: EncoderService
+    let roster: ModelRoster
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/v1/classify") { request, _ in try await classify(request) }
     }
 
     func classify(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes)
+        let limit = roster.encoders.first?.config.maxBodyBytes ?? 0
+        let body = try await RequestInput.body(of: request, limit: limit)
         let req = try RequestInput.json(ClassifyRequest.self, from: body)
-        try RequestInput.checkModel(req.model, served: service.model.id)
+        let service = try roster.encoder(req.model)
         if let k = req.topK, k < 1 { throw ServerError.invalidRequest("'top_k' must be >= 1") }
         let (scores, tokens) = try await service.classify(image: req.image, labels: req.labels, template: req.template)
         let top = req.topK.map { Array(scores.prefix($0)) } ?? scores
-        return try JSONResponse.make(ClassifyResponse(model: service.model.id, data: top,
+        return try JSONResponse.make(ClassifyResponse(model: service.model.id, scoring: service.engine.scoring.name, data: top,
                                                       usage: Usage(promptTokens: tokens, totalTokens: tokens)))
     }
 }
 
-/// `GET /v1/models` and `GET /v1/models/{id}` (OpenAI shapes; an unknown id is 404).
+/// `GET /v1/models` and `GET /v1/models/{id}` (OpenAI shapes; every served model with its kind; an unknown id
+/// is 404).
 struct ModelsController<Context: RequestContext>: Sendable {
-    let model: ModelInfo
+    let roster: ModelRoster
 
     func addRoutes(to router: some RouterMethods<Context>) {
-        router.get("/v1/models") { _, _ in try JSONResponse.make(ModelList(data: [object])) }
+        router.get("/v1/models") { _, _ in try JSONResponse.make(ModelList(data: roster.entries.map(Self.object))) }
         router.get("/v1/models/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard id == model.id else { throw ServerError.modelNotFound(id) }
-            return try JSONResponse.make(object)
+            guard let entry = roster.entry(id: id) else { throw ServerError.modelNotFound(id) }
+            return try JSONResponse.make(Self.object(entry))
         }
     }
 
-    var object: ModelObject {
-        ModelObject(id: model.id, created: model.created, embeddingDimensions: model.dimensions,
-                    maxInputTokens: model.maxInputTokens, imageSize: model.imageSize)
+    static func object(_ entry: ModelRoster.Entry) -> AnyModelObject {
+        switch entry {
+        case .embedding(let s):
+            let m = s.model
+            return .embedding(ModelObject(id: m.id, created: m.created, type: m.type, scoring: m.scoring,
+                                          embeddingDimensions: m.dimensions, maxInputTokens: m.maxInputTokens, imageSize: m.imageSize))
+        case .chat(let s):
+            return .chat(ChatModelObject(id: s.modelID, created: s.created, type: s.engine.modelType,
+                                         contextLength: s.engine.contextLength, acceptsImages: s.engine.acceptsImages,
+                                         imageTokensPerImage: s.engine.imageTokensPerImage))
+        }
     }
 }
 
-/// `GET /healthz`: liveness plus what the web page needs to pick its mode.
-struct HealthController<Context: RequestContext>: Sendable {
-    let service: EncoderService
+/// `GET /healthz` (liveness plus what the web page needs: the models, the index) and `GET /metrics`.
+struct StatusController<Context: RequestContext>: Sendable {
+    let roster: ModelRoster
     var index: IndexService?
 
     func addRoutes(to router: some RouterMethods<Context>) {
         router.get("/healthz") { _, _ in
             let info = index.map { HealthResponse.IndexInfo(path: $0.name, size: $0.count, model: $0.fingerprint, strategy: $0.strategy) }
-            return try JSONResponse.make(HealthResponse(status: "ok", model: service.model.id, dimensions: service.model.dimensions,
-                                                        index: info, queue: service.batcher.queueDepths()))
+            let first = roster.entries[0]  // safe: a roster is never empty (ModelRoster.init)
+            let models = roster.entries.map { HealthResponse.Model(id: $0.id, kind: $0.kind.rawValue) }
+            return try JSONResponse.make(HealthResponse(
+                status: "ok", model: first.id, kind: first.kind.rawValue, dimensions: roster.encoders.first?.model.dimensions,
+                models: models, index: info, queue: roster.queueDepths(),
+                generating: roster.chats.isEmpty ? nil : roster.chats.contains { $0.scheduler.isBusy }))
         }
+        router.get("/metrics") { _, _ -> Response in
+            let capacity = roster.encoders.first?.config.queueCapacity ?? roster.chats.first?.scheduler.capacity ?? 0
+            var text = roster.metrics.render(queueDepths: roster.queueDepths(), queueCapacity: capacity, indexSize: index?.count)
+            let chats = roster.chats
+            var chatText = ""
+            for service in chats {
+                let s = service.scheduler
+                let rendered = service.metrics.render(depth: s.depth, capacity: s.capacity, busy: s.isBusy)
+                chatText += chats.count > 1 ? Self.labelled(rendered, model: service.modelID) : rendered
+            }
+            text += chats.count > 1 ? Self.dedupingHeaders(chatText) : chatText
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+
+    /// Prometheus samples with a `model` label added (several chat models render the same metric names).
+    static func labelled(_ text: String, model: String) -> String {
+        let label = "model=\"\(model.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard !line.isEmpty, !line.hasPrefix("#") else { return String(line) }
+            if let brace = line.firstIndex(of: "{") {
+                return String(line[...brace]) + label + "," + line[line.index(after: brace)...]
+            }
+            guard let space = line.firstIndex(of: " ") else { return String(line) }
+            return String(line[..<space]) + "{" + label + "}" + line[space...]
+        }.joined(separator: "\n")
+    }
+
+    /// Keeps the first `# HELP` / `# TYPE` line of each metric.
+    static func dedupingHeaders(_ text: String) -> String {
+        var seen = Set<Substring>()
+        return text.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("#") || seen.insert($0).inserted }.joined(separator: "\n")
     }
 }
 

@@ -1,16 +1,24 @@
 import Foundation
 import SwiftVLM
 
-/// What `/v1/models` and `/healthz` report about the served checkpoint.
+/// What `/v1/models` and `/healthz` report about a served embedding model.
 public struct ModelInfo: Sendable {
     public var id: String
+    /// config.json's model_type (clip, siglip, siglip2).
+    public var type: String
+    /// "softmax" (CLIP) or "sigmoid" (SigLIP): how /v1/classify turns cosines into probabilities.
+    public var scoring: String
     public var dimensions: Int
     public var maxInputTokens: Int
+    /// The processor's fixed output side, 0 when it depends on the image (NaFlex).
     public var imageSize: Int
     public var created: Int
 
-    public init(id: String, dimensions: Int, maxInputTokens: Int, imageSize: Int, created: Int = Int(Date().timeIntervalSince1970)) {
+    public init(id: String, type: String = "clip", scoring: String = "softmax", dimensions: Int, maxInputTokens: Int, imageSize: Int,
+                created: Int = Int(Date().timeIntervalSince1970)) {
         self.id = id
+        self.type = type
+        self.scoring = scoring
         self.dimensions = dimensions
         self.maxInputTokens = maxInputTokens
         self.imageSize = imageSize
@@ -18,8 +26,8 @@ public struct ModelInfo: Sendable {
     }
 
     public init(pipeline: EmbeddingPipeline, id: String) {
-        self.init(id: id, dimensions: pipeline.embeddingDim, maxInputTokens: pipeline.maxTextLength,
-                  imageSize: pipeline.processor.fixedOutputSize?.height ?? 0)
+        self.init(id: id, type: pipeline.model.modelType, scoring: pipeline.scoring.name, dimensions: pipeline.embeddingDim,
+                  maxInputTokens: pipeline.maxTextLength, imageSize: pipeline.processor.fixedOutputSize?.height ?? 0)
     }
 }
 

@@ -164,19 +164,3 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
-
-/// `GET /metrics`.
-struct MetricsController<Context: RequestContext>: Sendable {
-    let metrics: ServerMetrics
-    let batcher: DynamicBatcher
-    let queueCapacity: Int
-    var index: IndexService?
-
-    func addRoutes(to router: Router<Context>) {
-        router.get("/metrics") { _, _ -> Response in
-            let text = metrics.render(queueDepths: batcher.queueDepths(), queueCapacity: queueCapacity, indexSize: index?.count)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
-    }
-}

@@ -2,8 +2,13 @@ import Foundation
 
 /// Everything `vlm serve` can be told. Defaults suit one CPU host serving a base-size CLIP.
 public struct ServerConfig: Sendable {
-    /// Checkpoint directory (Hugging Face layout).
-    public var modelDirectory: URL
+    /// Checkpoint directories (Hugging Face layout), in `--model` order: embedding and chat models alike.
+    public var modelDirectories: [URL]
+    /// The first checkpoint (the only one for single-model servers).
+    public var modelDirectory: URL {
+        get { modelDirectories[0] }  // safe: the initialisers and `validate` keep it non-empty
+        set { modelDirectories[0] = newValue }
+    }
     /// Vector index database (`vlm index add` makes one); enables /v1/search and /v1/index.
     public var indexPath: URL?
     /// Directories whose indexed images may be served (GET /v1/index/{id}/image) and added by path
@@ -40,19 +45,33 @@ public struct ServerConfig: Sendable {
     public var apiKey: String?
     /// Require the API key on the read-only /v1 endpoints too (embeddings, classify, models).
     public var protectReads: Bool = false
-    /// The id clients name in `"model"`; the checkpoint directory's name unless set.
-    public var modelID: String?
+    /// The ids clients name in `"model"`, one per model in order; a model without one is called by its
+    /// checkpoint directory's name.
+    public var modelIDs: [String] = []
+    /// The first model's id (single-model servers).
+    public var modelID: String? {
+        get { modelIDs.first }
+        set { modelIDs = newValue.map { [$0] + modelIDs.dropFirst() } ?? Array(modelIDs.dropFirst()) }
+    }
 
     public init(modelDirectory: URL) {
-        self.modelDirectory = modelDirectory
+        modelDirectories = [modelDirectory]
     }
 
-    /// `modelID`, or the directory's last path component.
-    public var resolvedModelID: String {
-        if let modelID, !modelID.isEmpty { return modelID }
-        let name = modelDirectory.standardizedFileURL.lastPathComponent
-        return name.isEmpty || name == "/" ? "clip" : name
+    public init(modelDirectories: [URL]) {
+        self.modelDirectories = modelDirectories.isEmpty ? [URL(fileURLWithPath: ".")] : modelDirectories
     }
+
+    /// The id of model `i`: its `modelIDs` entry, or its directory's last path component.
+    public func modelID(at i: Int) -> String {
+        if i < modelIDs.count, !modelIDs[i].isEmpty { return modelIDs[i] }
+        guard i < modelDirectories.count else { return "model\(i)" }
+        let name = modelDirectories[i].standardizedFileURL.lastPathComponent
+        return name.isEmpty || name == "/" ? "model\(i)" : name
+    }
+
+    /// The first model's id.
+    public var resolvedModelID: String { modelID(at: 0) }
 
     /// Refuses settings that would make the server misbehave rather than start with them.
     public func validate() throws {
@@ -70,6 +89,9 @@ public struct ServerConfig: Sendable {
         if let apiKey { try check(!apiKey.isEmpty, "--api-key must not be empty") }
         try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
         try check(maxTopK > 0, "max top_k must be > 0")
+        try check(modelIDs.count <= modelDirectories.count, "more --model-id values (\(modelIDs.count)) than --model checkpoints (\(modelDirectories.count))")
+        let ids = modelDirectories.indices.map(modelID(at:))
+        try check(Set(ids).count == ids.count, "two models have the same id (\(ids.joined(separator: ", "))); give them distinct --model-id values")
         try check(indexPath != nil || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")
     }
 }

@@ -7,7 +7,10 @@
 /// - no index: results against what the user gives: a typed query ranks the typed labels (cosine of
 ///   embeddings), dropped images are each classified against the labels, and query + images ranks the images
 ///   (a search over the dropped set).
-/// `?q=...&labels=...&image=dataURL` runs a query on load (used by the headless-browser check).
+/// - a chat model picked: the query (with the first dropped image) goes to `POST /v1/chat/completions` and the
+///   answer is shown.
+/// The model picker lists every served model (`/healthz` `models`); requests name the picked one in "model".
+/// `?q=...&labels=...&image=dataURL&model=ID` runs a query on load (used by the headless-browser check).
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -54,7 +57,7 @@ enum WebPage {
 </style>
 </head>
 <body>
-<header><h1>SwiftVLM</h1><span id="model" class="badge">…</span><span id="mode" class="badge">…</span></header>
+<header><h1>SwiftVLM</h1><select id="picker" class="badge" title="model"></select><span id="model" class="badge">…</span><span id="mode" class="badge">…</span></header>
 <main>
   <div class="controls">
     <div>
@@ -94,6 +97,8 @@ function headers() {
   return h;
 }
 async function post(path, body) {
+  const m = $("picker").value;
+  if (m && path !== "/v1/search") body = Object.assign({ model: m }, body);
   const r = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body) });
   let j = null;
   try { j = await r.json(); } catch (_) {}
@@ -185,6 +190,16 @@ async function classifyImages(ls) {
   return images.length + " image(s) classified against " + ls.length + " labels";
 }
 
+function pickedKind() {
+  const m = health && (health.models || []).find(x => x.id === $("picker").value);
+  return m ? m.kind : "embedding";
+}
+async function runChat(q) {
+  const content = images.length ? [{ type: "image_url", image_url: { url: images[0].dataURL } }, { type: "text", text: q }] : q;
+  const r = await post("/v1/chat/completions", { messages: [{ role: "user", content }], max_tokens: 128 });
+  show([card({ title: r.choices[0].message.content, image: images.length ? images[0].dataURL : null, list: [["asked", q]] })]);
+  return r.usage.completion_tokens + " tokens";
+}
 async function run() {
   const q = $("q").value.trim(), ls = labels();
   if (!q && !images.length) { setStatus("Type a query or drop an image."); return; }
@@ -192,7 +207,8 @@ async function run() {
   const t0 = performance.now();
   try {
     let what;
-    if (health && health.index) what = await runSearch(q);
+    if (pickedKind() === "chat") { if (!q) throw new Error("Type a question."); what = await runChat(q); }
+    else if (health && health.index) what = await runSearch(q);
     else if (images.length && q) what = await rankImages(q);
     else if (images.length) { if (!ls.length) throw new Error("Give at least one label."); what = await classifyImages(ls); }
     else { if (!ls.length) throw new Error("Give at least one label."); what = await rankLabels(q, ls); }
@@ -213,7 +229,13 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
 (async () => {
   try {
     const r = await fetch("/healthz"); health = await r.json();
-    $("model").textContent = health.model + " \u00b7 " + health.dimensions + "-d";
+    for (const m of health.models || []) {
+      const o = el("option", null, m.id + " (" + m.kind + ")"); o.value = m.id; $("picker").appendChild(o);
+    }
+    const want = new URLSearchParams(location.search).get("model");
+    if (want) $("picker").value = want;
+    $("picker").hidden = (health.models || []).length < 2;
+    $("model").textContent = health.model + (health.dimensions ? " \u00b7 " + health.dimensions + "-d" : "");
     $("mode").textContent = health.index ? "search: " + health.index.size + " items" : "no index: classify / similarity";
     if (health.index) {
       // Labels play no part in a search: give the query the whole row.

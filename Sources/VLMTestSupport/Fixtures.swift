@@ -16,3 +16,15 @@ public enum Fixtures {
         return try JSONDecoder().decode(T.self, from: data)
     }
 }
+
+/// A fresh directory under the system's temporary directory, removed when the value goes away.
+public final class TemporaryDirectory {
+    public let url: URL
+
+    public init(prefix: String = "vlm-test") throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
         abstract: "Throughput of the image and text encoders (images/s, texts/s); random weights with --config.",
         discussion: "Compare with Benchmarks/bench_torch_clip.py, which times PyTorch on the same configuration, batch and threads.")
 
-    @Option(help: "Checkpoint directory (its weights are used).") var model: String?
+    @Option(help: "Checkpoint directory of any embedding model the registry loads (CLIP, SigLIP, SigLIP2); its weights are used.") var model: String?
     @Option(help: "Architecture with random weights: \(CLIPConfig.presetNames.joined(separator: ", ")).") var config: String?
     @Option(help: "Batch size.") var batch = 8
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
@@ -35,12 +35,13 @@ struct Bench: ParsableCommand {
             guard batch >= 1, batch <= 4096 else { throw PipelineError.invalidArgument("--batch must be in 1...4096") }
             guard seconds > 0, seconds <= 3600 else { throw PipelineError.invalidArgument("--seconds must be in (0, 3600]") }
             if let threads, threads > 0 { Kernels.threads = threads }
+            if let model {
+                try benchmark(EmbeddingPipeline.load(directory: expand(model)), name: model)
+                return
+            }
             let clip: CLIPModel
             let name: String
-            if let model {
-                clip = try CLIPModel.load(directory: URL(fileURLWithPath: model))
-                name = model
-            } else {
+            do {
                 let preset = config ?? "b32"
                 guard let cfg = CLIPConfig.preset(preset) else {
                     throw PipelineError.invalidArgument("unknown --config '\(preset)' (known: \(CLIPConfig.presetNames.joined(separator: ", ")))")
@@ -56,9 +57,32 @@ struct Bench: ParsableCommand {
             let ids = Self.syntheticPrompts(batch: batch, vocabularySize: vocab, maxLength: clip.maxTextLength)
             let imageTime = try Self.median(seconds: seconds) { _ = try clip.imageFeatures(pixels) }
             let textTime = try Self.median(seconds: seconds) { _ = try clip.textFeatures(ids) }
-            let result = Result(engine: "swiftvlm fp32", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
-                                image_per_s: Double(batch) / imageTime, text_per_s: Double(batch) / textTime,
-                                image_batch_ms: imageTime * 1000, text_batch_ms: textTime * 1000)
+            report(name: name, imageTime: imageTime, textTime: textTime)
+        }
+    }
+
+    /// Any dual encoder from its files: pixel inputs from the checkpoint's own processor on a synthetic photo-sized
+    /// image (NaFlex: a square image fills max_num_patches), texts as the model's policy pads them (SigLIP: 64).
+    func benchmark(_ pipeline: EmbeddingPipeline, name: String) throws {
+        var rng = SplitMix64(seed: 42)
+        var rgb = [UInt8](repeating: 0, count: 512 * 512 * 3)
+        for i in rgb.indices { rgb[i] = UInt8(truncatingIfNeeded: Int(rng.next() >> 56)) }
+        let image = try RGBImage(width: 512, height: 512, pixels: rgb)
+        let pixels = try pipeline.processor.pixelInputs(Array(repeating: image, count: batch))
+        let vocab = pipeline.tokenizer.vocabularySize
+        let ids = try pipeline.padded(Self.syntheticPrompts(batch: batch, vocabularySize: vocab, maxLength: pipeline.maxTextLength))
+        let model = pipeline.model
+        let imageTime = try Self.median(seconds: seconds) { _ = try model.imageFeatures(pixels) }
+        let textTime = try Self.median(seconds: seconds) { _ = try model.textFeatures(ids) }
+        report(name: "\(name) (\(model.modelType), \(pixels.pixelValues.shape.dropFirst().map(String.init).joined(separator: "x")) pixel input, \(ids.first?.count ?? 0) tokens)",
+               imageTime: imageTime, textTime: textTime)
+    }
+
+    func report(name: String, imageTime: Double, textTime: Double) {
+        let result = Result(engine: "swiftvlm fp32", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
+                            image_per_s: Double(batch) / imageTime, text_per_s: Double(batch) / textTime,
+                            image_batch_ms: imageTime * 1000, text_batch_ms: textTime * 1000)
+        do {
             switch format {
             case .json: try printJSON(result)
             case .text:
@@ -66,6 +90,8 @@ struct Bench: ParsableCommand {
                 print(String(format: "image: %8.2f images/s  (%.1f ms per batch)", result.image_per_s, result.image_batch_ms))
                 print(String(format: "text:  %8.2f texts/s   (%.1f ms per batch)", result.text_per_s, result.text_batch_ms))
             }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         }
     }
 

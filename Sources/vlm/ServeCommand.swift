@@ -8,14 +8,20 @@ import VLMServer
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "HTTP server: /v1/embeddings, /v1/classify, /v1/models, /v1/search, /v1/index, /healthz, /metrics, web page at /.",
+        abstract: "HTTP server for one or several models: /v1/embeddings, /v1/classify, /v1/chat/completions, /v1/models, /v1/search, /v1/index, /healthz, /metrics, web page at /.",
         discussion: """
-        Requests from all clients are batched into the encoder (up to --max-batch items, waiting at most \
-        --max-wait-ms for more); when --queue-capacity items wait, new requests get 503 with Retry-After. \
-        Stop with Ctrl-C or SIGTERM (in-flight requests finish first).
+        --model may be given several times (embedding and chat models alike, any family the registry loads); \
+        requests pick one by its id in "model" (the directory name unless --model-id names it), and without \
+        "model" go to the first model of the kind the endpoint needs. Requests from all clients are batched into \
+        each encoder (up to --max-batch items, waiting at most --max-wait-ms for more); when --queue-capacity \
+        items wait, new requests get 503 with Retry-After. Stop with Ctrl-C or SIGTERM (in-flight requests finish first).
         """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .customLong("model"), help: "Checkpoint directory (Hugging Face layout); repeatable (default: the embedded scenes model).")
+    var models: [String] = []
+    @Option(name: .customLong("model-id"), help: "Id clients send in \"model\" for the --model at the same position (default: the directory's name); repeatable.")
+    var modelIds: [String] = []
+    @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Option(help: "Vector index database (from `vlm index add`): enables /v1/search and /v1/index.") var index: String?
     @Option(help: "Directory whose indexed images may be served and added by path; repeatable (uploads are always served).")
     var root: [String] = []
@@ -30,11 +36,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Items (texts, images; each kind) that may wait for the encoder (more: 503).") var queueCapacity = 256
     @Option(help: "Bearer token required on mutating endpoints (default: $VLM_API_KEY, else none).") var apiKey: String?
     @Flag(help: "Require --api-key on the read-only /v1 endpoints too.") var protectReads = false
-    @Option(help: "Model id clients send in \"model\" (default: the checkpoint directory's name).") var modelId: String?
 
     func run() throws {
         try guarded {
-            var config = ServerConfig(modelDirectory: modelOptions.url)
+            let directories = models.isEmpty ? [try DefaultModel.resolve(nil)] : models.map { expand($0) }
+            var config = ServerConfig(modelDirectories: directories)
             config.indexPath = index.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.indexRoots = root.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.uploadsDirectory = uploads.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
@@ -48,33 +54,34 @@ struct ServeCommand: ParsableCommand {
             config.queueCapacity = queueCapacity
             config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["VLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
             config.protectReads = protectReads
-            config.modelID = modelId
+            config.modelIDs = modelIds
             try config.validate()
-            modelOptions.apply()
-            if GenerativePipeline.isGenerative(directory: config.modelDirectory) {  // LLaVA / Llama: /v1/chat/completions
-                let app = try buildApplication(config: config, generative: GenerativePipeline.load(directory: config.modelDirectory))
-                FileHandle.standardError.write(Data("vlm serve: chat model \(config.resolvedModelID) on http://\(host):\(port)/\n".utf8))
-                try Self.blocking { try await app.runService() }
-                return
-            }
-            let pipeline = try modelOptions.pipeline()
-            let app = try buildApplication(config: config, pipeline: pipeline)
-            FileHandle.standardError.write(Data("vlm serve: model \(config.resolvedModelID) on http://\(host):\(port)/\n".utf8))
+            if let threads, threads > 0 { Kernels.threads = threads }
+            let kinds = try directories.map { try ModelRegistry.kind(directory: $0).rawValue }
+            let frozen = config
+            let app = try Self.blocking { try await buildApplication(config: frozen) }
+            let listed = directories.indices.map { "\(config.modelID(at: $0)) (\(kinds[$0]))" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("vlm serve: \(listed) on http://\(host):\(port)/\n".utf8))
             // The CLI's root command is synchronous; run the async server on a task and park the main thread
             // until it ends (SIGINT/SIGTERM trigger a graceful shutdown inside runService).
             try Self.blocking { try await app.runService() }
         }
     }
 
-    private static func blocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-        final class Outcome: @unchecked Sendable { var error: Error? }
-        let outcome = Outcome()
+    private static func blocking<T>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let outcome = BlockingOutcome<T>()
         let done = DispatchSemaphore(value: 0)
         Task {
-            do { try await body() } catch { outcome.error = error }
+            do { outcome.result = .success(try await body()) } catch { outcome.result = .failure(error) }
             done.signal()
         }
         done.wait()
-        if let error = outcome.error { throw error }
+        guard let result = outcome.result else { throw CancellationError() }
+        return try result.get()
     }
+}
+
+/// The result a blocking wait hands from its task to the waiting thread (written once, before the signal).
+private final class BlockingOutcome<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
 }
