@@ -11,7 +11,7 @@ public enum CheckpointAssets {
     public static let unk = "<unk>"
     /// Files besides config.json / model.safetensors that make a directory a complete CLIP checkpoint.
     public static let auxiliaryFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                                        "preprocessor_config.json"]
+                                        "preprocessor_config.json", "processor_config.json"]
 
     /// Words as the Whitespace pre-tokenizer splits them (`\w+|[^\w\s]+`) after lowercasing, unique, sorted.
     public static func words(in corpus: [String]) -> [String] {

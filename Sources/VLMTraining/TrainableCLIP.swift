@@ -70,7 +70,11 @@ public final class TrainableCLIP: @unchecked Sendable {
             data = try ConfigFile.data(in: directory)
             config = try ConfigFile.decode(CLIPConfig.self, in: directory)
         } catch { throw TrainingError.checkpoint("\(error)") }
-        guard config.modelType == "clip" else { throw TrainingError.checkpoint("model_type '\(config.modelType)' is not clip") }
+        guard config.modelType == "clip" else {
+            // Name the family the registry sees, so a SigLIP or LLaVA checkpoint is called what it is.
+            let family = (try? ModelRegistry.family(directory: directory).name).map { "a \($0) checkpoint" } ?? "not a CLIP checkpoint"
+            throw TrainingError.checkpoint("\(directory.path) is \(family) (model_type '\(config.modelType)'); contrastive training takes CLIP-layout checkpoints")
+        }
         do { try config.validate(path: ConfigFile.url(in: directory).path) } catch { throw TrainingError.invalidConfig("\(error)") }
         let model = try TrainableCLIP(config: config, parameters: try ParameterSet.loadCLIP(directory: directory, config: config))
         model.configJSON = data
