@@ -28,15 +28,24 @@ public protocol Tokenizer: Sendable {
     func postProcess(_ ids: [Int]) -> [Int]
     /// How many ids `postProcess` adds; truncation reserves room for them.
     var specialTokenCount: Int { get }
+    /// Where `encodeBatch` puts padding (transformers' `padding_side`; GemmaTokenizer/Siglip2Tokenizer: left).
+    var paddingSide: PaddingSide { get }
+}
+
+/// transformers' `padding_side`.
+public enum PaddingSide: String, Sendable, Equatable {
+    case left, right
 }
 
 extension Tokenizer {
+    public var paddingSide: PaddingSide { .right }
     public func token(for id: Int) -> String? { nil }
     public func postProcess(_ ids: [Int]) -> [Int] { ids }
     public var specialTokenCount: Int { 0 }
 }
 
-/// A padded batch. Rows are right-padded with the pad id; the mask is 1 on real tokens, 0 on padding.
+/// A padded batch. Rows are padded with the pad id on the tokenizer's `paddingSide` (right unless the tokenizer
+/// says left); the mask is 1 on real tokens, 0 on padding.
 public struct EncodedBatch: Sendable, Equatable {
     public let inputIDs: [[Int]]
     public let attentionMask: [[Int]]
@@ -66,7 +75,7 @@ extension Tokenizer {
         return postProcess(ids.count > budget ? Array(ids.prefix(budget)) : ids)
     }
 
-    /// Encodes with special tokens, truncates to `maxLength` (if given) and right-pads per `padding`.
+    /// Encodes with special tokens, truncates to `maxLength` (if given) and pads per `padding` on `paddingSide`.
     public func encodeBatch(_ texts: [String], maxLength: Int?, padding: Padding) throws -> EncodedBatch {
         let rows = try texts.map { try encode($0, maxLength: maxLength) }
         let target: Int
@@ -85,8 +94,15 @@ extension Tokenizer {
         mask.reserveCapacity(rows.count)
         for row in rows {
             let missing = max(0, target - row.count)
-            ids.append(row + Array(repeating: pad, count: missing))
-            mask.append(Array(repeating: 1, count: row.count) + Array(repeating: 0, count: missing))
+            let padding = Array(repeating: pad, count: missing)
+            let ones = Array(repeating: 1, count: row.count), zeros = Array(repeating: 0, count: missing)
+            if paddingSide == .left {
+                ids.append(padding + row)
+                mask.append(zeros + ones)
+            } else {
+                ids.append(row + padding)
+                mask.append(ones + zeros)
+            }
         }
         return EncodedBatch(inputIDs: ids, attentionMask: mask)
     }
