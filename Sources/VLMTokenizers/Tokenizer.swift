@@ -5,8 +5,11 @@ import Foundation
 //   Patterns.swift, ByteLevel.swift) -> TokenizerModel (BPE.swift; WordLevel in TokenizerFile.swift)
 //   -> PostProcessor (PostProcessors.swift); decoding through TokenDecoder (Decoders.swift).
 // PretrainedTokenizer runs the pipeline; TokenizerLoader builds it from tokenizer.json (TokenizerFile.swift,
-// BulkJSON.swift for the vocabulary) or from vocab.json + merges.txt (CLIPRecipe), with tokenizer_config.json /
-// special_tokens_map.json (TokenizerConfig.swift). Every stage reproduces tokenizers 0.23 / transformers 5
+// BulkJSON.swift for the vocabulary; Unigram.swift and PrecompiledCharsmap.swift for SentencePiece conversions;
+// GemmaRecipe in SentencePieceRecipes.swift for Gemma/SigLIP2) or from vocab.json + merges.txt (CLIPRecipe), with
+// tokenizer_config.json / special_tokens_map.json (TokenizerConfig.swift). spiece.model without tokenizer.json is
+// transformers' SiglipTokenizer (SiglipTokenizer.swift) over a sentencepiece port (SentencePieceModelFile.swift,
+// SentencePieceProcessor.swift, SentencePieceBPE.swift, sentencepiece 0.2.3). Every stage reproduces tokenizers 0.23 / transformers 5
 // exactly; the references are Tests/Fixtures/tokenizers/*_reference.json (Scripts/fixtures/tokenizer_*.py).
 
 /// Text <-> token ids, bit-identical to Hugging Face transformers' tokenizer for the same files.
