@@ -80,6 +80,21 @@ public final class BPEModel: TokenizerModel, @unchecked Sendable {  // immutable
         self.ignoreMerges = ignoreMerges
     }
 
+    /// The same vocabulary and merges with other options (transformers' GemmaTokenizer/Siglip2Tokenizer rebuild
+    /// `BPE(vocab, merges, fuse_unk=True, byte_fallback=True, unk_token=...)` from tokenizer.json's model).
+    init(reconfiguring other: BPEModel, unkToken: String?, fuseUnk: Bool, byteFallback: Bool) {
+        vocabulary = other.vocabulary
+        denseTokens = other.denseTokens
+        sparseTokens = other.sparseTokens
+        merges = other.merges
+        self.unkToken = unkToken
+        continuingSubwordPrefix = nil
+        endOfWordSuffix = nil
+        self.fuseUnk = fuseUnk
+        self.byteFallback = byteFallback
+        ignoreMerges = false
+    }
+
     /// "<0x00>" ... "<0xFF>", the byte-fallback tokens (tokenizers formats them with `{:#04X}` inside <>).
     static let byteTokens: [String] = (0 ..< 256).map { b in
         let hex = String(b, radix: 16, uppercase: true)

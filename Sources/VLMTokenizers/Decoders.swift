@@ -47,6 +47,8 @@ public struct SequenceDecoder: TokenDecoder, Decodable {
 
     private enum CodingKeys: String, CodingKey { case decoders }
 
+    public init(_ decoders: [any TokenDecoder]) { self.decoders = decoders }
+
     public init(from decoder: Decoder) throws {
         decoders = try decoder.container(keyedBy: CodingKeys.self).decode([AnyTokenDecoder].self, forKey: .decoders).map(\.value)
     }
@@ -206,6 +208,11 @@ public struct ReplaceDecoder: TokenDecoder, Decodable {
     let replace: ReplaceNormalizer
 
     public init(from decoder: Decoder) throws { replace = try ReplaceNormalizer(from: decoder) }
+
+    /// A literal replacement.
+    init(literal: String, content: String) {
+        replace = ReplaceNormalizer(pattern: LiteralPattern(literal: Array(literal.unicodeScalars)), content: content)
+    }
 
     public func decodeChain(_ tokens: [String]) -> [String] { tokens.map(replace.normalize) }
 }

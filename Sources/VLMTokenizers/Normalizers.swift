@@ -17,6 +17,7 @@ public enum NormalizerType: String, Sendable, CaseIterable {
     case prepend = "Prepend"
     case byteLevel = "ByteLevel"
     case bert = "BertNormalizer"
+    case precompiled = "Precompiled"
 }
 
 /// Decodes one normalizer object by its `type`.
@@ -43,6 +44,7 @@ struct AnyNormalizer: Decodable {
         case .prepend: value = try PrependNormalizer(from: decoder)
         case .byteLevel: value = ByteLevelNormalizer()
         case .bert: value = try BertNormalizer(from: decoder)
+        case .precompiled: value = try PrecompiledNormalizer(from: decoder)
         }
     }
 }

@@ -85,6 +85,8 @@ public struct TemplateProcessor: PostProcessor, Decodable {
 
     let single: [Piece]
 
+    init(single: [Piece]) { self.single = single }
+
     private enum CodingKeys: String, CodingKey { case single, specialTokens = "special_tokens" }
     private enum PieceKeys: String, CodingKey { case specialToken = "SpecialToken", sequence = "Sequence" }
     private enum IDKeys: String, CodingKey { case id }

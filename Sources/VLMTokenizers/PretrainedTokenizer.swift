@@ -16,12 +16,15 @@ public struct PretrainedTokenizer: Tokenizer {
     /// transformers' CLIPTokenizer wraps the backend decode: the end-of-word suffix becomes " " and the text is
     /// `str.strip()`ped (tokenization_clip.py `_wrap_decode_method_backend_tokenizer`). nil elsewhere.
     let decodeSuffixToSpace: String?
+    public let paddingSide: PaddingSide
 
     public init(
         addedTokens: [AddedToken], normalizer: (any Normalizer)?, preTokenizer: (any PreTokenizer)?,
         model: any TokenizerModel, decoder: (any TokenDecoder)?, postProcessor: (any PostProcessor)?,
-        bosTokenID: Int?, eosTokenID: Int?, padTokenID: Int?, decodeSuffixToSpace: String? = nil
+        bosTokenID: Int?, eosTokenID: Int?, padTokenID: Int?, decodeSuffixToSpace: String? = nil,
+        paddingSide: PaddingSide = .right
     ) {
+        self.paddingSide = paddingSide
         addedVocabulary = AddedVocabulary(tokens: addedTokens, normalizer: normalizer)
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer

@@ -5,8 +5,11 @@ import Foundation
 //   Patterns.swift, ByteLevel.swift) -> TokenizerModel (BPE.swift; WordLevel in TokenizerFile.swift)
 //   -> PostProcessor (PostProcessors.swift); decoding through TokenDecoder (Decoders.swift).
 // PretrainedTokenizer runs the pipeline; TokenizerLoader builds it from tokenizer.json (TokenizerFile.swift,
-// BulkJSON.swift for the vocabulary) or from vocab.json + merges.txt (CLIPRecipe), with tokenizer_config.json /
-// special_tokens_map.json (TokenizerConfig.swift). Every stage reproduces tokenizers 0.23 / transformers 5
+// BulkJSON.swift for the vocabulary; Unigram.swift and PrecompiledCharsmap.swift for SentencePiece conversions;
+// GemmaRecipe in SentencePieceRecipes.swift for Gemma/SigLIP2) or from vocab.json + merges.txt (CLIPRecipe), with
+// tokenizer_config.json / special_tokens_map.json (TokenizerConfig.swift). spiece.model without tokenizer.json is
+// transformers' SiglipTokenizer (SiglipTokenizer.swift) over a sentencepiece port (SentencePieceModelFile.swift,
+// SentencePieceProcessor.swift, SentencePieceBPE.swift, sentencepiece 0.2.3). Every stage reproduces tokenizers 0.23 / transformers 5
 // exactly; the references are Tests/Fixtures/tokenizers/*_reference.json (Scripts/fixtures/tokenizer_*.py).
 
 /// Text <-> token ids, bit-identical to Hugging Face transformers' tokenizer for the same files.
@@ -28,15 +31,24 @@ public protocol Tokenizer: Sendable {
     func postProcess(_ ids: [Int]) -> [Int]
     /// How many ids `postProcess` adds; truncation reserves room for them.
     var specialTokenCount: Int { get }
+    /// Where `encodeBatch` puts padding (transformers' `padding_side`; GemmaTokenizer/Siglip2Tokenizer: left).
+    var paddingSide: PaddingSide { get }
+}
+
+/// transformers' `padding_side`.
+public enum PaddingSide: String, Sendable, Equatable {
+    case left, right
 }
 
 extension Tokenizer {
+    public var paddingSide: PaddingSide { .right }
     public func token(for id: Int) -> String? { nil }
     public func postProcess(_ ids: [Int]) -> [Int] { ids }
     public var specialTokenCount: Int { 0 }
 }
 
-/// A padded batch. Rows are right-padded with the pad id; the mask is 1 on real tokens, 0 on padding.
+/// A padded batch. Rows are padded with the pad id on the tokenizer's `paddingSide` (right unless the tokenizer
+/// says left); the mask is 1 on real tokens, 0 on padding.
 public struct EncodedBatch: Sendable, Equatable {
     public let inputIDs: [[Int]]
     public let attentionMask: [[Int]]
@@ -66,7 +78,7 @@ extension Tokenizer {
         return postProcess(ids.count > budget ? Array(ids.prefix(budget)) : ids)
     }
 
-    /// Encodes with special tokens, truncates to `maxLength` (if given) and right-pads per `padding`.
+    /// Encodes with special tokens, truncates to `maxLength` (if given) and pads per `padding` on `paddingSide`.
     public func encodeBatch(_ texts: [String], maxLength: Int?, padding: Padding) throws -> EncodedBatch {
         let rows = try texts.map { try encode($0, maxLength: maxLength) }
         let target: Int
@@ -85,8 +97,15 @@ extension Tokenizer {
         mask.reserveCapacity(rows.count)
         for row in rows {
             let missing = max(0, target - row.count)
-            ids.append(row + Array(repeating: pad, count: missing))
-            mask.append(Array(repeating: 1, count: row.count) + Array(repeating: 0, count: missing))
+            let padding = Array(repeating: pad, count: missing)
+            let ones = Array(repeating: 1, count: row.count), zeros = Array(repeating: 0, count: missing)
+            if paddingSide == .left {
+                ids.append(padding + row)
+                mask.append(zeros + ones)
+            } else {
+                ids.append(row + padding)
+                mask.append(ones + zeros)
+            }
         }
         return EncodedBatch(inputIDs: ids, attentionMask: mask)
     }

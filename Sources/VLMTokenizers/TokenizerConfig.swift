@@ -90,10 +90,18 @@ struct TokenizerConfig: Decodable {
     var specialTokens = SpecialTokens()
     /// `{"49406": {"content": ..., ...}}` in newer configs.
     var addedTokensDecoder: [Int: SpecialTokenValue]?
+    /// SiglipTokenizer's canonicalisation lower-cases unless this is false.
+    var doLowerCase: Bool?
+    /// Set explicitly, these make transformers' TokenizersBackend rebuild the post-processor.
+    var addBosToken: Bool?
+    var addEosToken: Bool?
+    /// transformers' `padding_side` ("left"/"right"); overrides the tokenizer class's default.
+    var paddingSide: PaddingSide?
 
     private enum CodingKeys: String, CodingKey {
         case tokenizerClass = "tokenizer_class", modelMaxLength = "model_max_length"
-        case addedTokensDecoder = "added_tokens_decoder"
+        case addedTokensDecoder = "added_tokens_decoder", doLowerCase = "do_lower_case"
+        case addBosToken = "add_bos_token", addEosToken = "add_eos_token", paddingSide = "padding_side"
     }
 
     init() {}
@@ -102,6 +110,15 @@ struct TokenizerConfig: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tokenizerClass = try c.decodeIfPresent(String.self, forKey: .tokenizerClass)
         modelMaxLength = try c.decodeIfPresent(Double.self, forKey: .modelMaxLength)
+        doLowerCase = try c.decodeIfPresent(Bool.self, forKey: .doLowerCase)
+        addBosToken = try c.decodeIfPresent(Bool.self, forKey: .addBosToken)
+        addEosToken = try c.decodeIfPresent(Bool.self, forKey: .addEosToken)
+        if let side = try c.decodeIfPresent(String.self, forKey: .paddingSide) {
+            guard let parsed = PaddingSide(rawValue: side) else {
+                throw TokenizerError.invalidValue(file: decoder.fileName, key: "padding_side", reason: "expected 'left' or 'right', got '\(side)'")
+            }
+            paddingSide = parsed
+        }
         specialTokens = try SpecialTokens(from: decoder)
         if let raw = try c.decodeIfPresent([String: SpecialTokenValue].self, forKey: .addedTokensDecoder) {
             var map: [Int: SpecialTokenValue] = [:]

@@ -15,12 +15,16 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case invalidValue(file: String, key: String, reason: String)
     /// A line of merges.txt that is not two space-separated symbols.
     case malformedMerges(file: String, line: Int, content: String)
-    /// tokenizer_config.json names a tokenizer class that has no vocab.json + merges.txt recipe here.
+    /// tokenizer_config.json names a tokenizer class that has no recipe for the files present (vocab.json +
+    /// merges.txt: CLIP; spiece.model: SigLIP).
     case unsupportedTokenizerClass(file: String, className: String)
     /// The BPE model needs its unknown token but the vocabulary lacks it (tokenizers' UnkTokenOutOfVocabulary).
     case unknownTokenNotInVocabulary(token: String)
     /// Padding was requested but the tokenizer has no pad token.
     case missingPadToken
+    /// A sentencepiece model file (spiece.model) that is truncated, corrupt or inconsistent; `reason` says what
+    /// and where (byte offset, piece index).
+    case malformedModel(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -37,11 +41,15 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case let .malformedMerges(file, line, content):
             return "\(file):\(line): expected two space-separated symbols, got '\(content)'"
         case let .unsupportedTokenizerClass(file, className):
-            return "\(file): tokenizer_class '\(className)' has no vocab.json + merges.txt recipe (ship a tokenizer.json)"
+            return "\(file): tokenizer_class '\(className)' has no recipe here: vocab.json + merges.txt supports "
+                + "\(TokenizerLoader.clipClasses.joined(separator: ", ")), spiece.model supports "
+                + "\(TokenizerLoader.sentencePieceClasses.joined(separator: ", ")) (or ship a tokenizer.json)"
         case let .unknownTokenNotInVocabulary(token):
             return "unknown token '\(token)' is not in the vocabulary"
         case .missingPadToken:
             return "padding requested but the tokenizer has no pad token"
+        case let .malformedModel(file, reason):
+            return "\(file): malformed sentencepiece model: \(reason)"
         }
     }
 }

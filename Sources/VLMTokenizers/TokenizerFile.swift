@@ -35,6 +35,7 @@ struct TokenizerFile: Decodable {
 public enum ModelType: String, Sendable, CaseIterable {
     case bpe = "BPE"
     case wordLevel = "WordLevel"
+    case unigram = "Unigram"
 }
 
 /// The `model` object. Old files omit `type`; tokenizers then guesses from the keys (`merges` means BPE).
@@ -44,7 +45,19 @@ struct AnyModel: Decodable {
     private enum CodingKeys: String, CodingKey {
         case type, vocab, merges, unkToken = "unk_token", continuingSubwordPrefix = "continuing_subword_prefix"
         case endOfWordSuffix = "end_of_word_suffix", fuseUnk = "fuse_unk", byteFallback = "byte_fallback"
-        case ignoreMerges = "ignore_merges", dropout
+        case ignoreMerges = "ignore_merges", dropout, unkID = "unk_id"
+    }
+
+    /// One `[piece, score]` entry of a Unigram vocabulary.
+    private struct UnigramEntry: Decodable {
+        let piece: String
+        let score: Double
+
+        init(from decoder: Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            piece = try c.decode(String.self)
+            score = try c.decode(Double.self)
+        }
     }
 
     init(from decoder: Decoder) throws {
@@ -52,6 +65,14 @@ struct AnyModel: Decodable {
         let typeName = try c.decodeIfPresent(String.self, forKey: .type) ?? (c.contains(.merges) ? "BPE" : "<missing>")
         guard let type = ModelType(rawValue: typeName) else {
             throw TokenizerError.unsupportedType(file: decoder.fileName, key: decoder.keyPath + ".type", type: typeName)
+        }
+        if type == .unigram {
+            // tokenizers' Unigram: vocab is a list of [piece, score]; unk_id and byte_fallback are optional.
+            let entries = try c.decode([UnigramEntry].self, forKey: .vocab)
+            value = try UnigramModel(
+                vocabulary: entries.map { ($0.piece, $0.score) }, unkID: try c.decodeIfPresent(Int.self, forKey: .unkID),
+                byteFallback: try c.decodeIfPresent(Bool.self, forKey: .byteFallback) ?? false, source: decoder.fileName)
+            return
         }
         // The loader reads vocab/merges exactly (BulkJSON) and hands them over; decoding them here is the
         // fallback for callers that use JSONDecoder directly (canonically-equivalent keys would merge).
@@ -65,7 +86,7 @@ struct AnyModel: Decodable {
         }
         let unk = try c.decodeIfPresent(String.self, forKey: .unkToken)
         switch type {
-        case .wordLevel:
+        case .wordLevel, .unigram:
             value = WordLevelModel(vocabulary: vocab, unkToken: unk)
         case .bpe:
             value = try BPEModel(

@@ -7,11 +7,12 @@ public enum TokenizerLoader {
     static let configJSON = "tokenizer_config.json"
     static let specialTokensMapJSON = "special_tokens_map.json"
 
-    /// tokenizer.json if present, else vocab.json + merges.txt (built into the same pipeline transformers'
-    /// CLIPTokenizer builds), reading tokenizer_config.json / special_tokens_map.json for special tokens and
-    /// model_max_length.
+    /// tokenizer.json if present, else spiece.model (transformers' SiglipTokenizer, SentencePieceRecipes.swift),
+    /// else vocab.json + merges.txt (built into the same pipeline transformers' CLIPTokenizer builds), reading
+    /// tokenizer_config.json / special_tokens_map.json for special tokens and model_max_length.
     public static func load(directory: URL) throws -> any Tokenizer {
-        try loadPretrained(directory: directory)
+        if isSentencePieceDirectory(directory) { return try loadSiglip(directory: directory) }
+        return try loadPretrained(directory: directory)
     }
 
     /// `load`, returning the concrete pipeline (stages inspectable).
@@ -23,6 +24,9 @@ public enum TokenizerLoader {
             let (data, bulk) = BulkJSON.extractModel(from: try readFile(jsonURL), fileName: tokenizerJSON)
             let file = try decodeJSON(
                 TokenizerFile.self, from: data, fileName: tokenizerJSON, userInfo: bulk.map { [.bulkModelData: $0] } ?? [:])
+            if let config, let className = config.tokenizerClass, gemmaClasses.contains(className) {
+                return try GemmaRecipe.build(file: file, config: config, specials: specials, className: className)
+            }
             return fromTokenizerFile(file, config: config, specials: specials)
         }
         let vocabURL = directory.appendingPathComponent(vocabJSON)
@@ -30,10 +34,10 @@ public enum TokenizerLoader {
         guard FileManager.default.fileExists(atPath: vocabURL.path), FileManager.default.fileExists(atPath: mergesURL.path)
         else {
             throw TokenizerError.missingFiles(
-                directory: directory.path, expected: [tokenizerJSON, "\(vocabJSON) + \(mergesTXT)"])
+                directory: directory.path, expected: [tokenizerJSON, spieceModel, "\(vocabJSON) + \(mergesTXT)"])
         }
         let className = config?.tokenizerClass ?? "CLIPTokenizer"
-        guard className == "CLIPTokenizer" || className == "CLIPTokenizerFast" else {
+        guard clipClasses.contains(className) else {
             throw TokenizerError.unsupportedTokenizerClass(file: configJSON, className: className)
         }
         var scanner = JSONScanner([UInt8](try readFile(vocabURL)), fileName: vocabJSON)

@@ -72,10 +72,10 @@ import Testing
     }
 
     @Test func unknownNormalizerModelDecoderPostProcessor() throws {
-        let normalizer = try loadError(["tokenizer.json": #"{"normalizer": {"type": "Precompiled"}, "# + Self.minimalModel + "}"])
-        #expect(normalizer == .unsupportedType(file: "tokenizer.json", key: "normalizer.type", type: "Precompiled"))
-        let model = try loadError(["tokenizer.json": #"{"model": {"type": "Unigram", "vocab": {}}}"#])
-        #expect(model == .unsupportedType(file: "tokenizer.json", key: "model.type", type: "Unigram"))
+        let normalizer = try loadError(["tokenizer.json": #"{"normalizer": {"type": "Nmt"}, "# + Self.minimalModel + "}"])
+        #expect(normalizer == .unsupportedType(file: "tokenizer.json", key: "normalizer.type", type: "Nmt"))
+        let model = try loadError(["tokenizer.json": #"{"model": {"type": "WordPiece", "vocab": {}}}"#])
+        #expect(model == .unsupportedType(file: "tokenizer.json", key: "model.type", type: "WordPiece"))
         let decoder = try loadError(["tokenizer.json": #"{"decoder": {"type": "CTC"}, "# + Self.minimalModel + "}"])
         #expect(decoder == .unsupportedType(file: "tokenizer.json", key: "decoder.type", type: "CTC"))
         let post = try loadError(["tokenizer.json": #"{"post_processor": {"type": "Magic"}, "# + Self.minimalModel + "}"])
