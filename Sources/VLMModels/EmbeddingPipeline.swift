@@ -59,11 +59,15 @@ public final class EmbeddingPipeline: @unchecked Sendable {
     }
 
     /// Rows as the text tower takes them: padded with the pad token when the policy pads (SigLIP pads to
-    /// max_length, and its pooled output depends on it).
+    /// max_length, and its pooled output depends on it), on the tokenizer's side (Siglip2Tokenizer pads left).
     public func padded(_ ids: [[Int]]) throws -> [[Int]] {
         guard case .maxLength(let length) = textPolicy.padding else { return ids }
         guard let pad = tokenizer.padTokenID else { throw TokenizerError.missingPadToken }
-        return ids.map { $0.count >= length ? $0 : $0 + Array(repeating: pad, count: length - $0.count) }
+        let left = tokenizer.paddingSide == .left
+        return ids.map { row in
+            let fill = Array(repeating: pad, count: max(0, length - row.count))
+            return left ? fill + row : row + fill
+        }
     }
 
     /// Text embeddings [N][P] of tokenised texts (`tokenize`; padding is added here).
