@@ -134,7 +134,8 @@ public struct ImageProcessor: Sendable {
                          std: config.doNormalize ? config.imageStd : nil, to: out)
     }
 
-    private static func describe(_ error: DecodingError) -> (key: String, reason: String) {
+    /// The key path and reason of a config decoding error (shared by the processors' config readers).
+    static func describe(_ error: DecodingError) -> (key: String, reason: String) {
         func path(_ p: [CodingKey]) -> String { p.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
         switch error {
         case .typeMismatch(let type, let ctx): return (path(ctx.codingPath), "expected \(type): \(ctx.debugDescription)")

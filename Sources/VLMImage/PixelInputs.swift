@@ -89,10 +89,11 @@ public enum ImageProcessors {
     public typealias Factory = @Sendable (ConfigSource) throws -> any ImageInputProcessor
 
     /// Processor classes by their base name. CLIP's and SigLIP's share one implementation (resize, optional crop,
-    /// rescale, normalise); LLaVA checkpoints name CLIPImageProcessor.
+    /// rescale, normalise); LLaVA checkpoints name CLIPImageProcessor; SigLIP2's NaFlex is `NaFlexProcessor`.
     public static let factories: [String: Factory] = [
         "CLIPImageProcessor": { try ImageProcessor(source: $0) },
         "SiglipImageProcessor": { try ImageProcessor(source: $0) },
+        "Siglip2ImageProcessor": { try NaFlexProcessor(source: $0) },
     ]
 
     /// Names of the supported processor classes, for error messages.

@@ -79,15 +79,7 @@ public func centerCrop(_ image: RGBImage, height: Int, width: Int) throws -> RGB
 /// scale`), normalize in float32 (`(image - mean) / std` with float32 mean/std).
 func writePixelValues(_ image: RGBImage, rescale: Double?, mean: [Double]?, std: [Double]?, to out: UnsafeMutablePointer<Float>) {
     let plane = image.width * image.height
-    // 256-entry table per channel: every uint8 maps to one float, computed with the exact reference arithmetic.
-    var table = [Float](repeating: 0, count: 3 * 256)
-    for c in 0..<3 {
-        for v in 0..<256 {
-            var x = rescale.map { Float(Double(v) * $0) } ?? Float(v)
-            if let mean, let std { x = (x - Float(mean[c])) / Float(std[c]) }
-            table[c * 256 + v] = x
-        }
-    }
+    let table = pixelValueTable(rescale: rescale, mean: mean, std: std)
     image.pixels.withUnsafeBufferPointer { src in
         table.withUnsafeBufferPointer { t in
             for i in 0..<plane {
@@ -97,6 +89,21 @@ func writePixelValues(_ image: RGBImage, rescale: Double?, mean: [Double]?, std:
             }
         }
     }
+}
+
+/// The float every uint8 value of each channel becomes: [3 * 256], channel c's value v at c * 256 + v, computed
+/// with the reference arithmetic (rescale in float64 then cast to float32, normalize in float32). `mean`/`std`
+/// must hold 3 values when given (callers validate them).
+func pixelValueTable(rescale: Double?, mean: [Double]?, std: [Double]?) -> [Float] {
+    var table = [Float](repeating: 0, count: 3 * 256)
+    for c in 0..<3 {
+        for v in 0..<256 {
+            var x = rescale.map { Float(Double(v) * $0) } ?? Float(v)
+            if let mean, let std, c < mean.count, c < std.count { x = (x - Float(mean[c])) / Float(std[c]) }
+            table[c * 256 + v] = x
+        }
+    }
+    return table
 }
 
 /// `pixel_values` of one image: [3, H, W]. `rescale` nil skips do_rescale; `mean`/`std` nil skip do_normalize.
