@@ -12,6 +12,9 @@ import VLMTensor
 /// (torch's _compute_weights_aa with the triangle filter; when upsampling, support 1 gives plain bilinear with
 /// edge clamping through the renormalisation). torch only visits j in [trunc(center - support + 0.5),
 /// trunc(center + support + 0.5)), outside of which the triangle is already zero.
+/// Exception, where we follow transformers 5.25 (the model's rule) and not torch: torch 2.15's CPU antialias
+/// kernel repeats the first output row when the output has a single column and a different row count; the
+/// closed form (and this) compute the separable filter (Scripts/fixtures/siglip_fixtures.py records both).
 public enum AntialiasedBilinear {
     /// The [outputSize, inputSize] weights of one axis, row-major; each row sums to 1.
     public static func weights(inputSize n: Int, outputSize m: Int) -> [Float] {
