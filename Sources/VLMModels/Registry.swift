@@ -54,6 +54,8 @@ public struct ModelFamily: Sendable {
 public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         CLIPModel.family,
+        SigLIPModel.family,
+        SigLIPModel.siglip2Family,
         LlavaModel.family,
         LlamaModel.family,
     ]
