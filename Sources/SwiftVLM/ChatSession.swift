@@ -92,7 +92,8 @@ public final class ChatSession: @unchecked Sendable {
 // MARK: - A bounded set of conversations (the server)
 
 /// The last few conversations' states, for clients that resend the whole conversation each turn (OpenAI's
-/// API): a request takes the kept state with the longest reusable prefix, else a fresh one. At most
+/// API): a request takes the kept state with the longest reusable prefix if it continues that conversation
+/// (keeps at least half of its tokens), else a fresh one. At most
 /// `maxSessions` states are kept and at most `maxBytes` of them in total (least recently used dropped first;
 /// the state in use is never dropped).
 public final class ConversationCache: @unchecked Sendable {
@@ -118,7 +119,9 @@ public final class ConversationCache: @unchecked Sendable {
             let prints = ChatSession.fingerprints(input)
             let best = sessions.map { ($0, $0.reusable(input, model: model, fingerprints: prints)) }.max { $0.1 < $1.1 }
             let chosen: ChatSession
-            if let (s, n) = best, n > 0 {
+            // A kept conversation is taken only when the request continues it (keeps at least half of what it
+            // holds): an unrelated prompt sharing just the template's first tokens must not cut it down.
+            if let (s, n) = best, n > 0, 2 * n >= s.heldTokens {
                 chosen = s
             } else {
                 if sessions.count >= maxSessions, let oldest = sessions.min(by: { $0.lastUse < $1.lastUse }) {

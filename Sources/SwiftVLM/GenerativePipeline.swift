@@ -17,12 +17,16 @@ public final class GenerativePipeline: @unchecked Sendable {
 
     // MARK: - Loading
 
-    /// Loads through `ModelRegistry`; an embedding checkpoint is refused with a message naming it.
+    /// Loads through `ModelRegistry`; an embedding checkpoint is refused naming its model_type and the generative ones.
     public static func load(directory: URL) throws -> GenerativePipeline {
         let family = try ModelRegistry.family(directory: directory)
-        guard case .generative(let model) = try family.load(directory) else {
-            throw ModelError.wrongKind(path: directory.path, family: family.name, expected: .chat)
+        let supported = ModelRegistry.families.filter { $0.kind == .chat }.flatMap(\.modelTypes).sorted()
+        func refuse() throws -> Never {
+            throw ModelError.unsupportedModelType(path: ConfigFile.url(in: directory).path,
+                                                  modelType: try ConfigFile.modelType(in: directory) ?? family.name, supported: supported)
         }
+        guard family.kind == .chat else { try refuse() }  // an embedding checkpoint: named before loading weights
+        guard case .generative(let model) = try family.load(directory) else { try refuse() }
         return GenerativePipeline(directory: directory, model: model, processor: try model.makeInputProcessor(directory: directory),
                                   defaults: try GenerationDefaults.load(directory: directory))
     }
