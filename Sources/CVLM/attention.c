@@ -2,8 +2,8 @@
 //   S = scale * Q K^T      (GEMM micro-kernel, K read in place through its row stride)
 //   mask (causal / keys) + softmax per row (a fully masked row becomes zeros)
 //   O = S V                (GEMM micro-kernel, written straight into the token-major output)
-// Tasks run on the pool; the GEMMs inside a task are single-threaded. With a causal mask only the keys a
-// query block can see are computed.
+// Tasks run on the pool; the GEMMs inside a task are single-threaded. Only the keys a query block can see
+// (causal, or the union of explicit per-query key ranges: sliding window, prefix-LM) are scored.
 #include "kernels_internal.h"
 #include <math.h>
 
@@ -20,7 +20,23 @@ typedef struct {
     float scale;
     int causal;
     const uint8_t *key_mask;
+    const int64_t *key_begin, *key_end;  // per query [Tq] (shared by the batch), or NULL
 } attn_job;
+
+// Keys [*lo, *hi) that query t may see: the explicit range if given, else causal / all keys.
+static inline void attn_row_range(const attn_job *j, int64_t t, int64_t *lo, int64_t *hi) {
+    int64_t a = 0, b = j->Tk;
+    if (j->key_begin) {
+        a = j->key_begin[t];
+        b = j->key_end[t];
+    } else if (j->causal) {
+        b = t + (j->Tk - j->Tq) + 1;
+    }
+    if (a < 0) a = 0;
+    if (b > j->Tk) b = j->Tk;
+    *lo = a;
+    *hi = b;
+}
 
 static void attn_task(void *ctx, int64_t task, int thread) {
     (void)thread;
@@ -28,15 +44,19 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     int64_t bh = task / j->nqb, qblk = task % j->nqb;
     int64_t b = bh / j->H, h = bh % j->H;
     int64_t t0 = qblk * j->qb, t1 = t0 + j->qb < j->Tq ? t0 + j->qb : j->Tq;
-    int64_t rows = t1 - t0, D = j->D, shift = j->Tk - j->Tq;
-    // Keys visible to the last query of the block (causal), at most Tk.
-    int64_t nk = j->Tk;
-    if (j->causal) {
-        nk = t1 - 1 + shift + 1;
-        if (nk > j->Tk) nk = j->Tk;
+    int64_t rows = t1 - t0, D = j->D;
+    // The union of the block's key ranges: only those keys are scored.
+    int64_t kb = j->Tk, ke = 0;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t lo, hi;
+        attn_row_range(j, t, &lo, &hi);
+        if (hi <= lo) continue;
+        if (lo < kb) kb = lo;
+        if (hi > ke) ke = hi;
     }
+    int64_t nk = ke - kb;
     float *o = j->out + (b * j->Tq + t0) * j->ldo + h * D;
-    if (nk <= 0) {  // every key is in the future of every query here: fully masked rows
+    if (nk <= 0) {  // no query of the block sees a key: fully masked rows
         for (int64_t r = 0; r < rows; r++)
             for (int64_t d = 0; d < D; d++) o[r * j->ldo + d] = 0.0f;
         return;
@@ -44,14 +64,19 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     float *s = vlm_scratch(2, (size_t)rows * nk + 16);
     if (!s) return;
     const float *qp = j->q + (b * j->Tq + t0) * j->ldq + h * D;
-    const float *kp = j->k + (b * j->Tk) * j->ldk + h * D;
-    const float *vp = j->v + (b * j->Tk) * j->ldv + h * D;
+    const float *kp = j->k + (b * j->Tk + kb) * j->ldk + h * D;
+    const float *vp = j->v + (b * j->Tk + kb) * j->ldv + h * D;
     vlm_sgemm_st(j->gk, 0, 1, rows, nk, D, j->scale, qp, j->ldq, kp, j->ldk, 0.0f, s, nk);
-    const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk : NULL;
+    const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + kb : NULL;
     for (int64_t r = 0; r < rows; r++) {
         float *sr = s + r * nk;
-        if (j->causal)
-            for (int64_t c = t0 + r + shift + 1; c < nk; c++) sr[c] = -INFINITY;
+        int64_t lo, hi;
+        attn_row_range(j, t0 + r, &lo, &hi);
+        lo -= kb;
+        hi -= kb;
+        if (hi < lo) hi = lo;
+        for (int64_t c = 0; c < lo && c < nk; c++) sr[c] = -INFINITY;
+        for (int64_t c = hi > 0 ? hi : 0; c < nk; c++) sr[c] = -INFINITY;
         if (mask)
             for (int64_t c = 0; c < nk; c++)
                 if (!mask[c]) sr[c] = -INFINITY;
@@ -60,13 +85,17 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     vlm_sgemm_st(j->gk, 0, 0, rows, D, nk, 1.0f, s, nk, vp, j->ldv, 0.0f, o, j->ldo);
 }
 
-void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
-                   const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                   float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
+static void attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                          const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                          float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask,
+                          const int64_t *key_begin, const int64_t *key_end) {
     const vlm_gemm_kernels *gk = vlm_active_gemm_kernels();
     const vlm_ops_kernels *ok = vlm_active_ops_kernels();
     if (!gk || !ok || Tk <= 0 || D <= 0) {
-        vlm_attention_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask);
+        if (key_begin && key_end)
+            vlm_attention_ranged_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, key_begin, key_end, key_mask);
+        else
+            vlm_attention_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask);
         return;
     }
     if (B <= 0 || H <= 0 || Tq <= 0) return;
@@ -80,6 +109,7 @@ void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
         .gk = gk, .ok = ok, .B = B, .H = H, .Tq = Tq, .Tk = Tk, .D = D, .qb = qb, .nqb = (Tq + qb - 1) / qb,
         .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldo = ldo, .out = out,
         .scale = scale, .causal = causal, .key_mask = key_mask,
+        .key_begin = key_begin && key_end ? key_begin : NULL, .key_end = key_begin && key_end ? key_end : NULL,
     };
     int64_t ntasks = B * H * j.nqb;
     double flops = 4.0 * (double)B * H * Tq * Tk * D;
@@ -88,4 +118,17 @@ void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
         return;
     }
     vlm_parallel_for(ntasks, attn_task, &j);
+}
+
+void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                   const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                   float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
+    attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
+}
+
+void vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                          const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                          float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                          const uint8_t *key_mask) {
+    attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
 }

@@ -203,6 +203,11 @@ public struct GenerationResult: Sendable {
     public let finishReason: String   // "stop" (EOS or stop string), "length", "cancelled"
     public let prefillSeconds: Double
     public let decodeSeconds: Double
+    /// Prompt tokens taken from a kept state (a previous turn) instead of being run again.
+    public var reusedTokens: Int = 0
+    /// Prompt tokens run through the model for this answer (promptTokens - reusedTokens).
+    public var prefilledTokens: Int = 0
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(tokens.count - 1, 0)) / decodeSeconds : 0 }
-    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Prompt tokens actually run per second of prefill.
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(prefilledTokens) / prefillSeconds : 0 }
 }

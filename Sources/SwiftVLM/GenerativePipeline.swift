@@ -6,192 +6,116 @@ import VLMModels
 import VLMTensor
 import VLMTokenizers
 
-/// A generative checkpoint directory ready to chat: LLaVA (images + text) or a Llama-family LM (text), with
-/// its tokenizer, chat template, image processor and generation_config.json, as transformers'
-/// AutoProcessor + generate() use them.
+/// A generative checkpoint directory ready to chat: any `GenerativeModel` the registry loads (LLaVA, the Llama
+/// family, ...) with its family's input processor and generation_config.json, as transformers' AutoProcessor +
+/// generate() use them. Nothing here knows a model family.
 public final class GenerativePipeline: @unchecked Sendable {
-    public enum Backbone: @unchecked Sendable {
-        case llava(LlavaModel)
-        case llama(LlamaModel)
-    }
-
     public let directory: URL
-    public let backbone: Backbone
-    public let tokenizer: any Tokenizer
-    public let template: ChatTemplate
-    public let processor: ImageProcessor?
+    public let model: any GenerativeModel
+    public let processor: any GenerativeInputProcessor
     public let defaults: GenerationDefaults
-    private let bosToken: String?
-    private let eosToken: String?
 
+    // MARK: - Loading
+
+    /// Loads through `ModelRegistry`; an embedding checkpoint is refused naming its model_type and the generative ones.
     public static func load(directory: URL) throws -> GenerativePipeline {
-        let type = try ConfigFile.modelType(in: directory)
-        let backbone: Backbone
-        var processor: ImageProcessor?
-        switch type {
-        case "llava":
-            backbone = .llava(try LlavaModel.load(directory: directory))
-            processor = try ImageProcessor.load(directory: directory)
-        case let t? where LlamaModel.supportedModelTypes.contains(t):
-            backbone = .llama(try LlamaModel.load(directory: directory))
-        default:
-            throw ModelError.unsupportedModelType(path: ConfigFile.url(in: directory).path, modelType: type ?? "(none)",
-                                                  supported: ["llava"] + LlamaModel.supportedModelTypes)
+        let family = try ModelRegistry.family(directory: directory)
+        let supported = ModelRegistry.families.filter { $0.kind == .chat }.flatMap(\.modelTypes).sorted()
+        func refuse() throws -> Never {
+            throw ModelError.unsupportedModelType(path: ConfigFile.url(in: directory).path,
+                                                  modelType: try ConfigFile.modelType(in: directory) ?? family.name, supported: supported)
         }
-        let tokenizer = try TokenizerLoader.load(directory: directory)
-        let template = try ChatTemplateLoader.load(from: directory)
-        let special = try ChatTemplateLoader.specialTokens(in: directory)
-        return GenerativePipeline(directory: directory, backbone: backbone, tokenizer: tokenizer, template: template,
-                                  processor: processor, defaults: try GenerationDefaults.load(directory: directory),
-                                  bosToken: special.bos, eosToken: special.eos)
+        guard family.kind == .chat else { try refuse() }  // an embedding checkpoint: named before loading weights
+        guard case .generative(let model) = try family.load(directory) else { try refuse() }
+        return GenerativePipeline(directory: directory, model: model, processor: try model.makeInputProcessor(directory: directory),
+                                  defaults: try GenerationDefaults.load(directory: directory))
     }
 
-    /// True when `directory`'s config.json names a model type this pipeline loads (llava or a Llama family).
-    public static func isGenerative(directory: URL) -> Bool {
-        guard let type = try? ConfigFile.modelType(in: directory) else { return false }
-        return type == "llava" || LlamaModel.supportedModelTypes.contains(type)
-    }
+    /// True when `directory`'s config.json names a generative family of the registry.
+    public static func isGenerative(directory: URL) -> Bool { (try? ModelRegistry.kind(directory: directory)) == .chat }
 
-    init(directory: URL, backbone: Backbone, tokenizer: any Tokenizer, template: ChatTemplate, processor: ImageProcessor?,
-         defaults: GenerationDefaults, bosToken: String?, eosToken: String?) {
+    public init(directory: URL, model: any GenerativeModel, processor: any GenerativeInputProcessor, defaults: GenerationDefaults) {
         self.directory = directory
-        self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.template = template
+        self.model = model
         self.processor = processor
         self.defaults = defaults
-        self.bosToken = bosToken
-        self.eosToken = eosToken
     }
 
-    public var supportsImages: Bool { if case .llava = backbone { return true } else { return false } }
-
-    var language: LlamaModel {
-        switch backbone {
-        case .llava(let m): return m.language
-        case .llama(let m): return m
-        }
-    }
-
+    public var tokenizer: any Tokenizer { processor.tokenizer }
+    public var supportsImages: Bool { model.supportsImages && processor.supportsImages }
     /// The model's context length in tokens (prompt, image tokens and answer together).
-    public var contextLength: Int { language.config.maxPositionEmbeddings }
-
+    public var contextLength: Int { model.contextLength }
     /// The checkpoint's model_type ("llava", "llama", "qwen2", ...).
-    public var modelType: String {
-        switch backbone {
-        case .llava: return "llava"
-        case .llama(let m): return m.config.modelType
-        }
-    }
+    public var modelType: String { model.modelType }
+    /// Image tokens each image takes, when that is fixed for the family (nil for text-only or variable).
+    public var imageTokensPerImage: Int? { (processor as? ImageTokenInputProcessor)?.tokensPerImage }
 
-    /// Roles a message may have.
-    public static let roles: Set<String> = ["system", "user", "assistant"]
+    // MARK: - Inputs
 
-    /// Messages in the form the checkpoint's template reads: LLaVA templates iterate content parts, so a
-    /// string becomes one text part; Llama-family templates print `message['content']`, so a list of text parts
-    /// becomes one string (joined with newlines, as vLLM does for string-content templates).
-    public func templateMessages(_ messages: [ChatMessage]) -> [ChatMessage] {
-        messages.map { message in
-            var m = message
-            switch (message.content, supportsImages) {
-            case (.text(let s), true): m.content = .parts([.text(s)])
-            case (.parts(let parts), false) where parts.allSatisfy({ $0.type == "text" }):
-                m.content = .text(parts.compactMap(\.text).joined(separator: "\n"))
-            default: break
-            }
-            return m
-        }
-    }
+    /// The prompt string the family's processor renders (generation prompt added).
+    public func prompt(for messages: [ChatMessage]) throws -> String { try processor.prompt(for: messages) }
 
-    /// The prompt string the checkpoint's chat template renders (generation prompt added). An empty list or an
-    /// unknown role is refused here; a template that refuses the order (`raise_exception`) is reported with its
-    /// own message.
-    public func prompt(for messages: [ChatMessage]) throws -> String {
-        guard !messages.isEmpty else { throw PipelineError.invalidConversation("the message list is empty") }
-        for (i, m) in messages.enumerated() where !Self.roles.contains(m.role) {
-            throw PipelineError.invalidConversation("message \(i) has role '\(m.role)'; expected system, user or assistant")
-        }
-        do {
-            return try template.apply(messages: templateMessages(messages), addGenerationPrompt: true,
-                                      bosToken: bosToken, eosToken: eosToken)
-        } catch ChatTemplateError.raised(let message) {
-            throw PipelineError.invalidConversation(message)
-        }
-    }
-
-    /// Prompt token ids with each image placeholder expanded to the model's image token count (LlavaProcessor's
-    /// rule), and the pixel values of the images.
+    /// Prompt token ids with each image placeholder expanded, and the images' pixel values.
     public func inputs(messages: [ChatMessage], images: [RGBImage]) throws -> (ids: [Int], pixels: Tensor?) {
         let p = try prepare(messages: messages, images: images)
-        return (p.ids, p.pixels)
+        return (p.ids, p.pixels?.pixelValues)
     }
 
-    /// Everything the model needs for one answer, checked: images only for LLaVA, a tokenizer that has the image
-    /// token, one image per image token in the prompt, and a prompt that leaves room in the context.
-    public func prepare(messages: [ChatMessage], images: [RGBImage]) throws -> PreparedPrompt {
-        let name = directory.lastPathComponent
-        guard images.isEmpty || supportsImages else { throw PipelineError.imagesNotSupported(model: name) }
-        let text = try prompt(for: messages)
-        var ids = try tokenizer.encode(text, addSpecialTokens: true)
-        var pixels: Tensor?
-        var imageTokens = 0
-        if case .llava(let model) = backbone {
-            let imageToken = model.config.imageTokenIndex
-            let placeholders = ids.filter { $0 == imageToken }.count
-            let tokenText = tokenizer.token(for: imageToken)
-            if !images.isEmpty && tokenText == nil { throw PipelineError.imageTokenMissing(id: imageToken, model: name) }
-            guard placeholders == images.count else {
-                throw PipelineError.imageCountMismatch(placeholders: placeholders, images: images.count,
-                                                       token: "'\(tokenText ?? "?")' (id \(imageToken))")
-            }
-            let per = model.config.imageTokensPerImage
-            ids = ids.flatMap { $0 == imageToken ? Array(repeating: imageToken, count: per) : [$0] }
-            imageTokens = per * images.count
-            if let processor, !images.isEmpty { pixels = try processor.preprocess(images) }
-        }
-        guard ids.count < contextLength else {
-            throw PipelineError.promptTooLong(tokens: ids.count, imageTokens: imageTokens, context: contextLength)
-        }
-        return PreparedPrompt(ids: ids, pixels: pixels, imageCount: images.count)
+    /// Everything the model needs for one answer, checked by the family's processor.
+    public func prepare(messages: [ChatMessage], images: [RGBImage]) throws -> PreparedInput {
+        try processor.prepare(messages: messages, images: images)
     }
 
-    /// Generates an answer. `onText` receives printable text as it is produced; returning false cancels.
-    public func generate(messages: [ChatMessage], images: [RGBImage] = [], options: SamplingOptions,
+    // MARK: - Generation
+
+    /// Generates an answer from a fresh state. `onText` receives printable text as it is produced; returning
+    /// false cancels.
+    public func generate(messages: [ChatMessage], images: [RGBImage] = [], options: SamplingOptions, session: ChatSession? = nil,
                          onText: ((String) -> Bool)? = nil) throws -> GenerationResult {
         try options.validate()
         let prepared = try prepare(messages: messages, images: images)
-        return try generate(ids: prepared.ids, pixels: prepared.pixels, options: options, onText: onText)
+        return try generate(prepared, options: options, session: session, onText: onText)
     }
 
-    /// Generation from prepared ids (prompt already expanded) and pixel values.
+    /// Generation from prepared ids (prompt already expanded) and pixel values, from a fresh state.
+    public func generate(ids: [Int], pixels: Tensor?, options: SamplingOptions,
+                         onText: ((String) -> Bool)? = nil, shouldStop: (() -> Bool)? = nil) throws -> GenerationResult {
+        try generate(PreparedInput(ids: ids, pixels: pixels.map { PixelInputs(pixelValues: $0) }), options: options,
+                     onText: onText, shouldStop: shouldStop)
+    }
+
+    /// Generation from a prepared input. With a `session`, its state is reused up to the longest common prefix
+    /// of what it holds and `input` (only the rest is prefilled) and keeps the answer for the next turn.
     ///
     /// `onText` receives the answer in pieces whose concatenation is exactly `GenerationResult.text`: with stop
     /// strings, text that could be the start of one is held back until it is known not to be. Returning false
     /// cancels; so does `shouldStop` (checked before every decoding step, for callers without text to react to).
-    public func generate(ids: [Int], pixels: Tensor?, options: SamplingOptions,
+    public func generate(_ input: PreparedInput, options: SamplingOptions, session: ChatSession? = nil,
                          onText: ((String) -> Bool)? = nil, shouldStop: (() -> Bool)? = nil) throws -> GenerationResult {
-        let lm = language
-        let context = lm.config.maxPositionEmbeddings
-        guard ids.count < context else {
-            throw PipelineError.promptTooLong(tokens: ids.count, imageTokens: 0, context: context)
+        try options.validate()
+        let context = model.contextLength
+        guard input.ids.count < context, !input.ids.isEmpty else {
+            throw ModelError.promptTooLong(tokens: input.ids.count, imageTokens: input.imageTokenCount, context: context)
         }
-        let budget = min(options.maxTokens, context - ids.count)
-        let cache = lm.makeCache(capacity: ids.count + max(budget, 1))
+        let budget = min(options.maxTokens, context - input.ids.count)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let session = session ?? ChatSession()
+        let (state, reused) = session.begin(input, model: model)
+        var logits: Tensor
+        do { logits = try model.prefill(input.suffix(from: reused), state: state) } catch { session.reset(); throw error }
+        session.held = input.ids
+        session.heldImages = input.imageSpans
+        session.heldFingerprints = session.pendingFingerprints
+        let t1 = DispatchTime.now().uptimeNanoseconds
+
         var eos = options.eosTokenIDs
-        if options.stopAtEOS { eos.formUnion(defaults.eosTokenIDs); eos.formUnion(lm.config.eosTokenIDs) }
+        if options.stopAtEOS { eos.formUnion(defaults.eosTokenIDs); eos.formUnion(model.eosTokenIDs) }
         let stops = options.stop.filter { !$0.isEmpty }
         var sampler = Sampler(options: options)
-        var history = ids
+        var history = input.ids
         var generated: [Int] = []
         var stream = StreamingDecoder(tokenizer: tokenizer)
         var finish = "length"
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits: Tensor
-        switch backbone {
-        case .llava(let model): logits = try model.forward(ids: ids, pixelValues: pixels, cache: cache)
-        case .llama(let model): logits = try model.forward(ids: ids, cache: cache)
-        }
-        let t1 = DispatchTime.now().uptimeNanoseconds
         var stable = ""        // text the stream decoder has released (never retracted)
         var shown = ""         // what onText has been given: a prefix of stable
         var answer: String?
@@ -203,7 +127,7 @@ public final class GenerativePipeline: @unchecked Sendable {
         }
         while generated.count < budget {
             if let shouldStop, shouldStop() { finish = "cancelled"; break }
-            let next = sampler.next(logits.pointer, count: lm.vocabularySize, history: history)
+            let next = sampler.next(logits.pointer, count: model.vocabularySize, history: history)
             if eos.contains(next) { finish = "stop"; break }
             generated.append(next)
             history.append(next)
@@ -217,7 +141,8 @@ public final class GenerativePipeline: @unchecked Sendable {
             }
             if !emit(upTo: stops.isEmpty ? stable : Self.withoutStopPrefix(stable, stops: stops)) { finish = "cancelled"; break }
             if generated.count == budget { break }
-            logits = try lm.forward(ids: [next], cache: cache)
+            do { logits = try model.step(token: next, state: state) } catch { session.reset(); throw error }
+            session.held.append(next)
         }
         let text = answer ?? stream.text
         if finish != "cancelled" {
@@ -225,9 +150,12 @@ public final class GenerativePipeline: @unchecked Sendable {
             if text.unicodeScalars.starts(with: shown.unicodeScalars) { _ = emit(upTo: text) }
         }
         let t2 = DispatchTime.now().uptimeNanoseconds
-        return GenerationResult(text: text, tokens: generated, promptTokens: ids.count, finishReason: finish,
-                                prefillSeconds: Double(t1 - t0) / 1e9, decodeSeconds: Double(t2 - t1) / 1e9)
+        return GenerationResult(text: text, tokens: generated, promptTokens: input.ids.count, finishReason: finish,
+                                prefillSeconds: Double(t1 - t0) / 1e9, decodeSeconds: Double(t2 - t1) / 1e9,
+                                reusedTokens: reused, prefilledTokens: input.ids.count - reused)
     }
+
+    // MARK: - Stop strings
 
     /// `text` minus its longest suffix that is a proper prefix of a stop string (it may yet become one).
     static func withoutStopPrefix(_ text: String, stops: [String]) -> String {
@@ -249,15 +177,5 @@ public final class GenerativePipeline: @unchecked Sendable {
     }
 }
 
-/// A prompt ready for the model: ids with image placeholders expanded, pixel values, and the image count.
-public struct PreparedPrompt: @unchecked Sendable {
-    public let ids: [Int]
-    public let pixels: Tensor?
-    public let imageCount: Int
-
-    public init(ids: [Int], pixels: Tensor?, imageCount: Int) {
-        self.ids = ids
-        self.pixels = pixels
-        self.imageCount = imageCount
-    }
-}
+/// The prepared prompt the server and CLI pass around (token ids, pixels, image runs).
+public typealias PreparedPrompt = PreparedInput

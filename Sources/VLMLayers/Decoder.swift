@@ -17,61 +17,58 @@ public struct RMSNorm: @unchecked Sendable {
 
 /// Rotary position embedding with the "rotate_half" layout of transformers' Llama (the two halves of each head
 /// are the pair (x_i, x_{i+D/2})), from a table of inverse frequencies the config's rope type produced.
+/// `tables(for:)` (Positions.swift) computes cos/sin once per forward; every layer applies the same tables.
 public struct RotaryEmbedding: Sendable {
     /// inv_freq: [rotaryDim / 2]
     public let inverseFrequencies: [Float]
     /// Multiplier of cos and sin (1 except for yarn-style scaling).
     public let attentionScaling: Float
+    /// Multi-axis RoPE (M-RoPE): how many frequencies read each position axis, in order; nil for 1-D.
+    public let sections: [Int]?
     public var rotaryDim: Int { inverseFrequencies.count * 2 }
 
-    public init(inverseFrequencies: [Float], attentionScaling: Float = 1) {
+    public init(inverseFrequencies: [Float], attentionScaling: Float = 1, sections: [Int]? = nil) {
         self.inverseFrequencies = inverseFrequencies
         self.attentionScaling = attentionScaling
-    }
-
-    /// Rotates `heads` heads of size `headDim` in each of `rows` rows of x (row stride `ld`, first head at
-    /// `offset`), row r at position `startPosition + r`. Like transformers, cos/sin are float32 of
-    /// float32(position * inv_freq).
-    public func apply(_ x: Tensor, offset: Int, ld: Int, rows: Int, heads: Int, headDim: Int, startPosition: Int) {
-        let half = rotaryDim / 2
-        var cosTable = [Float](repeating: 0, count: half), sinTable = [Float](repeating: 0, count: half)
-        for r in 0 ..< rows {
-            let position = Float(startPosition + r)
-            for i in 0 ..< half {
-                let angle = position * inverseFrequencies[i]
-                cosTable[i] = cos(angle) * attentionScaling
-                sinTable[i] = sin(angle) * attentionScaling
-            }
-            for h in 0 ..< heads {
-                let p = x.pointer + r * ld + offset + h * headDim
-                // Only the first rotaryDim dims rotate (partial_rotary_factor); the pair is (i, i + rotaryDim/2).
-                for i in 0 ..< half {
-                    let a = p[i], b = p[i + half]
-                    p[i] = a * cosTable[i] - b * sinTable[i]
-                    p[i + half] = b * cosTable[i] + a * sinTable[i]
-                }
-            }
-        }
+        self.sections = sections
     }
 }
 
-/// Keys and values of one layer for one sequence, preallocated for `capacity` positions.
+/// Keys and values of one layer for one sequence. Storage grows on demand (doubling) up to `capacity`
+/// positions, so a cache sized for a whole context costs only what it holds.
 public final class LayerKVCache: @unchecked Sendable {
-    public let keys: Tensor     // [capacity, kvHeads * headDim]
-    public let values: Tensor   // [capacity, kvHeads * headDim]
+    public private(set) var keys: Tensor     // [allocated, kvHeads * headDim]
+    public private(set) var values: Tensor   // [allocated, kvHeads * headDim]
     public private(set) var length = 0
     public let capacity: Int
     public let width: Int
 
-    public init(capacity: Int, width: Int) {
+    public init(capacity: Int, width: Int, reserve: Int = 256) {
         self.capacity = capacity
         self.width = width
-        keys = Tensor(zeros: [capacity, width])
-        values = Tensor(zeros: [capacity, width])
+        let initial = min(capacity, max(reserve, 1))
+        keys = Tensor(zeros: [initial, width])
+        values = Tensor(zeros: [initial, width])
+    }
+
+    /// Rows allocated now.
+    public var allocated: Int { keys.shape[0] }
+
+    /// Makes room for `rows` positions in total (at most `capacity`), keeping what is held.
+    func reserve(_ rows: Int) {
+        guard rows > allocated else { return }
+        let grown = min(capacity, max(rows, allocated * 2))
+        let k = Tensor(zeros: [grown, width]), v = Tensor(zeros: [grown, width])
+        k.pointer.update(from: keys.pointer, count: length * width)
+        v.pointer.update(from: values.pointer, count: length * width)
+        keys = k
+        values = v
     }
 
     /// Appends `rows` keys and values read from `source` rows (stride `ld`) at column offsets.
+    /// source: [rows, ld]
     func append(_ source: Tensor, rows: Int, ld: Int, keyOffset: Int, valueOffset: Int) {
+        reserve(length + rows)
         for r in 0 ..< rows {
             (keys.pointer + (length + r) * width).update(from: source.pointer + r * ld + keyOffset, count: width)
             (values.pointer + (length + r) * width).update(from: source.pointer + r * ld + valueOffset, count: width)
@@ -83,6 +80,9 @@ public final class LayerKVCache: @unchecked Sendable {
 
     /// Drops positions from `newLength` on (e.g. to reuse a shared prompt prefix).
     public func truncate(to newLength: Int) { length = min(length, max(newLength, 0)) }
+
+    /// Bytes allocated for keys and values.
+    public var bytes: Int { 2 * allocated * width * MemoryLayout<Float>.stride }
 }
 
 /// Per-sequence cache for every layer of a decoder.
@@ -90,6 +90,7 @@ public final class KVCache: @unchecked Sendable {
     public let layers: [LayerKVCache]
     public var length: Int { layers.first?.length ?? 0 }
     public var capacity: Int { layers.first?.capacity ?? 0 }
+    public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
 
     public init(layers count: Int, capacity: Int, width: Int) {
         layers = (0 ..< count).map { _ in LayerKVCache(capacity: capacity, width: width) }
@@ -108,9 +109,11 @@ public final class GroupedQueryAttention: @unchecked Sendable {
     public let kvHeads: Int
     public let headDim: Int
     public let rotary: RotaryEmbedding
+    /// This layer's sliding window (Mistral's sliding_window, Qwen2's sliding layers), nil for full attention.
+    public let slidingWindow: Int?
 
     public init(_ scope: WeightScope, dim: Int, heads: Int, kvHeads: Int, headDim: Int, bias: Bool, outBias: Bool,
-                rotary: RotaryEmbedding) throws {
+                rotary: RotaryEmbedding, slidingWindow: Int? = nil) throws {
         guard heads > 0, kvHeads > 0, heads % kvHeads == 0 else {
             throw WeightError.invalid("\(scope.prefix): \(heads) attention heads are not a multiple of \(kvHeads) key/value heads")
         }
@@ -121,6 +124,7 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.rotary = rotary
+        self.slidingWindow = slidingWindow
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
         // Packed straight from the checkpoint into one fused weight (no float32 copy of 16-bit tensors).
         let names = ["q_proj", "k_proj", "v_proj"], widths = [qWidth, kvWidth, kvWidth]
@@ -130,26 +134,31 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         out = try Linear(scope.scope("o_proj"), in: qWidth, out: dim, bias: outBias)
     }
 
-    /// x: [T, C], the next T positions of one sequence, appended to `cache` -> [T, C].
-    public func callAsFunction(_ x: Tensor, cache: LayerKVCache) -> Tensor {
+    /// x: [T, C], the next T rows of one sequence, appended to `cache` -> [T, C]. `rotary`: the T rows' cos/sin
+    /// (from their position ids, shared by all layers); `mask`: which cached and new keys each row sees
+    /// (this layer's sliding window is applied on top).
+    public func callAsFunction(_ x: Tensor, cache: LayerKVCache, rotary tables: RotaryTables, mask: AttentionMask) -> Tensor {
         let t = x.shape[0]
+        precondition(tables.rows == t, "attention: rotary tables for \(tables.rows) rows, input has \(t)")
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim, ld = qWidth + 2 * kvWidth
         let fused = qkv(x)  // [T, q | k | v]
         let start = cache.length
-        rotary.apply(fused, offset: 0, ld: ld, rows: t, heads: heads, headDim: headDim, startPosition: start)
-        rotary.apply(fused, offset: qWidth, ld: ld, rows: t, heads: kvHeads, headDim: headDim, startPosition: start)
+        tables.apply(fused, offset: 0, ld: ld, heads: heads, headDim: headDim)
+        tables.apply(fused, offset: qWidth, ld: ld, heads: kvHeads, headDim: headDim)
         cache.append(fused, rows: t, ld: ld, keyOffset: qWidth, valueOffset: qWidth + kvWidth)
         let total = cache.length
+        let ranges = mask.windowed(slidingWindow).keyRanges(queryStart: start, queryCount: t, keyCount: total)
         let output = Tensor(uninitialized: [t, qWidth])
         let group = heads / kvHeads
         // Each query head reads its group's key/value head (repeat_kv); one single-head call per query head keeps
-        // the kernel's in-place head layout. Causal with Tq < Tk masks keys past each query's own position.
+        // the kernel's in-place head layout.
         for h in 0 ..< heads {
             let kv = h / group
             let head = Ops.attention(
                 q: fused, qOffset: h * headDim, ldq: ld, k: cache.keys, kOffset: kv * headDim, ldk: kvWidth,
                 v: cache.values, vOffset: kv * headDim, ldv: kvWidth, batch: 1, heads: 1, queryLength: t, keyLength: total,
-                headDim: headDim, scale: 1 / Float(headDim).squareRoot(), causal: true)
+                headDim: headDim, scale: 1 / Float(headDim).squareRoot(), keyBegin: ranges.begin, keyEnd: ranges.end,
+                keyMask: mask.keyPadding)
             for r in 0 ..< t {
                 (output.pointer + r * qWidth + h * headDim).update(from: head.pointer + r * headDim, count: headDim)
             }
@@ -205,9 +214,9 @@ public final class DecoderLayer: @unchecked Sendable {
         self.mlp = mlp
     }
 
-    /// x: [T, C] -> [T, C]
-    public func callAsFunction(_ x: Tensor, cache: LayerKVCache) -> Tensor {
-        let h = Ops.add(x, attention(inputNorm(x), cache: cache))
+    /// x: [T, C] -> [T, C] (see GroupedQueryAttention for `rotary` and `mask`).
+    public func callAsFunction(_ x: Tensor, cache: LayerKVCache, rotary: RotaryTables, mask: AttentionMask) -> Tensor {
+        let h = Ops.add(x, attention(inputNorm(x), cache: cache, rotary: rotary, mask: mask))
         Ops.addInPlace(h, mlp(postAttentionNorm(h)))
         return h
     }

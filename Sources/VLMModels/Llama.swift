@@ -57,6 +57,14 @@ public struct LlamaConfig: Decodable, Sendable {
     public var rope = RopeParameters()
     public var attentionBias = false
     public var mlpBias = false
+    /// Sliding-window attention: Mistral's `sliding_window` (every layer; transformers' MistralConfig default
+    /// 4096 when the key is absent, none when null); Qwen2's only with `use_sliding_window`, on the layers
+    /// `layer_types` (or `max_window_layers`) marks "sliding_attention". A window W lets a query see the W most
+    /// recent keys including itself (transformers' sliding_window_overlay: kv > q - W).
+    public var slidingWindow: Int?
+    public var useSlidingWindow = false
+    public var maxWindowLayers: Int?
+    public var layerTypes: [String]?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
@@ -66,6 +74,8 @@ public struct LlamaConfig: Decodable, Sendable {
         case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", padTokenID = "pad_token_id"
         case tieWordEmbeddings = "tie_word_embeddings", ropeTheta = "rope_theta", ropeScaling = "rope_scaling"
         case ropeParameters = "rope_parameters", attentionBias = "attention_bias", mlpBias = "mlp_bias"
+        case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window", maxWindowLayers = "max_window_layers"
+        case layerTypes = "layer_types"
     }
 
     public init() {}
@@ -96,6 +106,28 @@ public struct LlamaConfig: Decodable, Sendable {
             ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling) ?? rope
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? (modelType == "qwen2")
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? mlpBias
+        if c.contains(.slidingWindow) {
+            slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        } else if modelType == "mistral" {
+            slidingWindow = 4096
+        }
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? useSlidingWindow
+        maxWindowLayers = try c.decodeIfPresent(Int.self, forKey: .maxWindowLayers)
+        layerTypes = try c.decodeIfPresent([String].self, forKey: .layerTypes)
+    }
+
+    /// The sliding window of decoder layer `layer`, nil for full attention (see `slidingWindow`).
+    public func window(ofLayer layer: Int) -> Int? {
+        switch modelType {
+        case "mistral":
+            return slidingWindow
+        case "qwen2":
+            guard useSlidingWindow, let w = slidingWindow else { return nil }
+            if let types = layerTypes, layer < types.count { return types[layer] == "sliding_attention" ? w : nil }
+            return layer >= (maxWindowLayers ?? 28) ? w : nil
+        default:
+            return nil
+        }
     }
 
     public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
@@ -163,6 +195,7 @@ public struct LlamaConfig: Decodable, Sendable {
         if numHiddenLayers < 0 || numHiddenLayers > 1024 { throw fail("num_hidden_layers = \(numHiddenLayers) is out of range") }
         if numAttentionHeads % kvHeads != 0 { throw fail("num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(kvHeads)") }
         if Activation(huggingFace: hiddenAct) == nil { throw fail("hidden_act '\(hiddenAct)' is not supported") }
+        if let w = slidingWindow, w <= 0 { throw fail("sliding_window = \(w) must be positive") }
         _ = try inverseFrequencies()
     }
 }
@@ -177,6 +210,7 @@ public final class LlamaModel: @unchecked Sendable {
     let layers: [DecoderLayer]      // model.layers.{i}
     let norm: RMSNorm               // model.norm.weight [C]
     let lmHead: Linear              // lm_head.weight [vocab, C] (the embedding table when tied)
+    let rotary: RotaryEmbedding     // shared by every layer; tables computed once per forward
 
     public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
 
@@ -205,6 +239,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.config = config
         let c = config.hiddenSize, act = Activation(huggingFace: config.hiddenAct) ?? .silu
         let rotary = RotaryEmbedding(inverseFrequencies: try config.inverseFrequencies())
+        self.rotary = rotary
         embedTokens = try Embedding(body.scope("embed_tokens"), count: config.vocabSize, dim: c)
         layers = try (0 ..< config.numHiddenLayers).map { i in
             let s = body.scope("layers.\(i)")
@@ -213,7 +248,8 @@ public final class LlamaModel: @unchecked Sendable {
                 attention: try GroupedQueryAttention(
                     s.scope("self_attn"), dim: c, heads: config.numAttentionHeads, kvHeads: config.kvHeads,
                     headDim: config.resolvedHeadDim, bias: config.attentionBias,
-                    outBias: config.attentionBias && config.modelType != "qwen2", rotary: rotary),
+                    outBias: config.attentionBias && config.modelType != "qwen2", rotary: rotary,
+                    slidingWindow: config.window(ofLayer: i)),
                 postAttentionNorm: try RMSNorm(s.scope("post_attention_layernorm"), dim: c, eps: config.rmsNormEps),
                 mlp: try GatedMLP(s.scope("mlp"), dim: c, hidden: config.intermediateSize, activation: act, bias: config.mlpBias))
         }
@@ -270,23 +306,54 @@ public final class LlamaModel: @unchecked Sendable {
         return out
     }
 
-    /// Runs T new positions through the decoder, appending to `cache`.
-    /// embeddings: [T, C] -> logits [T, vocab] if `allLogits`, else [1, vocab] for the last position.
-    public func forward(embeddings: Tensor, cache: KVCache, allLogits: Bool = false) throws -> Tensor {
+    /// Runs T new rows through the decoder, appending to `cache`.
+    /// embeddings: [T, C] -> logits [T, vocab] if `allLogits`, else [1, vocab] for the last row.
+    /// positions: the rows' rotary position ids (default: consecutive from the cache length); mask: which keys
+    /// each row sees (default causal; each layer adds its own sliding window).
+    public func forward(embeddings: Tensor, cache: KVCache, positions: PositionIDs? = nil, mask: AttentionMask = .causal,
+                        allLogits: Bool = false) throws -> Tensor {
         let t = embeddings.shape[0]
         guard t > 0 else { throw ModelError.invalidInput("no tokens to run") }
         guard cache.length + t <= cache.capacity else {
             throw ModelError.invalidInput("sequence of \(cache.length + t) tokens exceeds the context of \(cache.capacity)")
         }
+        let ids = positions ?? .range(from: cache.length, count: t)
+        guard ids.count == t else { throw ModelError.invalidInput("\(ids.count) position ids for \(t) tokens") }
+        if let padding = mask.keyPadding, padding.count != cache.length + t {
+            throw ModelError.invalidInput("key padding mask of \(padding.count) for \(cache.length + t) keys")
+        }
+        let tables = rotary.tables(for: ids)  // once per forward, shared by all layers
         var h = embeddings
-        for (layer, layerCache) in zip(layers, cache.layers) { h = layer(h, cache: layerCache) }
+        for (layer, layerCache) in zip(layers, cache.layers) { h = layer(h, cache: layerCache, rotary: tables, mask: mask) }
         let last = allLogits ? h : h.rows((t - 1) ..< t)
         return lmHead(norm(last))
     }
 
     /// Convenience: ids -> logits (see forward).
-    public func forward(ids: [Int], cache: KVCache, allLogits: Bool = false) throws -> Tensor {
-        try forward(embeddings: embed(ids), cache: cache, allLogits: allLogits)
+    public func forward(ids: [Int], cache: KVCache, positions: PositionIDs? = nil, allLogits: Bool = false) throws -> Tensor {
+        try forward(embeddings: embed(ids), cache: cache, positions: positions, allLogits: allLogits)
+    }
+
+    // MARK: - Generation over a state
+
+    /// Runs embeddings [T, C] after what `state` holds: positions from `input` (absolute) or consecutive from
+    /// the state's next position; prefix-LM mask if the input has a prefix. Returns the last row's logits [1, vocab].
+    func run(embeddings: Tensor, input: PreparedInput, state: DecoderState) throws -> Tensor {
+        let t = embeddings.shape[0]
+        let positions = input.positions ?? .range(from: state.nextPosition, count: t)
+        var mask = AttentionMask.causal
+        if let prefix = input.prefixLength {
+            state.prefixLength = max(state.prefixLength, state.length + prefix)
+        }
+        if state.prefixLength > 0 { mask = .prefixLM(prefixLength: state.prefixLength) }
+        let logits = try forward(embeddings: embeddings, cache: state.cache, positions: positions, mask: mask)
+        state.appended(positions: positions.axes[0].indices.map { r in positions.axes.map { $0[r] }.max() ?? 0 })
+        return logits
+    }
+
+    static func decoderState(_ state: any GenerationState, model: String) throws -> DecoderState {
+        guard let s = state as? DecoderState else { throw ModelError.wrongState(model: model, state: "\(type(of: state))") }
+        return s
     }
 }
 
@@ -300,4 +367,19 @@ extension LlamaModel: GenerativeModel {
     public var supportsImages: Bool { false }
     public var contextLength: Int { config.maxPositionEmbeddings }
     public var eosTokenIDs: [Int] { config.eosTokenIDs }
+
+    public func makeState(capacity: Int) -> any GenerationState { DecoderState(cache: makeCache(capacity: capacity)) }
+
+    public func prefill(_ input: PreparedInput, state: any GenerationState) throws -> Tensor {
+        guard input.pixels == nil, input.imageSpans.isEmpty else { throw ModelError.imagesNotSupported(model: config.modelType) }
+        return try run(embeddings: embed(input.ids), input: input, state: Self.decoderState(state, model: config.modelType))
+    }
+
+    public func step(token: Int, state: any GenerationState) throws -> Tensor {
+        try run(embeddings: embed([token]), input: PreparedInput(ids: [token]), state: Self.decoderState(state, model: config.modelType))
+    }
+
+    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
+        try TextInputProcessor.load(directory: directory, contextLength: contextLength)
+    }
 }

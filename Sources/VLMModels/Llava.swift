@@ -1,6 +1,8 @@
 import Foundation
+import VLMImage
 import VLMLayers
 import VLMTensor
+import VLMTokenizers
 
 // MARK: - Configuration
 
@@ -124,6 +126,12 @@ public final class LlavaModel: @unchecked Sendable {
         }
     }
 
+    /// A model of `config` with random weights (benchmarks); `storage` rounds the language model's weights.
+    public static func random(config: LlavaConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> LlavaModel {
+        try config.validate(path: "config")
+        return try loadingWeights { try LlavaModel(config: config, weights: WeightLoader(randomSeed: seed, storage: storage)) }
+    }
+
     // MARK: - Weights
 
     /// Key prefixes of each component in the layouts transformers 5.x loads: the Hub's llava-hf files
@@ -218,4 +226,23 @@ extension LlavaModel: GenerativeModel {
     public var contextLength: Int { language.contextLength }
     public var vocabularySize: Int { language.vocabularySize }
     public var eosTokenIDs: [Int] { language.eosTokenIDs }
+
+    public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
+
+    /// The images in `input.pixels` replace the image-token runs of `input.ids` (the runs of this input only).
+    public func prefill(_ input: PreparedInput, state: any GenerationState) throws -> Tensor {
+        let s = try LlamaModel.decoderState(state, model: modelType)
+        return try language.run(embeddings: embed(ids: input.ids, pixelValues: input.pixels?.pixelValues), input: input, state: s)
+    }
+
+    public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
+
+    /// LlavaProcessor: the template's `<image>` becomes `imageTokensPerImage` image tokens; CLIP pixels.
+    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
+        ImageTokenInputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),
+                                 chat: try ChatPrompt.load(directory: directory, contentParts: true),
+                                 images: try ImageProcessors.load(directory: directory),
+                                 imageTokenID: config.imageTokenIndex, tokensPerImage: config.imageTokensPerImage,
+                                 contextLength: contextLength, modelName: directory.lastPathComponent)
+    }
 }

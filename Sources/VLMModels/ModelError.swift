@@ -12,6 +12,18 @@ public enum ModelError: Error, CustomStringConvertible {
     case invalidInput(String)
     /// The checkpoint is of another kind than the command needs (a chat model given to `vlm embed`, ...).
     case wrongKind(path: String, family: String, expected: ModelKind)
+    /// Images were given to a text-only checkpoint (named).
+    case imagesNotSupported(model: String)
+    /// The checkpoint's tokenizer has no token for the model's image token id.
+    case imageTokenMissing(id: Int, model: String)
+    /// The rendered prompt's image tokens do not match the images given.
+    case imageCountMismatch(placeholders: Int, images: Int, token: String)
+    /// The prompt (image tokens included) leaves no room in the model's context.
+    case promptTooLong(tokens: Int, imageTokens: Int, context: Int)
+    /// The chat message list cannot be rendered (empty, unknown role, or the chat template refused it).
+    case invalidConversation(String)
+    /// A generation state of another family was passed to a model (names both).
+    case wrongState(model: String, state: String)
 
     public var description: String {
         switch self {
@@ -25,6 +37,16 @@ public enum ModelError: Error, CustomStringConvertible {
         case .wrongKind(let path, let family, let expected):
             let need = expected == .embedding ? "an embedding model (CLIP, SigLIP, SigLIP2)" : "a generative model"
             return "\(path): a \(family) checkpoint; this needs \(need)"
+        case .imagesNotSupported(let model): return "the model \(model) is text-only; it does not take images"
+        case .imageTokenMissing(let id, let model):
+            return "the tokenizer of \(model) has no token for image_token_index \(id); this checkpoint cannot take images"
+        case .imageCountMismatch(let placeholders, let images, let token):
+            return "the prompt has \(placeholders) image token(s) \(token) but \(images) image(s) were given"
+        case .promptTooLong(let tokens, let imageTokens, let context):
+            let detail = imageTokens > 0 ? " (\(imageTokens) of them image tokens)" : ""
+            return "the prompt has \(tokens) tokens\(detail); the model's context is \(context) tokens and at least one must be left to generate"
+        case .invalidConversation(let message): return "invalid chat: \(message)"
+        case .wrongState(let model, let state): return "a \(state) generation state was given to the \(model) model"
         }
     }
 }

@@ -49,7 +49,7 @@ struct ChatController<Context: RequestContext>: Sendable {
         return try JSONResponse.make(ChatCompletionResponse(
             id: head.id, created: head.created, model: head.model,
             choices: [.init(index: 0, message: .init(role: "assistant", content: result.text), finishReason: result.finishReason)],
-            usage: ChatUsage(promptTokens: result.promptTokens, completionTokens: result.tokens.count)))
+            usage: ChatUsage(result)))
     }
 
     struct ResponseHead: Sendable {
@@ -105,7 +105,7 @@ struct ChatController<Context: RequestContext>: Sendable {
                         try await send(head.chunk(.init(), finish: result.finishReason, includeUsage: includeUsage))
                         if includeUsage {
                             try await send(ChatCompletionChunk(id: head.id, created: head.created, model: head.model, choices: [],
-                                                               usage: ChatUsage(promptTokens: result.promptTokens, completionTokens: result.tokens.count),
+                                                               usage: ChatUsage(result),
                                                                includeUsage: true))
                         }
                     }

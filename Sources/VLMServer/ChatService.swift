@@ -29,18 +29,24 @@ public struct ChatEngine: Sendable {
         self.generate = generate
     }
 
-    /// The pipeline's own computations, exactly as `vlm ask`/`vlm chat` run them.
-    public static func pipeline(_ p: GenerativePipeline) -> ChatEngine {
-        var perImage: Int?
-        if case .llava(let model) = p.backbone { perImage = model.config.imageTokensPerImage }
+    /// The pipeline's own computations, exactly as `vlm ask`/`vlm chat` run them, with the states of the last
+    /// `conversations` conversations kept (at most `cacheBytes` of KV caches): a request whose prompt starts
+    /// like a kept conversation (OpenAI clients resend the whole conversation each turn) prefills only the rest.
+    public static func pipeline(_ p: GenerativePipeline, conversations: Int = 4, cacheBytes: Int = 1 << 30) -> ChatEngine {
+        let cache = ConversationCache(maxSessions: conversations, maxBytes: cacheBytes)
         return ChatEngine(
             modelType: p.modelType, contextLength: p.contextLength, acceptsImages: p.supportsImages,
-            imageTokensPerImage: perImage, defaults: p.defaults,
-            prepare: { messages, images in try p.prepare(messages: messages, images: images) },
+            imageTokensPerImage: p.imageTokensPerImage, defaults: p.defaults,
+            prepare: { messages, images in
+                // The family's processor names what is wrong with the prompt: the client's error (400).
+                do { return try p.prepare(messages: messages, images: images) } catch let e as ModelError {
+                    throw ServerError.invalidRequest(e.description)
+                }
+            },
             generate: { prepared, options, onText, shouldStop in
                 try withoutActuallyEscaping(onText) { onText in
                     try withoutActuallyEscaping(shouldStop) { shouldStop in
-                        try p.generate(ids: prepared.ids, pixels: prepared.pixels, options: options, onText: onText, shouldStop: shouldStop)
+                        try cache.generate(p, input: prepared, options: options, onText: onText, shouldStop: shouldStop)
                     }
                 }
             })
@@ -197,7 +203,8 @@ public final class ChatService: Sendable {
                     return true
                 }, { job.isCancelled })
                 metrics.finished(reason: result.finishReason, prompt: result.promptTokens, completion: result.tokens.count,
-                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - job.enqueued) / 1e9)
+                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - job.enqueued) / 1e9,
+                                 reused: result.reusedTokens, prefilled: result.prefilledTokens)
                 continuation.yield(.finished(result))
                 continuation.finish()
             } catch {
@@ -242,6 +249,8 @@ final class ChatMetrics: @unchecked Sendable {
     private var rejected: UInt64 = 0
     private var promptTokens: UInt64 = 0
     private var completionTokens: UInt64 = 0
+    private var reusedTokens: UInt64 = 0
+    private var prefilledTokens: UInt64 = 0
     private var wait = Histogram(bounds: ChatMetrics.bounds)
     private var firstToken = Histogram(bounds: ChatMetrics.bounds)
     private var duration = Histogram(bounds: ChatMetrics.bounds)
@@ -250,9 +259,11 @@ final class ChatMetrics: @unchecked Sendable {
     func observeFirstToken(_ seconds: Double) { lock.withLock { firstToken.observe(seconds) } }
     func rejectedRequest() { lock.withLock { rejected += 1 } }
 
-    func finished(reason: String, prompt: Int, completion: Int, seconds: Double) {
+    func finished(reason: String, prompt: Int, completion: Int, seconds: Double, reused: Int = 0, prefilled: Int? = nil) {
         lock.withLock {
             outcomes[reason, default: 0] += 1
+            reusedTokens += UInt64(reused)
+            prefilledTokens += UInt64(prefilled ?? prompt)
             promptTokens += UInt64(prompt)
             completionTokens += UInt64(completion)
             if reason != "cancelled" && reason != "error" { duration.observe(seconds) }
@@ -283,6 +294,10 @@ final class ChatMetrics: @unchecked Sendable {
         out += "vlm_chat_rejected_total \(rejected)\n"
         header("vlm_chat_prompt_tokens_total", "counter", "Prompt tokens read (image tokens included).")
         out += "vlm_chat_prompt_tokens_total \(promptTokens)\n"
+        header("vlm_chat_prompt_tokens_reused_total", "counter", "Prompt tokens taken from a kept conversation state (not run again).")
+        out += "vlm_chat_prompt_tokens_reused_total \(reusedTokens)\n"
+        header("vlm_chat_prompt_tokens_prefilled_total", "counter", "Prompt tokens run through the model.")
+        out += "vlm_chat_prompt_tokens_prefilled_total \(prefilledTokens)\n"
         header("vlm_chat_completion_tokens_total", "counter", "Tokens generated.")
         out += "vlm_chat_completion_tokens_total \(completionTokens)\n"
         header("vlm_chat_queue_depth", "gauge", "Chat requests waiting for the generator.")

@@ -145,21 +145,38 @@ struct ChatCompletionResponse: Encodable, Sendable {
 }
 
 /// Prompt tokens include the image tokens the placeholders expand to (what the model actually reads);
-/// completion tokens are the generated ids, an ending EOS not included.
+/// completion tokens are the generated ids, an ending EOS not included. `prompt_tokens_details.cached_tokens`
+/// (OpenAI's name) counts the prompt tokens taken from a kept conversation state instead of being run again.
 struct ChatUsage: Encodable, Sendable {
     let promptTokens: Int
     let completionTokens: Int
+    var cachedTokens = 0
     var totalTokens: Int { promptTokens + completionTokens }
+
+    init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+    }
+
+    init(_ result: GenerationResult) {
+        self.init(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.reusedTokens)
+    }
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
+        case promptTokensDetails = "prompt_tokens_details"
     }
+
+    enum DetailKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(promptTokens, forKey: .promptTokens)
         try c.encode(completionTokens, forKey: .completionTokens)
         try c.encode(totalTokens, forKey: .totalTokens)
+        var details = c.nestedContainer(keyedBy: DetailKeys.self, forKey: .promptTokensDetails)
+        try details.encode(cachedTokens, forKey: .cachedTokens)
     }
 }
 

@@ -118,6 +118,40 @@ public enum Ops {
         return out
     }
 
+    /// Attention with an explicit key range per query (see vlm_attention_ranged): query t attends keys s with
+    /// keyBegin[t] <= s < keyEnd[t] (and keyMask). q: [B, Tq, ldq-wide rows], k/v: [B, Tk, ...];
+    /// keyBegin/keyEnd: [Tq], shared by the batch; keyMask: [B * Tk]. Returns [B, Tq, H*D]. `naive` runs the
+    /// portable reference kernel (tests).
+    public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
+                                 v: Tensor, vOffset: Int = 0, ldv: Int,
+                                 batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int,
+                                 scale: Float, keyBegin: [Int64], keyEnd: [Int64], keyMask: [UInt8]? = nil,
+                                 naive: Bool = false) -> Tensor {
+        let width = heads * headDim
+        func need(_ rows: Int, _ ld: Int, _ off: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + width }
+        precondition(ldq >= width && ldk >= width && ldv >= width, "attention: ld smaller than heads*headDim")
+        precondition(q.count >= need(batch * queryLength, ldq, qOffset), "attention: q \(q.shape) too small")
+        precondition(k.count >= need(batch * keyLength, ldk, kOffset), "attention: k \(k.shape) too small")
+        precondition(v.count >= need(batch * keyLength, ldv, vOffset), "attention: v \(v.shape) too small")
+        precondition(keyBegin.count == queryLength && keyEnd.count == queryLength, "attention: key ranges for \(keyBegin.count) queries, not \(queryLength)")
+        if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
+        let out = Tensor(uninitialized: [batch, queryLength, width])
+        withExtendedLifetime((q, k, v)) {
+            keyBegin.withUnsafeBufferPointer { begin in
+                keyEnd.withUnsafeBufferPointer { end in
+                    let run = { (mask: UnsafePointer<UInt8>?) in
+                        let f = naive ? vlm_attention_ranged_naive : vlm_attention_ranged
+                        f(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
+                          q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                          out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                    }
+                    if let keyMask { keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                }
+            }
+        }
+        return out
+    }
+
     public static func f16ToF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
         vlm_f16_to_f32(src, dst, Int64(count))
     }

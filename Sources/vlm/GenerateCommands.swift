@@ -38,15 +38,18 @@ struct GenerativeOptions: ParsableArguments {
     }
 }
 
-/// Streams an answer to stdout and statistics to stderr.
-func answer(_ pipeline: GenerativePipeline, messages: [ChatMessage], images: [RGBImage], options: SamplingOptions) throws -> GenerationResult {
-    let result = try pipeline.generate(messages: messages, images: images, options: options) { piece in
+/// Streams an answer to stdout and statistics to stderr. With a `session` (chat), the previous turns' state
+/// is reused: only the new part of the prompt is prefilled.
+func answer(_ pipeline: GenerativePipeline, messages: [ChatMessage], images: [RGBImage], options: SamplingOptions,
+            session: ChatSession? = nil) throws -> GenerationResult {
+    let result = try pipeline.generate(messages: messages, images: images, options: options, session: session) { piece in
         FileHandle.standardOutput.write(Data(piece.utf8))
         return true
     }
     print("")
-    let stats = String(format: "[%d prompt tokens, %.1f tokens/s prefill; %d tokens, %.1f tokens/s decode; %@]",
-                       result.promptTokens, result.prefillTokensPerSecond, result.tokens.count,
+    let reuse = result.reusedTokens > 0 ? String(format: " (%d reused from the previous turn)", result.reusedTokens) : ""
+    let stats = String(format: "[%d prompt tokens%@, %.1f tokens/s prefill; %d tokens, %.1f tokens/s decode; %@]",
+                       result.promptTokens, reuse, result.prefillTokensPerSecond, result.tokens.count,
                        result.decodeTokensPerSecond, result.finishReason)
     FileHandle.standardError.write(Data((stats + "\n").utf8))
     return result
@@ -92,7 +95,8 @@ struct Ask: ParsableCommand {
 
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Multi-turn chat on stdin. Commands: /image PATH (attach to the next turn), /reset, /quit.")
+        abstract: "Multi-turn chat on stdin. Commands: /image PATH (attach to the next turn), /reset, /quit.",
+        discussion: "The model's state is kept between turns: each turn prefills only what the previous ones did not hold.")
     @OptionGroup var model: GenerativeOptions
     @Option(help: "Image attached to the first turn.") var image: String?
     @Option(help: "System prompt.") var system: String?
@@ -106,6 +110,7 @@ struct Chat: ParsableCommand {
             var images: [RGBImage] = []
             var pending: [RGBImage] = try image.map { [try loadImage($0)] } ?? []
             let interactive = isatty(STDIN_FILENO) != 0
+            let session = ChatSession()
             while true {
                 if interactive { FileHandle.standardError.write(Data("> ".utf8)) }
                 guard let line = readLine() else { break }
@@ -116,6 +121,7 @@ struct Chat: ParsableCommand {
                     messages = system.map { [ChatMessage(role: "system", text: $0)] } ?? []
                     images = []
                     pending = []
+                    session.reset()
                     continue
                 }
                 if text.hasPrefix("/image ") {
@@ -128,7 +134,7 @@ struct Chat: ParsableCommand {
                 parts.append(.text(text))
                 let turn = messages + [ChatMessage(role: "user", parts: parts)]
                 do {
-                    let result = try answer(pipeline, messages: turn, images: images + pending, options: options)
+                    let result = try answer(pipeline, messages: turn, images: images + pending, options: options, session: session)
                     messages = turn + [ChatMessage(role: "assistant", text: result.text)]
                     images += pending
                     pending = []

@@ -25,7 +25,7 @@ import VLMTestSupport
         // The right count prepares: 16 image tokens per image.
         let ok = try p.prepare(messages: two, images: [image, image])
         #expect(ok.ids.filter { $0 == 556 }.count == 32 && ok.imageCount == 2)
-        #expect(ok.pixels?.shape == [2, 3, 28, 28])
+        #expect(ok.pixels?.pixelValues.shape == [2, 3, 28, 28])
     }
 
     @Test func promptLongerThanContextNamesLengths() throws {

@@ -69,9 +69,9 @@ struct LlavaChatReference: Decodable {
         #expect(cancelled.finishReason == "cancelled")
         #expect(cancelled.tokens.count < c.greedy.count)
         // Two images for one placeholder; text-only prompt with an image; bad sampling values.
-        #expect(throws: PipelineError.self) { try pipeline.generate(messages: messages, images: [image, image], options: options) }
+        #expect(throws: ModelError.self) { try pipeline.generate(messages: messages, images: [image, image], options: options) }
         let textOnly = [ChatMessage(role: "user", text: "hello")]
-        #expect(throws: PipelineError.self) { try pipeline.generate(messages: textOnly, images: [image], options: options) }
+        #expect(throws: ModelError.self) { try pipeline.generate(messages: textOnly, images: [image], options: options) }
         var bad = SamplingOptions()
         bad.topP = 1.5
         #expect(throws: PipelineError.self) { try pipeline.generate(messages: textOnly, options: bad) }

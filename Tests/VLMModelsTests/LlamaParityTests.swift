@@ -21,7 +21,7 @@ func argmax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
 /// Tolerances (issue): prefill logits within 1e-3 absolute; greedy continuations token-identical for 32 tokens
 /// (the fixture guarantees every step's top-2 margin is >= 1e-3, so this is a real check, not luck).
 @Suite struct LlamaParityTests {
-    @Test(arguments: ["llama-gqa", "llama-mqa", "qwen2-lin"])
+    @Test(arguments: ["llama-gqa", "llama-mqa", "qwen2-lin", "mistral-swa"])
     func prefillLogitsAndGreedyDecodeMatchTransformers(config: String) throws {
         let ref: LlamaReference = try Fixtures.json("llama/\(config).reference.json")
         let model = try LlamaModel.load(directory: Fixtures.url("llama/\(config)"))

@@ -77,13 +77,16 @@ struct EventStream {
 }
 
 extension TestResponse {
-    /// `choices[0].message.content`, `choices[0].finish_reason` and `usage` of a chat completion.
+    /// `choices[0].message.content`, `choices[0].finish_reason` and `usage` of a chat completion (its numbers,
+    /// with `prompt_tokens_details.cached_tokens` as "cached_tokens").
     func completion() throws -> (content: String, finish: String, usage: [String: Int]) {
         let json = try json()
         guard let choice = (json["choices"] as? [[String: Any]])?.first,
               let message = choice["message"] as? [String: Any], let content = message["content"] as? String,
-              let finish = choice["finish_reason"] as? String, let usage = json["usage"] as? [String: Int]
+              let finish = choice["finish_reason"] as? String, let object = json["usage"] as? [String: Any]
         else { throw TestFailure("not a chat completion: \(text)") }
+        var usage = object.compactMapValues { $0 as? Int }
+        usage["cached_tokens"] = (object["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
         return (content, finish, usage)
     }
 }

@@ -160,6 +160,18 @@ void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
 void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                          const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                          float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask);
+/// As vlm_attention with an explicit key range per query instead of the causal flag: query t (of every batch)
+/// attends keys s with key_begin[t] <= s < key_end[t] (and key_mask, if not NULL). key_begin/key_end: [Tq].
+/// Expresses causal, sliding-window, prefix-LM and bidirectional masks; only the keys of each query block's
+/// ranges are scored. A query with an empty range gets zeros.
+void vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                          const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                          float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                          const uint8_t *key_mask);
+void vlm_attention_ranged_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                                const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                                const uint8_t *key_mask);
 
 // MARK: Inner products for vector search
 
