@@ -270,18 +270,8 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// Loads config.json and the safetensors weights of a Hugging Face CLIP checkpoint directory, unchanged.
     public static func load(directory: URL) throws -> CLIPModel {
-        let type = try ConfigFile.modelType(in: directory)
-        guard type == "clip" else {
-            throw ModelError.unsupportedModelType(path: ConfigFile.url(in: directory).path, modelType: type ?? "(none)", supported: ["clip"])
-        }
-        let config = try ConfigFile.decode(CLIPConfig.self, in: directory)
-        try config.validate(path: ConfigFile.url(in: directory).path)
-        return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, ignorable: CLIPModel.isIgnorable)
-            let model = try CLIPModel(config: config, weights: loader.scope(""))
-            try loader.finish()
-            return model
-        }
+        let (config, _) = try Checkpoint.config(CLIPConfig.self, in: directory, types: ["clip"]) { try $0.validate(path: $1) }
+        return try Checkpoint.weights(directory: directory, ignorable: isIgnorable) { try CLIPModel(config: config, weights: $0.scope("")) }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).

@@ -217,18 +217,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// Loads a LlamaForCausalLM-layout checkpoint directory unchanged. `storage: .asStored` keeps bf16/fp16
     /// linear weights and embeddings in 16 bits (half the memory and decode traffic, fp32 compute).
     public static func load(directory: URL, storage: WeightStorage = .asStored) throws -> LlamaModel {
-        let path = ConfigFile.url(in: directory).path
-        let type = try ConfigFile.modelType(in: directory) ?? "(none)"
-        guard supportedModelTypes.contains(type) else {
-            throw ModelError.unsupportedModelType(path: path, modelType: type, supported: supportedModelTypes)
-        }
-        let config = try ConfigFile.decode(LlamaConfig.self, in: directory)
-        try config.validate(path: path)
-        return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, storage: storage, ignorable: { $0.hasSuffix("rotary_emb.inv_freq") })
-            let model = try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head"))
-            try loader.finish()
-            return model
+        let (config, _) = try Checkpoint.config(LlamaConfig.self, in: directory, types: supportedModelTypes) { try $0.validate(path: $1) }
+        return try Checkpoint.weights(directory: directory, storage: storage, ignorable: { $0.hasSuffix("rotary_emb.inv_freq") }) {
+            try LlamaModel(config: config, body: $0.scope("model"), head: $0.scope("lm_head"))
         }
     }
 

@@ -112,17 +112,10 @@ public final class LlavaModel: @unchecked Sendable {
     /// `storage: .asStored` keeps the language model's and projector's bf16/fp16 weights in 16 bits; the CLIP
     /// vision tower (small) is widened to float32.
     public static func load(directory: URL, storage: WeightStorage = .asStored) throws -> LlavaModel {
-        let path = ConfigFile.url(in: directory).path
-        let type = try ConfigFile.modelType(in: directory) ?? "(none)"
-        guard type == "llava" else { throw ModelError.unsupportedModelType(path: path, modelType: type, supported: ["llava"]) }
-        let config = try ConfigFile.decode(LlavaConfig.self, in: directory)
-        try config.validate(path: path)
-        return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, storage: storage,
-                                          ignorable: { $0.hasSuffix("position_ids") || $0.hasSuffix("rotary_emb.inv_freq") })
-            let model = try LlavaModel(config: config, weights: loader)
-            try loader.finish()
-            return model
+        let (config, _) = try Checkpoint.config(LlavaConfig.self, in: directory, types: ["llava"]) { try $0.validate(path: $1) }
+        return try Checkpoint.weights(directory: directory, storage: storage,
+                                      ignorable: { $0.hasSuffix("position_ids") || $0.hasSuffix("rotary_emb.inv_freq") }) {
+            try LlavaModel(config: config, weights: $0)
         }
     }
 

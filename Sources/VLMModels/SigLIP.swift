@@ -179,20 +179,11 @@ public final class SigLIPModel: @unchecked Sendable {
 
     /// Loads config.json and the safetensors weights of a Hugging Face SigLIP or SigLIP2 checkpoint, unchanged.
     public static func load(directory: URL) throws -> SigLIPModel {
-        let path = ConfigFile.url(in: directory).path
-        let type = try ConfigFile.modelType(in: directory)
-        guard let type, ["siglip", "siglip2"].contains(type) else {
-            throw ModelError.unsupportedModelType(path: path, modelType: type ?? "(none)", supported: ["siglip", "siglip2"])
-        }
-        var config = try ConfigFile.decode(SigLIPConfig.self, in: directory)
+        var (config, type) = try Checkpoint.config(SigLIPConfig.self, in: directory, types: ["siglip", "siglip2"]) { _, _ in }
         config.modelType = type
-        try config.validate(path: path)
-        return try loadingWeights {
-            let loader = try WeightLoader(directory: directory, ignorable: SigLIPModel.isIgnorable)
-            let model = try SigLIPModel(config: config, weights: loader.scope(""))
-            try loader.finish()
-            return model
-        }
+        try config.validate(path: ConfigFile.url(in: directory).path)
+        let validated = config
+        return try Checkpoint.weights(directory: directory, ignorable: isIgnorable) { try SigLIPModel(config: validated, weights: $0.scope("")) }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).

@@ -134,7 +134,7 @@ struct ChatController<Context: RequestContext>: Sendable {
                     switch part {
                     case .text(let t): return .text(t)
                     case .image(let value):
-                        guard engine.acceptsImages else { throw ServerError.from(PipelineError.imagesNotSupported(model: model)) }
+                        guard engine.acceptsImages else { throw ServerError.invalidRequest(ModelError.imagesNotSupported(model: model).description) }
                         let head = value.prefix(8).lowercased()
                         if head.hasPrefix("http://") || head.hasPrefix("https:/") || head.hasPrefix("file:") {
                             throw ServerError.invalidRequest("messages[\(i)].content[\(j)]: remote image URLs are not fetched by this server; send the image inline as a data:image/...;base64 URL")
