@@ -76,21 +76,10 @@ public struct CLIPVisionConfig: Decodable, Sendable {
         numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
         numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
         numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? numChannels
-        imageSize = try Self.square(c, .imageSize) ?? imageSize
-        patchSize = try Self.square(c, .patchSize) ?? patchSize
+        imageSize = try c.squareSize(.imageSize, model: "CLIP") ?? imageSize
+        patchSize = try c.squareSize(.patchSize, model: "CLIP") ?? patchSize
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? layerNormEps
-    }
-
-    /// transformers accepts an int or an [h, w] pair; CLIP's embeddings are square, so a pair must be square.
-    private static func square(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
-        if let pair = try? c.decodeIfPresent([Int].self, forKey: key) {
-            guard pair.count == 2, pair[0] == pair[1] else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "non-square \(pair) is not supported by CLIP")
-            }
-            return pair[0]
-        }
-        return try c.decodeIfPresent(Int.self, forKey: key)
     }
 
     public var patchesPerSide: Int { imageSize / patchSize }
@@ -333,24 +322,31 @@ extension CLIPVisionConfig {
     /// im2col for the stride-p patch convolution. pixels: [B, channels, S, S] -> [B*g*g, channels*p*p]: row
     /// (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, matching the conv weight's layout.
     public func patches(_ pixels: Tensor) -> Tensor {
-        let b = pixels.shape[0], p = patchSize, ch = numChannels, s = imageSize, g = patchesPerSide
-        let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
-        var dst = patches.pointer
-        for bi in 0 ..< b {
-            for gy in 0 ..< g {
-                for gx in 0 ..< g {
-                    for k in 0 ..< ch {
-                        let plane = pixels.pointer + (bi * ch + k) * s * s
-                        for ky in 0 ..< p {
-                            dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
-                            dst += p
-                        }
+        im2colPatches(pixels, channels: numChannels, size: imageSize, patch: patchSize)
+    }
+}
+
+/// im2col for a stride-p patch convolution over square images (CLIP, SigLIP). pixels: [B, channels, S, S] ->
+/// [B*g*g, channels*p*p] with g = S/p: row (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, the
+/// conv weight's layout, so the convolution is one GEMM.
+func im2colPatches(_ pixels: Tensor, channels ch: Int, size s: Int, patch p: Int) -> Tensor {
+    let b = pixels.shape[0], g = s / p
+    let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
+    var dst = patches.pointer
+    for bi in 0 ..< b {
+        for gy in 0 ..< g {
+            for gx in 0 ..< g {
+                for k in 0 ..< ch {
+                    let plane = pixels.pointer + (bi * ch + k) * s * s
+                    for ky in 0 ..< p {
+                        dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
+                        dst += p
                     }
                 }
             }
         }
-        return patches
     }
+    return patches
 }
 
 extension CLIPTextConfig {

@@ -117,3 +117,17 @@ func loadingWeights<T>(_ body: () throws -> T) throws -> T {
         throw ModelError.weights(.storage(e))
     }
 }
+
+extension KeyedDecodingContainer {
+    /// A size transformers accepts as an int or an [h, w] pair (image_size, patch_size); models whose patch
+    /// convolution and position table are square take a pair only when it is square.
+    func squareSize(_ key: Key, model: String) throws -> Int? {
+        if let pair = try? decodeIfPresent([Int].self, forKey: key) {
+            guard pair.count == 2, pair[0] == pair[1] else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "non-square \(pair) is not supported by \(model)")
+            }
+            return pair[0]
+        }
+        return try decodeIfPresent(Int.self, forKey: key)
+    }
+}

@@ -38,23 +38,12 @@ public struct SigLIPVisionConfig: Decodable, Sendable {
         numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? numHiddenLayers
         numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? numAttentionHeads
         numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? numChannels
-        imageSize = try Self.square(c, .imageSize) ?? imageSize
-        patchSize = try Self.square(c, .patchSize) ?? patchSize
+        imageSize = try c.squareSize(.imageSize, model: "SigLIP") ?? imageSize
+        patchSize = try c.squareSize(.patchSize, model: "SigLIP") ?? patchSize
         numPatches = try c.decodeIfPresent(Int.self, forKey: .numPatches) ?? numPatches
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? hiddenAct
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? layerNormEps
         visionUseHead = try c.decodeIfPresent(Bool.self, forKey: .visionUseHead) ?? visionUseHead
-    }
-
-    /// An int or an [h, w] pair in config.json (the model's conv and position table are square).
-    private static func square(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
-        if let pair = try? c.decodeIfPresent([Int].self, forKey: key) {
-            guard pair.count == 2, pair[0] == pair[1] else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "non-square \(pair) is not supported by SigLIP")
-            }
-            return pair[0]
-        }
-        return try c.decodeIfPresent(Int.self, forKey: key)
     }
 
     /// SigLIP: patches per side of the fixed input.
@@ -127,23 +116,8 @@ final class SigLIPVisionTransformer: @unchecked Sendable {
 
     /// SigLIP. pixels: [B, ch, S, S] -> embeddings [B*T, C] (T = (S/p)^2): conv patches + the position table.
     func embeddings(pixels: Tensor) -> Tensor {
-        let b = pixels.shape[0], p = config.patchSize, ch = config.numChannels, s = config.imageSize
-        let g = config.patchesPerSide, c = config.hiddenSize, t = g * g
-        let patches = Tensor(uninitialized: [b * t, ch * p * p])  // im2col, rows (b, gy, gx), columns (k, ky, kx)
-        var dst = patches.pointer
-        for bi in 0 ..< b {
-            for gy in 0 ..< g {
-                for gx in 0 ..< g {
-                    for k in 0 ..< ch {
-                        let plane = pixels.pointer + (bi * ch + k) * s * s
-                        for ky in 0 ..< p {
-                            dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
-                            dst += p
-                        }
-                    }
-                }
-            }
-        }
+        let b = pixels.shape[0], g = config.patchesPerSide, t = g * g
+        let patches = im2colPatches(pixels, channels: config.numChannels, size: config.imageSize, patch: config.patchSize)
         let h = patchEmbedding(patches)
         for bi in 0 ..< b { addRows(h, at: bi * t, positionTable.pointer, rows: t) }
         return h
