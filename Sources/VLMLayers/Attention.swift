@@ -40,6 +40,23 @@ public final class SelfAttention: @unchecked Sendable {
     }
 }
 
+extension SelfAttention {
+    /// The attention output at one row per sequence: every row's keys and values, the query of `rows[b]` only.
+    /// x: [B*T, C], rows: B indices into each sequence -> [B, C]. For a last layer whose output is read at one
+    /// position (SigLIP's text pooler), the other rows' queries, output projections and MLPs are not computed.
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, keyMask: [UInt8]?, rows: [Int]) -> Tensor {
+        let fused = qkv(x)  // [B*T, 3C]: q | k | v per row
+        let c = dim
+        let q = Tensor(uninitialized: [batch, c])
+        for b in 0 ..< batch { (q.pointer + b * c).update(from: fused.pointer + (b * length + rows[b]) * 3 * c, count: c) }
+        let attended = Ops.attention(
+            q: q, ldq: c, k: fused, kOffset: c, ldk: 3 * c, v: fused, vOffset: 2 * c, ldv: 3 * c,
+            batch: batch, heads: heads, queryLength: 1, keyLength: length, headDim: headDim,
+            scale: 1 / Float(headDim).squareRoot(), causal: false, keyMask: keyMask)
+        return out(attended.reshaped([batch, c]))
+    }
+}
+
 /// fc1 -> activation (fused in the GEMM epilogue) -> fc2, as CLIPMLP / SiglipMLP.
 public final class MLP: @unchecked Sendable {
     public let fc1: Linear
@@ -79,6 +96,19 @@ public final class PreNormEncoderLayer: @unchecked Sendable {
     }
 }
 
+extension PreNormEncoderLayer {
+    /// The block's output at one row per sequence (x: [B*T, C], rows: B indices -> [B, C]), equal to those rows
+    /// of the full output: attention reads every row's keys and values, the rest is per row.
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, keyMask: [UInt8]?, rows: [Int]) -> Tensor {
+        let c = x.shape[1]
+        let picked = Tensor(uninitialized: [batch, c])
+        for b in 0 ..< batch { (picked.pointer + b * c).update(from: x.pointer + (b * length + rows[b]) * c, count: c) }
+        let h = Ops.add(picked, attention(norm1(x), batch: batch, length: length, keyMask: keyMask, rows: rows))
+        Ops.addInPlace(h, mlp(norm2(h)))
+        return h
+    }
+}
+
 /// A stack of pre-norm blocks at `<scope>.layers.{i}`.
 public final class PreNormEncoder: @unchecked Sendable {
     public let layers: [PreNormEncoderLayer]
@@ -88,6 +118,18 @@ public final class PreNormEncoder: @unchecked Sendable {
             try PreNormEncoderLayer(scope.scope("layers.\($0)"), dim: dim, heads: heads, intermediate: intermediate,
                                     activation: activation, eps: eps)
         }
+    }
+
+    /// The last layer's output at one row per sequence (x: [B*T, C], rows: B indices -> [B, C]): all layers but
+    /// the last run on every row, the last only where it is read (a pooler reading one position).
+    public func callAsFunction(_ x: Tensor, batch: Int, length: Int, keyMask: [UInt8]?, rows: [Int]) -> Tensor {
+        guard let last = layers.last else {
+            let c = x.shape[1], out = Tensor(uninitialized: [batch, c])
+            for b in 0 ..< batch { (out.pointer + b * c).update(from: x.pointer + (b * length + rows[b]) * c, count: c) }
+            return out
+        }
+        let h = self(x, batch: batch, length: length, causal: false, keyMask: keyMask, layerCount: layers.count - 1)
+        return last(h, batch: batch, length: length, keyMask: keyMask, rows: rows)
     }
 
     /// x: [B*T, C] -> [B*T, C], through the first `layerCount` layers (all by default).

@@ -154,10 +154,12 @@ final class SigLIPTextTower: @unchecked Sendable {
                 }
             }
             let ragged = group.contains { ids[$0].count != t }
-            let encoded = encoder(h, batch: group.count, length: t, causal: false, keyMask: ragged ? mask : nil)
+            // pooled_output = last_hidden_state[:, -1, :]: the last position, padding or not; the last layer runs
+            // only there (its other positions are never read).
+            let last = group.map { ids[$0].count - 1 }
+            let encoded = encoder(h, batch: group.count, length: t, keyMask: ragged ? mask : nil, rows: last)
             for (bi, index) in group.enumerated() {
-                // pooled_output = last_hidden_state[:, -1, :]: the last position, padding or not.
-                (pooled.pointer + index * c).update(from: encoded.pointer + (bi * t + ids[index].count - 1) * c, count: c)
+                (pooled.pointer + index * c).update(from: encoded.pointer + bi * c, count: c)
             }
         }
         return head(finalLayerNorm(pooled))
