@@ -21,6 +21,9 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidArgument(String)
     /// preprocessor_config.json problems, or a config the processor cannot run.
     case invalidConfig(file: String?, key: String, reason: String)
+    /// A resize the image processor would perform produces more than it allows (`limit` says what): refused before
+    /// allocating, naming the input (width x height) and the resize target.
+    case resizeTooLarge(width: Int, height: Int, targetWidth: Int, targetHeight: Int, limit: String)
     /// Out of memory inside the codec or resampler.
     case outOfMemory(String)
 
@@ -37,6 +40,8 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
         case .unreadable(let file, let reason): return "\(file): cannot read: \(reason)"
         case .invalidArgument(let what): return "invalid argument: \(what)"
         case .invalidConfig(let file, let key, let reason): return "\(at(file))image processor config '\(key)': \(reason)"
+        case .resizeTooLarge(let w, let h, let tw, let th, let limit):
+            return "image is \(w)x\(h): resizing it to \(tw)x\(th) is above the limit of \(limit)"
         case .outOfMemory(let what): return "out of memory: \(what)"
         }
     }

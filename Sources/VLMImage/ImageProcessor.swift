@@ -89,17 +89,33 @@ public struct ImageProcessor: Sendable {
         return (size, ow)
     }
 
-    /// The uint8 image after resize and center crop (before rescale / normalize).
+    /// Most pixels a resize without a crop may produce (its output is the processor's output): 2^26, and
+    /// `ImageProcessorConfig.maxSide` per side. A larger target (a shortest-edge resize of an extreme aspect
+    /// ratio) is refused before allocating, with an ImageError naming the sizes.
+    public static let maxResizePixels = 1 << 26
+
+    /// The uint8 image after resize and center crop (before rescale / normalize). Cost bound, in terms of the
+    /// output: with a crop, resize + crop is one windowed resize (`resizeAndCenterCrop`: the crop, its filter
+    /// coefficients and one intermediate of at most crop width x input height or input width x crop height);
+    /// without one, the resize target itself is the output and is refused above `maxResizePixels` /
+    /// `ImageProcessorConfig.maxSide`.
     public func geometry(_ image: RGBImage) throws -> RGBImage {
-        var out = try image.validated()
-        if config.doResize {
-            let (h, w) = try resizeTarget(height: image.height, width: image.width)
-            out = try resize(out, width: w, height: h, filter: config.resample)
+        let image = try image.validated()
+        let crop = config.cropSize
+        guard config.doResize else {
+            return config.doCenterCrop ? try centerCrop(image, height: crop.height, width: crop.width) : image
         }
+        let (h, w) = try resizeTarget(height: image.height, width: image.width)
         if config.doCenterCrop {
-            out = try centerCrop(out, height: config.cropSize.height, width: config.cropSize.width)
+            return try resizeAndCenterCrop(image, width: w, height: h, filter: config.resample, cropHeight: crop.height,
+                                           cropWidth: crop.width)
         }
-        return out
+        let side = ImageProcessorConfig.maxSide
+        guard w <= side, h <= side, w * h <= Self.maxResizePixels else {
+            throw ImageError.resizeTooLarge(width: image.width, height: image.height, targetWidth: w, targetHeight: h,
+                                            limit: "\(side) per side and \(Self.maxResizePixels) pixels")
+        }
+        return try resize(image, width: w, height: h, filter: config.resample)
     }
 
     /// pixel_values of one image: [3, H, W].

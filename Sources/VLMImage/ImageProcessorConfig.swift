@@ -168,19 +168,27 @@ public struct ImageProcessorConfig: Decodable, Sendable, Equatable {
         return list
     }
 
+    /// Largest size a config may ask for, per side and in pixels (16384 and 2^26: 64M pixels are 192 MB of uint8 and
+    /// 768 MB of float pixel values). Checked at load, before anything is allocated; the error names the file and key.
+    public static let maxSide = 16384
+    public static let maxPixels = 1 << 26
+
     private func validate(_ c: KeyedDecodingContainer<CodingKeys>) throws {
-        let sizes: [Int]
+        let sizes: [Int], box: Bool  // box: the two sides bound an area (height x width, max_height x max_width)
         switch size {
-        case .shortestEdge(let n), .longestEdge(let n): sizes = [n]
-        case .heightWidth(let h, let w): sizes = [h, w]
-        case .shortestLongest(let s, let l): sizes = [s, l]
-        case .maxHeightWidth(let h, let w): sizes = [h, w]
+        case .shortestEdge(let n), .longestEdge(let n): (sizes, box) = ([n], false)
+        case .heightWidth(let h, let w), .maxHeightWidth(let h, let w): (sizes, box) = ([h, w], true)
+        case .shortestLongest(let s, let l): (sizes, box) = ([s, l], false)
         }
-        if sizes.contains(where: { $0 <= 0 || $0 > 1 << 20 }) {
-            throw DecodingError.dataCorruptedError(forKey: .size, in: c, debugDescription: "sizes must be in 1...\(1 << 20), got \(size)")
+        let side = Self.maxSide
+        // Sides first: the area is only multiplied once both are <= 16384 (no overflow on hostile values).
+        if sizes.contains(where: { $0 <= 0 || $0 > side }) || box && sizes[0] * sizes[1] > Self.maxPixels {
+            throw DecodingError.dataCorruptedError(forKey: .size, in: c, debugDescription:
+                "sizes must be in 1...\(side) per side and at most \(Self.maxPixels) pixels, got \(size)")
         }
-        if cropHeight <= 0 || cropWidth <= 0 || cropHeight > 1 << 20 || cropWidth > 1 << 20 {
-            throw DecodingError.dataCorruptedError(forKey: .cropSize, in: c, debugDescription: "crop size \(cropHeight)x\(cropWidth)")
+        if cropHeight <= 0 || cropWidth <= 0 || cropHeight > side || cropWidth > side || cropHeight * cropWidth > Self.maxPixels {
+            throw DecodingError.dataCorruptedError(forKey: .cropSize, in: c, debugDescription:
+                "crop size \(cropHeight)x\(cropWidth) is outside 1...\(side) per side / \(Self.maxPixels) pixels")
         }
         if imageStd.contains(0) {
             throw DecodingError.dataCorruptedError(forKey: .imageStd, in: c, debugDescription: "a standard deviation of 0")

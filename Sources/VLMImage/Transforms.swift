@@ -45,6 +45,73 @@ func resize(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, 
     return RGBImage(unchecked: width, height: height, pixels: pixels)
 }
 
+/// `centerCrop(resize(image, width: width, height: height, filter: filter), height: cropHeight, width: cropWidth)`,
+/// bit-identical, without building the resized image: only the resized pixels inside the crop are computed
+/// (Sources/CVLM/image_resample.c, vlm_image_resize_window_rgb8), the rest of the crop (where it reaches outside
+/// the resized image) is zero as center_crop pads it. Memory and time scale with the crop — the output, the
+/// window's filter coefficients and one intermediate pass of at most cropWidth x (source rows the window reads)
+/// or (source columns it reads) x cropHeight — not with width x height, so an extreme aspect ratio (600000x4 to a
+/// 224 shortest edge is a 33,600,000 x 224 resize) costs what the 224 x 224 crop needs. The resize target must be
+/// within the resampler's 2^29 per side (an ImageError naming the sizes otherwise).
+public func resizeAndCenterCrop(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, cropHeight: Int,
+                                cropWidth: Int) throws -> RGBImage {
+    try resizeAndCenterCrop(image, width: width, height: height, filter: filter, cropHeight: cropHeight,
+                            cropWidth: cropWidth, portable: false)
+}
+
+func resizeAndCenterCrop(_ image: RGBImage, width: Int, height: Int, filter: ResampleFilter, cropHeight: Int,
+                         cropWidth: Int, portable: Bool) throws -> RGBImage {
+    let image = try image.validated()
+    guard cropWidth > 0, cropHeight > 0 else { throw ImageError.invalidArgument("center crop size \(cropHeight)x\(cropWidth)") }
+    guard width > 0, height > 0 else { throw ImageError.invalidArgument("resize target \(width)x\(height)") }
+    let limit = Int(Int32.max) / 4
+    guard width <= limit, height <= limit else {
+        throw ImageError.resizeTooLarge(width: image.width, height: image.height, targetWidth: width,
+                                        targetHeight: height, limit: "\(limit) per side")
+    }
+    // center_crop's offsets in the resized image, and the part of the crop that lies inside it.
+    let top = floorDiv(height - cropHeight, 2), left = floorDiv(width - cropWidth, 2)
+    let x0 = max(0, left), x1 = min(width, left + cropWidth), y0 = max(0, top), y1 = min(height, top + cropHeight)
+    let (w, h) = (x1 - x0, y1 - y0)  // both > 0: the crop is centred on the image
+    let window = try resizeWindow(image, width: width, height: height, x: x0, y: y0, windowWidth: w, windowHeight: h,
+                                  filter: filter, portable: portable).pixels
+    if w == cropWidth, h == cropHeight { return RGBImage(unchecked: w, height: h, pixels: window) }
+    // The crop reaches outside the resized image: zero padding around the window.
+    var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * 3)
+    let (dx, dy) = (x0 - left, y0 - top)
+    for y in 0..<h {
+        let to = ((y + dy) * cropWidth + dx) * 3
+        out.replaceSubrange(to..<(to + w * 3), with: window[(y * w * 3)..<((y + 1) * w * 3)])
+    }
+    return RGBImage(unchecked: cropWidth, height: cropHeight, pixels: out)
+}
+
+/// The window [y, y + windowHeight) x [x, x + windowWidth) of `resize(image, width:, height:, filter:)`, computed
+/// alone (vlm_image_resize_window_rgb8): windowWidth x windowHeight pixels, bit-identical to cropping the full
+/// resize. The window must lie inside width x height.
+func resizeWindow(_ image: RGBImage, width: Int, height: Int, x: Int, y: Int, windowWidth w: Int, windowHeight h: Int,
+                  filter: ResampleFilter, portable: Bool) throws -> RGBImage {
+    let image = try image.validated()
+    let what = "resizing \(image.width)x\(image.height) to \(width)x\(height), window \(w)x\(h) at (\(x), \(y))"
+    guard width > 0, height > 0, x >= 0, y >= 0, w > 0, h > 0, x <= width - w, y <= height - h else {
+        throw ImageError.invalidArgument(what)
+    }
+    let count = w * h * 3
+    var status: Int32 = 0
+    let pixels = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+        status = image.pixels.withUnsafeBufferPointer { src in
+            vlm_image_resize_window_rgb8(src.baseAddress, Int64(image.width), Int64(image.height), Int64(width),
+                                         Int64(height), Int64(x), Int64(y), out.baseAddress, Int64(w), Int64(h),
+                                         Int32(filter.rawValue), portable ? Int32(VLM_RESAMPLE_FLAG_SCALAR) : 0)
+        }
+        if status != 0 { out.initialize(repeating: 0) }
+        initialized = count
+    }
+    if status == Int32(VLM_IMG_ERR_NOMEM.rawValue) { throw ImageError.outOfMemory(what) }
+    guard status == 0 else { throw ImageError.invalidArgument(what) }
+    return RGBImage(unchecked: w, height: h, pixels: pixels)
+}
+
 /// transformers' `image_transforms.center_crop`: top = (H - h) // 2 and left = (W - w) // 2 with Python's floor
 /// division; where the crop reaches outside the image (crop larger than the image) the image is first padded
 /// with zeros, ceil((h - H) / 2) rows on top, which amounts to the same top = floor((H - h) / 2) offset with

@@ -39,6 +39,25 @@ public enum InputPart: Sendable, Equatable {
     case image(String)
 }
 
+extension InputPart {
+    /// A bare input string: an image when it is a base64 data URL of an image (`data:image/...;base64,...`,
+    /// case-insensitive, leading whitespace allowed: what clients send for images), else text. Embedding such a
+    /// string as text would silently give a meaningless vector (issue 15).
+    init(string: String) {
+        self = Self.isImageDataURL(string) ? .image(string) : .text(string)
+    }
+
+    static func isImageDataURL(_ string: String) -> Bool {
+        let utf8 = string.utf8
+        guard let start = utf8.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else { return false }
+        // The header is short: look for the comma in the first 256 bytes only (payloads are megabytes).
+        let head = utf8[start...].prefix(256)
+        guard let comma = head.firstIndex(of: UInt8(ascii: ",")) else { return false }
+        let header = String(decoding: head[..<comma], as: UTF8.self).lowercased()
+        return header.hasPrefix("data:image/") && header.split(separator: ";").dropFirst().contains("base64")
+    }
+}
+
 struct EmbeddingInput: Decodable, Sendable {
     let parts: [InputPart]
 
@@ -47,7 +66,7 @@ struct EmbeddingInput: Decodable, Sendable {
     init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let text = try? container.decode(String.self) {
-            parts = [.text(text)]
+            parts = [InputPart(string: text)]
         } else if let array = try? container.decode([JSONAny].self) {
             if !array.isEmpty, (try? container.decode([Int].self)) != nil || (try? container.decode([[Int]].self)) != nil {
                 throw DecodingError.dataCorruptedError(in: container, debugDescription:
@@ -69,7 +88,7 @@ struct PartObject: Decodable, Sendable {
 
     init(from decoder: Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
-            part = .text(text)
+            part = InputPart(string: text)
             return
         }
         let c = try decoder.container(keyedBy: Keys.self)

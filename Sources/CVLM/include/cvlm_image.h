@@ -73,6 +73,14 @@ enum { VLM_RESAMPLE_FLAG_SCALAR = 1 };  // force the portable path (tests compar
 int vlm_image_resize_rgb8(const uint8_t *src, int64_t sw, int64_t sh, uint8_t *dst, int64_t dw, int64_t dh,
                           int filter, int flags);
 
+/// The window [y0, y0 + h) x [x0, x0 + w) of Pillow's Image.resize((dw, dh), filter), bit-identical to the full
+/// resize followed by that crop, without building the full dw x dh image: only the window's coefficients and the
+/// source rows/columns its filter windows reach are used. dst is w*h*3 bytes; the window must lie inside
+/// (0, 0, dw, dh). Memory: dst, coefficients (w and h times the filter's taps) and one intermediate pass of at
+/// most w x sh or sw x h pixels (see image_resample.c); time proportional to the same.
+int vlm_image_resize_window_rgb8(const uint8_t *src, int64_t sw, int64_t sh, int64_t dw, int64_t dh, int64_t x0,
+                                 int64_t y0, uint8_t *dst, int64_t w, int64_t h, int filter, int flags);
+
 #ifdef __cplusplus
 }
 #endif
