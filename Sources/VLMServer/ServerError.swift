@@ -24,6 +24,8 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     case payloadTooLarge(limit: Int)
     /// The image exceeds `maxImagePixels` (422).
     case imageTooLarge(width: Int, height: Int, limit: Int)
+    /// The image decodes, but the model's preprocessing would make it larger than its stated bound (422).
+    case imageTooLargeToProcess(String)
     /// Missing or wrong bearer token (401).
     case unauthorized
     /// The batching queue is full; retry after the given seconds (503).
@@ -49,6 +51,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .payloadTooLarge(let limit): return "request body is larger than the limit of \(limit) bytes"
         case .imageTooLarge(let w, let h, let limit):
             return "image is \(w)x\(h) = \(w * h) pixels, above the limit of \(limit) pixels"
+        case .imageTooLargeToProcess(let m): return m
         case .unauthorized: return "missing or invalid API key (send 'Authorization: Bearer <key>')"
         case .overloaded(let s): return "server is at capacity; retry after \(s) s"
         case .shuttingDown: return "server is shutting down"
@@ -63,7 +66,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage: return .badRequest
         case .modelNotFound, .routeNotFound, .indexEntryNotFound: return .notFound
         case .payloadTooLarge: return .contentTooLarge
-        case .imageTooLarge: return .unprocessableContent
+        case .imageTooLarge, .imageTooLargeToProcess: return .unprocessableContent
         case .unauthorized: return .unauthorized
         case .overloaded, .shuttingDown: return .serviceUnavailable
         case .notImplemented: return .notImplemented
@@ -75,7 +78,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     var type: String {
         switch self {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage, .modelNotFound, .routeNotFound,
-             .indexEntryNotFound, .payloadTooLarge, .imageTooLarge:
+             .indexEntryNotFound, .payloadTooLarge, .imageTooLarge, .imageTooLargeToProcess:
             return "invalid_request_error"
         case .unauthorized: return "authentication_error"
         case .overloaded, .shuttingDown: return "server_overloaded"
@@ -95,7 +98,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .routeNotFound: return "not_found"
         case .indexEntryNotFound: return "index_entry_not_found"
         case .payloadTooLarge: return "payload_too_large"
-        case .imageTooLarge: return "image_too_large"
+        case .imageTooLarge, .imageTooLargeToProcess: return "image_too_large"
         case .unauthorized: return "invalid_api_key"
         case .overloaded: return "queue_full"
         case .shuttingDown: return "shutting_down"
@@ -123,6 +126,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case let e as ImageError:
             switch e {
             case .tooLarge(_, let w, let h, let limit): return .imageTooLarge(width: w, height: h, limit: limit)
+            case .resizeTooLarge: return .imageTooLargeToProcess(e.description)
             case .outOfMemory: return .internalError(e.description)
             default: return .undecodableImage(e.description)
             }
