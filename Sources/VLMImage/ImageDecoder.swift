@@ -49,7 +49,9 @@ public enum ImageFormat: String, Sendable {
 
 /// JPEG and PNG decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c and
 /// image_png.c for the per-mode rules). The format comes from the magic bytes, never from a file extension.
-/// EXIF orientation is not applied, as Pillow's `Image.open` does not apply it.
+/// By default the EXIF orientation is applied as transformers' `load_image` applies it (PIL's
+/// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
+/// which is Pillow's plain `Image.open(path).convert("RGB")`.
 public enum ImageDecoder {
     /// 100 megapixels (Pillow warns at 89.5 MP and refuses at twice that). Pass `maxPixels` to change it
     /// (<= 0: no limit).
@@ -65,7 +67,10 @@ public enum ImageDecoder {
         return (info.format == Int32(VLM_IMG_FORMAT_JPEG.rawValue) ? .jpeg : .png, Int(info.width), Int(info.height))
     }
 
-    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop) throws -> RGBImage {
+    /// `probe` reports the stored grid: with an orientation of 5...8 the decoded image has width and height
+    /// swapped (the pixel count, and so the pixel limit, is the same either way).
+    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop,
+                              exifTranspose: Bool = true) throws -> RGBImage {
         let (_, width, height) = try probe(data)
         // The limit is enforced here, on header values, before the output buffer exists (the C side checks again).
         // maxPixels <= 0 disables it; the byte count must still fit in an Int.
@@ -85,16 +90,18 @@ public enum ImageDecoder {
             initialized = count
         }
         try check(status, info, limit: maxPixels)
-        return RGBImage(unchecked: width, height: height, pixels: pixels)
+        let image = RGBImage(unchecked: width, height: height, pixels: pixels)
+        return exifTranspose ? image.exifTransposed(ExifOrientation.read(data)) : image
     }
 
     /// Reads and decodes a file; errors name it.
-    public static func load(_ url: URL, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop) throws -> RGBImage {
+    public static func load(_ url: URL, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop,
+                            exifTranspose: Bool = true) throws -> RGBImage {
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
             throw ImageError.unreadable(file: url.path, reason: error.localizedDescription)
         }
-        do { return try decode(data, maxPixels: maxPixels, alpha: alpha) } catch let error as ImageError {
+        do { return try decode(data, maxPixels: maxPixels, alpha: alpha, exifTranspose: exifTranspose) } catch let error as ImageError {
             throw error.naming(url.path)
         }
     }
