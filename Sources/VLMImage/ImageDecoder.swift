@@ -44,11 +44,11 @@ public enum AlphaHandling: Sendable {
 }
 
 public enum ImageFormat: String, Sendable {
-    case jpeg, png
+    case jpeg, png, bmp
 }
 
-/// JPEG and PNG decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c and
-/// image_png.c for the per-mode rules). The format comes from the magic bytes, never from a file extension.
+/// JPEG, PNG and BMP decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
+/// image_png.c and BMPDecoder.swift for the per-mode rules). The format comes from the magic bytes, never from a file extension.
 /// By default the EXIF orientation is applied as transformers' `load_image` applies it (PIL's
 /// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
 /// which is Pillow's plain `Image.open(path).convert("RGB")`.
@@ -59,6 +59,7 @@ public enum ImageDecoder {
 
     /// Format and size from the header only (no pixel decoding, no large allocation).
     public static func probe(_ data: Data) throws -> (format: ImageFormat, width: Int, height: Int) {
+        if let bmp = try bmpHeader(data) { return (.bmp, bmp.width, bmp.height) }
         var info = vlm_image_info()
         let status = data.withUnsafeBytes { raw in
             vlm_image_probe(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &info)
@@ -77,6 +78,17 @@ public enum ImageDecoder {
         let (count, overflow) = (width * height).multipliedReportingOverflow(by: 3)  // width, height < 2^31
         if overflow || (maxPixels > 0 && width * height > maxPixels) {
             throw ImageError.tooLarge(file: nil, width: width, height: height, limit: maxPixels)
+        }
+        if let header = try bmpHeader(data) {
+            let pixels = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                buffer.initialize(repeating: 0)
+                initialized = count
+                try data.withUnsafeBytes { raw in
+                    try BMPDecoder.decode(raw.bindMemory(to: UInt8.self), header, alpha: alpha, into: buffer)
+                }
+            }
+            let image = RGBImage(unchecked: width, height: height, pixels: pixels)
+            return exifTranspose ? image.exifTransposed(ExifOrientation.read(data)) : image
         }
         var info = vlm_image_info()
         var status: Int32 = 0
@@ -106,6 +118,14 @@ public enum ImageDecoder {
         }
     }
 
+    /// The BMP header when `data` starts with "BM" (decoded in Swift, BMPDecoder.swift), nil otherwise.
+    private static func bmpHeader(_ data: Data) throws -> BMPDecoder.Header? {
+        try data.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            return BMPDecoder.isBMP(bytes) ? try BMPDecoder.header(bytes) : nil
+        }
+    }
+
     private static func check(_ status: Int32, _ info: vlm_image_info, limit: Int = 0) throws {
         guard status != 0 else { return }
         let message = withUnsafeBytes(of: info.message) { raw in
@@ -113,7 +133,10 @@ public enum ImageDecoder {
         }
         switch UInt32(status) {
         case VLM_IMG_ERR_EMPTY.rawValue: throw ImageError.empty(file: nil)
-        case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue: throw ImageError.unknownFormat(file: nil, detail: message)
+        case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue:
+            let supported = "(supported: JPEG, PNG, BMP)"
+            throw ImageError.unknownFormat(file: nil, detail: message.replacingOccurrences(of: "(only JPEG and PNG)", with: supported)
+                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG or BMP image"))
         case VLM_IMG_ERR_TRUNCATED.rawValue: throw ImageError.truncated(file: nil, detail: message)
         case VLM_IMG_ERR_TOO_LARGE.rawValue:
             throw ImageError.tooLarge(file: nil, width: Int(info.width), height: Int(info.height), limit: limit)

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import VLMTestSupport
+@testable import VLMImage
+
+/// Tests/Fixtures/images/formats/manifest.json, written by Scripts/fixtures/format_fixtures.py.
+private struct FormatManifest: Decodable {
+    let good: [String]
+    let alpha: [String]
+    let bad: [String: String]
+}
+
+@Suite struct FormatTests {
+    private func manifest() throws -> FormatManifest { try Fixtures.json("images/formats/manifest.json") }
+
+    /// Every BMP fixture decodes to exactly Pillow's Image.open(f).convert("RGB"), and with compositeOnWhite to
+    /// transformers' convert_to_rgb; probe reports the format and size from the header.
+    @Test func bmpMatchesPillow() throws {
+        let m = try manifest()
+        #expect(m.good.count >= 15)
+        for name in m.good {
+            let url = imageFixture("formats/" + name)
+            let golden = try goldenImage("formats/\(name).npy")
+            let image = try ImageDecoder.load(url)
+            #expect(image.width == golden.width && image.height == golden.height, "\(name) size")
+            let d = diff(image.pixels, golden.pixels)
+            #expect(d.count == 0, "\(name): \(d.count) bytes differ from Pillow, first at \(d.first ?? -1)")
+            let white = try ImageDecoder.load(url, alpha: .compositeOnWhite)
+            let whiteGolden = m.alpha.contains(name) ? try goldenImage("formats/\(name).white.npy") : golden
+            let dw = diff(white.pixels, whiteGolden.pixels)
+            #expect(dw.count == 0, "\(name): \(dw.count) bytes differ from convert_to_rgb, first at \(dw.first ?? -1)")
+            let probe = try ImageDecoder.probe(try Data(contentsOf: url))
+            #expect(probe.format == .bmp && probe.width == golden.width && probe.height == golden.height, "\(name)")
+        }
+        #expect(Set(m.alpha) == ["bgra32_v4.bmp", "rgba32_v5.bmp"])
+    }
+
+    @Test func badBMPsGiveTheRightError() throws {
+        let m = try manifest()
+        #expect(m.bad.count == 8)
+        for (name, kind) in m.bad {
+            let url = imageFixture("formats/bad/" + name)
+            do {
+                _ = try ImageDecoder.load(url)
+                Issue.record("\(name) decoded but should fail with \(kind)")
+            } catch let error as ImageError {
+                let got: String
+                switch error {
+                case .truncated(let f, _): got = f == url.path ? "truncated" : "\(error)"
+                case .corrupt(let f, _): got = f == url.path ? "corrupt" : "\(error)"
+                case .unsupported(let f, _): got = f == url.path ? "unsupported" : "\(error)"
+                case .tooLarge(let f, _, _, _): got = f == url.path ? "tooLarge" : "\(error)"
+                default: got = "\(error)"
+                }
+                #expect(got == kind, "\(name): \(error)")
+                #expect(error.description.contains(name), "\(error)")
+            }
+        }
+    }
+
+    /// Every prefix of every BMP, and random byte flips in the headers, fail with an ImageError or decode: no
+    /// crash, no out-of-bounds read, no allocation beyond the pixel limit.
+    @Test func hostileBMPsNeverCrash() throws {
+        var state: UInt64 = 99
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 33
+        }
+        for name in try manifest().good {
+            let data = try Data(contentsOf: imageFixture("formats/" + name))
+            for cut in stride(from: 0, to: data.count, by: max(1, data.count / 61)) {
+                do { _ = try ImageDecoder.decode(data.prefix(cut)) } catch is ImageError {}
+            }
+            var bytes = [UInt8](data)
+            for _ in 0..<60 {
+                let saved = bytes
+                for _ in 0..<3 { bytes[Int(next() % UInt64(min(bytes.count, 140)))] = UInt8(truncatingIfNeeded: next()) }
+                do { _ = try ImageDecoder.decode(Data(bytes), maxPixels: 1 << 20) } catch is ImageError {}
+                bytes = saved
+            }
+        }
+    }
+
+    /// Formats still not decoded keep a clear error naming the format and what is supported.
+    @Test func otherFormatsNamed() throws {
+        do {
+            _ = try ImageDecoder.load(imageFixture("bad/gif_named.png"))
+            Issue.record("GIF decoded")
+        } catch let error as ImageError {
+            #expect(error.description.contains("GIF") && error.description.contains("BMP"), "\(error)")
+        }
+    }
+}
