@@ -1,0 +1,33 @@
+// Image formats decoded by the system's own libraries, loaded at run time with dlopen (image_dl.c): their
+// -dev headers are not needed to build, and a machine without the runtime library gets a clear error naming it.
+//
+// Statuses and vlm_image_info are those of cvlm_image.h. VLM_IMG_ERR_UNSUPPORTED with a message naming the
+// library (e.g. "WebP needs libwebp.so.7, which could not be loaded: ...") when the library is missing.
+#ifndef CVLM_IMAGE_DL_H
+#define CVLM_IMAGE_DL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cvlm_image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// "RIFF" .... "WEBP".
+int vlm_webp_sniff(const uint8_t *data, size_t size);
+
+/// Width, height and has_alpha from the bitstream header (libwebp's WebPGetFeatures). Animated files are
+/// refused with VLM_IMG_ERR_UNSUPPORTED (their first frame needs libwebpdemux).
+int vlm_webp_probe(const uint8_t *data, size_t size, vlm_image_info *info);
+
+/// Decodes a still WebP to 8-bit RGB HWC as Pillow's WebPImagePlugin + convert("RGB") (alpha dropped) or,
+/// with VLM_ALPHA_WHITE, as transformers' convert_to_rgb. Refuses width*height > max_pixels (<= 0: no limit)
+/// before allocating. out_size >= width*height*3.
+int vlm_webp_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
+                        size_t out_size, vlm_image_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
