@@ -44,12 +44,12 @@ public enum AlphaHandling: Sendable {
 }
 
 public enum ImageFormat: String, Sendable {
-    case jpeg, png, bmp, webp
+    case jpeg, png, bmp, webp, gif
 }
 
-/// JPEG, PNG, BMP and WebP decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
-/// image_png.c, image_dl.c and BMPDecoder.swift for the per-mode rules; WebP through the system's libwebp,
-/// loaded at run time). The format comes from the magic bytes, never from a file extension.
+/// JPEG, PNG, BMP, WebP and GIF (first frame) decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
+/// image_png.c, image_dl.c and BMPDecoder.swift for the per-mode rules; WebP and GIF through the system's
+/// libwebp and giflib, loaded at run time). The format comes from the magic bytes, never from a file extension.
 /// By default the EXIF orientation is applied as transformers' `load_image` applies it (PIL's
 /// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
 /// which is Pillow's plain `Image.open(path).convert("RGB")`.
@@ -61,14 +61,11 @@ public enum ImageDecoder {
     /// Format and size from the header only (no pixel decoding, no large allocation).
     public static func probe(_ data: Data) throws -> (format: ImageFormat, width: Int, height: Int) {
         if let bmp = try bmpHeader(data) { return (.bmp, bmp.width, bmp.height) }
-        let webp = isWebP(data)
+        let codec = Codec(data)
         var info = vlm_image_info()
-        let status = data.withUnsafeBytes { raw in
-            let base = raw.bindMemory(to: UInt8.self).baseAddress
-            return webp ? vlm_webp_probe(base, raw.count, &info) : vlm_image_probe(base, raw.count, &info)
-        }
+        let status = data.withUnsafeBytes { raw in codec.probe(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &info) }
         try check(status, info)
-        if webp { return (.webp, Int(info.width), Int(info.height)) }
+        if let format = codec.format { return (format, Int(info.width), Int(info.height)) }
         return (info.format == Int32(VLM_IMG_FORMAT_JPEG.rawValue) ? .jpeg : .png, Int(info.width), Int(info.height))
     }
 
@@ -97,12 +94,11 @@ public enum ImageDecoder {
         var info = vlm_image_info()
         var status: Int32 = 0
         let mode = alpha == .drop ? VLM_ALPHA_DROP : VLM_ALPHA_WHITE
-        let webp = isWebP(data)
+        let codec = Codec(data)
         let pixels = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             status = data.withUnsafeBytes { raw in
-                let base = raw.bindMemory(to: UInt8.self).baseAddress
-                return webp ? vlm_webp_decode_rgb(base, raw.count, mode, Int64(maxPixels), buffer.baseAddress, count, &info)
-                    : vlm_image_decode_rgb(base, raw.count, mode, Int64(maxPixels), buffer.baseAddress, count, &info)
+                codec.decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, mode, Int64(maxPixels), buffer.baseAddress,
+                             count, &info)
             }
             if status != 0 { buffer.initialize(repeating: 0) }  // never hand out uninitialised memory
             initialized = count
@@ -132,8 +128,30 @@ public enum ImageDecoder {
         }
     }
 
-    private static func isWebP(_ data: Data) -> Bool {
-        data.withUnsafeBytes { raw in vlm_webp_sniff(raw.bindMemory(to: UInt8.self).baseAddress, raw.count) != 0 }
+    /// The C entry points for `data`: the run-time loaded codecs (image_dl.c) by their magic bytes, else the
+    /// JPEG/PNG ones (which also name the formats nobody decodes).
+    private struct Codec {
+        typealias Probe = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<vlm_image_info>?) -> Int32
+        typealias Decode = (UnsafePointer<UInt8>?, Int, vlm_alpha_mode, Int64, UnsafeMutablePointer<UInt8>?, Int,
+                            UnsafeMutablePointer<vlm_image_info>?) -> Int32
+        let format: ImageFormat?
+        let probe: Probe
+        let decode: Decode
+
+        init(_ data: Data) {
+            let sniffed: ImageFormat? = data.withUnsafeBytes { raw in
+                let base = raw.bindMemory(to: UInt8.self).baseAddress
+                if vlm_webp_sniff(base, raw.count) != 0 { return .webp }
+                if vlm_gif_sniff(base, raw.count) != 0 { return .gif }
+                return nil
+            }
+            format = sniffed
+            switch sniffed {
+            case .webp?: (probe, decode) = ({ vlm_webp_probe($0, $1, $2) }, { vlm_webp_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
+            case .gif?: (probe, decode) = ({ vlm_gif_probe($0, $1, $2) }, { vlm_gif_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
+            default: (probe, decode) = ({ vlm_image_probe($0, $1, $2) }, { vlm_image_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
+            }
+        }
     }
 
     private static func check(_ status: Int32, _ info: vlm_image_info, limit: Int = 0) throws {
@@ -144,9 +162,9 @@ public enum ImageDecoder {
         switch UInt32(status) {
         case VLM_IMG_ERR_EMPTY.rawValue: throw ImageError.empty(file: nil)
         case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue:
-            let supported = "(supported: JPEG, PNG, BMP, WebP)"
+            let supported = "(supported: JPEG, PNG, BMP, WebP, GIF)"
             throw ImageError.unknownFormat(file: nil, detail: message.replacingOccurrences(of: "(only JPEG and PNG)", with: supported)
-                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP or WebP image"))
+                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP, WebP or GIF image"))
         case VLM_IMG_ERR_TRUNCATED.rawValue: throw ImageError.truncated(file: nil, detail: message)
         case VLM_IMG_ERR_TOO_LARGE.rawValue:
             throw ImageError.tooLarge(file: nil, width: Int(info.width), height: Int(info.height), limit: limit)

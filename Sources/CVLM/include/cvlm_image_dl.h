@@ -27,6 +27,17 @@ int vlm_webp_probe(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_webp_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
                         size_t out_size, vlm_image_info *info);
 
+/// "GIF87a" / "GIF89a".
+int vlm_gif_sniff(const uint8_t *data, size_t size);
+
+/// Canvas size of the first frame (logical screen grown to hold the frame) via giflib (libgif.so.7).
+int vlm_gif_probe(const uint8_t *data, size_t size, vlm_image_info *info);
+
+/// The first frame as Pillow's GifImagePlugin + convert("RGB") gives it (VLM_ALPHA_WHITE: the transparent
+/// index becomes white, as transformers' convert_to_rgb). Refuses width*height > max_pixels before allocating.
+int vlm_gif_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
+                       size_t out_size, vlm_image_info *info);
+
 #ifdef __cplusplus
 }
 #endif
