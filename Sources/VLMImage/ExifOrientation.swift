@@ -8,6 +8,7 @@ import Foundation
 ///    ones are appended without their 6-byte prefix (JpegImagePlugin.APP). If the EXIF holds no Orientation
 ///    tag, an XMP packet (APP1 "http://ns.adobe.com/xap/1.0/\0", the last one) with `tiff:Orientation="N"` or
 ///    `<tiff:Orientation>N` is used (Image.getexif).
+///  * TIFF: the Orientation tag of the file's own first IFD;
 ///  * PNG: the first eXIf chunk (PngImagePlugin.chunk_eXIf); XMP and "Raw profile type exif" text chunks are
 ///    not read.
 ///  * the TIFF structure: up to two leading "Exif\0\0", an 8-byte header ("II*\0" or "MM\0*"), then IFD0 only
@@ -16,7 +17,7 @@ import Foundation
 /// Only IFD0 is read and no offset other than IFD0's is followed, so there are no loops; every read is
 /// bounds-checked and the work is linear in the size of the data.
 public enum ExifOrientation {
-    /// The orientation stored in `data` (JPEG or PNG; other formats: nil), nil when absent or unreadable.
+    /// The orientation stored in `data` (JPEG, PNG or TIFF; other formats: nil), nil when absent or unreadable.
     /// Values outside 1...8 are returned as stored; `RGBImage.exifTransposed` leaves those alone, as PIL does.
     public static func read(_ data: Data) -> Int? {
         data.withUnsafeBytes { raw -> Int? in
@@ -24,6 +25,10 @@ public enum ExifOrientation {
             if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return fromJPEG(bytes) }
             if bytes.count >= 8, Array(bytes[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] {
                 return fromPNG(bytes)
+            }
+            if bytes.count >= 8, (bytes[0] == 0x49 && bytes[1] == 0x49) || (bytes[0] == 0x4D && bytes[1] == 0x4D) {
+                let tag = fromTIFF(bytes)  // a TIFF file's own IFD0 (Pillow's getexif for TIFF reads it)
+                return tag.present ? tag.value : nil
             }
             return nil
         }

@@ -44,12 +44,12 @@ public enum AlphaHandling: Sendable {
 }
 
 public enum ImageFormat: String, Sendable {
-    case jpeg, png, bmp, webp, gif
+    case jpeg, png, bmp, webp, gif, tiff
 }
 
-/// JPEG, PNG, BMP, WebP and GIF (first frame) decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
-/// image_png.c, image_dl.c and BMPDecoder.swift for the per-mode rules; WebP and GIF through the system's
-/// libwebp and giflib, loaded at run time). The format comes from the magic bytes, never from a file extension.
+/// JPEG, PNG, BMP, WebP, GIF (first frame) and TIFF (first page; 8-bit layouts) decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
+/// image_png.c, image_dl.c and BMPDecoder.swift for the per-mode rules; WebP, GIF and TIFF through the
+/// system's libwebp, giflib and libtiff, loaded at run time; image_tiff.c for the TIFF layouts). The format comes from the magic bytes, never from a file extension.
 /// By default the EXIF orientation is applied as transformers' `load_image` applies it (PIL's
 /// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
 /// which is Pillow's plain `Image.open(path).convert("RGB")`.
@@ -143,12 +143,14 @@ public enum ImageDecoder {
                 let base = raw.bindMemory(to: UInt8.self).baseAddress
                 if vlm_webp_sniff(base, raw.count) != 0 { return .webp }
                 if vlm_gif_sniff(base, raw.count) != 0 { return .gif }
+                if vlm_tiff_sniff(base, raw.count) != 0 { return .tiff }
                 return nil
             }
             format = sniffed
             switch sniffed {
             case .webp?: (probe, decode) = ({ vlm_webp_probe($0, $1, $2) }, { vlm_webp_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             case .gif?: (probe, decode) = ({ vlm_gif_probe($0, $1, $2) }, { vlm_gif_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
+            case .tiff?: (probe, decode) = ({ vlm_tiff_probe($0, $1, $2) }, { vlm_tiff_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             default: (probe, decode) = ({ vlm_image_probe($0, $1, $2) }, { vlm_image_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             }
         }
@@ -162,9 +164,9 @@ public enum ImageDecoder {
         switch UInt32(status) {
         case VLM_IMG_ERR_EMPTY.rawValue: throw ImageError.empty(file: nil)
         case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue:
-            let supported = "(supported: JPEG, PNG, BMP, WebP, GIF)"
+            let supported = "(supported: JPEG, PNG, BMP, WebP, GIF, TIFF)"
             throw ImageError.unknownFormat(file: nil, detail: message.replacingOccurrences(of: "(only JPEG and PNG)", with: supported)
-                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP, WebP or GIF image"))
+                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP, WebP, GIF or TIFF image"))
         case VLM_IMG_ERR_TRUNCATED.rawValue: throw ImageError.truncated(file: nil, detail: message)
         case VLM_IMG_ERR_TOO_LARGE.rawValue:
             throw ImageError.tooLarge(file: nil, width: Int(info.width), height: Int(info.height), limit: limit)

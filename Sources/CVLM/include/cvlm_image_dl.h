@@ -38,6 +38,16 @@ int vlm_gif_probe(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_gif_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
                        size_t out_size, vlm_image_info *info);
 
+/// "II*\0" / "MM\0*" (classic TIFF).
+int vlm_tiff_sniff(const uint8_t *data, size_t size);
+
+/// Size of the first page via libtiff (libtiff.so.6); layouts not decoded Pillow-exactly are refused here.
+int vlm_tiff_probe(const uint8_t *data, size_t size, vlm_image_info *info);
+
+/// The first page's stored grid as Pillow decodes it + convert("RGB") (see image_tiff.c for the layouts).
+int vlm_tiff_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
+                        size_t out_size, vlm_image_info *info);
+
 #ifdef __cplusplus
 }
 #endif

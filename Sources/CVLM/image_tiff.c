@@ -1,0 +1,179 @@
+// TIFF through the system's libtiff (libtiff.so.6), loaded at run time: the entry points used are declared
+// here from tiffio.h (libtiff 4.x ABI: tmsize_t = ptrdiff_t, toff_t = uint64_t), so no -dev package is needed.
+//
+// The first page (directory) is decoded with TIFFReadRGBAImageOriented into the stored pixel grid (the file's
+// Orientation tag is overridden to top-left here; ExifOrientation.swift applies it afterwards, as Pillow's
+// exif_transpose does). That path equals Pillow's decoding for the layouts accepted below — 1-bit bilevel,
+// 8-bit grey (min-is-black or min-is-white), 8-bit palette with a 16-bit colour map, 8-bit RGB without extra
+// samples — and they are the only ones accepted: libtiff's RGBA path premultiplies unassociated alpha, rounds
+// 16-bit samples and converts CMYK differently from Pillow, so those are refused with VLM_IMG_ERR_UNSUPPORTED
+// naming the layout. libtiff's error and warning handlers are replaced so that nothing is printed; the last
+// error text of the calling thread goes into the message.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+#include "include/cvlm_image_dl.h"
+
+typedef struct tiff TIFF;
+typedef ptrdiff_t (*vlm_tiff_rw)(void *, void *, ptrdiff_t);
+typedef uint64_t (*vlm_tiff_seek)(void *, uint64_t, int);
+typedef int (*vlm_tiff_close)(void *);
+typedef uint64_t (*vlm_tiff_size)(void *);
+typedef int (*vlm_tiff_map)(void *, void **, uint64_t *);
+typedef void (*vlm_tiff_unmap)(void *, void *, uint64_t);
+typedef void (*vlm_tiff_handler)(const char *, const char *, va_list);
+
+static struct {
+    pthread_once_t once;
+    int ok;
+    char error[160];
+    TIFF *(*client_open)(const char *, const char *, void *, vlm_tiff_rw, vlm_tiff_rw, vlm_tiff_seek, vlm_tiff_close,
+                         vlm_tiff_size, vlm_tiff_map, vlm_tiff_unmap);
+    int (*get_field_defaulted)(TIFF *, uint32_t, ...);
+    int (*get_field)(TIFF *, uint32_t, ...);
+    int (*set_field)(TIFF *, uint32_t, ...);
+    int (*read_rgba)(TIFF *, uint32_t, uint32_t, uint32_t *, int, int);
+    void (*close)(TIFF *);
+} tiff = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL};
+
+static _Thread_local char tiff_last_error[200];
+
+static void tiff_on_error(const char *module, const char *fmt, va_list ap) {
+    (void)module;
+    vsnprintf(tiff_last_error, sizeof tiff_last_error, fmt, ap);
+}
+static void tiff_on_warning(const char *module, const char *fmt, va_list ap) { (void)module, (void)fmt, (void)ap; }
+
+static void tiff_load(void) {
+    void *lib = dlopen("libtiff.so.6", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        const char *e = dlerror();
+        snprintf(tiff.error, sizeof tiff.error, "%s", e ? e : "not found");
+        return;
+    }
+    *(void **)&tiff.client_open = dlsym(lib, "TIFFClientOpen");
+    *(void **)&tiff.get_field_defaulted = dlsym(lib, "TIFFGetFieldDefaulted");
+    *(void **)&tiff.get_field = dlsym(lib, "TIFFGetField");
+    *(void **)&tiff.set_field = dlsym(lib, "TIFFSetField");
+    *(void **)&tiff.read_rgba = dlsym(lib, "TIFFReadRGBAImageOriented");
+    *(void **)&tiff.close = dlsym(lib, "TIFFClose");
+    vlm_tiff_handler (*set_error)(vlm_tiff_handler) = NULL, (*set_warning)(vlm_tiff_handler) = NULL;
+    *(void **)&set_error = dlsym(lib, "TIFFSetErrorHandler");
+    *(void **)&set_warning = dlsym(lib, "TIFFSetWarningHandler");
+    if (!tiff.client_open || !tiff.get_field_defaulted || !tiff.get_field || !tiff.set_field || !tiff.read_rgba ||
+        !tiff.close || !set_error || !set_warning) {
+        snprintf(tiff.error, sizeof tiff.error, "a TIFF entry point is missing");
+        return;
+    }
+    set_error(tiff_on_error);
+    set_warning(tiff_on_warning);
+    tiff.ok = 1;
+}
+
+typedef struct { const uint8_t *data; uint64_t size, pos; } vlm_tiff_reader;
+
+static ptrdiff_t tiff_read(void *h, void *buf, ptrdiff_t n) {
+    vlm_tiff_reader *r = h;
+    if (n <= 0 || r->pos >= r->size) return 0;
+    uint64_t take = (uint64_t)n < r->size - r->pos ? (uint64_t)n : r->size - r->pos;
+    memcpy(buf, r->data + r->pos, (size_t)take);
+    r->pos += take;
+    return (ptrdiff_t)take;
+}
+static ptrdiff_t tiff_write(void *h, void *buf, ptrdiff_t n) { (void)h, (void)buf, (void)n; return -1; }
+static uint64_t tiff_seek(void *h, uint64_t off, int whence) {
+    vlm_tiff_reader *r = h;
+    uint64_t base = whence == 1 ? r->pos : whence == 2 ? r->size : 0;
+    if (off > UINT64_MAX - base) return (uint64_t)-1;
+    r->pos = base + off;  // past the end is allowed; reads there return 0 bytes
+    return r->pos;
+}
+static int tiff_close_proc(void *h) { (void)h; return 0; }
+static uint64_t tiff_size(void *h) { return ((vlm_tiff_reader *)h)->size; }
+static int tiff_map(void *h, void **base, uint64_t *size) { (void)h, (void)base, (void)size; return 0; }
+static void tiff_unmap(void *h, void *base, uint64_t size) { (void)h, (void)base, (void)size; }
+
+int vlm_tiff_sniff(const uint8_t *d, size_t n) {
+    return n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0);
+}
+
+/// Opens the first page and checks its layout; fills info. *out is the open handle (the caller closes it).
+static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info) {
+    memset(info, 0, sizeof *info);
+    *out = NULL;
+    if (r->data == NULL || r->size == 0) return vlm_img_fail(info, VLM_IMG_ERR_EMPTY, "no data (0 bytes)");
+    if (!vlm_tiff_sniff(r->data, (size_t)r->size)) return vlm_img_fail(info, VLM_IMG_ERR_UNKNOWN_FORMAT, "not a TIFF image");
+    pthread_once(&tiff.once, tiff_load);
+    if (!tiff.ok) return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED, "TIFF needs libtiff.so.6, which could not be loaded (%s)", tiff.error);
+    tiff_last_error[0] = 0;
+    // "rm": read, never memory-map (the data is already in memory; the map procs decline anyway).
+    TIFF *t = tiff.client_open("tiff", "rm", r, tiff_read, tiff_write, tiff_seek, tiff_close_proc, tiff_size, tiff_map, tiff_unmap);
+    if (t == NULL) return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "libtiff cannot open it: %s", tiff_last_error);
+    *out = t;
+    uint32_t w = 0, h = 0;
+    uint16_t bits = 1, spp = 1, photometric = 0, planar = 1, extra = 0, sample_format = 1;
+    uint16_t *extra_types = NULL;
+    if (!tiff.get_field(t, 256, &w) || !tiff.get_field(t, 257, &h) || w == 0 || h == 0 || w > 0x7FFFFFFF || h > 0x7FFFFFFF)
+        return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "TIFF has invalid dimensions %ux%u", w, h);
+    info->width = w;
+    info->height = h;
+    tiff.get_field_defaulted(t, 258, &bits);   // BitsPerSample
+    tiff.get_field_defaulted(t, 277, &spp);    // SamplesPerPixel
+    tiff.get_field_defaulted(t, 284, &planar); // PlanarConfiguration
+    tiff.get_field_defaulted(t, 339, &sample_format);
+    tiff.get_field_defaulted(t, 338, &extra, &extra_types);
+    if (!tiff.get_field(t, 262, &photometric))
+        return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED, "TIFF without a PhotometricInterpretation tag");
+    int grey = (photometric == 0 || photometric == 1) && spp == 1 && (bits == 1 || bits == 8);
+    int palette = photometric == 3 && spp == 1 && bits == 8;
+    int rgb = photometric == 2 && spp == 3 && bits == 8;
+    if (sample_format != 1 || extra != 0 || !(grey || palette || rgb))
+        return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED,
+                            "TIFF layout not handled yet (photometric %u, %u samples of %u bits, %u extra, format %u; "
+                            "handled: 1/8-bit grey, 8-bit palette, 8-bit RGB)", photometric, spp, bits, extra, sample_format);
+    (void)planar;  // contiguous and planar RGB both go through libtiff's RGBA reader
+    return VLM_IMG_OK;
+}
+
+int vlm_tiff_probe(const uint8_t *data, size_t size, vlm_image_info *info) {
+    vlm_tiff_reader r = {data, size, 0};
+    TIFF *t = NULL;
+    int st = tiff_open(&r, &t, info);
+    if (t) tiff.close(t);
+    return st;
+}
+
+int vlm_tiff_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
+                        size_t out_size, vlm_image_info *info) {
+    (void)alpha;  // no layout with alpha is accepted
+    vlm_tiff_reader r = {data, size, 0};
+    TIFF *t = NULL;
+    int st = tiff_open(&r, &t, info);
+    int64_t pixels = info->width * info->height;
+    if (st == VLM_IMG_OK && max_pixels > 0 && pixels > max_pixels)
+        st = vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
+                          (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
+    if (st == VLM_IMG_OK && (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3))
+        st = vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is too small", out_size);
+    uint32_t *raster = NULL;
+    if (st == VLM_IMG_OK && (raster = malloc((size_t)pixels * 4)) == NULL)
+        st = vlm_img_fail(info, VLM_IMG_ERR_NOMEM, "%lld bytes for a TIFF page", (long long)pixels * 4);
+    if (st == VLM_IMG_OK) {
+        tiff.set_field(t, 274, 1);  // Orientation: read the stored grid; ExifOrientation applies the tag
+        if (!tiff.read_rgba(t, (uint32_t)info->width, (uint32_t)info->height, raster, 1, 1))
+            st = vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "libtiff could not decode the image: %s", tiff_last_error);
+    }
+    if (st == VLM_IMG_OK) {
+        for (size_t i = 0; i < (size_t)pixels; i++) {
+            uint32_t p = raster[i];
+            out[3 * i] = (uint8_t)p, out[3 * i + 1] = (uint8_t)(p >> 8), out[3 * i + 2] = (uint8_t)(p >> 16);
+        }
+    }
+    free(raster);
+    if (t) tiff.close(t);
+    return st;
+}
