@@ -44,7 +44,7 @@ public enum AlphaHandling: Sendable {
 }
 
 public enum ImageFormat: String, Sendable {
-    case jpeg, png, bmp, webp, gif, tiff
+    case jpeg, png, bmp, webp, gif, tiff, heif
 }
 
 /// JPEG, PNG, BMP, WebP, GIF (first frame) and TIFF (first page; 8-bit layouts) decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
@@ -144,6 +144,7 @@ public enum ImageDecoder {
                 if vlm_webp_sniff(base, raw.count) != 0 { return .webp }
                 if vlm_gif_sniff(base, raw.count) != 0 { return .gif }
                 if vlm_tiff_sniff(base, raw.count) != 0 { return .tiff }
+                if vlm_heif_sniff(base, raw.count) != 0 { return .heif }
                 return nil
             }
             format = sniffed
@@ -151,6 +152,7 @@ public enum ImageDecoder {
             case .webp?: (probe, decode) = ({ vlm_webp_probe($0, $1, $2) }, { vlm_webp_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             case .gif?: (probe, decode) = ({ vlm_gif_probe($0, $1, $2) }, { vlm_gif_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             case .tiff?: (probe, decode) = ({ vlm_tiff_probe($0, $1, $2) }, { vlm_tiff_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
+            case .heif?: (probe, decode) = ({ vlm_heif_probe($0, $1, $2) }, { vlm_heif_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             default: (probe, decode) = ({ vlm_image_probe($0, $1, $2) }, { vlm_image_decode_rgb($0, $1, $2, $3, $4, $5, $6) })
             }
         }
@@ -164,9 +166,10 @@ public enum ImageDecoder {
         switch UInt32(status) {
         case VLM_IMG_ERR_EMPTY.rawValue: throw ImageError.empty(file: nil)
         case VLM_IMG_ERR_UNKNOWN_FORMAT.rawValue:
-            let supported = "(supported: JPEG, PNG, BMP, WebP, GIF, TIFF)"
+            let supported = "(supported: JPEG, PNG, BMP, WebP, GIF, TIFF, HEIC/AVIF)"
             throw ImageError.unknownFormat(file: nil, detail: message.replacingOccurrences(of: "(only JPEG and PNG)", with: supported)
-                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP, WebP, GIF or TIFF image"))
+                .replacingOccurrences(of: "HEIF/AVIF (ISO-BMFF)", with: "ISO-BMFF without a HEIF/AVIF brand")
+                .replacingOccurrences(of: "not a JPEG or PNG image", with: "not a JPEG, PNG, BMP, WebP, GIF, TIFF or HEIC/AVIF image"))
         case VLM_IMG_ERR_TRUNCATED.rawValue: throw ImageError.truncated(file: nil, detail: message)
         case VLM_IMG_ERR_TOO_LARGE.rawValue:
             throw ImageError.tooLarge(file: nil, width: Int(info.width), height: Int(info.height), limit: limit)

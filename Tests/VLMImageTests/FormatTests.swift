@@ -21,12 +21,12 @@ private func maxDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
 @Suite struct FormatTests {
     private func manifest() throws -> FormatManifest { try Fixtures.json("images/formats/manifest.json") }
 
-    /// Every BMP and WebP fixture decodes to Pillow's Image.open(f).convert("RGB") (exactly, or for lossy files
+    /// Every BMP, WebP, GIF, TIFF, HEIC and AVIF fixture decodes to Pillow's Image.open(f).convert("RGB") (exactly, or for lossy files
     /// within the manifest's tolerance), and with compositeOnWhite to transformers' convert_to_rgb; probe
     /// reports the format and size from the header.
     @Test func formatsMatchPillow() throws {
         let m = try manifest()
-        #expect(m.good.count >= 34)
+        #expect(m.good.count >= 38)
         for name in m.good {
             let url = imageFixture("formats/" + name)
             let golden = try goldenImage("formats/\(name).npy")
@@ -40,13 +40,14 @@ private func maxDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
             let dw = diff(white.pixels, whiteGolden.pixels)
             #expect(maxDifference(white.pixels, whiteGolden.pixels) <= tolerance, "\(name): \(dw.count) bytes differ from convert_to_rgb, first at \(dw.first ?? -1)")
             let probe = try ImageDecoder.probe(try Data(contentsOf: url))
-            let format: ImageFormat = name.hasSuffix(".bmp") ? .bmp : name.hasSuffix(".gif") ? .gif : name.hasSuffix(".tif") ? .tiff : .webp
+            let formats: [String: ImageFormat] = ["bmp": .bmp, "gif": .gif, "tif": .tiff, "webp": .webp, "heic": .heif, "avif": .heif]
+            let format = formats[String(name.split(separator: ".").last ?? "")]
             let stored = try ImageDecoder.load(url, exifTranspose: false)  // probe reports the stored grid
             #expect(probe.format == format && probe.width == stored.width && probe.height == stored.height, "\(name)")
             #expect(stored.width * stored.height == golden.width * golden.height, "\(name)")
         }
         #expect(Set(m.alpha) == ["bgra32_v4.bmp", "rgba32_v5.bmp", "alpha_lossless.webp", "alpha_lossy.webp",
-                                 "transparent.gif", "offset_frame.gif"])
+                                 "transparent.gif", "offset_frame.gif", "alpha.heic", "alpha.avif"])
     }
 
     @Test func badBMPsGiveTheRightError() throws {
@@ -97,7 +98,7 @@ private func maxDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
 
     /// Formats still not decoded keep a clear error naming the format and what is supported.
     @Test func otherFormatsNamed() throws {
-        for (magic, name) in [("\0\0\0\u{18}ftypheic", "HEIF/AVIF"), ("\0\0\0\u{1C}ftypavif", "HEIF/AVIF"), ("8BPS", "not a JPEG")] {
+        for (magic, name) in [("\0\0\0\u{18}ftypqt  ", "ISO-BMFF without a HEIF/AVIF brand"), ("8BPS", "not a JPEG")] {
             do {
                 _ = try ImageDecoder.decode(Data(magic.utf8) + Data(count: 64))
                 Issue.record("\(name) decoded")

@@ -48,6 +48,16 @@ int vlm_tiff_probe(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_tiff_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
                         size_t out_size, vlm_image_info *info);
 
+/// ISO-BMFF "ftyp" with a HEIF or AVIF brand (heic, heix, hevc, mif1, avif, ...).
+int vlm_heif_sniff(const uint8_t *data, size_t size);
+
+/// Size of the primary image (after its transformations) via libheif (libheif.so.1).
+int vlm_heif_probe(const uint8_t *data, size_t size, vlm_image_info *info);
+
+/// The primary image as 8-bit RGB (libheif's colour conversion; alpha dropped or composited on white).
+int vlm_heif_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
+                        size_t out_size, vlm_image_info *info);
+
 #ifdef __cplusplus
 }
 #endif
