@@ -38,7 +38,10 @@ static struct {
     int (*set_field)(TIFF *, uint32_t, ...);
     int (*read_rgba)(TIFF *, uint32_t, uint32_t, uint32_t *, int, int);
     void (*close)(TIFF *);
-} tiff = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL};
+    int (*is_tiled)(TIFF *);
+    int64_t (*scanline_size)(TIFF *);
+    int (*read_scanline)(TIFF *, void *, uint32_t, uint16_t);
+} tiff = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static _Thread_local char tiff_last_error[200];
 
@@ -61,11 +64,14 @@ static void tiff_load(void) {
     *(void **)&tiff.set_field = dlsym(lib, "TIFFSetField");
     *(void **)&tiff.read_rgba = dlsym(lib, "TIFFReadRGBAImageOriented");
     *(void **)&tiff.close = dlsym(lib, "TIFFClose");
+    *(void **)&tiff.is_tiled = dlsym(lib, "TIFFIsTiled");
+    *(void **)&tiff.scanline_size = dlsym(lib, "TIFFScanlineSize64");
+    *(void **)&tiff.read_scanline = dlsym(lib, "TIFFReadScanline");
     vlm_tiff_handler (*set_error)(vlm_tiff_handler) = NULL, (*set_warning)(vlm_tiff_handler) = NULL;
     *(void **)&set_error = dlsym(lib, "TIFFSetErrorHandler");
     *(void **)&set_warning = dlsym(lib, "TIFFSetWarningHandler");
     if (!tiff.client_open || !tiff.get_field_defaulted || !tiff.get_field || !tiff.set_field || !tiff.read_rgba ||
-        !tiff.close || !set_error || !set_warning) {
+        !tiff.close || !tiff.is_tiled || !tiff.scanline_size || !tiff.read_scanline || !set_error || !set_warning) {
         snprintf(tiff.error, sizeof tiff.error, "a TIFF entry point is missing");
         return;
     }
@@ -101,8 +107,11 @@ int vlm_tiff_sniff(const uint8_t *d, size_t n) {
     return n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0);
 }
 
+/// Layouts read scanline by scanline (stripped, contiguous) and unpacked as Pillow's rawmodes do.
+enum { TIFF_VIA_RGBA = 0, TIFF_RGB16 = 1, TIFF_RGBA8 = 2, TIFF_RGBA16 = 3, TIFF_GREY16 = 4 };
+
 /// Opens the first page and checks its layout; fills info. *out is the open handle (the caller closes it).
-static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info) {
+static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info, int *layout) {
     memset(info, 0, sizeof *info);
     *out = NULL;
     if (r->data == NULL || r->size == 0) return vlm_img_fail(info, VLM_IMG_ERR_EMPTY, "no data (0 bytes)");
@@ -131,34 +140,85 @@ static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info) {
     int grey = (photometric == 0 || photometric == 1) && spp == 1 && (bits == 1 || bits == 8);
     int palette = photometric == 3 && spp == 1 && bits == 8;
     int rgb = photometric == 2 && spp == 3 && bits == 8;
-    if (sample_format != 1 || extra != 0 || !(grey || palette || rgb))
+    *layout = TIFF_VIA_RGBA;
+    if (sample_format == 1 && extra == 0 && (grey || palette || rgb)) return VLM_IMG_OK;  // libtiff's RGBA reader
+    // Pillow's OPEN_INFO rawmodes "RGB;16N", "RGBA" (unassociated alpha), "RGBA;16N", "I;16" (min-is-black).
+    int unassociated = extra == 1 && extra_types != NULL && extra_types[0] == 2;
+    if (sample_format == 1 && planar == 1 && !tiff.is_tiled(t)) {
+        if (photometric == 2 && spp == 3 && bits == 16 && extra == 0) *layout = TIFF_RGB16;
+        if (photometric == 2 && spp == 4 && bits == 8 && unassociated) *layout = TIFF_RGBA8;
+        if (photometric == 2 && spp == 4 && bits == 16 && unassociated) *layout = TIFF_RGBA16;
+        if (photometric == 1 && spp == 1 && bits == 16 && extra == 0) *layout = TIFF_GREY16;
+    }
+    if (*layout == TIFF_VIA_RGBA)
         return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED,
-                            "TIFF layout not handled yet (photometric %u, %u samples of %u bits, %u extra, format %u; "
-                            "handled: 1/8-bit grey, 8-bit palette, 8-bit RGB)", photometric, spp, bits, extra, sample_format);
-    (void)planar;  // contiguous and planar RGB both go through libtiff's RGBA reader
+                            "TIFF layout not handled yet (photometric %u, %u samples of %u bits, %u extra, format %u, "
+                            "planar %u; handled: 1/8-bit grey, 8-bit palette, 8/16-bit RGB, 8/16-bit RGBA with "
+                            "unassociated alpha in strips, 16-bit grey)", photometric, spp, bits, extra, sample_format, planar);
+    info->has_alpha = *layout == TIFF_RGBA8 || *layout == TIFF_RGBA16;
     return VLM_IMG_OK;
 }
 
 int vlm_tiff_probe(const uint8_t *data, size_t size, vlm_image_info *info) {
     vlm_tiff_reader r = {data, size, 0};
     TIFF *t = NULL;
-    int st = tiff_open(&r, &t, info);
+    int layout = 0;
+    int st = tiff_open(&r, &t, info, &layout);
     if (t) tiff.close(t);
     return st;
 }
 
+static int tiff_read_scanlines(TIFF *t, int layout, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info) {
+    size_t w = (size_t)info->width, h = (size_t)info->height;
+    size_t spp = layout == TIFF_RGB16 ? 3 : layout == TIFF_GREY16 ? 1 : 4, bytes = layout == TIFF_RGBA8 ? 1 : 2;
+    int64_t line = tiff.scanline_size(t);
+    if (line <= 0 || (uint64_t)line < w * spp * bytes)
+        return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "TIFF scanline of %lld bytes for %zu pixels", (long long)line, w);
+    uint8_t *buf = malloc((size_t)line);
+    if (buf == NULL) return vlm_img_fail(info, VLM_IMG_ERR_NOMEM, "%lld bytes for a TIFF scanline", (long long)line);
+    int composite = alpha == VLM_ALPHA_WHITE && info->has_alpha;
+    for (size_t y = 0; y < h; y++) {
+        if (tiff.read_scanline(t, buf, (uint32_t)y, 0) != 1) {
+            free(buf);
+            return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "libtiff could not read row %zu: %s", y, tiff_last_error);
+        }
+        uint8_t *d = out + y * w * 3;
+        for (size_t x = 0; x < w; x++) {
+            uint32_t c[4] = {0, 0, 0, 255};
+            for (size_t k = 0; k < spp; k++) {
+                if (bytes == 1) {
+                    c[k] = buf[x * spp + k];
+                } else {  // libtiff hands out native-order samples; Pillow's ";16N" unpackers keep the high byte
+                    uint16_t v;
+                    memcpy(&v, buf + 2 * (x * spp + k), 2);
+                    c[k] = layout == TIFF_GREY16 ? (v > 255 ? 255 : v) : (uint32_t)(v >> 8);  // I;16 -> RGB clips
+                }
+            }
+            if (layout == TIFF_GREY16) c[1] = c[2] = c[0];
+            for (int k = 0; k < 3; k++) d[3 * x + k] = composite ? vlm_img_over_white(c[k], c[3]) : (uint8_t)c[k];
+        }
+    }
+    free(buf);
+    return VLM_IMG_OK;
+}
+
 int vlm_tiff_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
                         size_t out_size, vlm_image_info *info) {
-    (void)alpha;  // no layout with alpha is accepted
     vlm_tiff_reader r = {data, size, 0};
     TIFF *t = NULL;
-    int st = tiff_open(&r, &t, info);
+    int layout = 0;
+    int st = tiff_open(&r, &t, info, &layout);
     int64_t pixels = info->width * info->height;
     if (st == VLM_IMG_OK && max_pixels > 0 && pixels > max_pixels)
         st = vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
                           (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
     if (st == VLM_IMG_OK && (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3))
         st = vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is too small", out_size);
+    if (st == VLM_IMG_OK && layout != TIFF_VIA_RGBA) {
+        st = tiff_read_scanlines(t, layout, alpha, out, info);
+        tiff.close(t);
+        return st;
+    }
     uint32_t *raster = NULL;
     if (st == VLM_IMG_OK && (raster = malloc((size_t)pixels * 4)) == NULL)
         st = vlm_img_fail(info, VLM_IMG_ERR_NOMEM, "%lld bytes for a TIFF page", (long long)pixels * 4);
