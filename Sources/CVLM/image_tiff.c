@@ -1,14 +1,18 @@
 // TIFF through the system's libtiff (libtiff.so.6), loaded at run time: the entry points used are declared
 // here from tiffio.h (libtiff 4.x ABI: tmsize_t = ptrdiff_t, toff_t = uint64_t), so no -dev package is needed.
 //
-// The first page (directory) is decoded with TIFFReadRGBAImageOriented into the stored pixel grid (the file's
-// Orientation tag is overridden to top-left here; ExifOrientation.swift applies it afterwards, as Pillow's
-// exif_transpose does). That path equals Pillow's decoding for the layouts accepted below — 1-bit bilevel,
-// 8-bit grey (min-is-black or min-is-white), 8-bit palette with a 16-bit colour map, 8-bit RGB without extra
-// samples — and they are the only ones accepted: libtiff's RGBA path premultiplies unassociated alpha, rounds
-// 16-bit samples and converts CMYK differently from Pillow, so those are refused with VLM_IMG_ERR_UNSUPPORTED
-// naming the layout. libtiff's error and warning handlers are replaced so that nothing is printed; the last
-// error text of the calling thread goes into the message.
+// The first page (directory) is decoded into its stored pixel grid (the file's Orientation tag is applied
+// afterwards by ExifOrientation.swift, as Pillow's exif_transpose does), equal to Pillow's decoding:
+//  * 1-bit bilevel, 8-bit grey (min-is-black or min-is-white), 8-bit palette (16-bit colour map) and 8-bit RGB
+//    go through TIFFReadRGBAImageOriented (Orientation overridden to top-left, so it returns the stored grid);
+//  * 16-bit RGB, 8/16-bit RGBA with unassociated alpha, 16-bit grey and 8-bit CMYK (stripped, contiguous) are
+//    read scanline by scanline (libtiff hands out native-order samples) and unpacked as Pillow's rawmodes do:
+//    high byte of 16-bit samples, "I;16" clipped to 255, CMYK through Pillow's cmyk2rgb — libtiff's RGBA path
+//    would premultiply alpha, round 16-bit samples and convert CMYK differently;
+//  * associated alpha, tiled or planar 16-bit/alpha/CMYK files and float samples are refused with
+//    VLM_IMG_ERR_UNSUPPORTED naming the layout.
+// libtiff's error and warning handlers are replaced so that nothing is printed; the last error text of the
+// calling thread goes into the message.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -108,7 +112,13 @@ int vlm_tiff_sniff(const uint8_t *d, size_t n) {
 }
 
 /// Layouts read scanline by scanline (stripped, contiguous) and unpacked as Pillow's rawmodes do.
-enum { TIFF_VIA_RGBA = 0, TIFF_RGB16 = 1, TIFF_RGBA8 = 2, TIFF_RGBA16 = 3, TIFF_GREY16 = 4 };
+enum { TIFF_VIA_RGBA = 0, TIFF_RGB16 = 1, TIFF_RGBA8 = 2, TIFF_RGBA16 = 3, TIFF_GREY16 = 4, TIFF_CMYK8 = 5 };
+
+/// Pillow's MULDIV255 (ImagingUtils.h).
+static inline uint32_t tiff_muldiv255(uint32_t a, uint32_t b) {
+    uint32_t t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+}
 
 /// Opens the first page and checks its layout; fills info. *out is the open handle (the caller closes it).
 static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info, int *layout) {
@@ -149,12 +159,15 @@ static int tiff_open(vlm_tiff_reader *r, TIFF **out, vlm_image_info *info, int *
         if (photometric == 2 && spp == 4 && bits == 8 && unassociated) *layout = TIFF_RGBA8;
         if (photometric == 2 && spp == 4 && bits == 16 && unassociated) *layout = TIFF_RGBA16;
         if (photometric == 1 && spp == 1 && bits == 16 && extra == 0) *layout = TIFF_GREY16;
+        uint16_t inkset = 1;
+        tiff.get_field_defaulted(t, 332, &inkset);
+        if (photometric == 5 && spp == 4 && bits == 8 && extra == 0 && inkset == 1) *layout = TIFF_CMYK8;
     }
     if (*layout == TIFF_VIA_RGBA)
         return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED,
                             "TIFF layout not handled yet (photometric %u, %u samples of %u bits, %u extra, format %u, "
                             "planar %u; handled: 1/8-bit grey, 8-bit palette, 8/16-bit RGB, 8/16-bit RGBA with "
-                            "unassociated alpha in strips, 16-bit grey)", photometric, spp, bits, extra, sample_format, planar);
+                            "unassociated alpha in strips, 16-bit grey, 8-bit CMYK in strips)", photometric, spp, bits, extra, sample_format, planar);
     info->has_alpha = *layout == TIFF_RGBA8 || *layout == TIFF_RGBA16;
     return VLM_IMG_OK;
 }
@@ -170,7 +183,8 @@ int vlm_tiff_probe(const uint8_t *data, size_t size, vlm_image_info *info) {
 
 static int tiff_read_scanlines(TIFF *t, int layout, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info) {
     size_t w = (size_t)info->width, h = (size_t)info->height;
-    size_t spp = layout == TIFF_RGB16 ? 3 : layout == TIFF_GREY16 ? 1 : 4, bytes = layout == TIFF_RGBA8 ? 1 : 2;
+    size_t spp = layout == TIFF_RGB16 ? 3 : layout == TIFF_GREY16 ? 1 : 4;
+    size_t bytes = layout == TIFF_RGBA8 || layout == TIFF_CMYK8 ? 1 : 2;
     int64_t line = tiff.scanline_size(t);
     if (line <= 0 || (uint64_t)line < w * spp * bytes)
         return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "TIFF scanline of %lld bytes for %zu pixels", (long long)line, w);
@@ -195,6 +209,11 @@ static int tiff_read_scanlines(TIFF *t, int layout, vlm_alpha_mode alpha, uint8_
                 }
             }
             if (layout == TIFF_GREY16) c[1] = c[2] = c[0];
+            if (layout == TIFF_CMYK8) {  // Pillow's cmyk2rgb (Convert.c): R = nk - MULDIV255(C, nk), nk = 255 - K
+                uint32_t nk = 255 - c[3];
+                for (int k = 0; k < 3; k++) c[k] = nk - tiff_muldiv255(c[k], nk);
+                c[3] = 255;
+            }
             for (int k = 0; k < 3; k++) d[3 * x + k] = composite ? vlm_img_over_white(c[k], c[3]) : (uint8_t)c[k];
         }
     }

@@ -47,9 +47,13 @@ public enum ImageFormat: String, Sendable {
     case jpeg, png, bmp, webp, gif, tiff, heif
 }
 
-/// JPEG, PNG, BMP, WebP, GIF (first frame) and TIFF (first page; 8-bit layouts) decoding to `RGBImage`, pixel-identical to Pillow (see Sources/CVLM/image_jpeg.c,
-/// image_png.c, image_dl.c and BMPDecoder.swift for the per-mode rules; WebP, GIF and TIFF through the
-/// system's libwebp, giflib and libtiff, loaded at run time; image_tiff.c for the TIFF layouts). The format comes from the magic bytes, never from a file extension.
+/// Decoding to `RGBImage` as Pillow decodes (+ convert("RGB")); the format comes from the magic bytes, never from a
+/// file extension:
+///  * JPEG, PNG (Sources/CVLM/image_jpeg.c, image_png.c) and BMP (BMPDecoder.swift): pixel-identical;
+///  * WebP (still), GIF (first frame), TIFF (first page) and HEIC/AVIF (primary image) through the system's
+///    libwebp, giflib, libtiff and libheif, loaded at run time (image_dl.c, image_tiff.c, image_heif.c; a
+///    missing library is `ImageError.unsupported` naming it): identical for WebP, GIF and TIFF; HEIC/AVIF
+///    within the tolerances of Tests/Fixtures/images/formats/manifest.json (libheif 1.15 vs Pillow's decoders).
 /// By default the EXIF orientation is applied as transformers' `load_image` applies it (PIL's
 /// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
 /// which is Pillow's plain `Image.open(path).convert("RGB")`.
