@@ -25,7 +25,8 @@ static struct {
     int (*get_features)(const uint8_t *, size_t, vlm_webp_features *, int);
     uint8_t *(*decode_rgb_into)(const uint8_t *, size_t, uint8_t *, size_t, int);
     uint8_t *(*decode_rgba_into)(const uint8_t *, size_t, uint8_t *, size_t, int);
-} webp = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL};
+    int (*get_info)(const uint8_t *, size_t, int *, int *);
+} webp = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL};
 
 static void webp_load(void) {
     void *lib = dlopen("libwebp.so.7", RTLD_NOW | RTLD_LOCAL);
@@ -37,7 +38,8 @@ static void webp_load(void) {
     *(void **)&webp.get_features = dlsym(lib, "WebPGetFeaturesInternal");
     *(void **)&webp.decode_rgb_into = dlsym(lib, "WebPDecodeRGBInto");
     *(void **)&webp.decode_rgba_into = dlsym(lib, "WebPDecodeRGBAInto");
-    if (!webp.get_features || !webp.decode_rgb_into || !webp.decode_rgba_into) {
+    *(void **)&webp.get_info = dlsym(lib, "WebPGetInfo");
+    if (!webp.get_features || !webp.decode_rgb_into || !webp.decode_rgba_into || !webp.get_info) {
         snprintf(webp.error, sizeof webp.error, "a WebPDecode entry point is missing");
         return;
     }
@@ -69,8 +71,57 @@ int vlm_webp_probe(const uint8_t *data, size_t size, vlm_image_info *info) {
     info->width = f.width;
     info->height = f.height;
     info->has_alpha = f.has_alpha != 0;
-    if (f.has_animation)
-        return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED, "animated WebP (its first frame needs libwebpdemux, not used yet)");
+    return VLM_IMG_OK;
+}
+
+static uint32_t le24(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16; }
+static uint32_t le32(const uint8_t *p) { return le24(p) | (uint32_t)p[3] << 24; }
+
+/// The first ANMF chunk of an animated WebP: frame offset/size and its ALPH/VP8/VP8L sub-chunks.
+static int webp_first_frame(const uint8_t *data, size_t size, size_t *x, size_t *y, size_t *w, size_t *h,
+                            const uint8_t **frame, size_t *frame_size, vlm_image_info *info) {
+    size_t pos = 12, end = size;
+    if (le32(data + 4) <= size - 8) end = 8 + (size_t)le32(data + 4);  // RIFF size, when consistent
+    while (pos + 8 <= end) {
+        size_t len = le32(data + pos + 4);
+        if (len > end - pos - 8) break;
+        if (memcmp(data + pos, "ANMF", 4) == 0) {
+            if (len < 16) break;
+            const uint8_t *p = data + pos + 8;
+            *x = 2 * (size_t)le24(p), *y = 2 * (size_t)le24(p + 3);
+            *w = 1 + (size_t)le24(p + 6), *h = 1 + (size_t)le24(p + 9);
+            *frame = p + 16, *frame_size = len - 16;
+            return VLM_IMG_OK;
+        }
+        pos += 8 + len + (len & 1);
+    }
+    return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "animated WebP without a complete first frame (ANMF chunk)");
+}
+
+/// Pillow decodes animated WebP with libwebpdemux's WebPAnimDecoder: the first frame is a key frame, decoded
+/// into a canvas of transparent black at its offset (no blending). Done here without libwebpdemux.
+static int webp_decode_animated(const uint8_t *data, size_t size, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info) {
+    size_t cw = (size_t)info->width, ch = (size_t)info->height, x = 0, y = 0, w = 0, h = 0, n = 0;
+    const uint8_t *frame = NULL;
+    int st = webp_first_frame(data, size, &x, &y, &w, &h, &frame, &n, info);
+    if (st != VLM_IMG_OK) return st;
+    int fw = 0, fh = 0;
+    if (x + w > cw || y + h > ch || !webp.get_info(frame, n, &fw, &fh) || (size_t)fw != w || (size_t)fh != h)
+        return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "animated WebP frame %zux%zu at (%zu, %zu) does not fit its %zux%zu canvas",
+                            w, h, x, y, cw, ch);
+    uint8_t *canvas = calloc(cw * ch, 4);
+    if (canvas == NULL) return vlm_img_fail(info, VLM_IMG_ERR_NOMEM, "%zu bytes for a WebP canvas", cw * ch * 4);
+    size_t offset = (y * cw + x) * 4;
+    if (!webp.decode_rgba_into(frame, n, canvas + offset, cw * ch * 4 - offset, (int)(cw * 4))) {
+        free(canvas);
+        return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "libwebp could not decode the first frame (corrupt or truncated)");
+    }
+    int composite = alpha == VLM_ALPHA_WHITE && info->has_alpha;  // Pillow's mode is RGBA only with the alpha flag
+    for (size_t i = 0; i < cw * ch; i++) {
+        const uint8_t *c = canvas + 4 * i;
+        for (int k = 0; k < 3; k++) out[3 * i + k] = composite ? vlm_img_over_white(c[k], c[3]) : c[k];
+    }
+    free(canvas);
     return VLM_IMG_OK;
 }
 
@@ -87,6 +138,9 @@ int vlm_webp_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, 
                             (long long)pixels * 3);
     size_t w = (size_t)info->width, n = (size_t)pixels;
     if (w * 4 > 0x7FFFFFFF) return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED, "WebP row too wide");
+    vlm_webp_features f;
+    memset(&f, 0, sizeof f);
+    if (webp.get_features(data, size, &f, 0x0209) == 0 && f.has_animation) return webp_decode_animated(data, size, alpha, out, info);
     if (!(info->has_alpha && alpha == VLM_ALPHA_WHITE)) {
         if (!webp.decode_rgb_into(data, size, out, n * 3, (int)(w * 3)))
             return vlm_img_fail(info, VLM_IMG_ERR_CORRUPT, "libwebp could not decode the image (corrupt or truncated)");

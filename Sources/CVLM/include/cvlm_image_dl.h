@@ -17,11 +17,11 @@ extern "C" {
 /// "RIFF" .... "WEBP".
 int vlm_webp_sniff(const uint8_t *data, size_t size);
 
-/// Width, height and has_alpha from the bitstream header (libwebp's WebPGetFeatures). Animated files are
-/// refused with VLM_IMG_ERR_UNSUPPORTED (their first frame needs libwebpdemux).
+/// Width, height and has_alpha from the bitstream header (libwebp's WebPGetFeatures; the canvas of an animated
+/// file, whose first frame is what decoding gives, as Pillow).
 int vlm_webp_probe(const uint8_t *data, size_t size, vlm_image_info *info);
 
-/// Decodes a still WebP to 8-bit RGB HWC as Pillow's WebPImagePlugin + convert("RGB") (alpha dropped) or,
+/// Decodes a still WebP (or an animated one's first frame) to 8-bit RGB HWC as Pillow's WebPImagePlugin + convert("RGB") (alpha dropped) or,
 /// with VLM_ALPHA_WHITE, as transformers' convert_to_rgb. Refuses width*height > max_pixels (<= 0: no limit)
 /// before allocating. out_size >= width*height*3.
 int vlm_webp_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels, uint8_t *out,
