@@ -5,7 +5,8 @@ import Foundation
 public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Zero bytes.
     case empty(file: String?)
-    /// Magic bytes are not JPEG or PNG (whatever the extension says). `detail` names a recognised other format.
+    /// Magic bytes are of no decoded format (whatever the extension says). `detail` names a recognised other
+    /// format and lists the supported ones.
     case unknownFormat(file: String?, detail: String)
     /// The codec rejected the data (bad Huffman table, zlib error, bad CRC of a critical chunk, ...).
     case corrupt(file: String?, detail: String)
@@ -13,7 +14,9 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     case truncated(file: String?, detail: String)
     /// width x height above the pixel limit; refused from the header, before any pixel memory is allocated.
     case tooLarge(file: String?, width: Int, height: Int, limit: Int)
-    /// A valid file using a feature that is not handled (e.g. a 2-component JPEG).
+    /// A valid file using a feature that is not handled (e.g. a 2-component JPEG, an animated WebP, a CMYK TIFF
+    /// in tiles), or a format whose system library (libwebp, giflib, libtiff, libheif) could not be loaded: the
+    /// detail names it.
     case unsupported(file: String?, detail: String)
     /// The file could not be read at all.
     case unreadable(file: String, reason: String)

@@ -4,4 +4,5 @@
 #include "cvlm_kernels.h"
 #include "cvlm_image.h"
 #include "cvlm_image_encode.h"
+#include "cvlm_image_dl.h"
 #endif
