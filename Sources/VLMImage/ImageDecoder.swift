@@ -45,6 +45,19 @@ public enum AlphaHandling: Sendable {
 
 public enum ImageFormat: String, Sendable {
     case jpeg, png, bmp, webp, gif, tiff, heif
+
+    /// File extensions a folder walk treats as images (decoding itself goes by the magic bytes).
+    public static let fileExtensions: Set<String> = ["jpg", "jpeg", "jpe", "png", "bmp", "dib", "webp", "gif", "tif", "tiff",
+                                                     "heic", "heif", "avif"]
+
+    /// The extension a file of this format is stored under (e.g. an uploaded image).
+    public var fileExtension: String {
+        switch self {
+        case .jpeg: return "jpg"
+        case .heif: return "heic"
+        default: return rawValue
+        }
+    }
 }
 
 /// Decoding to `RGBImage` as Pillow decodes (+ convert("RGB")); the format comes from the magic bytes, never from a

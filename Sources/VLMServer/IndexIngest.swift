@@ -126,7 +126,7 @@ extension IndexService {
                 throw ServerError.imageTooLarge(width: probe.width, height: probe.height, limit: maxPixels)
             }
             let hash = SHA256Hasher.hex(data)
-            let path = roots.uploads.lexical + "/" + hash.prefix(32) + (probe.format == .jpeg ? ".jpg" : ".png")
+            let path = roots.uploads.lexical + "/" + hash.prefix(32) + "." + probe.format.fileExtension
             return IngestItem(label: label, path: path, source: .upload(data, hash: hash), name: cleanName(upload.name))
         } catch let error as ServerError {
             throw error.labelled(label)
@@ -143,11 +143,11 @@ extension IndexService {
         return clean.isEmpty ? nil : String(clean.prefix(200))
     }
 
-    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
+    static let imageExtensions = ImageFormat.fileExtensions
 
     /// The files a client path names: absolute, or relative to a root (the first root where it exists). It
     /// must resolve, symlinks followed, to a file or directory inside a root; a directory gives its
-    /// JPEG/PNG files (recursively), skipping any whose real location is outside the roots.
+    /// image files (recursively, by ImageFormat.fileExtensions), skipping any whose real location is outside the roots.
     static func fileItems(_ raw: String, label: String, roots: IndexRoots, limit: Int) throws -> [IngestItem] {
         let refused = ServerError.invalidRequest("\(label): '\(raw.prefix(200))' is not a file or directory under the index roots")
         guard !raw.isEmpty, !raw.utf8.contains(0) else { throw refused }

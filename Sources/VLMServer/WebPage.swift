@@ -68,8 +68,8 @@ enum WebPage {
       <label class="field" for="labels">Labels (comma separated)</label>
       <textarea id="labels">a cat, a dog, an astronaut, a cup of coffee, a car, a landscape</textarea>
     </div>
-    <div id="drop">Drop images here, or click to choose (JPEG, PNG)
-      <input id="file" type="file" accept="image/jpeg,image/png" multiple hidden>
+    <div id="drop">Drop images here, or click to choose
+      <input id="file" type="file" accept="image/*" multiple hidden>
       <div id="thumbs"></div>
     </div>
     <div class="row">
@@ -154,7 +154,7 @@ function readImage(file) {
 }
 async function addFiles(files) {
   for (const f of files) {
-    if (!/^image\/(jpeg|png)$/.test(f.type)) { setStatus(f.name + ": only JPEG and PNG", true); continue; }
+    if (!/^image\//.test(f.type)) { setStatus(f.name + ": not an image", true); continue; }
     try { images.push(await readImage(f)); } catch (e) { setStatus(e.message, true); }
   }
   const t = $("thumbs"); t.replaceChildren(...images.map(i => { const im = el("img"); im.src = i.dataURL; im.title = i.name; return im; }));
@@ -249,7 +249,7 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
   if (p.get("labels")) $("labels").value = p.get("labels");
   // ?image=data:image/...;base64,... stands in for a dropped file (headless checks cannot drag and drop).
   const img = p.get("image");
-  if (img && /^data:image\/(jpeg|png);base64,/.test(img)) {
+  if (img && /^data:image\/[a-z0-9.+-]+;base64,/.test(img)) {
     images.push({ name: "image", dataURL: img });
     const t = el("img"); t.src = img; $("thumbs").replaceChildren(t);
   }

@@ -31,7 +31,7 @@ struct IndexLocation: ParsableArguments {
 }
 
 enum IndexCLI {
-    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
+    static let imageExtensions = ImageFormat.fileExtensions
 
     /// The model identity (shared with `vlm serve --index`).
     static func identity(_ pipeline: EmbeddingPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
