@@ -71,6 +71,14 @@ public enum ImageFormat: String, Sendable {
 /// `ImageOps.exif_transpose`, see ExifOrientation.swift); `exifTranspose: false` keeps the stored pixel grid,
 /// which is Pillow's plain `Image.open(path).convert("RGB")`.
 public enum ImageDecoder {
+    /// The process-wide default of `exifTranspose` (true: upright, as transformers' load_image). The CLI's and the
+    /// server's `--no-exif-transpose` set it to false at start-up, before any image is decoded.
+    public static var appliesExifOrientation: Bool {
+        get { exifDefault.withLock { $0 } }
+        set { exifDefault.withLock { $0 = newValue } }
+    }
+    private static let exifDefault = ExifDefault()
+
     /// 100 megapixels (Pillow warns at 89.5 MP and refuses at twice that). Pass `maxPixels` to change it
     /// (<= 0: no limit).
     public static var defaultMaxPixels: Int { 100_000_000 }
@@ -89,7 +97,7 @@ public enum ImageDecoder {
     /// `probe` reports the stored grid: with an orientation of 5...8 the decoded image has width and height
     /// swapped (the pixel count, and so the pixel limit, is the same either way).
     public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop,
-                              exifTranspose: Bool = true) throws -> RGBImage {
+                              exifTranspose: Bool = ImageDecoder.appliesExifOrientation) throws -> RGBImage {
         let (_, width, height) = try probe(data)
         // The limit is enforced here, on header values, before the output buffer exists (the C side checks again).
         // maxPixels <= 0 disables it; the byte count must still fit in an Int.
@@ -127,7 +135,7 @@ public enum ImageDecoder {
 
     /// Reads and decodes a file; errors name it.
     public static func load(_ url: URL, maxPixels: Int = defaultMaxPixels, alpha: AlphaHandling = .drop,
-                            exifTranspose: Bool = true) throws -> RGBImage {
+                            exifTranspose: Bool = ImageDecoder.appliesExifOrientation) throws -> RGBImage {
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
             throw ImageError.unreadable(file: url.path, reason: error.localizedDescription)
@@ -195,5 +203,16 @@ public enum ImageDecoder {
         case VLM_IMG_ERR_ARGUMENT.rawValue: throw ImageError.invalidArgument(message)
         default: throw ImageError.corrupt(file: nil, detail: message)
         }
+    }
+}
+
+/// A Bool behind a lock (the process-wide EXIF default is read from decoding threads).
+private final class ExifDefault: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = true
+    func withLock<T>(_ body: (inout Bool) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
     }
 }

@@ -31,9 +31,12 @@ struct GenerativeOptions: ParsableArguments {
     @Option(name: .long, help: "Generative checkpoint directory (LLaVA, or a Llama-family LM for text-only chat).")
     var model: String
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
+    @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation.")
+    var noExifTranspose = false
 
     func pipeline() throws -> GenerativePipeline {
         if let threads, threads > 0 { Kernels.threads = threads }
+        if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
         return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath))
     }
 }

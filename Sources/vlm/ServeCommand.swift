@@ -22,6 +22,8 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("model-id"), help: "Id clients send in \"model\" for the --model at the same position (default: the directory's name); repeatable.")
     var modelIds: [String] = []
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
+    @Flag(name: .customLong("no-exif-transpose"), help: "Keep uploaded and indexed images' stored pixel grid instead of applying their EXIF orientation.")
+    var noExifTranspose = false
     @Option(help: "Vector index database (from `vlm index add`): enables /v1/search and /v1/index.") var index: String?
     @Option(help: "Directory whose indexed images may be served and added by path; repeatable (uploads are always served).")
     var root: [String] = []
@@ -57,6 +59,7 @@ struct ServeCommand: ParsableCommand {
             config.modelIDs = modelIds
             try config.validate()
             if let threads, threads > 0 { Kernels.threads = threads }
+            if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
             let kinds = try directories.map { try ModelRegistry.kind(directory: $0).rawValue }
             let frozen = config
             let app = try Self.blocking { try await buildApplication(config: frozen) }

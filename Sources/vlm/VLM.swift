@@ -20,8 +20,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Kernel threads (default: all cores).")
     var threads: Int?
 
+    @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation (PIL's plain convert(\"RGB\")).")
+    var noExifTranspose = false
+
     func apply() {
         if let threads, threads > 0 { Kernels.threads = threads }
+        if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
     }
 
     var url: URL { (try? DefaultModel.resolve(model)) ?? DefaultModel.packageDirectory }
