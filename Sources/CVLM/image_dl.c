@@ -29,12 +29,8 @@ static struct {
 } webp = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL};
 
 static void webp_load(void) {
-    void *lib = dlopen("libwebp.so.7", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        const char *e = dlerror();
-        snprintf(webp.error, sizeof webp.error, "%s", e ? e : "not found");
-        return;
-    }
+    void *lib = vlm_dl_open("libwebp.so.7", webp.error, sizeof webp.error);
+    if (lib == NULL) return;
     *(void **)&webp.get_features = dlsym(lib, "WebPGetFeaturesInternal");
     *(void **)&webp.decode_rgb_into = dlsym(lib, "WebPDecodeRGBInto");
     *(void **)&webp.decode_rgba_into = dlsym(lib, "WebPDecodeRGBAInto");
@@ -206,12 +202,8 @@ static struct {
 } gif = {PTHREAD_ONCE_INIT, 0, "", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static void gif_load(void) {
-    void *lib = dlopen("libgif.so.7", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        const char *e = dlerror();
-        snprintf(gif.error, sizeof gif.error, "%s", e ? e : "not found");
-        return;
-    }
+    void *lib = vlm_dl_open("libgif.so.7", gif.error, sizeof gif.error);
+    if (lib == NULL) return;
     *(void **)&gif.open = dlsym(lib, "DGifOpen");
     *(void **)&gif.record_type = dlsym(lib, "DGifGetRecordType");
     *(void **)&gif.image_desc = dlsym(lib, "DGifGetImageDesc");

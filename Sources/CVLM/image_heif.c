@@ -42,12 +42,8 @@ static struct {
 static pthread_once_t heif_once = PTHREAD_ONCE_INIT;
 
 static void heif_load(void) {
-    void *lib = dlopen("libheif.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        const char *e = dlerror();
-        snprintf(heif.error, sizeof heif.error, "%s", e ? e : "not found");
-        return;
-    }
+    void *lib = vlm_dl_open("libheif.so.1", heif.error, sizeof heif.error);
+    if (lib == NULL) return;
     *(void **)&heif.context_alloc = dlsym(lib, "heif_context_alloc");
     *(void **)&heif.context_free = dlsym(lib, "heif_context_free");
     *(void **)&heif.read_from_memory = dlsym(lib, "heif_context_read_from_memory_without_copy");

@@ -27,4 +27,18 @@ int vlm_image_probe_jpeg(const uint8_t *data, size_t size, vlm_image_info *info)
 int vlm_image_probe_png(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_image_decode_jpeg(const uint8_t *data, size_t size, uint8_t *out, vlm_image_info *info);
 int vlm_image_decode_png(const uint8_t *data, size_t size, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info);
+
+#include <dlfcn.h>
+#include <stdio.h>
+/* Opens a system library at run time (its -dev headers need not exist); on failure writes dlerror() (or
+   "not found") into `error` and returns NULL. Shared by the WebP, GIF, TIFF and HEIF loaders. */
+static inline void *vlm_dl_open(const char *name, char *error, size_t error_size) {
+    void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        const char *e = dlerror();
+        snprintf(error, error_size, "%s", e ? e : "not found");
+    }
+    return lib;
+}
+
 #endif

@@ -56,12 +56,8 @@ static void tiff_on_error(const char *module, const char *fmt, va_list ap) {
 static void tiff_on_warning(const char *module, const char *fmt, va_list ap) { (void)module, (void)fmt, (void)ap; }
 
 static void tiff_load(void) {
-    void *lib = dlopen("libtiff.so.6", RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        const char *e = dlerror();
-        snprintf(tiff.error, sizeof tiff.error, "%s", e ? e : "not found");
-        return;
-    }
+    void *lib = vlm_dl_open("libtiff.so.6", tiff.error, sizeof tiff.error);
+    if (lib == NULL) return;
     *(void **)&tiff.client_open = dlsym(lib, "TIFFClientOpen");
     *(void **)&tiff.get_field_defaulted = dlsym(lib, "TIFFGetFieldDefaulted");
     *(void **)&tiff.get_field = dlsym(lib, "TIFFGetField");
