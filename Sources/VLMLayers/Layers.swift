@@ -84,7 +84,7 @@ public struct Embedding: @unchecked Sendable {
     /// Row `index` of a float32 table; the caller has validated the index. Only for float32 storage (CLIP):
     /// use copyRow for tables that may be 16-bit.
     public func row(_ index: Int) -> UnsafeMutablePointer<Float> {
-        guard let table else { preconditionFailure("Embedding.row needs float32 storage; use copyRow") }
+        guard let table else { preconditionFailure("Embedding.row needs float32 storage; use copyRow") }  // safe: CLIP towers load float32
         return table.pointer + index * dim
     }
 

@@ -20,7 +20,7 @@ public final class ParameterSet: @unchecked Sendable {
 
     /// The parameter `name`, which the architecture guarantees exists (its key list built this set).
     public subscript(_ name: String) -> Tensor {
-        guard let t = table[name] else { preconditionFailure("no parameter '\(name)'") }
+        guard let t = table[name] else { preconditionFailure("no parameter '\(name)'") }  // safe: names from the architecture
         return t
     }
 
