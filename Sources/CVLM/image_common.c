@@ -92,10 +92,7 @@ int vlm_image_probe(const uint8_t *data, size_t size, vlm_image_info *info) {
     }
 }
 
-int vlm_image_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels,
-                         uint8_t *out, size_t out_size, vlm_image_info *info) {
-    int st = vlm_image_probe(data, size, info);
-    if (st != VLM_IMG_OK) return st;
+int vlm_img_check_output(vlm_image_info *info, int64_t max_pixels, const uint8_t *out, size_t out_size) {
     int64_t pixels = info->width * info->height;  // both < 2^31: no overflow in int64
     if (max_pixels > 0 && pixels > max_pixels)
         return vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
@@ -103,6 +100,14 @@ int vlm_image_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha,
     if (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3)
         return vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is smaller than %lld", out_size,
                             (long long)pixels * 3);
+    return VLM_IMG_OK;
+}
+
+int vlm_image_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, int64_t max_pixels,
+                         uint8_t *out, size_t out_size, vlm_image_info *info) {
+    int st = vlm_image_probe(data, size, info);
+    if (st != VLM_IMG_OK) return st;
+    if ((st = vlm_img_check_output(info, max_pixels, out, out_size)) != VLM_IMG_OK) return st;
     if (info->format == VLM_IMG_FORMAT_JPEG) return vlm_image_decode_jpeg(data, size, out, info);
     return vlm_image_decode_png(data, size, alpha, out, info);
 }

@@ -125,13 +125,8 @@ int vlm_webp_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, 
                         size_t out_size, vlm_image_info *info) {
     int st = vlm_webp_probe(data, size, info);
     if (st != VLM_IMG_OK) return st;
+    if ((st = vlm_img_check_output(info, max_pixels, out, out_size)) != VLM_IMG_OK) return st;
     int64_t pixels = info->width * info->height;
-    if (max_pixels > 0 && pixels > max_pixels)
-        return vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
-                            (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
-    if (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3)
-        return vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is smaller than %lld", out_size,
-                            (long long)pixels * 3);
     size_t w = (size_t)info->width, n = (size_t)pixels;
     if (w * 4 > 0x7FFFFFFF) return vlm_img_fail(info, VLM_IMG_ERR_UNSUPPORTED, "WebP row too wide");
     vlm_webp_features f;
@@ -293,11 +288,7 @@ int vlm_gif_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, i
     int t = -1, err = 0;
     int st = gif_first_frame(&r, &g, &t, info);
     int64_t pixels = info->width * info->height;
-    if (st == VLM_IMG_OK && max_pixels > 0 && pixels > max_pixels)
-        st = vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
-                          (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
-    if (st == VLM_IMG_OK && (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3))
-        st = vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is too small", out_size);
+    if (st == VLM_IMG_OK) st = vlm_img_check_output(info, max_pixels, out, out_size);
     uint8_t *index = NULL;
     if (st == VLM_IMG_OK && (index = malloc((size_t)pixels)) == NULL)
         st = vlm_img_fail(info, VLM_IMG_ERR_NOMEM, "%lld bytes for a GIF frame", (long long)pixels);

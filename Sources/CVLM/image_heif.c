@@ -115,11 +115,7 @@ int vlm_heif_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, 
     vlm_heif_open h;
     int st = heif_open(data, size, &h, info);
     int64_t pixels = info->width * info->height;
-    if (st == VLM_IMG_OK && max_pixels > 0 && pixels > max_pixels)
-        st = vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
-                          (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
-    if (st == VLM_IMG_OK && (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3))
-        st = vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is too small", out_size);
+    if (st == VLM_IMG_OK) st = vlm_img_check_output(info, max_pixels, out, out_size);
     heif_image *img = NULL;
     int rgba = info->has_alpha;
     if (st == VLM_IMG_OK) {

@@ -23,6 +23,9 @@ static inline uint8_t vlm_img_over_white(uint32_t c, uint32_t a) {
     return (uint8_t)((((t >> 8) + t) >> 8) >> 7);
 }
 
+/* After a probe: the pixel limit (max_pixels <= 0: none) and the caller's RGB buffer size, checked before any
+   pixel is decoded. Shared by every format's decode entry point. */
+int vlm_img_check_output(vlm_image_info *info, int64_t max_pixels, const uint8_t *out, size_t out_size);
 int vlm_image_probe_jpeg(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_image_probe_png(const uint8_t *data, size_t size, vlm_image_info *info);
 int vlm_image_decode_jpeg(const uint8_t *data, size_t size, uint8_t *out, vlm_image_info *info);

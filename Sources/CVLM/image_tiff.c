@@ -224,11 +224,7 @@ int vlm_tiff_decode_rgb(const uint8_t *data, size_t size, vlm_alpha_mode alpha, 
     int layout = 0;
     int st = tiff_open(&r, &t, info, &layout);
     int64_t pixels = info->width * info->height;
-    if (st == VLM_IMG_OK && max_pixels > 0 && pixels > max_pixels)
-        st = vlm_img_fail(info, VLM_IMG_ERR_TOO_LARGE, "%lldx%lld = %lld pixels exceeds the limit of %lld pixels",
-                          (long long)info->width, (long long)info->height, (long long)pixels, (long long)max_pixels);
-    if (st == VLM_IMG_OK && (out == NULL || (uint64_t)out_size < (uint64_t)pixels * 3))
-        st = vlm_img_fail(info, VLM_IMG_ERR_ARGUMENT, "output buffer of %zu bytes is too small", out_size);
+    if (st == VLM_IMG_OK) st = vlm_img_check_output(info, max_pixels, out, out_size);
     if (st == VLM_IMG_OK && layout != TIFF_VIA_RGBA) {
         st = tiff_read_scanlines(t, layout, alpha, out, info);
         tiff.close(t);
