@@ -260,19 +260,17 @@ public final class CLIPModel: @unchecked Sendable {
     /// Loads config.json and the safetensors weights of a Hugging Face CLIP checkpoint directory, unchanged.
     public static func load(directory: URL) throws -> CLIPModel {
         let (config, _) = try Checkpoint.config(CLIPConfig.self, in: directory, types: ["clip"]) { try $0.validate(path: $1) }
-        return try Checkpoint.weights(directory: directory, ignorable: isIgnorable) { try CLIPModel(config: config, weights: $0.scope("")) }
+        return try Checkpoint.weights(directory: directory, ignorable: Checkpoint.isPositionIDsBuffer) { try CLIPModel(config: config, weights: $0.scope("")) }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
     public static func random(config: CLIPConfig, seed: UInt64 = 0) throws -> CLIPModel {
         try config.validate(path: "config")
-        return try loadingWeights { try CLIPModel(config: config, weights: WeightLoader(randomSeed: seed).scope("")) }
+        return try Checkpoint.random(seed: seed) { try CLIPModel(config: config, weights: $0.scope("")) }
     }
 
     // MARK: - Weights
 
-    /// Non-persistent buffers that older exports saved alongside the weights (transformers ignores them too).
-    static func isIgnorable(_ key: String) -> Bool { key.hasSuffix("embeddings.position_ids") }
 
     init(config: CLIPConfig, weights root: WeightScope) throws {
         self.config = config

@@ -19,6 +19,15 @@ enum Checkpoint {
         return (config, modelType)
     }
 
+    /// Non-persistent `embeddings.position_ids` buffers that older exports saved next to the weights
+    /// (transformers ignores them too).
+    static func isPositionIDsBuffer(_ key: String) -> Bool { key.hasSuffix("embeddings.position_ids") }
+
+    /// A model of a validated config with seeded random weights (benchmarks; nothing meaningful comes out).
+    static func random<M>(seed: UInt64, storage: WeightStorage = .float32, build: (WeightLoader) throws -> M) throws -> M {
+        try loadingWeights { try build(WeightLoader(randomSeed: seed, storage: storage)) }
+    }
+
     /// The model `build` makes from the weights of `directory`; tensors nobody claimed are an error.
     static func weights<M>(directory: URL, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool,
                            build: (WeightLoader) throws -> M) throws -> M {

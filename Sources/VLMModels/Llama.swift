@@ -255,8 +255,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// A model of `config` with random weights (benchmarks); `storage` .bfloat16/.float16 rounds them to 16 bits.
     public static func random(config: LlamaConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> LlamaModel {
         try config.validate(path: "config")
-        let loader = WeightLoader(randomSeed: seed, storage: storage)
-        return try loadingWeights { try LlamaModel(config: config, body: loader.scope("model"), head: loader.scope("lm_head")) }
+        return try Checkpoint.random(seed: seed, storage: storage) {
+            try LlamaModel(config: config, body: $0.scope("model"), head: $0.scope("lm_head"))
+        }
     }
 
     public var hiddenSize: Int { config.hiddenSize }

@@ -122,7 +122,7 @@ public final class LlavaModel: @unchecked Sendable {
     /// A model of `config` with random weights (benchmarks); `storage` rounds the language model's weights.
     public static func random(config: LlavaConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> LlavaModel {
         try config.validate(path: "config")
-        return try loadingWeights { try LlavaModel(config: config, weights: WeightLoader(randomSeed: seed, storage: storage)) }
+        return try Checkpoint.random(seed: seed, storage: storage) { try LlavaModel(config: config, weights: $0) }
     }
 
     // MARK: - Weights

@@ -185,19 +185,17 @@ public final class SigLIPModel: @unchecked Sendable {
         config.modelType = type
         try config.validate(path: ConfigFile.url(in: directory).path)
         let validated = config
-        return try Checkpoint.weights(directory: directory, ignorable: isIgnorable) { try SigLIPModel(config: validated, weights: $0.scope("")) }
+        return try Checkpoint.weights(directory: directory, ignorable: Checkpoint.isPositionIDsBuffer) { try SigLIPModel(config: validated, weights: $0.scope("")) }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
     public static func random(config: SigLIPConfig, seed: UInt64 = 0) throws -> SigLIPModel {
         try config.validate(path: "config")
-        return try loadingWeights { try SigLIPModel(config: config, weights: WeightLoader(randomSeed: seed).scope("")) }
+        return try Checkpoint.random(seed: seed) { try SigLIPModel(config: config, weights: $0.scope("")) }
     }
 
     // MARK: Weights
 
-    /// Non-persistent buffers that older exports saved (transformers ignores them too).
-    static func isIgnorable(_ key: String) -> Bool { key.hasSuffix("embeddings.position_ids") }
 
     /// The Hub's layout, which transformers 5.25 `save_pretrained` writes unchanged (checked by the fixture
     /// script): text_model.*, vision_model.*, logit_scale [1], logit_bias [1].
