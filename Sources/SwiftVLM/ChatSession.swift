@@ -78,10 +78,11 @@ public final class ChatSession: @unchecked Sendable {
     static func fingerprints(_ input: PreparedInput) -> [UInt64] {
         guard let pixels = input.pixels, pixels.count > 0 else { return [] }
         let per = pixels.pixelValues.count / pixels.count
-        return (0 ..< pixels.count).map { i in
+        return (0 ..< pixels.imageCount).map { i in
             var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            let p = pixels.pixelValues.pointer + i * per
-            for j in 0 ..< per {
+            let rows = pixels.entries(ofImages: i ..< i + 1)  // all of an image's tiles
+            let p = pixels.pixelValues.pointer + rows.lowerBound * per
+            for j in 0 ..< rows.count * per {
                 h = (h ^ UInt64(p[j].bitPattern)) &* 0x0000_0100_0000_01b3
             }
             return h

@@ -13,15 +13,31 @@ public struct PixelInputs: @unchecked Sendable {
     public var patchMask: [UInt8]?
     /// NaFlex `spatial_shapes`: per image, the patch grid (rows, columns).
     public var spatialShapes: [PatchGrid]?
+    /// Tiling processors (Idefics3/SmolVLM): how many consecutive entries of the batch (tiles, then the global
+    /// image) each image has; nil when every image is one entry.
+    public var tilesPerImage: [Int]?
+    /// Tiling processors: per image, the grid its tiles were cut in (rows x columns; 0 x 0 when not split).
+    public var tileGrids: [PatchGrid]?
 
-    public init(pixelValues: Tensor, patchMask: [UInt8]? = nil, spatialShapes: [PatchGrid]? = nil) {
+    public init(pixelValues: Tensor, patchMask: [UInt8]? = nil, spatialShapes: [PatchGrid]? = nil, tilesPerImage: [Int]? = nil,
+                tileGrids: [PatchGrid]? = nil) {
         self.pixelValues = pixelValues
         self.patchMask = patchMask
         self.spatialShapes = spatialShapes
+        self.tilesPerImage = tilesPerImage
+        self.tileGrids = tileGrids
     }
 
-    /// Images in the batch.
+    /// Entries of the batch (images, or tiles of images for tiling processors).
     public var count: Int { pixelValues.shape.first ?? 0 }
+    /// Images the batch holds.
+    public var imageCount: Int { tilesPerImage?.count ?? count }
+    /// The batch entries of images `range` (their tiles for tiling processors).
+    public func entries(ofImages range: Range<Int>) -> Range<Int> {
+        guard let tiles = tilesPerImage else { return range }
+        let start = tiles[..<min(range.lowerBound, tiles.count)].reduce(0, +)
+        return start ..< start + tiles[min(range.lowerBound, tiles.count) ..< min(range.upperBound, tiles.count)].reduce(0, +)
+    }
 
     /// Batches concatenated along the first axis (e.g. images preprocessed one by one in parallel). All must
     /// have the same per-image shape, and either all or none a patch mask.
@@ -40,7 +56,9 @@ public struct PixelInputs: @unchecked Sendable {
             offset += p.pixelValues.count
         }
         return PixelInputs(pixelValues: values, patchMask: first.patchMask == nil ? nil : parts.flatMap { $0.patchMask ?? [] },
-                           spatialShapes: first.spatialShapes == nil ? nil : parts.flatMap { $0.spatialShapes ?? [] })
+                           spatialShapes: first.spatialShapes == nil ? nil : parts.flatMap { $0.spatialShapes ?? [] },
+                           tilesPerImage: first.tilesPerImage == nil ? nil : parts.flatMap { $0.tilesPerImage ?? [$0.count] },
+                           tileGrids: first.tileGrids == nil ? nil : parts.flatMap { $0.tileGrids ?? [] })
     }
 }
 

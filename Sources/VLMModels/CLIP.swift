@@ -328,16 +328,21 @@ extension CLIPVisionConfig {
 /// [B*g*g, channels*p*p] with g = S/p: row (b, gy, gx) holds the patch's pixels in (channel, ky, kx) order, the
 /// conv weight's layout, so the convolution is one GEMM.
 func im2colPatches(_ pixels: Tensor, channels ch: Int, size s: Int, patch p: Int) -> Tensor {
-    let b = pixels.shape[0], g = s / p
-    let patches = Tensor(uninitialized: [b * g * g, ch * p * p])
+    im2colPatches(pixels, channels: ch, height: s, width: s, patch: p)
+}
+
+/// The same over [B, channels, H, W] -> [B*(H/p)*(W/p), channels*p*p], patches in row-major grid order.
+func im2colPatches(_ pixels: Tensor, channels ch: Int, height: Int, width: Int, patch p: Int) -> Tensor {
+    let b = pixels.shape[0], gh = height / p, gw = width / p
+    let patches = Tensor(uninitialized: [b * gh * gw, ch * p * p])
     var dst = patches.pointer
     for bi in 0 ..< b {
-        for gy in 0 ..< g {
-            for gx in 0 ..< g {
+        for gy in 0 ..< gh {
+            for gx in 0 ..< gw {
                 for k in 0 ..< ch {
-                    let plane = pixels.pointer + (bi * ch + k) * s * s
+                    let plane = pixels.pointer + (bi * ch + k) * height * width
                     for ky in 0 ..< p {
-                        dst.update(from: plane + (gy * p + ky) * s + gx * p, count: p)
+                        dst.update(from: plane + (gy * p + ky) * width + gx * p, count: p)
                         dst += p
                     }
                 }

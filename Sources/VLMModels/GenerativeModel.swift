@@ -149,18 +149,20 @@ public struct PreparedInput: @unchecked Sendable {
 }
 
 extension PixelInputs {
-    /// Images [range] of the batch (fixed-size pixel values [B, ...]; patch masks and grids sliced alike).
+    /// Images [range] of the batch (fixed-size pixel values [B, ...]; patch masks, grids and tiles sliced alike).
     public func images(_ range: Range<Int>) throws -> PixelInputs {
-        guard range.lowerBound >= 0, range.upperBound <= count else {
-            throw ModelError.invalidInput("images \(range) of a batch of \(count)")
+        guard range.lowerBound >= 0, range.upperBound <= imageCount else {
+            throw ModelError.invalidInput("images \(range) of a batch of \(imageCount)")
         }
+        let rows = entries(ofImages: range)
         let per = pixelValues.count / max(count, 1)
-        let values = Tensor(uninitialized: [range.count] + Array(pixelValues.shape.dropFirst()))
-        values.pointer.update(from: pixelValues.pointer + range.lowerBound * per, count: range.count * per)
+        let values = Tensor(uninitialized: [rows.count] + Array(pixelValues.shape.dropFirst()))
+        values.pointer.update(from: pixelValues.pointer + rows.lowerBound * per, count: rows.count * per)
         let patches = patchMask.map { mask -> [UInt8] in
             let m = mask.count / max(count, 1)
-            return Array(mask[(range.lowerBound * m) ..< (range.upperBound * m)])
+            return Array(mask[(rows.lowerBound * m) ..< (rows.upperBound * m)])
         }
-        return PixelInputs(pixelValues: values, patchMask: patches, spatialShapes: spatialShapes.map { Array($0[range]) })
+        return PixelInputs(pixelValues: values, patchMask: patches, spatialShapes: spatialShapes.map { Array($0[range]) },
+                           tilesPerImage: tilesPerImage.map { Array($0[range]) }, tileGrids: tileGrids.map { Array($0[range]) })
     }
 }

@@ -57,6 +57,7 @@ public enum ModelRegistry {
         SigLIPModel.family,
         SigLIPModel.siglip2Family,
         LlavaModel.family,
+        Idefics3Model.family,
         LlamaModel.family,
     ]
 
