@@ -30,9 +30,19 @@ public protocol GenerativeModel: AnyObject, Sendable {
     func prefill(_ input: PreparedInput, state: any GenerationState) throws -> Tensor
     /// Feeds one token at the state's next position. Returns its logits: [1, vocab].
     func step(token: Int, state: any GenerationState) throws -> Tensor
+    /// The image features `prefill` splices into the prompt for `pixels` (vision tower + projector), on their
+    /// own: benchmarks time the image encode with it. Text-only models throw `imagesNotSupported`.
+    func encodeImages(_ pixels: PixelInputs) throws -> Tensor
+    /// Bytes of weights one decode step streams (the decoder's linear layers and LM head as packed in memory):
+    /// the memory-bandwidth roofline of decode is bandwidth / this.
+    var decodeWeightBytes: Int { get }
     /// The family's input processor for the checkpoint in `directory` (tokenizer, chat template or the family's
     /// own prompt format, image processor and image-token expansion).
     func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor
+}
+
+extension GenerativeModel {
+    public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { throw ModelError.imagesNotSupported(model: modelType) }
 }
 
 // MARK: - State

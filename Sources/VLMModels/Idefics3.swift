@@ -262,6 +262,9 @@ extension Idefics3Model: GenerativeModel {
 
     public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
 
+    public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues, patchMask: pixels.patchMask) }
+    public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
+
     public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
         try Idefics3InputProcessor.load(directory: directory, config: config, contextLength: contextLength)
     }

@@ -359,6 +359,7 @@ extension LlamaModel: GenerativeModel {
     public var supportsImages: Bool { false }
     public var contextLength: Int { config.maxPositionEmbeddings }
     public var eosTokenIDs: [Int] { config.eosTokenIDs }
+    public var decodeWeightBytes: Int { linearWeightFootprint.bytes }
 
     public func makeState(capacity: Int) -> any GenerationState { DecoderState(cache: makeCache(capacity: capacity)) }
 

@@ -230,6 +230,9 @@ extension LlavaModel: GenerativeModel {
 
     public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
 
+    public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues) }
+    public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
+
     /// LlavaProcessor: the template's `<image>` becomes `imageTokensPerImage` image tokens; CLIP pixels.
     public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
         ImageTokenInputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),

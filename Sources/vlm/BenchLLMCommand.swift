@@ -22,6 +22,9 @@ struct BenchLLM: ParsableCommand {
     @Option(help: "Linear weight storage: f32, bf16, f16 (random weights; default f32) or as-stored (checkpoints; default).")
     var storage: String?
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+    @Option(help: "With --model: one user turn with this image and --question through the checkpoint's own processor (any generative VLM): processor, image encode, time to first token, decode.")
+    var image: String?
+    @Option(help: "The question asked about --image.") var question = "Describe this image in detail, please."
 
     struct Result: Encodable {
         let engine: String
@@ -49,6 +52,10 @@ struct BenchLLM: ParsableCommand {
                 throw PipelineError.invalidArgument("--prompt and --tokens must be >= 1 and their sum <= 65536")
             }
             if let threads, threads > 0 { Kernels.threads = threads }
+            if let image {
+                guard let model else { throw PipelineError.invalidArgument("--image needs --model (a checkpoint with its processor files)") }
+                return try runTurn(model: model, image: image)
+            }
             let weightStorage: WeightStorage
             switch storage?.lowercased() ?? (model == nil ? "f32" : "as-stored") {
             case "f32", "float32": weightStorage = .float32
@@ -137,6 +144,39 @@ struct BenchLLM: ParsableCommand {
                 print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth",
                              result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s))
             }
+        }
+    }
+
+    struct TurnResult: Encodable {
+        let engine: String
+        let model: String
+        let threads: Int
+        let timing: GenerationTiming
+        let decoder_weight_bytes: Int
+        let memory_bandwidth_gb_s: Double
+        let decode_roofline_tokens_per_s: Double
+    }
+
+    /// One image + question through GenerativePipeline (any family the registry loads).
+    func runTurn(model: String, image: String) throws {
+        let pipeline = try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath))
+        let picture = try loadImage(image)
+        let timing = try pipeline.benchmark(question: question, images: [picture], tokens: tokens)
+        let bandwidth = Self.memoryBandwidth()
+        let bytes = pipeline.model.decodeWeightBytes
+        let result = TurnResult(engine: "swiftvlm (\(pipeline.modelType))", model: model, threads: Kernels.threads, timing: timing,
+                                decoder_weight_bytes: bytes, memory_bandwidth_gb_s: bandwidth / 1e9,
+                                decode_roofline_tokens_per_s: bandwidth / Double(max(bytes, 1)))
+        switch format {
+        case .json: try printJSON(result)
+        case .text:
+            print("model \(model) (\(pipeline.modelType)), \(Kernels.threads) threads, \(bytes >> 20) MiB of decoder weights streamed per token")
+            print(String(format: "processor: %8.3f s (%d prompt tokens, %d in image runs, %d tiles)", timing.processorSeconds,
+                         timing.promptTokens, timing.imageTokens, timing.tiles))
+            if let encode = timing.imageEncodeSeconds { print(String(format: "image:     %8.3f s to encode", encode)) }
+            print(String(format: "first token: %6.3f s (prefill, image encode included)", timing.timeToFirstTokenSeconds))
+            print(String(format: "decode:    %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth",
+                         timing.decodeTokensPerSecond, timing.decodeTokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s))
         }
     }
 

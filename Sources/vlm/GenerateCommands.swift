@@ -28,7 +28,7 @@ struct SamplingFlags: ParsableArguments {
 }
 
 struct GenerativeOptions: ParsableArguments {
-    @Option(name: .long, help: "Generative checkpoint directory (LLaVA, or a Llama-family LM for text-only chat).")
+    @Option(name: .long, help: "Generative checkpoint directory (LLaVA, SmolVLM/Idefics3, or a Llama-family LM for text-only chat).")
     var model: String
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation.")
@@ -63,7 +63,7 @@ func loadImage(_ path: String) throws -> RGBImage {
 }
 
 struct Caption: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe an image with a generative VLM (LLaVA).")
+    static let configuration = CommandConfiguration(abstract: "Describe an image with a generative VLM (LLaVA, SmolVLM/Idefics3).")
     @OptionGroup var model: GenerativeOptions
     @Argument(help: "Image file.") var image: String
     @Option(help: "The instruction used as the user turn.") var prompt = "Describe this image in one sentence."
@@ -101,7 +101,8 @@ struct Chat: ParsableCommand {
         abstract: "Multi-turn chat on stdin. Commands: /image PATH (attach to the next turn), /reset, /quit.",
         discussion: "The model's state is kept between turns: each turn prefills only what the previous ones did not hold.")
     @OptionGroup var model: GenerativeOptions
-    @Option(help: "Image attached to the first turn.") var image: String?
+    @Option(name: .customLong("image"), help: "Image attached to the first turn; repeatable (several images in one turn).")
+    var images: [String] = []
     @Option(help: "System prompt.") var system: String?
     @OptionGroup var sampling: SamplingFlags
 
@@ -110,8 +111,8 @@ struct Chat: ParsableCommand {
             let pipeline = try model.pipeline()
             let options = sampling.options(defaults: pipeline.defaults)
             var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", text: $0)] } ?? []
-            var images: [RGBImage] = []
-            var pending: [RGBImage] = try image.map { [try loadImage($0)] } ?? []
+            var held: [RGBImage] = []
+            var pending: [RGBImage] = try images.map { try loadImage($0) }
             let interactive = isatty(STDIN_FILENO) != 0
             let session = ChatSession()
             while true {
@@ -122,7 +123,7 @@ struct Chat: ParsableCommand {
                 if text == "/quit" || text == "/exit" { break }
                 if text == "/reset" {
                     messages = system.map { [ChatMessage(role: "system", text: $0)] } ?? []
-                    images = []
+                    held = []
                     pending = []
                     session.reset()
                     continue
@@ -137,9 +138,9 @@ struct Chat: ParsableCommand {
                 parts.append(.text(text))
                 let turn = messages + [ChatMessage(role: "user", parts: parts)]
                 do {
-                    let result = try answer(pipeline, messages: turn, images: images + pending, options: options, session: session)
+                    let result = try answer(pipeline, messages: turn, images: held + pending, options: options, session: session)
                     messages = turn + [ChatMessage(role: "assistant", text: result.text)]
-                    images += pending
+                    held += pending
                     pending = []
                 } catch {
                     // A failed turn (e.g. the context is full) is reported; the conversation so far is kept.
