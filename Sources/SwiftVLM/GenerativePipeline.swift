@@ -18,7 +18,7 @@ public final class GenerativePipeline: @unchecked Sendable {
     // MARK: - Loading
 
     /// Loads through `ModelRegistry`; an embedding checkpoint is refused naming its model_type and the generative ones.
-    public static func load(directory: URL) throws -> GenerativePipeline {
+    public static func load(directory: URL, options: InputProcessingOptions = InputProcessingOptions()) throws -> GenerativePipeline {
         let family = try ModelRegistry.family(directory: directory)
         let supported = ModelRegistry.families.filter { $0.kind == .chat }.flatMap(\.modelTypes).sorted()
         func refuse() throws -> Never {
@@ -27,7 +27,7 @@ public final class GenerativePipeline: @unchecked Sendable {
         }
         guard family.kind == .chat else { try refuse() }  // an embedding checkpoint: named before loading weights
         guard case .generative(let model) = try family.load(directory) else { try refuse() }
-        return GenerativePipeline(directory: directory, model: model, processor: try model.makeInputProcessor(directory: directory),
+        return GenerativePipeline(directory: directory, model: model, processor: try model.makeInputProcessor(directory: directory, options: options),
                                   defaults: try GenerationDefaults.load(directory: directory))
     }
 

@@ -37,11 +37,25 @@ public protocol GenerativeModel: AnyObject, Sendable {
     /// the memory-bandwidth roofline of decode is bandwidth / this.
     var decodeWeightBytes: Int { get }
     /// The family's input processor for the checkpoint in `directory` (tokenizer, chat template or the family's
-    /// own prompt format, image processor and image-token expansion).
-    func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor
+    /// own prompt format, image processor and image-token expansion), with the user's `options`.
+    func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor
+}
+
+/// Choices about input processing that the checkpoint's files do not make. The defaults reproduce transformers.
+public struct InputProcessingOptions: Sendable, Equatable {
+    /// Tiling processors (SmolVLM/Idefics3): images are resized so their longest edge is at most this (and never
+    /// upscaled past their own size) instead of to the config's `size.longest_edge`. Fewer tiles, far less
+    /// compute; no longer the input transformers would build. nil: the checkpoint's rule.
+    public var maxImageEdge: Int?
+
+    public init(maxImageEdge: Int? = nil) { self.maxImageEdge = maxImageEdge }
 }
 
 extension GenerativeModel {
+    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
+        try makeInputProcessor(directory: directory, options: InputProcessingOptions())
+    }
+
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { throw ModelError.imagesNotSupported(model: modelType) }
 }
 

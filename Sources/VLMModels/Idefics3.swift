@@ -265,7 +265,7 @@ extension Idefics3Model: GenerativeModel {
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues, patchMask: pixels.patchMask) }
     public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
 
-    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
-        try Idefics3InputProcessor.load(directory: directory, config: config, contextLength: contextLength)
+    public func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor {
+        try Idefics3InputProcessor.load(directory: directory, config: config, contextLength: contextLength, options: options)
     }
 }

@@ -42,7 +42,8 @@ public struct Idefics3InputProcessor: GenerativeInputProcessor {
 
     /// The checkpoint's tokenizer, chat template (content parts: the template prints `<image>` for image parts),
     /// image processor and `image_seq_len` (processor_config.json; the model's tokens per tile when absent).
-    public static func load(directory: URL, config: Idefics3Config, contextLength: Int) throws -> Idefics3InputProcessor {
+    public static func load(directory: URL, config: Idefics3Config, contextLength: Int,
+                            options: InputProcessingOptions = InputProcessingOptions()) throws -> Idefics3InputProcessor {
         let seqLen = try imageSeqLen(directory: directory) ?? config.tokensPerTile
         guard seqLen == config.tokensPerTile else {
             throw ModelError.invalidConfig(path: directory.appendingPathComponent("processor_config.json").path,

@@ -372,7 +372,7 @@ extension LlamaModel: GenerativeModel {
         try run(embeddings: embed([token]), input: PreparedInput(ids: [token]), state: Self.decoderState(state, model: config.modelType))
     }
 
-    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
+    public func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor {
         try TextInputProcessor.load(directory: directory, contextLength: contextLength)
     }
 }

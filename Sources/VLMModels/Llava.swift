@@ -234,7 +234,7 @@ extension LlavaModel: GenerativeModel {
     public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
 
     /// LlavaProcessor: the template's `<image>` becomes `imageTokensPerImage` image tokens; CLIP pixels.
-    public func makeInputProcessor(directory: URL) throws -> any GenerativeInputProcessor {
+    public func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor {
         ImageTokenInputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),
                                  chat: try ChatPrompt.load(directory: directory, contentParts: true),
                                  images: try ImageProcessors.load(directory: directory),
