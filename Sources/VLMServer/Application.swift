@@ -35,7 +35,7 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
             entries.append(.embedding(EncoderService(config: config, engine: .pipeline(pipeline),
                                                      model: ModelInfo(pipeline: pipeline, id: id), metrics: metrics)))
         case .chat:
-            let pipeline = try GenerativePipeline.load(directory: directory)
+            let pipeline = try GenerativePipeline.load(directory: directory, options: config.inputProcessing)
             entries.append(.chat(ChatService(config: config, engine: .pipeline(pipeline), modelID: id)))
         }
     }

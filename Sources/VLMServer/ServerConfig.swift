@@ -1,4 +1,5 @@
 import Foundation
+import VLMModels
 
 /// Everything `vlm serve` can be told. Defaults suit one CPU host serving a base-size CLIP.
 public struct ServerConfig: Sendable {
@@ -25,6 +26,8 @@ public struct ServerConfig: Sendable {
     public var maxBodyBytes: Int = 20 * 1024 * 1024
     /// Decoded width x height above this gets 422, decided from the image header before pixels are allocated.
     public var maxImagePixels: Int = 25_000_000
+    /// Input processing of the chat models (e.g. SmolVLM's --max-image-edge); defaults reproduce transformers.
+    public var inputProcessing = InputProcessingOptions()
     /// Inputs (texts or images) per `/v1/embeddings` request, as OpenAI limits it.
     public var maxInputsPerRequest: Int = 2048
     /// Labels per `/v1/classify` request.

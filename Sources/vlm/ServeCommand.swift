@@ -32,6 +32,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
     @Option(help: "Largest image in pixels, width x height (larger: 422).") var maxImagePixels = 25_000_000
+    @Option(name: .customLong("max-image-edge"), help: "SmolVLM/Idefics3 chat models: resize images to at most N pixels on the longest edge before tiling (fewer tiles, faster; not transformers' exact input).")
+    var maxImageEdge: Int?
     @Option(help: "Most inputs in one /v1/embeddings request.") var maxInputs = 2048
     @Option(help: "Largest encoder batch formed from queued requests.") var maxBatch = 16
     @Option(help: "Milliseconds the batcher waits for more items after the first.") var maxWaitMs = 5
@@ -50,6 +52,12 @@ struct ServeCommand: ParsableCommand {
             config.port = port
             config.maxBodyBytes = maxBodyBytes
             config.maxImagePixels = maxImagePixels
+            if let maxImageEdge {
+                guard maxImageEdge >= 1, maxImageEdge <= 1 << 14 else {
+                    throw PipelineError.invalidArgument("--max-image-edge must be between 1 and 16384 pixels")
+                }
+                config.inputProcessing.maxImageEdge = maxImageEdge
+            }
             config.maxInputsPerRequest = maxInputs
             config.maxBatch = maxBatch
             config.maxWaitMilliseconds = maxWaitMs
