@@ -47,6 +47,10 @@ let package = Package(
             dependencies: ["SwiftVLM", "VLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
+        // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
+        // builds it with libFuzzer and the address sanitizer.
+        .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers"], path: "Fuzz",
+                          exclude: ["corpus"]),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),
@@ -58,7 +62,7 @@ let package = Package(
         .testTarget(name: "VLMServerTests", dependencies: [
             "VLMServer", "VLMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm"]),
+        .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm", "vlm-fuzz"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -102,6 +102,11 @@ public enum ImageProcessors {
     public struct ConfigSource: Sendable {
         public let json: Data
         public let file: String
+
+        public init(json: Data, file: String) {
+            self.json = json
+            self.file = file
+        }
     }
 
     public typealias Factory = @Sendable (ConfigSource) throws -> any ImageInputProcessor
