@@ -117,6 +117,8 @@ public enum ImageProcessors {
         "CLIPImageProcessor": { try ImageProcessor(source: $0) },
         "SiglipImageProcessor": { try ImageProcessor(source: $0) },
         "Siglip2ImageProcessor": { try NaFlexProcessor(source: $0) },
+        "Idefics3ImageProcessor": { try Idefics3ImageProcessor(source: $0) },
+        "SmolVLMImageProcessor": { try Idefics3ImageProcessor(source: $0) },
     ]
 
     /// Names of the supported processor classes, for error messages.

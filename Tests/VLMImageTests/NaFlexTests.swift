@@ -233,7 +233,7 @@ func referenceValue(_ v: UInt8, channel c: Int, rescale: Double?, mean: [Double]
     }
 
     @Test func unknownTypeNamesSupportedClasses() throws {
-        let source = ImageProcessors.ConfigSource(json: Data(#"{"image_processor_type": "Idefics3ImageProcessor"}"#.utf8), file: "pp.json")
+        let source = ImageProcessors.ConfigSource(json: Data(#"{"image_processor_type": "Qwen2VLImageProcessor"}"#.utf8), file: "pp.json")
         do {
             _ = try ImageProcessors.make(source)
             Issue.record("an unknown image_processor_type loaded")
