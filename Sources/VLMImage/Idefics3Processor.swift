@@ -307,9 +307,12 @@ extension Idefics3ImageProcessor: ImageInputProcessor {
     public var processorClass: String { "Idefics3ImageProcessor" }
     /// Every frame is max_image_size x max_image_size.
     public var fixedOutputSize: (height: Int, width: Int)? { (config.maxImageSize, config.maxImageSize) }
-    /// [N, 3, M, M]: the frames of all images (N is the total frame count, not the image count); the grids are
-    /// only in `process`'s result, which the SmolVLM model uses.
+    /// [N, 3, M, M]: the frames of all images (N is the total frame count, not the image count), with each
+    /// image's frame count and tile grid (what the prompt expansion needs). Every frame is a full M x M square,
+    /// so no patch is padding (transformers' pixel_attention_mask is all ones for one prompt's images).
     public func pixelInputs(_ images: [RGBImage]) throws -> PixelInputs {
-        PixelInputs(pixelValues: try process(images).pixelValues)
+        let p = try process(images)
+        return PixelInputs(pixelValues: p.pixelValues, tilesPerImage: p.tilesPerImage,
+                           tileGrids: p.grids.map { PatchGrid(rows: $0.rows, columns: $0.cols) })
     }
 }

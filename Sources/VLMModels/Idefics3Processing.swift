@@ -51,7 +51,7 @@ public struct Idefics3InputProcessor: GenerativeInputProcessor {
         }
         return Idefics3InputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),
                                       chat: try ChatPrompt.load(directory: directory, contentParts: true),
-                                      images: try ImageProcessors.load(directory: directory, defaultClass: "Idefics3ImageProcessor"),
+                                      images: try Idefics3ImageProcessor.load(directory: directory, maxLongestEdge: options.maxImageEdge),
                                       imageSeqLen: seqLen, imageTokenID: config.imageTokenID,
                                       patchSize: config.visionConfig.patchSize, contextLength: contextLength,
                                       modelName: directory.lastPathComponent)
