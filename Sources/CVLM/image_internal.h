@@ -32,10 +32,26 @@ int vlm_image_decode_jpeg(const uint8_t *data, size_t size, uint8_t *out, vlm_im
 int vlm_image_decode_png(const uint8_t *data, size_t size, vlm_alpha_mode alpha, uint8_t *out, vlm_image_info *info);
 
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 /* Opens a system library at run time (its -dev headers need not exist); on failure writes dlerror() (or
    "not found") into `error` and returns NULL. Shared by the WebP, GIF, TIFF and HEIF loaders. */
 static inline void *vlm_dl_open(const char *name, char *error, size_t error_size) {
+    // VLM_DISABLE_CODECS=libwebp,libheif treats those libraries as absent (what a machine without them sees;
+    // tests use it, and it switches a codec off).
+    const char *disabled = getenv("VLM_DISABLE_CODECS");
+    const char *dot = strstr(name, ".so");
+    size_t base = dot ? (size_t)(dot - name) : strlen(name);
+    for (const char *p = disabled; p != NULL && *p != 0;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == base && strncmp(p, name, base) == 0) {
+            snprintf(error, error_size, "%s: disabled by VLM_DISABLE_CODECS", name);
+            return NULL;
+        }
+        p = end ? end + 1 : NULL;
+    }
     void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (lib == NULL) {
         const char *e = dlerror();

@@ -30,11 +30,14 @@ public enum Executables {
     }
 
     /// Runs `vlm args...` to completion and captures its output.
-    public static func run(_ args: [String], stdin: Data? = nil) throws -> Result {
+    public static func run(_ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Result {
         guard let vlm else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "vlm executable"]) }
         let process = Process()
         process.executableURL = vlm
         process.arguments = args
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
