@@ -74,7 +74,10 @@ public func buildApplication(config: ServerConfig, chatEngine: ChatEngine) throw
 func application(config: ServerConfig, roster: ModelRoster, indexIdentity: ModelIdentity?) throws -> Application<RouterResponder<BasicRequestContext>> {
     let index = config.indexPath == nil ? nil : try indexIdentity.map { try IndexService(config: config, identity: $0) }
     let router = buildRouter(config: config, roster: roster, index: index)
+    // The idle timeout closes connections without a complete request head (slowloris); RequestInput.body bounds
+    // the time a body may take.
     return Application(router: router,
+                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000)))),
                        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "vlm-serve"),
                        services: index.map { [IndexPersistService(index: $0)] } ?? [])
 }

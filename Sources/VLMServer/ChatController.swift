@@ -19,7 +19,8 @@ struct ChatController<Context: RequestContext>: Sendable {
     }
 
     func complete(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: roster.chats.first?.config.maxBodyBytes ?? 0)
+        let body = try await RequestInput.body(of: request, limit: roster.chats.first?.config.maxBodyBytes ?? 0,
+                                                 timeout: roster.chats.first?.config.bodyTimeoutSeconds ?? 120)
         let req = try RequestInput.json(ChatCompletionRequest.self, from: body)
         let service = try roster.chat(req.model)
         let options = try req.samplingOptions(defaults: service.engine.defaults)

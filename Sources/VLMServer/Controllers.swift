@@ -11,7 +11,7 @@ struct EmbeddingsController<Context: RequestContext>: Sendable {
 
     func embeddings(_ request: Request) async throws -> Response {
         let limit = roster.encoders.first?.config.maxBodyBytes ?? 0
-        let body = try await RequestInput.body(of: request, limit: limit)
+        let body = try await RequestInput.body(of: request, limit: limit, timeout: roster.encoders.first?.config.bodyTimeoutSeconds ?? 120)
         let req = try RequestInput.json(EmbeddingsRequest.self, from: body)
         let service = try roster.encoder(req.model)
         let base64: Bool
@@ -43,7 +43,7 @@ struct ClassifyController<Context: RequestContext>: Sendable {
 
     func classify(_ request: Request) async throws -> Response {
         let limit = roster.encoders.first?.config.maxBodyBytes ?? 0
-        let body = try await RequestInput.body(of: request, limit: limit)
+        let body = try await RequestInput.body(of: request, limit: limit, timeout: roster.encoders.first?.config.bodyTimeoutSeconds ?? 120)
         let req = try RequestInput.json(ClassifyRequest.self, from: body)
         let service = try roster.encoder(req.model)
         if let k = req.topK, k < 1 { throw ServerError.invalidRequest("'top_k' must be >= 1") }

@@ -15,7 +15,7 @@ struct SearchController<Context: RequestContext>: Sendable {
     }
 
     func search(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes)
+        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes, timeout: service.config.bodyTimeoutSeconds)
         let req = try RequestInput.json(SearchRequest.self, from: body)
         try RequestInput.checkModel(req.model, served: service.model.id)
         let index = try IndexRoutes.require(index)
@@ -62,7 +62,7 @@ struct IndexController<Context: RequestContext>: Sendable {
     }
 
     func add(_ request: Request) async throws -> Response {
-        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes)
+        let body = try await RequestInput.body(of: request, limit: service.config.maxBodyBytes, timeout: service.config.bodyTimeoutSeconds)
         let req = try RequestInput.json(IndexAddRequest.self, from: body)
         try RequestInput.checkModel(req.model, served: service.model.id)
         let index = try IndexRoutes.require(index)

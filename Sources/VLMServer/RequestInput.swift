@@ -6,12 +6,16 @@ import SwiftVLM
 enum RequestInput {
     /// The body, refused with 413 as soon as it passes `limit`: first from Content-Length (before reading
     /// anything), then while streaming (chunked bodies have no length), so at most `limit` bytes are held.
-    static func body(of request: Request, limit: Int) async throws -> ByteBuffer {
+    static func body(of request: Request, limit: Int, timeout: Double = 120) async throws -> ByteBuffer {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             throw ServerError.payloadTooLarge(limit: limit)
         }
         var collected = ByteBuffer()
+        // Checked as each chunk arrives: a client dribbling its body is cut off after `timeout` (plus at most the
+        // connection's idle timeout, which closes it when no chunk comes at all).
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         for try await chunk in request.body {
+            guard ContinuousClock.now <= deadline else { throw ServerError.requestTimeout(seconds: timeout) }
             guard chunk.readableBytes <= limit - collected.readableBytes else {
                 throw ServerError.payloadTooLarge(limit: limit)
             }

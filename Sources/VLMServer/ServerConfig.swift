@@ -26,6 +26,11 @@ public struct ServerConfig: Sendable {
     public var maxBodyBytes: Int = 20 * 1024 * 1024
     /// Decoded width x height above this gets 422, decided from the image header before pixels are allocated.
     public var maxImagePixels: Int = 25_000_000
+    /// A connection that has sent no complete request head for this long (while opening, or since its last
+    /// response) is closed: slowloris clients that dribble headers hold no connection longer than this.
+    public var idleTimeoutSeconds: Double = 30
+    /// A request body must arrive within this long of its head (408 after; a client dribbling a body).
+    public var bodyTimeoutSeconds: Double = 120
     /// Input processing of the chat models (e.g. SmolVLM's --max-image-edge); defaults reproduce transformers.
     public var inputProcessing = InputProcessingOptions()
     /// Inputs (texts or images) per `/v1/embeddings` request, as OpenAI limits it.
@@ -81,6 +86,8 @@ public struct ServerConfig: Sendable {
         func check(_ ok: Bool, _ what: String) throws { if !ok { throw ServerError.invalidConfiguration(what) } }
         try check((0 ... 65535).contains(port), "--port must be in 0...65535")
         try check(maxBodyBytes > 0, "--max-body-bytes must be > 0")
+        try check(idleTimeoutSeconds > 0 && idleTimeoutSeconds <= 86400, "--idle-timeout must be in (0, 86400] seconds")
+        try check(bodyTimeoutSeconds > 0 && bodyTimeoutSeconds <= 86400, "--body-timeout must be in (0, 86400] seconds")
         try check(maxImagePixels > 0, "--max-image-pixels must be > 0")
         try check(maxInputsPerRequest > 0, "--max-inputs must be > 0")
         try check(maxLabels > 0, "max labels must be > 0")

@@ -22,6 +22,8 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     case indexEntryNotFound(String)
     /// The body exceeds `maxBodyBytes` (413).
     case payloadTooLarge(limit: Int)
+    /// The body did not arrive within `bodyTimeoutSeconds` of the request head (408; a slow client).
+    case requestTimeout(seconds: Double)
     /// The image exceeds `maxImagePixels` (422).
     case imageTooLarge(width: Int, height: Int, limit: Int)
     /// The image decodes, but the model's preprocessing would make it larger than its stated bound (422).
@@ -49,6 +51,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .routeNotFound(let method, let path): return "no route for \(method) \(path)"
         case .indexEntryNotFound(let m): return m
         case .payloadTooLarge(let limit): return "request body is larger than the limit of \(limit) bytes"
+        case .requestTimeout(let s): return "the request body did not arrive within \(s) s"
         case .imageTooLarge(let w, let h, let limit):
             return "image is \(w)x\(h) = \(w * h) pixels, above the limit of \(limit) pixels"
         case .imageTooLargeToProcess(let m): return m
@@ -66,6 +69,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage: return .badRequest
         case .modelNotFound, .routeNotFound, .indexEntryNotFound: return .notFound
         case .payloadTooLarge: return .contentTooLarge
+        case .requestTimeout: return .requestTimeout
         case .imageTooLarge, .imageTooLargeToProcess: return .unprocessableContent
         case .unauthorized: return .unauthorized
         case .overloaded, .shuttingDown: return .serviceUnavailable
@@ -78,7 +82,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
     var type: String {
         switch self {
         case .malformedJSON, .invalidRequest, .invalidBase64, .undecodableImage, .modelNotFound, .routeNotFound,
-             .indexEntryNotFound, .payloadTooLarge, .imageTooLarge, .imageTooLargeToProcess:
+             .indexEntryNotFound, .payloadTooLarge, .requestTimeout, .imageTooLarge, .imageTooLargeToProcess:
             return "invalid_request_error"
         case .unauthorized: return "authentication_error"
         case .overloaded, .shuttingDown: return "server_overloaded"
@@ -98,6 +102,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable {
         case .routeNotFound: return "not_found"
         case .indexEntryNotFound: return "index_entry_not_found"
         case .payloadTooLarge: return "payload_too_large"
+        case .requestTimeout: return "request_timeout"
         case .imageTooLarge, .imageTooLargeToProcess: return "image_too_large"
         case .unauthorized: return "invalid_api_key"
         case .overloaded: return "queue_full"

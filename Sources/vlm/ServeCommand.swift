@@ -32,6 +32,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
     @Option(help: "Largest image in pixels, width x height (larger: 422).") var maxImagePixels = 25_000_000
+    @Option(help: "Seconds a connection may go without sending a complete request head before it is closed (slow clients).")
+    var idleTimeout: Double = 30
+    @Option(help: "Seconds a request body may take to arrive after its head (408 after).") var bodyTimeout: Double = 120
     @Option(name: .customLong("max-image-edge"), help: "SmolVLM/Idefics3 chat models: resize images to at most N pixels on the longest edge before tiling (fewer tiles, faster; not transformers' exact input).")
     var maxImageEdge: Int?
     @Option(help: "Most inputs in one /v1/embeddings request.") var maxInputs = 2048
@@ -52,6 +55,8 @@ struct ServeCommand: ParsableCommand {
             config.port = port
             config.maxBodyBytes = maxBodyBytes
             config.maxImagePixels = maxImagePixels
+            config.idleTimeoutSeconds = idleTimeout
+            config.bodyTimeoutSeconds = bodyTimeout
             if let maxImageEdge {
                 guard maxImageEdge >= 1, maxImageEdge <= 1 << 14 else {
                     throw PipelineError.invalidArgument("--max-image-edge must be between 1 and 16384 pixels")
