@@ -25,13 +25,14 @@ struct ChatController<Context: RequestContext>: Sendable {
         let service = try roster.chat(req.model)
         let options = try req.samplingOptions(defaults: service.engine.defaults)
         let (messages, imageValues) = try Self.conversation(req.messages, engine: service.engine, model: service.modelID)
-        let engine = service.engine, maxPixels = service.config.maxImagePixels, count = imageValues.count
+        let engine = service.engine, config = service.config, count = imageValues.count
+        guard count <= config.maxImagesPerRequest else {
+            throw ServerError.invalidRequest("the messages carry \(count) images; the limit per request is \(config.maxImagesPerRequest) (--max-images)")
+        }
         let prepared = try await RequestInput.offload { () throws -> PreparedPrompt in
-            let images = try imageValues.enumerated().map { i, value -> RGBImage in
-                do { return try RequestInput.image(value, maxPixels: maxPixels) } catch let error as ServerError {
-                    throw error.at(index: i, count: count)
-                }
-            }
+            // The decoded images are held only until the processor has turned them into pixel values.
+            let (images, reservation) = try RequestInput.images(imageValues, config: config, count: count)
+            defer { reservation.release() }
             do { return try engine.prepare(messages, images) } catch let error as ChatTemplateError {
                 throw ServerError.invalidRequest("the chat template cannot render these messages: \(error)")
             } catch {

@@ -68,17 +68,15 @@ public final class EncoderService: Sendable {
                 slots.append((false, imageValues.count - 1))
             }
         }
-        let maxPixels = config.maxImagePixels, count = parts.count, pending = imageValues
+        let config = self.config, count = parts.count, pending = imageValues
         var images: [RGBImage] = []
+        var reservation: PixelBudget.Reservation?
         if !pending.isEmpty {
-            images = try await RequestInput.offload {
-                try pending.map { item -> RGBImage in
-                    do { return try RequestInput.image(item.value, maxPixels: maxPixels) } catch let error as ServerError {
-                        throw error.at(index: item.index, count: count)
-                    }
-                }
+            (images, reservation) = try await RequestInput.offload {
+                try RequestInput.images(pending.map(\.value), config: config, count: count, index: { pending[$0].index })
             }
         }
+        defer { reservation?.release() }  // the decoded images are dropped once the batcher has embedded them
         let tokens = texts.reduce(0) { $0 + $1.count }
         // Both kinds queue at once; the worker serves whichever has waited longest.
         let (textInputs, imageInputs) = (texts, images)
@@ -98,8 +96,10 @@ public final class EncoderService: Sendable {
         }
         let prompts = try ZeroShot.prompts(labels: nonEmpty, template: template ?? ZeroShot.defaultTemplate)
         let ids = try prompts.enumerated().map { try tokenize($1.prompt, at: $0) }
-        let maxPixels = config.maxImagePixels
-        let image = try await RequestInput.offload { try RequestInput.image(value, maxPixels: maxPixels) }
+        let config = self.config
+        let (decoded, reservation) = try await RequestInput.offload { try RequestInput.images([value], config: config, count: 1) }
+        defer { reservation.release() }
+        guard let image = decoded.first else { throw ServerError.internalError("no decoded image") }
         async let textVectors = batcher.embed(texts: ids)
         async let imageVectors = batcher.embed(images: [image])
         let (text, images) = try await (textVectors, imageVectors)

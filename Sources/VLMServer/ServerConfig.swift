@@ -26,6 +26,13 @@ public struct ServerConfig: Sendable {
     public var maxBodyBytes: Int = 20 * 1024 * 1024
     /// Decoded width x height above this gets 422, decided from the image header before pixels are allocated.
     public var maxImagePixels: Int = 25_000_000
+    /// Decoded image pixels all requests in flight may hold together (a request alone above it: 422; while
+    /// others hold it: 503). 100 M pixels = 300 MB of RGB.
+    public var maxPixelsInFlight: Int = 100_000_000
+    /// Images one chat request may carry (each becomes up to a few thousand tokens and tens of MB of pixels).
+    public var maxImagesPerRequest: Int = 16
+    /// The shared budget `maxPixelsInFlight` is counted in (one per server; copies of the config share it).
+    public let pixelBudget = PixelBudget()
     /// A connection that has sent no complete request head for this long (while opening, or since its last
     /// response) is closed: slowloris clients that dribble headers hold no connection longer than this.
     public var idleTimeoutSeconds: Double = 30
@@ -86,6 +93,8 @@ public struct ServerConfig: Sendable {
         func check(_ ok: Bool, _ what: String) throws { if !ok { throw ServerError.invalidConfiguration(what) } }
         try check((0 ... 65535).contains(port), "--port must be in 0...65535")
         try check(maxBodyBytes > 0, "--max-body-bytes must be > 0")
+        try check(maxPixelsInFlight >= maxImagePixels, "--max-pixels-in-flight must be at least --max-image-pixels")
+        try check(maxImagesPerRequest >= 1, "--max-images must be >= 1")
         try check(idleTimeoutSeconds > 0 && idleTimeoutSeconds <= 86400, "--idle-timeout must be in (0, 86400] seconds")
         try check(bodyTimeoutSeconds > 0 && bodyTimeoutSeconds <= 86400, "--body-timeout must be in (0, 86400] seconds")
         try check(maxImagePixels > 0, "--max-image-pixels must be > 0")

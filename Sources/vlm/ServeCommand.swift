@@ -32,6 +32,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
     @Option(help: "Largest image in pixels, width x height (larger: 422).") var maxImagePixels = 25_000_000
+    @Option(help: "Decoded image pixels all requests in flight may hold together (one request above it: 422; while others hold it: 503).")
+    var maxPixelsInFlight = 100_000_000
+    @Option(name: .customLong("max-images"), help: "Images one chat request may carry.") var maxImages = 16
     @Option(help: "Seconds a connection may go without sending a complete request head before it is closed (slow clients).")
     var idleTimeout: Double = 30
     @Option(help: "Seconds a request body may take to arrive after its head (408 after).") var bodyTimeout: Double = 120
@@ -55,6 +58,8 @@ struct ServeCommand: ParsableCommand {
             config.port = port
             config.maxBodyBytes = maxBodyBytes
             config.maxImagePixels = maxImagePixels
+            config.maxPixelsInFlight = maxPixelsInFlight
+            config.maxImagesPerRequest = maxImages
             config.idleTimeoutSeconds = idleTimeout
             config.bodyTimeoutSeconds = bodyTimeout
             if let maxImageEdge {
