@@ -50,7 +50,7 @@ let package = Package(
         // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
         // builds it with libFuzzer and the address sanitizer.
         .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers"], path: "Fuzz",
-                          exclude: ["corpus"]),
+                          exclude: ["corpus", "lsan.supp"]),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),

@@ -9,7 +9,7 @@ import VLMTokenizers
 /// timeout or an out-of-memory is a bug. Run by Scripts/fuzz.sh (libFuzzer) and replayed by `vlm-fuzz` over
 /// the committed corpus (Fuzz/corpus/<target>) in the normal build.
 enum FuzzTargets {
-    static let names = ["image", "npy", "template", "safetensors", "config"]
+    static let names = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece"]
 
     /// Runs `target` on `data`; errors are the expected outcome for most inputs and are ignored.
     static func run(_ target: String, _ data: Data) {
@@ -19,6 +19,8 @@ enum FuzzTargets {
         case "template": template(data)
         case "safetensors": safetensors(data)
         case "config": config(data)
+        case "tokenizer": tokenizer(data, file: "tokenizer.json")
+        case "spiece": tokenizer(data, file: "spiece.model")
         default: break
         }
     }
@@ -44,6 +46,19 @@ enum FuzzTargets {
         defer { try? FileManager.default.removeItem(at: url) }
         guard let file = try? SafeTensorsFile(path: url.path) else { return }
         for key in file.keys { _ = try? file.tensor(key) }
+    }
+
+    /// A tokenizer directory holding `data` as `file` (tokenizer.json, or SentencePiece's spiece.model): loaded,
+    /// then used to encode and decode a text with special tokens, bytes and spaces.
+    static func tokenizer(_ data: Data, file: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-fuzz-tok-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        guard (try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)) != nil,
+              (try? data.write(to: dir.appendingPathComponent(file))) != nil else { return }
+        defer { try? FileManager.default.removeItem(at: dir) }
+        guard let tokenizer = try? TokenizerLoader.load(directory: dir) else { return }
+        guard let ids = try? tokenizer.encode("Hello <s> wörld ☃  12 345\n\tend</s>", addSpecialTokens: true) else { return }
+        _ = tokenizer.decode(ids, skipSpecialTokens: false)
     }
 
     /// config.json / preprocessor_config.json of every family and processor.

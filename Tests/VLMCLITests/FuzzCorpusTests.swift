@@ -6,7 +6,7 @@ import VLMTestSupport
 /// replayed through the normal build's `vlm-fuzz`: every parser of outside input returns or throws on each,
 /// without crashing. (Scripts/fuzz.sh runs libFuzzer with AddressSanitizer over the same targets.)
 @Suite struct FuzzCorpusTests {
-    static let targets = ["image", "npy", "template", "safetensors", "config"]
+    static let targets = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece"]
 
     @Test(arguments: targets)
     func corpusReplaysWithoutCrashing(target: String) throws {
