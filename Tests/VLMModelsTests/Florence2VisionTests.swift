@@ -5,6 +5,7 @@ import VLMLayers
 @testable import VLMModels
 import VLMTensor
 import VLMTestSupport
+import VLMTokenizers
 
 /// Florence-2's image side against transformers 5.25 (Scripts/fixtures/florence2_fixtures.py): a tiny random
 /// Florence2ForConditionalGeneration with the real DaViT structure, two photographs at 80x112.
@@ -68,6 +69,36 @@ import VLMTestSupport
         let both = try encoder.imageFeatures(pixelValues: pixels)
         let second = try encoder.imageFeatures(pixelValues: pixels.rows(1 ..< 2))
         #expect(Self.worst(second.scalars, both.rows(1 ..< 2).scalars) <= 1e-5)
+    }
+
+    @Test func checkpointWithoutTemporalBufferRecomputesIt() throws {
+        // transformers re-initialises a missing pos_idx_to_embed to the sinusoid table (row 0: 0, 1, 0, 1, ...),
+        // which the checkpoint holds too: identical features.
+        let dir = try Self.edited(tensors: { $0.removeAll { $0.name.hasSuffix("visual_temporal_embed.pos_idx_to_embed") } })
+        let pixels = try Self.reference("pixel_values")
+        let stored = try Florence2VisionEncoder.load(directory: Self.tiny).imageFeatures(pixelValues: pixels)
+        let computed = try Florence2VisionEncoder.load(directory: dir.url).imageFeatures(pixelValues: pixels)
+        #expect(Self.worst(stored.scalars, computed.scalars) <= 1e-6)
+    }
+
+    @Test func randomWeightsBuildFromAConfig() throws {
+        // Benchmarks' path: the checkpoint's own config, seeded weights, the same output shapes.
+        let config = try ConfigFile.decode(Florence2Config.self, in: Self.tiny).visionConfig
+        let encoder = try Florence2VisionEncoder.random(config: config, seed: 7)
+        let features = try encoder.imageFeatures(pixelValues: try Self.reference("pixel_values"))
+        #expect(features.shape == [2, 13, 32])
+        #expect(features.scalars.allSatisfy { $0.isFinite })
+    }
+
+    @Test func tokenizerWithTaskAndLocationTokensMatchesTransformers() throws {
+        // For the decoder sessions: the checkpoint's BART tokenizer with <loc_*>, task tokens and <image>.
+        struct Cases: Decodable { struct Case: Decodable { let text: String; let ids: [Int] }; let cases: [Case] }
+        let reference = try Fixtures.json("florence2/tokenizer_cases.json", as: Cases.self)
+        let tokenizer = try TokenizerLoader.loadPretrained(directory: Self.tiny)
+        for c in reference.cases {
+            let ids = try tokenizer.encode(c.text, addSpecialTokens: false)
+            #expect(ids == c.ids, "\(c.text)")
+        }
     }
 
     // MARK: Bad checkpoints, configs and inputs
