@@ -71,7 +71,8 @@ public final class Florence2VisionEncoder: @unchecked Sendable {
     let stages: [DaViTStage]          // model.vision_tower
     let projector: Florence2Projector // model.multi_modal_projector
 
-    /// The largest input side accepted (a DaViT at 768 px takes ~1 GB of activations per 4k px side beyond).
+    /// The largest input side accepted: stage-0 maps grow with the square of the side (Florence-2 itself runs at
+    /// 768; a 4096 px square would already hold ~1M tokens of 128+ channels per map).
     public static let maxInputSide = 4096
 
     public init(_ loader: WeightLoader, config: Florence2VisionConfig) throws {
