@@ -2,6 +2,7 @@
 #ifndef CVLM_H
 #define CVLM_H
 #include "cvlm_kernels.h"
+#include "cvlm_conv.h"
 #include "cvlm_image.h"
 #include "cvlm_image_encode.h"
 #include "cvlm_image_dl.h"
