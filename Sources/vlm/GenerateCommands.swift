@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
 import SwiftVLM
+import VLMLayers
+
+extension Precision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
 
 /// Sampling flags shared by caption, ask and chat.
 struct SamplingFlags: ParsableArguments {
@@ -33,11 +38,12 @@ struct GenerativeOptions: ParsableArguments {
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation.")
     var noExifTranspose = false
+    @Option(help: ArgumentHelp(Precision.helpText, valueName: "fp32|bf16|int8|int4")) var precision: Precision?
 
     func pipeline() throws -> GenerativePipeline {
         if let threads, threads > 0 { Kernels.threads = threads }
         if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
-        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath))
+        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath), precision: precision)
     }
 }
 
