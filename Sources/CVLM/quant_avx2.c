@@ -36,6 +36,22 @@ VLM_INLINE VLM_AVX2 void load_codes_i4(const unsigned char *row, int h, __m256 *
     *w1 = i4_vector(v, 2 * h + 1);
 }
 
+// The GEMV's cheaper form: vector c as q * 2^e per lane, with no shift for c < 3 (AND keeps the nibble in place;
+// q * 2^e has 4 significant bits, so the int32 -> float conversion is exact). The top nibble (c = 3, lanes 4-7
+// at bits 28..31) would be negative as int32, so c = 3 shifts by 4 first. The sums over k then carry the exact
+// power-of-two factor i4_unscale(c) removes at the group's end: results equal the unscaled ones bit for bit.
+VLM_INLINE VLM_AVX2 __m256 i4_vector_scaled(__m256i v, int c) {
+    int lo = c < 3 ? 8 * c : 20, hi = c < 3 ? 8 * c + 4 : 24;
+    if (c == 3) v = _mm256_srli_epi32(v, 4);
+    __m256i mask = _mm256_setr_epi32(0xF << lo, 0xF << lo, 0xF << lo, 0xF << lo, 0xF << hi, 0xF << hi, 0xF << hi, 0xF << hi);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(v, mask));
+}
+VLM_INLINE VLM_AVX2 __m256 i4_unscale(int c) {
+    int lo = c < 3 ? 8 * c : 20, hi = c < 3 ? 8 * c + 4 : 24;
+    float a = 1.0f / (float)(1 << lo), b = 1.0f / (float)(1 << hi);
+    return _mm256_setr_ps(a, a, a, a, b, b, b, b);
+}
+
 // All 32 columns of one k row (I4: one load, both nibbles).
 VLM_INLINE VLM_AVX2 void load_codes_full(const int i4, const unsigned char *row, __m256 w[4]) {
     if (!i4) {
@@ -44,7 +60,7 @@ VLM_INLINE VLM_AVX2 void load_codes_full(const int i4, const unsigned char *row,
         return;
     }
     __m256i v = i4_row(row);
-    for (int c = 0; c < 4; c++) w[c] = i4_vector(v, c);
+    for (int c = 0; c < 4; c++) w[c] = i4_vector_scaled(v, c);
 }
 
 // acc[m * VLM_NR + 8 c + l] += s * (v[m][c] - z * xs[m, g]) for the 8-column vectors c in [c0, c1) of a block.
@@ -56,7 +72,7 @@ VLM_INLINE VLM_AVX2 void group_end(const int MR, const int i4, const unsigned ch
         for (int m = 0; m < MR; m++) {
             float *a = acc + m * VLM_NR + 8 * c;
             __m256 t = v[m][c - c0];
-            if (i4) t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[m * ngroups + g]), t);
+            if (i4) t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[m * ngroups + g]), _mm256_mul_ps(t, i4_unscale(c)));
             _mm256_store_ps(a, _mm256_fmadd_ps(s, t, _mm256_load_ps(a)));
         }
     }
@@ -106,7 +122,11 @@ VLM_INLINE VLM_AVX2 void group_half(const int MR, const int i4, const float *X, 
     for (int m = 0; m < MR; m++) gacc[m][0] = gacc[m][1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < len; i++) {
         __m256 w0, w1;
-        if (i4) load_codes_i4(codes + i * stride, h, &w0, &w1);
+        if (i4) {
+            __m256i v = i4_row(codes + i * stride);
+            w0 = i4_vector_scaled(v, 2 * h);
+            w1 = i4_vector_scaled(v, 2 * h + 1);
+        }
         else load_codes_i8(codes + i * stride, h, &w0, &w1);
         for (int m = 0; m < MR; m++) {
             __m256 xb = _mm256_broadcast_ss(X + m * ldx + k0 + i);
