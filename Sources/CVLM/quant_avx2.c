@@ -14,7 +14,7 @@
 #include "simd_math.h"
 
 #ifndef VLM_QPREFETCH
-#define VLM_QPREFETCH 4096  // bytes ahead of the decode loop (a compute-bound stream outruns the hardware prefetcher less)
+#define VLM_QPREFETCH 4096  // bytes ahead in the decode loop: measured to help the int4 stream on Zen 3
 #endif
 
 // Codes of one k row, half h (16 columns), widened to two vectors of 8 floats.
