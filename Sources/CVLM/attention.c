@@ -6,6 +6,7 @@
 // (causal, or the union of explicit per-query key ranges: sliding window, prefix-LM) are scored.
 #include "kernels_internal.h"
 #include <math.h>
+#include <stdatomic.h>
 
 // Score block of at most this many floats (256 KiB) per task so it stays in L2.
 #define SCORE_BLOCK 65536
@@ -21,6 +22,7 @@ typedef struct {
     int causal;
     const uint8_t *key_mask;
     const int64_t *key_begin, *key_end;  // per query [Tq] (shared by the batch), or NULL
+    _Atomic int failed;                  // a task could not allocate its scratch
 } attn_job;
 
 // Keys [*lo, *hi) that query t may see: the explicit range if given, else causal / all keys.
@@ -62,11 +64,11 @@ static void attn_task(void *ctx, int64_t task, int thread) {
         return;
     }
     float *s = vlm_scratch(2, (size_t)rows * nk + 16);
-    if (!s) return;
+    if (!s) { atomic_store(&((attn_job *)j)->failed, 1); return; }
     const float *qp = j->q + (b * j->Tq + t0) * j->ldq + h * D;
     const float *kp = j->k + (b * j->Tk + kb) * j->ldk + h * D;
     const float *vp = j->v + (b * j->Tk + kb) * j->ldv + h * D;
-    vlm_sgemm_st(j->gk, 0, 1, rows, nk, D, j->scale, qp, j->ldq, kp, j->ldk, 0.0f, s, nk);
+    if (vlm_sgemm_st(j->gk, 0, 1, rows, nk, D, j->scale, qp, j->ldq, kp, j->ldk, 0.0f, s, nk) != 0) atomic_store(&((attn_job *)j)->failed, 1);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + kb : NULL;
     for (int64_t r = 0; r < rows; r++) {
         float *sr = s + r * nk;
@@ -82,10 +84,10 @@ static void attn_task(void *ctx, int64_t task, int thread) {
                 if (!mask[c]) sr[c] = -INFINITY;
         j->ok->softmax_row(sr, nk);
     }
-    vlm_sgemm_st(j->gk, 0, 0, rows, D, nk, 1.0f, s, nk, vp, j->ldv, 0.0f, o, j->ldo);
+    if (vlm_sgemm_st(j->gk, 0, 0, rows, D, nk, 1.0f, s, nk, vp, j->ldv, 0.0f, o, j->ldo) != 0) atomic_store(&((attn_job *)j)->failed, 1);
 }
 
-static void attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+static int attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask,
                           const int64_t *key_begin, const int64_t *key_end) {
@@ -96,9 +98,9 @@ static void attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t 
             vlm_attention_ranged_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, key_begin, key_end, key_mask);
         else
             vlm_attention_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask);
-        return;
+        return 0;
     }
-    if (B <= 0 || H <= 0 || Tq <= 0) return;
+    if (B <= 0 || H <= 0 || Tq <= 0) return 0;
     int64_t qb = SCORE_BLOCK / Tk;
     if (qb < 8) qb = 8;
     if (qb > Tq) qb = Tq;
@@ -115,20 +117,21 @@ static void attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t 
     double flops = 4.0 * (double)B * H * Tq * Tk * D;
     if (flops < 200000.0) {  // tiny (decode step): no pool wake-up
         for (int64_t t = 0; t < ntasks; t++) attn_task(&j, t, 0);
-        return;
+    } else {
+        vlm_parallel_for(ntasks, attn_task, &j);
     }
-    vlm_parallel_for(ntasks, attn_task, &j);
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
 }
 
-void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+int vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                    const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                    float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
-    attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
+    return attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
 }
 
-void vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+int vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                           const uint8_t *key_mask) {
-    attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
+    return attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
 }

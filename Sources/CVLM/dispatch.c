@@ -11,26 +11,76 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-static vlm_isa detect_isa(void) {
+static uint64_t detect_features(void) {
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return VLM_ISA_NAIVE;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
-    if (!osxsave || !avx) return VLM_ISA_NAIVE;
+    if (!osxsave || !avx || __get_cpuid_max(0, 0) < 7) return 0;
     uint64_t xcr0 = xgetbv0();
-    // The OS must save YMM (bits 1,2) and, for AVX-512, opmask + ZMM state (bits 5,6,7).
-    int ymm_ok = (xcr0 & 0x6) == 0x6;
-    int zmm_ok = (xcr0 & 0xE6) == 0xE6;
-    if (__get_cpuid_max(0, 0) < 7) return VLM_ISA_NAIVE;
-    __cpuid_count(7, 0, a, b, c, d);
-    int avx2 = (b >> 5) & 1;
-    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-    if (zmm_ok && ymm_ok && avx512f && avx512dq && avx512bw && avx512vl && fma && f16c && avx2) return VLM_ISA_AVX512;
-    if (ymm_ok && avx2 && fma && f16c) return VLM_ISA_AVX2;
-    return VLM_ISA_NAIVE;
+    // The OS must save YMM (bits 1,2), for AVX-512 also opmask + ZMM state (bits 5,6,7), for AMX the tile
+    // configuration and data (bits 17,18).
+    int ymm_ok = (xcr0 & 0x6) == 0x6, zmm_ok = (xcr0 & 0xE6) == 0xE6, amx_ok = (xcr0 & 0x60000) == 0x60000;
+    unsigned b7, c7, d7, a71 = 0, b71, c71, d71;
+    __cpuid_count(7, 0, a, b7, c7, d7);
+    unsigned max7 = a;
+    if (max7 >= 1) __cpuid_count(7, 1, a71, b71, c71, d71);
+    uint64_t f = 0;
+    if (ymm_ok) {
+        if ((b7 >> 5) & 1) f |= VLM_CPU_AVX2;
+        if (fma) f |= VLM_CPU_FMA;
+        if (f16c) f |= VLM_CPU_F16C;
+        if ((a71 >> 4) & 1) f |= VLM_CPU_AVX_VNNI;
+    }
+    if (ymm_ok && zmm_ok) {
+        if ((b7 >> 16) & 1) f |= VLM_CPU_AVX512F;
+        if ((b7 >> 17) & 1) f |= VLM_CPU_AVX512DQ;
+        if ((b7 >> 30) & 1) f |= VLM_CPU_AVX512BW;
+        if ((b7 >> 31) & 1) f |= VLM_CPU_AVX512VL;
+        if ((c7 >> 11) & 1) f |= VLM_CPU_AVX512_VNNI;
+        if ((a71 >> 5) & 1) f |= VLM_CPU_AVX512_BF16;
+    }
+    if (amx_ok) {
+        if ((d7 >> 24) & 1) f |= VLM_CPU_AMX_TILE;
+        if ((d7 >> 22) & 1) f |= VLM_CPU_AMX_BF16;
+        if ((d7 >> 25) & 1) f |= VLM_CPU_AMX_INT8;
+    }
+    return f;
 }
 #else
-static vlm_isa detect_isa(void) { return VLM_ISA_NAIVE; }
+static uint64_t detect_features(void) { return 0; }
 #endif
+
+// The GEMM paths need these sets (the AVX-512 kernels also use AVX2/FMA/F16C instructions).
+#define NEED_AVX2 (VLM_CPU_AVX2 | VLM_CPU_FMA | VLM_CPU_F16C)
+#define NEED_AVX512 (NEED_AVX2 | VLM_CPU_AVX512F | VLM_CPU_AVX512DQ | VLM_CPU_AVX512BW | VLM_CPU_AVX512VL)
+
+static vlm_isa detect_isa(void) {
+    uint64_t f = vlm_cpu_features();
+    if ((f & NEED_AVX512) == NEED_AVX512) return VLM_ISA_AVX512;
+    if ((f & NEED_AVX2) == NEED_AVX2) return VLM_ISA_AVX2;
+    return VLM_ISA_NAIVE;
+}
+
+static _Atomic int64_t cpu_features_cache = -1;
+
+uint64_t vlm_cpu_features(void) {
+    int64_t v = atomic_load_explicit(&cpu_features_cache, memory_order_relaxed);
+    if (v < 0) {
+        v = (int64_t)detect_features();
+        atomic_store_explicit(&cpu_features_cache, v, memory_order_relaxed);
+    }
+    return (uint64_t)v;
+}
+
+const char *vlm_cpu_feature_name(uint64_t feature) {
+    static const char *const names[VLM_CPU_FEATURE_COUNT] = {
+        "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni",
+        "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+    };
+    for (int i = 0; i < VLM_CPU_FEATURE_COUNT; i++)
+        if (feature == (1ull << i)) return names[i];
+    return NULL;
+}
 
 static _Atomic int cpu_isa_cache = -1;
 static _Atomic int forced_isa = VLM_ISA_AVX512;

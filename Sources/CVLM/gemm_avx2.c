@@ -159,6 +159,9 @@ const vlm_gemm_kernels vlm_gemm_kernels_avx2 = {
     .ukernel = ukernel_avx2,
     .ukernel16 = vlm_ukernel16_avx2,
     .bias_act = vlm_bias_act_avx2,
+    // Quantized panels: the AVX2 kernels (quant_avx2.c) until AVX-512/VNNI ones exist.
+    .qdequant = vlm_qdequant_avx2,
+    .qgemv = vlm_qgemv_avx2,
 };
 #else
 const vlm_gemm_kernels vlm_gemm_kernels_avx2 = {0};

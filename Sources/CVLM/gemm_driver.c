@@ -9,6 +9,7 @@
 // A (activations) is read in place; it is copied only for transA or alpha != 1 (sgemm). Weights of
 // linear layers are pre-packed (vlm_pack_weight); sgemm packs B slices on the fly.
 #include "kernels_internal.h"
+#include <stdatomic.h>
 #include <string.h>
 
 #ifndef KC
@@ -47,6 +48,7 @@ typedef struct {
     const float *bias; vlm_activation act;
     // task grid: nm row chunks x nn panel chunks
     int64_t npanels, nm, nn;
+    _Atomic int failed;  // a task could not allocate its scratch (the call returns VLM_ERR_NOMEM)
 } gemm_job;
 
 // Copies alpha * op(A)[r0:r0+rows, 0:K] into a row-major rows x K buffer.
@@ -97,18 +99,25 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
     int64_t nmb = (rows_total + MC_MAX - 1) / MC_MAX;
     int64_t mb_rows = (rows_total + nmb - 1) / nmb;
     float *abuf = copy_a ? vlm_scratch(0, (size_t)mb_rows * j->K + 64) : NULL;
-    float *bpack = j->W ? NULL : vlm_scratch(1, (size_t)KC * VLM_NR + 64);
-    if ((copy_a && !abuf) || (!j->W && !bpack)) return;  // out of memory: nothing sane to do in a void kernel
+    int quant = j->W && vlm_dtype_quantized(j->W->dtype);
+    // A single row tile (decode, short text) uses each B slice once: it is streamed, not reused, so
+    // K is not blocked and every weight panel is read in one sequential sweep (prefetcher-friendly).
+    // Decided on the whole problem's M, never on this task's share of it: K blocking changes the order in
+    // which partial sums are rounded, and results must not depend on the thread count.
+    int64_t kcb = j->M <= mr_max && j->W ? j->K : KC;
+    // Raw B is packed per slice; quantized panels are dequantized per slice (exactly, so the result is the
+    // fp32 GEMM of the dequantized weight).
+    float *bpack = !j->W ? vlm_scratch(1, (size_t)KC * VLM_NR + 64)
+                 : quant ? vlm_scratch(VLM_SLOT_QSLICE, (size_t)kcb * VLM_NR + 64) : NULL;
+    if ((copy_a && !abuf) || ((!j->W || quant) && !bpack)) {
+        atomic_store(&((gemm_job *)j)->failed, 1);
+        return;
+    }
     for (int64_t mb = m0; mb < m1; mb += mb_rows) {
         int64_t rows = m1 - mb < mb_rows ? m1 - mb : mb_rows;
         // Split the rows into tiles of near-equal height <= mr_max (50 rows -> 13+13+12+12, not 14+14+14+8).
         int64_t ntiles = (rows + mr_max - 1) / mr_max;
         int64_t base = rows / ntiles, extra = rows % ntiles;
-        // A single row tile (decode, short text) uses each B slice once: it is streamed, not reused, so
-        // K is not blocked and every weight panel is read in one sequential sweep (prefetcher-friendly).
-        // Decided on the whole problem's M, never on this task's share of it: K blocking changes the order in
-        // which partial sums are rounded, and results must not depend on the thread count.
-        int64_t kcb = j->M <= mr_max && j->W ? j->K : KC;
         const float *a = j->A + mb * j->lda;
         int64_t lda = j->lda;
         if (copy_a) { copy_a_rows(j, mb, rows, abuf); a = abuf; lda = j->K; }
@@ -125,6 +134,7 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                     const uint16_t *bp16 = NULL;
                     size_t off = ((size_t)p * (size_t)j->K + (size_t)kb) * VLM_NR;
                     if (!j->W) { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
+                    else if (quant) { ks->qdequant(j->W, p, kb, kc, bpack); bp = bpack; }
                     else if (j->W->dtype == VLM_WEIGHT_F32) bp = (const float *)j->W->data + off;
                     else bp16 = (const uint16_t *)j->W->data + off;
                     int f16 = j->W && j->W->dtype == VLM_WEIGHT_F16;
@@ -186,16 +196,56 @@ static void plan_and_run(gemm_job *j, int parallel) {
     vlm_parallel_for(j->nm * j->nn, gemm_task, j);
 }
 
-void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
-                vlm_activation act, float *Y, int64_t ldy) {
-    if (!W || M <= 0) return;
+// MARK: Quantized weights, few rows: fused group GEMV over panel ranges
+
+typedef struct {
+    const vlm_gemm_kernels *ks;
+    const float *X; int64_t M, ldx;
+    const vlm_packed_weight *W; const float *xs;
+    const float *bias; vlm_activation act;
+    float *Y; int64_t ldy;
+    int64_t ntasks;
+} qgemv_job;
+
+static void qgemv_task(void *ctx, int64_t t, int thread) {
+    (void)thread;
+    const qgemv_job *j = ctx;
+    int64_t np = j->W->npanels, p0 = np * t / j->ntasks, p1 = np * (t + 1) / j->ntasks;
+    if (p1 > p0) j->ks->qgemv(j->X, j->M, j->ldx, j->W, j->xs, p0, p1, j->bias, j->act, j->Y, j->ldy);
+}
+
+static int qgemv_run(const vlm_gemm_kernels *ks, const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W,
+                     const float *bias, vlm_activation act, float *Y, int64_t ldy) {
+    float *xs = NULL;
+    if (W->dtype == VLM_WEIGHT_I4) {
+        xs = vlm_scratch(VLM_SLOT_QXSUM, (size_t)(M * W->ngroups) + 16);
+        if (!xs) return VLM_ERR_NOMEM;
+        vlm_quant_xsum(X, M, ldx, W, xs);
+    }
+    qgemv_job j = { .ks = ks, .X = X, .M = M, .ldx = ldx, .W = W, .xs = xs, .bias = bias, .act = act, .Y = Y, .ldy = ldy };
+    double flops = 2.0 * (double)M * (double)W->N * (double)W->K;
+    int64_t T = flops < PARALLEL_MIN_FLOPS ? 1 : vlm_pool_threads();
+    // Panels are split into contiguous ranges, several per thread (taken dynamically).
+    j.ntasks = T <= 1 ? 1 : T * TASKS_PER_THREAD;
+    if (j.ntasks > W->npanels) j.ntasks = W->npanels;
+    if (j.ntasks <= 1) qgemv_task(&j, 0, 0);
+    else vlm_parallel_for(j.ntasks, qgemv_task, &j);
+    return 0;
+}
+
+int vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+               vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || M <= 0) return 0;
     const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
-    if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return; }
+    if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return 0; }
+    if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv)
+        return qgemv_run(ks, X, M, ldx, W, bias, act, Y, ldy);
     gemm_job j = {
         .ks = ks, .M = M, .N = W->N, .K = W->K, .A = X, .lda = ldx, .alpha = 1.0f, .W = W,
         .C = Y, .ldc = ldy, .beta = 0.0f, .bias = bias, .act = act,
     };
     plan_and_run(&j, 1);
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
 }
 
 // MARK: Whole-operand packing for sgemm
@@ -235,14 +285,14 @@ static void pack_b_task(void *ctx, int64_t p, int thread) {
 // Larger operands keep per-task packing rather than pin more scratch memory for the life of the thread.
 #define SHARED_PACK_MAX_FLOATS (16.0 * 1024 * 1024)
 
-static void sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, int transB, int64_t M, int64_t N,
+static int sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, int transB, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0) return 0;
     if (K <= 0 || alpha == 0.0f) {
         for (int64_t i = 0; i < M; i++)
             for (int64_t q = 0; q < N; q++) C[i * ldc + q] = beta == 0.0f ? 0.0f : beta * C[i * ldc + q];
-        return;
+        return 0;
     }
     gemm_job j = {
         .ks = ks, .M = M, .N = N, .K = K, .A = A, .lda = lda, .transA = transA, .alpha = alpha,
@@ -275,17 +325,18 @@ static void sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, i
         }
     }
     plan_and_run(&j, parallel);
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
 }
 
-void vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
-    sgemm_common(ks, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+int vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return 0; }
+    return sgemm_common(ks, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+int vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
-    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
-    sgemm_common(ks, 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return 0; }
+    return sgemm_common(ks, 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -18,13 +18,46 @@
 // 0xFFFF0000 = column 16+i): bf16 is the upper half of a binary32, so both are exact.
 #define VLM_NR 32
 
+//
+// Quantized panels (I8, I4) are cut along k into groups of `group` (a multiple of 32); group g of panel p is one
+// block of `block_bytes` (a multiple of 32), except the last, which holds only its K - (ngroups-1) * group rows
+// (rounded up to 64 bytes, zero-filled):
+//   float scales[VLM_NR]                      s of each output row
+//   uint8_t zeros[VLM_NR]                     I4 only: z of each output row
+//   codes, one 32-byte (I8) or 16-byte (I4) row per k of the group:
+//     I8: int8 q of columns 0..31 in order;
+//     I4: the 16 bytes are four 32-bit words; column j sits in word j % 4 at nibble 2 (j / 8) + (j % 8) / 4,
+//         i.e. byte 4 (j % 4) + j / 8, low nibble for j % 8 < 4. Broadcast to both 128-bit halves of a
+//         256-bit register, one variable shift per lane (vpsrlvd) and an AND give columns 8c..8c+7 in lane
+//         order, with no cross-lane shuffles.
+// Panel p starts at p * panel_bytes (a multiple of 32).
 struct vlm_packed_weight {
     int64_t N, K;
     int64_t npanels;
-    vlm_weight_dtype dtype;  // F32, BF16 or F16 (what is actually stored)
-    int esize;               // bytes per element: 4 or 2
-    void *data;              // npanels * K * VLM_NR elements, 64-byte aligned
+    vlm_weight_dtype dtype;  // what is actually stored
+    int esize;               // bytes per element: 4 or 2 (F32/BF16/F16); 0 for quantized formats
+    int64_t group, ngroups;  // quantized: k per group, groups per row (0 otherwise)
+    int64_t block_bytes;     // quantized: bytes of one full group block of a panel
+    int64_t panel_bytes;     // quantized: bytes of one panel (full blocks + the last, shorter one)
+    void *data;              // F32/BF16/F16: npanels * K * VLM_NR elements; quantized: the blocks; 64-byte aligned
 };
+
+static inline int vlm_dtype_quantized(vlm_weight_dtype d) { return d == VLM_WEIGHT_I8 || d == VLM_WEIGHT_I4; }
+/// Block of group g of panel p of a quantized weight.
+static inline const unsigned char *vlm_qblock(const vlm_packed_weight *w, int64_t p, int64_t g) {
+    return (const unsigned char *)w->data + (size_t)p * (size_t)w->panel_bytes + (size_t)g * (size_t)w->block_bytes;
+}
+/// Byte offset of the codes within a block.
+static inline int64_t vlm_qcodes_offset(vlm_weight_dtype d) { return d == VLM_WEIGHT_I4 ? 4 * VLM_NR + VLM_NR : 4 * VLM_NR; }
+/// Packs rows c0..c1 (absolute output rows inside panel pn) of a quantized weight from float rows:
+/// row(c) returns a pointer to K floats of row c (quant.c).
+void vlm_quant_pack_rows(vlm_packed_weight *w, int64_t pn, int64_t c0, int64_t c1, const float *rows, int64_t ldrows);
+/// Dequantized W(p*NR + j, k) (quant.c), exactly s * (float)(q - z).
+float vlm_quant_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j);
+/// dst[kk * VLM_NR + j] = W(p*NR + j, k0 + kk) dequantized, kk < kc (the portable version of the kernels' hook).
+void vlm_quant_dequant_slice_naive(const vlm_packed_weight *w, int64_t p, int64_t k0, int64_t kc, float *dst);
+/// Group sums of activations: xs[m * ngroups + g] = sum of X[m, k] over group g (the I4 zero-point term).
+void vlm_quant_xsum(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, float *xs);
 
 /// Index of column j (< VLM_NR) within a 16-bit panel row of `dtype`.
 static inline int vlm_panel_col16(vlm_weight_dtype dtype, int j) {
@@ -69,6 +102,12 @@ typedef struct {
                       int nr, int accumulate, int f16);
     /// x[i] = act(x[i] + bias[i]) for i < n; bias may be NULL.
     void (*bias_act)(float *x, int64_t n, const float *bias, vlm_activation act);
+    /// Quantized panels (I8/I4): dst[kk * VLM_NR + j] = W(p*NR + j, k0 + kk) dequantized exactly, kk < kc.
+    void (*qdequant)(const vlm_packed_weight *w, int64_t p, int64_t k0, int64_t kc, float *dst);
+    /// Fused group GEMV on quantized panels p0..p1 for M <= VLM_QGEMV_MAX_M rows: Y[m, n] = act(sum_g s_g (
+    /// sum_{k in g} x_k q_k - z_g xs[m, g]) + bias) (xs: vlm_quant_xsum, I4 only). NULL: dequantize + ukernel.
+    void (*qgemv)(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, const float *xs, int64_t p0,
+                  int64_t p1, const float *bias, vlm_activation act, float *Y, int64_t ldy);
     /// dst[c * ldd + r] = alpha * src[r * lds + c] for r < rows, c < cols (packing a transposed A); NULL: the
     /// driver's scalar loop. Each value is one rounded product either way.
     void (*transpose_scale)(const float *src, int64_t lds, int64_t rows, int64_t cols, float alpha, float *dst,
@@ -82,11 +121,16 @@ void vlm_ukernel16_avx512(int mr, int64_t kc, const float *A, int64_t lda, const
                           int nr, int accumulate, int f16);
 void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
                         int nr, int accumulate, int f16);
+/// Quantized-panel kernels (quant_avx2.c); the AVX-512 set uses them too until it has its own.
+void vlm_qdequant_avx2(const vlm_packed_weight *w, int64_t p, int64_t k0, int64_t kc, float *dst);
+void vlm_qgemv_avx2(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, const float *xs, int64_t p0,
+                    int64_t p1, const float *bias, vlm_activation act, float *Y, int64_t ldy);
+void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_activation act);
 /// Kernel set of the active ISA, or NULL for the naive path.
 const vlm_gemm_kernels *vlm_active_gemm_kernels(void);
 
 /// Single-threaded GEMM with the given kernel set (used inside pool tasks, e.g. attention).
-void vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+int vlm_sgemm_st(const vlm_gemm_kernels *ks, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 // MARK: Row-wise / elementwise kernels (one set per SIMD ISA)
@@ -123,4 +167,8 @@ extern const vlm_dot_kernels vlm_dot_kernels_avx2;
 // MARK: ISA-specific entry points
 void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                              vlm_activation act, float *Y, int64_t ldy);
+/// Scratch slots: 0/1 run_block, 2 attention, 3 dequantized panel slices, 4/5 shared sgemm operands,
+/// 6 activation group sums.
+#define VLM_SLOT_QSLICE 3
+#define VLM_SLOT_QXSUM 6
 #endif

@@ -8,41 +8,60 @@
 // Conversions: same-type 16-bit values are copied bit for bit; widening is exact (bf16 = upper 16 bits of a
 // binary32, every binary16 is a binary32); narrowing rounds to nearest, ties to even (convert.c).
 #include "kernels_internal.h"
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Panels are packed on the pool above this many elements (model loading packs billions of weights).
 #define PACK_PARALLEL_MIN 65536.0
 
-static int storage_esize(vlm_weight_dtype d) { return d == VLM_WEIGHT_F32 ? 4 : 2; }
+static int storage_esize(vlm_weight_dtype d) { return d == VLM_WEIGHT_F32 ? 4 : vlm_dtype_quantized(d) ? 0 : 2; }
 
-vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dtype storage) {
-    if (N <= 0 || K <= 0) return NULL;
-    // I8 has no kernels yet: it is stored as F32 (same results, more memory), as the header promises.
-    if (storage != VLM_WEIGHT_BF16 && storage != VLM_WEIGHT_F16) storage = VLM_WEIGHT_F32;
+vlm_packed_weight *vlm_packed_weight_create_grouped(int64_t N, int64_t K, vlm_weight_dtype storage, int64_t group) {
+    if (N <= 0 || K <= 0 || !vlm_weight_format_info(storage)) return NULL;
+    int quant = vlm_dtype_quantized(storage);
+    if (quant && (group < 32 || group > 4096 || group % 32)) return NULL;
     int64_t npanels = (N + VLM_NR - 1) / VLM_NR;
-    // Refuse sizes whose byte count would overflow size_t arithmetic below.
-    if (K > (INT64_MAX / 4) / VLM_NR / npanels) return NULL;
+    // Refuse sizes whose byte count would overflow size_t arithmetic below (a quantized block is at most
+    // 4 + 1 + 1 bytes per weight of the padded group).
+    if (K + (quant ? group : 0) > (INT64_MAX / 8) / VLM_NR / npanels) return NULL;
     vlm_packed_weight *p = vlm_aligned_alloc(sizeof *p);
     if (!p) return NULL;
-    p->N = N;
-    p->K = K;
-    p->npanels = npanels;
-    p->dtype = storage;
-    p->esize = storage_esize(storage);
-    size_t panel_bytes = (size_t)K * VLM_NR * (size_t)p->esize;
+    *p = (vlm_packed_weight){ .N = N, .K = K, .npanels = npanels, .dtype = storage, .esize = storage_esize(storage) };
+    size_t panel_bytes;
+    if (quant) {
+        p->group = group;
+        p->ngroups = (K + group - 1) / group;
+        int64_t row_bytes = storage == VLM_WEIGHT_I4 ? VLM_NR / 2 : VLM_NR;
+        p->block_bytes = vlm_qcodes_offset(storage) + group * row_bytes;
+        int64_t last = vlm_qcodes_offset(storage) + (K - (p->ngroups - 1) * group) * row_bytes;
+        p->panel_bytes = (p->ngroups - 1) * p->block_bytes + (last + 63) / 64 * 64;
+        panel_bytes = (size_t)p->panel_bytes;
+    } else {
+        panel_bytes = (size_t)K * VLM_NR * (size_t)p->esize;
+    }
     p->data = vlm_aligned_alloc((size_t)npanels * panel_bytes);
     if (!p->data) { vlm_aligned_free(p); return NULL; }
     // Columns past N must read as zeros (the kernels compute full 32-wide panels); real rows are written by
-    // vlm_pack_weight_rows, so only the last panel needs clearing.
-    if (N % VLM_NR) memset((char *)p->data + (size_t)(npanels - 1) * panel_bytes, 0, panel_bytes);
+    // vlm_pack_weight_rows, so only the last panel needs clearing. Quantized blocks are cleared whole: the
+    // packer merges nibbles into bytes, and the padding of a short last group must hold zeros.
+    if (quant) memset(p->data, 0, (size_t)npanels * panel_bytes);
+    else if (N % VLM_NR) memset((char *)p->data + (size_t)(npanels - 1) * panel_bytes, 0, panel_bytes);
     return p;
 }
+
+vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dtype storage) {
+    return vlm_packed_weight_create_grouped(N, K, storage, VLM_QUANT_GROUP_DEFAULT);
+}
+
+int64_t vlm_packed_weight_group(const vlm_packed_weight *w) { return w ? w->group : 0; }
 
 typedef struct {
     vlm_packed_weight *w;
     const void *src;
     vlm_source_dtype stype;
     int64_t row0, rows, p0;
+    _Atomic int failed;  // a task could not allocate its row buffer
 } pack_job;
 
 static inline uint16_t load_u16(const char *p) { uint16_t h; memcpy(&h, p, 2); return h; }
@@ -52,6 +71,10 @@ static inline float bf16_bits_to_f32(uint16_t h) {
     float f;
     memcpy(&f, &u, 4);
     return f;
+}
+
+static inline float source_value(const char *e, vlm_source_dtype t) {
+    return t == VLM_SRC_F32 ? load_f32(e) : t == VLM_SRC_BF16 ? bf16_bits_to_f32(load_u16(e)) : vlm_f16_to_f32_scalar(load_u16(e));
 }
 
 // Packs the columns of panel p0 + t that come from this job's source rows. Blocks of 16 k keep both the
@@ -66,6 +89,18 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
     size_t ssize = j->stype == VLM_SRC_F32 ? 4 : 2;
     vlm_weight_dtype d = w->dtype;
     int same16 = (d == VLM_WEIGHT_BF16 && j->stype == VLM_SRC_BF16) || (d == VLM_WEIGHT_F16 && j->stype == VLM_SRC_F16);
+    if (vlm_dtype_quantized(d)) {
+        // Each row is widened to float32 once, then quantized group by group (quant.c).
+        float *row = malloc((size_t)K * sizeof(float));
+        if (!row) { atomic_store(&((pack_job *)ctx)->failed, 1); return; }
+        for (int64_t c = c0; c < c1; c++) {
+            const char *s = (const char *)j->src + (size_t)(c - j->row0) * (size_t)K * ssize;
+            for (int64_t k = 0; k < K; k++) row[k] = source_value(s + (size_t)k * ssize, j->stype);
+            vlm_quant_pack_rows((vlm_packed_weight *)w, pn, c, c + 1, row, K);
+        }
+        free(row);
+        return;
+    }
     char *panel = (char *)w->data + (size_t)pn * K * VLM_NR * (size_t)w->esize;
     if (same16) {
         // Bit copies: transpose 32 x 32 tiles through a local buffer so both the source rows and the panel
@@ -93,16 +128,13 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
                 float *dst = (float *)panel + col;
                 for (int64_t k = k0; k < k1; k++) {
                     const char *e = s + (size_t)k * ssize;
-                    float v = j->stype == VLM_SRC_F32 ? load_f32(e)
-                            : j->stype == VLM_SRC_BF16 ? bf16_bits_to_f32(load_u16(e)) : vlm_f16_to_f32_scalar(load_u16(e));
-                    dst[k * VLM_NR] = v;
+                    dst[k * VLM_NR] = source_value(e, j->stype);
                 }
             } else {
                 uint16_t *dst = (uint16_t *)panel + vlm_panel_col16(d, col);
                 for (int64_t k = k0; k < k1; k++) {
                     const char *e = s + (size_t)k * ssize;
-                    float v = j->stype == VLM_SRC_F32 ? load_f32(e)
-                            : j->stype == VLM_SRC_BF16 ? bf16_bits_to_f32(load_u16(e)) : vlm_f16_to_f32_scalar(load_u16(e));
+                    float v = source_value(e, j->stype);
                     dst[k * VLM_NR] = d == VLM_WEIGHT_BF16 ? vlm_f32_to_bf16_scalar(v) : vlm_f32_to_f16_scalar(v);
                 }
             }
@@ -113,12 +145,12 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
 int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_source_dtype src, int64_t rows) {
     if (!w || !W || rows <= 0 || row0 < 0 || row0 > w->N - rows) return -1;
     if (src != VLM_SRC_F32 && src != VLM_SRC_BF16 && src != VLM_SRC_F16) return -1;
-    pack_job j = {.w = w, .src = W, .stype = src, .row0 = row0, .rows = rows, .p0 = row0 / VLM_NR};
+    pack_job j = {.w = w, .src = W, .stype = src, .row0 = row0, .rows = rows, .p0 = row0 / VLM_NR, .failed = 0};
     int64_t ntasks = (row0 + rows - 1) / VLM_NR - j.p0 + 1;
     // Tasks touch disjoint columns, so a panel shared with the previous/next source is safe across calls.
     if ((double)rows * (double)w->K < PACK_PARALLEL_MIN) for (int64_t t = 0; t < ntasks; t++) pack_panel(&j, t, 0);
     else vlm_parallel_for(ntasks, pack_panel, &j);
-    return 0;
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
 }
 
 vlm_packed_weight *vlm_pack_weight_ex(const void *W, vlm_source_dtype src, int64_t N, int64_t K, vlm_weight_dtype storage) {
@@ -143,10 +175,13 @@ int64_t vlm_packed_weight_rows(const vlm_packed_weight *w) { return w ? w->N : 0
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w) { return w ? w->K : 0; }
 vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w) { return w ? w->dtype : VLM_WEIGHT_F32; }
 int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w) {
-    return w ? w->npanels * w->K * VLM_NR * (int64_t)w->esize : 0;
+    if (!w) return 0;
+    if (vlm_dtype_quantized(w->dtype)) return w->npanels * w->panel_bytes;
+    return w->npanels * w->K * VLM_NR * (int64_t)w->esize;
 }
 
 float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {
+    if (vlm_dtype_quantized(w->dtype)) return vlm_quant_get(w, p, k, j);
     size_t row = ((size_t)p * (size_t)w->K + (size_t)k) * VLM_NR;
     if (w->dtype == VLM_WEIGHT_F32) return ((const float *)w->data)[row + (size_t)j];
     uint16_t h = ((const uint16_t *)w->data)[row + (size_t)vlm_panel_col16(w->dtype, j)];

@@ -18,7 +18,10 @@ public final class GenerativePipeline: @unchecked Sendable {
     // MARK: - Loading
 
     /// Loads through `ModelRegistry`; an embedding checkpoint is refused naming its model_type and the generative ones.
-    public static func load(directory: URL, options: InputProcessingOptions = InputProcessingOptions()) throws -> GenerativePipeline {
+    /// `precision` sets the language model's weights (nil: as stored; see Precision); `options` the input
+    /// processing choices the checkpoint does not fix (SmolVLM's image edge cap).
+    public static func load(directory: URL, precision: Precision? = nil,
+                            options: InputProcessingOptions = InputProcessingOptions()) throws -> GenerativePipeline {
         let family = try ModelRegistry.family(directory: directory)
         let supported = ModelRegistry.families.filter { $0.kind == .chat }.flatMap(\.modelTypes).sorted()
         func refuse() throws -> Never {
@@ -26,7 +29,7 @@ public final class GenerativePipeline: @unchecked Sendable {
                                                   modelType: try ConfigFile.modelType(in: directory) ?? family.name, supported: supported)
         }
         guard family.kind == .chat else { try refuse() }  // an embedding checkpoint: named before loading weights
-        guard case .generative(let model) = try family.load(directory) else { try refuse() }
+        guard case .generative(let model) = try family.load(directory, precision: precision) else { try refuse() }
         return GenerativePipeline(directory: directory, model: model, processor: try model.makeInputProcessor(directory: directory, options: options),
                                   defaults: try GenerationDefaults.load(directory: directory))
     }

@@ -48,31 +48,24 @@ public struct LayerNorm: @unchecked Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor { Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
 }
 
-/// nn.Embedding: a [count, dim] table gathered by index. Float32 storage keeps a row-major table; 16-bit
-/// storage keeps the table packed like a linear weight, so a tied LM head reuses it (one copy in memory),
-/// and lookups widen the row exactly.
+/// nn.Embedding: a [count, dim] table gathered by index. Float32 storage keeps a row-major table; 16-bit and
+/// quantized (int8/int4) storage keep the table packed like a linear weight, so a tied LM head reuses it (one
+/// copy in memory), and lookups widen (dequantize) the row exactly.
 public struct Embedding: @unchecked Sendable {
     /// Float32 storage (row-major), or nil when the table is packed.
     public let table: Tensor?
-    /// 16-bit storage: the table as a [count, dim] packed weight.
+    /// 16-bit or quantized storage: the table as a [count, dim] packed weight.
     public let packed: PackedLinearWeight?
     public let count: Int
     public let dim: Int
 
-    /// Loads `<scope>.weight` [count, dim]; kept packed in 16 bits when the scope's storage resolves to 16 bits,
-    /// else as a float32 table.
+    /// Loads `<scope>.weight` [count, dim]; kept packed when the scope's storage resolves to 16 bits or a
+    /// quantized format, else as a float32 table.
     public init(_ scope: WeightScope, count: Int, dim: Int) throws {
         self.count = count
         self.dim = dim
-        let keep16: Bool
-        switch scope.storage {
-        case .float32: keep16 = false
-        case .bfloat16, .float16: keep16 = true
-        case .asStored:
-            let dtype = scope.loader.store?.entry(scope.key("weight"))?.dtype
-            keep16 = dtype == .bf16 || dtype == .f16
-        }
-        if keep16 {
+        let dtype = scope.loader.store?.entry(scope.key("weight"))?.dtype ?? .f32
+        if scope.storage.packedStorage(for: dtype) != .float32 {
             table = nil
             packed = try scope.packedWeight(["weight"], rows: [count], cols: dim)
         } else {
@@ -93,7 +86,7 @@ public struct Embedding: @unchecked Sendable {
         if let table { dst.update(from: table.pointer + index * dim, count: dim) } else { packed?.copyRow(index, into: dst) }
     }
 
-    /// The table packed for a tied LM head: the 16-bit table itself (shared), or a float32 packing of the table.
+    /// The table packed for a tied LM head: the packed table itself (shared), or a float32 packing of the table.
     public func packedForHead() throws -> PackedLinearWeight {
         if let packed { return packed }
         guard let table else { throw WeightError.invalid("embedding has no table") }

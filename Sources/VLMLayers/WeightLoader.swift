@@ -35,6 +35,21 @@ public enum WeightStorage: String, Sendable, CaseIterable {
     case asStored = "as-stored"
     /// Forced 16-bit: float32 sources are rounded to nearest even (benchmarks with random weights).
     case bfloat16, float16
+    /// Weight-only group-wise quantization at load (round to nearest, vlm_quantize_naive): symmetric int8 or
+    /// int4 with a zero point, one float32 scale per 128 weights of a row along k. Activations stay float32.
+    case int8, int4
+
+    /// The packed format for a tensor stored as `dtype` in the checkpoint.
+    public func packedStorage(for dtype: SafeTensorsDType) -> PackedLinearWeight.Storage {
+        switch self {
+        case .float32: return .float32
+        case .bfloat16: return .bfloat16
+        case .float16: return .float16
+        case .int8: return .int8
+        case .int4: return .int4
+        case .asStored: return PackedLinearWeight.Storage(keeping: dtype)
+        }
+    }
 }
 
 /// Hands out a checkpoint's tensors by Hugging Face key, checking each shape against what the config implies,
@@ -89,7 +104,7 @@ public final class WeightLoader {
         do {
             guard let store else {
                 let parts = zip(keys, rows).map { randomTensor($0, shape: [$1, cols]) }
-                let target: PackedLinearWeight.Storage = storage == .bfloat16 ? .bfloat16 : storage == .float16 ? .float16 : .float32
+                let target = storage.packedStorage(for: .f32)
                 return try PackedLinearWeight(rows: rows, inFeatures: cols, storage: target, name: name) { i, pack in
                     try withExtendedLifetime(parts[i]) {
                         try pack(.init(bytes: UnsafeRawBufferPointer(start: parts[i].pointer, count: parts[i].count * 4), dtype: .f32, rows: rows[i]))
@@ -102,14 +117,8 @@ public final class WeightLoader {
                 guard entry.shape == [r, cols] else { throw WeightError.shapeMismatch(key: key, expected: [r, cols], actual: entry.shape) }
                 dtypes.append(entry.dtype)
             }
-            let target: PackedLinearWeight.Storage
-            switch storage {
-            case .float32: target = .float32
-            case .bfloat16: target = .bfloat16
-            case .float16: target = .float16
-            // Mixed 16-bit types would lose precision in either one: float32 is exact for all.
-            case .asStored: target = Set(dtypes).count == 1 ? PackedLinearWeight.Storage(keeping: dtypes[0]) : .float32
-            }
+            // As stored: mixed 16-bit types would lose precision in either one, float32 is exact for all.
+            let target = storage.packedStorage(for: Set(dtypes).count == 1 ? dtypes[0] : .f32)
             let packed = try PackedLinearWeight(rows: rows, inFeatures: cols, storage: target, name: name) { i, pack in
                 if [.f32, .bf16, .f16].contains(dtypes[i]) {
                     try store.withRawBytes(keys[i]) { raw, entry in try pack(.init(bytes: raw, dtype: entry.dtype, rows: rows[i])) }

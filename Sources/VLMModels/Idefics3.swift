@@ -246,7 +246,9 @@ public final class Idefics3Model: @unchecked Sendable {
 extension Idefics3Model: GenerativeModel {
     public static let family = ModelFamily(name: "Idefics3/SmolVLM", modelTypes: Idefics3Config.modelTypes,
                                            architectures: ["Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"],
-                                           kind: .chat) { .generative(try Idefics3Model.load(directory: $0)) }
+                                           kind: .chat, loadStored: { .generative(try Idefics3Model.load(directory: $0, storage: $1)) }) {
+        .generative(try Idefics3Model.load(directory: $0))
+    }
     public var modelType: String { config.modelType }
     public var supportsImages: Bool { true }
     public var contextLength: Int { language.contextLength }

@@ -354,7 +354,9 @@ public final class LlamaModel: @unchecked Sendable {
 extension LlamaModel: GenerativeModel {
     public static let family = ModelFamily(name: "Llama", modelTypes: supportedModelTypes,
                                            architectures: ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"],
-                                           kind: .chat) { .generative(try LlamaModel.load(directory: $0)) }
+                                           kind: .chat, loadStored: { .generative(try LlamaModel.load(directory: $0, storage: $1)) }) {
+        .generative(try LlamaModel.load(directory: $0))
+    }
     public var modelType: String { config.modelType }
     public var supportsImages: Bool { false }
     public var contextLength: Int { config.maxPositionEmbeddings }

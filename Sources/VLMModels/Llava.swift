@@ -213,7 +213,9 @@ public final class LlavaModel: @unchecked Sendable {
 
 extension LlavaModel: GenerativeModel {
     public static let family = ModelFamily(name: "LLaVA", modelTypes: ["llava"], architectures: ["LlavaForConditionalGeneration"],
-                                           kind: .chat) { .generative(try LlavaModel.load(directory: $0)) }
+                                           kind: .chat, loadStored: { .generative(try LlavaModel.load(directory: $0, storage: $1)) }) {
+        .generative(try LlavaModel.load(directory: $0))
+    }
     public var modelType: String { config.modelType }
     public var supportsImages: Bool { true }
     public var contextLength: Int { language.contextLength }

@@ -1,4 +1,5 @@
 import Foundation
+import VLMLayers
 import VLMTensor
 
 // MARK: - Families
@@ -36,14 +37,36 @@ public struct ModelFamily: Sendable {
     public let kind: ModelKind
     /// Loads the model from a checkpoint directory (config.json + safetensors), unchanged.
     public let load: @Sendable (URL) throws -> LoadedModel
+    /// Loads with the language model's weights in a given storage (families that take `--precision`); nil:
+    /// the family runs fp32 only.
+    public let loadStored: (@Sendable (URL, WeightStorage) throws -> LoadedModel)?
 
     public init(name: String, modelTypes: [String], architectures: [String], kind: ModelKind,
+                loadStored: (@Sendable (URL, WeightStorage) throws -> LoadedModel)? = nil,
                 load: @escaping @Sendable (URL) throws -> LoadedModel) {
         self.name = name
         self.modelTypes = modelTypes
         self.architectures = architectures
         self.kind = kind
+        self.loadStored = loadStored
         self.load = load
+    }
+
+    /// The precisions this family can run (Precision's doc: they apply to the language model).
+    public var precisions: [Precision] { loadStored == nil ? [.fp32] : Precision.allCases }
+
+    /// Loads with `precision` (nil: the family's default, e.g. a checkpoint's bf16 kept as stored). A precision
+    /// the family cannot run is an error naming the family and what it supports.
+    public func load(_ directory: URL, precision: Precision?) throws -> LoadedModel {
+        try check(precision: precision)
+        guard let precision, let loadStored else { return try load(directory) }
+        return try loadStored(directory, precision.weightStorage)
+    }
+
+    /// Throws if this family cannot run `precision` (nil: its default, always fine).
+    public func check(precision: Precision?) throws {
+        guard let precision, !precisions.contains(precision) else { return }
+        throw ModelError.unsupported("\(name) models run \(precisions.map(\.rawValue).joined(separator: ", ")) only; --precision \(precision.rawValue) applies to the language model of generative checkpoints (\(ModelRegistry.families.filter { $0.loadStored != nil }.map(\.name).joined(separator: ", ")))")
     }
 }
 
@@ -81,8 +104,10 @@ public enum ModelRegistry {
     /// The kind of the checkpoint in `directory` without loading its weights.
     public static func kind(directory: URL) throws -> ModelKind { try family(directory: directory).kind }
 
-    /// Loads the checkpoint in `directory` through its family.
-    public static func load(directory: URL) throws -> LoadedModel { try family(directory: directory).load(directory) }
+    /// Loads the checkpoint in `directory` through its family (`precision`: see ModelFamily.load(_:precision:)).
+    public static func load(directory: URL, precision: Precision? = nil) throws -> LoadedModel {
+        try family(directory: directory).load(directory, precision: precision)
+    }
 
     /// Loads a dual encoder; a generative checkpoint is refused with a message naming it.
     public static func loadDualEncoder(directory: URL) throws -> any DualEncoder {

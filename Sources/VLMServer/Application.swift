@@ -30,12 +30,15 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
         let id = config.modelID(at: i)
         switch try ModelRegistry.kind(directory: directory) {
         case .embedding:
+            // Dual encoders run fp32 only: the family refuses any other precision with a message.
+            try ModelRegistry.family(directory: directory).check(precision: config.precision(at: i))
             let pipeline = try EmbeddingPipeline.load(directory: directory)
             if indexIdentity == nil { indexIdentity = pipeline.indexIdentity() }
             entries.append(.embedding(EncoderService(config: config, engine: .pipeline(pipeline),
                                                      model: ModelInfo(pipeline: pipeline, id: id), metrics: metrics)))
         case .chat:
-            let pipeline = try GenerativePipeline.load(directory: directory, options: config.inputProcessing)
+            let pipeline = try GenerativePipeline.load(directory: directory, precision: config.precision(at: i),
+                                                       options: config.inputProcessing)
             entries.append(.chat(ChatService(config: config, engine: .pipeline(pipeline), modelID: id)))
         }
     }

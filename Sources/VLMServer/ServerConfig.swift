@@ -1,4 +1,5 @@
 import Foundation
+import VLMLayers
 import VLMModels
 
 /// Everything `vlm serve` can be told. Defaults suit one CPU host serving a base-size CLIP.
@@ -69,6 +70,11 @@ public struct ServerConfig: Sendable {
         set { modelIDs = newValue.map { [$0] + modelIDs.dropFirst() } ?? Array(modelIDs.dropFirst()) }
     }
 
+    /// The weight precision of each model, in order (nil or missing: the checkpoint's own; see Precision).
+    public var modelPrecisions: [Precision?] = []
+    /// The precision of model `i`.
+    public func precision(at i: Int) -> Precision? { i < modelPrecisions.count ? modelPrecisions[i] : nil }
+
     public init(modelDirectory: URL) {
         modelDirectories = [modelDirectory]
     }
@@ -109,6 +115,7 @@ public struct ServerConfig: Sendable {
         try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
         try check(maxTopK > 0, "max top_k must be > 0")
         try check(modelIDs.count <= modelDirectories.count, "more --model-id values (\(modelIDs.count)) than --model checkpoints (\(modelDirectories.count))")
+        try check(modelPrecisions.count <= modelDirectories.count, "more --precision values (\(modelPrecisions.count)) than --model checkpoints (\(modelDirectories.count))")
         let ids = modelDirectories.indices.map(modelID(at:))
         try check(Set(ids).count == ids.count, "two models have the same id (\(ids.joined(separator: ", "))); give them distinct --model-id values")
         try check(indexPath != nil || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")

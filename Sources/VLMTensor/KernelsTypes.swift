@@ -1,4 +1,5 @@
 import CVLM
+import Foundation
 
 /// Activation functions fusable into a linear layer's epilogue.
 public enum Activation: String, Sendable, Codable, CaseIterable {
@@ -58,6 +59,40 @@ public enum Kernels {
         }
     }
 
+    /// The CPU's features as a set ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+    /// "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8"), each listed only when
+    /// the OS also enables its register state. The kernels choose their path per format from these.
+    public static var cpuFeatures: [String] {
+        let bits = vlm_cpu_features()
+        return (0 ..< 64).compactMap { i -> String? in
+            let bit = UInt64(1) << UInt64(i)
+            guard bits & bit != 0, let name = vlm_cpu_feature_name(bit) else { return nil }
+            return String(cString: name)
+        }
+    }
+
+    /// The CPU model name from /proc/cpuinfo (Linux), or nil.
+    public static var cpuModel: String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+            if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+        }
+        return nil
+    }
+
+    /// The kernel the active path runs for weights in `storage` with `rows` activation rows
+    /// (e.g. "avx2 int4 group GEMV, fp32 FMA" for decode).
+    public static func kernel(for storage: PackedLinearWeight.Storage, rows: Int) -> String {
+        String(cString: vlm_weight_format_kernel(storage.c, Int64(rows)))
+    }
+
+    /// A kernel that could not allocate its scratch memory returns VLM_ERR_NOMEM instead of a partial result.
+    /// Tensor ops have no error path (their shapes are validated before), so running out of memory here stops
+    /// the process with a message naming the operation, as a failed Swift allocation would.
+    static func checkAllocation(_ status: Int32, _ op: @autoclosure () -> String) {
+        if status == VLM_ERR_NOMEM { fatalError("out of memory for the scratch buffers of \(op())") }  // safe: memory exhaustion, not input
+    }
+
     /// Kernel thread count (default: online CPUs). Setting a value <= 0 restores the default.
     public static var threads: Int {
         get { Int(vlm_get_num_threads()) }
@@ -71,17 +106,33 @@ public enum Kernels {
 /// streams; the kernels widen each value exactly to float32 and compute in float32, so the outputs equal
 /// those of a float32 weight holding the widened values, bit for bit.
 public final class PackedLinearWeight: @unchecked Sendable {
-    /// Element type of the packed panels.
+    /// Element type of the packed panels. int8 and int4 are weight-only group-wise quantized formats (see
+    /// vlm_weight_dtype and vlm_quantize_naive): every `group` weights of a row along k share a float32 scale
+    /// (int4: and a zero point); activations and accumulation stay float32.
     public enum Storage: String, Sendable, CaseIterable {
-        case float32, bfloat16, float16
+        case float32, bfloat16, float16, int8, int4
 
         var c: vlm_weight_dtype {
             switch self {
             case .float32: return VLM_WEIGHT_F32
             case .bfloat16: return VLM_WEIGHT_BF16
             case .float16: return VLM_WEIGHT_F16
+            case .int8: return VLM_WEIGHT_I8
+            case .int4: return VLM_WEIGHT_I4
             }
         }
+
+        /// Whether values are rounded to a grid with scales (int8, int4) rather than stored as floats.
+        public var isQuantized: Bool { self == .int8 || self == .int4 }
+
+        /// The format's descriptor in words: panel layout, scales and zero points, activations, epilogue.
+        public var formatDescription: String {
+            guard let f = vlm_weight_format_info(c)?.pointee else { return rawValue }
+            return "\(String(cString: f.name)): \(f.bits)-bit, \(String(cString: f.layout)); activations \(String(cString: f.activations)); epilogue \(String(cString: f.epilogue))"
+        }
+
+        /// Default weights per scale along k of the quantized formats.
+        public static let defaultGroup = Int(VLM_QUANT_GROUP_DEFAULT)
 
         /// The storage that keeps a safetensors dtype without loss (F32 for anything but BF16/F16).
         public init(keeping dtype: SafeTensorsDType) {
@@ -92,12 +143,22 @@ public final class PackedLinearWeight: @unchecked Sendable {
             }
         }
 
-        public var bytesPerElement: Int { self == .float32 ? 4 : 2 }
+        /// Bytes per stored weight of the float formats (quantized formats: 1 for int8, 1 for int4 rounded up;
+        /// use PackedLinearWeight.byteCount for the exact size with scales).
+        public var bytesPerElement: Int {
+            switch self {
+            case .float32: return 4
+            case .bfloat16, .float16: return 2
+            case .int8, .int4: return 1
+            }
+        }
     }
 
     public let outFeatures: Int
     public let inFeatures: Int
     public let storage: Storage
+    /// Weights per scale along k (int8/int4), 0 for the float formats.
+    public var group: Int { Int(vlm_packed_weight_group(handle)) }
     let handle: OpaquePointer
 
     /// Bytes of packed data (rows padded to a multiple of 32).
@@ -133,13 +194,17 @@ public final class PackedLinearWeight: @unchecked Sendable {
     /// (fused q|k|v and gate|up straight from a memory-mapped checkpoint). `fill` is called once per part, in
     /// order, and must call its argument with that part's rows while they are valid.
     /// Throws `.invalidArgument` for a dtype other than F32/BF16/F16 or a size mismatch.
-    public init(rows partRows: [Int], inFeatures k: Int, storage: Storage, name: String = "weight",
+    /// int8/int4 quantize each row group by group as they are packed (`group`: a multiple of 32 in 32...4096).
+    public init(rows partRows: [Int], inFeatures k: Int, storage: Storage, group: Int = Storage.defaultGroup, name: String = "weight",
                 fill: (_ part: Int, _ pack: (RawRows) throws -> Void) throws -> Void) throws {
         let n = partRows.reduce(0, +)
         guard n > 0, k > 0, partRows.allSatisfy({ $0 > 0 }) else {
             throw TensorError.invalidArgument("\(name): empty weight of \(partRows) x \(k)")
         }
-        guard let packed = vlm_packed_weight_create(Int64(n), Int64(k), storage.c) else { throw Self.allocationError(name, n, k, storage) }
+        if storage.isQuantized, group < 32 || group > 4096 || group % 32 != 0 {
+            throw TensorError.invalidArgument("\(name): quantization group \(group) is not a multiple of 32 in 32...4096")
+        }
+        guard let packed = vlm_packed_weight_create_grouped(Int64(n), Int64(k), storage.c, Int64(group)) else { throw Self.allocationError(name, n, k, storage) }
         var row0 = 0
         do {
             for (i, rows) in partRows.enumerated() {
@@ -152,10 +217,12 @@ public final class PackedLinearWeight: @unchecked Sendable {
                     case .f16: c = VLM_SRC_F16
                     default: throw TensorError.invalidArgument("\(name): cannot pack \(src.dtype.rawValue) values")
                     }
-                    guard !done, src.rows == rows, src.bytes.count == rows * k * src.dtype.byteSize, let base = src.bytes.baseAddress,
-                          vlm_pack_weight_rows(packed, Int64(row0), base, c, Int64(rows)) == 0 else {
+                    guard !done, src.rows == rows, src.bytes.count == rows * k * src.dtype.byteSize, let base = src.bytes.baseAddress else {
                         throw TensorError.invalidArgument("\(name): part \(i) does not hold \(rows) x \(k) values")
                     }
+                    let status = vlm_pack_weight_rows(packed, Int64(row0), base, c, Int64(rows))
+                    if status == VLM_ERR_NOMEM { throw TensorError.allocationFailed(name: name, bytes: k * 4) }
+                    guard status == 0 else { throw TensorError.invalidArgument("\(name): part \(i) could not be packed") }
                     done = true
                 }
                 guard done else { throw TensorError.invalidArgument("\(name): part \(i) was not packed") }
@@ -171,7 +238,8 @@ public final class PackedLinearWeight: @unchecked Sendable {
         self.storage = storage
     }
 
-    /// Row `n` widened to float32 into dst[0..<inFeatures] (an embedding lookup in a tied LM head's table).
+    /// Row `n` widened (int8/int4: dequantized) to float32 into dst[0..<inFeatures] (an embedding lookup in a
+    /// tied LM head's table).
     /// The caller validates n.
     public func copyRow(_ n: Int, into dst: UnsafeMutablePointer<Float>) {
         precondition(n >= 0 && n < outFeatures, "row \(n) outside 0..<\(outFeatures)")
@@ -179,7 +247,8 @@ public final class PackedLinearWeight: @unchecked Sendable {
     }
 
     private static func allocationError(_ name: String, _ n: Int, _ k: Int, _ storage: Storage) -> TensorError {
-        TensorError.allocationFailed(name: name, bytes: ((n + 31) / 32) * 32 * k * storage.bytesPerElement)
+        let bytes = ((n + 31) / 32) * 32 * k
+        return TensorError.allocationFailed(name: name, bytes: storage == .int4 ? bytes / 2 : bytes * storage.bytesPerElement)
     }
 
     deinit { vlm_packed_weight_free(handle) }

@@ -12,9 +12,10 @@ public enum Ops {
         var outShape = x.shape
         outShape[outShape.count - 1] = n
         let y = Tensor(uninitialized: outShape)
-        withExtendedLifetime((x, w, bias)) {
+        let status = withExtendedLifetime((x, w, bias)) {
             vlm_linear(x.pointer, Int64(m), Int64(k), w.handle, bias?.pointer, activation.c, y.pointer, Int64(n))
         }
+        Kernels.checkAllocation(status, "linear [\(m), \(k)] x [\(n), \(k)]^T")
         return y
     }
 
@@ -27,10 +28,11 @@ public enum Ops {
         let n = transposeB ? b.shape[0] : b.shape[1]
         precondition(k == kb, "matmul: inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
         let c = Tensor(uninitialized: [m, n])
-        withExtendedLifetime((a, b)) {
+        let status = withExtendedLifetime((a, b)) {
             vlm_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1,
                       a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), 0, c.pointer, Int64(max(n, 1)))
         }
+        Kernels.checkAllocation(status, "matmul [\(m), \(k)] x [\(k), \(n)]")
         return c
     }
 
@@ -107,14 +109,15 @@ public enum Ops {
         precondition(v.count >= need(batch * keyLength, ldv, vOffset), "attention: v \(v.shape) too small")
         if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
         let out = Tensor(uninitialized: [batch, queryLength, width])
-        withExtendedLifetime((q, k, v)) {
+        let status = withExtendedLifetime((q, k, v)) {
             let run = { (mask: UnsafePointer<UInt8>?) in
                 vlm_attention(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
                               q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
                               out.pointer, Int64(width), scale, causal ? 1 : 0, mask)
             }
-            if let keyMask { keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+            if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
         }
+        Kernels.checkAllocation(status, "attention (\(batch) x \(heads) heads, \(queryLength) x \(keyLength) tokens)")
         return out
     }
 
@@ -136,19 +139,26 @@ public enum Ops {
         precondition(keyBegin.count == queryLength && keyEnd.count == queryLength, "attention: key ranges for \(keyBegin.count) queries, not \(queryLength)")
         if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
         let out = Tensor(uninitialized: [batch, queryLength, width])
-        withExtendedLifetime((q, k, v)) {
+        let status = withExtendedLifetime((q, k, v)) {
             keyBegin.withUnsafeBufferPointer { begin in
                 keyEnd.withUnsafeBufferPointer { end in
-                    let run = { (mask: UnsafePointer<UInt8>?) in
-                        let f = naive ? vlm_attention_ranged_naive : vlm_attention_ranged
-                        f(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
-                          q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                          out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                    let run = { (mask: UnsafePointer<UInt8>?) -> Int32 in
+                        let args = (Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim))
+                        if naive {
+                            vlm_attention_ranged_naive(args.0, args.1, args.2, args.3, args.4,
+                                                       q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                                                       out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                            return 0
+                        }
+                        return vlm_attention_ranged(args.0, args.1, args.2, args.3, args.4,
+                                                    q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                                                    out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
                     }
-                    if let keyMask { keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                    if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
                 }
             }
         }
+        Kernels.checkAllocation(status, "attention (\(batch) x \(heads) heads, \(queryLength) x \(keyLength) tokens)")
         return out
     }
 

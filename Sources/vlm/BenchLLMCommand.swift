@@ -19,7 +19,7 @@ struct BenchLLM: ParsableCommand {
     @Option(help: "Prompt tokens for prefill.") var prompt = 128
     @Option(help: "Tokens to decode after the prompt.") var tokens = 64
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
-    @Option(help: "Linear weight storage: f32, bf16, f16 (random weights; default f32) or as-stored (checkpoints; default).")
+    @Option(help: "Linear weight storage: f32, bf16, f16, int8, int4 (group-wise, weight-only; random weights default f32) or as-stored (checkpoints; default).")
     var storage: String?
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
     @Option(help: "With --model: one user turn with this image and --question through the checkpoint's own processor (any generative VLM): processor, image encode, time to first token, decode.")
@@ -38,6 +38,12 @@ struct BenchLLM: ParsableCommand {
         let decode_tokens_per_s: Double
         let memory_bandwidth_gb_s: Double
         let decode_roofline_tokens_per_s: Double
+        let decode_roofline_fraction: Double
+        let storage: String
+        let cpu: String
+        let cpu_features: [String]
+        let decode_kernel: String
+        let prefill_kernel: String
         // LLaVA only: one random 'image' of the tower's size.
         var image_tokens: Int?
         var image_encode_s: Double?
@@ -61,8 +67,10 @@ struct BenchLLM: ParsableCommand {
             case "f32", "float32": weightStorage = .float32
             case "bf16", "bfloat16": weightStorage = .bfloat16
             case "f16", "fp16", "float16": weightStorage = .float16
+            case "int8", "i8": weightStorage = .int8
+            case "int4", "i4": weightStorage = .int4
             case "as-stored", "asstored": weightStorage = .asStored
-            default: throw PipelineError.invalidArgument("--storage must be f32, bf16, f16 or as-stored")
+            default: throw PipelineError.invalidArgument("--storage must be f32, bf16, f16, int8, int4 or as-stored")
             }
             let lm: LlamaModel
             var llava: LlavaModel?
@@ -120,11 +128,17 @@ struct BenchLLM: ParsableCommand {
             let footprint = lm.linearWeightFootprint
             let weightBytes = footprint.bytes
             let bytesPerWeight = Double(footprint.bytes) / Double(max(footprint.parameters, 1))
-            var result = Result(engine: String(format: "swiftvlm %.0f-byte weights, fp32 compute", bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+            // The packed format (as-stored checkpoints: 16-bit when the weights average ~2 bytes).
+            let packed = weightStorage == .asStored ? (bytesPerWeight < 3 ? .bfloat16 : .float32) : weightStorage.packedStorage(for: .f32)
+            let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
+            var result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), fp32 compute", packed.rawValue, bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
                                 weight_bytes: weightBytes, prompt_tokens: ids.count, decode_tokens: tokens,
                                 prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
-                                decode_tokens_per_s: Double(tokens) / (Double(t2 - t1) / 1e9),
-                                memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: bandwidth / Double(weightBytes))
+                                decode_tokens_per_s: decodeRate,
+                                memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: roofline,
+                                decode_roofline_fraction: decodeRate / roofline, storage: packed.rawValue,
+                                cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
+                                decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: Kernels.kernel(for: packed, rows: ids.count))
             if let llava {
                 result.image_tokens = llava.config.imageTokensPerImage
                 result.image_encode_s = Double(tImage - t0) / 1e9
@@ -134,6 +148,7 @@ struct BenchLLM: ParsableCommand {
             switch format {
             case .json: try printJSON(result)
             case .text:
+                print("cpu: \(result.cpu) [\(result.cpu_features.joined(separator: " "))]; kernels: decode \(result.decode_kernel), prefill \(result.prefill_kernel)")
                 print("config \(name): \(result.parameters / 1_000_000)M parameters, \(weightBytes >> 20) MiB of packed linear weights (\(result.engine)), \(result.threads) threads")
                 if let encode = result.image_encode_s, let all = result.prefill_with_image_tokens_per_s, let n = result.image_tokens {
                     print(String(format: "image:   %8.3f s to encode one image into %d tokens (vision tower %dM parameters + projector)",
@@ -141,8 +156,9 @@ struct BenchLLM: ParsableCommand {
                     print(String(format: "prefill: %8.1f tokens/s including the image encode (%d tokens, %d of them image tokens)", all, ids.count, n))
                 }
                 print(String(format: "prefill: %8.1f tokens/s in the decoder (%d tokens)", result.prefill_tokens_per_s, ids.count))
-                print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth",
-                             result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s))
+                print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth (%.0f%%)",
+                             result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s,
+                             100 * result.decode_roofline_fraction))
             }
         }
     }

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
 import SwiftVLM
+import VLMLayers
+
+extension Precision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
 
 /// Sampling flags shared by caption, ask and chat.
 struct SamplingFlags: ParsableArguments {
@@ -37,6 +42,7 @@ struct GenerativeOptions: ParsableArguments {
         "SmolVLM/Idefics3: resize images so their longest edge is at most N pixels before tiling (never upscaling past their own size), instead of the checkpoint's size.longest_edge.",
         discussion: "SmolVLM upscales every image to a 2048-pixel longest edge: a 512x384 photo becomes 13 tiles (832 image tokens). --max-image-edge 512 keeps it at 2 tiles + the global image: several times faster to the first token, but no longer the input transformers builds."))
     var maxImageEdge: Int?
+    @Option(help: ArgumentHelp(Precision.helpText, valueName: "fp32|bf16|int8|int4")) var precision: Precision?
 
     func pipeline() throws -> GenerativePipeline {
         if let threads, threads > 0 { Kernels.threads = threads }
@@ -44,7 +50,7 @@ struct GenerativeOptions: ParsableArguments {
         if let maxImageEdge, maxImageEdge < 1 || maxImageEdge > 1 << 14 {
             throw PipelineError.invalidArgument("--max-image-edge must be between 1 and 16384 pixels")
         }
-        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath),
+        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath), precision: precision,
                                            options: InputProcessingOptions(maxImageEdge: maxImageEdge))
     }
 }

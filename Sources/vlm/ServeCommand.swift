@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SwiftVLM
+import VLMLayers
 import VLMServer
 
 /// `vlm serve`: the HTTP API (OpenAI-style embeddings, classification, models, health, metrics, web page).
@@ -21,6 +22,8 @@ struct ServeCommand: ParsableCommand {
     var models: [String] = []
     @Option(name: .customLong("model-id"), help: "Id clients send in \"model\" for the --model at the same position (default: the directory's name); repeatable.")
     var modelIds: [String] = []
+    @Option(name: .customLong("precision"), help: ArgumentHelp("For the --model at the same position; repeatable. " + Precision.helpText, valueName: "fp32|bf16|int8|int4"))
+    var precisions: [Precision] = []
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep uploaded and indexed images' stored pixel grid instead of applying their EXIF orientation.")
     var noExifTranspose = false
@@ -75,6 +78,7 @@ struct ServeCommand: ParsableCommand {
             config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["VLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
             config.protectReads = protectReads
             config.modelIDs = modelIds
+            config.modelPrecisions = precisions
             try config.validate()
             if let threads, threads > 0 { Kernels.threads = threads }
             if noExifTranspose { ImageDecoder.appliesExifOrientation = false }

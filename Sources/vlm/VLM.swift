@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftVLM
+import VLMLayers
 
 @main
 struct VLM: ParsableCommand {
@@ -23,6 +24,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation (PIL's plain convert(\"RGB\")).")
     var noExifTranspose = false
 
+    @Option(help: ArgumentHelp("Embedding models (CLIP, SigLIP) run fp32 only; other values are refused. " + Precision.helpText, valueName: "fp32|bf16|int8|int4"))
+    var precision: Precision?
+
     func apply() {
         if let threads, threads > 0 { Kernels.threads = threads }
         if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
@@ -32,7 +36,9 @@ struct ModelOptions: ParsableArguments {
 
     func pipeline() throws -> EmbeddingPipeline {
         apply()
-        return try EmbeddingPipeline.load(directory: DefaultModel.resolve(model))
+        let directory = try DefaultModel.resolve(model)
+        try ModelRegistry.family(directory: directory).check(precision: precision)
+        return try EmbeddingPipeline.load(directory: directory)
     }
 }
 

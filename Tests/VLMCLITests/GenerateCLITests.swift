@@ -79,3 +79,24 @@ import VLMTestSupport
         #expect(r.stderr.contains("tokens/s decode"))
     }
 }
+
+/// `--precision` from the command line: int8 keeps the tiny checkpoint's greedy answer (its quantization noise
+/// is far below this fixture's logit margins, checked at the model level in WeightStorageTests), int4 runs,
+/// and a precision an embedding model cannot run is one clear line.
+@Suite(.serialized) struct PrecisionCLITests {
+    let model = Fixtures.url("llava/llava-chat").path
+    let image = Fixtures.url("clip/images/chelsea.jpg").path
+
+    @Test func generativePrecisionsRunAndEmbeddingModelsRefuseThem() throws {
+        let fp32 = try Executables.run(["ask", "--model", model, image, "what?", "--max-tokens", "4", "--precision", "fp32"])
+        let int8 = try Executables.run(["ask", "--model", model, image, "what?", "--max-tokens", "4", "--precision", "int8"])
+        let int4 = try Executables.run(["ask", "--model", model, image, "what?", "--max-tokens", "4", "--precision", "int4"])
+        #expect(fp32.status == 0 && int8.status == 0 && int4.status == 0, "\(fp32.stderr) \(int8.stderr) \(int4.stderr)")
+        #expect(int8.stdout == fp32.stdout && !fp32.stdout.isEmpty)
+        let clip = Fixtures.url("clip/tiny-a").path
+        let refused = try Executables.run(["embed", "--model", clip, "--precision", "int4", "--text", "a cat"])
+        #expect(refused.status == 1 && refused.stderr.hasPrefix("error: ") && refused.stderr.contains("fp32 only"), "\(refused.stderr)")
+        let unknown = try Executables.run(["ask", "--model", model, image, "q", "--precision", "int2"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("precision"))
+    }
+}

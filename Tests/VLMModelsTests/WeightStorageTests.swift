@@ -47,4 +47,51 @@ import VLMTestSupport
         let logits = try m.forward(ids: [1, 2, 3], cache: m.makeCache(capacity: 8))
         #expect(logits.shape == [1, 1024] && (0 ..< 1024).allSatisfy { logits[$0].isFinite })
     }
+
+    /// int8 / int4 weights (group-wise, weight-only) through the whole decoder: every linear weight and the
+    /// tied embedding table packed quantized (the kernels are checked exactly in KernelsQuantTests); here the
+    /// logits must stay within the quantization noise these formats give on this fixture. Per weight, round to
+    /// nearest on groups of 64 N(0, 0.02) values leaves ~0.55% (int8) and ~9% (int4) rms error; through the
+    /// fixture's layers that measured 2.6% and 34% relative L2 on the logits (2026-12-05), so the bounds are
+    /// 2x those, and int8 must keep the argmax.
+    @Test(arguments: [(WeightStorage.int8, 0.05), (.int4, 0.7)])
+    func quantizedStorageStaysCloseToFloat32(storage: WeightStorage, bound: Double) throws {
+        let url = Fixtures.url("llama/llama-gqa")
+        let q = try LlamaModel.load(directory: url, storage: storage)
+        let wide = try LlamaModel.load(directory: url, storage: .float32)
+        let fq = q.linearWeightFootprint, fw = wide.linearWeightFootprint
+        #expect(fq.parameters == fw.parameters)
+        let perWeight = Double(fq.bytes) / Double(fq.parameters)
+        #expect(storage == .int8 ? perWeight < 1.1 : perWeight < 0.6, "\(storage): \(perWeight) bytes per weight")
+        let ref: LlamaReference = try Fixtures.json("llama/llama-gqa.reference.json")
+        let a = try q.forward(ids: ref.prompt, cache: q.makeCache(capacity: 64))
+        let b = try wide.forward(ids: ref.prompt, cache: wide.makeCache(capacity: 64))
+        var err = 0.0, norm = 0.0, am = 0, bm = 0
+        for i in 0 ..< b.count {
+            err += Double((a[i] - b[i]) * (a[i] - b[i])); norm += Double(b[i] * b[i])
+            if a[i] > a[am] { am = i }
+            if b[i] > b[bm] { bm = i }
+        }
+        let rel = (err / max(norm, 1e-30)).squareRoot()
+        #expect(rel < bound, "\(storage): relative L2 error of the logits \(rel)")
+        #expect(storage == .int4 || am == bm, "\(storage): argmax \(am) vs \(bm)")
+    }
+
+    /// --precision maps to storage in the library; a family that cannot run a precision says so by name.
+    @Test func precisionNamesAndFamilies() throws {
+        #expect(Precision(name: "INT4") == .int4 && Precision(name: "f32") == .fp32 && Precision(name: "q8") == .int8)
+        #expect(Precision(name: "int2") == nil)
+        #expect(Precision.int4.weightStorage == .int4 && Precision.fp32.weightStorage == .float32)
+        #expect(LlamaModel.family.precisions == Precision.allCases)
+        #expect(throws: Never.self) { try CLIPModel.family.check(precision: .fp32) }
+        do {
+            try CLIPModel.family.check(precision: .int4)
+            Issue.record("CLIP accepted int4")
+        } catch {
+            #expect("\(error)".contains("CLIP") && "\(error)".contains("int4") && "\(error)".contains("fp32"), "\(error)")
+        }
+        let url = Fixtures.url("llama/llama-gqa")
+        guard case .generative(let m) = try ModelRegistry.load(directory: url, precision: .int8) else { Issue.record("kind"); return }
+        #expect(m.modelType == "llama")
+    }
 }

@@ -74,4 +74,28 @@ import VLMTestSupport
         chatOnly.indexPath = dir.url.appendingPathComponent("i.sqlite")
         await #expect(throws: ServerError.self) { _ = try await buildApplication(config: chatOnly) }
     }
+
+    /// `--precision` per model: the chat model loads int4 and answers; an embedding model given int8 (they run
+    /// fp32 only) and more precisions than models are refused at start with messages naming the problem.
+    @Test func perModelPrecision() async throws {
+        var c = Self.config()
+        c.modelPrecisions = [nil, .int4]
+        let app = try await buildApplication(config: c)
+        try await app.test(.router) { client in
+            let chat = try await client.post("/v1/chat/completions", object: [
+                "model": "llava-chat", "max_tokens": 2, "messages": [["role": "user", "content": "hello"]],
+            ])
+            #expect(chat.status == .ok)
+        }
+        var bad = Self.config()
+        bad.modelPrecisions = [.int8]
+        do {
+            _ = try await buildApplication(config: bad)
+            Issue.record("an embedding model accepted int8")
+        } catch {
+            #expect("\(error)".contains("fp32 only"), "\(error)")
+        }
+        bad.modelPrecisions = [nil, nil, nil, .fp32]
+        #expect(throws: ServerError.self) { try bad.validate() }
+    }
 }

@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+/// Returned by kernels that could not allocate scratch memory (their output is then incomplete).
+#define VLM_ERR_NOMEM (-2)
+
 // MARK: CPU features, dispatch and threads
 
 typedef enum {
@@ -25,6 +28,30 @@ typedef enum {
     VLM_ISA_AVX2 = 1,    // AVX2 + FMA
     VLM_ISA_AVX512 = 2,  // AVX-512 F/BW/DQ/VL
 } vlm_isa;
+
+/// CPU features as a set (bits of vlm_cpu_features()), each present only when the OS also saves the register
+/// state it needs (XGETBV): AVX-512 and AMX features are absent on a CPU that has them but an OS that does not
+/// enable them. The dispatching kernels choose their path per format from these bits (vlm_weight_format_kernel).
+typedef enum {
+    VLM_CPU_AVX2 = 1 << 0,
+    VLM_CPU_FMA = 1 << 1,
+    VLM_CPU_F16C = 1 << 2,
+    VLM_CPU_AVX512F = 1 << 3,
+    VLM_CPU_AVX512BW = 1 << 4,
+    VLM_CPU_AVX512VL = 1 << 5,
+    VLM_CPU_AVX512DQ = 1 << 6,
+    VLM_CPU_AVX512_BF16 = 1 << 7,
+    VLM_CPU_AVX512_VNNI = 1 << 8,
+    VLM_CPU_AVX_VNNI = 1 << 9,
+    VLM_CPU_AMX_TILE = 1 << 10,
+    VLM_CPU_AMX_BF16 = 1 << 11,
+    VLM_CPU_AMX_INT8 = 1 << 12,
+} vlm_cpu_feature;
+#define VLM_CPU_FEATURE_COUNT 13
+/// The features of this CPU and OS (CPUID + XGETBV), computed once.
+uint64_t vlm_cpu_features(void);
+/// Name of one feature bit ("avx2", "avx512_vnni", ...), or NULL if `feature` is not a single known bit.
+const char *vlm_cpu_feature_name(uint64_t feature);
 
 /// The best ISA this CPU and OS support (CPUID + XGETBV), computed once.
 vlm_isa vlm_cpu_isa(void);
@@ -42,19 +69,54 @@ int vlm_get_num_threads(void);
 // MARK: GEMM
 
 /// C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.  op(X) = X or X^T (trans != 0).
-/// A is [M,K] (or [K,M] if transA), B is [K,N] (or [N,K] if transB).
-void vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+/// A is [M,K] (or [K,M] if transA), B is [K,N] (or [N,K] if transB). Returns 0, or VLM_ERR_NOMEM (C incomplete).
+int vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void vlm_sgemm_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 // MARK: Linear layers with packed weights
 
-/// Storage of a packed weight. F32, BF16 and F16 are implemented; I8 (VNNI) slots in later (packed as F32
-/// until then). 16-bit storage halves the bytes a GEMV streams; the kernels widen each weight to float32
-/// exactly (bf16 is the upper 16 bits of a binary32; every binary16 is a binary32) and run the same fp32 FMAs,
-/// so a 16-bit weight gives bit-for-bit the result of the F32 weight holding the widened values.
-typedef enum { VLM_WEIGHT_F32 = 0, VLM_WEIGHT_BF16 = 1, VLM_WEIGHT_I8 = 2, VLM_WEIGHT_F16 = 3 } vlm_weight_dtype;
+/// Storage of a packed weight. 16-bit storage halves the bytes a GEMV streams; the kernels widen each weight to
+/// float32 exactly (bf16 is the upper 16 bits of a binary32; every binary16 is a binary32) and run the same fp32
+/// FMAs, so a 16-bit weight gives bit-for-bit the result of the F32 weight holding the widened values.
+/// I8 and I4 are weight-only group-wise quantized formats (activations stay float32): along k, each run of
+/// `group` weights of one output row shares a float32 scale s (I4: and an integer zero point z), and
+/// w = s * (q - z). I8: symmetric, q in [-127, 127], z = 0. I4: asymmetric, q and z in [0, 15] -- the
+/// representation GPTQ/AWQ/compressed-tensors 4-bit checkpoints use, so they can later be loaded without
+/// re-rounding. Quantizing rounds to nearest (ties to even) exactly as vlm_quantize_naive.
+typedef enum { VLM_WEIGHT_F32 = 0, VLM_WEIGHT_BF16 = 1, VLM_WEIGHT_I8 = 2, VLM_WEIGHT_F16 = 3, VLM_WEIGHT_I4 = 4 } vlm_weight_dtype;
+
+/// Default group size of the quantized formats (weights along k per scale).
+#define VLM_QUANT_GROUP_DEFAULT 128
+
+/// Descriptor of a packed-weight format: how the panels are laid out and computed.
+typedef struct {
+    vlm_weight_dtype dtype;
+    const char *name;          // "f32", "bf16", "f16", "i8", "i4"
+    int bits;                  // bits per stored weight
+    int panel_rows;            // output rows per panel (VLM_NR = 32), k-major inside a panel
+    int grouped;               // 1: k in groups, one scale (and zero point) per output row and group
+    int scale_bits;            // 32: float32 scales; 0: none
+    int zero_point;            // 1: integer zero point per output row and group
+    const char *layout;        // the panel layout in words
+    const char *activations;   // how activations enter the kernel
+    const char *epilogue;      // what runs after the accumulation
+} vlm_weight_format;
+/// The descriptor of `dtype`, or NULL for an unknown value.
+const vlm_weight_format *vlm_weight_format_info(vlm_weight_dtype dtype);
+/// The kernel the active ISA runs for `dtype` with M activation rows ("avx2 fp32 FMA 6x16", "naive", ...).
+const char *vlm_weight_format_kernel(vlm_weight_dtype dtype, int64_t M);
+
+/// Reference group-wise quantizer of W [N, K] (row-major float32) into q [N, K], scales [N, G] and (bits 4)
+/// zeros [N, G], G = ceil(K / group); the last group of a row may be shorter. Per row and group of values w:
+///   bits 8: a = max |w|;  s = a / 127 (s = 1 if a == 0);  q = clamp(rint(w / s), -127, 127);  z = 0.
+///   bits 4: lo = min(0, min w), hi = max(0, max w);  s = (hi - lo) / 15 (s = 1 if hi == lo);
+///           z = clamp(rint(-lo / s), 0, 15);  q = clamp(rint(w / s) + z, 0, 15).
+/// rint rounds to nearest, ties to even (torch.round). Dequantized: w' = s * (float)(q - z).
+/// Returns 0, or -1 on bad arguments (bits not 4 or 8, group < 1, NULL pointers; zeros may be NULL for 8).
+int vlm_quantize_naive(const float *W, int64_t N, int64_t K, int bits, int64_t group, int8_t *q, float *scales,
+                       uint8_t *zeros);
 
 /// Element type of a source matrix handed to the packing functions (e.g. a safetensors mapping). 16-bit
 /// sources may be unaligned (safetensors offsets are arbitrary).
@@ -76,32 +138,43 @@ typedef enum {
 typedef struct vlm_packed_weight vlm_packed_weight;
 
 /// Pack W: [N, K] row-major (PyTorch nn.Linear layout, out x in). Returns NULL on allocation failure.
-/// dtype BF16/F16 rounds each value to nearest even (I8 is stored as F32 for now).
+/// dtype BF16/F16 rounds each value to nearest even; I8/I4 quantize with the default group size.
 vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_weight_dtype dtype);
-/// Pack W: [N, K] of element type `src` into `storage` (F32, BF16 or F16; I8 -> F32). Same-type 16-bit
+/// Pack W: [N, K] of element type `src` into `storage` (F32, BF16, F16, I8 or I4). Same-type 16-bit
 /// sources are copied bit for bit, widening is exact, narrowing rounds to nearest even (NaN stays NaN).
 /// Returns NULL on bad arguments or allocation failure.
 vlm_packed_weight *vlm_pack_weight_ex(const void *W, vlm_source_dtype src, int64_t N, int64_t K, vlm_weight_dtype storage);
+/// As vlm_packed_weight_create with the group size of the quantized formats (a multiple of 32 in [32, 4096];
+/// ignored by F32/BF16/F16). Returns NULL on bad arguments or allocation failure.
+vlm_packed_weight *vlm_packed_weight_create_grouped(int64_t N, int64_t K, vlm_weight_dtype storage, int64_t group);
+/// Group size of a quantized weight (0 for F32/BF16/F16).
+int64_t vlm_packed_weight_group(const vlm_packed_weight *w);
 /// An unfilled packed weight of N x K (only the zero padding past row N is initialised): fill it with
 /// vlm_pack_weight_rows, e.g. q|k|v or gate|up straight from the checkpoint without an fp32 copy.
 vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dtype storage);
 /// Packs `rows` source rows W: [rows, K] (element type `src`) as rows row0 ..< row0 + rows of w. Any row0
-/// (panels may straddle sources). Returns 0, or -1 on bad arguments. Every row must be packed once before
+/// (panels may straddle sources). Returns 0, -1 on bad arguments or VLM_ERR_NOMEM. Every row must be packed once before
 /// w is used; calls on one weight must not run concurrently.
 int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_source_dtype src, int64_t rows);
 void vlm_packed_weight_free(vlm_packed_weight *w);
 int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
 vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w);
-/// Bytes of packed data (ceil(N/32)*32 * K * element size).
+/// Bytes of packed data (ceil(N/32)*32 * K * element size; quantized: codes, scales and zero points).
 int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w);
-/// dst[0:K] = row n of W widened to float32 (an embedding lookup on a table packed for a tied LM head).
+/// dst[0:K] = row n of W widened (or dequantized) to float32 (an embedding lookup on a table packed for a
+/// tied LM head).
 /// n out of range leaves dst untouched and returns -1, else 0.
 int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst);
 
 /// Y[M,N] = act(X[M,K] * W^T + bias).  X row stride ldx >= K, Y row stride ldy >= N; bias may be NULL.
-/// X is read in place (no copy); Y must not overlap X.
-void vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+/// X is read in place (no copy); Y must not overlap X. Returns 0, or VLM_ERR_NOMEM if scratch memory could not
+/// be allocated (Y is then incomplete).
+/// Quantized W: up to VLM_QGEMV_MAX_M rows run a fused group GEMV (sum x q per group in fp32, then scaled);
+/// more rows dequantize each panel slice to fp32 (exactly s * (q - z)) and run the fp32 micro-kernel, so
+/// their results equal those of an F32 weight holding the dequantized values, bit for bit.
+#define VLM_QGEMV_MAX_M 4
+int vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                 vlm_activation act, float *Y, int64_t ldy);
 /// Reference: W unpacked [N,K].
 void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, int64_t N, int64_t K,
@@ -153,8 +226,8 @@ void vlm_l2_normalize_naive(float *x, int64_t rows, int64_t dim);
 ///   out(b,t,h,d) = out[(b*Tq + t)*ldo + h*D + d].
 /// scores = scale * q.k; causal != 0 masks s > t + (Tk - Tq) (so decode with a KV cache works);
 /// key_mask, if not NULL, is [B, Tk] with 0 for padded keys that must not be attended.
-/// A row whose keys are all masked gets zeros.
-void vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+/// A row whose keys are all masked gets zeros. Returns 0, or VLM_ERR_NOMEM (out incomplete).
+int vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                    const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                    float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask);
 void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
@@ -163,8 +236,8 @@ void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D
 /// As vlm_attention with an explicit key range per query instead of the causal flag: query t (of every batch)
 /// attends keys s with key_begin[t] <= s < key_end[t] (and key_mask, if not NULL). key_begin/key_end: [Tq].
 /// Expresses causal, sliding-window, prefix-LM and bidirectional masks; only the keys of each query block's
-/// ranges are scored. A query with an empty range gets zeros.
-void vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+/// ranges are scored. A query with an empty range gets zeros. Returns 0, or VLM_ERR_NOMEM.
+int vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                           const uint8_t *key_mask);
