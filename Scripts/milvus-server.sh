@@ -33,10 +33,26 @@ start() {
   if port_open; then echo "port $PORT is already in use by another process" >&2; exit 1; fi
   mkdir -p "$DATA"
   # setsid: its own process group, so `stop` ends the wrapper and the server binary together.
-  setsid "$VENV/bin/milvus-server" --data "$DATA" --proxy-port "$PORT" > "$DATA/server.log" 2>&1 < /dev/null &
+  # The wrapper test-binds every port first without SO_REUSEADDR, which fails for a minute after a restart
+  # (connections in TIME_WAIT) and then silently moves the proxy to another port: bind as the server will
+  # (Go listeners use SO_REUSEADDR), so a restart keeps its port.
+  setsid "$VENV/bin/python" -c '
+import socket, sys, milvus
+def try_bind_port(self, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port)); s.listen(); return s
+    except OSError:
+        s.close(); return None
+milvus.MilvusServerConfig.try_bind_port = try_bind_port
+sys.argv = ["milvus-server"] + sys.argv[1:]
+milvus.main()
+' --data "$DATA" --proxy-port "$PORT" > "$DATA/server.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 180); do
-    if port_open; then echo "milvus $VERSION listening on 127.0.0.1:$PORT (data $DATA, pid $(cat "$PIDFILE"))"; return; fi
+    # The banner comes once the wrapper has seen the server up (the port alone may be its own test bind).
+    if grep -q "Welcome to use Milvus" "$DATA/server.log" 2>/dev/null && port_open; then echo "milvus $VERSION listening on 127.0.0.1:$PORT (data $DATA, pid $(cat "$PIDFILE"))"; return; fi
     if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "milvus exited; log:" >&2; tail -n 30 "$DATA/server.log" >&2; exit 1; fi
     sleep 1
   done

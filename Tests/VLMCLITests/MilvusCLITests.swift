@@ -50,6 +50,21 @@ final class MilvusCLITests: XCTestCase {
         return (p.0.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
+    /// Runs `sh -c command` to completion (posix_spawn + waitpid: Foundation's Process.waitUntilExit was seen to
+    /// miss the exit of a shell whose children detach). Returns the wait status (0: exited with 0).
+    static func shell(_ command: String) -> Int32 {
+        var pid: pid_t = 0
+        let words: [String] = ["/bin/sh", "-c", command]
+        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, "/bin/sh", nil, nil, &argv, environ) == 0 else { return -1 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { return -1 }
+        }
+        return status
+    }
+
     func stats() throws -> Stats {
         let r = try Executables.run(["index", "stats", "--index", index, "--json", "--check"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -125,12 +140,7 @@ final class MilvusCLITests: XCTestCase {
             if chunk.isEmpty { break }
             seen += String(decoding: chunk, as: UTF8.self)
         }
-        let restarter = Process()
-        restarter.executableURL = URL(fileURLWithPath: "/bin/sh")
-        restarter.arguments = ["-c", restart]
-        try restarter.run()
-        restarter.waitUntilExit()
-        XCTAssertEqual(restarter.terminationStatus, 0, "restart command failed")
+        XCTAssertEqual(Self.shell(restart), 0, "restart command failed: \(restart)")
         let r = finish(worker)
         XCTAssertEqual(r.status, 0, seen + r.stderr)
         let s = try stats()
