@@ -190,22 +190,22 @@ final class MilvusClient: @unchecked Sendable {
         r.fieldsData = columns
         r.numRows = UInt32(rows)
         let req = r
-        _ = try await call("Upsert", { try await $0.upsert(req, metadata: $1, options: $2) }, status: { $0.status })
+        noteWrite(try await call("Upsert", { try await $0.upsert(req, metadata: $1, options: $2) }, status: { $0.status }).timestamp)
     }
 
     func delete(expr: String) async throws {
         var r = Milvus_Proto_Milvus_DeleteRequest()
         (r.dbName, r.collectionName, r.expr) = (database, collection, expr)
         let req = r
-        _ = try await call("Delete", { try await $0.delete(req, metadata: $1, options: $2) }, status: { $0.status })
+        noteWrite(try await call("Delete", { try await $0.delete(req, metadata: $1, options: $2) }, status: { $0.status }).timestamp)
     }
 
-    func query(expr: String, outputFields: [String], limit: Int? = nil) async throws -> [FieldData] {
+    func query(expr: String, outputFields: [String], limit: Int? = nil, fast: Bool = false) async throws -> [FieldData] {
         var r = Milvus_Proto_Milvus_QueryRequest()
         (r.dbName, r.collectionName, r.expr) = (database, collection, expr)
         r.outputFields = outputFields
         if let limit { r.queryParams = [KeyValue.with { ($0.key, $0.value) = ("limit", "\(limit)") }] }
-        r.consistencyLevel = consistencyLevel
+        (r.consistencyLevel, r.guaranteeTimestamp) = fast ? readLevel : (consistencyLevel, 0)
         let req = r
         return try await call("Query", { try await $0.query(req, metadata: $1, options: $2) }, status: { $0.status }).fieldsData
     }
@@ -226,13 +226,31 @@ final class MilvusClient: @unchecked Sendable {
         let params: [(String, String)] = [("anns_field", field), ("topk", "\(k)"), ("metric_type", "IP"),
                                           ("params", "{\"ef\": \(max(ef, k))}"), ("round_decimal", "-1")]
         r.searchParams = params.map { p in KeyValue.with { ($0.key, $0.value) = p } }
-        r.consistencyLevel = consistencyLevel
+        (r.consistencyLevel, r.guaranteeTimestamp) = readLevel
         let req = r
         return try await call("Search", { try await $0.search(req, metadata: $1, options: $2) }, status: { $0.status }).results
     }
 
-    var consistencyLevel: Milvus_Proto_Common_ConsistencyLevel {
-        switch options.consistency {
+    private let writeLock = NSLock()
+    private var lastWrite: UInt64 = 0
+
+    /// Remembers the timestamp Milvus gave a write, for session reads.
+    private func noteWrite(_ timestamp: UInt64) {
+        writeLock.withLock { lastWrite = max(lastWrite, timestamp) }
+    }
+
+    /// The level of searches and point lookups: the configured fast level, or, once this client has written,
+    /// "customized" with the last write's timestamp as guarantee (see `MilvusOptions.searchConsistency`).
+    var readLevel: (Milvus_Proto_Common_ConsistencyLevel, UInt64) {
+        let written = writeLock.withLock { lastWrite }
+        if written > 0, options.searchConsistency != .strong { return (.customized, written) }
+        return (Self.level(options.searchConsistency), 0)
+    }
+
+    var consistencyLevel: Milvus_Proto_Common_ConsistencyLevel { Self.level(options.consistency) }
+
+    static func level(_ c: MilvusOptions.Consistency) -> Milvus_Proto_Common_ConsistencyLevel {
+        switch c {
         case .strong: return .strong
         case .session: return .session
         case .bounded: return .bounded

@@ -4,7 +4,8 @@ import VLMIndex
 /// A `VectorIndex` in a Milvus collection: the catalogue (path, size, mtime, content hash, model fingerprint,
 /// metadata) and the embedding of each file in one row, keyed by a hash of the path. Many `vlm index add`
 /// workers and `vlm serve` replicas can share the collection: writes are idempotent upserts, reads use the
-/// configured consistency (strong by default, so a worker's plan sees every row written before it).
+/// configured consistency (catalogue reads strong by default, so a worker's plan sees every row written before
+/// it; searches bounded, pinned to this process's own last write).
 ///
 /// The collection's description records the model fingerprint and dimension; opening it for another model is
 /// refused (or, with `.rebuild`, the collection is dropped and recreated). Search runs in Milvus (HNSW, inner
@@ -127,17 +128,18 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
-    func rows(expr: String, vectors: Bool = false) throws -> [Row] {
+    /// `fast`: with the search consistency (point lookups on the server's hot path).
+    func rows(expr: String, vectors: Bool = false, fast: Bool = false) throws -> [Row] {
         let fields = Schema.scalars + (vectors ? [Schema.vector] : [])
-        return try Columns.decode(try run { try await $0.query(expr: expr, outputFields: fields) }, operation: "Query")
+        return try Columns.decode(try run { try await $0.query(expr: expr, outputFields: fields, fast: fast) }, operation: "Query")
     }
 
     /// Rows for the given paths, fetched in chunks by primary key.
-    func rows(paths: [String], vectors: Bool = false) throws -> [Row] {
+    func rows(paths: [String], vectors: Bool = false, fast: Bool = false) throws -> [Row] {
         var out: [Row] = []
         for start in stride(from: 0, to: paths.count, by: 256) {
             let keys = paths[start ..< min(start + 256, paths.count)].map(Schema.key(path:))
-            out += try rows(expr: "\(Schema.id) in [\(keys.map(String.init).joined(separator: ","))]", vectors: vectors)
+            out += try rows(expr: "\(Schema.id) in [\(keys.map(String.init).joined(separator: ","))]", vectors: vectors, fast: fast)
         }
         return out
     }
@@ -148,8 +150,8 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
         return paths.sorted()
     }
 
-    public func file(id: Int64) throws -> StoredFile? { try rows(expr: "\(Schema.id) == \(id)").first?.file }
-    public func file(path: String) throws -> StoredFile? { try rows(paths: [path]).first { $0.path == path }?.file }
+    public func file(id: Int64) throws -> StoredFile? { try rows(expr: "\(Schema.id) == \(id)", fast: true).first?.file }
+    public func file(path: String) throws -> StoredFile? { try rows(paths: [path], fast: true).first { $0.path == path }?.file }
 
     public func searchFiles(_ query: [Float], k: Int, minScore: Float) throws -> [(file: StoredFile, score: Float)] {
         guard k >= 1 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
@@ -208,6 +210,6 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
     public func details() -> [(key: String, value: String)] {
         let o = client.options
         return [("collection", "\(uri.description) (id \(collectionID))"),
-                ("milvus", "HNSW M=\(o.hnswM) efConstruction=\(o.efConstruction) ef=\(o.efSearch), IP metric, \(o.consistency.rawValue) consistency")]
+                ("milvus", "HNSW M=\(o.hnswM) efConstruction=\(o.efConstruction) ef=\(o.efSearch), IP metric, \(o.consistency.rawValue) catalogue reads, \(o.searchConsistency.rawValue) searches")]
     }
 }

@@ -100,8 +100,13 @@ public struct MilvusOptions: Sendable {
     public var retryWindow: Duration = .seconds(90)
     /// How long opening waits for the first answer before "cannot reach Milvus".
     public var connectWindow: Duration = .seconds(10)
-    /// Read consistency: strong (default) makes every worker's committed writes visible to the next read.
+    /// Consistency of catalogue reads (planning, scans, counts): strong (default) makes every worker's
+    /// committed writes visible to the next plan, so no two workers re-embed what one already stored.
     public var consistency: Consistency = .strong
+    /// Consistency of searches and single-file lookups (the server's hot path). Bounded (default) answers without
+    /// waiting for the next time tick (strong costs ~200 ms a search); after this process's own writes the reads
+    /// are pinned to the last write's timestamp, so a client always sees what it wrote (session semantics).
+    public var searchConsistency: Consistency = .bounded
     /// HNSW parameters of the collection's index and searches (IP metric on unit vectors = cosine).
     public var hnswM = 16
     public var efConstruction = 200
