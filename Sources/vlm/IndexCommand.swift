@@ -258,7 +258,7 @@ extension IndexCommand {
                 if json { try printJSON(out) } else {
                     print("index     \(out.path)\nmodel     \(out.model) (dim \(out.dim))\nimages    \(out.files) (\(out.image_bytes) bytes on disk)")
                     print("database  \(out.database_bytes) bytes\nsearch    \(out.strategy)" + (out.hnsw_nodes.map { " (\($0) graph nodes, \(out.hnsw_deleted ?? 0) deleted)" } ?? ""))
-                    for (key, value) in index.details() where !key.hasPrefix("hnsw_") { print(key.padding(toLength: 9, withPad: " ", startingAt: 0) + " \(value)") }
+                    for (key, value) in index.details() where !key.hasPrefix("hnsw_") { print(key.padding(toLength: max(9, key.count), withPad: " ", startingAt: 0) + " \(value)") }
                     if let problems = out.problems { print("check     " + (problems.isEmpty ? "ok" : problems.joined(separator: "; "))) }
                 }
                 if let problems = out.problems, !problems.isEmpty {

@@ -115,6 +115,33 @@ final class MilvusCLITests: XCTestCase {
         XCTAssertEqual(s.problems, [])
     }
 
+    func testCopyMovesASQLiteIndexIntoMilvusWithTheSameResults() throws {
+        let images = try library(6)
+        let sqlite = images.deletingLastPathComponent().appendingPathComponent("index.sqlite").path
+        let add = try Executables.run(["index", "add", images.path, "--index", sqlite, "--model", model, "--quiet"])
+        XCTAssertEqual(add.status, 0, add.stderr)
+        let copy = try Executables.run(["index", "copy", sqlite, index])
+        XCTAssertEqual(copy.status, 0, copy.stderr)
+        XCTAssertTrue(copy.stdout.contains("copied 6 image(s)"), copy.stdout)
+        XCTAssertEqual(try stats().files, 6)
+        func search(_ where_: String) throws -> [Hit] {
+            let r = try Executables.run(["index", "search", "a cat", "--index", where_, "--model", model, "--json", "--top", "6"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try JSONDecoder().decode([Hit].self, from: Data(r.stdout.utf8))
+        }
+        let (local, remote) = (try search(sqlite), try search(index))
+        XCTAssertEqual(local.count, 6)
+        XCTAssertEqual(remote.count, 6)
+        for (a, b) in zip(local, remote) { XCTAssertEqual(a.score, b.score, accuracy: 1e-5) }
+        XCTAssertEqual(Set(local.map(\.path)), Set(remote.map(\.path)))
+        // A source of another model is refused by the destination.
+        let other = images.deletingLastPathComponent().appendingPathComponent("other.sqlite").path
+        _ = try Executables.run(["index", "add", images.path, "--index", other, "--model", Fixtures.url("clip/tiny-b").path, "--quiet"])
+        let refused = try Executables.run(["index", "copy", other, index])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("tiny-a") && refused.stderr.contains("tiny-b"), refused.stderr)
+    }
+
     func testAnotherModelIsRefused() throws {
         let images = try library(3)
         let first = try Executables.run(["index", "add", images.path, "--index", index, "--model", model, "--quiet"])
