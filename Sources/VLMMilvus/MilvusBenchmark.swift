@@ -14,6 +14,8 @@ public enum MilvusBenchmark {
         public var queries = 1000
         public var insertBatch = 2000
         public var localThreads = 2
+        /// Milvus only (e.g. a debug build, where our HNSW's figures would mean nothing: compare with `vlm index bench`).
+        public var skipLocal = false
         public init(directory: String, uri: MilvusURI, n: Int) { (self.directory, self.uri, self.n) = (directory, uri, n) }
     }
 
@@ -59,6 +61,8 @@ public enum MilvusBenchmark {
         log(String(format: "milvus n=%d: search %.1f QPS (1 client, ef=%d), recall@10 %.4f", o.n, Double(nq) / seconds(search), o.milvus.efSearch,
                    Double(hits) / Double(nq * k)))
 
+        try MilvusIndex.drop(uri: o.uri, options: o.milvus)
+        guard !o.skipLocal else { return }
         // Our HNSW, same M/efConstruction/ef.
         let params = HNSWParameters(M: o.milvus.hnswM, efConstruction: o.milvus.efConstruction, efSearch: o.milvus.efSearch)
         let graph = try HNSWIndex(dim: dim, parameters: params, capacity: o.n)
@@ -72,7 +76,6 @@ public enum MilvusBenchmark {
         }
         log(String(format: "local HNSW n=%d: search %.1f QPS (1 thread, ef=%d), recall@10 %.4f", o.n, Double(nq) / seconds(local), o.milvus.efSearch,
                    Double(hits) / Double(nq * k)))
-        try MilvusIndex.drop(uri: o.uri, options: o.milvus)
     }
 }
 

@@ -318,12 +318,14 @@ extension IndexCommand {
         @Option(help: "Scratch collection (dropped before and after).") var index = "milvus://127.0.0.1:19530/vlm_bench"
         @Option(help: "Queries to time.") var queries = 1000
         @Option(name: .customLong("ef"), help: "efSearch for both.") var ef = 128
+        @Flag(name: .customLong("skip-local"), help: "Milvus only (compare with `vlm index bench` from a release build).") var skipLocal = false
 
         func run() throws {
             try guarded {
                 var o = MilvusBenchmark.Options(directory: data, uri: try MilvusURI(parsing: index), n: n)
                 o.queries = queries
                 o.milvus.efSearch = ef
+                o.skipLocal = skipLocal
                 try MilvusBenchmark.run(o) { line in
                     print(line)
                     fflush(stdout)
