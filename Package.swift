@@ -12,6 +12,8 @@
 //               -> SwiftVLM (pipelines: embed, classify, similarity, search)
 //                 -> VLMServer (HTTP API, Hummingbird)
 //               -> vlm (thin CLI)
+//   VLMMilvus (Milvus vector-store backend over gRPC; depends on VLMIndex only). Only the executable and the
+//   Milvus tests link it, so gRPC/SwiftProtobuf stay out of every other target.
 import PackageDescription
 
 let package = Package(
@@ -25,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(
@@ -41,10 +47,21 @@ let package = Package(
         .target(name: "VLMScenes", dependencies: ["VLMImage"]),
         .target(name: "VLMTraining", dependencies: ["VLMModels"]),
         .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes", "VLMTraining"]),
+        .target(
+            name: "VLMMilvus",
+            dependencies: [
+                "VLMIndex",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Proto"]
+        ),
         .target(name: "VLMServer", dependencies: ["SwiftVLM", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "vlm",
-            dependencies: ["SwiftVLM", "VLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SwiftVLM", "VLMServer", "VLMMilvus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
         // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
@@ -57,6 +74,7 @@ let package = Package(
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
         .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
         .testTarget(name: "VLMIndexTests", dependencies: ["VLMIndex", "VLMTestSupport"]),
+        .testTarget(name: "VLMMilvusTests", dependencies: ["VLMMilvus", "VLMIndex", "VLMTestSupport"]),
         .testTarget(name: "VLMTrainingTests", dependencies: ["VLMTraining", "VLMTestSupport"]),
         .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
         .testTarget(name: "VLMServerTests", dependencies: [

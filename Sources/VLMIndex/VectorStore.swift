@@ -71,6 +71,12 @@ public struct StoredFile: Sendable, Equatable {
     public let contentHash: String
     public let addedAt: Double
     public let metadata: String?
+
+    public init(fileID: Int64, embeddingID: Int64?, path: String, size: Int64, mtime: Double, contentHash: String,
+                addedAt: Double, metadata: String?) {
+        (self.fileID, self.embeddingID, self.path, self.size, self.mtime) = (fileID, embeddingID, path, size, mtime)
+        (self.contentHash, self.addedAt, self.metadata) = (contentHash, addedAt, metadata)
+    }
 }
 
 /// The outcome of `VectorStore.plan`: which files need the encoder.
@@ -83,12 +89,14 @@ public struct IncrementalPlan: Sendable {
     public var unchanged: [FileStat] = []
     /// Content hashes computed while planning (changed files), so callers need not hash twice.
     public var hashes: [String: String] = [:]
+    public init() {}
 }
 
 /// Embedding ids written and replaced by one `upsert` (for updating in-memory indexes).
 public struct UpsertResult: Sendable {
     public var inserted: [(id: Int64, path: String)] = []
     public var replaced: [Int64] = []
+    public init() {}
 }
 
 public struct StoreStats: Sendable, Codable {
@@ -99,6 +107,11 @@ public struct StoreStats: Sendable, Codable {
     public let totalFileBytes: Int64
     public let databaseBytes: Int64
     public let storeID: String
+
+    public init(fingerprint: String, dim: Int, files: Int, embeddings: Int, totalFileBytes: Int64, databaseBytes: Int64, storeID: String) {
+        (self.fingerprint, self.dim, self.files, self.embeddings) = (fingerprint, dim, files, embeddings)
+        (self.totalFileBytes, self.databaseBytes, self.storeID) = (totalFileBytes, databaseBytes, storeID)
+    }
 }
 
 /// SQLite storage of files, metadata and embeddings (GRDB, WAL, synchronous=NORMAL, foreign keys).

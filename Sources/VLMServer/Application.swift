@@ -42,8 +42,8 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
             entries.append(.chat(ChatService(config: config, engine: .pipeline(pipeline), modelID: id)))
         }
     }
-    if let index = config.indexPath, indexIdentity == nil {
-        throw ServerError.invalidConfiguration("--index \(index.path): the visual-search index needs an embedding model (CLIP, SigLIP, SigLIP2) among the --model checkpoints; \(config.modelDirectories.map(\.path).joined(separator: ", ")) are generative")
+    if config.hasIndex, indexIdentity == nil {
+        throw ServerError.invalidConfiguration("--index \(config.indexBackend?.name ?? config.indexPath?.path ?? ""): the visual-search index needs an embedding model (CLIP, SigLIP, SigLIP2) among the --model checkpoints; \(config.modelDirectories.map(\.path).joined(separator: ", ")) are generative")
     }
     return try application(config: config, roster: ModelRoster(entries: entries, metrics: metrics), indexIdentity: indexIdentity)
 }
@@ -59,7 +59,7 @@ public func buildApplication(config: ServerConfig, pipeline: EmbeddingPipeline, 
     let metrics = ServerMetrics()
     let service = EncoderService(config: config, engine: engine, model: ModelInfo(pipeline: pipeline, id: config.resolvedModelID), metrics: metrics)
     return try application(config: config, roster: ModelRoster(entries: [.embedding(service)], metrics: metrics),
-                           indexIdentity: config.indexPath == nil ? nil : pipeline.indexIdentity())
+                           indexIdentity: config.hasIndex ? pipeline.indexIdentity() : nil)
 }
 
 /// The server around an already-loaded generative pipeline.
@@ -75,7 +75,7 @@ public func buildApplication(config: ServerConfig, chatEngine: ChatEngine) throw
 }
 
 func application(config: ServerConfig, roster: ModelRoster, indexIdentity: ModelIdentity?) throws -> Application<RouterResponder<BasicRequestContext>> {
-    let index = config.indexPath == nil ? nil : try indexIdentity.map { try IndexService(config: config, identity: $0) }
+    let index = !config.hasIndex ? nil : try indexIdentity.map { try IndexService(config: config, identity: $0) }
     let router = buildRouter(config: config, roster: roster, index: index)
     // The idle timeout closes connections without a complete request head (slowloris); RequestInput.body bounds
     // the time a body may take.

@@ -58,7 +58,7 @@ extension IndexService {
         // the content hash once read.
         let existing: [String: StoredFile] = try await read { index in
             var out: [String: StoredFile] = [:]
-            for item in items { if let f = try index.store.file(path: item.path), f.embeddingID != nil { out[item.path] = f } }
+            for item in items { if let f = try index.file(path: item.path), f.embeddingID != nil { out[item.path] = f } }
             return out
         }
         var unchanged = Set<String>(), todo: [IngestItem] = []
@@ -100,11 +100,11 @@ extension IndexService {
                 for path in created { try? FileManager.default.removeItem(atPath: path) }
                 throw ServerError.internalError("cannot store the images: \(error)")
             }
-            return index.count
+            return try index.entryCount()
         }
         let files: [String: StoredFile] = try await read { index in
             var out: [String: StoredFile] = [:]
-            for item in items { out[item.path] = try index.store.file(path: item.path) }
+            for item in items { out[item.path] = try index.file(path: item.path) }
             return out
         }
         let hits = items.compactMap { item -> IndexHit? in

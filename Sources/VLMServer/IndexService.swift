@@ -3,8 +3,8 @@ import SwiftVLM
 import ServiceLifecycle
 import VLMIndex
 
-/// The server's vector index: the `SearchIndex` (SQLite store + exact matrix + HNSW graph) behind a
-/// readers-writer lock, the directories images may be read from, and the uploads directory.
+/// The server's vector index: any `VectorIndex` (the SQLite `SearchIndex` with its exact matrix and HNSW
+/// graph, or a shared Milvus collection) behind a readers-writer lock, the directories images may be read from, and the uploads directory.
 ///
 /// Concurrency: searches and other reads run in parallel under the read lock (HNSW and exact search are
 /// read-only); every write runs on one serial queue and holds the write lock for the store transaction and
@@ -15,7 +15,7 @@ import VLMIndex
 /// every `persistInterval` seconds after writes and at shutdown (`persistNow`). A graph file that lags
 /// behind is reconciled with the store when the index is next opened (see `SearchIndex`).
 public final class IndexService: @unchecked Sendable {
-    public let index: SearchIndex
+    public let index: any VectorIndex
     let roots: IndexRoots
     /// File name of the database (what /healthz reports; the full server path stays private).
     let name: String
@@ -31,17 +31,27 @@ public final class IndexService: @unchecked Sendable {
     /// Opens (or creates) the index at `config.indexPath` for a checkpoint of `identity`; an index built by
     /// another model is refused (`IndexError.modelMismatch`). Creates the uploads directory.
     public init(config: ServerConfig, identity: ModelIdentity) throws {
-        guard let url = config.indexPath else { throw ServerError.invalidConfiguration("no index path") }
-        let path = url.standardizedFileURL.path
-        index = try SearchIndex(path: path, model: identity)
-        name = url.lastPathComponent
-        let uploads = config.uploadsDirectory ?? URL(fileURLWithPath: path + ".uploads")
+        let defaultUploads: URL
+        if let backend = config.indexBackend {
+            index = try backend.open(identity)
+            name = backend.name
+            defaultUploads = backend.defaultUploads
+        } else {
+            guard let url = config.indexPath else { throw ServerError.invalidConfiguration("no index path") }
+            let path = url.standardizedFileURL.path
+            index = try SearchIndex(path: path, model: identity)
+            name = url.lastPathComponent
+            defaultUploads = URL(fileURLWithPath: path + ".uploads")
+        }
+        let uploads = config.uploadsDirectory ?? defaultUploads
         do { try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true) } catch {
             throw ServerError.invalidConfiguration("cannot create the uploads directory \(uploads.path): \(error.localizedDescription)")
         }
         roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
-        summary = (index.count, index.strategy.rawValue)
-        let outside = try index.store.allPaths().filter { roots.locate($0) == nil }.count
+        summary = (try index.entryCount(), index.searchStrategy)
+        // One machine's index: warn about files the server cannot show. (Not for shared indexes: a scan of a
+        // large collection on every replica's start is too slow, and other workers' paths may differ.)
+        let outside = index is SearchIndex ? try index.allPaths().filter { roots.locate($0) == nil }.count : 0
         if outside > 0 {
             FileHandle.standardError.write(Data(("vlm serve: \(outside) indexed image(s) are outside the --root directories: "
                 + "search returns them without an image URL (serve their folders with --root DIR)\n").utf8))
@@ -49,21 +59,23 @@ public final class IndexService: @unchecked Sendable {
     }
 
     var count: Int { summaryLock.withLock { summary.count } }
-    var fingerprint: String { index.store.identity.fingerprint }
+    var fingerprint: String { index.identity.fingerprint }
     var strategy: String { summaryLock.withLock { summary.strategy } }
 
     /// Runs `body` under the read lock on a dispatch thread.
-    func read<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (any VectorIndex) throws -> T) async throws -> T {
         try await RequestInput.offload { [self] in try lock.withRead { try body(index) } }
     }
 
     /// Runs `body` on the writer queue under the write lock; refreshes the graph file now and then.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (any VectorIndex) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             writer.async { [self] in
                 let result = Result {
                     try lock.withWrite {
-                        defer { summaryLock.withLock { summary = (index.count, index.strategy.rawValue) } }
+                        defer {
+                            if let n = try? index.entryCount() { summaryLock.withLock { summary = (n, index.searchStrategy) } }
+                        }
                         return try body(index)
                     }
                 }
@@ -110,9 +122,9 @@ public final class IndexService: @unchecked Sendable {
     /// Top-k files for a unit query vector.
     func search(_ query: [Float], k: Int, minScore: Float) async throws -> (hits: [IndexHit], size: Int, strategy: String) {
         let found = try await read { index in
-            (try index.searchFiles(query, k: k, minScore: minScore), index.count, index.strategy.rawValue)
+            (try index.searchFiles(query, k: k, minScore: minScore), index is SearchIndex ? try index.entryCount() : -1, index.searchStrategy)
         }
-        return (found.0.map { hit($0.file, score: $0.score) }, found.1, found.2)
+        return (found.0.map { hit($0.file, score: $0.score) }, found.1 >= 0 ? found.1 : count, found.2)
     }
 
     /// The bytes and MIME type of an entry's image, read only if the file's real location (symlinks
@@ -120,7 +132,10 @@ public final class IndexService: @unchecked Sendable {
     /// whatever the reason, so clients cannot probe the file system.
     func image(id: Int64) async throws -> (data: Data, mime: String, etag: String) {
         let notFound = ServerError.indexEntryNotFound("no image for index entry \(id)")
-        guard let file = try index.store.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
+        let index = index
+        guard let file = try await RequestInput.offload({ try index.file(id: id) }) else {
+            throw ServerError.indexEntryNotFound("no index entry with id \(id)")
+        }
         let roots = roots
         let data = try await RequestInput.offload { try SafeFiles.read(path: file.path, roots: roots, maxBytes: 256 << 20) }
         guard let data, let mime = SafeFiles.imageMIME(data) else { throw notFound }
@@ -134,10 +149,10 @@ public final class IndexService: @unchecked Sendable {
     func remove(id: Int64) async throws -> Int {
         let roots = roots
         return try await write { index in
-            guard let file = try index.store.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
+            guard let file = try index.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
             try index.remove(paths: [file.path])
             if roots.isUpload(file.path) { try? FileManager.default.removeItem(atPath: file.path) }
-            return index.count
+            return try index.entryCount()
         }
     }
 }

@@ -1,6 +1,18 @@
 import Foundation
 import VLMLayers
 import VLMModels
+import VLMIndex
+
+/// How to open a non-SQLite index for the server: a name for messages and /healthz (no credentials), where
+/// uploads go by default, and the opener (given the serving model's identity; it refuses another model's index).
+public struct IndexBackendSpec: Sendable {
+    public var name: String
+    public var defaultUploads: URL
+    public var open: @Sendable (ModelIdentity) throws -> any VectorIndex
+    public init(name: String, defaultUploads: URL, open: @escaping @Sendable (ModelIdentity) throws -> any VectorIndex) {
+        (self.name, self.defaultUploads, self.open) = (name, defaultUploads, open)
+    }
+}
 
 /// Everything `vlm serve` can be told. Defaults suit one CPU host serving a base-size CLIP.
 public struct ServerConfig: Sendable {
@@ -13,6 +25,11 @@ public struct ServerConfig: Sendable {
     }
     /// Vector index database (`vlm index add` makes one); enables /v1/search and /v1/index.
     public var indexPath: URL?
+    /// An index that is not a SQLite file (e.g. a Milvus collection), opened by code the caller supplies (the
+    /// executable registers the Milvus backend, so this library needs no gRPC). Takes precedence over `indexPath`.
+    public var indexBackend: IndexBackendSpec?
+    /// Whether an index is configured at all.
+    public var hasIndex: Bool { indexPath != nil || indexBackend != nil }
     /// Directories whose indexed images may be served (GET /v1/index/{id}/image) and added by path
     /// (POST /v1/index `paths`). Nothing outside them (after resolving symlinks) is ever read for a client.
     public var indexRoots: [URL] = []
@@ -118,6 +135,6 @@ public struct ServerConfig: Sendable {
         try check(modelPrecisions.count <= modelDirectories.count, "more --precision values (\(modelPrecisions.count)) than --model checkpoints (\(modelDirectories.count))")
         let ids = modelDirectories.indices.map(modelID(at:))
         try check(Set(ids).count == ids.count, "two models have the same id (\(ids.joined(separator: ", "))); give them distinct --model-id values")
-        try check(indexPath != nil || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")
+        try check(hasIndex || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")
     }
 }

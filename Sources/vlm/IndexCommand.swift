@@ -2,119 +2,61 @@ import ArgumentParser
 import Foundation
 import SwiftVLM
 import VLMIndex
+import VLMMilvus
 
-/// `vlm index ...`: visual search over a folder of images (SQLite store + exact/HNSW search).
+/// `vlm index ...`: visual search over a folder of images (SQLite store + exact/HNSW search, or a Milvus collection).
 struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
         abstract: "Visual search index: add/sync images, search by text or image, near-duplicates.",
-        subcommands: [Add.self, Sync.self, Search.self, Dupes.self, Stats.self, Remove.self, IndexBenchCommand.self])
+        subcommands: [Add.self, Sync.self, Search.self, Dupes.self, Stats.self, Remove.self, Copy.self, IndexBenchCommand.self, MilvusBenchCommand.self])
 }
 
-/// Where the index lives (and its HNSW graph next to it).
+/// Where the index lives: a SQLite file (and its HNSW graph next to it) or a Milvus collection.
 struct IndexLocation: ParsableArguments {
-    @Option(name: .customLong("index"), help: "Index database (default: $VLM_INDEX or ~/.vlm/index.sqlite).")
+    @Option(name: .customLong("index"), help: """
+        Index: a SQLite database path, or milvus://host:port[/database]/collection \
+        (default: $VLM_INDEX or ~/.vlm/index.sqlite).
+        """)
     var path: String?
+    @Option(name: .customLong("milvus-token"), help: "Milvus token or user:password (default: $MILVUS_TOKEN).")
+    var milvusToken: String?
 
     var resolved: String {
         let p = path ?? ProcessInfo.processInfo.environment["VLM_INDEX"] ?? "~/.vlm/index.sqlite"
-        return (p as NSString).expandingTildeInPath
+        return IndexBackends.isMilvus(p) ? p : (p as NSString).expandingTildeInPath
+    }
+
+    /// Opens (or creates) the index for `model`.
+    func open(model: ModelIdentity, onMismatch: ModelMismatchPolicy = .refuse) throws -> any VectorIndex {
+        try IndexBackends.open(resolved, token: milvusToken, model: model, onMismatch: onMismatch)
     }
 
     /// Opens an existing index with the identity it was built with (commands that embed nothing).
-    func openExisting() throws -> SearchIndex {
-        guard let identity = try VectorStore.storedIdentity(path: resolved) else {
-            throw IndexError.io(path: resolved, message: "no index here (create one with `vlm index add`)")
-        }
-        return try SearchIndex(path: resolved, model: identity)
+    func openExisting() throws -> any VectorIndex {
+        try IndexBackends.open(resolved, token: milvusToken, model: nil, onMismatch: .refuse)
     }
 }
 
 enum IndexCLI {
-    static let imageExtensions = ImageFormat.fileExtensions
-
     /// The model identity (shared with `vlm serve --index`).
     static func identity(_ pipeline: EmbeddingPipeline) throws -> ModelIdentity { pipeline.indexIdentity() }
 
     static func warn(_ message: String) { FileHandle.standardError.write(Data("warning: \(message)\n".utf8)) }
 
-    /// Image files under the given paths (recursive), absolute and standardised; everything else is
-    /// skipped with a warning (one summary line per directory, one line per explicit file).
-    static func collect(_ inputs: [String]) throws -> (files: [String], roots: [String]) {
-        var files: [String] = [], roots: [String] = []
-        let fm = FileManager.default
-        for input in inputs {
-            let path = URL(fileURLWithPath: (input as NSString).expandingTildeInPath).standardizedFileURL.path
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw IndexError.io(path: path, message: "no such file or directory") }
-            if isDir.boolValue {
-                roots.append(path)
-                var skipped = 0
-                guard let walker = fm.enumerator(atPath: path) else { throw IndexError.io(path: path, message: "cannot list") }
-                while let relative = walker.nextObject() as? String {
-                    let full = path + "/" + relative
-                    var sub: ObjCBool = false
-                    guard fm.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue else { continue }
-                    if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }  // hidden files and dirs
-                    if imageExtensions.contains((relative as NSString).pathExtension.lowercased()) { files.append(full) } else { skipped += 1 }
-                }
-                if skipped > 0 { warn("\(path): skipped \(skipped) non-image file(s)") }
-            } else if imageExtensions.contains((path as NSString).pathExtension.lowercased()) {
-                files.append(path)
-            } else {
-                warn("\(path): not an image (jpg/jpeg/png), skipped")
-            }
-        }
-        return (Array(Set(files)).sorted(), roots)
-    }
-
-    /// Plans, embeds in batches (each batch one transaction), persists the graph. Returns counts.
-    static func ingest(_ files: [String], index: SearchIndex, pipeline: EmbeddingPipeline, batch: Int, quiet: Bool) throws -> (added: Int, updated: Int, unchanged: Int, failed: Int) {
-        var stats: [FileStat] = []
-        for f in files {
-            do { stats.append(try FileStat.of(path: f)) } catch { warn("\(error)") }
-        }
-        let plan = try index.store.plan(stats) { try SHA256Hasher.hex(fileAt: $0) }
-        let todo = plan.new + plan.changed
-        let progress = Progress(total: todo.count, quiet: quiet)
-        var failed = 0, written = 0
-        let newPaths = Set(plan.new.map(\.path))
-        var newWritten = 0
-        var start = 0
-        while start < todo.count {
-            let part = Array(todo[start..<min(start + batch, todo.count)])
-            start += part.count
-            var good: [(FileStat, [Float])] = []
-            do {
-                let vectors = try pipeline.embed(imageFiles: part.map { URL(fileURLWithPath: $0.path) })
-                good = Array(zip(part, vectors))
-            } catch {
-                // One bad file must not sink the batch: retry one by one to name and skip it.
-                for file in part {
-                    do {
-                        if let v = try pipeline.embed(imageFiles: [URL(fileURLWithPath: file.path)]).first { good.append((file, v)) }
-                    } catch {
-                        let message = "\(error)"  // decoder errors usually name the file already
-                        warn(message.contains(file.path) ? "\(message), skipped" : "\(file.path): \(message), skipped")
-                        failed += 1
-                    }
-                }
-            }
-            var records: [FileRecord] = []
-            for (file, vector) in good {
-                let hash = try plan.hashes[file.path] ?? SHA256Hasher.hex(fileAt: file.path)
-                records.append(FileRecord(stat: file, contentHash: hash, metadata: nil, vector: vector))
-            }
-            try index.add(records)  // committed: an interruption after this line keeps the batch
-            written += records.count
-            CommitHook.shared?.committed(total: written)
-            newWritten += records.filter { newPaths.contains($0.stat.path) }.count
-            progress.advance(by: part.count)
-        }
-        progress.finish()
-        try index.persist()
-        if !todo.isEmpty { try index.store.checkpoint() }
-        return (newWritten, written - newWritten, plan.unchanged.count, failed)
+    /// Runs the library's ingest with the CLI's progress bar and the test commit hook.
+    static func ingest(_ files: [CollectedFile], index: any VectorIndex, pipeline: EmbeddingPipeline, batch: Int, quiet: Bool) throws -> IndexIngestion.Outcome {
+        var progress: Progress?
+        let observer = IndexIngestion.Observer(
+            warn: warn,
+            progress: { done, total in
+                if progress == nil { progress = Progress(total: total, quiet: quiet) }
+                progress?.advance(to: done)
+            },
+            committed: { CommitHook.shared?.committed(total: $0) })
+        let outcome = try IndexIngestion.ingest(files.map(\.path), index: index, pipeline: pipeline, batch: batch, observer: observer)
+        progress?.finish()
+        return outcome
     }
 }
 
@@ -146,8 +88,8 @@ final class Progress {
         self.quiet = quiet || isatty(STDERR_FILENO) == 0
     }
 
-    func advance(by n: Int) {
-        done += n
+    func advance(to n: Int) {
+        done = n
         guard !quiet, Date().timeIntervalSince(lastDraw) > 0.2 || done == total else { return }
         lastDraw = Date()
         let elapsed = max(Date().timeIntervalSince(start), 1e-6)
@@ -177,17 +119,20 @@ extension IndexCommand {
         @OptionGroup var options: ModelOptions
         @Argument(help: "Image files or directories.") var paths: [String]
         @Option(help: "Images per encoder batch (and per committed transaction).") var batch = 32
+        @Option(help: "Take only shard K of N (K from 0), by a hash of each file's path under its directory: N workers with 0/N ... N-1/N split a tree.")
+        var shard: String?
         @Flag(help: "Rebuild the index if it was made with another model (otherwise refuse).") var rebuild = false
         @Flag(help: "No progress bar.") var quiet = false
 
         func run() throws {
             try guarded {
                 guard batch >= 1 else { throw PipelineError.invalidArgument("--batch must be at least 1") }
+                let part = try shard.map { try IndexShard(parsing: $0) }
                 let pipeline = try options.pipeline()
-                let index = try SearchIndex(path: location.resolved, model: IndexCLI.identity(pipeline), onMismatch: rebuild ? .rebuild : .refuse)
-                let (files, _) = try IndexCLI.collect(paths)
+                let index = try location.open(model: IndexCLI.identity(pipeline), onMismatch: rebuild ? .rebuild : .refuse)
+                let (files, _) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
                 let r = try IndexCLI.ingest(files, index: index, pipeline: pipeline, batch: batch, quiet: quiet)
-                print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), failed \(r.failed); index holds \(index.count) images")
+                print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), failed \(r.failed); index holds \(try index.entryCount()) images")
             }
         }
     }
@@ -198,17 +143,19 @@ extension IndexCommand {
         @OptionGroup var options: ModelOptions
         @Argument(help: "Directories (or files) to mirror.") var paths: [String]
         @Option(help: "Images per encoder batch.") var batch = 32
+        @Option(help: "Take only shard K of N (see `add --shard`); removal then only touches that shard's files.") var shard: String?
         @Flag(help: "No progress bar.") var quiet = false
 
         func run() throws {
             try guarded {
+                guard batch >= 1 else { throw PipelineError.invalidArgument("--batch must be at least 1") }
+                let part = try shard.map { try IndexShard(parsing: $0) }
                 let pipeline = try options.pipeline()
-                let index = try SearchIndex(path: location.resolved, model: IndexCLI.identity(pipeline))
-                let (files, roots) = try IndexCLI.collect(paths)
-                var removed: [String] = []
-                for root in roots { removed += try index.removeMissing(present: Set(files), under: root) }
+                let index = try location.open(model: IndexCLI.identity(pipeline))
+                let (files, roots) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
+                let removed = try IndexIngestion.removeMissing(files, roots: roots, shard: part, index: index)
                 let r = try IndexCLI.ingest(files, index: index, pipeline: pipeline, batch: batch, quiet: quiet)
-                print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), removed \(removed.count), failed \(r.failed); index holds \(index.count) images")
+                print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), removed \(removed.count), failed \(r.failed); index holds \(try index.entryCount()) images")
             }
         }
     }
@@ -237,7 +184,7 @@ extension IndexCommand {
                 guard top >= 1 else { throw PipelineError.invalidArgument("--top must be at least 1") }
                 guard text != nil || image != nil else { throw PipelineError.invalidArgument("give a query text or --image") }
                 let pipeline = try options.pipeline()
-                let index = try SearchIndex(path: location.resolved, model: IndexCLI.identity(pipeline))
+                let index = try location.open(model: IndexCLI.identity(pipeline))
                 var terms: [(vector: [Float], weight: Float)] = []
                 if let image { terms += try pipeline.embed(imageFiles: [URL(fileURLWithPath: image)]).map { ($0, 1) } }
                 let texts = (text.map { [$0] } ?? []) + plus
@@ -271,12 +218,7 @@ extension IndexCommand {
             try guarded {
                 guard threshold > -1, threshold <= 1 else { throw PipelineError.invalidArgument("--threshold must be in (-1, 1]") }
                 let index = try location.openExisting()
-                let pairs = try index.duplicates(threshold: threshold, limit: limit)
-                let files = try index.store.files(embeddingIDs: Array(Set(pairs.flatMap { [$0.a, $0.b] })))
-                let rows = pairs.compactMap { p -> Pair? in
-                    guard let a = files[p.a], let b = files[p.b] else { return nil }
-                    return Pair(a: a.path, b: b.path, score: p.score)
-                }
+                let rows = try index.duplicateFiles(threshold: threshold, limit: limit).map { Pair(a: $0.a.path, b: $0.b.path, score: $0.score) }
                 if json { try printJSON(rows) } else { for r in rows { print("\(String(format: "%.4f", r.score))\t\(r.a)\t\(r.b)") } }
             }
         }
@@ -306,19 +248,21 @@ extension IndexCommand {
         func run() throws {
             try guarded {
                 let index = try location.openExisting()
-                let s = try index.store.stats()
-                let out = Output(path: location.resolved, model: s.fingerprint, dim: s.dim, files: s.files, embeddings: s.embeddings,
-                                 image_bytes: s.totalFileBytes, database_bytes: s.databaseBytes, strategy: index.strategy.rawValue,
-                                 hnsw_nodes: index.hnsw?.count, hnsw_deleted: index.hnsw?.deletedCount,
-                                 problems: check ? try index.store.check() : nil)
+                let s = try index.stats()
+                let details = Dictionary(index.details(), uniquingKeysWith: { a, _ in a })
+                let out = Output(path: index.location, model: s.fingerprint, dim: s.dim, files: s.files, embeddings: s.embeddings,
+                                 image_bytes: s.totalFileBytes, database_bytes: s.databaseBytes, strategy: index.searchStrategy,
+                                 hnsw_nodes: details["hnsw_nodes"].flatMap { Int($0) }, hnsw_deleted: details["hnsw_deleted"].flatMap { Int($0) },
+                                 problems: check ? try index.check() : nil)
                 try index.persist()
                 if json { try printJSON(out) } else {
                     print("index     \(out.path)\nmodel     \(out.model) (dim \(out.dim))\nimages    \(out.files) (\(out.image_bytes) bytes on disk)")
                     print("database  \(out.database_bytes) bytes\nsearch    \(out.strategy)" + (out.hnsw_nodes.map { " (\($0) graph nodes, \(out.hnsw_deleted ?? 0) deleted)" } ?? ""))
+                    for (key, value) in index.details() where !key.hasPrefix("hnsw_") { print(key.padding(toLength: max(9, key.count), withPad: " ", startingAt: 0) + " \(value)") }
                     if let problems = out.problems { print("check     " + (problems.isEmpty ? "ok" : problems.joined(separator: "; "))) }
                 }
                 if let problems = out.problems, !problems.isEmpty {
-                    throw IndexError.corruptFile(path: location.resolved, reason: problems.joined(separator: "; "))
+                    throw IndexError.corruptFile(path: index.location, reason: problems.joined(separator: "; "))
                 }
             }
         }
@@ -332,7 +276,7 @@ extension IndexCommand {
         func run() throws {
             try guarded {
                 let index = try location.openExisting()
-                let stored = try index.store.allPaths()
+                let stored = try index.allPaths()
                 var targets: [String] = []
                 for p in paths {
                     let full = URL(fileURLWithPath: (p as NSString).expandingTildeInPath).standardizedFileURL.path
@@ -341,7 +285,51 @@ extension IndexCommand {
                 }
                 let ids = try index.remove(paths: Array(Set(targets)))
                 try index.persist()
-                print("removed \(ids.count) image(s); index holds \(index.count)")
+                print("removed \(ids.count) image(s); index holds \(try index.entryCount())")
+            }
+        }
+    }
+
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy every file and vector of one index into another (e.g. SQLite into Milvus), without re-embedding.",
+            discussion: "Example: vlm index copy ~/.vlm/index.sqlite milvus://milvus.internal:19530/products")
+        @Argument(help: "Source index (SQLite path or milvus:// URI).") var source: String
+        @Argument(help: "Destination index (created for the source's model if missing; another model's is refused).") var destination: String
+        @Option(name: .customLong("milvus-token"), help: "Milvus token or user:password (default: $MILVUS_TOKEN).") var milvusToken: String?
+
+        func run() throws {
+            try guarded {
+                let expand = { (p: String) in IndexBackends.isMilvus(p) ? p : (p as NSString).expandingTildeInPath }
+                let from = try IndexBackends.open(expand(source), token: milvusToken, model: nil, onMismatch: .refuse)
+                let to = try IndexBackends.open(expand(destination), token: milvusToken, model: from.identity, onMismatch: .refuse)
+                let n = try VectorIndexCopy.copy(from: from, to: to)
+                print("copied \(n) image(s) from \(from.location) to \(to.location); it holds \(try to.entryCount())")
+            }
+        }
+    }
+
+    struct MilvusBenchCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-milvus",
+            abstract: "Insert rate, search QPS and recall@10 through Milvus and through our HNSW on the vectors of index_bench.py gen.")
+        @Option(help: "Directory written by `index_bench.py gen`.") var data = "/tmp/vlm_index_bench"
+        @Option(help: "Size (base_<n>.npy).") var n: Int
+        @Option(help: "Scratch collection (dropped before and after).") var index = "milvus://127.0.0.1:19530/vlm_bench"
+        @Option(help: "Queries to time.") var queries = 1000
+        @Option(name: .customLong("ef"), help: "efSearch for both.") var ef = 128
+        @Flag(name: .customLong("skip-local"), help: "Milvus only (compare with `vlm index bench` from a release build).") var skipLocal = false
+
+        func run() throws {
+            try guarded {
+                var o = MilvusBenchmark.Options(directory: data, uri: try MilvusURI(parsing: index), n: n)
+                o.queries = queries
+                o.milvus.efSearch = ef
+                o.skipLocal = skipLocal
+                try MilvusBenchmark.run(o) { line in
+                    print(line)
+                    fflush(stdout)
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import VLMMilvus
 import SwiftVLM
 import VLMLayers
 import VLMServer
@@ -27,10 +28,13 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep uploaded and indexed images' stored pixel grid instead of applying their EXIF orientation.")
     var noExifTranspose = false
-    @Option(help: "Vector index database (from `vlm index add`): enables /v1/search and /v1/index.") var index: String?
+    @Option(help: "Vector index (from `vlm index add`): a SQLite database or milvus://host:port[/database]/collection; enables /v1/search and /v1/index.")
+    var index: String?
+    @Option(name: .customLong("milvus-token"), help: "Milvus token or user:password for a milvus:// index (default: $MILVUS_TOKEN).")
+    var milvusToken: String?
     @Option(help: "Directory whose indexed images may be served and added by path; repeatable (uploads are always served).")
     var root: [String] = []
-    @Option(help: "Where uploaded images are stored (default: <index>.uploads next to the database).") var uploads: String?
+    @Option(help: "Where uploaded images are stored (default: <index>.uploads next to the database; ~/.vlm/uploads/<collection> for Milvus; replicas sharing a collection should share this directory).") var uploads: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
@@ -54,7 +58,16 @@ struct ServeCommand: ParsableCommand {
         try guarded {
             let directories = models.isEmpty ? [try DefaultModel.resolve(nil)] : models.map { expand($0) }
             var config = ServerConfig(modelDirectories: directories)
-            config.indexPath = index.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            if let index, IndexBackends.isMilvus(index) {
+                let uri = try MilvusURI(parsing: index)
+                let token = milvusToken
+                let uploads = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".vlm/uploads/\(uri.collection)")
+                config.indexBackend = IndexBackendSpec(name: uri.description, defaultUploads: uploads) { identity in
+                    try IndexBackends.open(index, token: token, model: identity, onMismatch: .refuse)
+                }
+            } else {
+                config.indexPath = index.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            }
             config.indexRoots = root.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.uploadsDirectory = uploads.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.host = host
