@@ -4,12 +4,15 @@ tokens), LLaVA-1.5's two-layer GELU projector, and a real-size Llama-family LM (
 architecture). transformers' own LlavaForConditionalGeneration with its default initialisation, saved as the
 Hub's llava-hf checkpoints name their tensors (vision_tower.vision_model.*, language_model.model.*), in bf16 by
 default (as llava-hf ships), plus a CLIPImageProcessor config.
-No tokenizer: the benchmarks feed token ids. Weights go to /tmp, never into the repository.
+The tokenizer and chat template come from the llava-chat fixture (--tokenizer-from), so `vlm bench-llm --model
+OUT --image FILE` times a whole turn. Weights go to /tmp, never into the repository.
 
     /root/vlmpy/bin/python Benchmarks/make_llava_bench.py --out /tmp/llava-vitl336-smollm2-360m
 """
 import argparse
+import json
 import os
+import shutil
 import sys
 
 import torch
@@ -41,11 +44,15 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--lm", default="smollm2-360m", choices=sorted(LMS))
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    ap.add_argument("--tokenizer-from", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "llava", "llava-chat"),
+                    help="copy this checkpoint's tokenizer and chat template (its <image> id becomes image_token_index), so "
+                         "`vlm bench-llm --model OUT --image FILE` can run a whole turn through the processor")
     args = ap.parse_args()
     if os.path.abspath(args.out).startswith(os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))):
         raise SystemExit("write the weights outside the repository (e.g. /tmp)")
     text = LlamaConfig(**LMS[args.lm])
-    image_token = text.vocab_size - 1  # the last id stands for <image>, as llava-hf appends it to the vocabulary
+    tokenizer = json.load(open(os.path.join(args.tokenizer_from, "tokenizer.json")))
+    image_token = next(t["id"] for t in tokenizer["added_tokens"] if t["content"] == "<image>")
     config = LlavaConfig(vision_config=CLIPVisionConfig(**VIT_L14_336), text_config=text, image_token_index=image_token,
                          vision_feature_layer=-2, vision_feature_select_strategy="default",
                          projector_hidden_act="gelu", image_seq_length=576,
@@ -59,6 +66,8 @@ def main():
              if not (text.tie_word_embeddings and k == "lm_head.weight")}  # tied: the embedding table is the head
     save_file(state, os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
     CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(args.out)
+    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.json"]:
+        shutil.copy(os.path.join(args.tokenizer_from, name), args.out)
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.out}: {params / 1e6:.0f}M parameters ({args.dtype}), image token {image_token}")
 

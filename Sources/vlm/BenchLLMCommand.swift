@@ -5,16 +5,16 @@ import SwiftVLM
 import VLMLayers
 
 /// `vlm bench-llm`: prefill and decode throughput of a Llama-family decoder, next to this machine's memory
-/// bandwidth roofline for decode (every weight is read once per generated token). With a LLaVA checkpoint
-/// (`--model` of model_type llava, e.g. from Benchmarks/make_llava_bench.py) the prompt is BOS + one image's
-/// tokens + `--prompt` text tokens, and the image encode (vision tower + projector) is timed on its own.
+/// bandwidth roofline for decode (every weight is read once per generated token). With `--model DIR --image
+/// FILE`, any generative VLM the registry loads (LLaVA, SmolVLM, ...) answers one user turn through its own
+/// processor, and the processor, the image encode, time to first token and decode are timed (GenerationTiming).
 struct BenchLLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-llm",
         abstract: "Prefill and decode tokens/s of a Llama-family decoder or a LLaVA (random weights with --config).",
         discussion: "Compare with Benchmarks/bench_torch_llm.py (same configuration, prompt, tokens and threads).")
 
-    @Option(help: "Checkpoint directory (llama/mistral/qwen2, or llava: image encode + prefill with its image tokens).") var model: String?
+    @Option(help: "Checkpoint directory: a text LM (random prompt ids), or any VLM with --image.") var model: String?
     @Option(help: "Architecture with random weights: \(LlamaConfig.presetNames.joined(separator: ", ")).") var config: String?
     @Option(help: "Prompt tokens for prefill.") var prompt = 128
     @Option(help: "Tokens to decode after the prompt.") var tokens = 64
@@ -44,12 +44,6 @@ struct BenchLLM: ParsableCommand {
         let cpu_features: [String]
         let decode_kernel: String
         let prefill_kernel: String
-        // LLaVA only: one random 'image' of the tower's size.
-        var image_tokens: Int?
-        var image_encode_s: Double?
-        /// Prompt tokens (image tokens included) / (image encode + decoder prefill).
-        var prefill_with_image_tokens_per_s: Double?
-        var vision_parameters: Int?
     }
 
     func run() throws {
@@ -73,17 +67,17 @@ struct BenchLLM: ParsableCommand {
             default: throw PipelineError.invalidArgument("--storage must be f32, bf16, f16, int8, int4 or as-stored")
             }
             let lm: LlamaModel
-            var llava: LlavaModel?
             let name: String
             if let model {
-                let url = URL(fileURLWithPath: model)
-                if try ConfigFile.modelType(in: url) == "llava" {
-                    let m = try LlavaModel.load(directory: url, storage: weightStorage)
-                    llava = m
-                    lm = m.language
-                } else {
-                    lm = try LlamaModel.load(directory: url, storage: weightStorage)
+                let url = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
+                let family = try ModelRegistry.family(directory: url)
+                guard case .generative(let loaded) = try (family.loadStored.map { try $0(url, weightStorage) } ?? family.load(url)) else {
+                    throw PipelineError.invalidArgument("\(model) is an embedding model (\(family.name)); bench-llm times generative models (vlm bench times encoders)")
                 }
+                guard !loaded.supportsImages, let text = loaded as? LlamaModel else {
+                    throw PipelineError.invalidArgument("\(model) is a vision-language model (\(family.name)): pass --image FILE to time a turn through its processor")
+                }
+                lm = text
                 name = model
             } else {
                 let preset = config ?? "smollm2-360m"
@@ -94,26 +88,13 @@ struct BenchLLM: ParsableCommand {
                 name = preset
             }
             var rng = SplitMix64(seed: 7)
-            var ids = (0 ..< prompt).map { _ in Int(rng.next() % UInt64(lm.vocabularySize)) }
-            var pixels: Tensor?
-            if let llava {
-                // BOS, the image's tokens, then the text: LLaVA-1.5's "USER: <image>\n..." order.
-                let c = llava.config
-                ids = ids.map { $0 == c.imageTokenIndex ? 0 : $0 }
-                ids = [c.textConfig.bosTokenID ?? 1] + Array(repeating: c.imageTokenIndex, count: c.imageTokensPerImage) + ids
-                let s = c.visionConfig.imageSize
-                let p = Tensor(uninitialized: [1, 3, s, s])
-                for i in 0 ..< p.count { p.pointer[i] = Float(rng.nextUniform()) * 4 - 2 }  // normalised pixel range
-                pixels = p
-            }
-            // Warm-up (page in weights, spin up threads): one image encode, a short prefill and two decode steps.
-            if let llava, let pixels { _ = try llava.imageFeatures(pixels) }
+            let ids = (0 ..< prompt).map { _ in Int(rng.next() % UInt64(lm.vocabularySize)) }
+            // Warm-up (page in weights, spin up threads): a short prefill and two decode steps.
             let warm = lm.makeCache(capacity: 16)
             _ = try lm.forward(ids: Array(ids.suffix(8)), cache: warm)
             for id in [1, 2] { _ = try lm.forward(ids: [id], cache: warm) }
             let cache = lm.makeCache(capacity: ids.count + tokens)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let embeddings = try llava.map { try $0.embed(ids: ids, pixelValues: pixels) } ?? lm.embed(ids)
+            let embeddings = try lm.embed(ids)
             let tImage = DispatchTime.now().uptimeNanoseconds
             var logits = try lm.forward(embeddings: embeddings, cache: cache)
             let t1 = DispatchTime.now().uptimeNanoseconds
@@ -131,7 +112,7 @@ struct BenchLLM: ParsableCommand {
             // The packed format (as-stored checkpoints: 16-bit when the weights average ~2 bytes).
             let packed = weightStorage == .asStored ? (bytesPerWeight < 3 ? .bfloat16 : .float32) : weightStorage.packedStorage(for: .f32)
             let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
-            var result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), fp32 compute", packed.rawValue, bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+            let result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), fp32 compute", packed.rawValue, bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
                                 weight_bytes: weightBytes, prompt_tokens: ids.count, decode_tokens: tokens,
                                 prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
                                 decode_tokens_per_s: decodeRate,
@@ -139,22 +120,11 @@ struct BenchLLM: ParsableCommand {
                                 decode_roofline_fraction: decodeRate / roofline, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
                                 decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: Kernels.kernel(for: packed, rows: ids.count))
-            if let llava {
-                result.image_tokens = llava.config.imageTokensPerImage
-                result.image_encode_s = Double(tImage - t0) / 1e9
-                result.prefill_with_image_tokens_per_s = Double(ids.count) / (Double(t1 - t0) / 1e9)
-                result.vision_parameters = llava.visionParameterCount
-            }
             switch format {
             case .json: try printJSON(result)
             case .text:
                 print("cpu: \(result.cpu) [\(result.cpu_features.joined(separator: " "))]; kernels: decode \(result.decode_kernel), prefill \(result.prefill_kernel)")
                 print("config \(name): \(result.parameters / 1_000_000)M parameters, \(weightBytes >> 20) MiB of packed linear weights (\(result.engine)), \(result.threads) threads")
-                if let encode = result.image_encode_s, let all = result.prefill_with_image_tokens_per_s, let n = result.image_tokens {
-                    print(String(format: "image:   %8.3f s to encode one image into %d tokens (vision tower %dM parameters + projector)",
-                                 encode, n, (result.vision_parameters ?? 0) / 1_000_000))
-                    print(String(format: "prefill: %8.1f tokens/s including the image encode (%d tokens, %d of them image tokens)", all, ids.count, n))
-                }
                 print(String(format: "prefill: %8.1f tokens/s in the decoder (%d tokens)", result.prefill_tokens_per_s, ids.count))
                 print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth (%.0f%%)",
                              result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s,
@@ -175,7 +145,11 @@ struct BenchLLM: ParsableCommand {
 
     /// One image + question through GenerativePipeline (any family the registry loads).
     func runTurn(model: String, image: String) throws {
-        let pipeline = try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath))
+        let precision = try storage.map { name -> Precision in
+            guard let p = Precision(name: name) else { throw Precision.unknown(name) }
+            return p
+        }
+        let pipeline = try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath), precision: precision)
         let picture = try loadImage(image)
         let timing = try pipeline.benchmark(question: question, images: [picture], tokens: tokens)
         let bandwidth = Self.memoryBandwidth()
