@@ -32,19 +32,28 @@ enum OpenAPIDocument {
         var guardReads: Bool
         var guardWrites: Bool
         var maxTopK: Int
+        var maxLabels: Int
+        /// The served ids of each kind, in --model order (request `model` fields take these).
+        var embeddingIDs: [String]
+        var chatIDs: [String]
 
-        init(embedding: Bool, chat: Bool, index: Bool, guardReads: Bool, guardWrites: Bool, maxTopK: Int) {
-            self.embedding = embedding
-            self.chat = chat
+        init(embeddingIDs: [String], chatIDs: [String], index: Bool, guardReads: Bool = false, guardWrites: Bool = false,
+             maxTopK: Int = 1000, maxLabels: Int = 1000) {
+            embedding = !embeddingIDs.isEmpty
+            chat = !chatIDs.isEmpty
+            self.embeddingIDs = embeddingIDs
+            self.chatIDs = chatIDs
             self.index = index
             self.guardReads = guardReads
             self.guardWrites = guardWrites
             self.maxTopK = maxTopK
+            self.maxLabels = maxLabels
         }
 
         init(config: ServerConfig, roster: ModelRoster, hasIndex: Bool) {
-            self.init(embedding: !roster.encoders.isEmpty, chat: !roster.chats.isEmpty, index: hasIndex,
-                      guardReads: config.apiKey != nil && config.protectReads, guardWrites: config.apiKey != nil, maxTopK: config.maxTopK)
+            self.init(embeddingIDs: roster.encoders.map(\.model.id), chatIDs: roster.chats.map(\.modelID), index: hasIndex,
+                      guardReads: config.apiKey != nil && config.protectReads, guardWrites: config.apiKey != nil,
+                      maxTopK: config.maxTopK, maxLabels: config.maxLabels)
         }
     }
 
@@ -72,9 +81,11 @@ enum OpenAPIDocument {
         return r
     }
 
-    static func pathID(_ description: String, integer: Bool) -> JSONObject {
-        ["name": "id", "in": "path", "required": true, "description": description,
-         "schema": integer ? Schema.integer(minimum: 1, int64: true) : Schema.string()]
+    static func pathID(_ description: String, integer: Bool, example: String? = nil) -> JSONObject {
+        var p: JSONObject = ["name": "id", "in": "path", "required": true, "description": description,
+                             "schema": integer ? Schema.integer(minimum: 1, int64: true) : Schema.string()]
+        if let example { p["example"] = example }
+        return p
     }
 
     /// The routes of a server of this shape, in buildRouter's order.
@@ -97,7 +108,7 @@ enum OpenAPIDocument {
             APIOperation(method: "get", path: "/v1/models", summary: "Every served model with its kind",
                          responses: ["200": ok("The models, in --model order.", schema: "ModelList")]),
             APIOperation(method: "get", path: "/v1/models/{id}", summary: "One served model",
-                         parameters: [pathID("The model id.", integer: false)],
+                         parameters: [pathID("The model id.", integer: false, example: (shape.embeddingIDs + shape.chatIDs).first)],
                          responses: ["200": ok("The model.", schema: "Model"), "404": error(404)]),
         ]
         if shape.embedding {
@@ -163,7 +174,11 @@ enum OpenAPIDocument {
             var o: JSONObject = ["summary": op.summary, "operationId": "\(op.method) \(op.path)", "responses": op.responses]
             if !op.description.isEmpty { o["description"] = op.description }
             if !op.parameters.isEmpty { o["parameters"] = op.parameters }
-            if let body = op.requestBody { o["requestBody"] = ["required": true, "content": json(body)] as JSONObject }
+            if let body = op.requestBody {
+                var media: JSONObject = ["schema": Schema.ref(body)]
+                if let example = OpenAPIExamples.request(body, shape) { media["example"] = example }
+                o["requestBody"] = ["required": true, "content": ["application/json": media]] as JSONObject
+            }
             if op.guarded { o["security"] = [["bearerAuth": [String]()]] }
             paths[op.path, default: [:]][op.method] = o
         }
@@ -171,7 +186,7 @@ enum OpenAPIDocument {
         for (code, description) in errorDescriptions {
             responses["E\(code)"] = ["description": description, "content": json("Error")]
         }
-        var components: JSONObject = ["schemas": OpenAPISchemas.all(maxTopK: shape.maxTopK), "responses": responses]
+        var components: JSONObject = ["schemas": OpenAPISchemas.all(shape), "responses": responses]
         if shape.guardWrites {
             components["securitySchemes"] = ["bearerAuth": ["type": "http", "scheme": "bearer",
                                                             "description": "The key given to `vlm serve --api-key`."]]
@@ -212,6 +227,24 @@ struct APIDocsController<Context: RequestContext>: Sendable {
         router.get("/docs") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'"],
                      body: .init(byteBuffer: ByteBuffer(string: html)))
+        }
+    }
+}
+
+/// Example request bodies (shown by /docs; schemathesis sends them first). Each is a request this server answers
+/// with 200: OpenAPITests sends every one.
+enum OpenAPIExamples {
+    /// An 8x8 red PNG.
+    static let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mM8oaHBgA0wMeAAg1MCAOA4ASjhBhuDAAAAAElFTkSuQmCC"
+
+    static func request(_ schema: String, _ shape: OpenAPIDocument.Shape) -> JSONObject? {
+        switch schema {
+        case "EmbeddingsRequest": return ["input": ["a photo of a cat", png]]
+        case "ClassifyRequest": return ["image": png, "labels": ["red", "blue"], "top_k": 1]
+        case "SearchRequest": return ["query": "a cat", "top_k": 3, "minus": ["blurry"]]
+        case "IndexAddRequest": return ["images": [["image": png, "name": "red.png"]]]
+        case "ChatCompletionRequest": return ["messages": [["role": "user", "content": "Hello"]], "max_tokens": 4]
+        default: return nil
         }
     }
 }

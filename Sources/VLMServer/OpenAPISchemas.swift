@@ -48,8 +48,13 @@ enum Schema {
 }
 
 enum OpenAPISchemas {
-    /// Every component schema; `maxTopK` bounds /v1/search's `top_k`.
-    static func all(maxTopK: Int) -> [String: JSONObject] {
+    /// `model` of a request: one of `ids` (omitted: the first).
+    static func model(_ ids: [String], _ what: String) -> JSONObject {
+        ids.isEmpty ? Schema.string(what) : Schema.oneOfStrings(ids, what + " Omitted: \(ids[0]).")
+    }
+
+    /// Every component schema of a server of this shape.
+    static func all(_ shape: OpenAPIDocument.Shape) -> [String: JSONObject] {
         var s: [String: JSONObject] = [:]
         s["Error"] = Schema.object([
             "error": Schema.object([
@@ -71,8 +76,8 @@ enum OpenAPISchemas {
                           "A part naming its kind; without 'type', one of 'text', 'image', 'image_url'."),
         ])
         s["EmbeddingsRequest"] = Schema.object([
-            "model": Schema.string("A served embedding model; omitted: the first one."),
-            "input": Schema.anyOf([Schema.string(), Schema.array(Schema.ref("InputPart")), Schema.ref("InputPart")],
+            "model": model(shape.embeddingIDs, "A served embedding model."),
+            "input": Schema.anyOf([Schema.string(), ["type": "array", "items": Schema.ref("InputPart"), "minItems": 1], Schema.ref("InputPart")],
                                   "One text, a list of texts and parts, or one part. Token-id arrays are refused."),
             "encoding_format": Schema.oneOfStrings(["float", "base64"]),
             "dimensions": Schema.integer("Accepted only when equal to the model's width."),
@@ -86,11 +91,12 @@ enum OpenAPISchemas {
             "model": Schema.string(), "usage": Schema.ref("Usage"),
         ], required: ["object", "data", "model", "usage"])
         s["ClassifyRequest"] = Schema.object([
-            "model": Schema.string("A served embedding model; omitted: the first one."),
+            "model": model(shape.embeddingIDs, "A served embedding model."),
             "image": Schema.string("Base64 or data URL of a JPEG/PNG image (or send image_url)."),
             "image_url": Schema.ref("ImageURL"),
-            "labels": Schema.array(Schema.string()),
-            "template": Schema.string("Prompt template with {} for the label, e.g. 'a photo of a {}.'"),
+            "labels": ["type": "array", "items": ["type": "string", "pattern": "\\S"], "minItems": 1, "maxItems": shape.maxLabels,
+                       "description": "At least one non-blank label."],
+            "template": ["type": "string", "pattern": "\\{\\}", "description": "Prompt template with {} for the label, e.g. 'a photo of a {}.'"],
             "top_k": Schema.integer(minimum: 1),
         ], required: ["labels"], "Zero-shot classification of one image: 'image' or 'image_url' is required.")
         s["ClassifyResponse"] = Schema.object([
@@ -124,12 +130,13 @@ enum OpenAPISchemas {
             "queue": ["type": "object", "additionalProperties": Schema.integer(minimum: 0)],
             "generating": Schema.boolean("Whether a chat model is generating; absent without chat models."),
         ], required: ["status", "model", "kind", "models", "queue"])
-        s.merge(indexSchemas(maxTopK: maxTopK)) { a, _ in a }
-        s.merge(OpenAPIChatSchemas.all()) { a, _ in a }
+        s.merge(indexSchemas(shape)) { a, _ in a }
+        s.merge(OpenAPIChatSchemas.all(shape)) { a, _ in a }
         return s
     }
 
-    static func indexSchemas(maxTopK: Int) -> [String: JSONObject] {
+    static func indexSchemas(_ shape: OpenAPIDocument.Shape) -> [String: JSONObject] {
+        let indexModel = model(Array(shape.embeddingIDs.prefix(1)), "The index's embedding model (the first one).")
         var s: [String: JSONObject] = [:]
         s["IndexHit"] = Schema.object([
             "id": Schema.integer("Stable while the entry exists.", minimum: 1, int64: true),
@@ -139,11 +146,12 @@ enum OpenAPISchemas {
             "url": Schema.string("/v1/index/{id}/image when the image can be served."),
             "status": Schema.oneOfStrings(["added", "updated", "unchanged"], "POST /v1/index only."),
         ], required: ["id", "path"])
+        let nonBlank: JSONObject = ["type": "string", "pattern": "\\S"]
         s["SearchRequest"] = Schema.object([
-            "model": Schema.string("The index's embedding model (the first one); empty or omitted: that model."),
-            "query": Schema.anyOf([Schema.string(), Schema.object(["text": Schema.string(), "image": Schema.string(), "image_url": Schema.ref("ImageURL")])],
+            "model": indexModel,
+            "query": Schema.anyOf([nonBlank, Schema.object(["text": nonBlank, "image": Schema.string(), "image_url": Schema.ref("ImageURL")])],
                                   "A text, or {text?, image?}; a non-empty text or an image is required."),
-            "top_k": Schema.integer(minimum: 1, maximum: maxTopK), "min_score": Schema.number(),
+            "top_k": Schema.integer(minimum: 1, maximum: shape.maxTopK), "min_score": Schema.number(),
             "plus": Schema.array(Schema.string(), "Texts added to the query (+1)."),
             "minus": Schema.array(Schema.string(), "Texts subtracted from the query (-1)."),
         ], required: ["query"])
@@ -152,7 +160,7 @@ enum OpenAPISchemas {
             "index_size": Schema.integer(minimum: 0), "strategy": Schema.oneOfStrings(["exact", "hnsw"]),
         ], required: ["object", "model", "data", "index_size", "strategy"])
         s["IndexAddRequest"] = Schema.object([
-            "model": Schema.string("The index's embedding model; empty or omitted: that model."),
+            "model": indexModel,
             "images": Schema.array(Schema.anyOf([Schema.string("Base64 or data URL"),
                                                  Schema.object(["image": Schema.string(), "name": Schema.string()], required: ["image"])])),
             "paths": Schema.array(Schema.string("A file or directory inside a --root (absolute or relative to one)")),
@@ -170,26 +178,28 @@ enum OpenAPISchemas {
 }
 
 enum OpenAPIChatSchemas {
-    static func all() -> [String: JSONObject] {
+    static func all(_ shape: OpenAPIDocument.Shape) -> [String: JSONObject] {
         var s: [String: JSONObject] = [:]
         s["ChatMessage"] = Schema.object([
-            "role": Schema.string("system, user or assistant (the chat template decides what it accepts)"),
+            "role": Schema.oneOfStrings(["system", "user", "assistant"], "The chat template decides which orders it accepts."),
             "content": ["anyOf": [Schema.string(), Schema.array(Schema.ref("InputPart"))], "nullable": true,
                         "description": "A text or a list of parts; null only for an assistant turn."],
         ], required: ["role"])
         s["ChatCompletionRequest"] = Schema.object([
-            "model": Schema.string("A served chat model; omitted: the first one."),
-            "messages": Schema.array(Schema.ref("ChatMessage")),
+            "model": OpenAPISchemas.model(shape.chatIDs, "A served chat model."),
+            "messages": ["type": "array", "items": Schema.ref("ChatMessage"), "minItems": 1],
             "max_tokens": Schema.integer(minimum: 1), "max_completion_tokens": Schema.integer(minimum: 1),
-            "temperature": Schema.number("0: greedy; omitted: the checkpoint's generation_config.json decides."),
-            "top_p": Schema.number(), "top_k": Schema.integer("-1 or 0: off"), "min_p": Schema.number(),
-            "repetition_penalty": Schema.number("transformers' multiplicative penalty"),
-            "frequency_penalty": Schema.number("only 0 is accepted"), "presence_penalty": Schema.number("only 0 is accepted"),
+            "temperature": ["type": "number", "minimum": 0, "description": "0: greedy; omitted: the checkpoint's generation_config.json decides."],
+            "top_p": ["type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 1],
+            "top_k": Schema.integer("-1 or 0: off", minimum: -1), "min_p": ["type": "number", "minimum": 0, "maximum": 1],
+            "repetition_penalty": ["type": "number", "minimum": 0, "exclusiveMinimum": true, "description": "transformers' multiplicative penalty"],
+            "frequency_penalty": ["type": "number", "enum": [0], "description": "only 0 is accepted"],
+            "presence_penalty": ["type": "number", "enum": [0], "description": "only 0 is accepted"],
             "seed": Schema.integer(int64: true),
             "stop": ["anyOf": [Schema.string(), Schema.array(Schema.string(), maxItems: ChatCompletionRequest.maxStops)], "nullable": true],
-            "n": Schema.integer("only 1 is accepted"), "stream": Schema.boolean("true: server-sent events"),
+            "n": ["type": "integer", "enum": [1], "description": "only 1 is accepted"], "stream": Schema.boolean("true: server-sent events"),
             "stream_options": Schema.object(["include_usage": Schema.boolean()]),
-            "logprobs": Schema.boolean("only false is accepted"),
+            "logprobs": ["type": "boolean", "enum": [false], "description": "only false is accepted"],
         ], required: ["messages"])
         s["ChatUsage"] = Schema.object([
             "prompt_tokens": Schema.integer(minimum: 0), "completion_tokens": Schema.integer(minimum: 0),

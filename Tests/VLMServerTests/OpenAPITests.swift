@@ -12,7 +12,7 @@ import VLMTestSupport
 @Suite(.serialized) struct OpenAPITests {
     /// Every route any server can have (the full shape's operations), with a concrete URI for templates.
     static let allRoutes: [(method: HTTPRequest.Method, template: String)] = {
-        let full = OpenAPIDocument.Shape(embedding: true, chat: true, index: true, guardReads: false, guardWrites: false, maxTopK: 1000)
+        let full = OpenAPIDocument.Shape(embeddingIDs: ["e"], chatIDs: ["c"], index: true)
         return OpenAPIDocument.operations(full).map { (HTTPRequest.Method($0.method.uppercased()) ?? .get, $0.path) }
     }()
 
@@ -120,6 +120,31 @@ import VLMTestSupport
             #expect(check.violations(health, Schema.ref("Health")).isEmpty)
             let models = try JSONSerialization.jsonObject(with: Data(try await client.get("/v1/models").body.readableBytesView))
             #expect(check.violations(models, Schema.ref("ModelList")).isEmpty)
+        }
+    }
+
+    /// Every request example in the document conforms to its schema, and the server answers it with 200.
+    @Test func requestExamplesConformAndSucceed() async throws {
+        let lib = try IndexLibrary()
+        defer { lib.remove() }
+        var config = lib.config()
+        config.modelDirectories = [Fixtures.url("clip/tiny-a"), Fixtures.url("llava/llava-chat")]
+        let app = try await buildApplication(config: config)
+        try await app.test(.router) { client in
+            let doc = try await Self.document(client)
+            let check = SchemaCheck(document: doc)
+            var tried = 0
+            for (path, item) in doc["paths"] as? [String: JSONObject] ?? [:] {
+                for (method, op) in item {
+                    let media = (((op as? JSONObject)?["requestBody"] as? JSONObject)?["content"] as? JSONObject)?["application/json"] as? JSONObject
+                    guard let media, let example = media["example"], let schema = media["schema"] as? JSONObject else { continue }
+                    #expect(check.violations(example, schema).isEmpty, "\(method) \(path): \(check.violations(example, schema))")
+                    let r = try await client.post(path, object: example)
+                    #expect(r.status == .ok, "\(method) \(path) example: \(r.status) \(r.text.prefix(300))")
+                    tried += 1
+                }
+            }
+            #expect(tried == 5)
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 @testable import VLMServer
 
 /// A small JSON Schema checker for the subset /openapi.json uses (type, properties, required, items, enum,
-/// anyOf, oneOf, allOf, $ref, nullable, minimum, maximum, maxItems, additionalProperties). Returns the
+/// anyOf, oneOf, allOf, $ref, nullable, minimum, maximum, minItems, maxItems, pattern, additionalProperties). Returns the
 /// violations, each naming the JSON path; empty means the value conforms.
 struct SchemaCheck {
     let schemas: [String: JSONObject]
@@ -45,11 +45,15 @@ struct SchemaCheck {
         case "array":
             guard let array = value as? [Any] else { return out + ["\(path): not an array"] }
             if let max = schema["maxItems"] as? Int, array.count > max { out.append("\(path): more than \(max) items") }
+            if let min = schema["minItems"] as? Int, array.count < min { out.append("\(path): fewer than \(min) items") }
             if let items = schema["items"] as? JSONObject {
                 for (i, v) in array.enumerated() { out += violations(v, items, at: "\(path)[\(i)]") }
             }
         case "string":
-            if !(value is String) { out.append("\(path): not a string") }
+            guard let string = value as? String else { return out + ["\(path): not a string"] }
+            if let pattern = schema["pattern"] as? String, string.range(of: pattern, options: .regularExpression) == nil {
+                out.append("\(path): '\(string.prefix(40))' does not match \(pattern)")
+            }
         case "boolean":
             if !Self.isBool(value) { out.append("\(path): not a boolean") }
         case "integer", "number":
