@@ -127,7 +127,7 @@ enum OpenAPIDocument {
                                       responses: bodyErrors(images: true).merging(["200": [
                                           "description": "The answer (JSON), or a stream of server-sent events with `stream: true`.",
                                           "content": ["application/json": ["schema": Schema.ref("ChatCompletion")],
-                                                      "text/event-stream": ["schema": Schema.string("`data: {ChatCompletionChunk}` events, then `data: [DONE]`")]],
+                                                      "text/event-stream": ["schema": Schema.ref("ServerSentEvent")]],
                                       ]]) { a, _ in a }))
         }
         var writes: [APIOperation] = []

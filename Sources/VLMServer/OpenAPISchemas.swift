@@ -215,6 +215,10 @@ enum OpenAPIChatSchemas {
             ], required: ["index", "message", "finish_reason"])),
             "usage": Schema.ref("ChatUsage"),
         ], required: ["id", "object", "created", "model", "choices", "usage"])
+        s["ServerSentEvent"] = Schema.object([
+            "data": Schema.string("A ChatCompletionChunk as JSON; an Error as JSON if generation fails after the stream began; `[DONE]` last."),
+            "event": Schema.string(), "id": Schema.string(), "retry": Schema.integer(),
+        ], required: ["data"], "One event of a streamed answer (OpenAPI 3.0 describes each event of a text/event-stream).")
         s["ChatCompletionChunk"] = Schema.object([
             "id": Schema.string(), "object": Schema.constant("chat.completion.chunk"), "created": Schema.integer(), "model": Schema.string(),
             "choices": Schema.array(Schema.object([
