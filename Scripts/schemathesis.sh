@@ -6,8 +6,8 @@
 # (no 5xx), status_code_conformance, content_type_conformance, response_schema_conformance. Exits non-zero on
 # any failure, or when the server died during the run.
 #
-#   Scripts/schemathesis.sh                    # release build, 40 examples per operation
-#   MAX_EXAMPLES=100 SEED=7 Scripts/schemathesis.sh
+#   Scripts/schemathesis.sh                    # release build, 100 examples per operation
+#   MAX_EXAMPLES=300 SEED=7 Scripts/schemathesis.sh
 #   CONFIG=debug Scripts/schemathesis.sh       # skip the release build (uses the debug vlm)
 #
 # schemathesis is installed into a venv outside the repo ($ST_VENV, default ~/schemathesis-venv) when missing.
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 ST_VENV="${ST_VENV:-$HOME/schemathesis-venv}"
-MAX_EXAMPLES="${MAX_EXAMPLES:-40}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-100}"
 SEED="${SEED:-1}"
 CONFIG="${CONFIG:-release}"
 
