@@ -53,6 +53,7 @@ enum APIDocsPage {
         if let body = op["requestBody"] as? JSONObject, let content = body["content"] as? [String: JSONObject] {
             for (type, media) in content.sorted(by: { $0.key < $1.key }) {
                 out += "<p>Request body (<code>\(escape(type))</code>): \(schemaLink(media["schema"] as? JSONObject))</p>"
+                if let example = media["example"] as? JSONObject { out += "<p>Example:</p><pre>\(escape(pretty(example)))</pre>" }
             }
         }
         out += "<table><tr><th>status</th><th>meaning</th><th>body</th></tr>"
