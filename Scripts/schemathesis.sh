@@ -10,7 +10,7 @@
 #   MAX_EXAMPLES=300 SEED=7 Scripts/schemathesis.sh
 #   CONFIG=debug Scripts/schemathesis.sh       # skip the release build (uses the debug vlm)
 #
-# schemathesis is installed into a venv outside the repo ($ST_VENV, default ~/schemathesis-venv) when missing.
+# schemathesis runs inside the temporary folder (its cache goes there, not into the repo); it is installed into a venv outside the repo ($ST_VENV, default ~/schemathesis-venv) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -39,10 +39,10 @@ start_server "$PORT" --model Tests/Fixtures/clip/tiny-a --model Tests/Fixtures/l
 curl -fsS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"paths": ["."]}' "$BASE/v1/index" >/dev/null
 
 set +e
-"$ST_VENV/bin/st" run "$BASE/openapi.json" \
+(cd "$WORK" && "$ST_VENV/bin/st" run "$BASE/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   -H "Authorization: Bearer $KEY" --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 \
-  --generation-database ":memory:" --request-timeout 60 --no-color --report junit --report-junit-path "$WORK/junit.xml" 2>&1 | tee "$WORK/st.log"
+  --request-timeout 60 --no-color --report junit --report-junit-path "$WORK/junit.xml") 2>&1 | tee "$WORK/st.log"
 status=${PIPESTATUS[0]}
 set -e
 
