@@ -11,6 +11,7 @@ import VLMIndex
 //   GET  /healthz              liveness, models, queue depths, index (size, model fingerprint; nil without --index)
 //   GET  /metrics              Prometheus text (HTTP, queues, chat outcomes, vlm_index_size with --index)
 //   GET  /                     web page (pick a model; search, classify, chat)
+//   GET  /openapi.json, /docs  this API described (OpenAPI 3.0, only the routes this server has), as JSON and HTML
 //   POST /v1/search            text/image query (+ plus/minus arithmetic) -> top-k entries (IndexController.swift)
 //   GET  /v1/index/{id}/image  an entry's image, only from inside --root directories or the uploads directory
 //   POST /v1/index             add uploaded images / files under a root       } behind --api-key
@@ -95,6 +96,7 @@ public func buildRouter(config: ServerConfig, roster: ModelRoster, index: IndexS
 
     // Open to everyone: the page, liveness, metrics (scrapers rarely carry tokens; nothing secret in them).
     WebPageController<Context>().addRoutes(to: router)
+    APIDocsController<Context>(config: config, roster: roster, hasIndex: index != nil).addRoutes(to: router)
     StatusController<Context>(roster: roster, index: index).addRoutes(to: router)
 
     // Read-only API: open unless --protect-reads.
