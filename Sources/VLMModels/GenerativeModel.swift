@@ -59,6 +59,21 @@ extension GenerativeModel {
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { throw ModelError.imagesNotSupported(model: modelType) }
 }
 
+/// A VLM whose text half is a Llama-family decoder (LLaVA, Idefics3/SmolVLM): context, vocabulary, EOS ids, the
+/// state, decode steps and the weights a step streams are the decoder's; the family adds its image path.
+public protocol LlamaBackedModel: GenerativeModel {
+    var language: LlamaModel { get }
+}
+
+extension LlamaBackedModel {
+    public var contextLength: Int { language.contextLength }
+    public var vocabularySize: Int { language.vocabularySize }
+    public var eosTokenIDs: [Int] { language.eosTokenIDs }
+    public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
+    public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
+    public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
+}
+
 // MARK: - State
 
 /// What a model keeps between calls for one sequence. Generic code reads its length and truncates it (cache

@@ -243,7 +243,7 @@ public final class Idefics3Model: @unchecked Sendable {
 
 // MARK: - Registry entry
 
-extension Idefics3Model: GenerativeModel {
+extension Idefics3Model: LlamaBackedModel {
     public static let family = ModelFamily(name: "Idefics3/SmolVLM", modelTypes: Idefics3Config.modelTypes,
                                            architectures: ["Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"],
                                            kind: .chat, loadStored: { .generative(try Idefics3Model.load(directory: $0, storage: $1)) }) {
@@ -251,21 +251,13 @@ extension Idefics3Model: GenerativeModel {
     }
     public var modelType: String { config.modelType }
     public var supportsImages: Bool { true }
-    public var contextLength: Int { language.contextLength }
-    public var vocabularySize: Int { language.vocabularySize }
-    public var eosTokenIDs: [Int] { language.eosTokenIDs }
-
-    public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
 
     public func prefill(_ input: PreparedInput, state: any GenerationState) throws -> Tensor {
         let s = try LlamaModel.decoderState(state, model: modelType)
         return try language.run(embeddings: embed(ids: input.ids, pixels: input.pixels), input: input, state: s)
     }
 
-    public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
-
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues, patchMask: pixels.patchMask) }
-    public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
 
     public func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor {
         try Idefics3InputProcessor.load(directory: directory, config: config, contextLength: contextLength, options: options)

@@ -211,18 +211,13 @@ public final class LlavaModel: @unchecked Sendable {
 
 // MARK: - Registry entry
 
-extension LlavaModel: GenerativeModel {
+extension LlavaModel: LlamaBackedModel {
     public static let family = ModelFamily(name: "LLaVA", modelTypes: ["llava"], architectures: ["LlavaForConditionalGeneration"],
                                            kind: .chat, loadStored: { .generative(try LlavaModel.load(directory: $0, storage: $1)) }) {
         .generative(try LlavaModel.load(directory: $0))
     }
     public var modelType: String { config.modelType }
     public var supportsImages: Bool { true }
-    public var contextLength: Int { language.contextLength }
-    public var vocabularySize: Int { language.vocabularySize }
-    public var eosTokenIDs: [Int] { language.eosTokenIDs }
-
-    public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
 
     /// The images in `input.pixels` replace the image-token runs of `input.ids` (the runs of this input only).
     public func prefill(_ input: PreparedInput, state: any GenerationState) throws -> Tensor {
@@ -230,10 +225,7 @@ extension LlavaModel: GenerativeModel {
         return try language.run(embeddings: embed(ids: input.ids, pixelValues: input.pixels?.pixelValues), input: input, state: s)
     }
 
-    public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
-
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { try imageFeatures(pixels.pixelValues) }
-    public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
 
     /// LlavaProcessor: the template's `<image>` becomes `imageTokensPerImage` image tokens; CLIP pixels.
     public func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor {
