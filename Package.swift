@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "VLMTrainingTests", dependencies: ["VLMTraining", "VLMTestSupport"]),
         .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
         .testTarget(name: "VLMServerTests", dependencies: [
-            "VLMServer", "VLMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "VLMServer", "VLMMilvus", "VLMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "VLMCLITests", dependencies: ["VLMTestSupport", "vlm", "vlm-fuzz"]),
     ],

@@ -166,3 +166,35 @@ public enum IndexBenchmark {
         }
     }
 }
+
+extension IndexBenchmark {
+    /// Writes the first `n` rows of `base_<n>.npy` (what `index_bench.py gen` wrote in `directory`) into `index` as
+    /// synthetic files `/bench/<i>.jpg`, in committed batches of `batch`: the index `vlm serve` searches in the
+    /// serving benchmark (the same vectors in every backend, so the backends' latencies compare). The vectors must
+    /// have the index's dimension (the serving model's embedding size). Returns the rows written.
+    public static func fill(_ index: any VectorIndex, directory: String, n: Int, batch: Int = 2000,
+                            progress: (Int) -> Void = { _ in }) throws -> Int {
+        guard n >= 1, batch >= 1 else { throw IndexError.invalidArgument("n and batch must be at least 1") }
+        let base = try NpyArray.read(directory + "/base_\(n).npy")
+        guard base.shape.count == 2, base.shape[0] >= n, !base.floats.isEmpty else {
+            throw IndexError.invalidArgument("base_\(n).npy has shape \(base.shape), expected [\(n), dim]")
+        }
+        let dim = base.shape[1]
+        guard dim == index.identity.dim else {
+            throw IndexError.invalidArgument("base_\(n).npy holds \(dim)-d vectors but the index's model embeds \(index.identity.dim)-d")
+        }
+        var written = 0
+        while written < n {
+            let end = min(n, written + batch)
+            let records = (written ..< end).map { i in
+                FileRecord(stat: FileStat(path: "/bench/\(i).jpg", size: 1, mtime: 0), contentHash: "bench-\(i)",
+                           vector: Array(base.floats[(i * dim) ..< ((i + 1) * dim)]))
+            }
+            try index.add(records)
+            written = end
+            progress(written)
+        }
+        try index.persist()
+        return written
+    }
+}

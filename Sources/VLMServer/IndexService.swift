@@ -26,6 +26,9 @@ public final class IndexService: @unchecked Sendable {
     /// (a write that builds the HNSW graph can hold it for seconds).
     private let summaryLock = NSLock()
     private var summary: (count: Int, strategy: String)
+    private var summaryTime = DispatchTime.now()
+    private var refreshing = false
+    static let sharedRefreshInterval: Double = 5
     static let persistInterval: Double = 30
 
     /// Opens (or creates) the index at `config.indexPath` for a checkpoint of `identity`; an index built by
@@ -58,7 +61,28 @@ public final class IndexService: @unchecked Sendable {
         }
     }
 
-    var count: Int { summaryLock.withLock { summary.count } }
+    /// The size as of the last write. A shared index (Milvus) also grows by other workers' and replicas' writes:
+    /// its size is refreshed in the background when the cached one is older than `sharedRefreshInterval`, so
+    /// /healthz and /metrics follow the collection without waiting on it.
+    var count: Int {
+        let (n, refresh) = summaryLock.withLock { () -> (Int, Bool) in
+            let stale = !(index is SearchIndex) && !refreshing
+                && Double(DispatchTime.now().uptimeNanoseconds - summaryTime.uptimeNanoseconds) / 1e9 >= Self.sharedRefreshInterval
+            if stale { refreshing = true }
+            return (summary.count, stale)
+        }
+        if refresh {
+            DispatchQueue.global().async { [self] in
+                let fresh = try? index.entryCount()
+                summaryLock.withLock {
+                    if let fresh { summary.count = fresh }
+                    summaryTime = DispatchTime.now()
+                    refreshing = false
+                }
+            }
+        }
+        return n
+    }
     var fingerprint: String { index.identity.fingerprint }
     var strategy: String { summaryLock.withLock { summary.strategy } }
 
@@ -74,7 +98,9 @@ public final class IndexService: @unchecked Sendable {
                 let result = Result {
                     try lock.withWrite {
                         defer {
-                            if let n = try? index.entryCount() { summaryLock.withLock { summary = (n, index.searchStrategy) } }
+                            if let n = try? index.entryCount() {
+                                summaryLock.withLock { (summary, summaryTime) = ((n, index.searchStrategy), DispatchTime.now()) }
+                            }
                         }
                         return try body(index)
                     }

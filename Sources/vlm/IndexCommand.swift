@@ -9,7 +9,7 @@ struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
         abstract: "Visual search index: add/sync images, search by text or image, near-duplicates.",
-        subcommands: [Add.self, Sync.self, Search.self, Dupes.self, Stats.self, Remove.self, Copy.self, IndexBenchCommand.self, MilvusBenchCommand.self])
+        subcommands: [Add.self, Sync.self, Search.self, Dupes.self, Stats.self, Remove.self, Copy.self, IndexBenchCommand.self, MilvusBenchCommand.self, BenchFill.self])
 }
 
 /// Where the index lives: a SQLite file (and its HNSW graph next to it) or a Milvus collection.
