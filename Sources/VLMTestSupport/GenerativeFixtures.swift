@@ -17,7 +17,7 @@ public enum GenerativeFixtures {
 
     /// A directory with `files` copied from llava-chat.
     static func copy(_ files: [String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-gen-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-gen-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for f in files { try FileManager.default.copyItem(at: llava.appendingPathComponent(f), to: dir.appendingPathComponent(f)) }
         return dir

@@ -10,7 +10,7 @@ import VLMTestSupport
     let model = Fixtures.url("clip/tiny-a")
 
     func scratch() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-bounded-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-bounded-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
     }

@@ -87,7 +87,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max
 
     @Test func preprocessWritesTheModelInput() throws {
         let ref: Reference = try Fixtures.json("clip/tiny-a.reference.json")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pv-\(UUID().uuidString).npy")
+        let out = TestScratch.root.appendingPathComponent("pv-\(UUID().uuidString).npy")
         let r = try Executables.run(["preprocess", "--model", model, image(ref.images[0]), "--out", out.path])
         #expect(r.status == 0, "\(r.stderr)")
         let data = try Data(contentsOf: out)
@@ -132,7 +132,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max
     }
 
     func scratch(_ name: String, _ data: Data) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-cli-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent(name)
         try data.write(to: url)

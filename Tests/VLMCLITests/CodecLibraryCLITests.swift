@@ -21,7 +21,7 @@ import VLMTestSupport
     }
 
     @Test func indexAddSkipsWhatCannotBeDecodedAndGoesOn() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-codecs-\(UUID().uuidString)")
+        let root = TestScratch.root.appendingPathComponent("vlm-codecs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: Fixtures.url("clip/images/chelsea.jpg"), to: root.appendingPathComponent("chelsea.jpg"))
         try FileManager.default.copyItem(at: Fixtures.url("images/formats/alpha_lossy.webp"), to: root.appendingPathComponent("a.webp"))

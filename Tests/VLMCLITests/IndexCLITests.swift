@@ -13,7 +13,7 @@ import VLMTestSupport
 
     /// A folder with the fixture photos, a duplicate in a subfolder and a non-image file.
     func library() throws -> (root: URL, index: String) {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-index-\(UUID().uuidString)")
+        let root = TestScratch.root.appendingPathComponent("vlm-index-\(UUID().uuidString)")
         let images = root.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: images.appendingPathComponent("sub"), withIntermediateDirectories: true)
         for name in ["chelsea.jpg", "coffee.png", "astronaut.jpg"] {

@@ -17,7 +17,7 @@ import VLMTestSupport
 
     /// `files` distinct paths (the three fixture photos, round robin) in nested folders.
     func library() throws -> (images: URL, index: String) {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-crash-\(UUID().uuidString)")
+        let root = TestScratch.root.appendingPathComponent("vlm-crash-\(UUID().uuidString)")
         let names = ["chelsea.jpg", "coffee.png", "astronaut.jpg"]
         for i in 0 ..< Self.files {
             let name = names[i % names.count]

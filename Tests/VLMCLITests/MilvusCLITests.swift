@@ -22,7 +22,7 @@ final class MilvusCLITests: XCTestCase {
 
     /// `count` distinct image files (the fixture photos, round robin) in nested folders.
     func library(_ count: Int) throws -> URL {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-milvus-\(UUID().uuidString)/images")
+        let root = TestScratch.root.appendingPathComponent("vlm-milvus-\(UUID().uuidString)/images")
         let names = ["chelsea.jpg", "coffee.png", "astronaut.jpg"]
         for i in 0 ..< count {
             let dir = root.appendingPathComponent("d\(i % 4)")

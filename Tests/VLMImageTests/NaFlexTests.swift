@@ -249,7 +249,7 @@ func referenceValue(_ v: UInt8, channel c: Int, rescale: Double?, mean: [Double]
 
     /// Sizes that would allocate absurd amounts, and broken values, are refused naming the file and the key.
     @Test func absurdConfigsAreRefused() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-naflex-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-naflex-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("preprocessor_config.json")

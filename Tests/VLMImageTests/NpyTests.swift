@@ -5,7 +5,7 @@ import VLMTestSupport
 
 @Suite struct NpyTests {
     func tempURL(_ name: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("vlm-npy-\(UUID().uuidString)-\(name)")
+        TestScratch.root.appendingPathComponent("vlm-npy-\(UUID().uuidString)-\(name)")
     }
 
     @Test func roundTrips() throws {

@@ -105,7 +105,7 @@ import VLMTestSupport
     }
 
     @Test func configErrorsNameFileAndKey() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-cfg-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-cfg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("preprocessor_config.json")

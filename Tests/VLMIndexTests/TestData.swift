@@ -1,4 +1,5 @@
 import Foundation
+import VLMTestSupport
 @testable import VLMIndex
 
 /// Deterministic test data and scratch directories.
@@ -21,7 +22,7 @@ enum TestData {
     /// A fresh empty directory under the system temp dir.
     static func directory(_ name: String = #function) throws -> String {
         let safe = name.filter { $0.isLetter || $0.isNumber }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vlmindex-\(safe)-\(UUID().uuidString)").path
+        let path = TestScratch.root.appendingPathComponent("vlmindex-\(safe)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

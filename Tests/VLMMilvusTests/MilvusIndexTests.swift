@@ -44,7 +44,7 @@ final class MilvusIndexTests: XCTestCase {
         let milvus = try MilvusIndex.open(uri: uri, model: model)
         try milvus.add(records)
         XCTAssertEqual(try milvus.entryCount(), 600)
-        let sqlitePath = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-parity-\(UUID().uuidString).sqlite").path
+        let sqlitePath = TestScratch.root.appendingPathComponent("vlm-parity-\(UUID().uuidString).sqlite").path
         let local = try SearchIndex(path: sqlitePath, model: model)
         try local.add(records)
         XCTAssertEqual(local.strategy, .exact)

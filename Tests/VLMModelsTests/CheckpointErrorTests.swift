@@ -10,7 +10,7 @@ import VLMTestSupport
     func checkpoint(editing edit: (inout [SafeTensorsWriter.Item]) -> Void = { _ in },
                     config: ((inout [String: Any]) -> Void)? = nil) throws -> URL {
         let source = Fixtures.url("clip/tiny-a")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-ckpt-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-ckpt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as? [String: Any] ?? [:]
         config?(&json)
@@ -161,7 +161,7 @@ import VLMTestSupport
     @Test func shardedCheckpointWithIndexLoads() throws {
         // tiny-b is sharded (model.safetensors.index.json); its parity is in CLIPModelParityTests. Here: an index
         // naming a shard that does not exist.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-shard-\(UUID().uuidString)")
+        let dir = TestScratch.root.appendingPathComponent("vlm-shard-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let src = Fixtures.url("clip/tiny-b")
         try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))

@@ -57,7 +57,7 @@ struct SigLIPReference: Decodable {
 func editedSigLIPCheckpoint(_ name: String, config: ((inout [String: Any]) -> Void)? = nil,
                             tensors: (inout [SafeTensorsWriter.Item]) -> Void = { _ in }) throws -> URL {
     let source = Fixtures.url("siglip/\(name)")
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-siglip-\(UUID().uuidString)")
+    let dir = TestScratch.root.appendingPathComponent("vlm-siglip-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     var json = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as? [String: Any] ?? [:]
     config?(&json)

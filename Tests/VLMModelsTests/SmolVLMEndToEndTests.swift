@@ -17,7 +17,7 @@ import VLMTokenizers
     static func directory(_ name: String, split: Bool) throws -> URL {
         let dir = Fixtures.url("smolvlm/\(name)")
         if split { return dir }
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("smolvlm-unsplit-\(UUID().uuidString)")
+        let copy = TestScratch.root.appendingPathComponent("smolvlm-unsplit-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: dir, to: copy)
         for file in ["preprocessor_config.json", "processor_config.json"] {
             let url = copy.appendingPathComponent(file)

@@ -1,4 +1,5 @@
 import Foundation
+import VLMTestSupport
 import Testing
 import VLMImage
 @testable import VLMScenes
@@ -6,7 +7,7 @@ import VLMImage
 /// Image encoding and the on-disk dataset.
 struct ExportTests {
     static func temporaryDirectory() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("vlm-scenes-\(UUID().uuidString)")
+        TestScratch.root.appendingPathComponent("vlm-scenes-\(UUID().uuidString)")
     }
 
     @Test func pngRoundTripsAndHasAValidHeader() throws {

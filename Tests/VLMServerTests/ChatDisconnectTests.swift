@@ -89,7 +89,7 @@ import Glibc
                 try parsePrometheus(try await client.get("/metrics").text).first { $0.series == series }?.value
             }
             do {
-                try await eventually("the generation cancelled", seconds: 20) { try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#) == 1 }
+                try await eventually("the generation cancelled") { try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#) == 1 }
             } catch {
                 let chat = try await client.get("/metrics").text.split(separator: "\n").filter { $0.hasPrefix("vlm_chat_") && !$0.contains("_bucket") }
                 throw TestFailure("\(error); metrics: \(chat.joined(separator: "; "))")
@@ -120,7 +120,7 @@ import Glibc
             func value(_ series: String) async throws -> Double? {
                 try parsePrometheus(try await client.get("/metrics").text).first { $0.series == series }?.value
             }
-            try await eventually("the hung-up request out of the queue", seconds: 20) {
+            try await eventually("the hung-up request out of the queue") {
                 let depth = try await value("vlm_chat_queue_depth")
                 let cancelled = try await value(#"vlm_chat_requests_total{finish_reason="cancelled"}"#)
                 return depth == 0 && cancelled == 1

@@ -14,7 +14,7 @@ struct IndexLibrary {
     let index: URL
 
     init() throws {
-        base = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-serve-index-\(UUID().uuidString)")
+        base = TestScratch.root.appendingPathComponent("vlm-serve-index-\(UUID().uuidString)")
         root = base.appendingPathComponent("photos")
         index = base.appendingPathComponent("index.sqlite")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("sub"), withIntermediateDirectories: true)

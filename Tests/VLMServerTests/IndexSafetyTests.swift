@@ -222,7 +222,7 @@ import VLMTestSupport
     }
 
     @Test func rootsAreContainedLexicallyAndForReal() throws {
-        let roots = try IndexRoots(roots: [URL(fileURLWithPath: "/tmp")], uploads: FileManager.default.temporaryDirectory)
+        let roots = try IndexRoots(roots: [URL(fileURLWithPath: "/tmp")], uploads: TestScratch.root)
         #expect(roots.locate("/tmp/a/b.jpg")?.relative == "a/b.jpg")
         #expect(roots.locate("/tmpfoo/b.jpg") == nil)
         #expect(roots.locate("/tmp/../etc/passwd") == nil)

@@ -161,7 +161,7 @@ final class Gate: @unchecked Sendable {
 }
 
 /// Polls until `condition` holds (or fails the test after `seconds`).
-func eventually(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+func eventually(_ what: String, seconds: Double = 60, _ condition: () async throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
         if try await condition() { return }

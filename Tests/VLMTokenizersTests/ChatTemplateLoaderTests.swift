@@ -1,4 +1,5 @@
 import Foundation
+import VLMTestSupport
 import Testing
 
 @testable import VLMTokenizers
@@ -7,7 +8,7 @@ extension ChatTemplateTests {
     /// Template lookup in a checkpoint directory, in transformers 5's order.
     @Suite struct Loader {
         func checkpoint(_ files: [String: String]) throws -> URL {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("chat-template-\(UUID().uuidString)")
+            let dir = TestScratch.root.appendingPathComponent("chat-template-\(UUID().uuidString)")
             for (path, text) in files {
                 let url = dir.appendingPathComponent(path)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

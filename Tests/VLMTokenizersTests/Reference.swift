@@ -78,7 +78,7 @@ enum Shared {
     }
 
     static func temporaryDirectory(_ name: String) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestScratch.root
             .appendingPathComponent("vlm-tokenizer-tests-\(ProcessInfo.processInfo.processIdentifier)-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir

@@ -9,7 +9,7 @@ import VLMTestSupport
 final class TempDir {
     let url: URL
     init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-traincli-\(UUID().uuidString)")
+        url = TestScratch.root.appendingPathComponent("vlm-traincli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(at: url) }

@@ -117,7 +117,7 @@ struct ModelTests {
             let (pixels, ids) = microBatch(4, seed: UInt64(30 + step))
             _ = try model.trainStep(pixels: pixels, ids: ids, optimizer: adam, learningRate: 1e-2, maxGradNorm: 1)
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-train-\(UUID().uuidString)/checkpoint")
+        let dir = TestScratch.root.appendingPathComponent("vlm-train-\(UUID().uuidString)/checkpoint")
         defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
         try model.save(to: dir)
         try model.save(to: dir)  // overwriting an existing checkpoint is atomic too

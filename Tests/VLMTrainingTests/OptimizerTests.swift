@@ -48,7 +48,7 @@ struct OptimizerTests {
         options.epochs = 2
         options.baseLearningRate = 2e-3
         options.warmupSteps = 2
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-trainer-\(UUID().uuidString)")
+        let root = TestScratch.root.appendingPathComponent("vlm-trainer-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
 
         // Uninterrupted: 2 epochs x 3 batches.
