@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3" ..< "5.0.0"),
     ],
     targets: [
         .target(
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "VLMTokenizers"),
         .target(name: "VLMImage", dependencies: ["CVLM", "VLMTensor"]),
         .target(name: "VLMModels", dependencies: ["VLMLayers", "VLMTokenizers", "VLMImage"]),
-        .target(name: "VLMIndex", dependencies: ["VLMTensor", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "VLMIndex", dependencies: ["VLMTensor", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "VLMScenes", dependencies: ["VLMImage"]),
         .target(name: "VLMTraining", dependencies: ["VLMModels"]),
         .target(name: "SwiftVLM", dependencies: ["VLMModels", "VLMIndex", "VLMScenes", "VLMTraining"]),

@@ -55,6 +55,8 @@ struct IndexHit: Encodable, Sendable {
     let name: String?
     /// `/v1/index/{id}/image` when the image can be served (under a root); absent otherwise.
     let url: String?
+    /// `/v1/index/{id}/thumbnail` (a small JPEG of any indexed format) when the image can be served.
+    var thumbnail: String? = nil
     /// POST /v1/index only: "added", "updated" (re-embedded) or "unchanged".
     var status: String?
 }

@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import VLMIndex
 
-/// The read side of the index: `POST /v1/search` and `GET /v1/index/{id}/image`.
+/// The read side of the index: `POST /v1/search`, `GET /v1/index/{id}/image` and `GET /v1/index/{id}/thumbnail`.
 struct SearchController<Context: RequestContext>: Sendable {
     let service: EncoderService
     /// nil when the server runs without --index: the routes then answer 501 saying how to enable them.
@@ -12,6 +12,7 @@ struct SearchController<Context: RequestContext>: Sendable {
     func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/v1/search") { request, _ in try await search(request) }
         router.get("/v1/index/{id}/image") { request, context in try await image(request, id: context.parameters.get("id")) }
+        router.get("/v1/index/{id}/thumbnail") { request, context in try await thumbnail(request, id: context.parameters.get("id")) }
     }
 
     func search(_ request: Request) async throws -> Response {
@@ -44,6 +45,23 @@ struct SearchController<Context: RequestContext>: Sendable {
         var headers: HTTPFields = [.contentType: mime, .eTag: etag, .cacheControl: "private, no-cache",
                                    .contentSecurityPolicy: "default-src 'none'", IndexRoutes.noSniff: "nosniff"]
         if request.headers[.ifNoneMatch] == etag { return Response(status: .notModified, headers: headers) }
+        headers[.contentLength] = String(data.count)
+        var buffer = ByteBufferAllocator().buffer(capacity: data.count)
+        buffer.writeBytes(data)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+    }
+}
+
+extension SearchController {
+    /// A small JPEG of the entry's image (any format), cached next to the index; revalidated by ETag (304).
+    func thumbnail(_ request: Request, id raw: String?) async throws -> Response {
+        let index = try IndexRoutes.require(index)
+        let id = try IndexRoutes.id(raw)
+        let sent = request.headers[.ifNoneMatch]
+        let (data, etag) = try await index.thumbnail(id: id, ifNoneMatch: sent)
+        var headers: HTTPFields = [.contentType: "image/jpeg", .eTag: etag, .cacheControl: "private, no-cache",
+                                   .contentSecurityPolicy: "default-src 'none'", IndexRoutes.noSniff: "nosniff"]
+        if sent == etag { return Response(status: .notModified, headers: headers) }
         headers[.contentLength] = String(data.count)
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
         buffer.writeBytes(data)

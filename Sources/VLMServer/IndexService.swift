@@ -17,6 +17,8 @@ import VLMIndex
 public final class IndexService: @unchecked Sendable {
     public let index: any VectorIndex
     let roots: IndexRoots
+    let thumbnails: ThumbnailCache
+    let config: ServerConfig
     /// File name of the database (what /healthz reports; the full server path stays private).
     let name: String
     private let lock = ReadWriteLock()
@@ -34,23 +36,27 @@ public final class IndexService: @unchecked Sendable {
     /// Opens (or creates) the index at `config.indexPath` for a checkpoint of `identity`; an index built by
     /// another model is refused (`IndexError.modelMismatch`). Creates the uploads directory.
     public init(config: ServerConfig, identity: ModelIdentity) throws {
-        let defaultUploads: URL
+        let defaultUploads: URL, defaultThumbnails: URL
         if let backend = config.indexBackend {
             index = try backend.open(identity)
             name = backend.name
             defaultUploads = backend.defaultUploads
+            defaultThumbnails = URL(fileURLWithPath: backend.defaultUploads.standardizedFileURL.path + ".thumbnails")
         } else {
             guard let url = config.indexPath else { throw ServerError.invalidConfiguration("no index path") }
             let path = url.standardizedFileURL.path
             index = try SearchIndex(path: path, model: identity)
             name = url.lastPathComponent
             defaultUploads = URL(fileURLWithPath: path + ".uploads")
+            defaultThumbnails = URL(fileURLWithPath: path + ".thumbnails")
         }
         let uploads = config.uploadsDirectory ?? defaultUploads
         do { try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true) } catch {
             throw ServerError.invalidConfiguration("cannot create the uploads directory \(uploads.path): \(error.localizedDescription)")
         }
         roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
+        thumbnails = try ThumbnailCache(directory: config.thumbnailDirectory ?? defaultThumbnails, edge: config.thumbnailEdge)
+        self.config = config
         summary = (try index.entryCount(), index.searchStrategy)
         // One machine's index: warn about files the server cannot show. (Not for shared indexes: a scan of a
         // large collection on every replica's start is too slow, and other workers' paths may differ.)
@@ -135,7 +141,8 @@ public final class IndexService: @unchecked Sendable {
     func hit(_ file: StoredFile, score: Float?) -> IndexHit {
         let location = roots.locate(file.path)
         return IndexHit(id: file.fileID, score: score, path: location?.relative ?? (file.path as NSString).lastPathComponent,
-                        name: Self.uploadName(file.metadata), url: location == nil ? nil : "/v1/index/\(file.fileID)/image")
+                        name: Self.uploadName(file.metadata), url: location == nil ? nil : "/v1/index/\(file.fileID)/image",
+                        thumbnail: location == nil ? nil : "/v1/index/\(file.fileID)/thumbnail")
     }
 
     static func uploadName(_ metadata: String?) -> String? {
@@ -166,6 +173,21 @@ public final class IndexService: @unchecked Sendable {
         let data = try await RequestInput.offload { try SafeFiles.read(path: file.path, roots: roots, maxBytes: 256 << 20) }
         guard let data, let mime = SafeFiles.imageMIME(data) else { throw notFound }
         return (data, mime, "\"\(file.contentHash.prefix(32))\"")
+    }
+
+    /// Entry `id`'s thumbnail (JPEG) and its ETag, from the cache or made now (`ThumbnailCache`); the same
+    /// containment checks and single 404 message as `image`. With a matching `ifNoneMatch`, `data` is empty.
+    func thumbnail(id: Int64, ifNoneMatch: String?) async throws -> (data: Data, etag: String) {
+        let index = index
+        guard let file = try await RequestInput.offload({ try index.file(id: id) }) else {
+            throw ServerError.indexEntryNotFound("no index entry with id \(id)")
+        }
+        let (roots, thumbnails, config) = (roots, thumbnails, config)
+        let found = try await RequestInput.offload {
+            try thumbnails.thumbnail(id: id, path: file.path, roots: roots, config: config, ifNoneMatch: ifNoneMatch)
+        }
+        guard let found else { throw ServerError.indexEntryNotFound("no image for index entry \(id)") }
+        return (found.data, "\"\(found.key)\"")
     }
 
     // MARK: Deletion
@@ -259,9 +281,15 @@ enum SafeFiles {
     }
 
     /// The contents of a regular file whose real location is inside `roots`; nil if it is missing, not a
-    /// regular file, or (after following every symlink) outside them. The containment check runs on the
-    /// opened descriptor, so swapping a path component for a symlink after the check changes nothing.
+    /// regular file, or (after following every symlink) outside them (see `withOpened`).
     static func read(path: String, roots: IndexRoots, maxBytes: Int) throws -> Data? {
+        try withOpened(path: path, roots: roots) { fd, info in try readAll(fd, size: Int(info.st_size), maxBytes: maxBytes) }
+    }
+
+    /// Runs `body` with an open descriptor on `path` and its fstat, if `path` is a regular file whose real
+    /// location is inside `roots`; nil otherwise. The containment check runs on the opened descriptor, so
+    /// swapping a path component for a symlink after the check changes nothing.
+    static func withOpened<T>(path: String, roots: IndexRoots, _ body: (Int32, stat) throws -> T) throws -> T? {
         // Checked before opening too, so nothing outside the roots is ever opened (opening a device node can
         // have effects); the check on the descriptor below closes the race with a path swapped meanwhile.
         guard let resolved = realPath(path), roots.contains(real: resolved) else { return nil }
@@ -272,7 +300,11 @@ enum SafeFiles {
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         guard let real = openedPath(fd) ?? realPath(resolved), roots.contains(real: real) else { return nil }
-        let size = Int(info.st_size)
+        return try body(fd, info)
+    }
+
+    /// Up to `size` bytes of an open file from its start (fewer if it shrank meanwhile).
+    static func readAll(_ fd: Int32, size: Int, maxBytes: Int) throws -> Data {
         guard size <= maxBytes else { throw ServerError.internalError("indexed file is larger than \(maxBytes) bytes") }
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0

@@ -146,6 +146,14 @@ enum OpenAPIDocument {
             reads.append(APIOperation(method: "get", path: "/v1/index/{id}/image", summary: "An index entry's image",
                                       description: "Only files inside --root directories or the uploads directory are served.",
                                       parameters: [pathID("The entry id (from search or add).", integer: true)], responses: image))
+            var thumbnail: [String: JSONObject] = ["404": error(404), "422": error(422), "503": error(503),
+                                                   "304": ["description": "Not modified (If-None-Match matched the ETag)."],
+                                                   "200": ["description": "A JPEG of the entry's image (any indexed format), longest edge --thumbnail-size; cached next to the index.",
+                                                           "content": ["image/jpeg": ["schema": ["type": "string", "format": "binary"]]]]]
+            thumbnail.merge(noIndex) { a, _ in a }
+            reads.append(APIOperation(method: "get", path: "/v1/index/{id}/thumbnail", summary: "A small JPEG of an index entry's image",
+                                      description: "Made on first request, cached, remade when the file changes. Only files inside --root directories or the uploads directory.",
+                                      parameters: [pathID("The entry id (from search or add).", integer: true)], responses: thumbnail))
             var add = bodyErrors(images: true).merging(noIndex) { a, _ in a }
             add["200"] = ok("The entries, in request order.", schema: "IndexAddResponse")
             writes.append(APIOperation(method: "post", path: "/v1/index", summary: "Add uploaded images or files under a --root",

@@ -144,6 +144,7 @@ enum OpenAPISchemas {
             "path": Schema.string("Relative to the root holding the file (uploads: the stored file name)."),
             "name": Schema.string("The name given at upload, if any."),
             "url": Schema.string("/v1/index/{id}/image when the image can be served."),
+            "thumbnail": Schema.string("/v1/index/{id}/thumbnail (a JPEG, longest edge --thumbnail-size) when the image can be served."),
             "status": Schema.oneOfStrings(["added", "updated", "unchanged"], "POST /v1/index only."),
         ], required: ["id", "path"])
         let nonBlank: JSONObject = ["type": "string", "pattern": "\\S"]

@@ -36,6 +36,11 @@ public struct ServerConfig: Sendable {
     /// Where uploaded images are kept (served and indexed like files under a root); default: next to the
     /// index database, `<index>.uploads/`.
     public var uploadsDirectory: URL?
+    /// Where thumbnails of indexed images are cached (GET /v1/index/{id}/thumbnail); default: next to the index
+    /// database, `<index>.thumbnails/` (for another backend: next to its default uploads directory).
+    public var thumbnailDirectory: URL?
+    /// Longest edge of a thumbnail, pixels (16...4096).
+    public var thumbnailEdge: Int = 256
     /// Most results one /v1/search may ask for.
     public var maxTopK: Int = 1000
     public var host: String = "127.0.0.1"
@@ -131,10 +136,12 @@ public struct ServerConfig: Sendable {
         if let apiKey { try check(!apiKey.isEmpty, "--api-key must not be empty") }
         try check(apiKey != nil || !protectReads, "--protect-reads needs --api-key")
         try check(maxTopK > 0, "max top_k must be > 0")
+        try check((16 ... 4096).contains(thumbnailEdge), "--thumbnail-size must be in 16...4096")
         try check(modelIDs.count <= modelDirectories.count, "more --model-id values (\(modelIDs.count)) than --model checkpoints (\(modelDirectories.count))")
         try check(modelPrecisions.count <= modelDirectories.count, "more --precision values (\(modelPrecisions.count)) than --model checkpoints (\(modelDirectories.count))")
         let ids = modelDirectories.indices.map(modelID(at:))
         try check(Set(ids).count == ids.count, "two models have the same id (\(ids.joined(separator: ", "))); give them distinct --model-id values")
         try check(hasIndex || (indexRoots.isEmpty && uploadsDirectory == nil), "--root and --uploads need --index")
+        try check(hasIndex || thumbnailDirectory == nil, "--thumbnails needs --index")
     }
 }

@@ -108,9 +108,12 @@ async function post(path, body) {
 function cosine(a, b) { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; }
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
 
-function card({ title, score, scoreText, image, list }) {
+function card({ title, score, scoreText, image, link, list }) {
   const c = el("div", "card");
-  if (image) { const i = el("img"); i.src = image; i.alt = title || ""; c.appendChild(i); }
+  if (image) {
+    const i = el("img"); i.src = image; i.alt = title || ""; i.loading = "lazy";
+    if (link) { const a = el("a"); a.href = link; a.target = "_blank"; a.rel = "noopener"; a.appendChild(i); c.appendChild(a); } else c.appendChild(i);
+  }
   const b = el("div", "body");
   if (title) b.appendChild(el("div", "title", title));
   if (score != null) {
@@ -164,7 +167,7 @@ async function addFiles(files) {
 async function runSearch(q) {
   const query = images.length ? { image: images[0].dataURL } : { text: q };
   const r = await post("/v1/search", { query, top_k: 24 });
-  show(r.data.map(h => card({ title: h.name || h.path || String(h.id), score: h.score, scoreText: "cosine " + h.score.toFixed(4), image: h.url })));
+  show(r.data.map(h => card({ title: h.name || h.path || String(h.id), score: h.score, scoreText: "cosine " + h.score.toFixed(4), image: h.thumbnail || h.url, link: h.url })));
   return r.data.length + " results";
 }
 async function rankLabels(q, ls) {

@@ -29,12 +29,18 @@ public enum Executables {
         public let stderr: String
     }
 
-    /// Runs `vlm args...` to completion and captures its output.
-    public static func run(_ args: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// Runs `vlm args...` to completion and captures its output. `launcher` runs it through another program
+    /// (e.g. `setpriv --reuid=...` to run it as another user): `launcher[0] launcher[1...] vlm args...`.
+    public static func run(_ args: [String], stdin: Data? = nil, environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
         guard let vlm else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "vlm executable"]) }
         let process = Process()
-        process.executableURL = vlm
-        process.arguments = args
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = launcher.dropFirst() + [vlm.path] + args
+        } else {
+            process.executableURL = vlm
+            process.arguments = args
+        }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }

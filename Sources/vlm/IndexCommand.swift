@@ -44,6 +44,13 @@ enum IndexCLI {
 
     static func warn(_ message: String) { FileHandle.standardError.write(Data("warning: \(message)\n".utf8)) }
 
+    /// The run's files by format and skips by reason (the folder walk's and the ingest's), after the counts line.
+    static func printSummary(_ walked: IngestSummary, _ outcome: IndexIngestion.Outcome) {
+        var all = walked
+        all.merge(outcome.summary)
+        for line in all.lines { print(line) }
+    }
+
     /// Runs the library's ingest with the CLI's progress bar and the test commit hook.
     static func ingest(_ files: [CollectedFile], index: any VectorIndex, pipeline: EmbeddingPipeline, batch: Int, quiet: Bool) throws -> IndexIngestion.Outcome {
         var progress: Progress?
@@ -130,9 +137,10 @@ extension IndexCommand {
                 let part = try shard.map { try IndexShard(parsing: $0) }
                 let pipeline = try options.pipeline()
                 let index = try location.open(model: IndexCLI.identity(pipeline), onMismatch: rebuild ? .rebuild : .refuse)
-                let (files, _) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
+                let (files, _, walked) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
                 let r = try IndexCLI.ingest(files, index: index, pipeline: pipeline, batch: batch, quiet: quiet)
                 print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), failed \(r.failed); index holds \(try index.entryCount()) images")
+                IndexCLI.printSummary(walked, r)
             }
         }
     }
@@ -152,10 +160,11 @@ extension IndexCommand {
                 let part = try shard.map { try IndexShard(parsing: $0) }
                 let pipeline = try options.pipeline()
                 let index = try location.open(model: IndexCLI.identity(pipeline))
-                let (files, roots) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
+                let (files, roots, walked) = try IndexIngestion.collect(paths, shard: part, warn: IndexCLI.warn)
                 let removed = try IndexIngestion.removeMissing(files, roots: roots, shard: part, index: index)
                 let r = try IndexCLI.ingest(files, index: index, pipeline: pipeline, batch: batch, quiet: quiet)
                 print("added \(r.added), re-embedded \(r.updated), unchanged \(r.unchanged), removed \(removed.count), failed \(r.failed); index holds \(try index.entryCount()) images")
+                IndexCLI.printSummary(walked, r)
             }
         }
     }

@@ -35,6 +35,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Directory whose indexed images may be served and added by path; repeatable (uploads are always served).")
     var root: [String] = []
     @Option(help: "Where uploaded images are stored (default: <index>.uploads next to the database; ~/.vlm/uploads/<collection> for Milvus; replicas sharing a collection should share this directory).") var uploads: String?
+    @Option(help: "Where thumbnails for the result grid are cached (default: <index>.thumbnails next to the database; ~/.vlm/thumbnails/<collection> for Milvus).")
+    var thumbnails: String?
+    @Option(help: "Longest edge of a thumbnail in pixels (16...4096).") var thumbnailSize = 256
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(help: "Largest request body in bytes (larger: 413).") var maxBodyBytes = 20 * 1024 * 1024
@@ -65,11 +68,14 @@ struct ServeCommand: ParsableCommand {
                 config.indexBackend = IndexBackendSpec(name: uri.description, defaultUploads: uploads) { identity in
                     try IndexBackends.open(index, token: token, model: identity, onMismatch: .refuse)
                 }
+                config.thumbnailDirectory = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".vlm/thumbnails/\(uri.collection)")
             } else {
                 config.indexPath = index.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             }
             config.indexRoots = root.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             config.uploadsDirectory = uploads.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            if let thumbnails { config.thumbnailDirectory = URL(fileURLWithPath: (thumbnails as NSString).expandingTildeInPath) }
+            config.thumbnailEdge = thumbnailSize
             config.host = host
             config.port = port
             config.maxBodyBytes = maxBodyBytes

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import VLMIndex
+import VLMTestSupport
 
 @Suite struct StoreTests {
     let model = ModelIdentity(fingerprint: "clip-test/abc123/4", dim: 4)
@@ -177,5 +178,16 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: file))
         #expect(try SHA256Hasher.hex(fileAt: file) == SHA256Hasher.hex(bytes))
         #expect(throws: IndexError.self) { try SHA256Hasher.hex(fileAt: file + ".missing") }
+    }
+
+    /// The digests stored in indexes made before swift-crypto replaced our own SHA-256 stay the same: the
+    /// expected values come from outside (Python's hashlib, `sha256sum`), not from either implementation.
+    @Test func sha256MatchesDigestsOfExistingIndexes() throws {
+        let pattern = Data((0..<100_003).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        #expect(SHA256Hasher.hex(pattern) == "6175386a783431614d8e89d2b2f8e8fd1ef28f0c97308740a0f17dfac7ec5031")  // hashlib
+        #expect(SHA256Hasher.hex(Data(repeating: 0x61, count: 1_000_000))
+            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")  // FIPS 180-2, one million "a"
+        let photo = Fixtures.url("clip/images/chelsea.jpg").path
+        #expect(try SHA256Hasher.hex(fileAt: photo) == "de3a22b2477e730c8ccece80584d7290d1d44db5fb75e0291d81cf98cb4951aa")  // sha256sum
     }
 }
