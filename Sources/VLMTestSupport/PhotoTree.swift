@@ -19,7 +19,7 @@ public struct PhotoTree {
 
     public init(unreadable: Bool) throws {
         let fm = FileManager.default
-        base = fm.temporaryDirectory.appendingPathComponent("vlm-tree-\(UUID().uuidString)")
+        base = TestScratch.root.appendingPathComponent("vlm-tree-\(UUID().uuidString)")
         root = base.appendingPathComponent("photos")
         try fm.createDirectory(at: root.appendingPathComponent("sub"), withIntermediateDirectories: true)
         try fm.createDirectory(at: root.appendingPathComponent(".hidden"), withIntermediateDirectories: true)

@@ -6,7 +6,24 @@ import XCTest
 /// `vlm index add` on a real-looking photo library (PhotoTree), as its owner runs it: one warning line per
 /// problem, the good photos indexed, a summary by format and by reason at the end, exit 0.
 @Suite(.serialized) struct RealTreeCLITests {
-    let model = Fixtures.url("clip/tiny-a").path
+    /// The checkpoint, readable by whoever runs vlm: as nobody, a world-readable copy next to the tree (the
+    /// checkout's own files may be private to their owner).
+    func checkpoint(_ tree: PhotoTree) throws -> String {
+        let source = Fixtures.url("clip/tiny-a")
+        guard geteuid() == 0 else { return source.path }
+        let copy = tree.base.appendingPathComponent("model")
+        if !FileManager.default.fileExists(atPath: copy.path) {
+            // File by file, following the fixture's symlinks (its tokenizer files link to a shared folder).
+            try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+            chmod(copy.path, 0o755)
+            for name in try FileManager.default.contentsOfDirectory(atPath: source.path) {
+                let target = copy.appendingPathComponent(name)
+                try FileManager.default.copyItem(at: source.appendingPathComponent(name).resolvingSymlinksInPath(), to: target)
+                chmod(target.path, 0o644)
+            }
+        }
+        return copy.path
+    }
 
     /// chmod 000 stops no one running as root: then `vlm` runs as nobody (setpriv), so the mode-000 file and
     /// folder really are unreadable to it.
@@ -23,6 +40,7 @@ import XCTest
         let tree = try PhotoTree(unreadable: true)
         defer { tree.remove() }
         let run = try launcher(tree)
+        let model = try checkpoint(tree)
         let r = try Executables.run(["index", "add", tree.root.path, "--index", tree.index, "--model", model, "--quiet", "--batch", "2"],
                                     environment: ["HOME": tree.base.path], launcher: run)
         #expect(r.status == 0, "\(r.stderr)")
