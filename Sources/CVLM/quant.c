@@ -52,33 +52,56 @@ int vlm_quantize_naive(const float *W, int64_t N, int64_t K, int bits, int64_t g
     return 0;
 }
 
+// Writes one group of codes (len values along k), its scale and zero point as column j of panel pn.
+static void store_group(vlm_packed_weight *w, int64_t pn, int64_t g, int j, const int8_t *q, int64_t len, float s,
+                        uint8_t z) {
+    unsigned char *blk = (unsigned char *)vlm_qblock(w, pn, g), *codes = blk + vlm_qcodes_offset(w->dtype);
+    memcpy(blk + 4 * j, &s, 4);
+    if (w->dtype == VLM_WEIGHT_I8) {
+        for (int64_t i = 0; i < len; i++) codes[i * VLM_NR + j] = (unsigned char)q[i];
+        return;
+    }
+    blk[4 * VLM_NR + j] = z;
+    int byte = 4 * (j % 4) + j / 8, shift = (j % 8) < 4 ? 0 : 4;
+    for (int64_t i = 0; i < len; i++) {
+        unsigned char *b = codes + i * (VLM_NR / 2) + byte;
+        *b = (unsigned char)((*b & (0xF0 >> shift)) | ((unsigned)q[i] << shift));
+    }
+}
+
 void vlm_quant_pack_rows(vlm_packed_weight *w, int64_t pn, int64_t c0, int64_t c1, const float *rows, int64_t ldrows) {
     int bits = w->dtype == VLM_WEIGHT_I4 ? 4 : 8;
-    int64_t n0 = pn * VLM_NR, cod = vlm_qcodes_offset(w->dtype);
+    int64_t n0 = pn * VLM_NR;
     int8_t q[4096];  // group <= 4096 (vlm_packed_weight_create_grouped)
     for (int64_t c = c0; c < c1; c++) {
-        int j = (int)(c - n0);
         const float *src = rows + (c - c0) * ldrows;
         for (int64_t g = 0; g < w->ngroups; g++) {
-            unsigned char *blk = (unsigned char *)vlm_qblock(w, pn, g);
             int64_t k0 = g * w->group, len = w->K - k0 < w->group ? w->K - k0 : w->group;
             float s;
             uint8_t z;
             quantize_group(src + k0, len, bits, q, &s, &z);
-            memcpy(blk + 4 * j, &s, 4);
-            unsigned char *codes = blk + cod;
-            if (bits == 8) {
-                for (int64_t i = 0; i < len; i++) codes[i * VLM_NR + j] = (unsigned char)q[i];
-            } else {
-                blk[4 * VLM_NR + j] = z;
-                int byte = 4 * (j % 4) + j / 8, shift = (j % 8) < 4 ? 0 : 4;
-                for (int64_t i = 0; i < len; i++) {
-                    unsigned char *b = codes + i * (VLM_NR / 2) + byte;
-                    *b = (unsigned char)((*b & (0xF0 >> shift)) | ((unsigned)q[i] << shift));
-                }
-            }
+            store_group(w, pn, g, (int)(c - n0), q, len, s, z);
         }
     }
+}
+
+int vlm_pack_quantized_rows(vlm_packed_weight *w, int64_t row0, const int8_t *q, const float *scales,
+                            const uint8_t *zeros, int64_t rows) {
+    if (!w || !q || !scales || !vlm_dtype_quantized(w->dtype) || (w->dtype == VLM_WEIGHT_I4 && !zeros)) return -1;
+    if (row0 < 0 || rows < 0 || row0 > w->N - rows) return -1;
+    int i4 = w->dtype == VLM_WEIGHT_I4;
+    if (i4)
+        for (int64_t i = 0; i < rows * w->K; i++)
+            if (q[i] < 0 || q[i] > 15) return -1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t c = row0 + r;
+        for (int64_t g = 0; g < w->ngroups; g++) {
+            int64_t k0 = g * w->group, len = w->K - k0 < w->group ? w->K - k0 : w->group;
+            int64_t at = r * w->ngroups + g;
+            store_group(w, c / VLM_NR, g, (int)(c % VLM_NR), q + r * w->K + k0, len, scales[at], i4 ? zeros[at] : 0);
+        }
+    }
+    return 0;
 }
 
 float vlm_quant_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {

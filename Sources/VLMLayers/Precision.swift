@@ -37,7 +37,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Weight precision of the language model: fp32 (exact), bf16, int8 or int4 (weight-only, group-wise scales; compute stays fp32). Default: the checkpoint's own (bf16/fp16 kept as stored). Vision towers stay fp32; embedding models (CLIP, SigLIP) run fp32 only."
+    public static let helpText = "Weight precision of the language model: fp32 (exact), bf16, int8 or int4 (weight-only, group-wise scales; compute stays fp32). Default: the checkpoint's own (bf16/fp16 kept as stored). Vision towers stay fp32; embedding models (CLIP, SigLIP) run fp32 only. Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// The error for a name that is not a precision.
     public static func unknown(_ name: String) -> WeightError {

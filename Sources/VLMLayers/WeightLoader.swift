@@ -56,13 +56,16 @@ public enum WeightStorage: String, Sendable, CaseIterable {
 /// and at the end refuses keys nobody claimed: a checkpoint loads completely or not at all.
 public final class WeightLoader {
     public let store: WeightStore?
-    private var claimed: Set<String> = []
+    var claimed: Set<String> = []
     /// Keys a model may leave unclaimed (non-persistent buffers older checkpoints carry, e.g. position_ids).
     private let ignorable: (String) -> Bool
     private var random: SplitMix64?
 
     /// Storage of linear weights and embeddings for scopes that do not override it (WeightScope.storage).
     public let storage: WeightStorage
+    /// The checkpoint's quantization (config.json's quantization_config): layers stored as qweight,
+    /// weight_packed or int8 weights are read in this scheme (QuantizedWeights.swift).
+    public var quantization: QuantizationScheme?
 
     public init(store: WeightStore, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store
@@ -110,6 +113,12 @@ public final class WeightLoader {
                         try pack(.init(bytes: UnsafeRawBufferPointer(start: parts[i].pointer, count: parts[i].count * 4), dtype: .f32, rows: rows[i]))
                     }
                 }
+            }
+            if keys.contains(where: { isQuantized($0) }) {
+                guard let quantization else {
+                    throw WeightError.invalid("checkpoint \(store.directory.path) stores '\(keys[0])' quantized but config.json has no quantization_config")
+                }
+                return try quantizedWeight(keys, rows: rows, cols: cols, storage: storage, scheme: quantization, store: store)
             }
             var dtypes: [SafeTensorsDType] = []
             for (key, r) in zip(keys, rows) {

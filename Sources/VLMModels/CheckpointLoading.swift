@@ -33,6 +33,7 @@ enum Checkpoint {
                            build: (WeightLoader) throws -> M) throws -> M {
         try loadingWeights {
             let loader = try WeightLoader(directory: directory, storage: storage, ignorable: ignorable)
+            loader.quantization = try QuantizationScheme.load(directory: directory)
             let model = try build(loader)
             try loader.finish()
             return model

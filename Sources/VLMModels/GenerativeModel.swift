@@ -39,6 +39,13 @@ public protocol GenerativeModel: AnyObject, Sendable {
     /// The family's input processor for the checkpoint in `directory` (tokenizer, chat template or the family's
     /// own prompt format, image processor and image-token expansion), with the user's `options`.
     func makeInputProcessor(directory: URL, options: InputProcessingOptions) throws -> any GenerativeInputProcessor
+    /// Weight precision of the language model as loaded: fp32, bf16, fp16, int8, int4, or mixed (served in
+    /// /v1/models and /metrics).
+    var weightPrecision: String { get }
+}
+
+extension GenerativeModel {
+    public var weightPrecision: String { "fp32" }
 }
 
 /// Choices about input processing that the checkpoint's files do not make. The defaults reproduce transformers.
@@ -70,6 +77,7 @@ extension LlamaBackedModel {
     public var vocabularySize: Int { language.vocabularySize }
     public var eosTokenIDs: [Int] { language.eosTokenIDs }
     public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
+    public var weightPrecision: String { language.weightPrecision }
     public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
     public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
 }

@@ -279,6 +279,25 @@ public final class LlamaModel: @unchecked Sendable {
         return weights.reduce((0, 0)) { ($0.0 + $1.outFeatures * $1.inFeatures, $0.1 + $1.byteCount) }
     }
 
+    /// The precision of the packed linear weights (fp32, bf16, fp16, int8, int4), "mixed" when they differ
+    /// (e.g. an int4 checkpoint with an fp16 LM head reports its decoder layers': the head is listed apart).
+    public var weightPrecision: String {
+        func name(_ s: PackedLinearWeight.Storage) -> String {
+            switch s {
+            case .float32: return "fp32"
+            case .bfloat16: return "bf16"
+            case .float16: return "fp16"
+            case .int8: return "int8"
+            case .int4: return "int4"
+            }
+        }
+        let body = Set(layers.flatMap { [$0.attention.qkv.weight, $0.attention.out.weight, $0.mlp.gateUp.weight, $0.mlp.down.weight] }.map { name($0.storage) })
+        let head = name(lmHead.weight.storage)
+        guard body.count <= 1 else { return "mixed" }
+        let layersName = body.first ?? head
+        return layersName == head ? layersName : "\(layersName) (lm_head \(head))"
+    }
+
     /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         let cap = min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)

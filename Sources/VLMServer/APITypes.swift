@@ -225,9 +225,11 @@ struct ModelObject: Encodable, Sendable {
     let maxInputTokens: Int
     /// 0 when the input size depends on the image (NaFlex).
     let imageSize: Int
+    /// Weight precision the model runs (dual encoders: fp32).
+    let precision: String
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, type, kind, scoring
+        case id, object, created, type, kind, scoring, precision
         case ownedBy = "owned_by"
         case embeddingDimensions = "embedding_dimensions"
         case maxInputTokens = "max_input_tokens"

@@ -10,6 +10,8 @@ public struct ChatEngine: Sendable {
     public var contextLength: Int
     public var acceptsImages: Bool
     public var imageTokensPerImage: Int?
+    /// Weight precision of the language model as loaded (GenerativeModel.weightPrecision).
+    public var precision = "fp32"
     /// generation_config.json: the starting point of every request's sampling options.
     public var defaults: GenerationDefaults
     /// Chat template, tokenizer, image token expansion and pixel values: `GenerativePipeline.prepare`.
@@ -34,7 +36,7 @@ public struct ChatEngine: Sendable {
     /// like a kept conversation (OpenAI clients resend the whole conversation each turn) prefills only the rest.
     public static func pipeline(_ p: GenerativePipeline, conversations: Int = 4, cacheBytes: Int = 1 << 30) -> ChatEngine {
         let cache = ConversationCache(maxSessions: conversations, maxBytes: cacheBytes)
-        return ChatEngine(
+        var engine = ChatEngine(
             modelType: p.modelType, contextLength: p.contextLength, acceptsImages: p.supportsImages,
             imageTokensPerImage: p.imageTokensPerImage, defaults: p.defaults,
             prepare: { messages, images in
@@ -50,6 +52,8 @@ public struct ChatEngine: Sendable {
                     }
                 }
             })
+        engine.precision = p.model.weightPrecision
+        return engine
     }
 }
 

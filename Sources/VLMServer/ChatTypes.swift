@@ -238,9 +238,11 @@ struct ChatModelObject: Encodable, Sendable {
     let contextLength: Int
     let acceptsImages: Bool
     let imageTokensPerImage: Int?
+    /// Weight precision of the language model as loaded (fp32, bf16, fp16, int8, int4, mixed).
+    let precision: String
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, type, kind
+        case id, object, created, type, kind, precision
         case ownedBy = "owned_by", contextLength = "context_length", acceptsImages = "accepts_images"
         case imageTokensPerImage = "image_tokens_per_image"
     }

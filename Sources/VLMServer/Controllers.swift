@@ -73,11 +73,12 @@ struct ModelsController<Context: RequestContext>: Sendable {
         case .embedding(let s):
             let m = s.model
             return .embedding(ModelObject(id: m.id, created: m.created, type: m.type, scoring: m.scoring,
-                                          embeddingDimensions: m.dimensions, maxInputTokens: m.maxInputTokens, imageSize: m.imageSize))
+                                          embeddingDimensions: m.dimensions, maxInputTokens: m.maxInputTokens, imageSize: m.imageSize,
+                                          precision: m.precision))
         case .chat(let s):
             return .chat(ChatModelObject(id: s.modelID, created: s.created, type: s.engine.modelType,
                                          contextLength: s.engine.contextLength, acceptsImages: s.engine.acceptsImages,
-                                         imageTokensPerImage: s.engine.imageTokensPerImage))
+                                         imageTokensPerImage: s.engine.imageTokensPerImage, precision: s.engine.precision))
         }
     }
 }
@@ -108,9 +109,24 @@ struct StatusController<Context: RequestContext>: Sendable {
                 chatText += chats.count > 1 ? Self.labelled(rendered, model: service.modelID) : rendered
             }
             text += chats.count > 1 ? Self.dedupingHeaders(chatText) : chatText
+            text += Self.modelInfo(roster)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+    }
+
+    /// `vlm_model_info{model, kind, precision} 1` per served model: the weight precision each one runs.
+    static func modelInfo(_ roster: ModelRoster) -> String {
+        var out = "# HELP vlm_model_info Served models: kind and weight precision (value 1).\n# TYPE vlm_model_info gauge\n"
+        for entry in roster.entries {
+            let precision: String
+            switch entry {
+            case .embedding(let s): precision = s.model.precision
+            case .chat(let s): precision = s.engine.precision
+            }
+            out += "vlm_model_info{model=\"\(ServerMetrics.escape(entry.id))\",kind=\"\(entry.kind.rawValue)\",precision=\"\(ServerMetrics.escape(precision))\"} 1\n"
+        }
+        return out
     }
 
     /// Prometheus samples with a `model` label added (several chat models render the same metric names).

@@ -13,6 +13,8 @@ public struct ModelInfo: Sendable {
     /// The processor's fixed output side, 0 when it depends on the image (NaFlex).
     public var imageSize: Int
     public var created: Int
+    /// Weight precision the model runs (dual encoders run fp32 only).
+    public var precision = "fp32"
 
     public init(id: String, type: String = "clip", scoring: String = "softmax", dimensions: Int, maxInputTokens: Int, imageSize: Int,
                 created: Int = Int(Date().timeIntervalSince1970)) {

@@ -111,12 +111,14 @@ enum OpenAPISchemas {
             "type": Schema.string("model_type: clip, siglip, siglip2"), "kind": Schema.constant("embedding"),
             "scoring": Schema.oneOfStrings(["softmax", "sigmoid"]), "embedding_dimensions": Schema.integer(),
             "max_input_tokens": Schema.integer(), "image_size": Schema.integer("0 when the input size depends on the image (NaFlex)"),
-        ], required: ["id", "object", "created", "owned_by", "type", "kind", "scoring", "embedding_dimensions", "max_input_tokens", "image_size"])
+            "precision": Schema.string("Weight precision the model runs: fp32 (dual encoders run fp32 only)"),
+        ], required: ["id", "object", "created", "owned_by", "type", "kind", "scoring", "embedding_dimensions", "max_input_tokens", "image_size", "precision"])
         s["ChatModel"] = Schema.object([
             "id": Schema.string(), "object": Schema.constant("model"), "created": Schema.integer(), "owned_by": Schema.string(),
             "type": Schema.string("model_type: llava, llama, mistral, qwen2, ..."), "kind": Schema.constant("chat"),
             "context_length": Schema.integer(), "accepts_images": Schema.boolean(), "image_tokens_per_image": Schema.integer(),
-        ], required: ["id", "object", "created", "owned_by", "type", "kind", "context_length", "accepts_images"])
+            "precision": Schema.string("Weight precision of the language model as loaded: fp32, bf16, fp16, int8, int4, or mixed"),
+        ], required: ["id", "object", "created", "owned_by", "type", "kind", "context_length", "accepts_images", "precision"])
         s["Model"] = ["oneOf": [Schema.ref("EmbeddingModel"), Schema.ref("ChatModel")]]
         s["ModelList"] = Schema.object(["object": Schema.constant("list"), "data": Schema.array(Schema.ref("Model"))],
                                        required: ["object", "data"])

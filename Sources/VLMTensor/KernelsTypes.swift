@@ -238,6 +238,14 @@ public final class PackedLinearWeight: @unchecked Sendable {
         self.storage = storage
     }
 
+    /// Adopts a packed weight made by the C packing functions (QuantizedPacking.swift).
+    init(adopting handle: OpaquePointer, outFeatures: Int, inFeatures: Int, storage: Storage) {
+        self.handle = handle
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.storage = storage
+    }
+
     /// Row `n` widened (int8/int4: dequantized) to float32 into dst[0..<inFeatures] (an embedding lookup in a
     /// tied LM head's table).
     /// The caller validates n.

@@ -156,6 +156,13 @@ vlm_packed_weight *vlm_packed_weight_create(int64_t N, int64_t K, vlm_weight_dty
 /// (panels may straddle sources). Returns 0, -1 on bad arguments or VLM_ERR_NOMEM. Every row must be packed once before
 /// w is used; calls on one weight must not run concurrently.
 int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_source_dtype src, int64_t rows);
+/// Stores rows row0 ..< row0 + rows of an I8/I4 weight from codes quantized elsewhere (a GPTQ, AWQ or
+/// compressed-tensors checkpoint), without re-rounding: q [rows, K] (I8: any int8; I4: 0..15), scales
+/// [rows, G] and, for I4, zeros [rows, G] (G = ceil(K / group) of w; any uint8, e.g. 16 from a GPTQ v1
+/// zero stored as 15), so that W(row, k) = scales[., k / group] * (q - zeros[., k / group]) exactly.
+/// Returns 0, or -1 on bad arguments (float storage, rows out of range, an I4 code outside 0..15).
+int vlm_pack_quantized_rows(vlm_packed_weight *w, int64_t row0, const int8_t *q, const float *scales,
+                            const uint8_t *zeros, int64_t rows);
 void vlm_packed_weight_free(vlm_packed_weight *w);
 int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K

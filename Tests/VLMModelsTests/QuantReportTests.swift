@@ -1,0 +1,48 @@
+import Foundation
+import SwiftVLM
+import Testing
+import VLMImage
+import VLMLayers
+import VLMTestSupport
+
+/// `vlm quant-report`'s library: fp32 against itself is exact, a weight format that equals fp32 for this
+/// checkpoint reports exactly no cost, lower precisions report smaller weights, and a precision a family cannot
+/// run is a row naming the reason.
+@Suite struct QuantReportTests {
+    @Test func generatorRowsMeasureEachPrecisionAgainstFp32() throws {
+        // llama-gqa stores bf16 weights: its bf16 load equals the fp32 one exactly.
+        let report = try QuantReport.generator(directory: Fixtures.url("llama/llama-gqa"), precisions: [.bf16, .int8, .int4], newTokens: 8)
+        #expect(report.rows.map(\.precision) == ["fp32", "bf16", "int8", "int4"])
+        #expect(report.inputs.contains("no tokenizer"))
+        for row in report.rows.prefix(2) {
+            #expect(row.greedyAgreement == 1 && row.top1Agreement == 1, "\(row)")
+            #expect(abs(row.meanKL ?? 1) < 1e-12 && abs(row.perplexityChange ?? 1) < 1e-9, "\(row)")
+        }
+        let bytes = report.rows.map { $0.weightBytes ?? 0 }
+        #expect(bytes[0] > bytes[1] && bytes[1] > bytes[2] && bytes[2] > bytes[3], "\(bytes)")
+        let int4 = report.rows[3]
+        #expect((int4.meanKL ?? 0) > 0 && (int4.top1Agreement ?? 1) < 1, "int4 costs something on random weights: \(int4)")
+        let json = try JSONEncoder().encode(report)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"meanKL\""))
+        #expect(QuantReport.table(report).contains("int4"))
+    }
+
+    @Test func generatorWithATokenizerUsesTheFixedTexts() throws {
+        let report = try QuantReport.generator(directory: Fixtures.url("llava/llava-chat"), precisions: [.int8], newTokens: 4)
+        #expect(report.inputs.contains("English sentences"), "\(report.inputs)")
+        #expect(report.rows.count == 2)
+    }
+
+    @Test func dualEncoderRowsAndUnavailablePrecisions() throws {
+        let dir = Fixtures.url("clip/images")
+        let files = try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil).sorted { $0.path < $1.path }
+        let images = files.compactMap { try? ImageDecoder.load($0) }
+        try #require(!images.isEmpty)
+        let report = try QuantReport.dualEncoder(directory: Fixtures.url("clip/tiny-a"), precisions: [.int8], images: images,
+                                                 imageSource: "clip/images", labels: ["a cat", "a dog", "a car"])
+        #expect(report.rows[0].precision == "fp32")
+        #expect(abs((report.rows[0].cosineMin ?? 0) - 1) < 1e-6 && report.rows[0].zeroShotAgreement == 1)
+        // CLIP runs fp32 only today: the int8 row says so instead of measuring fp32 under another name.
+        #expect(report.rows[1].unavailable?.contains("fp32 only") == true, "\(report.rows[1])")
+    }
+}
