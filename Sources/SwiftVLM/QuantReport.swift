@@ -175,7 +175,8 @@ public enum QuantReport {
                 guard case .dualEncoder(let model) = try family.load(directory, precision: p) else {
                     throw PipelineError.invalidArgument("\(directory.path) is not a dual encoder")
                 }
-                pipeline = EmbeddingPipeline(directory: directory, model: model, tokenizer: reference.tokenizer, processor: reference.processor)
+                pipeline = EmbeddingPipeline(directory: directory, model: model, tokenizer: reference.tokenizer, processor: reference.processor,
+                                             precision: p)
             }
             let imgs = try pipeline.embed(images: images), txts = try pipeline.embed(texts: labels)
             var cos = zip(imgs + txts, refImages + refTexts).map { a, b in Double(zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }

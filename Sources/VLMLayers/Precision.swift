@@ -3,8 +3,9 @@
 /// widened exactly, int8/int4 weights are dequantized by their group's scale inside the kernels).
 ///
 /// Scope: a precision applies to the language model of a generative checkpoint (its linear layers, embedding
-/// table and tied LM head; LLaVA's projector too). Vision towers always stay float32, and dual encoders
-/// (CLIP, SigLIP) run fp32 only: asking them for another precision is an error that says so.
+/// table and tied LM head; LLaVA's projector too) and to both towers of a dual encoder (CLIP, SigLIP, SigLIP2:
+/// every linear layer, the patch projection and the token embeddings). The vision towers of generative
+/// checkpoints stay float32. A family that cannot run a precision refuses it with an error that says so.
 public enum Precision: String, Sendable, CaseIterable, Codable {
     /// float32 weights (exact; 4 bytes per weight).
     case fp32
@@ -37,7 +38,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Weight precision of the language model: fp32 (exact), bf16, int8 or int4 (weight-only, group-wise scales; compute stays fp32). Default: the checkpoint's own (bf16/fp16 kept as stored). Vision towers stay fp32; embedding models (CLIP, SigLIP) run fp32 only. Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
+    public static let helpText = "Weight precision: fp32 (exact), bf16, int8 or int4 (weight-only, group-wise scales; compute stays fp32). Generative models: the language model's weights (the vision tower stays fp32); default the checkpoint's own (bf16/fp16 kept as stored). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// The error for a name that is not a precision.
     public static func unknown(_ name: String) -> WeightError {

@@ -258,9 +258,12 @@ public final class CLIPModel: @unchecked Sendable {
     private let text: CLIPTextTower
 
     /// Loads config.json and the safetensors weights of a Hugging Face CLIP checkpoint directory, unchanged.
-    public static func load(directory: URL) throws -> CLIPModel {
+    /// `storage`: how the towers' linear weights are kept (`--precision`; compute stays float32).
+    public static func load(directory: URL, storage: WeightStorage = .float32) throws -> CLIPModel {
         let (config, _) = try Checkpoint.config(CLIPConfig.self, in: directory, types: ["clip"]) { try $0.validate(path: $1) }
-        return try Checkpoint.weights(directory: directory, ignorable: Checkpoint.isPositionIDsBuffer) { try CLIPModel(config: config, weights: $0.scope("")) }
+        return try Checkpoint.weights(directory: directory, storage: storage, ignorable: Checkpoint.isPositionIDsBuffer) {
+            try CLIPModel(config: config, weights: $0.scope(""))
+        }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
@@ -305,7 +308,9 @@ public final class CLIPModel: @unchecked Sendable {
 
 extension CLIPModel: DualEncoder {
     public static let family = ModelFamily(name: "CLIP", modelTypes: ["clip"], architectures: ["CLIPModel"],
-                                           kind: .embedding) { .dualEncoder(try CLIPModel.load(directory: $0)) }
+                                           kind: .embedding, loadStored: { .dualEncoder(try CLIPModel.load(directory: $0, storage: $1)) }) {
+        .dualEncoder(try CLIPModel.load(directory: $0))
+    }
     public var modelType: String { config.modelType }
     public var scoring: ScoreFunction { .softmax(logitScale: logitScale) }
     /// Unpadded, truncated to the position table with EOS kept: CLIP pools the EOS token under a causal mask.

@@ -1,5 +1,6 @@
 import Foundation
 import VLMImage
+import VLMLayers
 import VLMTensor
 import VLMTokenizers
 
@@ -29,19 +30,25 @@ public final class EmbeddingPipeline: @unchecked Sendable {
     /// Images preprocessed and encoded per model call; bounds memory for long file lists.
     public var imageBatchSize = 16
 
-    /// Loads any dual encoder the registry knows; a generative checkpoint is refused naming its family.
-    public static func load(directory: URL) throws -> EmbeddingPipeline {
-        let model = try ModelRegistry.loadDualEncoder(directory: directory)
+    /// The weight precision the towers were loaded with (`--precision`); fp32 is exact.
+    public let precision: Precision
+
+    /// Loads any dual encoder the registry knows, its weights kept in `precision` (nil: fp32); a generative
+    /// checkpoint is refused naming its family.
+    public static func load(directory: URL, precision: Precision? = nil) throws -> EmbeddingPipeline {
+        let model = try ModelRegistry.loadDualEncoder(directory: directory, precision: precision)
         let tokenizer = try TokenizerLoader.load(directory: directory)
         let processor = try ImageProcessors.load(directory: directory, defaultClass: model.defaultImageProcessor)
-        return EmbeddingPipeline(directory: directory, model: model, tokenizer: tokenizer, processor: processor)
+        return EmbeddingPipeline(directory: directory, model: model, tokenizer: tokenizer, processor: processor, precision: precision ?? .fp32)
     }
 
-    public init(directory: URL, model: any DualEncoder, tokenizer: any Tokenizer, processor: any ImageInputProcessor) {
+    public init(directory: URL, model: any DualEncoder, tokenizer: any Tokenizer, processor: any ImageInputProcessor,
+                precision: Precision = .fp32) {
         self.directory = directory
         self.model = model
         self.tokenizer = tokenizer
         self.processor = processor
+        self.precision = precision
         textPolicy = model.textPolicy.capped(at: TokenizerLoader.modelMaxLength(directory: directory))
     }
 

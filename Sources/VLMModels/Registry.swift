@@ -37,8 +37,8 @@ public struct ModelFamily: Sendable {
     public let kind: ModelKind
     /// Loads the model from a checkpoint directory (config.json + safetensors), unchanged.
     public let load: @Sendable (URL) throws -> LoadedModel
-    /// Loads with the language model's weights in a given storage (families that take `--precision`); nil:
-    /// the family runs fp32 only.
+    /// Loads with the weights in a given storage (families that take `--precision`: the language model of
+    /// generative checkpoints, both towers of dual encoders); nil: the family runs fp32 only.
     public let loadStored: (@Sendable (URL, WeightStorage) throws -> LoadedModel)?
 
     public init(name: String, modelTypes: [String], architectures: [String], kind: ModelKind,
@@ -52,7 +52,7 @@ public struct ModelFamily: Sendable {
         self.load = load
     }
 
-    /// The precisions this family can run (Precision's doc: they apply to the language model).
+    /// The precisions this family can run (Precision's doc says what each applies to).
     public var precisions: [Precision] { loadStored == nil ? [.fp32] : Precision.allCases }
 
     /// Loads with `precision` (nil: the family's default, e.g. a checkpoint's bf16 kept as stored). A precision
@@ -66,7 +66,7 @@ public struct ModelFamily: Sendable {
     /// Throws if this family cannot run `precision` (nil: its default, always fine).
     public func check(precision: Precision?) throws {
         guard let precision, !precisions.contains(precision) else { return }
-        throw ModelError.unsupported("\(name) models run \(precisions.map(\.rawValue).joined(separator: ", ")) only; --precision \(precision.rawValue) applies to the language model of generative checkpoints (\(ModelRegistry.families.filter { $0.loadStored != nil }.map(\.name).joined(separator: ", ")))")
+        throw ModelError.unsupported("\(name) models run \(precisions.map(\.rawValue).joined(separator: ", ")) only (other precisions: \(ModelRegistry.families.filter { $0.loadStored != nil }.map(\.name).joined(separator: ", ")))")
     }
 }
 
@@ -109,10 +109,11 @@ public enum ModelRegistry {
         try family(directory: directory).load(directory, precision: precision)
     }
 
-    /// Loads a dual encoder; a generative checkpoint is refused with a message naming it.
-    public static func loadDualEncoder(directory: URL) throws -> any DualEncoder {
+    /// Loads a dual encoder (`precision`: see ModelFamily.load(_:precision:)); a generative checkpoint is refused
+    /// with a message naming it.
+    public static func loadDualEncoder(directory: URL, precision: Precision? = nil) throws -> any DualEncoder {
         let family = try family(directory: directory)
-        guard case .dualEncoder(let model) = try family.load(directory) else {
+        guard case .dualEncoder(let model) = try family.load(directory, precision: precision) else {
             throw ModelError.wrongKind(path: directory.path, family: family.name, expected: .embedding)
         }
         return model

@@ -180,12 +180,15 @@ public final class SigLIPModel: @unchecked Sendable {
     let text: SigLIPTextTower
 
     /// Loads config.json and the safetensors weights of a Hugging Face SigLIP or SigLIP2 checkpoint, unchanged.
-    public static func load(directory: URL) throws -> SigLIPModel {
+    /// `storage`: how the towers' linear weights are kept (`--precision`; compute stays float32).
+    public static func load(directory: URL, storage: WeightStorage = .float32) throws -> SigLIPModel {
         var (config, type) = try Checkpoint.config(SigLIPConfig.self, in: directory, types: ["siglip", "siglip2"]) { _, _ in }
         config.modelType = type
         try config.validate(path: ConfigFile.url(in: directory).path)
         let validated = config
-        return try Checkpoint.weights(directory: directory, ignorable: Checkpoint.isPositionIDsBuffer) { try SigLIPModel(config: validated, weights: $0.scope("")) }
+        return try Checkpoint.weights(directory: directory, storage: storage, ignorable: Checkpoint.isPositionIDsBuffer) {
+            try SigLIPModel(config: validated, weights: $0.scope(""))
+        }
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
@@ -254,7 +257,9 @@ public final class SigLIPModel: @unchecked Sendable {
 extension SigLIPModel: DualEncoder {
     /// SigLIP, and the Hub's SigLIP2 FixRes checkpoints, which ship as model_type "siglip" / SiglipModel.
     public static let family = ModelFamily(name: "SigLIP", modelTypes: ["siglip"], architectures: ["SiglipModel"],
-                                           kind: .embedding) { .dualEncoder(try SigLIPModel.load(directory: $0)) }
+                                           kind: .embedding, loadStored: { .dualEncoder(try SigLIPModel.load(directory: $0, storage: $1)) }) {
+        .dualEncoder(try SigLIPModel.load(directory: $0))
+    }
     public var modelType: String { config.modelType }
     public var scoring: ScoreFunction { .sigmoid(logitScale: logitScale, logitBias: logitBias) }
     /// Padded to max_length with the tokenizer's pad token, as SiglipProcessor / the zero-shot pipeline do: the

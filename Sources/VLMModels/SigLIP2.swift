@@ -11,7 +11,9 @@ import VLMTensor
 /// FixRes checkpoints (e.g. google/siglip2-base-patch16-224) are model_type "siglip" and load as SigLIP.
 extension SigLIPModel {
     public static let siglip2Family = ModelFamily(name: "SigLIP2", modelTypes: ["siglip2"], architectures: ["Siglip2Model"],
-                                                  kind: .embedding) { .dualEncoder(try SigLIPModel.load(directory: $0)) }
+                                                  kind: .embedding, loadStored: { .dualEncoder(try SigLIPModel.load(directory: $0, storage: $1)) }) {
+        .dualEncoder(try SigLIPModel.load(directory: $0))
+    }
 
     /// pixels: pixel_values [B, N, p*p*channels], patchMask (pixel_attention_mask) [B*N] and spatialShapes
     /// [B] (rows, columns) -> [B, P], unnormalised (Siglip2Model.get_image_features' pooler_output).

@@ -225,7 +225,7 @@ struct ModelObject: Encodable, Sendable {
     let maxInputTokens: Int
     /// 0 when the input size depends on the image (NaFlex).
     let imageSize: Int
-    /// Weight precision the model runs (dual encoders: fp32).
+    /// Weight precision the model runs.
     let precision: String
 
     enum CodingKeys: String, CodingKey {

@@ -31,9 +31,7 @@ public func buildApplication(config: ServerConfig) async throws -> some Applicat
         let id = config.modelID(at: i)
         switch try ModelRegistry.kind(directory: directory) {
         case .embedding:
-            // Dual encoders run fp32 only: the family refuses any other precision with a message.
-            try ModelRegistry.family(directory: directory).check(precision: config.precision(at: i))
-            let pipeline = try EmbeddingPipeline.load(directory: directory)
+            let pipeline = try EmbeddingPipeline.load(directory: directory, precision: config.precision(at: i))
             if indexIdentity == nil { indexIdentity = pipeline.indexIdentity() }
             entries.append(.embedding(EncoderService(config: config, engine: .pipeline(pipeline),
                                                      model: ModelInfo(pipeline: pipeline, id: id), metrics: metrics)))

@@ -13,7 +13,7 @@ public struct ModelInfo: Sendable {
     /// The processor's fixed output side, 0 when it depends on the image (NaFlex).
     public var imageSize: Int
     public var created: Int
-    /// Weight precision the model runs (dual encoders run fp32 only).
+    /// Weight precision the model's towers run (`--precision`; fp32 is exact).
     public var precision = "fp32"
 
     public init(id: String, type: String = "clip", scoring: String = "softmax", dimensions: Int, maxInputTokens: Int, imageSize: Int,
@@ -30,6 +30,7 @@ public struct ModelInfo: Sendable {
     public init(pipeline: EmbeddingPipeline, id: String) {
         self.init(id: id, type: pipeline.model.modelType, scoring: pipeline.scoring.name, dimensions: pipeline.embeddingDim,
                   maxInputTokens: pipeline.maxTextLength, imageSize: pipeline.processor.fixedOutputSize?.height ?? 0)
+        precision = pipeline.precision.rawValue
     }
 }
 

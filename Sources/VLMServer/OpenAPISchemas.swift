@@ -111,7 +111,7 @@ enum OpenAPISchemas {
             "type": Schema.string("model_type: clip, siglip, siglip2"), "kind": Schema.constant("embedding"),
             "scoring": Schema.oneOfStrings(["softmax", "sigmoid"]), "embedding_dimensions": Schema.integer(),
             "max_input_tokens": Schema.integer(), "image_size": Schema.integer("0 when the input size depends on the image (NaFlex)"),
-            "precision": Schema.string("Weight precision the model runs: fp32 (dual encoders run fp32 only)"),
+            "precision": Schema.string("Weight precision the model runs: fp32, bf16, int8 or int4 (weight-only)"),
         ], required: ["id", "object", "created", "owned_by", "type", "kind", "scoring", "embedding_dimensions", "max_input_tokens", "image_size", "precision"])
         s["ChatModel"] = Schema.object([
             "id": Schema.string(), "object": Schema.constant("model"), "created": Schema.integer(), "owned_by": Schema.string(),

@@ -24,7 +24,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation (PIL's plain convert(\"RGB\")).")
     var noExifTranspose = false
 
-    @Option(help: ArgumentHelp("Embedding models (CLIP, SigLIP) run fp32 only; other values are refused. " + Precision.helpText, valueName: "fp32|bf16|int8|int4"))
+    @Option(help: ArgumentHelp(Precision.helpText, valueName: "fp32|bf16|int8|int4"))
     var precision: Precision?
 
     func apply() {
@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
         apply()
         let directory = try DefaultModel.resolve(model)
         try ModelRegistry.family(directory: directory).check(precision: precision)
-        return try EmbeddingPipeline.load(directory: directory)
+        return try EmbeddingPipeline.load(directory: directory, precision: precision)
     }
 }
 

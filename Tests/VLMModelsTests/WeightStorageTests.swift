@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import SwiftVLM
+import VLMImage
 import VLMLayers
 import VLMModels
 import VLMTensor
@@ -83,15 +85,47 @@ import VLMTestSupport
         #expect(Precision(name: "int2") == nil)
         #expect(Precision.int4.weightStorage == .int4 && Precision.fp32.weightStorage == .float32)
         #expect(LlamaModel.family.precisions == Precision.allCases)
-        #expect(throws: Never.self) { try CLIPModel.family.check(precision: .fp32) }
+        #expect(CLIPModel.family.precisions == Precision.allCases && SigLIPModel.family.precisions == Precision.allCases)
+        // A family without a reduced-precision load runs fp32 only and says so.
+        let fp32Only = ModelFamily(name: "Plain", modelTypes: ["plain"], architectures: [], kind: .embedding) { _ in
+            throw ModelError.unsupported("not loadable")
+        }
+        #expect(throws: Never.self) { try fp32Only.check(precision: .fp32) }
         do {
-            try CLIPModel.family.check(precision: .int4)
-            Issue.record("CLIP accepted int4")
+            try fp32Only.check(precision: .int4)
+            Issue.record("a fp32-only family accepted int4")
         } catch {
-            #expect("\(error)".contains("CLIP") && "\(error)".contains("int4") && "\(error)".contains("fp32"), "\(error)")
+            #expect("\(error)".contains("Plain") && "\(error)".contains("fp32 only"), "\(error)")
         }
         let url = Fixtures.url("llama/llama-gqa")
         guard case .generative(let m) = try ModelRegistry.load(directory: url, precision: .int8) else { Issue.record("kind"); return }
         #expect(m.modelType == "llama")
+    }
+}
+
+/// `--precision` on dual encoders: both towers' weights kept in bf16/int8/int4 (weight-only), embeddings close to
+/// fp32's (how close is what `vlm quant-report` measures), never equal to them (the storage really changed), and
+/// an index records the precision it was built with.
+@Suite struct DualEncoderPrecisionTests {
+    static func cosine(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+
+    @Test(arguments: [("clip/tiny-a", Precision.bf16, Float(0.9999)), ("clip/tiny-a", .int8, 0.999), ("clip/tiny-a", .int4, 0.9),
+                      ("siglip/siglip-tiny", .int8, 0.999)])
+    func reducedWeightsEmbedCloseToFp32(model: String, precision: Precision, bound: Float) throws {
+        let url = Fixtures.url(model)
+        let exact = try EmbeddingPipeline.load(directory: url)
+        let reduced = try EmbeddingPipeline.load(directory: url, precision: precision)
+        #expect(exact.precision == .fp32 && reduced.precision == precision)
+        let image = try ImageDecoder.load(Fixtures.url("clip/images/chelsea.jpg"))
+        let texts = ["a photo of a cat", "two dogs on a beach"]
+        let a = try exact.embed(images: [image]) + exact.embed(texts: texts)
+        let b = try reduced.embed(images: [image]) + reduced.embed(texts: texts)
+        for (x, y) in zip(a, b) {
+            let c = Self.cosine(x, y)
+            #expect(c > bound, "\(model) \(precision): cosine to fp32 \(c)")
+            #expect(x != y, "\(model) \(precision): the same vector as fp32, so the weights were not reduced")
+        }
+        #expect(exact.indexIdentity().fingerprint.hasSuffix("/\(exact.embeddingDim)"))
+        #expect(reduced.indexIdentity().fingerprint == exact.indexIdentity().fingerprint + "/\(precision.rawValue)")
     }
 }

@@ -72,7 +72,7 @@ import Glibc
             return try real(prepared, o, { piece in
                 let ok = onText(piece)
                 pieces += 1
-                if pieces == 1 { firstPiece.pass() } else { usleep(5000) }  // a slow generator: 200 tokens take over a second
+                if pieces == 1 { firstPiece.pass() } else { usleep(20000) }  // a slow generator: 200 tokens take 4 s or more
                 return ok
             }, shouldStop)
         }
