@@ -37,7 +37,7 @@ import VLMTestSupport
         #expect(detect.status == 0, "\(detect.stderr)")
         #expect(FileManager.default.fileExists(atPath: png))
         for args in [["ocr", "--model", model, image, "--regions"], ["ground", "--model", model, image, "a cat"],
-                     ["describe-region", "--model", model, image, "--box", "10,20,200,180"]] {
+                     ["describe-region", "--model", model, image, "--box", "10,20,120,90"]] {
             let r = try Executables.run(args + ["--max-tokens", "8"])
             #expect(r.status == 0, "\(args[0]): \(r.stderr)")
         }
