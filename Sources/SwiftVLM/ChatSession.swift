@@ -41,7 +41,8 @@ public final class ChatSession: @unchecked Sendable {
 
     /// Rows of `input` this session's state can keep for `model` (0 for another model or nothing held).
     public func reusable(_ input: PreparedInput, model: any GenerativeModel, fingerprints: [UInt64]? = nil) -> Int {
-        guard state != nil, let mine = self.model, mine === model else { return 0 }
+        // An encoder-decoder's state holds decoder rows only: its prompt is always encoded whole.
+        guard state != nil, let mine = self.model, mine === model, !model.isEncoderDecoder else { return 0 }
         var n = input.reusablePrefix(held: held, heldImageSpans: heldImages)
         let prints = fingerprints ?? Self.fingerprints(input)
         // An image before the cut is kept only if it is the same image at the same rows.

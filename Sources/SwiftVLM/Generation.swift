@@ -15,11 +15,19 @@ public struct GenerationDefaults: Decodable, Sendable {
     public var eosTokenIDs: [Int] = []
     public var bosTokenID: Int?
     public var padTokenID: Int?
+    public var numBeams = 1
+    public var lengthPenalty: Float = 1
+    public var earlyStopping = EarlyStopping.heuristic
+    public var noRepeatNgramSize = 0
+    public var forcedBOSTokenID: Int?
+    public var forcedEOSTokenID: Int?
 
     enum CodingKeys: String, CodingKey {
         case maxNewTokens = "max_new_tokens", doSample = "do_sample", temperature, topK = "top_k", topP = "top_p"
         case minP = "min_p", repetitionPenalty = "repetition_penalty", eosTokenID = "eos_token_id"
-        case bosTokenID = "bos_token_id", padTokenID = "pad_token_id"
+        case bosTokenID = "bos_token_id", padTokenID = "pad_token_id", numBeams = "num_beams", lengthPenalty = "length_penalty"
+        case earlyStopping = "early_stopping", noRepeatNgramSize = "no_repeat_ngram_size", forcedBOSTokenID = "forced_bos_token_id"
+        case forcedEOSTokenID = "forced_eos_token_id"
     }
 
     public init() {}
@@ -40,6 +48,17 @@ public struct GenerationDefaults: Decodable, Sendable {
         }
         bosTokenID = try c.decodeIfPresent(Int.self, forKey: .bosTokenID)
         padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
+        numBeams = try c.decodeIfPresent(Int.self, forKey: .numBeams) ?? numBeams
+        lengthPenalty = try c.decodeIfPresent(Float.self, forKey: .lengthPenalty) ?? lengthPenalty
+        if let flag = try? c.decodeIfPresent(Bool.self, forKey: .earlyStopping) {
+            earlyStopping = flag ? .always : .heuristic
+        } else if let word = try c.decodeIfPresent(String.self, forKey: .earlyStopping) {
+            guard word == "never" else { throw DecodingError.dataCorruptedError(forKey: .earlyStopping, in: c, debugDescription: "early_stopping must be true, false or \"never\"") }
+            earlyStopping = .never
+        }
+        noRepeatNgramSize = try c.decodeIfPresent(Int.self, forKey: .noRepeatNgramSize) ?? noRepeatNgramSize
+        forcedBOSTokenID = try c.decodeIfPresent(Int.self, forKey: .forcedBOSTokenID)
+        forcedEOSTokenID = try c.decodeIfPresent(Int.self, forKey: .forcedEOSTokenID)
     }
 
     /// Reads `generation_config.json` if present; a malformed file is an error naming it.
@@ -52,7 +71,11 @@ public struct GenerationDefaults: Decodable, Sendable {
     }
 }
 
-/// How to pick tokens. temperature 0 (or nil with doSample false) is greedy.
+/// generate()'s early_stopping: true stops a beam search once num_beams hypotheses are finished, false (the
+/// default) stops when the heuristic says no running beam can beat them, "never" only when none can.
+public enum EarlyStopping: String, Sendable { case always = "true", heuristic = "false", never }
+
+/// How to pick tokens. temperature 0 (or nil with doSample false) is greedy; numBeams > 1 is beam search.
 public struct SamplingOptions: Sendable {
     public var maxTokens = 256
     public var temperature: Float = 0
@@ -67,6 +90,15 @@ public struct SamplingOptions: Sendable {
     public var eosTokenIDs: Set<Int> = []
     /// Stop at the checkpoint's EOS ids (off: generate exactly maxTokens, as generate(eos_token_id=None) does).
     public var stopAtEOS = true
+    /// Beam search (greedy scores; 1: greedy or sampling).
+    public var numBeams = 1
+    public var lengthPenalty: Float = 1
+    public var earlyStopping = EarlyStopping.heuristic
+    /// Bans any n-gram of this size from occurring twice (0: off).
+    public var noRepeatNgramSize = 0
+    /// Forced as the first generated token / as the last one before the length limit (nil: not forced).
+    public var forcedBOSTokenID: Int?
+    public var forcedEOSTokenID: Int?
 
     public init() {}
 
@@ -81,6 +113,12 @@ public struct SamplingOptions: Sendable {
         }
         repetitionPenalty = defaults.repetitionPenalty ?? 1
         eosTokenIDs = Set(defaults.eosTokenIDs)
+        numBeams = defaults.numBeams
+        lengthPenalty = defaults.lengthPenalty
+        earlyStopping = defaults.earlyStopping
+        noRepeatNgramSize = defaults.noRepeatNgramSize
+        forcedBOSTokenID = defaults.forcedBOSTokenID
+        forcedEOSTokenID = defaults.forcedEOSTokenID
     }
 
     public func validate() throws {
@@ -90,6 +128,10 @@ public struct SamplingOptions: Sendable {
         if let p = topP, !(p > 0 && p <= 1) { throw PipelineError.invalidArgument("top-p must be in (0, 1]") }
         if let p = minP, !(p >= 0 && p <= 1) { throw PipelineError.invalidArgument("min-p must be in [0, 1]") }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw PipelineError.invalidArgument("repetition penalty must be > 0") }
+        guard (1 ... 64).contains(numBeams) else { throw PipelineError.invalidArgument("num beams must be 1 ... 64") }
+        guard numBeams == 1 || temperature == 0 else { throw PipelineError.invalidArgument("beam search with sampling is not supported; use temperature 0 with num beams > 1") }
+        guard lengthPenalty.isFinite else { throw PipelineError.invalidArgument("length penalty must be finite") }
+        guard noRepeatNgramSize >= 0 else { throw PipelineError.invalidArgument("no-repeat n-gram size must be >= 0") }
     }
 }
 

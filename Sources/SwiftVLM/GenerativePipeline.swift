@@ -100,7 +100,9 @@ public final class GenerativePipeline: @unchecked Sendable {
         guard input.ids.count < context, !input.ids.isEmpty else {
             throw ModelError.promptTooLong(tokens: input.ids.count, imageTokens: input.imageTokenCount, context: context)
         }
-        let budget = min(options.maxTokens, context - input.ids.count)
+        // Encoder-decoders: the prompt goes to the encoder; the decoder starts from decoder_start_token_id.
+        let decoderPrompt = model.decoderStartTokenID.map { [$0] } ?? input.ids
+        let budget = min(options.maxTokens, context - decoderPrompt.count)
         let t0 = DispatchTime.now().uptimeNanoseconds
         let session = session ?? ChatSession()
         let (state, reused) = session.begin(input, model: model)
@@ -114,8 +116,27 @@ public final class GenerativePipeline: @unchecked Sendable {
         var eos = options.eosTokenIDs
         if options.stopAtEOS { eos.formUnion(defaults.eosTokenIDs); eos.formUnion(model.eosTokenIDs) }
         let stops = options.stop.filter { !$0.isEmpty }
+        if options.numBeams > 1 {
+            let search = BeamSearch(model: model, options: options, eos: options.stopAtEOS ? eos : [])
+            let found: (tokens: [Int], stoppedByEOS: Bool)
+            do { found = try search.run(prompt: decoderPrompt, state: state, logits: logits, budget: budget, shouldStop: shouldStop) } catch {
+                session.reset()
+                throw error
+            }
+            session.reset()  // the beams' states are not the session's any more
+            let tokens = found.stoppedByEOS ? Array(found.tokens.dropLast()) : found.tokens
+            var stream = StreamingDecoder(tokenizer: tokenizer)
+            for t in tokens { _ = stream.add(t) }
+            let text = stream.text
+            if let onText, !text.isEmpty { _ = onText(text) }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            return GenerationResult(text: text, tokens: tokens, promptTokens: input.ids.count, finishReason: found.stoppedByEOS ? "stop" : "length",
+                                    prefillSeconds: Double(t1 - t0) / 1e9, decodeSeconds: Double(t2 - t1) / 1e9,
+                                    reusedTokens: reused, prefilledTokens: input.ids.count - reused)
+        }
         var sampler = Sampler(options: options)
-        var history = input.ids
+        var history = decoderPrompt
+        let maxLength = decoderPrompt.count + options.maxTokens
         var generated: [Int] = []
         var stream = StreamingDecoder(tokenizer: tokenizer)
         var finish = "length"
@@ -130,6 +151,7 @@ public final class GenerativePipeline: @unchecked Sendable {
         }
         while generated.count < budget {
             if let shouldStop, shouldStop() { finish = "cancelled"; break }
+            LogitsConstraints.apply(logits.pointer, count: model.vocabularySize, sequence: history, maxLength: maxLength, options: options)
             let next = sampler.next(logits.pointer, count: model.vocabularySize, history: history)
             if eos.contains(next) { finish = "stop"; break }
             generated.append(next)

@@ -96,6 +96,9 @@ public final class KVCache: @unchecked Sendable {
         layers = (0 ..< count).map { _ in LayerKVCache(capacity: capacity, width: width) }
     }
 
+    /// A cache over existing per-layer caches (copies for beam search).
+    public init(layerCaches: [LayerKVCache]) { layers = layerCaches }
+
     public func reset() { layers.forEach { $0.reset() } }
     public func truncate(to length: Int) { layers.forEach { $0.truncate(to: length) } }
 }

@@ -118,15 +118,15 @@ public struct Florence2VisionConfig: Codable, Sendable {
 
 // MARK: - Model configuration
 
-/// The parts of a Florence2Config (model_type "florence2") the vision side needs. The BART `text_config` is read
-/// by the language-model side.
+/// A Florence2Config (model_type "florence2"): the DaViT `vision_config` and the BART `text_config`.
 public struct Florence2Config: Codable, Sendable {
     public var visionConfig = Florence2VisionConfig()
+    public var textConfig = BartConfig()
     /// Id of `<image>`, whose positions take the image features (51289 in the Hub checkpoints).
     public var imageTokenId = 51289
 
     enum CodingKeys: String, CodingKey {
-        case visionConfig = "vision_config", imageTokenId = "image_token_id"
+        case visionConfig = "vision_config", textConfig = "text_config", imageTokenId = "image_token_id"
     }
 
     public init() {}
@@ -134,6 +134,7 @@ public struct Florence2Config: Codable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         visionConfig = try c.decodeIfPresent(Florence2VisionConfig.self, forKey: .visionConfig) ?? visionConfig
+        textConfig = try c.decodeIfPresent(BartConfig.self, forKey: .textConfig) ?? textConfig
         imageTokenId = try c.decodeIfPresent(Int.self, forKey: .imageTokenId) ?? imageTokenId
     }
 

@@ -22,6 +22,10 @@ public protocol GenerativeModel: AnyObject, Sendable {
     var vocabularySize: Int { get }
     /// End-of-sequence ids from config.json.
     var eosTokenIDs: [Int] { get }
+    /// Encoder-decoder models (Florence-2): the id `prefill` starts the decoder with after running the prompt
+    /// through the encoder; generated ids then follow it, and a state never keeps a prompt prefix (the encoder
+    /// sees the whole prompt). nil for decoder-only models (the default).
+    var decoderStartTokenID: Int? { get }
 
     /// A fresh state for one sequence of up to `capacity` tokens (capped at the context length).
     func makeState(capacity: Int) -> any GenerationState
@@ -64,6 +68,9 @@ extension GenerativeModel {
     }
 
     public func encodeImages(_ pixels: PixelInputs) throws -> Tensor { throw ModelError.imagesNotSupported(model: modelType) }
+
+    public var decoderStartTokenID: Int? { nil }
+    public var isEncoderDecoder: Bool { decoderStartTokenID != nil }
 }
 
 /// A VLM whose text half is a Llama-family decoder (LLaVA, Idefics3/SmolVLM): context, vocabulary, EOS ids, the
@@ -93,6 +100,14 @@ public protocol GenerationState: AnyObject, Sendable {
     var bytes: Int { get }
     /// Keeps the first `length` rows, dropping the rest, so generation can continue from that prefix.
     func truncate(to length: Int)
+    /// An independent copy that continues from the same rows (beam search forks a sequence).
+    func fork() throws -> any GenerationState
+}
+
+extension GenerationState {
+    public func fork() throws -> any GenerationState {
+        throw ModelError.unsupported("a \(type(of: self)) generation state cannot be copied (beam search needs it)")
+    }
 }
 
 /// The state of a decoder-only model (and the decoder half of an encoder-decoder): the self-attention KV
@@ -120,6 +135,16 @@ public final class DecoderState: GenerationState, @unchecked Sendable {
     public func appended(positions new: [Int]) {
         positions += new
         if let m = new.max() { nextPosition = max(nextPosition, m + 1) }
+    }
+
+    public func fork() throws -> any GenerationState {
+        let other = DecoderState(cache: cache.copy())
+        other.positions = positions
+        other.nextPosition = nextPosition
+        other.encoderOutputs = encoderOutputs
+        other.crossCache = crossCache?.copy()
+        other.prefixLength = prefixLength
+        return other
     }
 
     public func truncate(to length: Int) {

@@ -81,6 +81,7 @@ public enum ModelRegistry {
         SigLIPModel.siglip2Family,
         LlavaModel.family,
         Idefics3Model.family,
+        Florence2Model.family,
         LlamaModel.family,
     ]
 

@@ -1,0 +1,83 @@
+import Dispatch
+import Foundation
+import VLMModels
+import VLMTensor
+
+/// Florence-2 timing with random weights (issue 12 part 7): one square image through the encoder side (DaViT,
+/// projector, BART encoder) and whole task answers with beam search, prompt lengths as <CAPTION> and <OD> build
+/// them. Compare with Benchmarks/bench_torch_florence2.py (same configuration, image side, beams and tokens).
+public enum Florence2Benchmark {
+    /// Florence-2-base and -large as their config.json set them (vocabulary padded as the Hub's).
+    public static func config(_ name: String) throws -> Florence2Config {
+        var c = Florence2Config()
+        c.imageTokenId = 51289
+        c.textConfig.vocabSize = 51328
+        c.textConfig.maxPositionEmbeddings = 1024
+        switch name {
+        case "base":
+            c.visionConfig.embedDim = [128, 256, 512, 1024]
+            c.visionConfig.numHeads = [4, 8, 16, 32]
+            c.visionConfig.numGroups = [4, 8, 16, 32]
+            c.visionConfig.projectionDim = 768
+            (c.textConfig.dModel, c.textConfig.encoderLayers, c.textConfig.decoderLayers) = (768, 6, 6)
+            (c.textConfig.encoderAttentionHeads, c.textConfig.decoderAttentionHeads) = (12, 12)
+            (c.textConfig.encoderFfnDim, c.textConfig.decoderFfnDim) = (3072, 3072)
+        case "large":
+            c.visionConfig.embedDim = [256, 512, 1024, 2048]
+            c.visionConfig.numHeads = [8, 16, 32, 64]
+            c.visionConfig.numGroups = [8, 16, 32, 64]
+            c.visionConfig.projectionDim = 1024
+            (c.textConfig.dModel, c.textConfig.encoderLayers, c.textConfig.decoderLayers) = (1024, 12, 12)
+            (c.textConfig.encoderAttentionHeads, c.textConfig.decoderAttentionHeads) = (16, 16)
+            (c.textConfig.encoderFfnDim, c.textConfig.decoderFfnDim) = (4096, 4096)
+        default: throw PipelineError.invalidArgument("unknown Florence-2 configuration '\(name)' (base, large)")
+        }
+        return c
+    }
+
+    public struct Result: Encodable {
+        public let engine = "swiftvlm"
+        public let config: String
+        public let image_side: Int
+        public let encoder_seconds: Double
+        public let caption_seconds: Double
+        public let od_seconds: Double
+        public let beams: Int
+        public let new_tokens: Int
+    }
+
+    /// Median of `repeats` runs each: the encoder side, then <CAPTION> (7 prompt words) and <OD> (10) answers of
+    /// exactly `newTokens` tokens with `beams` beams (EOS ignored, as the PyTorch script's min_new_tokens).
+    public static func run(config name: String, side: Int = 768, beams: Int = 3, newTokens: Int = 20, repeats: Int = 3) throws -> Result {
+        let config = try config(name)
+        let model = try Florence2Model.random(config: config, seed: 0)
+        let imageTokens = model.vision.imageTokenCount(height: side, width: side)
+        let pixels = Tensor(uninitialized: [1, 3, side, side])
+        var rng = SplitMix64(seed: 1)
+        for i in 0 ..< pixels.count { pixels.pointer[i] = rng.nextUniform() * 4 - 2 }
+        func prompt(_ words: Int) -> [Int] { Array(repeating: config.imageTokenId, count: imageTokens) + [0] + (0 ..< words).map { 100 + $0 } + [2] }
+        func median(_ body: () throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for _ in 0 ..< max(repeats, 1) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            return times.sorted()[times.count / 2]
+        }
+        let encoder = try median { _ = try model.encode(ids: prompt(7), pixelValues: pixels) }
+        var options = SamplingOptions()
+        options.numBeams = beams
+        options.noRepeatNgramSize = 3
+        func answer(_ words: Int) throws {
+            let state = model.makeState(capacity: newTokens + 1)
+            let logits = try model.prefill(PreparedInput(ids: prompt(words), pixels: PixelInputs(pixelValues: pixels)), state: state)
+            _ = try BeamSearch(model: model, options: options, eos: []).run(prompt: [config.textConfig.decoderStartTokenId], state: state,
+                                                                         logits: logits, budget: newTokens)
+        }
+        let caption = try median { try answer(7) }
+        let od = try median { try answer(10) }
+        return Result(config: name, image_side: side, encoder_seconds: encoder, caption_seconds: caption, od_seconds: od,
+                      beams: beams, new_tokens: newTokens)
+    }
+}
