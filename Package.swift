@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
         // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
         // builds it with libFuzzer and the address sanitizer.
-        .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers"], path: "Fuzz",
+        .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers", "VLMServer"], path: "Fuzz",
                           exclude: ["corpus", "lsan.supp"]),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),

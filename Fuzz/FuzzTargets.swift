@@ -2,6 +2,7 @@ import Foundation
 import VLMImage
 import VLMModels
 import VLMTensor
+import VLMServer
 import VLMTokenizers
 
 /// What the fuzzers feed with arbitrary bytes: every parser of outside input that does not need a network.
@@ -9,7 +10,7 @@ import VLMTokenizers
 /// timeout or an out-of-memory is a bug. Run by Scripts/fuzz.sh (libFuzzer) and replayed by `vlm-fuzz` over
 /// the committed corpus (Fuzz/corpus/<target>) in the normal build.
 enum FuzzTargets {
-    static let names = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece"]
+    static let names = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece"] + RequestFuzzing.targets
 
     /// Runs `target` on `data`; errors are the expected outcome for most inputs and are ignored.
     static func run(_ target: String, _ data: Data) {
@@ -21,6 +22,8 @@ enum FuzzTargets {
         case "config": config(data)
         case "tokenizer": tokenizer(data, file: "tokenizer.json")
         case "spiece": tokenizer(data, file: "spiece.model")
+        // The server's request bodies and data URLs (dataurl embeddings chat index search classify).
+        case _ where RequestFuzzing.targets.contains(target): RequestFuzzing.run(target, data)
         default: break
         }
     }

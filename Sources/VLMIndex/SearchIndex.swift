@@ -202,6 +202,24 @@ public final class SearchIndex: @unchecked Sendable {
         hnswDirty = true
     }
 
+    /// What is wrong with the persisted graph file, if there is one: it must load (checksum and structure; a
+    /// half-written file would fail here) and belong to this store. A graph that lags behind the store is
+    /// normal (it is reconciled on open); a missing one is rebuilt when needed. Also reports the in-memory
+    /// matrix disagreeing with the store.
+    func graphFileProblems() throws -> [String] {
+        var problems: [String] = []
+        let embeddings = try store.stats().embeddings
+        if exact.count != embeddings { problems.append("the search matrix holds \(exact.count) vectors, the database \(embeddings)") }
+        guard let path = configuration.hnswPath, FileManager.default.fileExists(atPath: path) else { return problems }
+        do {
+            let info = try HNSWIndex.load(from: path).info
+            if info.storeID != store.storeID { problems.append("graph file \(path) belongs to another store") }
+        } catch {
+            problems.append("graph file \(path) is unusable: \(error)")
+        }
+        return problems
+    }
+
     /// Writes the graph file if it changed (atomic replace). Call after a batch of writes.
     public func persist() throws {
         guard let g = hnsw, hnswDirty, let path = configuration.hnswPath else { return }

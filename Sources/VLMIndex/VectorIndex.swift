@@ -83,7 +83,7 @@ extension SearchIndex: VectorIndex {
     public func file(id: Int64) throws -> StoredFile? { try store.file(id: id) }
     public func file(path: String) throws -> StoredFile? { try store.file(path: path) }
     public func stats() throws -> StoreStats { try store.stats() }
-    public func check() throws -> [String] { try store.check() }
+    public func check() throws -> [String] { try store.check() + graphFileProblems() }
     public func checkpoint() throws { try store.checkpoint() }
 
     public func duplicateFiles(threshold: Float, limit: Int) throws -> [(a: StoredFile, b: StoredFile, score: Float)] {

@@ -26,6 +26,10 @@ extension IndexService {
         }
     }
 
+    /// Test hook (ServerKillTests): with VLM_TEST_UPLOAD_PAUSE_MS set, a write pauses that long between storing
+    /// its upload files and committing their entries, so a test can kill the server there. Unset: no effect.
+    static let testUploadPause: UInt32? = ProcessInfo.processInfo.environment["VLM_TEST_UPLOAD_PAUSE_MS"].flatMap { UInt32($0) }
+
     /// An item whose embedding is ready to be written.
     struct Encoded: Sendable {
         let item: IngestItem
@@ -82,22 +86,26 @@ extension IndexService {
         }
 
         let keep = items.filter { unchanged.contains($0.path) }
-        let ready = encoded
+        let ready = encoded, uploadStore = uploadStore
         let size = try await write { index in
             var created: [String] = []
             do {
-                for item in keep + ready.map(\.item) {  // restore an unchanged upload whose file was removed
+                // Write new uploads, and restore an unchanged upload whose file was removed (not one whose entry a
+                // concurrent delete removed since the plan: that would leave a file without an entry).
+                let restore = try keep.filter { try index.file(path: $0.path) != nil }
+                for item in restore + ready.map(\.item) {
                     if case .upload(let data, _) = item.source, !FileManager.default.fileExists(atPath: item.path) {
-                        try data.write(to: URL(fileURLWithPath: item.path), options: .atomic)
+                        try uploadStore.write(data, to: item.path)  // whole and on disk before the commit below
                         created.append(item.path)
                     }
                 }
+                if !created.isEmpty, let pause = Self.testUploadPause { usleep(pause * 1000) }
                 let records = try ready.map { e in
                     FileRecord(stat: try e.stat ?? FileStat.of(path: e.item.path), contentHash: e.hash, metadata: e.item.metadata, vector: e.vector)
                 }
                 try index.add(records)
             } catch {
-                for path in created { try? FileManager.default.removeItem(atPath: path) }
+                for path in created { uploadStore.remove(path: path) }
                 throw ServerError.internalError("cannot store the images: \(error)")
             }
             return try index.entryCount()
@@ -126,7 +134,7 @@ extension IndexService {
                 throw ServerError.imageTooLarge(width: probe.width, height: probe.height, limit: maxPixels)
             }
             let hash = SHA256Hasher.hex(data)
-            let path = roots.uploads.lexical + "/" + hash.prefix(32) + "." + probe.format.fileExtension
+            let path = roots.uploads.lexical + "/" + UploadStore.fileName(hash: hash, ext: probe.format.fileExtension)
             return IngestItem(label: label, path: path, source: .upload(data, hash: hash), name: cleanName(upload.name))
         } catch let error as ServerError {
             throw error.labelled(label)

@@ -11,7 +11,8 @@ import VLMIndex
 /// the in-memory update, so a search never sees a half-applied write. Lock waits happen on dispatch threads,
 /// never on Swift's cooperative pool.
 ///
-/// Durability: the store commits each write (one transaction); the HNSW graph file is refreshed at most
+/// Durability: uploads are written whole (temporary file, fsync, rename) before their entry is committed; the
+/// store commits each write (one transaction); the HNSW graph file is refreshed at most
 /// every `persistInterval` seconds after writes and at shutdown (`persistNow`). A graph file that lags
 /// behind is reconciled with the store when the index is next opened (see `SearchIndex`).
 public final class IndexService: @unchecked Sendable {
@@ -19,6 +20,8 @@ public final class IndexService: @unchecked Sendable {
     let roots: IndexRoots
     let thumbnails: ThumbnailCache
     let config: ServerConfig
+    /// The uploads directory: crash-safe writes, and the tidy-up of what a crash leaves (see `UploadStore`).
+    let uploadStore: UploadStore
     /// File name of the database (what /healthz reports; the full server path stays private).
     let name: String
     private let lock = ReadWriteLock()
@@ -57,6 +60,16 @@ public final class IndexService: @unchecked Sendable {
         roots = try IndexRoots(roots: config.indexRoots, uploads: uploads)
         thumbnails = try ThumbnailCache(directory: config.thumbnailDirectory ?? defaultThumbnails, edge: config.thumbnailEdge)
         self.config = config
+        uploadStore = UploadStore(directory: roots.uploads.lexical)
+        // A kill between writing an upload and committing it (or committing a delete and unlinking) leaves a
+        // file without an entry; this index's own uploads directory is tidied here. (A shared collection's
+        // directory is not: another replica may be between the two steps.)
+        if index is SearchIndex {
+            let swept = try uploadStore.sweep(index: index)
+            if !swept.isEmpty {
+                FileHandle.standardError.write(Data("vlm serve: removed \(swept.count) upload file(s) left without an index entry by an interrupted write\n".utf8))
+            }
+        }
         summary = (try index.entryCount(), index.searchStrategy)
         // One machine's index: warn about files the server cannot show. (Not for shared indexes: a scan of a
         // large collection on every replica's start is too slow, and other workers' paths may differ.)
@@ -195,11 +208,12 @@ public final class IndexService: @unchecked Sendable {
     /// Removes entry `id`; an uploaded image's file is deleted too (files under roots are the user's and
     /// stay). Returns the new index size.
     func remove(id: Int64) async throws -> Int {
-        let roots = roots
+        let roots = roots, uploadStore = uploadStore
         return try await write { index in
             guard let file = try index.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
             try index.remove(paths: [file.path])
-            if roots.isUpload(file.path) { try? FileManager.default.removeItem(atPath: file.path) }
+            // After the commit: a kill in between leaves an unreferenced file, removed at the next start.
+            if roots.isUpload(file.path) { uploadStore.remove(path: file.path) }
             return try index.entryCount()
         }
     }

@@ -237,7 +237,13 @@ extension IndexCommand {
         static let configuration = CommandConfiguration(abstract: "Index size, model, storage and search strategy.")
         @OptionGroup var location: IndexLocation
         @Flag(help: "JSON output.") var json = false
-        @Flag(help: "Also check the database (SQLite integrity, every file has its embedding); exit 1 on problems.") var check = false
+        @Flag(help: """
+            Also check consistency: the database (SQLite integrity, every file has its embedding), the search \
+            matrix and graph file against it, and the server's uploads directory against the entries (every \
+            uploaded entry's file present and whole, no file without an entry); exit 1 on problems.
+            """) var check = false
+        @Option(help: "Uploads directory of `vlm serve` to check with --check (default: <index>.uploads, if it exists).")
+        var uploads: String?
 
         struct Output: Encodable {
             let path: String
@@ -262,7 +268,7 @@ extension IndexCommand {
                 let out = Output(path: index.location, model: s.fingerprint, dim: s.dim, files: s.files, embeddings: s.embeddings,
                                  image_bytes: s.totalFileBytes, database_bytes: s.databaseBytes, strategy: index.searchStrategy,
                                  hnsw_nodes: details["hnsw_nodes"].flatMap { Int($0) }, hnsw_deleted: details["hnsw_deleted"].flatMap { Int($0) },
-                                 problems: check ? try index.check() : nil)
+                                 problems: check ? try index.check() + uploadProblems(index) : nil)
                 try index.persist()
                 if json { try printJSON(out) } else {
                     print("index     \(out.path)\nmodel     \(out.model) (dim \(out.dim))\nimages    \(out.files) (\(out.image_bytes) bytes on disk)")
@@ -274,6 +280,17 @@ extension IndexCommand {
                     throw IndexError.corruptFile(path: index.location, reason: problems.joined(separator: "; "))
                 }
             }
+        }
+
+        /// The uploads directory (given, or the SQLite index's default if present) checked against the index.
+        func uploadProblems(_ index: any VectorIndex) throws -> [String] {
+            let given = uploads.map { ($0 as NSString).expandingTildeInPath }
+            let directory = given ?? (index is SearchIndex ? index.location + ".uploads" : "")
+            var isDirectory: ObjCBool = false
+            guard !directory.isEmpty, FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                return given.map { ["--uploads \($0) is not a directory"] } ?? []
+            }
+            return try UploadStore(directory: directory).check(index: index)
         }
     }
 

@@ -6,7 +6,8 @@ import VLMTestSupport
 /// replayed through the normal build's `vlm-fuzz`: every parser of outside input returns or throws on each,
 /// without crashing. (Scripts/fuzz.sh runs libFuzzer with AddressSanitizer over the same targets.)
 @Suite struct FuzzCorpusTests {
-    static let targets = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece"]
+    static let targets = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece",
+                          "dataurl", "embeddings", "chat", "index", "search", "classify"]
 
     @Test(arguments: targets)
     func corpusReplaysWithoutCrashing(target: String) throws {
