@@ -74,13 +74,6 @@ public struct Embedding: @unchecked Sendable {
         }
     }
 
-    /// Row `index` of a float32 table; the caller has validated the index. Only for float32 storage (CLIP):
-    /// use copyRow for tables that may be 16-bit.
-    public func row(_ index: Int) -> UnsafeMutablePointer<Float> {
-        guard let table else { preconditionFailure("Embedding.row needs float32 storage; use copyRow") }  // safe: CLIP towers load float32
-        return table.pointer + index * dim
-    }
-
     /// dst[0..<dim] = row `index` as float32, whatever the storage; the caller has validated the index.
     public func copyRow(_ index: Int, into dst: UnsafeMutablePointer<Float>) {
         if let table { dst.update(from: table.pointer + index * dim, count: dim) } else { packed?.copyRow(index, into: dst) }

@@ -230,11 +230,15 @@ private final class CLIPTextTower: @unchecked Sendable {
             start += group.count
             let t = group.map { lengths[$0] }.max() ?? 1
             let h = Tensor(zeros: [group.count * t, c])
+            let pe = UnsafeMutablePointer<Float>.allocate(capacity: c)
+            defer { pe.deallocate() }
             for (bi, index) in group.enumerated() {
                 for pos in 0 ..< lengths[index] {
-                    let tok = tokenEmbedding.row(ids[index][pos]), pe = positionEmbedding.row(pos)
+                    // copyRow: the tables may be packed (bf16/int8/int4 with --precision) and are widened per row.
                     let row = h.pointer + (bi * t + pos) * c
-                    for j in 0 ..< c { row[j] = tok[j] + pe[j] }
+                    tokenEmbedding.copyRow(ids[index][pos], into: row)
+                    positionEmbedding.copyRow(pos, into: pe)
+                    for j in 0 ..< c { row[j] += pe[j] }
                 }
                 // Rows past this sequence's end stay zero: causal attention keeps them out of its pooled token.
             }

@@ -36,12 +36,15 @@ final class CLIPVisionTransformer: @unchecked Sendable {
         let b = pixels.shape[0], c = config.hiddenSize, tokens = tokens
         let embedded = patchEmbedding(config.patches(pixels))  // [B*g*g, C]
         let h = Tensor(uninitialized: [b * tokens, c])
+        // The position table widened once per call (it may be packed with --precision): [tokens, C].
+        let positions = Tensor(uninitialized: [tokens, c])
+        for t in 0 ..< tokens { positionEmbedding.copyRow(t, into: positions.pointer + t * c) }
         for bi in 0 ..< b {
             let row0 = h.pointer + bi * tokens * c
-            for j in 0 ..< c { row0[j] = classEmbedding.pointer[j] + positionEmbedding.row(0)[j] }
+            for j in 0 ..< c { row0[j] = classEmbedding.pointer[j] + positions.pointer[j] }
             for t in 1 ..< tokens {
                 let src = embedded.pointer + (bi * (tokens - 1) + t - 1) * c
-                let pos = positionEmbedding.row(t)
+                let pos = positions.pointer + t * c
                 let row = h.pointer + (bi * tokens + t) * c
                 for j in 0 ..< c { row[j] = src[j] + pos[j] }
             }
