@@ -41,8 +41,9 @@ public enum SceneVLM {
 
     /// tokenizer.json (word-level, lowercase, Whitespace pre-tokenizer, BOS prepended, `<image>` an added special
     /// token), tokenizer_config.json with the chat template, special_tokens_map.json, preprocessor_config.json.
-    /// Ids: pad 0, unk 1, words, BOS, EOS, then `<image>` as the highest id.
-    public static func assets(words: [String], imageSize: Int, maxLength: Int) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
+    /// Ids: pad 0, unk 1, words, BOS, EOS, then `<image>` as the highest id. processor_config.json lets
+    /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
+    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
         let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
         let image = vocab.count
         var full = vocab
@@ -68,8 +69,8 @@ public enum SceneVLM {
             "chat_template": chatTemplate, "extra_special_tokens": ["image_token": imageToken],
         ]
         let map: [String: Any] = ["bos_token": b, "eos_token": e, "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk]
-        let processor: [String: Any] = ["processor_class": "LlavaProcessor", "image_token": imageToken, "patch_size": NSNull(),
-                                        "vision_feature_select_strategy": "default", "num_additional_image_tokens": 0]
+        let processor: [String: Any] = ["processor_class": "LlavaProcessor", "image_token": imageToken, "patch_size": patchSize,
+                                        "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1]
         let generation: [String: Any] = ["bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": false]
         let files: [String: Data] = [
             "tokenizer.json": try json(tokenizer), "tokenizer_config.json": try json(config), "special_tokens_map.json": try json(map),
