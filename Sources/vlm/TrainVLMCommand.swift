@@ -30,7 +30,8 @@ struct TrainVLM: ParsableCommand {
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
     @Option(help: "Continue from a checkpoint written by this command (with --steps: the new total).") var resume: String?
-    @Option(help: "Output directory (the final checkpoint).") var out: String
+    @Option(help: "Output directory (the final checkpoint).") var out: String?
+    @Option(help: "Only evaluate this checkpoint on --eval-scenes test scenes (no training).") var evaluate: String?
     @Option(help: "Also write an inference-only copy (fp16 weights) to this directory.") var export: String?
     @Option(name: .customLong("eval-scenes"), help: "After training, answer every turn of N test-split scenes and print exact-match accuracy per kind.") var evalScenes = 0
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
@@ -39,6 +40,8 @@ struct TrainVLM: ParsableCommand {
     func run() throws {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
+            if let evaluate { return try report(expand(evaluate), scenes: max(evalScenes, 1)) }
+            guard let out else { throw ValidationError("--out DIR is required") }
             let trainer: SceneVLMTrainer
             if let resume {
                 trainer = try SceneVLMTrainer(resume: expand(resume), steps: steps)
@@ -69,11 +72,15 @@ struct TrainVLM: ParsableCommand {
                 try trainer.export(to: expand(export))
                 print("exported: \(expand(export).path) (fp16)")
             }
-            if evalScenes > 0 {
-                for s in try SceneVLMEvaluation.run(directory: expand(out), count: evalScenes) {
-                    print(String(format: "%-9@ %4d/%4d  %.1f%%", s.kind as NSString, s.correct, s.total, 100 * s.accuracy))
-                }
-            }
+            if evalScenes > 0 { try report(expand(out), scenes: evalScenes) }
         }
+    }
+
+    func report(_ directory: URL, scenes: Int) throws {
+        let started = Date()
+        for s in try SceneVLMEvaluation.run(directory: directory, count: scenes) {
+            print(String(format: "%-9@ %4d/%4d  %5.1f%%", s.kind as NSString, s.correct, s.total, 100 * s.accuracy))
+        }
+        print("evaluated \(scenes) test scenes in \(formatDuration(Date().timeIntervalSince(started)))")
     }
 }
