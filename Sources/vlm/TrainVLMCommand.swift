@@ -79,7 +79,7 @@ struct TrainVLM: ParsableCommand {
     func report(_ directory: URL, scenes: Int) throws {
         let started = Date()
         for s in try SceneVLMEvaluation.run(directory: directory, count: scenes) {
-            print(String(format: "%-9@ %4d/%4d  %5.1f%%", s.kind as NSString, s.correct, s.total, 100 * s.accuracy))
+            print(s.kind.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: " %4d/%4d  %5.1f%%", s.correct, s.total, 100 * s.accuracy))
         }
         print("evaluated \(scenes) test scenes in \(formatDuration(Date().timeIntervalSince(started)))")
     }
