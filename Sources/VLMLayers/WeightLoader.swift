@@ -60,6 +60,9 @@ public final class WeightLoader {
     /// Keys a model may leave unclaimed (non-persistent buffers older checkpoints carry, e.g. position_ids).
     private let ignorable: (String) -> Bool
     private var random: SplitMix64?
+    /// Keys and shapes a random loader has handed out, in request order: a model's complete parameter list as
+    /// its layers claim them (training builds its parameter set from it instead of a second list).
+    public private(set) var requested: [(key: String, shape: [Int])] = []
 
     /// Storage of linear weights and embeddings for scopes that do not override it (WeightScope.storage).
     public let storage: WeightStorage
@@ -166,6 +169,7 @@ public final class WeightLoader {
     }
 
     private func randomTensor(_ key: String, shape: [Int]) -> Tensor {
+        requested.append((key, shape))
         let t = Tensor(uninitialized: shape)
         let isNormScale = shape.count == 1 && key.hasSuffix(".weight") && key.contains("norm")
         for i in 0 ..< t.count {

@@ -125,6 +125,17 @@ public final class LlavaModel: @unchecked Sendable {
         return try Checkpoint.random(seed: seed, storage: storage) { try LlavaModel(config: config, weights: $0) }
     }
 
+    /// Every tensor a checkpoint of `config` holds, with its shape, in the order this model's layers claim them
+    /// (llava-hf layout: vision_tower.vision_model.*, multi_modal_projector.*, language_model.model.*,
+    /// language_model.lm_head.weight unless tied). Training builds its parameters from this list, so what it
+    /// exports is what `load` reads.
+    public static func parameterShapes(config: LlavaConfig) throws -> [(name: String, shape: [Int])] {
+        try config.validate(path: "config")
+        let loader = WeightLoader(randomSeed: 0)
+        _ = try loadingWeights { try LlavaModel(config: config, weights: loader) }
+        return loader.requested.map { ($0.key, $0.shape) }
+    }
+
     // MARK: - Weights
 
     /// Key prefixes of each component in the layouts transformers 5.x loads: the Hub's llava-hf files

@@ -36,19 +36,7 @@ enum VisionTowerOp {
     /// pixels: [B, channels, S, S] -> image features [B, P] (get_image_features, unnormalised).
     static func forward(_ pixels: Tensor, params: ParameterSet, config: CLIPVisionConfig) -> (Tensor, VisionCache) {
         let b = pixels.shape[0], c = config.hiddenSize, g = config.patchesPerSide, tokens = g * g + 1
-        let conv = params["vision_model.embeddings.patch_embedding.weight"]
-        let (embedded, patchCache) = LinearOp.forward(config.patches(pixels), weight: conv.reshaped([c, conv.count / c]), bias: nil)
-        let cls = params["vision_model.embeddings.class_embedding"].pointer
-        let pos = params["vision_model.embeddings.position_embedding.weight"].pointer
-        let h = Tensor(uninitialized: [b * tokens, c])
-        for bi in 0 ..< b {
-            let row0 = h.pointer + bi * tokens * c
-            for j in 0 ..< c { row0[j] = cls[j] + pos[j] }
-            for t in 1 ..< tokens {
-                let src = embedded.pointer + (bi * (tokens - 1) + t - 1) * c, row = h.pointer + (bi * tokens + t) * c
-                for j in 0 ..< c { row[j] = src[j] + pos[t * c + j] }
-            }
-        }
+        let (h, patchCache) = PatchEmbeddingOp.forward(pixels, params: params, prefix: "vision_model", config: config)
         var (x, preCache) = LayerNormOp.forward(h, weight: params["vision_model.pre_layrnorm.weight"],
                                                 bias: params["vision_model.pre_layrnorm.bias"], eps: config.layerNormEps)
         var layers: [EncoderLayerCache] = []
@@ -87,26 +75,8 @@ enum VisionTowerOp {
         let pre = LayerNormOp.backward(dx, cache: cache.preLayerNorm, weight: params["vision_model.pre_layrnorm.weight"])
         grads.add("vision_model.pre_layrnorm.weight", pre.dw)
         grads.add("vision_model.pre_layrnorm.bias", pre.db)
-        // h[b, 0] = cls + pos[0]; h[b, t] = patch(b, t-1) + pos[t]: position and class gradients sum over the batch.
-        let dh = pre.dx
-        let dCls = Tensor(zeros: [c]), dPos = Tensor(zeros: [tokens, c]), dEmbedded = Tensor(uninitialized: [b * (tokens - 1), c])
-        for bi in 0 ..< b {
-            for t in 0 ..< tokens {
-                let row = dh.pointer + (bi * tokens + t) * c
-                for j in 0 ..< c { dPos.pointer[t * c + j] += row[j] }
-                if t == 0 {
-                    for j in 0 ..< c { dCls.pointer[j] += row[j] }
-                } else {
-                    (dEmbedded.pointer + (bi * (tokens - 1) + t - 1) * c).update(from: row, count: c)
-                }
-            }
-        }
-        grads.add("vision_model.embeddings.class_embedding", dCls)
-        grads.add("vision_model.embeddings.position_embedding.weight", dPos)
-        let conv = params["vision_model.embeddings.patch_embedding.weight"]
-        let patch = LinearOp.backward(dEmbedded, cache: cache.patchEmbedding, weight: conv.reshaped([c, conv.count / c]),
-                                      hasBias: false, needInput: false)
-        grads.add("vision_model.embeddings.patch_embedding.weight", patch.dw, shape: conv.shape)
+        PatchEmbeddingOp.backward(pre.dx, cache: cache.patchEmbedding, batch: b, params: params, prefix: "vision_model",
+                                  config: config, grads: grads)
     }
 }
 

@@ -41,29 +41,38 @@ extension TrainableCLIP {
     /// Entries of an existing `directory` that the new checkpoint does not write (e.g. `checkpoints/`, logs) are
     /// carried over, so writing the final model into a run's output folder keeps the rest of the run.
     public func save(to directory: URL, extraFiles: [String: Data] = [:], dtype: SafeTensorsWriter.StorageType = .f32) throws {
-        let fm = FileManager.default
-        let partial = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".partial")
-        let old = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".old")
-        do {
-            try? fm.removeItem(at: partial)
-            try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+        try writeCheckpointDirectory(directory) { partial in
             try configData().write(to: partial.appendingPathComponent("config.json"))
             let items = parameters.names.map { SafeTensorsWriter.Item($0, parameters[$0], dtype: $0 == "logit_scale" ? .f32 : dtype) }
             try SafeTensorsWriter.write(items, to: partial.appendingPathComponent("model.safetensors"))
             for (name, data) in extraFiles { try data.write(to: partial.appendingPathComponent(name)) }
-            try? fm.removeItem(at: old)
-            if fm.fileExists(atPath: directory.path) {
-                for name in try fm.contentsOfDirectory(atPath: directory.path) where !fm.fileExists(atPath: partial.appendingPathComponent(name).path) {
-                    try fm.moveItem(at: directory.appendingPathComponent(name), to: partial.appendingPathComponent(name))
-                }
-                try fm.moveItem(at: directory, to: old)
-            }
-            try fm.moveItem(at: partial, to: directory)
-            try? fm.removeItem(at: old)
-        } catch let e as TrainingError {
-            throw e
-        } catch {
-            throw TrainingError.io(path: directory.path, reason: "cannot write checkpoint: \(error)")
         }
+    }
+}
+
+/// Writes a checkpoint directory atomically: `write` fills a sibling `.partial` directory that then replaces
+/// `directory`, so a crash never leaves half a checkpoint. Entries of an existing `directory` that the new
+/// checkpoint does not write (e.g. `checkpoints/`, logs) are carried over.
+func writeCheckpointDirectory(_ directory: URL, write: (URL) throws -> Void) throws {
+    let fm = FileManager.default
+    let partial = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".partial")
+    let old = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".old")
+    do {
+        try? fm.removeItem(at: partial)
+        try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+        try write(partial)
+        try? fm.removeItem(at: old)
+        if fm.fileExists(atPath: directory.path) {
+            for name in try fm.contentsOfDirectory(atPath: directory.path) where !fm.fileExists(atPath: partial.appendingPathComponent(name).path) {
+                try fm.moveItem(at: directory.appendingPathComponent(name), to: partial.appendingPathComponent(name))
+            }
+            try fm.moveItem(at: directory, to: old)
+        }
+        try fm.moveItem(at: partial, to: directory)
+        try? fm.removeItem(at: old)
+    } catch let e as TrainingError {
+        throw e
+    } catch {
+        throw TrainingError.io(path: directory.path, reason: "cannot write checkpoint: \(error)")
     }
 }

@@ -41,6 +41,15 @@ public struct TrainingProgress: Sendable {
     public let gradientNorm: Float
     /// Image-text pairs per second over this step.
     public let samplesPerSecond: Double
+
+    public init(step: Int, epoch: Int, loss: Float, learningRate: Float, gradientNorm: Float, samplesPerSecond: Double) {
+        self.step = step
+        self.epoch = epoch
+        self.loss = loss
+        self.learningRate = learningRate
+        self.gradientNorm = gradientNorm
+        self.samplesPerSecond = samplesPerSecond
+    }
 }
 
 public struct TrainerOptions: Sendable {

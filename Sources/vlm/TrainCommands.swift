@@ -6,7 +6,7 @@ import VLMTraining
 /// `vlm train clip`: contrastive training (from scratch or fine-tuning) into a Hugging Face checkpoint directory.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train models (contrastive CLIP training).", subcommands: [TrainCLIP.self])
+        commandName: "train", abstract: "Train models (contrastive CLIP, generative VLM).", subcommands: [TrainCLIP.self, TrainVLM.self])
 }
 
 extension FreezeMode: ExpressibleByArgument {}

@@ -1,0 +1,198 @@
+import Foundation
+import VLMImage
+import VLMModels
+import VLMScenes
+import VLMTensor
+import VLMTokenizers
+import VLMTraining
+
+/// A generative VLM trained from scratch on the scenes generator: the checkpoint's non-weight files (a word-level
+/// tokenizer with an `<image>` token, a chat template, a CLIP image processor), the LLaVA presets, and the
+/// supervised turns (a caption or a question about one scene, the answer scored).
+public enum SceneVLM {
+    /// The user turn of a caption example: `vlm caption`'s default instruction, so captioning works untold.
+    public static let captionPrompt = "Describe this image in one sentence."
+    public static let imageToken = "<image>"
+    /// USER-turn parts, then "answer :" after which the model speaks; the assistant turn ends with EOS. The
+    /// template does not depend on add_generation_prompt: every user turn ends with the answer cue.
+    public static let chatTemplate = """
+    {% for message in messages %}{% if message['role'] == 'user' %}question :{% for part in message['content'] %}\
+    {% if part['type'] == 'image' %} <image>{% else %} {{ part['text'] }}{% endif %}{% endfor %} answer :\
+    {% elif message['role'] == 'assistant' %}{% for part in message['content'] %} {{ part['text'] }}{% endfor %}{{ eos_token }}\
+    {% endif %}{% endfor %}
+    """
+    public static let presets = ["micro", "tiny"]
+
+    /// Every word the generator (and the template) can say: captions and questions of a few thousand scenes of
+    /// every split, class names, count words, the caption instruction.
+    public static func corpus(seed: UInt64) throws -> [String] {
+        var corpus = SceneVocabulary.allTypes.map(\.name) + SceneShape.allCases.map(\.plural) + SceneVocabulary.countWords
+        corpus += SceneRelation.allCases.map(\.phrase) + ObjectSize.allCases.map(\.rawValue) + SceneColour.allCases.map(\.rawValue)
+        corpus += [captionPrompt, "question : answer : yes no"]
+        let generator = try SceneGenerator(seed: seed)
+        for split in SceneSplit.allCases {
+            for index in 0 ..< 1000 {  // layouts and texts only, nothing rendered
+                let text = SceneText(scene: try generator.scene(index: index, split: split), seed: seed)
+                corpus += text.captions.map(\.text) + text.questions.flatMap { [$0.question, $0.answer] }
+            }
+        }
+        return corpus
+    }
+
+    /// tokenizer.json (word-level, lowercase, Whitespace pre-tokenizer, BOS prepended, `<image>` an added special
+    /// token), tokenizer_config.json with the chat template, special_tokens_map.json, preprocessor_config.json.
+    /// Ids: pad 0, unk 1, words, BOS, EOS, then `<image>` as the highest id. processor_config.json lets
+    /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
+    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
+        let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
+        let image = vocab.count
+        var full = vocab
+        full[imageToken] = image
+        func added(_ content: String, _ id: Int) -> [String: Any] {
+            ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        }
+        let b = CheckpointAssets.bos, e = CheckpointAssets.eos
+        let tokenizer: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
+            "added_tokens": [added(CheckpointAssets.pad, pad), added(CheckpointAssets.unk, 1), added(b, bos), added(e, eos), added(imageToken, image)],
+            "normalizer": ["type": "Lowercase"],
+            "pre_tokenizer": ["type": "Whitespace"],
+            "post_processor": ["type": "TemplateProcessing", "single": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                               "pair": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]], ["Sequence": ["id": "B", "type_id": 1]]],
+                               "special_tokens": [b: ["id": b, "ids": [bos], "tokens": [b]]]],
+            "decoder": ["type": "WordPiece", "prefix": "##", "cleanup": true],
+            "model": ["type": "WordLevel", "vocab": full, "unk_token": CheckpointAssets.unk],
+        ]
+        let config: [String: Any] = [
+            "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": maxLength, "bos_token": b, "eos_token": e,
+            "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk, "clean_up_tokenization_spaces": false,
+            "chat_template": chatTemplate, "extra_special_tokens": ["image_token": imageToken],
+        ]
+        let map: [String: Any] = ["bos_token": b, "eos_token": e, "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk]
+        let processor: [String: Any] = ["processor_class": "LlavaProcessor", "image_token": imageToken, "patch_size": patchSize,
+                                        "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1]
+        let generation: [String: Any] = ["bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": false]
+        let files: [String: Data] = [
+            "tokenizer.json": try json(tokenizer), "tokenizer_config.json": try json(config), "special_tokens_map.json": try json(map),
+            "preprocessor_config.json": try CheckpointAssets.preprocessorConfig(imageSize: imageSize),
+            "processor_config.json": try json(processor), "generation_config.json": try json(generation),
+            "chat_template.json": try json(["chat_template": chatTemplate]),
+        ]
+        return (files, full.count, bos, eos, image)
+    }
+
+    /// LLaVA architectures for 64x64 scenes: CLIP tower (patch 16 -> 16 image tokens), linear-GELU-linear
+    /// projector, a Llama decoder with grouped-query attention and tied embeddings.
+    public static func config(preset: String, vocabSize: Int, bos: Int, eos: Int, image: Int, imageSize: Int = 64) throws -> LlavaConfig {
+        var c = LlavaConfig()
+        var v = CLIPVisionConfig(), t = LlamaConfig()
+        v.imageSize = imageSize
+        v.patchSize = 16
+        v.hiddenAct = "quick_gelu"
+        t.vocabSize = vocabSize
+        t.maxPositionEmbeddings = 96
+        t.bosTokenID = bos
+        t.eosTokenIDs = [eos]
+        t.padTokenID = 0
+        t.tieWordEmbeddings = true
+        t.rmsNormEps = 1e-5
+        switch preset {
+        case "micro":
+            (v.hiddenSize, v.intermediateSize, v.numHiddenLayers, v.numAttentionHeads) = (32, 64, 2, 2)
+            (t.hiddenSize, t.intermediateSize, t.numHiddenLayers, t.numAttentionHeads, t.numKeyValueHeads) = (32, 64, 1, 2, 1)
+        case "tiny":
+            (v.hiddenSize, v.intermediateSize, v.numHiddenLayers, v.numAttentionHeads) = (128, 384, 3, 4)
+            (t.hiddenSize, t.intermediateSize, t.numHiddenLayers, t.numAttentionHeads, t.numKeyValueHeads) = (128, 352, 3, 4, 2)
+        default:
+            throw PipelineError.invalidArgument("unknown preset '\(preset)'; use one of: \(presets.joined(separator: ", "))")
+        }
+        c.visionConfig = v
+        c.textConfig = t
+        c.imageTokenIndex = image
+        c.visionFeatureLayers = [-1]
+        return c
+    }
+
+    static func json(_ object: Any) throws -> Data {
+        do { return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) } catch {
+            throw PipelineError.invalidArgument("cannot encode JSON: \(error)")
+        }
+    }
+}
+
+/// One supervised turn about one scene.
+public struct SceneVLMExample: Sendable {
+    /// "caption" or a SceneQuestion.Kind raw value.
+    public let kind: String
+    public let prompt: String
+    public let answer: String
+}
+
+extension SceneVLMExample {
+    /// The caption turn and every question the generator asks about the scene.
+    public static func all(for text: SceneText) -> [SceneVLMExample] {
+        [SceneVLMExample(kind: "caption", prompt: SceneVLM.captionPrompt, answer: text.caption)]
+            + text.questions.map { SceneVLMExample(kind: $0.kind.rawValue, prompt: $0.question, answer: $0.answer) }
+    }
+}
+
+/// Batches of scene turns, a pure function of (seed, step): each slot draws a scene of 0 ..< count (train split)
+/// and then a kind uniformly among the scene's kinds (caption included), then one turn of that kind, so rare
+/// kinds are seen as often as common ones. Prompts go through the checkpoint's own processor (chat template,
+/// tokenizer, image processor), exactly as `vlm ask` prepares them; labels cover the answer and EOS only.
+public struct SceneVLMBatches: Sendable {
+    public let generator: SceneGenerator
+    public let count: Int
+    public let batchSize: Int
+    public let seed: UInt64
+    let processor: ImageTokenInputProcessor
+    let eos: Int
+
+    public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig) throws {
+        guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
+        generator = try SceneGenerator(seed: scenesSeed)
+        self.count = count
+        self.batchSize = batchSize
+        self.seed = seed
+        processor = ImageTokenInputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),
+                                             chat: try ChatPrompt.load(directory: directory, contentParts: true),
+                                             images: try ImageProcessors.load(directory: directory), imageTokenID: config.imageTokenIndex,
+                                             tokensPerImage: config.imageTokensPerImage, contextLength: config.textConfig.maxPositionEmbeddings,
+                                             modelName: directory.lastPathComponent)
+        eos = config.textConfig.eosTokenIDs.first ?? 2
+    }
+
+    /// The turn of (step, slot) and its scene.
+    public func draw(step: Int, slot: Int) throws -> (GeneratedScene, SceneVLMExample) {
+        var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slot) &* 0xBF58_476D_1CE4_E5B9)
+        let index = Int(rng.next() % UInt64(count))
+        let scene = try generator.generate(index: index, split: .train)
+        let turns = SceneVLMExample.all(for: scene.text)
+        let kinds = Array(Set(turns.map(\.kind))).sorted()
+        let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
+        let ofKind = turns.filter { $0.kind == kind }
+        return (scene, ofKind[Int(rng.next() % UInt64(ofKind.count))])
+    }
+
+    /// Prompt ids (image run expanded) and pixels of one turn, as inference prepares them.
+    public func prompt(_ image: RGBImage, _ text: String) throws -> PreparedInput {
+        try processor.prepare(messages: [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(text)])], images: [image])
+    }
+
+    public func batch(step: Int) throws -> LlavaTrainingBatch {
+        var ids: [[Int]] = [], labels: [[Int]] = [], pixels: [Tensor] = []
+        for slot in 0 ..< batchSize {
+            let (scene, turn) = try draw(step: step, slot: slot)
+            let input = try prompt(try scene.image.rgbImage(), turn.prompt)
+            guard let p = input.pixels?.pixelValues else { throw PipelineError.invalidArgument("the image processor returned no pixels") }
+            let answer = try processor.tokenizer.encode(turn.answer, addSpecialTokens: false) + [eos]
+            ids.append(input.ids + answer)
+            labels.append(Array(repeating: LlavaTrainingBatch.ignoreIndex, count: input.ids.count) + answer)
+            pixels.append(p)
+        }
+        let one = pixels[0].count
+        let stacked = Tensor(uninitialized: [batchSize] + Array(pixels[0].shape.dropFirst()))
+        for (i, p) in pixels.enumerated() { (stacked.pointer + i * one).update(from: p.pointer, count: one) }
+        return LlavaTrainingBatch(pixels: stacked, ids: ids, labels: labels)
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import VLMTraining
+
+/// Everything that defines a `vlm train vlm` run; saved as train_args.json in every checkpoint, so a resume
+/// continues the same run from the checkpoint alone.
+public struct SceneVLMArguments: Codable, Sendable {
+    public var scenes: Int
+    public var scenesSeed: UInt64 = 0
+    public var preset: String = "tiny"
+    public var steps: Int
+    public var batch: Int = 32
+    public var lr: Float = 2e-3
+    public var warmup: Int?
+    public var wd: Float = 0.05
+    public var clipGrad: Float = 1
+    public var freezeVision = false
+    public var seed: UInt64 = 0
+    public var saveEvery: Int?
+
+    public init(scenes: Int, steps: Int) {
+        self.scenes = scenes
+        self.steps = steps
+    }
+}
+
+/// What `train` reports.
+public struct SceneVLMRunSummary: Sendable {
+    public let steps: Int
+    public let seconds: Double
+    public let finalLoss: Float?
+    public let parameters: Int
+}
+
+/// `vlm train vlm` from scratch: a LLaVA of a preset trained on scene turns with AdamW (no decay on 1-D tensors),
+/// warmup + cosine, global-norm clipping; resumable checkpoints (model + tokenizer/processor files +
+/// optimizer.safetensors + trainer_state.json + train_args.json) every --save-every steps and at the end;
+/// training_log.json and loss_curve.svg in the output directory.
+public final class SceneVLMTrainer {
+    public let args: SceneVLMArguments
+    public let model: TrainableLlava
+    public let optimizer: AdamW
+    public let assets: [String: Data]
+    public private(set) var step = 0
+    public private(set) var lossHistory: [Float] = []
+    public var onProgress: ((TrainingProgress) -> Void)?
+
+    public static let argsFile = "train_args.json"
+    public static let stateFile = "trainer_state.json"
+    public static let optimizerFile = "optimizer.safetensors"
+    public static let logFile = "training_log.json"
+    public static let curveFile = "loss_curve.svg"
+
+    struct State: Codable {
+        var step: Int
+        var lossHistory: [Float]
+    }
+
+    /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
+    public init(args: SceneVLMArguments) throws {
+        guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
+        self.args = args
+        let words = CheckpointAssets.words(in: try SceneVLM.corpus(seed: args.scenesSeed))
+        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: 96)
+        let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image)
+        var files = probe.files
+        files[Self.argsFile] = try Self.encode(args)
+        assets = files
+        model = try TrainableLlava.random(config: config, seed: args.seed)
+        optimizer = Self.makeOptimizer(args)
+    }
+
+    /// Continues a run from a checkpoint written by `saveCheckpoint` (its train_args.json defines the run;
+    /// `steps` may extend it).
+    public init(resume directory: URL, steps: Int? = nil) throws {
+        let url = directory.appendingPathComponent(Self.argsFile)
+        var args: SceneVLMArguments
+        do { args = try JSONDecoder().decode(SceneVLMArguments.self, from: Data(contentsOf: url)) } catch {
+            throw PipelineError.invalidArgument("\(url.path): cannot read the run's arguments (\(error)); resume needs a checkpoint of `vlm train vlm`")
+        }
+        if let steps { args.steps = steps }
+        self.args = args
+        model = try TrainableLlava.load(directory: directory)
+        optimizer = Self.makeOptimizer(args)
+        try optimizer.loadState(from: directory.appendingPathComponent(Self.optimizerFile), params: model.parameters)
+        let stateURL = directory.appendingPathComponent(Self.stateFile)
+        do {
+            let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL))
+            step = state.step
+            lossHistory = state.lossHistory
+        } catch { throw PipelineError.invalidArgument("\(stateURL.path): \(error)") }
+        var files = CheckpointAssets.copyable(from: directory)
+        for name in ["generation_config.json", "chat_template.json"] {
+            if let data = try? Data(contentsOf: directory.appendingPathComponent(name)) { files[name] = data }
+        }
+        files[Self.argsFile] = try Self.encode(args)
+        assets = files
+    }
+
+    static func makeOptimizer(_ args: SceneVLMArguments) -> AdamW {
+        let adam = AdamW(learningRate: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: args.wd)
+        adam.excludeFromDecay = { _, shape in shape.count < 2 }
+        return adam
+    }
+
+    public var schedule: CosineSchedule {
+        CosineSchedule(baseLR: args.lr, warmupSteps: args.warmup ?? max(1, args.steps / 20), totalSteps: args.steps)
+    }
+
+    /// Trains from the current step to args.steps, writing checkpoints under `out/checkpoints` every
+    /// args.saveEvery steps, then the final checkpoint into `out`, the log and the loss curve.
+    public func run(out: URL) throws -> SceneVLMRunSummary {
+        let started = Date()
+        model.freezeVision = args.freezeVision
+        // The processor reads the checkpoint's own tokenizer / template / image processor files.
+        let staging = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-train-vlm-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        for (name, data) in assets { try data.write(to: staging.appendingPathComponent(name)) }
+        let data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
+                                       batchSize: args.batch, config: model.config)
+        let schedule = self.schedule
+        while step < args.steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let batch = try data.batch(step: step)
+            let lr = schedule.learningRate(step: step)
+            let result = try model.trainStep(batch, optimizer: optimizer, learningRate: lr, maxGradNorm: args.clipGrad > 0 ? args.clipGrad : nil)
+            step += 1
+            lossHistory.append(result.loss)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            onProgress?(TrainingProgress(step: step, epoch: 0, loss: result.loss, learningRate: lr, gradientNorm: result.gradientNorm,
+                                         samplesPerSecond: Double(batch.size) / max(seconds, 1e-9)))
+            if let every = args.saveEvery, every > 0, step % every == 0, step < args.steps {
+                try saveCheckpoint(to: out.appendingPathComponent("checkpoints/checkpoint-\(step)"))
+            }
+        }
+        try saveCheckpoint(to: out)
+        let seconds = Date().timeIntervalSince(started)
+        let log = TrainingLog(arguments: Array(CommandLine.arguments.dropFirst()), seed: args.seed, steps: step, epochs: 0, batchSize: args.batch,
+                              samplesSeen: step * args.batch, skippedSamples: 0, parameters: model.parameters.scalarCount,
+                              trainableParameters: model.parameters.names.filter(model.isTrainable).reduce(0) { $0 + model.parameters[$1].count },
+                              seconds: seconds, finalLogitScale: 0, loss: lossHistory,
+                              learningRate: (0 ..< lossHistory.count).map { schedule.learningRate(step: $0) })
+        try write(Self.encode(log), out.appendingPathComponent(Self.logFile))
+        try write(Data(LossCurveSVG.render(loss: lossHistory, learningRate: log.learningRate,
+                                           title: "vlm train vlm: \(step) steps, batch \(args.batch)").utf8), out.appendingPathComponent(Self.curveFile))
+        return SceneVLMRunSummary(steps: step, seconds: seconds, finalLoss: log.finalLossAverage, parameters: model.parameters.scalarCount)
+    }
+
+    /// A complete, resumable checkpoint: every command loads it (LLaVA layout + tokenizer, template, processor).
+    public func saveCheckpoint(to directory: URL) throws {
+        var files = assets
+        files[Self.optimizerFile] = try optimizer.stateData()
+        files[Self.stateFile] = try Self.encode(State(step: step, lossHistory: lossHistory))
+        try model.save(to: directory, extraFiles: files)
+    }
+
+    /// An inference-only copy (fp16 weights, no optimizer or trainer state).
+    public func export(to directory: URL) throws {
+        var files = assets
+        files[Self.argsFile] = nil
+        try model.save(to: directory, extraFiles: files, dtype: .f16)
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do { return try encoder.encode(value) } catch { throw PipelineError.invalidArgument("cannot encode \(T.self): \(error)") }
+    }
+
+    func write(_ data: Data, _ url: URL) throws {
+        do { try data.write(to: url, options: .atomic) } catch { throw PipelineError.invalidArgument("\(url.path): \(error.localizedDescription)") }
+    }
+}
+
+/// Exact-match accuracy of a generative checkpoint on fresh scene turns (greedy decoding, through the registry
+/// like `vlm ask`), per kind.
+public enum SceneVLMEvaluation {
+    public struct KindScore: Sendable {
+        public let kind: String
+        public var correct: Int
+        public var total: Int
+        public var accuracy: Double { total > 0 ? Double(correct) / Double(total) : 0 }
+    }
+
+    /// `count` scenes of `split` (seeded), every turn of each; answers compared after lowercasing and trimming.
+    public static func run(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
+                           maxTokens: Int = 24) throws -> [KindScore] {
+        let pipeline = try GenerativePipeline.load(directory: directory)
+        let generator = try SceneGenerator(seed: scenesSeed)
+        var options = SamplingOptions()
+        options.maxTokens = maxTokens
+        var scores: [String: KindScore] = [:]
+        for index in 0 ..< count {
+            let scene = try generator.generate(index: index, split: split)
+            let image = try scene.image.rgbImage()
+            for turn in SceneVLMExample.all(for: scene.text) {
+                let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(turn.prompt)])]
+                let answer = try pipeline.generate(messages: messages, images: [image], options: options).text
+                var s = scores[turn.kind] ?? KindScore(kind: turn.kind, correct: 0, total: 0)
+                s.total += 1
+                if normalize(answer) == normalize(turn.answer) { s.correct += 1 }
+                scores[turn.kind] = s
+            }
+        }
+        return scores.values.sorted { $0.kind < $1.kind }
+    }
+
+    static func normalize(_ s: String) -> String {
+        s.lowercased().split(whereSeparator: { $0.isWhitespace || $0 == "." }).joined(separator: " ")
+    }
+}

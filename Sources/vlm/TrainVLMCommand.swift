@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import SwiftVLM
+import VLMTraining
+
+/// `vlm train vlm`: a generative LLaVA-layout model trained from scratch on the scenes generator's captions and
+/// questions (logic in SwiftVLM's SceneVLMTrainer).
+struct TrainVLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vlm",
+        abstract: "Train a generative VLM (LLaVA layout: CLIP tower, projector, Llama decoder) from scratch on synthetic scenes.",
+        discussion: """
+        Each step draws --batch turns from train-split scenes 0..<N: a caption ("Describe this image in one \
+        sentence.") or a question (count, colour, shape, size, exists, relation); the loss is the cross-entropy of \
+        the answer tokens. Writes --out: a checkpoint `vlm caption/ask --model` load (config.json, model.safetensors, \
+        tokenizer, chat template, processor config), optimizer state, train_args.json, training_log.json, \
+        loss_curve.svg. --resume CKPT continues a run; --export DIR writes an fp16 inference copy.
+        """)
+
+    @Option(help: "Train on turns about N synthetic scenes.") var scenes: Int?
+    @Option(name: .customLong("scenes-seed"), help: "Seed of the scenes generator.") var scenesSeed: UInt64 = 0
+    @Option(help: "Architecture preset: \(SceneVLM.presets.joined(separator: ", ")).") var config = "tiny"
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Turns per batch.") var batch = 32
+    @Option(help: "Peak learning rate.") var lr: Float = 2e-3
+    @Option(help: "Linear warmup steps (default: 5% of the steps).") var warmup: Int?
+    @Option(help: "AdamW weight decay (not on 1-D tensors).") var wd: Float = 0.05
+    @Option(name: .customLong("clip-grad"), help: "Global gradient-norm clipping (0: off).") var clipGrad: Float = 1
+    @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
+    @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
+    @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
+    @Option(help: "Continue from a checkpoint written by this command (with --steps: the new total).") var resume: String?
+    @Option(help: "Output directory (the final checkpoint).") var out: String?
+    @Option(help: "Only evaluate this checkpoint on --eval-scenes test scenes (no training).") var evaluate: String?
+    @Option(help: "Also write an inference-only copy (fp16 weights) to this directory.") var export: String?
+    @Option(name: .customLong("eval-scenes"), help: "After training, answer every turn of N test-split scenes and print exact-match accuracy per kind.") var evalScenes = 0
+    @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func run() throws {
+        try guarded {
+            if let threads, threads > 0 { Kernels.threads = threads }
+            if let evaluate { return try report(expand(evaluate), scenes: max(evalScenes, 1)) }
+            guard let out else { throw ValidationError("--out DIR is required") }
+            let trainer: SceneVLMTrainer
+            if let resume {
+                trainer = try SceneVLMTrainer(resume: expand(resume), steps: steps)
+            } else {
+                guard let scenes, let steps else { throw ValidationError("give --scenes N and --steps N (or --resume CKPT)") }
+                var args = SceneVLMArguments(scenes: scenes, steps: steps)
+                args.scenesSeed = scenesSeed
+                args.preset = config
+                args.batch = batch
+                args.lr = lr
+                args.warmup = warmup
+                args.wd = wd
+                args.clipGrad = clipGrad
+                args.freezeVision = freezeVision
+                args.seed = seed
+                args.saveEvery = saveEvery
+                trainer = try SceneVLMTrainer(args: args)
+            }
+            warn("training \(trainer.model.parameters.scalarCount) parameters on turns about \(trainer.args.scenes) scenes, batch \(trainer.args.batch), \(trainer.args.steps) steps\(trainer.step > 0 ? ", resuming at step \(trainer.step)" : "")")
+            let progress = ProgressBar(total: trainer.args.steps, startStep: trainer.step, enabled: !quiet)
+            trainer.onProgress = { progress.update($0) }
+            let summary = try trainer.run(out: expand(out))
+            progress.finish()
+            let lossText = summary.finalLoss.map { String(format: "%.4f", Double($0)) } ?? "-"
+            print("trained \(summary.steps) steps in \(formatDuration(summary.seconds)), final loss \(lossText)")
+            print("checkpoint: \(expand(out).path)")
+            if let export {
+                try trainer.export(to: expand(export))
+                print("exported: \(expand(export).path) (fp16)")
+            }
+            if evalScenes > 0 { try report(expand(out), scenes: evalScenes) }
+        }
+    }
+
+    func report(_ directory: URL, scenes: Int) throws {
+        let started = Date()
+        for s in try SceneVLMEvaluation.run(directory: directory, count: scenes) {
+            print(s.kind.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: " %4d/%4d  %5.1f%%", s.correct, s.total, 100 * s.accuracy))
+        }
+        print("evaluated \(scenes) test scenes in \(formatDuration(Date().timeIntervalSince(started)))")
+    }
+}
