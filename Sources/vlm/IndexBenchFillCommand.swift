@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwiftVLM
 import VLMIndex
+import VLMMilvus
 
 extension IndexCommand {
     /// Fills an index (SQLite or Milvus) with the synthetic vectors of `index_bench.py gen` under a serving model's
@@ -24,6 +25,12 @@ extension IndexCommand {
                 let start = Date()
                 let written = try IndexBenchmark.fill(index, directory: data, n: n, batch: batch) { done in
                     if done % 20_000 == 0 || done == n { print("\(done)/\(n) written"); fflush(stdout) }
+                }
+                if let milvus = index as? MilvusIndex {
+                    // Searches before Milvus has indexed the new segments scan them brute force: wait, so a
+                    // benchmark measures the served index, not its construction.
+                    try milvus.checkpoint()
+                    try milvus.waitUntilIndexed(rows: n)
                 }
                 let seconds = Date().timeIntervalSince(start)
                 print(String(format: "wrote %d vectors into %@ in %.1f s (%.0f vectors/s); it holds %d",
