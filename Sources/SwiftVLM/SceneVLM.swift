@@ -22,13 +22,15 @@ public enum SceneVLM {
     {% endif %}{% endfor %}
     """
     public static let presets = ["micro", "tiny"]
+    /// "where is the red star?": answered with PaliGemma location tokens and the label.
+    static let locatePrefix = "where is the"
 
     /// Every word the generator (and the template) can say: captions and questions of a few thousand scenes of
     /// every split, class names, count words, the caption instruction.
     public static func corpus(seed: UInt64) throws -> [String] {
         var corpus = SceneVocabulary.allTypes.map(\.name) + SceneShape.allCases.map(\.plural) + SceneVocabulary.countWords
         corpus += SceneRelation.allCases.map(\.phrase) + ObjectSize.allCases.map(\.rawValue) + SceneColour.allCases.map(\.rawValue)
-        corpus += [captionPrompt, "question : answer : yes no"]
+        corpus += [captionPrompt, "question : answer : yes no", locatePrefix]
         let generator = try SceneGenerator(seed: seed)
         for split in SceneSplit.allCases {
             for index in 0 ..< 1000 {  // layouts and texts only, nothing rendered
@@ -41,20 +43,27 @@ public enum SceneVLM {
 
     /// tokenizer.json (word-level, lowercase, Whitespace pre-tokenizer, BOS prepended, `<image>` an added special
     /// token), tokenizer_config.json with the chat template, special_tokens_map.json, preprocessor_config.json.
-    /// Ids: pad 0, unk 1, words, BOS, EOS, then `<image>` as the highest id. processor_config.json lets
+    /// Ids: pad 0, unk 1, words, BOS, EOS, `<image>`, then the 1024 location tokens `<loc0000>`... (added, not
+    /// special: decoding keeps them, as PaliGemma's tokenizer does). processor_config.json lets
     /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
     public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
         let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
         let image = vocab.count
         var full = vocab
         full[imageToken] = image
-        func added(_ content: String, _ id: Int) -> [String: Any] {
-            ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        var locations: [(key: String, value: Int)] = []
+        for (i, token) in LocationTokens.all.enumerated() {
+            full[token] = image + 1 + i
+            locations.append((token, image + 1 + i))
+        }
+        func added(_ content: String, _ id: Int, special: Bool = true) -> [String: Any] {
+            ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": special]
         }
         let b = CheckpointAssets.bos, e = CheckpointAssets.eos
         let tokenizer: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
-            "added_tokens": [added(CheckpointAssets.pad, pad), added(CheckpointAssets.unk, 1), added(b, bos), added(e, eos), added(imageToken, image)],
+            "added_tokens": [added(CheckpointAssets.pad, pad), added(CheckpointAssets.unk, 1), added(b, bos), added(e, eos), added(imageToken, image)]
+                + locations.map { added($0.key, $0.value, special: false) },
             "normalizer": ["type": "Lowercase"],
             "pre_tokenizer": ["type": "Whitespace"],
             "post_processor": ["type": "TemplateProcessing", "single": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
@@ -129,10 +138,19 @@ public struct SceneVLMExample: Sendable {
 }
 
 extension SceneVLMExample {
-    /// The caption turn and every question the generator asks about the scene.
-    public static func all(for text: SceneText) -> [SceneVLMExample] {
-        [SceneVLMExample(kind: "caption", prompt: SceneVLM.captionPrompt, answer: text.caption)]
+    /// The caption turn and every question the generator asks about the scene; with `locate` also "where is
+    /// the ...?" for each one-of-a-kind object, answered "<locY1><locX1><locY2><locX2> red star" (kind "locate").
+    public static func all(for scene: GeneratedScene, locate: Bool) -> [SceneVLMExample] {
+        let text = scene.text
+        var out = [SceneVLMExample(kind: "caption", prompt: SceneVLM.captionPrompt, answer: text.caption)]
             + text.questions.map { SceneVLMExample(kind: $0.kind.rawValue, prompt: $0.question, answer: $0.answer) }
+        if locate {
+            out += SceneGrounding.locateQuestions(scene.scene).map {
+                SceneVLMExample(kind: "locate", prompt: $0.question,
+                                answer: LocationTokens.encode(x1: $0.box.x1, y1: $0.box.y1, x2: $0.box.x2, y2: $0.box.y2) + " " + $0.label)
+            }
+        }
+        return out
     }
 }
 
@@ -147,6 +165,8 @@ public struct SceneVLMBatches: Sendable {
     public let seed: UInt64
     let processor: ImageTokenInputProcessor
     let eos: Int
+    /// Whether the tokenizer has PaliGemma's location tokens (then "where is the ...?" turns are drawn too).
+    public let locate: Bool
 
     public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
@@ -160,6 +180,8 @@ public struct SceneVLMBatches: Sendable {
                                              tokensPerImage: config.imageTokensPerImage, contextLength: config.textConfig.maxPositionEmbeddings,
                                              modelName: directory.lastPathComponent)
         eos = config.textConfig.eosTokenIDs.first ?? 2
+        // Checkpoints made before location tokens existed train without the "where" turns.
+        locate = processor.tokenizer.tokenID(for: LocationTokens.token(0)) != nil
     }
 
     /// The turn of (step, slot) and its scene.
@@ -167,7 +189,7 @@ public struct SceneVLMBatches: Sendable {
         var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slot) &* 0xBF58_476D_1CE4_E5B9)
         let index = Int(rng.next() % UInt64(count))
         let scene = try generator.generate(index: index, split: .train)
-        let turns = SceneVLMExample.all(for: scene.text)
+        let turns = SceneVLMExample.all(for: scene, locate: locate)
         let kinds = Array(Set(turns.map(\.kind))).sorted()
         let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
         let ofKind = turns.filter { $0.kind == kind }

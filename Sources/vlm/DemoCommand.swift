@@ -11,18 +11,20 @@ import VLMTraining
 ///   4. Models/scenes-clip beside the executable or two levels up (an installed copy, `.build/<config>/vlm`).
 enum DefaultModel {
     static let relativePath = "Models/scenes-clip"
+    /// The embedded generative default (captions, answers, boxes), found the same way.
+    static let generativeRelativePath = "Models/scenes-vlm"
 
     /// The committed model in the source tree this binary was built from.
-    static var packageDirectory: URL {
+    static func packageDirectory(_ relativePath: String) -> URL {
         // Sources/vlm/DemoCommand.swift -> package root
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent(relativePath)
     }
 
-    static var candidates: [URL] {
+    static func candidates(_ relativePath: String, environment: String) -> [URL] {
         var out: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["VLM_MODEL_DIR"], !env.isEmpty { return [expand(env)] }
-        out.append(packageDirectory)
+        if let env = ProcessInfo.processInfo.environment[environment], !env.isEmpty { return [expand(env)] }
+        out.append(packageDirectory(relativePath))
         if let exe = CommandLine.arguments.first {
             let dir = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
             out.append(dir.appendingPathComponent(relativePath))
@@ -31,14 +33,16 @@ enum DefaultModel {
         return out
     }
 
-    /// `path` if given, else the first default location holding a config.json.
-    static func resolve(_ path: String?) throws -> URL {
+    /// `path` if given, else the first default location holding a config.json (the contrastive default, or
+    /// with `generative` the generative one; VLM_MODEL_DIR / VLM_GENERATIVE_MODEL_DIR override).
+    static func resolve(_ path: String?, generative: Bool = false) throws -> URL {
         if let path { return expand(path) }
-        let list = candidates
+        let environment = generative ? "VLM_GENERATIVE_MODEL_DIR" : "VLM_MODEL_DIR"
+        let list = candidates(generative ? generativeRelativePath : relativePath, environment: environment)
         if let found = list.first(where: { FileManager.default.fileExists(atPath: $0.appendingPathComponent("config.json").path) }) {
             return found
         }
-        throw ValidationError("no --model given and no default model found (looked in \(list.map(\.path).joined(separator: ", "))); pass --model DIR or set VLM_MODEL_DIR")
+        throw ValidationError("no --model given and no default \(generative ? "generative " : "")model found (looked in \(list.map(\.path).joined(separator: ", "))); pass --model DIR or set \(environment)")
     }
 }
 

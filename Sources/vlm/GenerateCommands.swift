@@ -33,8 +33,8 @@ struct SamplingFlags: ParsableArguments {
 }
 
 struct GenerativeOptions: ParsableArguments {
-    @Option(name: .long, help: "Generative checkpoint directory (LLaVA, SmolVLM/Idefics3, or a Llama-family LM for text-only chat).")
-    var model: String
+    @Option(name: .long, help: "Generative checkpoint directory (LLaVA, SmolVLM/Idefics3, Florence-2, or a Llama-family LM for text-only chat; default: the embedded scenes model).")
+    var model: String?
     @Option(name: .long, help: "Kernel threads (default: all cores).") var threads: Int?
     @Flag(name: .customLong("no-exif-transpose"), help: "Keep images' stored pixel grid instead of applying their EXIF orientation.")
     var noExifTranspose = false
@@ -50,7 +50,7 @@ struct GenerativeOptions: ParsableArguments {
         if let maxImageEdge, maxImageEdge < 1 || maxImageEdge > 1 << 14 {
             throw PipelineError.invalidArgument("--max-image-edge must be between 1 and 16384 pixels")
         }
-        return try GenerativePipeline.load(directory: URL(fileURLWithPath: (model as NSString).expandingTildeInPath), precision: precision,
+        return try GenerativePipeline.load(directory: DefaultModel.resolve(model, generative: true), precision: precision,
                                            options: InputProcessingOptions(maxImageEdge: maxImageEdge))
     }
 }
@@ -64,6 +64,12 @@ func answer(_ pipeline: GenerativePipeline, messages: [ChatMessage], images: [RG
         return true
     }
     print("")
+    // PaliGemma-style location tokens in the answer ("where is the red star?"): the boxes in image pixels.
+    if let image = images.last {
+        for box in LocationTokens.parse(result.text, width: image.width, height: image.height) {
+            print(String(format: "box %.1f,%.1f,%.1f,%.1f %@", box.x1, box.y1, box.x2, box.y2, box.label))
+        }
+    }
     let reuse = result.reusedTokens > 0 ? String(format: " (%d reused from the previous turn)", result.reusedTokens) : ""
     let stats = String(format: "[%d prompt tokens%@, %.1f tokens/s prefill; %d tokens, %.1f tokens/s decode; %@]",
                        result.promptTokens, reuse, result.prefillTokensPerSecond, result.tokens.count,

@@ -326,8 +326,14 @@ final class ProgressBar {
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a CLIP checkpoint: zero-shot accuracy, image<->text recall@1/5/10, the binding test.",
+        abstract: "Evaluate a checkpoint: a CLIP's zero-shot accuracy, recall@1/5/10 and binding; a generative VLM's answers (--generative).",
         discussion: """
+        --generative --scenes: a generative checkpoint (default: the embedded scenes VLM) answers every turn of \
+        --count fresh scenes per split, greedily: exact match per question kind, captions scored by meaning (every \
+        object's attributes right, nothing extra), object hallucination POPE-style (balanced yes/no questions about \
+        present and absent objects, random and adversarial negatives: accuracy, precision, recall, yes-ratio) and \
+        "where is the ...?" boxes (IoU >= 0.5 rate) when the tokenizer has location tokens.
+
         --scenes: fresh scenes of each --splits split (seed --seed): zero-shot over --single single-object scenes \
         (all colour-shape classes, prompt "a {}"), retrieval and the binding test (true caption vs its \
         attribute-swapped twin) over --multi multi-object scenes with distinct captions. --data: a manifest \
@@ -342,6 +348,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Single-object scenes per split (zero-shot).") var single = 500
     @Option(help: "Multi-object scenes per split (retrieval, binding).") var multi = 1000
     @Option(help: "Zero-shot prompt template.") var template = "a {}"
+    @Flag(help: "Evaluate a generative VLM on scene questions, captions, POPE probes and boxes (with --scenes).") var generative = false
+    @Option(help: "With --generative: scenes per split.") var count = 100
     @Option(help: "Output: text (table) or json.") var format: OutputFormat = .text
     @Option(help: "Also write the JSON report to this file.") var output: String?
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
@@ -349,6 +357,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
+            if generative { return try runGenerative() }
             let modelDir = try DefaultModel.resolve(model)
             let evaluator = try EvalModel(directory: modelDir)
             let started = Date()
@@ -385,6 +394,39 @@ struct EvalCommand: ParsableCommand {
             }
         }
     }
+}
+
+extension EvalCommand {
+    func runGenerative() throws {
+        guard scenes, data == nil else { throw ValidationError("--generative evaluates on --scenes (no --data)") }
+        guard count >= 1 else { throw ValidationError("--count must be >= 1") }
+        let modelDir = try DefaultModel.resolve(model, generative: true)
+        let started = Date()
+        var reports: [SceneVLMEvaluation.Report] = []
+        for name in splits.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let split = SceneSplit(rawValue: name) else {
+                throw ValidationError("unknown split '\(name)'; use \(SceneSplit.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let report = try SceneVLMEvaluation.evaluate(directory: modelDir, split: split, scenesSeed: seed, count: count)
+            if format == .text { print(report.table()) }
+            reports.append(report)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let json = try encoder.encode(GenerativeEvaluationReport(model: modelDir.path, seed: seed, splits: reports,
+                                                                 seconds: Date().timeIntervalSince(started)))
+        if let output { try writeFile(json, expand(output)) }
+        if format == .json { print(String(decoding: json, as: UTF8.self)) } else {
+            print(String(format: "(%.1f s)", Date().timeIntervalSince(started)))
+        }
+    }
+}
+
+struct GenerativeEvaluationReport: Encodable {
+    let model: String
+    let seed: UInt64
+    let splits: [SceneVLMEvaluation.Report]
+    let seconds: Double
 }
 
 // MARK: - Scenes adapters

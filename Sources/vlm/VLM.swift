@@ -32,7 +32,7 @@ struct ModelOptions: ParsableArguments {
         if noExifTranspose { ImageDecoder.appliesExifOrientation = false }
     }
 
-    var url: URL { (try? DefaultModel.resolve(model)) ?? DefaultModel.packageDirectory }
+    var url: URL { (try? DefaultModel.resolve(model)) ?? DefaultModel.packageDirectory(DefaultModel.relativePath) }
 
     func pipeline() throws -> EmbeddingPipeline {
         apply()

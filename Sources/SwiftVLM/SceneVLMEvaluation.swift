@@ -1,0 +1,144 @@
+import Foundation
+import VLMImage
+import VLMScenes
+import VLMTokenizers
+
+/// `vlm eval --generative`: a generative checkpoint answering fresh scenes (greedy, through the registry as
+/// `vlm ask` runs it), scored per question kind, captions by meaning, object hallucination POPE-style and
+/// boxes by IoU.
+public enum SceneVLMEvaluation {
+    /// Exact-match accuracy of one kind ("caption" is string equality with the canonical caption).
+    public struct KindScore: Codable, Sendable {
+        public let kind: String
+        public var correct: Int
+        public var total: Int
+        public var accuracy: Double { total > 0 ? Double(correct) / Double(total) : 0 }
+    }
+
+    /// POPE's numbers for one negative sampling: "yes" is the positive class; answers that are neither yes nor
+    /// no count as wrong and are reported.
+    public struct ProbeScore: Codable, Sendable {
+        public let sampling: String
+        public var truePositive = 0, falsePositive = 0, trueNegative = 0, falseNegative = 0, other = 0
+        public var total: Int { truePositive + falsePositive + trueNegative + falseNegative + other }
+        public var accuracy: Double { total > 0 ? Double(truePositive + trueNegative) / Double(total) : 0 }
+        public var precision: Double { truePositive + falsePositive > 0 ? Double(truePositive) / Double(truePositive + falsePositive) : 0 }
+        public var recall: Double { truePositive + falseNegative > 0 ? Double(truePositive) / Double(truePositive + falseNegative) : 0 }
+        public var f1: Double { precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0 }
+        /// Share of "yes" answers; 0.5 on POPE's balanced sets is what an unbiased model says.
+        public var yesRatio: Double { total > 0 ? Double(truePositive + falsePositive) / Double(total) : 0 }
+    }
+
+    /// "where is the ...?" answers: a box parsed from the location tokens, IoU against the object's box.
+    public struct BoxScore: Codable, Sendable {
+        public var total = 0
+        /// IoU >= 0.5.
+        public var hits = 0
+        public var iouSum = 0.0
+        /// The label after the box names the asked object.
+        public var labelCorrect = 0
+        public var hitRate: Double { total > 0 ? Double(hits) / Double(total) : 0 }
+        public var meanIoU: Double { total > 0 ? iouSum / Double(total) : 0 }
+    }
+
+    public struct Report: Codable, Sendable {
+        public let split: String
+        public let scenes: Int
+        public var kinds: [KindScore]
+        /// Captions whose parsed claim is true of the scene and names every object (`SceneCaptionParser`).
+        public var captionFaithful: KindScore
+        public var probes: [ProbeScore]
+        /// nil when the checkpoint has no location tokens.
+        public var boxes: BoxScore?
+    }
+
+    /// `count` scenes of `split` from the scenes generator seeded `scenesSeed` (use a seed the model was not
+    /// trained on), every turn of each, plus POPE probes (random and adversarial) and, when the tokenizer has
+    /// location tokens, one "where" question per one-of-a-kind object.
+    public static func evaluate(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
+                                maxTokens: Int = 24) throws -> Report {
+        let pipeline = try GenerativePipeline.load(directory: directory)
+        let locate = try TokenizerLoader.load(directory: directory).tokenID(for: LocationTokens.token(0)) != nil
+        let generator = try SceneGenerator(seed: scenesSeed)
+        var options = SamplingOptions()
+        options.maxTokens = maxTokens
+        var kinds: [String: KindScore] = [:]
+        var faithful = KindScore(kind: "caption (faithful)", correct: 0, total: 0)
+        var probes = SceneProbe.Sampling.allCases.map { ProbeScore(sampling: $0.rawValue) }
+        var boxes = BoxScore()
+        for index in 0 ..< count {
+            let scene = try generator.generate(index: index, split: split)
+            let image = try scene.image.rgbImage()
+            func ask(_ prompt: String) throws -> String {
+                let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(prompt)])]
+                return try pipeline.generate(messages: messages, images: [image], options: options).text
+            }
+            for turn in SceneVLMExample.all(for: scene, locate: false) {
+                let answer = try ask(turn.prompt)
+                var s = kinds[turn.kind] ?? KindScore(kind: turn.kind, correct: 0, total: 0)
+                s.total += 1
+                if normalize(answer) == normalize(turn.answer) { s.correct += 1 }
+                kinds[turn.kind] = s
+                if turn.kind == "caption" {
+                    faithful.total += 1
+                    if SceneCaptionParser.isFaithful(answer, objects: scene.scene.objects) { faithful.correct += 1 }
+                }
+            }
+            for (p, sampling) in SceneProbe.Sampling.allCases.enumerated() {
+                for probe in SceneGrounding.probes(scene.scene, seed: scenesSeed, sampling: sampling) {
+                    switch normalize(try ask(probe.question)) {
+                    case "yes": if probe.present { probes[p].truePositive += 1 } else { probes[p].falsePositive += 1 }
+                    case "no": if probe.present { probes[p].falseNegative += 1 } else { probes[p].trueNegative += 1 }
+                    default: probes[p].other += 1
+                    }
+                }
+            }
+            guard locate else { continue }
+            for q in SceneGrounding.locateQuestions(scene.scene) {
+                let answer = try ask(q.question)
+                boxes.total += 1
+                // Parsed in normalised units (a 1x1 image), compared with the object's normalised box.
+                guard let box = LocationTokens.parse(answer, width: 1, height: 1).first else { continue }
+                let iou = SceneBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2).iou(q.box)
+                boxes.iouSum += iou
+                if iou >= 0.5 { boxes.hits += 1 }
+                if normalize(box.label) == normalize(q.label) { boxes.labelCorrect += 1 }
+            }
+        }
+        return Report(split: split.rawValue, scenes: count, kinds: kinds.values.sorted { $0.kind < $1.kind },
+                      captionFaithful: faithful, probes: probes, boxes: locate ? boxes : nil)
+    }
+
+    /// Per-kind exact match only (what `vlm train vlm --eval-scenes` prints).
+    public static func run(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
+                           maxTokens: Int = 24) throws -> [KindScore] {
+        try evaluate(directory: directory, split: split, scenesSeed: scenesSeed, count: count, maxTokens: maxTokens).kinds
+    }
+
+    static func normalize(_ s: String) -> String {
+        s.lowercased().split(whereSeparator: { $0.isWhitespace || $0 == "." }).joined(separator: " ")
+    }
+}
+
+extension SceneVLMEvaluation.Report {
+    /// A readable table: kinds, faithful captions, POPE per sampling, boxes.
+    public func table() -> String {
+        var lines = ["\(split) (\(scenes) scenes)"]
+        func row(_ name: String, _ correct: Int, _ total: Int) {
+            let pct = total > 0 ? 100 * Double(correct) / Double(total) : 0
+            lines.append("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%5d/%5d  %5.1f%%", correct, total, pct))
+        }
+        for k in kinds { row(k.kind, k.correct, k.total) }
+        row(captionFaithful.kind, captionFaithful.correct, captionFaithful.total)
+        for p in probes {
+            lines.append(String(format: "  POPE %-14@ acc %5.1f%%  precision %5.1f%%  recall %5.1f%%  F1 %5.1f%%  yes-ratio %.2f  (%d, %d unparsed)",
+                                p.sampling as NSString, 100 * p.accuracy, 100 * p.precision, 100 * p.recall, 100 * p.f1, p.yesRatio,
+                                p.total, p.other))
+        }
+        if let b = boxes {
+            lines.append(String(format: "  boxes IoU>=0.5      %5d/%5d  %5.1f%%  mean IoU %.3f  label %d/%d", b.hits, b.total, 100 * b.hitRate,
+                                b.meanIoU, b.labelCorrect, b.total))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,82 @@
+/// Grounded and hallucination-probing turns about a scene, kept apart from `SceneText` so the contrastive
+/// corpora (captions, negatives, questions) and the pinned generator output stay exactly as they were.
+
+/// An axis-aligned box in normalised canvas coordinates (0...1, origin top-left, y down).
+public struct SceneBox: Codable, Equatable, Sendable {
+    public var x1: Double, y1: Double, x2: Double, y2: Double
+
+    public init(x1: Double, y1: Double, x2: Double, y2: Double) {
+        (self.x1, self.y1, self.x2, self.y2) = (x1, y1, x2, y2)
+    }
+
+    /// The object's bounding square (centre ± radius), clipped to the canvas.
+    public init(_ object: SceneObject) {
+        self.init(x1: max(0, object.x - object.radius), y1: max(0, object.y - object.radius),
+                  x2: min(1, object.x + object.radius), y2: min(1, object.y + object.radius))
+    }
+
+    public var area: Double { max(0, x2 - x1) * max(0, y2 - y1) }
+
+    /// Intersection over union; 0 when either box is empty.
+    public func iou(_ other: SceneBox) -> Double {
+        let w = min(x2, other.x2) - max(x1, other.x1), h = min(y2, other.y2) - max(y1, other.y1)
+        guard w > 0, h > 0 else { return 0 }
+        let inter = w * h
+        let union = area + other.area - inter
+        return union > 0 ? inter / union : 0
+    }
+}
+
+/// "where is the red star?" about an object that is the only one of its colour and shape, so the phrase names
+/// exactly one box.
+public struct SceneLocateQuestion: Equatable, Sendable {
+    public var question: String
+    /// "red star": the label a detector would print next to the box.
+    public var label: String
+    public var box: SceneBox
+}
+
+/// A balanced yes/no existence probe (POPE: Li et al. 2023, "Evaluating Object Hallucination in Large
+/// Vision-Language Models"): as many questions about absent objects as about present ones.
+public struct SceneProbe: Equatable, Sendable {
+    public enum Sampling: String, CaseIterable, Sendable {
+        /// Absent objects drawn uniformly from every colour-shape class not in the scene.
+        case random
+        /// Absent objects that share a colour or a shape with a present one: the confusable negatives.
+        case adversarial
+    }
+
+    public var question: String
+    public var present: Bool
+    public var sampling: Sampling
+}
+
+public enum SceneGrounding {
+    /// One "where is the ...?" per one-of-a-kind object, in object order (no randomness: the answer is the box).
+    public static func locateQuestions(_ scene: Scene) -> [SceneLocateQuestion] {
+        let objects = scene.objects
+        return objects.filter { o in objects.filter { $0.type == o.type }.count == 1 }.map { o in
+            let words = "\(o.colour.rawValue) \(o.shape.rawValue)"
+            return SceneLocateQuestion(question: "where is the \(words)?", label: words, box: SceneBox(o))
+        }
+    }
+
+    /// For every present colour-shape class one "is there a ...?" (yes), and as many absent ones (no) drawn with
+    /// `sampling`, from the scene's own random stream so the probe set is a pure function of (scene, seed).
+    public static func probes(_ scene: Scene, seed: UInt64, sampling: SceneProbe.Sampling) -> [SceneProbe] {
+        var rng = SceneRandom.forScene(seed: seed, split: scene.split, index: scene.index, stream: 7)
+        var present: [ObjectType] = []
+        for o in scene.objects where !present.contains(o.type) { present.append(o.type) }
+        var absent = SceneVocabulary.allTypes.filter { !present.contains($0) }
+        if sampling == .adversarial {
+            let close = absent.filter { t in present.contains { $0.colour == t.colour || $0.shape == t.shape } }
+            if close.count >= present.count { absent = close }
+        }
+        rng.shuffle(&absent)
+        func question(_ t: ObjectType) -> String {
+            "is there \(ObjectDescription(colour: t.colour, shape: t.shape).phrase)?"
+        }
+        return present.map { SceneProbe(question: question($0), present: true, sampling: sampling) }
+            + absent.prefix(present.count).map { SceneProbe(question: question($0), present: false, sampling: sampling) }
+    }
+}

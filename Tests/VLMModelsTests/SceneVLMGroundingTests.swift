@@ -1,0 +1,79 @@
+import Foundation
+import SwiftVLM
+import Testing
+import VLMScenes
+import VLMTokenizers
+import VLMTestSupport
+import VLMTraining
+
+/// PaliGemma location tokens, the scene VLM's tokenizer carrying them, and `vlm eval --generative`'s report.
+@Suite("Scene VLM grounding and evaluation")
+struct SceneVLMGroundingTests {
+    @Test("location tokens: encode order (y1 x1 y2 x2), bins, parse with spaces, labels and several boxes")
+    func locationTokens() {
+        #expect(LocationTokens.token(7) == "<loc0007>" && LocationTokens.token(1023) == "<loc1023>")
+        #expect(LocationTokens.all.count == 1024 && Set(LocationTokens.all).count == 1024)
+        #expect(LocationTokens.bin(0) == 0 && LocationTokens.bin(1) == 1023 && LocationTokens.bin(-0.5) == 0 && LocationTokens.bin(0.5) == 512)
+        let text = LocationTokens.encode(x1: 0.25, y1: 0.125, x2: 0.75, y2: 0.5)
+        #expect(text == "<loc0128><loc0256><loc0512><loc0768>")
+        let boxes = LocationTokens.parse(text + " red star ; <loc0000> <loc0000> <loc1023> <loc1023> blue circle", width: 640, height: 480)
+        #expect(boxes == [LocationTokens.Box(x1: 160, y1: 60, x2: 480, y2: 240, label: "red star"),
+                          LocationTokens.Box(x1: 0, y1: 0, x2: 639.375, y2: 479.53125, label: "blue circle")])
+        #expect(LocationTokens.parse("no boxes here", width: 10, height: 10).isEmpty)
+        #expect(LocationTokens.parse("<loc0001><loc0002><loc0003> three only", width: 10, height: 10).isEmpty)
+        #expect(LocationTokens.parse("<loc9999><loc0002><loc0003><loc0004>", width: 10, height: 10).isEmpty, "bin out of range")
+        #expect(LocationTokens.stripped("<loc0001> <loc0002><loc0003> <loc0004> red  star") == "red star")
+    }
+
+    @Test("the scene tokenizer keeps location tokens whole and decodes them back; locate turns are drawn")
+    func tokenizerCarriesLocations() throws {
+        let scratch = try TemporaryDirectory(prefix: "scene-vlm-loc")
+        let root = scratch.url
+        var args = SceneVLMArguments(scenes: 20, steps: 1)
+        args.preset = "micro"
+        args.batch = 4
+        let trainer = try SceneVLMTrainer(args: args)
+        for (name, data) in trainer.assets { try data.write(to: root.appendingPathComponent(name)) }
+        let tokenizer = try TokenizerLoader.load(directory: root)
+        let image = try #require(tokenizer.tokenID(for: SceneVLM.imageToken))
+        #expect(tokenizer.tokenID(for: "<loc0000>") == image + 1 && tokenizer.tokenID(for: "<loc1023>") == image + 1024)
+        #expect(trainer.model.config.textConfig.vocabSize == image + 1025)
+        let answer = LocationTokens.encode(x1: 0.1, y1: 0.2, x2: 0.3, y2: 0.4) + " red star"
+        let ids = try tokenizer.encode(answer, addSpecialTokens: false)
+        #expect(ids.count == 6 && ids.prefix(4).allSatisfy { $0 > image }, "\(ids)")
+        let decoded = tokenizer.decode(ids, skipSpecialTokens: true)
+        #expect(LocationTokens.parse(decoded, width: 1, height: 1).first?.label == "red star", "\(decoded)")
+        let batches = try SceneVLMBatches(directory: root, seed: 0, scenesSeed: 0, count: 20, batchSize: 4, config: trainer.model.config)
+        #expect(batches.locate)
+        var kinds = Set<String>()
+        for step in 0 ..< 40 { for slot in 0 ..< 4 { kinds.insert(try batches.draw(step: step, slot: slot).1.kind) } }
+        #expect(kinds.contains("locate") && kinds.contains("caption") && kinds.contains("exists"), "\(kinds)")
+    }
+
+    @Test("vlm eval --generative's report: every turn, balanced POPE probes, one box per one-of-a-kind object")
+    func evaluationReport() throws {
+        let scratch = try TemporaryDirectory(prefix: "scene-vlm-eval")
+        let root = scratch.url
+        var args = SceneVLMArguments(scenes: 10, steps: 1)
+        args.preset = "micro"
+        args.batch = 2
+        let trainer = try SceneVLMTrainer(args: args)
+        let out = root.appendingPathComponent("run")
+        _ = try trainer.run(out: out)
+        let report = try SceneVLMEvaluation.evaluate(directory: out, split: .test, scenesSeed: 4, count: 3, maxTokens: 6)
+        let generator = try SceneGenerator(seed: 4)
+        var turns = 0, types = 0, unique = 0
+        for i in 0 ..< 3 {
+            let g = try generator.generate(index: i, split: .test)
+            turns += SceneVLMExample.all(for: g, locate: false).count
+            types += Set(g.scene.objects.map(\.type)).count
+            unique += SceneGrounding.locateQuestions(g.scene).count
+        }
+        #expect(report.kinds.map(\.total).reduce(0, +) == turns)
+        #expect(report.captionFaithful.total == 3)
+        #expect(report.probes.map(\.sampling) == ["random", "adversarial"])
+        #expect(report.probes.allSatisfy { $0.total == 2 * types })
+        #expect(report.boxes?.total == unique)
+        #expect(report.table().contains("POPE random"))
+    }
+}
