@@ -92,14 +92,16 @@ public enum SceneVLM {
 
     /// LLaVA architectures for 64x64 scenes: CLIP tower (patch 16 -> 16 image tokens), linear-GELU-linear
     /// projector, a Llama decoder with grouped-query attention and tied embeddings.
-    public static func config(preset: String, vocabSize: Int, bos: Int, eos: Int, image: Int, imageSize: Int = 64) throws -> LlavaConfig {
+    /// `vision`: a pretrained tower's config (e.g. the embedded contrastive model's) instead of the preset's.
+    public static func config(preset: String, vocabSize: Int, bos: Int, eos: Int, image: Int, imageSize: Int = 64,
+                              vision: CLIPVisionConfig? = nil, maxLength: Int = 96) throws -> LlavaConfig {
         var c = LlavaConfig()
         var v = CLIPVisionConfig(), t = LlamaConfig()
         v.imageSize = imageSize
         v.patchSize = 16
         v.hiddenAct = "quick_gelu"
         t.vocabSize = vocabSize
-        t.maxPositionEmbeddings = 96
+        t.maxPositionEmbeddings = maxLength
         t.bosTokenID = bos
         t.eosTokenIDs = [eos]
         t.padTokenID = 0
@@ -115,7 +117,7 @@ public enum SceneVLM {
         default:
             throw PipelineError.invalidArgument("unknown preset '\(preset)'; use one of: \(presets.joined(separator: ", "))")
         }
-        c.visionConfig = v
+        c.visionConfig = vision ?? v
         c.textConfig = t
         c.imageTokenIndex = image
         c.visionFeatureLayers = [-1]

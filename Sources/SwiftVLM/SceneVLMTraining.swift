@@ -1,4 +1,7 @@
 import Foundation
+import VLMLayers
+import VLMModels
+import VLMTensor
 import VLMTraining
 
 /// Everything that defines a `vlm train vlm` run; saved as train_args.json in every checkpoint, so a resume
@@ -16,6 +19,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var freezeVision = false
     public var seed: UInt64 = 0
     public var saveEvery: Int?
+    /// A CLIP checkpoint whose vision tower (config, weights, image processor) replaces the preset's, as LLaVA
+    /// starts from a pretrained CLIP: the embedded contrastive model already tells colours, shapes and places apart.
+    public var visionFrom: String?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -60,13 +66,56 @@ public final class SceneVLMTrainer {
         guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
         self.args = args
         let words = CheckpointAssets.words(in: try SceneVLM.corpus(seed: args.scenesSeed))
-        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: 96)
-        let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image)
+        let tower = try args.visionFrom.map { try PretrainedTower(directory: URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath)) }
+        let patch = tower?.config.patchSize ?? 16
+        // Room for the image run ((64 / patch)² tokens), the question and the answer.
+        let maxLength = max(96, (64 / patch) * (64 / patch) + 64)
+        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch)
+        let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
+                                         vision: tower?.config, maxLength: maxLength)
         var files = probe.files
+        if let tower { files["preprocessor_config.json"] = tower.preprocessor }
         files[Self.argsFile] = try Self.encode(args)
         assets = files
         model = try TrainableLlava.random(config: config, seed: args.seed)
+        if let tower { try tower.copy(into: model) }
         optimizer = Self.makeOptimizer(args)
+    }
+
+    /// The vision tower of a CLIP checkpoint: its vision_config, its image processor file and its
+    /// `vision_model.*` tensors (copied to `vision_tower.vision_model.*`, every tensor of the tower strictly).
+    struct PretrainedTower {
+        let directory: URL
+        let config: CLIPVisionConfig
+        let preprocessor: Data
+
+        init(directory: URL) throws {
+            self.directory = directory
+            do {
+                let clip = try ConfigFile.decode(CLIPConfig.self, in: directory)
+                guard clip.visionConfig.imageSize == 64, 64 % clip.visionConfig.patchSize == 0 else {
+                    throw PipelineError.invalidArgument("the scenes are 64x64: --vision-from needs a 64-pixel CLIP tower (\(directory.path) has image_size \(clip.visionConfig.imageSize), patch \(clip.visionConfig.patchSize))")
+                }
+                config = clip.visionConfig
+                preprocessor = try Data(contentsOf: directory.appendingPathComponent("preprocessor_config.json"))
+            } catch let error as PipelineError { throw error } catch {
+                throw PipelineError.invalidArgument("--vision-from \(directory.path): \(error)")
+            }
+        }
+
+        func copy(into model: TrainableLlava) throws {
+            let store: WeightStore
+            do { store = try WeightStore(directory: directory) } catch { throw PipelineError.invalidArgument("--vision-from \(directory.path): \(error)") }
+            for name in model.parameters.names where name.hasPrefix("vision_tower.") {
+                let key = String(name.dropFirst("vision_tower.".count))
+                guard let entry = store.entry(key) else { throw PipelineError.invalidArgument("--vision-from \(directory.path) lacks tensor '\(key)'") }
+                let target = model.parameters[name]
+                guard entry.shape == target.shape else {
+                    throw PipelineError.invalidArgument("--vision-from: tensor '\(key)' has shape \(entry.shape), the tower needs \(target.shape)")
+                }
+                do { model.parameters.set(name, try store.tensor(key).copy()) } catch { throw PipelineError.invalidArgument("\(key): \(error)") }
+            }
+        }
     }
 
     /// Continues a run from a checkpoint written by `saveCheckpoint` (its train_args.json defines the run;
