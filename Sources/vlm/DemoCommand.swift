@@ -58,11 +58,14 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Text query (default: the caption of one of the generated multi-object scenes).") var query: String?
     @Option(help: "HTML output file.") var output = "vlm-demo.html"
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Option(name: .customLong("vlm-model"), help: "Generative checkpoint that captions each scene and answers a question about it (default: the embedded scenes VLM when present).")
+    var vlmModel: String?
 
     func run() throws {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
             let dir = try DefaultModel.resolve(model)
+            let generative = try vlmModel.map { try DefaultModel.resolve($0, generative: true) } ?? (try? DefaultModel.resolve(nil, generative: true))
             let pipeline = try EmbeddingPipeline.load(directory: dir)
             let n = max(count, 2)
             let singles = try SceneDataset.generate(count: n / 2, seed: seed, split: .test, kind: .single)
@@ -80,6 +83,8 @@ struct DemoCommand: ParsableCommand {
 
             var cards: [DemoCard] = []
             print("model: \(dir.path)")
+            let speaker = try generative.map { try GenerativePipeline.load(directory: $0) }
+            if let generative { print("generative model: \(generative.path)") }
             for (i, scene) in scenes.enumerated() {
                 var card = DemoCard(index: i, truth: scene.text.caption, png: try ImageEncoder.png(width: images[i].width, height: images[i].height, rgb: images[i].pixels))
                 if scene.scene.kind == .single {
@@ -94,6 +99,7 @@ struct DemoCommand: ParsableCommand {
                 card.queryScore = queryScores[i]
                 let mark = card.scores.first?.0 == (scene.text.label ?? scene.text.caption) ? "ok " : "   "
                 print("\(mark)scene \(i) [\(scene.text.label ?? scene.text.caption)] -> " + card.scores.map { "\($0.0) \(String(format: "%.0f%%", $0.1 * 100))" }.joined(separator: ", "))
+                if let speaker { try card.speak(speaker, scene: scene, image: images[i]) }
                 cards.append(card)
             }
             print("query \"\(text)\": " + ranking.prefix(3).map { "scene \($0) (\(String(format: "%.3f", queryScores[$0])))" }.joined(separator: ", "))
@@ -112,6 +118,32 @@ struct DemoCard {
     var scores: [(String, Float)] = []
     var queryRank = 0
     var queryScore: Float = 0
+    /// The generative model's caption and (question, answer, expected) turns; boxes in 0...1 for "where" answers.
+    var caption: String?
+    var turns: [(String, String, String)] = []
+    var boxes: [LocationTokens.Box] = []
+
+    /// Greedy caption plus a "where" question (when the scene has a one-of-a-kind object) and one other question.
+    mutating func speak(_ pipeline: GenerativePipeline, scene: GeneratedScene, image: RGBImage) throws {
+        var options = SamplingOptions()
+        options.maxTokens = 24
+        func ask(_ prompt: String) throws -> String {
+            try pipeline.generate(messages: [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(prompt)])],
+                                  images: [image], options: options).text.trimmingCharacters(in: .whitespaces)
+        }
+        caption = try ask(SceneVLM.captionPrompt)
+        print("   caption: \(caption ?? "")")
+        var questions = scene.text.questions.prefix(1).map { ($0.question, $0.answer) }
+        if let q = SceneGrounding.locateQuestions(scene.scene).first {
+            questions.append((q.question, LocationTokens.encode(x1: q.box.x1, y1: q.box.y1, x2: q.box.x2, y2: q.box.y2) + " " + q.label))
+        }
+        for (question, expected) in questions {
+            let answer = try ask(question)
+            boxes += LocationTokens.parse(answer, width: 1, height: 1)
+            turns.append((question, LocationTokens.stripped(answer), LocationTokens.stripped(expected)))
+            print("   \(question) -> \(answer)")
+        }
+    }
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
@@ -131,7 +163,17 @@ struct DemoCard {
         for (r, i) in ranking.enumerated() { out += "<tr><td>\(r + 1)</td><td>#\(i) \(escape(cards[i].truth))</td><td>\(String(format: "%.3f", cards[i].queryScore))</td></tr>" }
         out += "</table><h2>Scenes</h2><div class=\"grid\">"
         for c in cards {
-            out += "<div class=\"card\(c.queryRank == 1 ? " top" : "")\"><img alt=\"scene \(c.index)\" src=\"data:image/png;base64,\(c.png.base64EncodedString())\">"
+            out += "<div class=\"card\(c.queryRank == 1 ? " top" : "")\"><div style=\"position:relative;width:192px;margin:auto\">"
+            out += "<img alt=\"scene \(c.index)\" src=\"data:image/png;base64,\(c.png.base64EncodedString())\">"
+            for b in c.boxes {
+                out += String(format: "<div title=\"%@\" style=\"position:absolute;left:%.1fpx;top:%.1fpx;width:%.1fpx;height:%.1fpx;border:2px solid #e0f;box-sizing:border-box\"></div>",
+                              escape(b.label), b.x1 * 192, b.y1 * 192, max(0, b.x2 - b.x1) * 192, max(0, b.y2 - b.y1) * 192)
+            }
+            out += "</div>"
+            if let caption = c.caption { out += "<div><i>says:</i> \(escape(caption))</div>" }
+            for (q, a, expected) in c.turns {
+                out += "<div><i>\(escape(q))</i> \(escape(a))\(a == expected ? " &#10003;" : " (truth: \(escape(expected)))")</div>"
+            }
             out += "<div class=\"truth\">#\(c.index): \(escape(c.truth))</div><div>\(escape(c.title))</div>"
             for (label, p) in c.scores {
                 out += "<div>\(escape(label)) &mdash; \(String(format: "%.1f%%", p * 100))</div><div class=\"bar\" style=\"width:\(Int(p * 200))px\"></div>"
