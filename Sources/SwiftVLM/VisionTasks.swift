@@ -3,67 +3,121 @@ import VLMImage
 import VLMModels
 import VLMTokenizers
 
-/// Florence-2's tasks over a loaded pipeline: the task prompt (with its text or region argument), generation with
-/// the checkpoint's generation_config.json (beam search where it asks for it), and
-/// Florence2Processor.post_process_generation's result in original-image pixels.
-public struct VisionTaskRunner {
+/// Vision tasks (Florence-2's task tokens) over a loaded pipeline: the task prompt (with its text or region
+/// argument), generation with the checkpoint's generation_config.json (beam search where it asks for it), and the
+/// reference processor's post_process_generation result in original-image pixels. The CLI's task commands and the
+/// server's `POST /v1/vision/tasks` both run tasks through this type; whether a model can is decided by its
+/// processor's `VisionTaskProcessor` conformance.
+public struct VisionTaskRunner: Sendable {
     public let pipeline: GenerativePipeline
-    let processor: Florence2InputProcessor
+    let processor: any VisionTaskProcessor
 
-    /// Refuses a pipeline whose model does not run Florence-2 tasks, naming it.
+    /// Refuses a pipeline whose model does not run vision tasks, naming it.
     public init(pipeline: GenerativePipeline) throws {
-        guard let processor = pipeline.processor as? Florence2InputProcessor else {
+        guard let processor = pipeline.processor as? any VisionTaskProcessor else {
             throw PipelineError.invalidArgument("the model \(pipeline.modelType) does not run vision tasks (Florence-2 checkpoints do)")
         }
         self.pipeline = pipeline
         self.processor = processor
     }
 
+    /// The task tokens this model runs.
+    public var tasks: [String] { processor.visionTasks }
+    /// The tasks that take a region (`box`) rather than text.
+    public var regionTasks: Set<String> { processor.regionTasks }
+
+    /// The checkpoint's generation defaults with the caller's beams and token limit, checked.
+    public func options(numBeams: Int? = nil, maxTokens: Int? = nil) throws -> SamplingOptions {
+        var o = SamplingOptions(defaults: pipeline.defaults)
+        if let numBeams {
+            guard (1 ... 64).contains(numBeams) else { throw PipelineError.invalidArgument("num beams must be 1 ... 64 (got \(numBeams))") }
+            o.numBeams = numBeams
+        }
+        if let maxTokens {
+            guard maxTokens >= 1 else { throw PipelineError.invalidArgument("max tokens must be >= 1 (got \(maxTokens))") }
+            o.maxTokens = maxTokens
+        }
+        try o.validate()
+        return o
+    }
+
+    /// A checked task on one image, ready to generate (the image is no longer needed: its pixel values are in
+    /// `input`).
+    public struct Prepared: Sendable {
+        public let task: String
+        public let imageSize: (width: Int, height: Int)
+        public let input: PreparedInput
+    }
+
+    /// Checks and prepares `task` on `image`. `text`: the task's text argument; `box`: a region [x0, y0, x1, y1]
+    /// in image pixels for region tasks (quantized to location tokens). An unknown task, missing text, text for a
+    /// task that takes none, a box for a task that takes none, both text and box, and a region outside the image
+    /// are errors naming the problem.
+    public func prepare(image: RGBImage, task: String, text: String? = nil, box: [Double]? = nil) throws -> Prepared {
+        let size = (width: image.width, height: image.height)
+        var argument = text
+        if let box {
+            guard regionTasks.contains(task) else {
+                throw PipelineError.invalidArgument("the task \(task) takes no region; region tasks: \(regionTasks.sorted().joined(separator: ", "))")
+            }
+            guard (text ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw PipelineError.invalidArgument("give the region of \(task) as a box or as text, not both")
+            }
+            argument = try processor.regionArgument(box: box, imageSize: size)
+        }
+        let prompt = try processor.taskPrompt(task: task, text: argument)
+        let input = try pipeline.prepare(messages: [ChatMessage(role: "user", text: prompt)], images: [image])
+        return Prepared(task: task, imageSize: size, input: input)
+    }
+
     public struct Result: @unchecked Sendable {
         public let task: String
         /// The generated ids decoded with special tokens kept (what post_process_generation reads).
         public let generatedText: String
-        /// `{task: answer}` as transformers returns it.
+        /// `{task: answer}` as transformers returns it (plain JSON values).
         public let parsed: [String: Any]
         public let generation: GenerationResult
+        public let imageSize: (width: Int, height: Int)
 
-        /// The parsed result as JSON (keys sorted).
+        /// The parsed result as JSON (keys sorted): what `vlm task --format json` prints.
         public var json: String {
             let data = (try? JSONSerialization.data(withJSONObject: parsed, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
             return String(decoding: data, as: UTF8.self)
         }
     }
 
-    /// Runs `task` on `image`. `text`: the task's text argument; `box`: a region [x0, y0, x1, y1] in image pixels
-    /// for region tasks (quantized to location tokens). Bad tasks, missing text and regions outside the image
-    /// are errors naming the problem.
-    public func run(image: RGBImage, task: String, text: String? = nil, box: [Double]? = nil,
-                    options: SamplingOptions? = nil) throws -> Result {
-        var argument = text
-        if let box {
-            guard Florence2Tasks.regionTasks.contains(task) else {
-                throw PipelineError.invalidArgument("the task \(task) takes no region; region tasks: \(Florence2Tasks.regionTasks.sorted().joined(separator: ", "))")
-            }
-            argument = try Florence2Tasks.regionTokens(box: box, imageSize: (image.width, image.height))
-        }
-        let prompt = try Florence2Tasks.taskPrompt(task: task, text: argument)
+    /// Generates the answer of a prepared task and post-processes it. `shouldStop` is polled between tokens.
+    public func run(_ prepared: Prepared, options: SamplingOptions? = nil, shouldStop: (() -> Bool)? = nil) throws -> Result {
         let options = options ?? SamplingOptions(defaults: pipeline.defaults)
-        let result = try pipeline.generate(messages: [ChatMessage(role: "user", text: prompt)], images: [image], options: options)
+        let result = try pipeline.generate(prepared.input, options: options, shouldStop: shouldStop)
         // transformers decodes the whole sequence: decoder start, answer, and the EOS that ended it.
         let start = pipeline.model.decoderStartTokenID.map { [$0] } ?? []
         let end = result.finishReason == "stop" ? Array(pipeline.model.eosTokenIDs.prefix(1)) : []
         let generated = pipeline.tokenizer.decode(start + result.tokens + end, skipSpecialTokens: false)
-        let parsed = try processor.postProcessor.process(text: generated, task: task, imageSize: (image.width, image.height))
-        return Result(task: task, generatedText: generated, parsed: parsed, generation: result)
+        let parsed = try processor.postProcess(text: generated, task: prepared.task, imageSize: prepared.imageSize)
+        return Result(task: prepared.task, generatedText: generated, parsed: parsed, generation: result, imageSize: prepared.imageSize)
     }
+
+    /// Runs `task` on `image` (`prepare` then `run`).
+    public func run(image: RGBImage, task: String, text: String? = nil, box: [Double]? = nil,
+                    options: SamplingOptions? = nil) throws -> Result {
+        try run(prepare(image: image, task: task, text: text, box: box), options: options)
+    }
+}
+
+extension GenerativePipeline {
+    /// The vision task tokens the model runs (nil: it runs none).
+    public var visionTasks: [String]? { (processor as? any VisionTaskProcessor)?.visionTasks }
 }
 
 // MARK: - Drawing
 
-/// Boxes, quad boxes and polygons of a parsed result drawn onto the image (2-pixel outlines, one colour per
-/// label), for `--draw`.
+/// Boxes, quad boxes and polygons of a parsed result drawn onto the image with their labels (2-pixel outlines,
+/// one colour per label; each label in white on its colour above the shape's top-left corner, or inside it at
+/// the top edge of the image), for `--draw`.
 public enum TaskDrawing {
-    static let palette: [(UInt8, UInt8, UInt8)] = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
+    static let palette: [Canvas.Colour] = [.init(230, 25, 75), .init(60, 180, 75), .init(0, 130, 200), .init(245, 130, 48),
+                                           .init(145, 30, 180), .init(70, 240, 240)]
 
     /// The shapes of a parsed answer: every box as a closed 4-corner polygon, quad boxes and polygons as given.
     public static func shapes(_ parsed: [String: Any]) -> [(points: [(Double, Double)], label: String)] {
@@ -90,31 +144,37 @@ public enum TaskDrawing {
         return out
     }
 
-    /// A copy of `image` with the result's shapes outlined.
+    /// Font scale for labels on an image of this size: 1 up to 959 pixels on the long side, then one more per 480.
+    public static func labelScale(width: Int, height: Int) -> Int { max(1, min(6, max(width, height) / 480)) }
+
+    /// Where a label of `size` goes for a shape whose points have this top-left corner: above the shape when it
+    /// fits, else just inside its top; moved left to stay inside the image when it can.
+    public static func labelOrigin(top: (x: Double, y: Double), size: (width: Int, height: Int), imageWidth: Int) -> (x: Int, y: Int) {
+        let x = Int(top.x.rounded(.down)), y = Int(top.y.rounded(.down))
+        let above = y - size.height
+        return (max(0, min(x, imageWidth - size.width)), above >= 0 ? above : max(y, 0))
+    }
+
+    /// A copy of `image` with the result's shapes outlined and labelled.
     public static func draw(_ parsed: [String: Any], on image: RGBImage) -> RGBImage {
-        var pixels = image.pixels
-        let (w, h) = (image.width, image.height)
+        var canvas = Canvas(image)
         var colours: [String: Int] = [:]
-        func plot(_ x: Int, _ y: Int, _ c: (UInt8, UInt8, UInt8)) {
-            for dy in 0 ... 1 { for dx in 0 ... 1 {
-                let (px, py) = (x + dx, y + dy)
-                guard px >= 0, py >= 0, px < w, py < h else { continue }
-                let i = (py * w + px) * 3
-                pixels[i] = c.0; pixels[i + 1] = c.1; pixels[i + 2] = c.2
-            } }
-        }
+        let scale = labelScale(width: image.width, height: image.height)
+        var labels: [(text: String, at: (x: Int, y: Int), colour: Canvas.Colour)] = []
         for shape in shapes(parsed) where shape.points.count >= 2 {
             let colour = palette[colours[shape.label] ?? { let n = colours.count; colours[shape.label] = n; return n }() % palette.count]
-            for k in 0 ..< shape.points.count {
-                let (a, b) = (shape.points[k], shape.points[(k + 1) % shape.points.count])
-                let steps = max(1, Int(max(abs(b.0 - a.0), abs(b.1 - a.1))))
-                for s in 0 ... steps {
-                    let t = Double(s) / Double(steps)
-                    plot(Int((a.0 + (b.0 - a.0) * t).rounded()), Int((a.1 + (b.1 - a.1) * t).rounded()), colour)
-                }
-            }
+            canvas.outline(shape.points.map { (x: $0.0, y: $0.1) }, colour: colour)
+            let text = shape.label.trimmingCharacters(in: .whitespacesAndNewlines)
+            let finite = shape.points.filter { $0.0.isFinite && $0.1.isFinite }
+            guard !text.isEmpty, let minX = finite.map({ $0.0 }).min(), let minY = finite.map({ $0.1 }).min() else { continue }
+            let size = Canvas.labelSize(text, scale: scale)
+            let limit = Double(1 << 30)
+            labels.append((text, labelOrigin(top: (min(max(minX, -limit), limit), min(max(minY, -limit), limit)), size: size,
+                                             imageWidth: image.width), colour))
         }
-        return (try? RGBImage(width: w, height: h, pixels: pixels)) ?? image
+        // Labels last, so no outline crosses one.
+        for l in labels { canvas.label(l.text, x: l.at.x, y: l.at.y, scale: scale, background: l.colour) }
+        return canvas.image
     }
 }
 

@@ -273,6 +273,8 @@ struct HealthResponse: Encodable, Sendable {
     struct Model: Encodable, Sendable {
         let id: String
         let kind: String
+        /// The vision task tokens the model runs; nil (omitted) for models that run none.
+        var tasks: [String]? = nil
     }
 
     struct IndexInfo: Encodable, Sendable {

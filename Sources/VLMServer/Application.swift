@@ -7,6 +7,7 @@ import VLMIndex
 //   POST /v1/embeddings        OpenAI embeddings (texts and images; see EmbeddingsRequest)      } embedding
 //   POST /v1/classify          zero-shot labels for one image, best first                      } models
 //   POST /v1/chat/completions  OpenAI chat completions, JSON or server-sent events             } chat models
+//   POST /v1/vision/tasks      detection, grounding, OCR, region captions (VisionTasksController) } Florence-2
 //   GET  /v1/models[/{id}]     every served model with its kind ("embedding" or "chat"); unknown id: 404
 //   GET  /healthz              liveness, models, queue depths, index (size, model fingerprint; nil without --index)
 //   GET  /metrics              Prometheus text (HTTP, queues, chat outcomes, vlm_index_size with --index)
@@ -106,6 +107,7 @@ public func buildRouter(config: ServerConfig, roster: ModelRoster, index: IndexS
         ClassifyController<Context>(roster: roster).addRoutes(to: reads)
     }
     if !roster.chats.isEmpty { ChatController<Context>(roster: roster).addRoutes(to: reads) }
+    if !roster.visionTaskModels.isEmpty { VisionTasksController<Context>(roster: roster).addRoutes(to: reads) }
     // The index belongs to the first embedding model.
     guard let indexEncoder = roster.encoders.first else { return router }
     SearchController<Context>(service: indexEncoder, index: index).addRoutes(to: reads)

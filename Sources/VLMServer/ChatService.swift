@@ -18,6 +18,8 @@ public struct ChatEngine: Sendable {
     public var prepare: @Sendable ([ChatMessage], [RGBImage]) throws -> PreparedPrompt
     /// One answer; `onText` gets the text as it is produced (false cancels), `shouldStop` is polled per token.
     public var generate: @Sendable (PreparedPrompt, SamplingOptions, _ onText: (String) -> Bool, _ shouldStop: () -> Bool) throws -> GenerationResult
+    /// The model's vision tasks (`POST /v1/vision/tasks`); nil when it runs none.
+    public var visionTasks: VisionTaskRunner?
 
     public init(modelType: String, contextLength: Int, acceptsImages: Bool, imageTokensPerImage: Int?, defaults: GenerationDefaults,
                 prepare: @escaping @Sendable ([ChatMessage], [RGBImage]) throws -> PreparedPrompt,
@@ -53,6 +55,7 @@ public struct ChatEngine: Sendable {
                 }
             })
         engine.precision = p.model.weightPrecision
+        engine.visionTasks = p.visionTasks == nil ? nil : try? VisionTaskRunner(pipeline: p)
         return engine
     }
 }

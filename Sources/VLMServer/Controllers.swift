@@ -92,7 +92,7 @@ struct StatusController<Context: RequestContext>: Sendable {
         router.get("/healthz") { _, _ in
             let info = index.map { HealthResponse.IndexInfo(path: $0.name, size: $0.count, model: $0.fingerprint, strategy: $0.strategy) }
             let first = roster.entries[0]  // safe: a roster is never empty (ModelRoster.init)
-            let models = roster.entries.map { HealthResponse.Model(id: $0.id, kind: $0.kind.rawValue) }
+            let models = roster.entries.map { HealthResponse.Model(id: $0.id, kind: $0.kind.rawValue, tasks: $0.visionTasks) }
             return try JSONResponse.make(HealthResponse(
                 status: "ok", model: first.id, kind: first.kind.rawValue, dimensions: roster.encoders.first?.model.dimensions,
                 models: models, index: info, queue: roster.queueDepths(),

@@ -36,13 +36,20 @@ enum OpenAPIDocument {
         /// The served ids of each kind, in --model order (request `model` fields take these).
         var embeddingIDs: [String]
         var chatIDs: [String]
+        /// The chat models that run vision tasks (`/v1/vision/tasks`), and the task tokens of the first.
+        var vision: Bool
+        var visionIDs: [String]
+        var visionTasks: [String]
 
         init(embeddingIDs: [String], chatIDs: [String], index: Bool, guardReads: Bool = false, guardWrites: Bool = false,
-             maxTopK: Int = 1000, maxLabels: Int = 1000) {
+             maxTopK: Int = 1000, maxLabels: Int = 1000, visionIDs: [String] = [], visionTasks: [String] = []) {
             embedding = !embeddingIDs.isEmpty
             chat = !chatIDs.isEmpty
             self.embeddingIDs = embeddingIDs
             self.chatIDs = chatIDs
+            vision = !visionIDs.isEmpty
+            self.visionIDs = visionIDs
+            self.visionTasks = visionTasks
             self.index = index
             self.guardReads = guardReads
             self.guardWrites = guardWrites
@@ -53,7 +60,9 @@ enum OpenAPIDocument {
         init(config: ServerConfig, roster: ModelRoster, hasIndex: Bool) {
             self.init(embeddingIDs: roster.encoders.map(\.model.id), chatIDs: roster.chats.map(\.modelID), index: hasIndex,
                       guardReads: config.apiKey != nil && config.protectReads, guardWrites: config.apiKey != nil,
-                      maxTopK: config.maxTopK, maxLabels: config.maxLabels)
+                      maxTopK: config.maxTopK, maxLabels: config.maxLabels,
+                      visionIDs: roster.visionTaskModels.map(\.modelID),
+                      visionTasks: roster.visionTaskModels.first?.engine.visionTasks?.tasks ?? [])
         }
     }
 
@@ -130,6 +139,7 @@ enum OpenAPIDocument {
                                                       "text/event-stream": ["schema": Schema.ref("ServerSentEvent")]],
                                       ]]) { a, _ in a }))
         }
+        if shape.vision { reads.append(OpenAPIVisionTasks.operation(shape)) }
         var writes: [APIOperation] = []
         if shape.embedding {
             let noIndex: [String: JSONObject] = shape.index ? [:] : ["501": error(501)]
@@ -202,7 +212,7 @@ enum OpenAPIDocument {
         return [
             "openapi": "3.0.3",
             "info": ["title": "SwiftVLM server (vlm serve)", "version": "1",
-                     "description": "Embeddings, zero-shot classification, visual search and chat. Every error is `{\"error\": {\"message\", \"type\", \"code\"}}` with its status."],
+                     "description": "Embeddings, zero-shot classification, visual search, chat and vision tasks. Every error is `{\"error\": {\"message\", \"type\", \"code\"}}` with its status."],
             "paths": paths,
             "components": components,
         ]
@@ -252,6 +262,7 @@ enum OpenAPIExamples {
         case "SearchRequest": return ["query": "a cat", "top_k": 3, "minus": ["blurry"]]
         case "IndexAddRequest": return ["images": [["image": png, "name": "red.png"]]]
         case "ChatCompletionRequest": return ["messages": [["role": "user", "content": "Hello"]], "max_tokens": 4]
+        case "VisionTaskRequest": return OpenAPIVisionTasks.example
         default: return nil
         }
     }

@@ -125,7 +125,9 @@ enum OpenAPISchemas {
         s["Health"] = Schema.object([
             "status": Schema.constant("ok"), "model": Schema.string("The first model"), "kind": Schema.oneOfStrings(["embedding", "chat"]),
             "dimensions": Schema.integer("The first embedding model's width; absent on a chat-only server."),
-            "models": Schema.array(Schema.object(["id": Schema.string(), "kind": Schema.oneOfStrings(["embedding", "chat"])], required: ["id", "kind"])),
+            "models": Schema.array(Schema.object(["id": Schema.string(), "kind": Schema.oneOfStrings(["embedding", "chat"]),
+                                                  "tasks": Schema.array(Schema.string(), "The vision task tokens the model runs (POST /v1/vision/tasks); absent for models that run none.")],
+                                                 required: ["id", "kind"])),
             "index": Schema.object(["path": Schema.string(), "size": Schema.integer(minimum: 0), "model": Schema.string(),
                                     "strategy": Schema.oneOfStrings(["exact", "hnsw"])],
                                    required: ["path", "size", "model", "strategy"], "Absent without --index."),
@@ -134,6 +136,7 @@ enum OpenAPISchemas {
         ], required: ["status", "model", "kind", "models", "queue"])
         s.merge(indexSchemas(shape)) { a, _ in a }
         s.merge(OpenAPIChatSchemas.all(shape)) { a, _ in a }
+        s.merge(OpenAPIVisionTasks.schemas(shape)) { a, _ in a }
         return s
     }
 

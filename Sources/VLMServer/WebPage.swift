@@ -9,8 +9,11 @@
 ///   (a search over the dropped set).
 /// - a chat model picked: the query (with the first dropped image) goes to `POST /v1/chat/completions` and the
 ///   answer is shown.
+/// - a model that runs vision tasks picked (`/healthz` lists its `tasks`): the vision-tasks panel (task, optional
+///   text or region box) sends each dropped image to `POST /v1/vision/tasks` and draws the boxes, quad boxes and
+///   polygons with their labels over the image (an SVG overlay in image pixels).
 /// The model picker lists every served model (`/healthz` `models`); requests name the picked one in "model".
-/// `?q=...&labels=...&image=dataURL&model=ID` runs a query on load (used by the headless-browser check).
+/// `?q=...&labels=...&image=dataURL&model=ID&task=T&text=...` runs a query on load (used by the headless-browser check).
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -53,6 +56,12 @@ enum WebPage {
   .labels { margin:6px 0 0; padding:0; list-style:none; font-size:13px; }
   .labels li { display:flex; justify-content:space-between; gap:8px; }
   details { grid-column: 1 / -1; font-size:13px; color:var(--muted); }
+  #vtask { grid-column: 1 / -1; display:grid; grid-template-columns: 1fr 2fr 1fr; gap:12px; }
+  #vtask select { width:100%; padding:9px 10px; border:1px solid var(--line); border-radius:8px; font:inherit; background:#fff; }
+  .overlay { position:relative; line-height:0; background:#f1f5f9; }
+  .overlay img { width:100%; height:auto; max-height:none; object-fit:contain; }
+  .overlay svg { position:absolute; left:0; top:0; width:100%; height:100%; pointer-events:none; }
+  .card.wide { grid-column: 1 / -1; max-width:900px; }
   @media (max-width: 700px) { .controls { grid-template-columns: 1fr; } }
 </style>
 </head>
@@ -67,6 +76,11 @@ enum WebPage {
     <div>
       <label class="field" for="labels">Labels (comma separated)</label>
       <textarea id="labels">a cat, a dog, an astronaut, a cup of coffee, a car, a landscape</textarea>
+    </div>
+    <div id="vtask" hidden>
+      <div><label class="field" for="task">Vision task</label><select id="task"></select></div>
+      <div><label class="field" for="vtext">Text (grounding, referring expressions)</label><input id="vtext" type="text" placeholder="a cat on a sofa" autocomplete="off"></div>
+      <div><label class="field" for="vbox">Region x0,y0,x1,y1 (region tasks)</label><input id="vbox" type="text" placeholder="10,20,200,180" autocomplete="off"></div>
     </div>
     <div id="drop">Drop images here, or click to choose
       <input id="file" type="file" accept="image/*" multiple hidden>
@@ -203,14 +217,89 @@ async function runChat(q) {
   show([card({ title: r.choices[0].message.content, image: images.length ? images[0].dataURL : null, list: [["asked", q]] })]);
   return r.usage.completion_tokens + " tokens";
 }
+function pickedModel() {
+  const ms = (health && health.models) || [];
+  return ms.find(x => x.id === $("picker").value) || ms[0] || null;
+}
+function pickedTasks() { const m = pickedModel(); return m && m.tasks && m.tasks.length ? m.tasks : null; }
+// The vision-tasks panel replaces the query and labels while a model that runs vision tasks is picked.
+function updatePanel() {
+  const tasks = pickedTasks();
+  $("vtask").hidden = !tasks;
+  $("q").parentElement.hidden = !!tasks;
+  $("labels").parentElement.hidden = !!tasks || !!(health && health.index);
+  if (tasks && $("task").dataset.model !== pickedModel().id) {
+    $("task").replaceChildren(...tasks.map(t => { const o = el("option", null, t); o.value = t; return o; }));
+    $("task").dataset.model = pickedModel().id;
+  }
+}
+// The SVG namespace, derived from the page's own (XHTML) one so the page names no URL at all.
+const SVG = document.documentElement.namespaceURI.replace("1999/xhtml", "2000/svg");
+function svgEl(tag, attrs) { const e = document.createElementNS(SVG, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }
+const COLOURS = ["#e6194b", "#3cb44b", "#0082c8", "#f58231", "#911eb4", "#46f0f0"];
+// The shapes of a task's answer ({bboxes|quad_boxes|polygons, labels}): each as [x, y, ...] points in image pixels.
+function taskShapes(answer) {
+  const out = [], labels = answer.labels || answer.bboxes_labels || [];
+  (answer.bboxes || []).forEach((b, i) => out.push({ points: [b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]], label: labels[i] || "" }));
+  (answer.quad_boxes || []).forEach((q, i) => out.push({ points: q, label: labels[i] || "" }));
+  const pl = answer.polygons_labels || labels;
+  (answer.polygons || []).forEach((inst, i) => inst.forEach(p => out.push({ points: p, label: pl[i] || "" })));
+  return out;
+}
+// The image with the shapes outlined and labelled (white text on the label's colour), in an SVG sized in image pixels.
+function overlay(dataURL, size, shapes) {
+  const wrap = el("div", "overlay"), img = el("img"); img.src = dataURL; wrap.appendChild(img);
+  const svg = svgEl("svg", { viewBox: "0 0 " + size.width + " " + size.height, preserveAspectRatio: "none" });
+  const fs = Math.max(10, Math.round(Math.max(size.width, size.height) / 45)), stroke = Math.max(2, fs / 6), colours = {};
+  for (const s of shapes) {
+    if (!(s.label in colours)) colours[s.label] = COLOURS[Object.keys(colours).length % COLOURS.length];
+    const c = colours[s.label], pts = [];
+    for (let i = 0; i + 1 < s.points.length; i += 2) pts.push(s.points[i] + "," + s.points[i + 1]);
+    svg.appendChild(svgEl("polygon", { points: pts.join(" "), fill: "none", stroke: c, "stroke-width": stroke }));
+  }
+  for (const s of shapes) {
+    if (!s.label) continue;
+    const xs = s.points.filter((_, i) => i % 2 === 0), ys = s.points.filter((_, i) => i % 2 === 1);
+    const w = s.label.length * fs * 0.62 + fs * 0.5, h = fs * 1.3;
+    const x = Math.max(0, Math.min(Math.min(...xs), size.width - w)), top = Math.min(...ys), y = top - h >= 0 ? top - h : Math.max(top, 0);
+    svg.appendChild(svgEl("rect", { x, y, width: w, height: h, fill: colours[s.label] }));
+    const t = svgEl("text", { x: x + fs * 0.25, y: y + fs, fill: "#fff", "font-size": fs, "font-family": "monospace" });
+    t.textContent = s.label; svg.appendChild(t);
+  }
+  wrap.appendChild(svg);
+  return wrap;
+}
+async function runVisionTask() {
+  if (!images.length) throw new Error("Drop an image.");
+  const body = { task: $("task").value }, text = $("vtext").value.trim(), box = $("vbox").value.trim();
+  if (text) body.text = text;
+  if (box) {
+    const v = box.split(",").map(Number);
+    if (v.length !== 4 || v.some(n => !isFinite(n))) throw new Error("The region is four numbers x0,y0,x1,y1.");
+    body.box = v;
+  }
+  const cards = [];
+  for (const im of images) {
+    const r = await post("/v1/vision/tasks", Object.assign({ image: im.dataURL }, body));
+    const answer = r.result[r.task], c = el("div", "card wide");
+    const shapes = typeof answer === "string" ? [] : taskShapes(answer);
+    c.appendChild(overlay(im.dataURL, r.image_size, shapes));
+    const b = el("div", "body");
+    b.appendChild(el("div", "title", typeof answer === "string" ? answer : shapes.length + " region(s): " + shapes.map(s => s.label || "(region)").join(", ")));
+    b.appendChild(el("div", "score", r.task + " · " + im.name + " · " + r.usage.completion_tokens + " tokens"));
+    c.appendChild(b); cards.push(c); show(cards);
+  }
+  return images.length + " image(s), " + body.task;
+}
 async function run() {
   const q = $("q").value.trim(), ls = labels();
-  if (!q && !images.length) { setStatus("Type a query or drop an image."); return; }
+  if (!q && !images.length) { setStatus(pickedTasks() ? "Drop an image." : "Type a query or drop an image."); return; }
   setStatus("Working…");
   const t0 = performance.now();
   try {
     let what;
-    if (pickedKind() === "chat") { if (!q) throw new Error("Type a question."); what = await runChat(q); }
+    if (pickedTasks()) what = await runVisionTask();
+    else if (pickedKind() === "chat") { if (!q) throw new Error("Type a question."); what = await runChat(q); }
     else if (health && health.index) what = await runSearch(q);
     else if (images.length && q) what = await rankImages(q);
     else if (images.length) { if (!ls.length) throw new Error("Give at least one label."); what = await classifyImages(ls); }
@@ -238,6 +327,7 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
     const want = new URLSearchParams(location.search).get("model");
     if (want) $("picker").value = want;
     $("picker").hidden = (health.models || []).length < 2;
+    $("picker").onchange = () => { updatePanel(); show([]); };
     $("model").textContent = health.model + (health.dimensions ? " \u00b7 " + health.dimensions + "-d" : "");
     $("mode").textContent = health.index ? "search: " + health.index.size + " items" : "no index: classify / similarity";
     if (health.index) {
@@ -247,8 +337,11 @@ drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("
       $("q").parentElement.style.gridColumn = "1 / -1";
       $("q").placeholder = "search the index: a photo of a cat";
     }
+    updatePanel();
   } catch (e) { setStatus("server not reachable: " + e.message, true); }
   const p = new URLSearchParams(location.search);
+  if (p.get("task")) $("task").value = p.get("task");
+  if (p.get("text")) $("vtext").value = p.get("text");
   if (p.get("labels")) $("labels").value = p.get("labels");
   // ?image=data:image/...;base64,... stands in for a dropped file (headless checks cannot drag and drop).
   const img = p.get("image");

@@ -6,16 +6,9 @@ import SwiftVLM
 /// Flags of every Florence-2 task command.
 struct TaskFlags: ParsableArguments {
     @Option(help: "Output: a readable table, or json (post_process_generation's result).") var format: TaskOutputFormat = .table
-    @Option(help: "Write the image with the result's boxes and polygons drawn (PNG, or JPEG for .jpg/.jpeg).") var draw: String?
+    @Option(help: "Write the image with the result's boxes, polygons and labels drawn (PNG, or JPEG for .jpg/.jpeg).") var draw: String?
     @Option(help: "Beams (default: the checkpoint's generation_config.json num_beams).") var numBeams: Int?
     @Option(help: "Maximum new tokens (default: the checkpoint's, else 256).") var maxTokens: Int?
-
-    func options(_ pipeline: GenerativePipeline) -> SamplingOptions {
-        var o = SamplingOptions(defaults: pipeline.defaults)
-        if let numBeams { o.numBeams = numBeams }
-        if let maxTokens { o.maxTokens = maxTokens }
-        return o
-    }
 
     /// Prints the result and writes the drawing.
     func emit(_ result: VisionTaskRunner.Result, image: RGBImage) throws {
@@ -36,10 +29,10 @@ enum TaskOutputFormat: String, ExpressibleByArgument { case table, json }
 func runTask(_ model: GenerativeOptions, _ flags: TaskFlags, image path: String, task: String, text: String? = nil, box: String? = nil) throws {
     try guarded {
         let region = try box.map(TaskTable.parseBox)
-        let pipeline = try model.pipeline()
-        let runner = try VisionTaskRunner(pipeline: pipeline)
+        let runner = try VisionTaskRunner(pipeline: try model.pipeline())
+        let options = try runner.options(numBeams: flags.numBeams, maxTokens: flags.maxTokens)
         let image = try loadImage(path)
-        try flags.emit(try runner.run(image: image, task: task, text: text, box: region, options: flags.options(pipeline)), image: image)
+        try flags.emit(try runner.run(image: image, task: task, text: text, box: region, options: options), image: image)
     }
 }
 

@@ -12,7 +12,7 @@ import VLMTestSupport
 @Suite(.serialized) struct OpenAPITests {
     /// Every route any server can have (the full shape's operations), with a concrete URI for templates.
     static let allRoutes: [(method: HTTPRequest.Method, template: String)] = {
-        let full = OpenAPIDocument.Shape(embeddingIDs: ["e"], chatIDs: ["c"], index: true)
+        let full = OpenAPIDocument.Shape(embeddingIDs: ["e"], chatIDs: ["c"], index: true, visionIDs: ["c"])
         return OpenAPIDocument.operations(full).map { (HTTPRequest.Method($0.method.uppercased()) ?? .get, $0.path) }
     }()
 
