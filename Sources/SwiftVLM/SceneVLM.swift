@@ -46,7 +46,7 @@ public enum SceneVLM {
     /// Ids: pad 0, unk 1, words, BOS, EOS, `<image>`, then the 1024 location tokens `<loc0000>`... (added, not
     /// special: decoding keeps them, as PaliGemma's tokenizer does). processor_config.json lets
     /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
-    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
+    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16, strategy: String = "default") throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
         let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
         let image = vocab.count
         var full = vocab
@@ -79,7 +79,7 @@ public enum SceneVLM {
         ]
         let map: [String: Any] = ["bos_token": b, "eos_token": e, "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk]
         let processor: [String: Any] = ["processor_class": "LlavaProcessor", "image_token": imageToken, "patch_size": patchSize,
-                                        "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1]
+                                        "vision_feature_select_strategy": strategy, "num_additional_image_tokens": 1]
         let generation: [String: Any] = ["bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": false]
         let files: [String: Data] = [
             "tokenizer.json": try json(tokenizer), "tokenizer_config.json": try json(config), "special_tokens_map.json": try json(map),
@@ -94,7 +94,7 @@ public enum SceneVLM {
     /// projector, a Llama decoder with grouped-query attention and tied embeddings.
     /// `vision`: a pretrained tower's config (e.g. the embedded contrastive model's) instead of the preset's.
     public static func config(preset: String, vocabSize: Int, bos: Int, eos: Int, image: Int, imageSize: Int = 64,
-                              vision: CLIPVisionConfig? = nil, maxLength: Int = 96) throws -> LlavaConfig {
+                              vision: CLIPVisionConfig? = nil, maxLength: Int = 96, strategy: String = "default") throws -> LlavaConfig {
         var c = LlavaConfig()
         var v = CLIPVisionConfig(), t = LlamaConfig()
         v.imageSize = imageSize
@@ -121,6 +121,7 @@ public enum SceneVLM {
         c.textConfig = t
         c.imageTokenIndex = image
         c.visionFeatureLayers = [-1]
+        c.visionFeatureSelectStrategy = strategy
         return c
     }
 

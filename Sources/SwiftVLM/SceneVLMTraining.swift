@@ -70,9 +70,12 @@ public final class SceneVLMTrainer {
         let patch = tower?.config.patchSize ?? 16
         // Room for the image run ((64 / patch)² tokens), the question and the answer.
         let maxLength = max(96, (64 / patch) * (64 / patch) + 64)
-        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch)
+        // A pretrained contrastive tower's CLS state carries the scene summary its training shaped (LLaVA's
+        // "full" strategy keeps it next to the patches); a tower trained from scratch has nothing there yet.
+        let strategy = tower == nil ? "default" : "full"
+        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy)
         let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
-                                         vision: tower?.config, maxLength: maxLength)
+                                         vision: tower?.config, maxLength: maxLength, strategy: strategy)
         var files = probe.files
         if let tower { files["preprocessor_config.json"] = tower.preprocessor }
         files[Self.argsFile] = try Self.encode(args)
