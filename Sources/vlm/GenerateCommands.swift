@@ -43,6 +43,8 @@ struct GenerativeOptions: ParsableArguments {
         discussion: "SmolVLM upscales every image to a 2048-pixel longest edge: a 512x384 photo becomes 13 tiles (832 image tokens). --max-image-edge 512 keeps it at 2 tiles + the global image: several times faster to the first token, but no longer the input transformers builds."))
     var maxImageEdge: Int?
     @Option(help: ArgumentHelp(Precision.helpText, valueName: "fp32|bf16|int8|int4")) var precision: Precision?
+    @Option(help: "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied to --model at load.")
+    var adapter: String?
 
     func pipeline() throws -> GenerativePipeline {
         if let threads, threads > 0 { Kernels.threads = threads }
@@ -50,8 +52,12 @@ struct GenerativeOptions: ParsableArguments {
         if let maxImageEdge, maxImageEdge < 1 || maxImageEdge > 1 << 14 {
             throw PipelineError.invalidArgument("--max-image-edge must be between 1 and 16384 pixels")
         }
-        return try GenerativePipeline.load(directory: DefaultModel.resolve(model, generative: true), precision: precision,
-                                           options: InputProcessingOptions(maxImageEdge: maxImageEdge))
+        let directory = try DefaultModel.resolve(model, generative: true)
+        if let adapter {
+            return try GenerativePipeline.load(directory: directory, adapter: URL(fileURLWithPath: (adapter as NSString).expandingTildeInPath),
+                                               precision: precision, options: InputProcessingOptions(maxImageEdge: maxImageEdge))
+        }
+        return try GenerativePipeline.load(directory: directory, precision: precision, options: InputProcessingOptions(maxImageEdge: maxImageEdge))
     }
 }
 

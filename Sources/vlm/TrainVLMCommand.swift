@@ -8,23 +8,26 @@ import VLMTraining
 struct TrainVLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlm",
-        abstract: "Train a generative VLM (LLaVA layout: CLIP tower, projector, Llama decoder) from scratch on synthetic scenes.",
+        abstract: "Train a generative VLM (LLaVA layout: CLIP tower, projector, Llama decoder) from scratch on synthetic scenes, or fine-tune one (--from, full or LoRA).",
         discussion: """
         Each step draws --batch turns from train-split scenes 0..<N: a caption ("Describe this image in one \
         sentence.") or a question (count, colour, shape, size, exists, relation); the loss is the cross-entropy of \
         the answer tokens. Writes --out: a checkpoint `vlm caption/ask --model` load (config.json, model.safetensors, \
         tokenizer, chat template, processor config), optimizer state, train_args.json, training_log.json, \
         loss_curve.svg. --resume CKPT continues a run; --export DIR writes an fp16 inference copy.
+
+        \(TrainVLM.fineTuneDiscussion)
         """)
 
     @Option(help: "Train on turns about N synthetic scenes.") var scenes: Int?
     @Option(name: .customLong("scenes-seed"), help: "Seed of the scenes generator.") var scenesSeed: UInt64 = 0
     @Option(help: "Architecture preset: \(SceneVLM.presets.joined(separator: ", ")).") var config = "tiny"
     @Option(help: "Optimizer steps.") var steps: Int?
-    @Option(help: "Turns per batch.") var batch = 32
-    @Option(help: "Peak learning rate.") var lr: Float = 2e-3
+    @Option(help: "Turns per batch (default 32; fine-tuning: 4 conversations).") var batch: Int?
+    @Option(help: "Peak learning rate (default 2e-3; fine-tuning: 2e-4 with LoRA, 2e-5 in full).") var lr: Float?
     @Option(help: "Linear warmup steps (default: 5% of the steps).") var warmup: Int?
-    @Option(help: "AdamW weight decay (not on 1-D tensors).") var wd: Float = 0.05
+    @Option(help: "AdamW weight decay, not on 1-D tensors (default 0.05; fine-tuning: 0).") var wd: Float?
+    @OptionGroup var fineTune: FineTuneOptions
     @Option(name: .customLong("clip-grad"), help: "Global gradient-norm clipping (0: off).") var clipGrad: Float = 1
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
     @Option(name: .customLong("vision-from"), help: "Start the vision tower from this CLIP checkpoint (64-pixel images), e.g. the embedded Models/scenes-clip.") var visionFrom: String?
@@ -43,6 +46,7 @@ struct TrainVLM: ParsableCommand {
             if let threads, threads > 0 { Kernels.threads = threads }
             if let evaluate { return try report(expand(evaluate), scenes: max(evalScenes, 1)) }
             guard let out else { throw ValidationError("--out DIR is required") }
+            if fineTune.from != nil || resume.map({ VLMFineTuner.isFineTuneCheckpoint(expand($0)) }) == true { return try runFineTune(out: out) }
             let trainer: SceneVLMTrainer
             if let resume {
                 trainer = try SceneVLMTrainer(resume: expand(resume), steps: steps)
@@ -51,10 +55,10 @@ struct TrainVLM: ParsableCommand {
                 var args = SceneVLMArguments(scenes: scenes, steps: steps)
                 args.scenesSeed = scenesSeed
                 args.preset = config
-                args.batch = batch
-                args.lr = lr
+                args.batch = batch ?? 32
+                args.lr = lr ?? 2e-3
                 args.warmup = warmup
-                args.wd = wd
+                args.wd = wd ?? 0.05
                 args.clipGrad = clipGrad
                 args.freezeVision = freezeVision
                 args.visionFrom = visionFrom
