@@ -18,8 +18,8 @@ import XCTest
 /// pool worker), so a stall fails the test after `deadline` instead of hanging it. The deadline bounds a stall
 /// only (a run takes about a second); there is no timing assertion.
 final class ConcurrentSearchTests: XCTestCase {
-    static let concurrent = 48
-    static let deadline: TimeInterval = 120
+    static let concurrent = 128
+    static let deadline: TimeInterval = 60
 
     func testConcurrentSearchesOnSQLiteAllComplete() throws {
         let lib = try IndexLibrary()
