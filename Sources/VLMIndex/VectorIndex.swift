@@ -45,6 +45,13 @@ public protocol VectorIndex: AnyObject, Sendable {
     func details() -> [(key: String, value: String)]
     /// Streams every stored file with its vector, a page at a time (for copying between backends).
     func forEachRecord(_ body: ([FileRecord]) throws -> Void) throws
+    /// The async face of this index for servers (see `AsyncVectorIndex`); call once and keep it (it may own
+    /// threads). Default: `OffloadedVectorIndex` (the calls run on dedicated threads).
+    func makeAsync() -> any AsyncVectorIndex
+}
+
+extension VectorIndex {
+    public func makeAsync() -> any AsyncVectorIndex { OffloadedVectorIndex(self) }
 }
 
 /// `vlm index copy`: every file and vector of one index into another (e.g. a SQLite index into Milvus) without

@@ -259,8 +259,11 @@ final class MilvusClient: @unchecked Sendable {
     }
 }
 
-/// Runs async work from synchronous code (the `VectorIndex` protocol is synchronous; the CLI and the server's
-/// index calls run on ordinary threads, never on the cooperative pool, so blocking here is safe).
+/// Runs async work from synchronous code: the synchronous `VectorIndex` API of the CLI, tests and start-up.
+/// Never call it where many calls can be in flight from worker threads: on Linux Swift's global executor runs its
+/// tasks on libdispatch's worker pool (a few threads per core, shared with every DispatchQueue), so the task
+/// awaited here needs a worker that may not be free; once every worker waits here, nothing runs. The server uses
+/// `MilvusIndex.makeAsync()` instead, which awaits the RPCs.
 func blockingWait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)

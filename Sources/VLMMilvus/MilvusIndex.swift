@@ -106,7 +106,11 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
     // MARK: Reads
 
     public func entryCount() throws -> Int {
-        let columns = try run { try await $0.query(expr: "\(Schema.id) >= 0", outputFields: ["count(*)"]) }
+        try blockingWait { [self] in try await countAsync() }
+    }
+
+    func countAsync() async throws -> Int {
+        let columns = try await client.query(expr: "\(Schema.id) >= 0", outputFields: ["count(*)"])
         guard let n = columns.first(where: { $0.fieldName == "count(*)" })?.scalars.longData.data.first else {
             throw MilvusError.malformedReply(operation: "Query count(*)", reason: "no count column")
         }
@@ -130,16 +134,24 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
 
     /// `fast`: with the search consistency (point lookups on the server's hot path).
     func rows(expr: String, vectors: Bool = false, fast: Bool = false) throws -> [Row] {
+        try blockingWait { [self] in try await rowsAsync(expr: expr, vectors: vectors, fast: fast) }
+    }
+
+    func rowsAsync(expr: String, vectors: Bool = false, fast: Bool = false) async throws -> [Row] {
         let fields = Schema.scalars + (vectors ? [Schema.vector] : [])
-        return try Columns.decode(try run { try await $0.query(expr: expr, outputFields: fields, fast: fast) }, operation: "Query")
+        return try Columns.decode(try await client.query(expr: expr, outputFields: fields, fast: fast), operation: "Query")
     }
 
     /// Rows for the given paths, fetched in chunks by primary key.
     func rows(paths: [String], vectors: Bool = false, fast: Bool = false) throws -> [Row] {
+        try blockingWait { [self] in try await rowsAsync(paths: paths, vectors: vectors, fast: fast) }
+    }
+
+    func rowsAsync(paths: [String], vectors: Bool = false, fast: Bool = false) async throws -> [Row] {
         var out: [Row] = []
         for start in stride(from: 0, to: paths.count, by: 256) {
             let keys = paths[start ..< min(start + 256, paths.count)].map(Schema.key(path:))
-            out += try rows(expr: "\(Schema.id) in [\(keys.map(String.init).joined(separator: ","))]", vectors: vectors, fast: fast)
+            out += try await rowsAsync(expr: "\(Schema.id) in [\(keys.map(String.init).joined(separator: ","))]", vectors: vectors, fast: fast)
         }
         return out
     }
@@ -154,10 +166,14 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
     public func file(path: String) throws -> StoredFile? { try rows(paths: [path], fast: true).first { $0.path == path }?.file }
 
     public func searchFiles(_ query: [Float], k: Int, minScore: Float) throws -> [(file: StoredFile, score: Float)] {
+        try blockingWait { [self] in try await searchAsync(query, k: k, minScore: minScore) }
+    }
+
+    func searchAsync(_ query: [Float], k: Int, minScore: Float) async throws -> [(file: StoredFile, score: Float)] {
         guard k >= 1 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
         guard query.count == identity.dim else { throw IndexError.dimensionMismatch(context: "search query", expected: identity.dim, actual: query.count) }
         let ef = client.options.efSearch
-        let result = try run { try await $0.search(vector: query, field: Schema.vector, k: k, ef: ef, filter: "", outputFields: Schema.scalars) }
+        let result = try await client.search(vector: query, field: Schema.vector, k: k, ef: ef, filter: "", outputFields: Schema.scalars)
         let ids = result.ids.intID.data
         guard result.scores.count == ids.count else { throw MilvusError.malformedReply(operation: "Search", reason: "\(ids.count) ids, \(result.scores.count) scores") }
         let rows = try Columns.decode(result.fieldsData, ids: ids, operation: "Search")

@@ -43,6 +43,10 @@ extension MilvusIndex {
     /// every row is keyed by its path, so re-running an interrupted call converges to the same rows.
     @discardableResult
     public func add(_ records: [FileRecord]) throws -> UpsertResult {
+        try blockingWait { [self] in try await addAsync(records) }
+    }
+
+    func addAsync(_ records: [FileRecord]) async throws -> UpsertResult {
         for record in records {
             guard record.vector.count == identity.dim else {
                 throw IndexError.dimensionMismatch(context: record.stat.path, expected: identity.dim, actual: record.vector.count)
@@ -60,28 +64,36 @@ extension MilvusIndex {
             return Row(id: Schema.key(path: r.stat.path), path: r.stat.path, size: r.stat.size, mtime: r.stat.mtime, hash: r.contentHash,
                        model: identity.fingerprint, addedAt: now, metadata: r.metadata ?? "", vector: r.vector)
         }
-        try write(rows)
+        try await writeAsync(rows)
         var result = UpsertResult()
         result.inserted = rows.map { ($0.id, $0.path) }
         return result
     }
 
     func write(_ rows: [Row]) throws {
+        try blockingWait { [self] in try await writeAsync(rows) }
+    }
+
+    func writeAsync(_ rows: [Row]) async throws {
         let dim = identity.dim, batch = max(1, client.options.upsertBatch)
         for start in stride(from: 0, to: rows.count, by: batch) {
             let part = Array(rows[start ..< min(start + batch, rows.count)])
             let columns = Columns.encode(part, dim: dim)
-            try run { try await $0.upsert(columns: columns, rows: part.count) }
+            try await client.upsert(columns: columns, rows: part.count)
         }
     }
 
     @discardableResult
     public func remove(paths: [String]) throws -> [Int64] {
+        try blockingWait { [self] in try await removeAsync(paths: paths) }
+    }
+
+    func removeAsync(paths: [String]) async throws -> [Int64] {
         let wanted = Set(paths)
-        let ids = try rows(paths: paths).filter { wanted.contains($0.path) }.map(\.id)
+        let ids = try await rowsAsync(paths: paths).filter { wanted.contains($0.path) }.map(\.id)
         for start in stride(from: 0, to: ids.count, by: 1000) {
             let part = ids[start ..< min(start + 1000, ids.count)].map(String.init).joined(separator: ",")
-            try run { try await $0.delete(expr: "\(Schema.id) in [\(part)]") }
+            try await client.delete(expr: "\(Schema.id) in [\(part)]")
         }
         return ids
     }

@@ -60,11 +60,7 @@ extension IndexService {
 
         // Plan: uploads are content-addressed (stored means unchanged); files compare size and mtime, then
         // the content hash once read.
-        let existing: [String: StoredFile] = try await read { index in
-            var out: [String: StoredFile] = [:]
-            for item in items { if let f = try index.file(path: item.path), f.embeddingID != nil { out[item.path] = f } }
-            return out
-        }
+        let existing = try await store.files(paths: items.map(\.path)).filter { $0.value.embeddingID != nil }
         var unchanged = Set<String>(), todo: [IngestItem] = []
         for item in items {
             guard let stored = existing[item.path] else { todo.append(item); continue }
@@ -87,34 +83,29 @@ extension IndexService {
 
         let keep = items.filter { unchanged.contains($0.path) }
         let ready = encoded, uploadStore = uploadStore
-        let size = try await write { index in
+        let size = try await write { store in
             var created: [String] = []
             do {
                 // Write new uploads, and restore an unchanged upload whose file was removed (not one whose entry a
                 // concurrent delete removed since the plan: that would leave a file without an entry).
-                let restore = try keep.filter { try index.file(path: $0.path) != nil }
-                for item in restore + ready.map(\.item) {
-                    if case .upload(let data, _) = item.source, !FileManager.default.fileExists(atPath: item.path) {
-                        try uploadStore.write(data, to: item.path)  // whole and on disk before the commit below
-                        created.append(item.path)
-                    }
+                let present = try await store.files(paths: keep.map(\.path))
+                let restore = keep.filter { present[$0.path] != nil }
+                let uploads = (restore + ready.map(\.item)).compactMap { item -> (path: String, data: Data)? in
+                    if case .upload(let data, _) = item.source { return (item.path, data) }
+                    return nil
                 }
-                if !created.isEmpty, let pause = Self.testUploadPause { usleep(pause * 1000) }
+                created = try await RequestInput.offload { try Self.storeUploads(uploads, in: uploadStore) }
                 let records = try ready.map { e in
                     FileRecord(stat: try e.stat ?? FileStat.of(path: e.item.path), contentHash: e.hash, metadata: e.item.metadata, vector: e.vector)
                 }
-                try index.add(records)
+                try await store.add(records)
             } catch {
                 for path in created { uploadStore.remove(path: path) }
                 throw ServerError.internalError("cannot store the images: \(error)")
             }
-            return try index.entryCount()
+            return try await store.summary().count
         }
-        let files: [String: StoredFile] = try await read { index in
-            var out: [String: StoredFile] = [:]
-            for item in items { out[item.path] = try index.file(path: item.path) }
-            return out
-        }
+        let files = try await store.files(paths: items.map(\.path))
         let hits = items.compactMap { item -> IndexHit? in
             guard let file = files[item.path] else { return nil }
             var h = hit(file, score: nil)
@@ -122,6 +113,23 @@ extension IndexService {
             return h
         }
         return (hits, size)
+    }
+
+    /// Writes the uploads whose file is missing, each whole and on disk (before the entries are committed);
+    /// returns the paths created. On an error, removes those it created and rethrows.
+    static func storeUploads(_ uploads: [(path: String, data: Data)], in uploadStore: UploadStore) throws -> [String] {
+        var created: [String] = []
+        do {
+            for upload in uploads where !FileManager.default.fileExists(atPath: upload.path) {
+                try uploadStore.write(upload.data, to: upload.path)
+                created.append(upload.path)
+            }
+        } catch {
+            for path in created { uploadStore.remove(path: path) }
+            throw error
+        }
+        if !created.isEmpty, let pause = testUploadPause { usleep(pause * 1000) }
+        return created
     }
 
     /// An upload: base64 decoded, header probed (422 above the pixel limit), content hash computed.

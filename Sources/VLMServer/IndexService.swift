@@ -4,19 +4,23 @@ import ServiceLifecycle
 import VLMIndex
 
 /// The server's vector index: any `VectorIndex` (the SQLite `SearchIndex` with its exact matrix and HNSW
-/// graph, or a shared Milvus collection) behind a readers-writer lock, the directories images may be read from, and the uploads directory.
+/// graph, or a shared Milvus collection), the directories images may be read from, and the uploads directory.
 ///
-/// Concurrency: searches and other reads run in parallel under the read lock (HNSW and exact search are
-/// read-only); every write runs on one serial queue and holds the write lock for the store transaction and
-/// the in-memory update, so a search never sees a half-applied write. Lock waits happen on dispatch threads,
-/// never on Swift's cooperative pool.
+/// Concurrency: request paths call the index through its `AsyncVectorIndex` face only (`store`), so no thread of
+/// Swift's cooperative pool ever waits on the index: Milvus calls await their RPCs; the SQLite index runs on its
+/// own reader threads (searches in parallel under a read lock) and writer thread (under the write lock, so a
+/// search never sees a half-applied write). This server's writes are serialised by an async lock (`write`), so a
+/// write that plans, then stores, sees no other write of this server in between.
 ///
 /// Durability: uploads are written whole (temporary file, fsync, rename) before their entry is committed; the
 /// store commits each write (one transaction); the HNSW graph file is refreshed at most
 /// every `persistInterval` seconds after writes and at shutdown (`persistNow`). A graph file that lags
 /// behind is reconciled with the store when the index is next opened (see `SearchIndex`).
 public final class IndexService: @unchecked Sendable {
+    /// The synchronous index (start-up work, identity); request paths use `store`.
     public let index: any VectorIndex
+    /// The async face of `index` (`VectorIndex.makeAsync`).
+    let store: any AsyncVectorIndex
     let roots: IndexRoots
     let thumbnails: ThumbnailCache
     let config: ServerConfig
@@ -24,9 +28,8 @@ public final class IndexService: @unchecked Sendable {
     let uploadStore: UploadStore
     /// File name of the database (what /healthz reports; the full server path stays private).
     let name: String
-    private let lock = ReadWriteLock()
-    private let writer = DispatchQueue(label: "vlm-index-writer")
-    private var lastPersist = DispatchTime.now()  // writer queue only
+    private let writeLock = AsyncLock()
+    private var lastPersist = DispatchTime.now()  // under writeLock only
     /// Size and strategy as of the last write, for /healthz and /metrics: they never wait for the index lock
     /// (a write that builds the HNSW graph can hold it for seconds).
     private let summaryLock = NSLock()
@@ -70,6 +73,7 @@ public final class IndexService: @unchecked Sendable {
                 FileHandle.standardError.write(Data("vlm serve: removed \(swept.count) upload file(s) left without an index entry by an interrupted write\n".utf8))
             }
         }
+        store = index.makeAsync()
         summary = (try index.entryCount(), index.searchStrategy)
         // One machine's index: warn about files the server cannot show. (Not for shared indexes: a scan of a
         // large collection on every replica's start is too slow, and other workers' paths may differ.)
@@ -91,8 +95,8 @@ public final class IndexService: @unchecked Sendable {
             return (summary.count, stale)
         }
         if refresh {
-            DispatchQueue.global().async { [self] in
-                let fresh = try? index.entryCount()
+            Task { [self] in
+                let fresh = try? await store.summary().count
                 summaryLock.withLock {
                     if let fresh { summary.count = fresh }
                     summaryTime = DispatchTime.now()
@@ -105,44 +109,32 @@ public final class IndexService: @unchecked Sendable {
     var fingerprint: String { index.identity.fingerprint }
     var strategy: String { summaryLock.withLock { summary.strategy } }
 
-    /// Runs `body` under the read lock on a dispatch thread.
-    func read<T: Sendable>(_ body: @escaping @Sendable (any VectorIndex) throws -> T) async throws -> T {
-        try await RequestInput.offload { [self] in try lock.withRead { try body(index) } }
-    }
-
-    /// Runs `body` on the writer queue under the write lock; refreshes the graph file now and then.
-    func write<T: Sendable>(_ body: @escaping @Sendable (any VectorIndex) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            writer.async { [self] in
-                let result = Result {
-                    try lock.withWrite {
-                        defer {
-                            if let n = try? index.entryCount() {
-                                summaryLock.withLock { (summary, summaryTime) = ((n, index.searchStrategy), DispatchTime.now()) }
-                            }
-                        }
-                        return try body(index)
-                    }
-                }
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - lastPersist.uptimeNanoseconds) / 1e9
-                if elapsed >= Self.persistInterval { persistOnWriter() }
-                continuation.resume(with: result)
-            }
+    /// Runs `body` as this server's only write in progress; then refreshes the cached size and strategy, and
+    /// the graph file now and then.
+    func write<T: Sendable>(_ body: @Sendable (any AsyncVectorIndex) async throws -> T) async throws -> T {
+        await writeLock.acquire()
+        defer { writeLock.release() }
+        let result: Result<T, Error>
+        do { result = .success(try await body(store)) } catch { result = .failure(error) }
+        if let s = try? await store.summary() {
+            summaryLock.withLock { (summary, summaryTime) = ((s.count, s.strategy), DispatchTime.now()) }
         }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - lastPersist.uptimeNanoseconds) / 1e9
+        if elapsed >= Self.persistInterval { await persistLocked() }
+        return try result.get()
     }
 
-    /// Writes the graph file if it changed (called at shutdown; waits for queued writes).
-    public func persistNow() {
-        writer.sync { persistOnWriter() }
+    /// Writes the graph file if it changed (called at shutdown; waits for the write in progress).
+    public func persistNow() async {
+        await writeLock.acquire()
+        defer { writeLock.release() }
+        await persistLocked()
     }
 
-    private func persistOnWriter() {
+    private func persistLocked() async {
         lastPersist = DispatchTime.now()
-        // Saving reads the graph only: searches may go on meanwhile.
-        lock.withRead {
-            do { try index.persist() } catch {
-                FileHandle.standardError.write(Data("vlm serve: cannot save the HNSW graph: \(error)\n".utf8))
-            }
+        do { try await store.persist() } catch {
+            FileHandle.standardError.write(Data("vlm serve: cannot save the HNSW graph: \(error)\n".utf8))
         }
     }
 
@@ -167,10 +159,9 @@ public final class IndexService: @unchecked Sendable {
 
     /// Top-k files for a unit query vector.
     func search(_ query: [Float], k: Int, minScore: Float) async throws -> (hits: [IndexHit], size: Int, strategy: String) {
-        let found = try await read { index in
-            (try index.searchFiles(query, k: k, minScore: minScore), index is SearchIndex ? try index.entryCount() : -1, index.searchStrategy)
-        }
-        return (found.0.map { hit($0.file, score: $0.score) }, found.1 >= 0 ? found.1 : count, found.2)
+        let found = try await store.searchFiles(query, k: k, minScore: minScore)
+        // The size as of this server's last write (a shared index's refreshed in the background).
+        return (found.map { hit($0.file, score: $0.score) }, count, strategy)
     }
 
     /// The bytes and MIME type of an entry's image, read only if the file's real location (symlinks
@@ -178,8 +169,7 @@ public final class IndexService: @unchecked Sendable {
     /// whatever the reason, so clients cannot probe the file system.
     func image(id: Int64) async throws -> (data: Data, mime: String, etag: String) {
         let notFound = ServerError.indexEntryNotFound("no image for index entry \(id)")
-        let index = index
-        guard let file = try await RequestInput.offload({ try index.file(id: id) }) else {
+        guard let file = try await store.file(id: id) else {
             throw ServerError.indexEntryNotFound("no index entry with id \(id)")
         }
         let roots = roots
@@ -191,8 +181,7 @@ public final class IndexService: @unchecked Sendable {
     /// Entry `id`'s thumbnail (JPEG) and its ETag, from the cache or made now (`ThumbnailCache`); the same
     /// containment checks and single 404 message as `image`. With a matching `ifNoneMatch`, `data` is empty.
     func thumbnail(id: Int64, ifNoneMatch: String?) async throws -> (data: Data, etag: String) {
-        let index = index
-        guard let file = try await RequestInput.offload({ try index.file(id: id) }) else {
+        guard let file = try await store.file(id: id) else {
             throw ServerError.indexEntryNotFound("no index entry with id \(id)")
         }
         let (roots, thumbnails, config) = (roots, thumbnails, config)
@@ -209,12 +198,12 @@ public final class IndexService: @unchecked Sendable {
     /// stay). Returns the new index size.
     func remove(id: Int64) async throws -> Int {
         let roots = roots, uploadStore = uploadStore
-        return try await write { index in
-            guard let file = try index.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
-            try index.remove(paths: [file.path])
+        return try await write { store in
+            guard let file = try await store.file(id: id) else { throw ServerError.indexEntryNotFound("no index entry with id \(id)") }
+            try await store.remove(paths: [file.path])
             // After the commit: a kill in between leaves an unreferenced file, removed at the next start.
             if roots.isUpload(file.path) { uploadStore.remove(path: file.path) }
-            return try index.entryCount()
+            return try await store.summary().count
         }
     }
 }
@@ -339,27 +328,30 @@ enum SafeFiles {
     }
 }
 
-/// pthread readers-writer lock.
-final class ReadWriteLock: @unchecked Sendable {
-    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+/// A lock for async code: waiters are suspended (FIFO), never blocking a thread.
+final class AsyncLock: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    init() { pthread_rwlock_init(lock, nil) }
-
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = mutex.withLock { () -> Bool in
+                if held { waiters.append(continuation); return false }
+                held = true
+                return true
+            }
+            if granted { continuation.resume() }
+        }
     }
 
-    func withRead<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
-
-    func withWrite<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
+    /// Hands the lock to the longest waiter, if any.
+    func release() {
+        let next = mutex.withLock { () -> CheckedContinuation<Void, Never>? in
+            if waiters.isEmpty { held = false; return nil }
+            return waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
 
@@ -369,6 +361,6 @@ struct IndexPersistService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        index.persistNow()
+        await index.persistNow()
     }
 }
