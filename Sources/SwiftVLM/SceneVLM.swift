@@ -46,13 +46,14 @@ public enum SceneVLM {
     /// Ids: pad 0, unk 1, words, BOS, EOS, `<image>`, then the 1024 location tokens `<loc0000>`... (added, not
     /// special: decoding keeps them, as PaliGemma's tokenizer does). processor_config.json lets
     /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
-    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16, strategy: String = "default") throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
+    public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16, strategy: String = "default",
+                              locationTokens: Bool = true) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
         let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
         let image = vocab.count
         var full = vocab
         full[imageToken] = image
         var locations: [(key: String, value: Int)] = []
-        for (i, token) in LocationTokens.all.enumerated() {
+        for (i, token) in (locationTokens ? LocationTokens.all : []).enumerated() {
             full[token] = image + 1 + i
             locations.append((token, image + 1 + i))
         }

@@ -22,6 +22,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// A CLIP checkpoint whose vision tower (config, weights, image processor) replaces the preset's, as LLaVA
     /// starts from a pretrained CLIP: the embedded contrastive model already tells colours, shapes and places apart.
     public var visionFrom: String?
+    /// PaliGemma's 1024 location tokens in the vocabulary and "where is the ...?" turns (nil: yes; optional so
+    /// the train_args.json of runs from before it still decode).
+    public var locationTokens: Bool?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -73,7 +76,8 @@ public final class SceneVLMTrainer {
         // A pretrained contrastive tower's CLS state carries the scene summary its training shaped (LLaVA's
         // "full" strategy keeps it next to the patches); a tower trained from scratch has nothing there yet.
         let strategy = tower == nil ? "default" : "full"
-        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy)
+        let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy,
+                                        locationTokens: args.locationTokens ?? true)
         let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
                                          vision: tower?.config, maxLength: maxLength, strategy: strategy)
         var files = probe.files

@@ -31,6 +31,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("clip-grad"), help: "Global gradient-norm clipping (0: off).") var clipGrad: Float = 1
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
     @Option(name: .customLong("vision-from"), help: "Start the vision tower from this CLIP checkpoint (64-pixel images), e.g. the embedded Models/scenes-clip.") var visionFrom: String?
+    @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
     @Option(help: "Continue from a checkpoint written by this command (with --steps: the new total).") var resume: String?
@@ -62,6 +63,7 @@ struct TrainVLM: ParsableCommand {
                 args.clipGrad = clipGrad
                 args.freezeVision = freezeVision
                 args.visionFrom = visionFrom
+                args.locationTokens = !noLocationTokens
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

@@ -14,6 +14,8 @@ struct VLMFineTuningTests {
         var args = SceneVLMArguments(scenes: 50, steps: max(pretrain, 1))
         args.preset = "micro"
         args.batch = 8
+        // No location tokens: a 1-layer, 32-wide base with a small vocabulary, which LoRA moves within 30 steps.
+        args.locationTokens = false
         let base = root.appendingPathComponent("base")
         let trainer = try SceneVLMTrainer(args: args)
         if pretrain > 0 { _ = try trainer.run(out: root.appendingPathComponent("pretrain")) }
