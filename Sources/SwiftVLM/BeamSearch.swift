@@ -132,14 +132,31 @@ public struct BeamSearch {
 
             // Feed each running beam its new token (a beam seeded with -1e9 and no state yet forks beam 0's).
             for b in 0 ..< beams where running[b].state == nil { running[b].state = try state.fork() }
-            for b in 0 ..< beams {
-                guard let token = running[b].tokens.last, let st = running[b].state else { continue }
-                runningLogits[b] = try model.step(token: token, state: st)
-            }
+            try stepBeams(running, into: &runningLogits)
         }
         let best = finished[0]
         let ended = best.tokens.last.map { eos.contains($0) } ?? false
         return (best.tokens, ended)
+    }
+
+    /// Feeds every running beam its last token: in one pass when the model batches steps (its weights streamed
+    /// once for all beams, as transformers runs the beams as one batch), else beam by beam.
+    private func stepBeams(_ running: [Hypothesis], into logits: inout [Tensor]) throws {
+        let fed = running.indices.compactMap { b -> (beam: Int, token: Int, state: any GenerationState)? in
+            guard let token = running[b].tokens.last, let st = running[b].state else { return nil }
+            return (b, token, st)
+        }
+        if let batched = model as? any BatchedStepModel, fed.count > 1 {
+            let all = try batched.step(tokens: fed.map(\.token), states: fed.map(\.state))
+            let vocab = all.shape[1]
+            for (r, f) in fed.enumerated() {
+                let row = Tensor(uninitialized: [1, vocab])
+                row.pointer.update(from: all.pointer + r * vocab, count: vocab)
+                logits[f.beam] = row
+            }
+        } else {
+            for f in fed { logits[f.beam] = try model.step(token: f.token, state: f.state) }
+        }
     }
 
     /// log_softmax over one row, in float32 as torch computes it.
@@ -153,8 +170,21 @@ public struct BeamSearch {
     }
 
     /// Indices of the k largest values, largest first (ties: lower index first, as torch.topk on CPU).
+    /// One pass keeping a sorted list of the best k (a full sort of beams x vocab scores cost more than a decode
+    /// step's arithmetic).
     static func topK(_ values: [Float], k: Int) -> [Int] {
-        let order = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }
-        return Array(order.prefix(k))
+        guard k > 0 else { return [] }
+        var best: [Int] = []
+        best.reserveCapacity(k + 1)
+        for i in values.indices {
+            let v = values[i]
+            // A value equal to the k-th best comes later in index order, so it ranks below it.
+            if best.count == k, let last = best.last, !(v > values[last]) { continue }
+            var at = best.count
+            while at > 0, v > values[best[at - 1]] { at -= 1 }
+            best.insert(i, at: at)
+            if best.count > k { best.removeLast() }
+        }
+        return best
     }
 }

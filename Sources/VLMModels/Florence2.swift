@@ -154,6 +154,31 @@ extension Florence2Model: GenerativeModel {
     }
 }
 
+extension Florence2Model: BatchedStepModel {
+    /// Beams of one prompt share the encoder's cross-attention keys/values: one decoder pass for all of them.
+    /// States of different prompts are stepped one by one.
+    public func step(tokens: [Int], states: [any GenerationState]) throws -> Tensor {
+        guard tokens.count == states.count, !tokens.isEmpty else {
+            throw ModelError.invalidInput("a batched step needs one token per state (\(tokens.count) tokens, \(states.count) states)")
+        }
+        let s = try states.map { state in
+            guard let s = state as? Florence2State, !s.crossKeysValues.isEmpty else {
+                throw ModelError.wrongState(model: modelType, state: "\(type(of: state)) without a prefilled prompt")
+            }
+            return s
+        }
+        let shared = s.allSatisfy { $0.crossKeysValues.first?.storage === s[0].crossKeysValues.first?.storage }
+        let distinct = Set(s.map { ObjectIdentifier($0.cache) }).count == s.count
+        if shared && distinct {
+            return try language.decode(beams: tokens, caches: s.map(\.cache), crossKeysValues: s[0].crossKeysValues)
+        }
+        let rows = try zip(tokens, s).map { try step(token: $0, state: $1) }
+        let vocab = rows[0].count, out = Tensor(uninitialized: [rows.count, vocab])
+        for (b, row) in rows.enumerated() { (out.pointer + b * vocab).update(from: row.pointer, count: vocab) }
+        return out
+    }
+}
+
 // MARK: - Input processor
 
 /// Florence2Processor: the user's text (a task token with its argument, or free text) becomes the task's prompt,

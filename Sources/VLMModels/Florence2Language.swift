@@ -127,8 +127,17 @@ final class BartDecoderLayer: @unchecked Sendable {
 
     /// x: [T, C] new decoder rows; cache: this layer's self-attention cache; keysValues: [S, 2C] -> [T, C]
     func callAsFunction(_ x: Tensor, cache: LayerKVCache, keysValues: Tensor) -> Tensor {
-        var h = attentionNorm(Ops.add(x, attention(x, cache: cache)))
-        h = crossNorm(Ops.add(h, cross(h, keysValues: keysValues)))
+        after(attentionNorm(Ops.add(x, attention(x, cache: cache))), keysValues: keysValues)
+    }
+
+    /// One new row per sequence (beams): x: [B, C], row b after caches[b]; keysValues: [S, 2C] shared -> [B, C]
+    func callAsFunction(_ x: Tensor, caches: [LayerKVCache], keysValues: Tensor) -> Tensor {
+        after(attentionNorm(Ops.add(x, attention(x, caches: caches))), keysValues: keysValues)
+    }
+
+    /// Cross-attention and MLP blocks after self-attention: h: [T, C] -> [T, C]
+    private func after(_ h: Tensor, keysValues: Tensor) -> Tensor {
+        let h = crossNorm(Ops.add(h, cross(h, keysValues: keysValues)))
         return finalNorm(Ops.add(h, mlp(h)))
     }
 }
@@ -185,13 +194,18 @@ public final class BartLanguageModel: @unchecked Sendable {
 
     /// Adds the learned positions start ..< start + T to x [T, C] and applies `norm`.
     private func positioned(_ x: Tensor, start: Int, table: Embedding, norm: LayerNorm) throws -> Tensor {
-        let t = x.shape[0], c = config.dModel
-        guard start + t <= config.maxPositionEmbeddings else {
-            throw ModelError.promptTooLong(tokens: start + t, imageTokens: 0, context: config.maxPositionEmbeddings)
+        try positioned(x, positions: Array(start ..< start + x.shape[0]), table: table, norm: norm)
+    }
+
+    /// Adds the learned position positions[r] to row r of x [T, C] and applies `norm`.
+    private func positioned(_ x: Tensor, positions: [Int], table: Embedding, norm: LayerNorm) throws -> Tensor {
+        let c = config.dModel
+        if let last = positions.max(), last >= config.maxPositionEmbeddings {
+            throw ModelError.promptTooLong(tokens: last + 1, imageTokens: 0, context: config.maxPositionEmbeddings)
         }
         var row = [Float](repeating: 0, count: c)
-        for r in 0 ..< t {
-            row.withUnsafeMutableBufferPointer { table.copyRow(start + r + Self.positionOffset, into: $0.baseAddress!) }  // safe: c > 0
+        for (r, position) in positions.enumerated() {
+            row.withUnsafeMutableBufferPointer { table.copyRow(position + Self.positionOffset, into: $0.baseAddress!) }  // safe: c > 0
             let dst = x.pointer + r * c
             for i in 0 ..< c { dst[i] += row[i] }
         }
@@ -215,6 +229,18 @@ public final class BartLanguageModel: @unchecked Sendable {
         let c = config.dModel, last = Tensor(uninitialized: [1, c])
         last.pointer.update(from: h.pointer + (h.shape[0] - 1) * c, count: c)
         return lmHead(last)
+    }
+
+    /// One decoder step for several sequences at once (beam search's beams): ids[b] follows the rows caches[b]
+    /// holds; all read the same cross-attention keys/values. Every linear layer runs over the B rows together,
+    /// each row's result being that of `decode([ids[b]], cache: caches[b], ...)`. Returns logits [B, vocab].
+    public func decode(beams ids: [Int], caches: [KVCache], crossKeysValues: [Tensor]) throws -> Tensor {
+        precondition(ids.count == caches.count && !ids.isEmpty, "decode(beams:): \(ids.count) ids for \(caches.count) caches")
+        var h = try positioned(try embed(ids), positions: caches.map(\.length), table: decoderPositions, norm: decoderNorm)
+        for (i, layer) in decoderLayers.enumerated() {
+            h = layer(h, caches: caches.map { $0.layers[i] }, keysValues: crossKeysValues[i])
+        }
+        return lmHead(h)
     }
 
     /// A decoder self-attention cache for up to `capacity` decoder rows.

@@ -1,3 +1,4 @@
+import CVLM
 import Foundation
 import VLMLayers
 import VLMTensor
@@ -121,20 +122,27 @@ final class DaViTChannelAttention: @unchecked Sendable {
         self.groups = groups
     }
 
-    /// x: [B, H, W, C] -> [B, H, W, C]
+    /// x: [B, H, W, C] -> [B, H, W, C]. Per image and group g (channels g*gd ..< (g+1)*gd of q, k, v, each
+    /// [N, gd] read in place from the fused projection, row stride 3C): S = softmax(scale q^T k) [gd, gd], then
+    /// out = v S^T [N, gd] written straight into the token-major output, so nothing is transposed.
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let (b, c) = (x.shape[0], x.shape[3]), n = x.shape[1] * x.shape[2], groupDim = c / groups
+        let (b, c) = (x.shape[0], x.shape[3]), n = x.shape[1] * x.shape[2], gd = c / groups
         let fused = qkv(x)  // [B, H, W, 3C]
         let mixed = Tensor(uninitialized: x.shape)
-        let channelMajor = Tensor(uninitialized: [3 * c, n])
-        for bi in 0 ..< b {
-            transpose(fused.pointer + bi * n * 3 * c, rows: n, cols: 3 * c, into: channelMajor.pointer)
-            // Group g of q is rows g*gd ..< (g+1)*gd of the channel-major block: a "batch" of gd rows of width n.
-            let attended = Ops.attention(q: channelMajor, qOffset: 0, ldq: n, k: channelMajor, kOffset: c * n, ldk: n,
-                                         v: channelMajor, vOffset: 2 * c * n, ldv: n, batch: groups, heads: 1,
-                                         queryLength: groupDim, keyLength: groupDim, headDim: n,
-                                         scale: 1 / Float(n).squareRoot(), causal: false)  // [C, n]
-            transpose(attended.pointer, rows: c, cols: n, into: mixed.pointer + bi * n * c)
+        let scores = Tensor(uninitialized: [gd, gd])
+        let scale = 1 / Float(n).squareRoot()
+        withExtendedLifetime((fused, mixed, scores)) {
+            for bi in 0 ..< b {
+                let image = UnsafePointer(fused.pointer + bi * n * 3 * c), out = mixed.pointer + bi * n * c
+                for g in 0 ..< groups {
+                    let q = image + g * gd, k = q + c, v = q + 2 * c
+                    let s1 = vlm_sgemm(1, 0, Int64(gd), Int64(gd), Int64(n), scale, q, Int64(3 * c), k, Int64(3 * c), 0, scores.pointer, Int64(gd))
+                    vlm_softmax(scores.pointer, Int64(gd), Int64(gd))
+                    let s2 = vlm_sgemm(0, 1, Int64(n), Int64(gd), Int64(gd), 1, v, Int64(3 * c), scores.pointer, Int64(gd), 0,
+                                       out + g * gd, Int64(c))
+                    if s1 != 0 || s2 != 0 { fatalError("out of memory for the scratch of channel attention over \(n) tokens") }  // safe: memory exhaustion, not input
+                }
+            }
         }
         return proj(mixed)
     }
