@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SwiftVLM
+import VLMLayers
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
