@@ -40,6 +40,7 @@ struct vlm_packed_weight {
     int64_t block_bytes;     // quantized: bytes of one full group block of a panel
     int64_t panel_bytes;     // quantized: bytes of one panel (full blocks + the last, shorter one)
     void *data;              // F32/BF16/F16: npanels * K * VLM_NR elements; quantized: the blocks; 64-byte aligned
+    int compute;             // vlm_compute_mode (I8 only): VLM_COMPUTE_INT8 routes vlm_linear to vlm_linear_i8
 };
 
 static inline int vlm_dtype_quantized(vlm_weight_dtype d) { return d == VLM_WEIGHT_I8 || d == VLM_WEIGHT_I4; }
@@ -171,4 +172,31 @@ void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_p
 /// 6 activation group sums.
 #define VLM_SLOT_QSLICE 3
 #define VLM_SLOT_QXSUM 6
+
+// MARK: int8 compute kernels (gemm_i8*.c; definition: vlm_linear_i8 in cvlm_kernels.h)
+/// Activations are padded along k to kpad = K rounded up to 4 (zeros); groups are multiples of 32, so a k pair or
+/// quad never straddles a group. A panel's weights are re-laid out once per task into per-thread scratch.
+typedef struct {
+    const char *name;
+    int mr_max;        // rows per tile
+    int a_bytes;       // bytes per quantized activation: 2 (int16, AVX2) or 1 (u8 = q + 128, VNNI)
+    int b_bytes;       // scratch bytes per padded k of one 32-column panel
+    /// Rows of X quantized as defined (sa[m]) into dst [rows, kpad] in the kernel's activation format.
+    void (*quantize_rows)(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa);
+    /// Panel p of W into the kernel's layout; colsum [ngroups * VLM_NR] (sum of codes per group and column) when
+    /// the kernel needs it.
+    void (*pack_panel)(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum);
+    /// Y[0:mr, 0:nr] (Y, bias at the panel's first column) for mr <= mr_max rows of quantized A (stride lda
+    /// elements) against a packed panel.
+    void (*tile)(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
+                 int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy,
+                 int nr);
+} vlm_i8_kernels;
+extern const vlm_i8_kernels vlm_i8_kernels_avx2;
+extern const vlm_i8_kernels vlm_i8_kernels_vnni;
+/// The AVX2 activation quantizer (gemm_i8_avx2.c): int16 values (u8 == 0), or u8 = q + 128 (u8 == 1).
+void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa,
+                               int u8);
+/// Scratch slot of the quantized activations (caller thread).
+#define VLM_SLOT_I8A 7
 #endif

@@ -25,6 +25,7 @@ public final class SelfAttention: @unchecked Sendable {
         }
         qkv = try Linear(weight: concatenateRows(weights), bias: concatenateRows(biases))
         out = try Linear(scope.scope("out_proj"), in: dim, out: dim)
+        try scope.applyInt8Compute(.all, [out])
     }
 
     /// x: [B*T, C] (B sequences of T tokens, token-major) -> [B*T, C].
@@ -67,6 +68,7 @@ public final class MLP: @unchecked Sendable {
         fc1 = try Linear(scope.scope("fc1"), in: dim, out: hidden)
         fc2 = try Linear(scope.scope("fc2"), in: hidden, out: dim)
         self.activation = activation
+        try scope.applyInt8Compute(.mlp, [fc1, fc2])
     }
 
     /// x: [N, dim] -> [N, dim]

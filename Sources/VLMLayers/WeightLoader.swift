@@ -69,6 +69,8 @@ public final class WeightLoader {
     /// The checkpoint's quantization (config.json's quantization_config): layers stored as qweight,
     /// weight_packed or int8 weights are read in this scheme (QuantizedWeights.swift).
     public var quantization: QuantizationScheme?
+    /// Which int8 linear layers also run int8 compute (Int8ComputeLayers.swift); set before loading layers.
+    public var int8Compute: Int8ComputeLayers = .standard
 
     public init(store: WeightStore, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store

@@ -271,9 +271,9 @@ public final class CLIPModel: @unchecked Sendable {
     }
 
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
-    public static func random(config: CLIPConfig, seed: UInt64 = 0) throws -> CLIPModel {
+    public static func random(config: CLIPConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> CLIPModel {
         try config.validate(path: "config")
-        return try Checkpoint.random(seed: seed) { try CLIPModel(config: config, weights: $0.scope("")) }
+        return try Checkpoint.random(seed: seed, storage: storage) { try CLIPModel(config: config, weights: $0.scope("")) }
     }
 
     // MARK: - Weights

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SwiftVLM
+import VLMLayers
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
     @Option(help: "Seconds to time each encoder (after one warm-up).") var seconds: Double = 5
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+    @Option(help: "\(Precision.helpText) Default fp32.") var precision: String?
 
     /// Short prompts, "a photo of a {label}." with BOS/EOS: the lengths bench_torch_clip.py uses.
     static let promptLengths = [7, 8, 9, 7, 10, 8, 7, 9]
@@ -35,8 +37,12 @@ struct Bench: ParsableCommand {
             guard batch >= 1, batch <= 4096 else { throw PipelineError.invalidArgument("--batch must be in 1...4096") }
             guard seconds > 0, seconds <= 3600 else { throw PipelineError.invalidArgument("--seconds must be in (0, 3600]") }
             if let threads, threads > 0 { Kernels.threads = threads }
+            let chosen = try precision.map { name -> Precision in
+                guard let p = Precision(name: name) else { throw Precision.unknown(name) }
+                return p
+            } ?? .fp32
             if let model {
-                try benchmark(EmbeddingPipeline.load(directory: expand(model)), name: model)
+                try benchmark(EmbeddingPipeline.load(directory: expand(model), precision: chosen), name: model)
                 return
             }
             let clip: CLIPModel
@@ -46,7 +52,7 @@ struct Bench: ParsableCommand {
                 guard let cfg = CLIPConfig.preset(preset) else {
                     throw PipelineError.invalidArgument("unknown --config '\(preset)' (known: \(CLIPConfig.presetNames.joined(separator: ", ")))")
                 }
-                clip = try CLIPModel.random(config: cfg)
+                clip = try CLIPModel.random(config: cfg, storage: chosen.weightStorage)
                 name = preset
             }
             let v = clip.config.visionConfig
@@ -79,7 +85,7 @@ struct Bench: ParsableCommand {
     }
 
     func report(name: String, imageTime: Double, textTime: Double) {
-        let result = Result(engine: "swiftvlm fp32", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
+        let result = Result(engine: "swiftvlm \(Precision(name: precision ?? "fp32")?.engineDescription ?? "fp32")", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
                             image_per_s: Double(batch) / imageTime, text_per_s: Double(batch) / textTime,
                             image_batch_ms: imageTime * 1000, text_batch_ms: textTime * 1000)
         do {

@@ -112,7 +112,8 @@ struct BenchLLM: ParsableCommand {
             // The packed format (as-stored checkpoints: 16-bit when the weights average ~2 bytes).
             let packed = weightStorage == .asStored ? (bytesPerWeight < 3 ? .bfloat16 : .float32) : weightStorage.packedStorage(for: .f32)
             let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
-            let result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), fp32 compute", packed.rawValue, bytesPerWeight), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+            let result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), %@", packed.rawValue, bytesPerWeight,
+                                                  packed == .int8 && Int8ComputeLayers.standard != .none ? "int8 compute in \(Int8ComputeLayers.standard.rawValue) layers for prefill (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere" : "fp32 compute"), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
                                 weight_bytes: weightBytes, prompt_tokens: ids.count, decode_tokens: tokens,
                                 prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
                                 decode_tokens_per_s: decodeRate,
@@ -154,7 +155,7 @@ struct BenchLLM: ParsableCommand {
         let timing = try pipeline.benchmark(question: question, images: [picture], tokens: tokens)
         let bandwidth = Self.memoryBandwidth()
         let bytes = pipeline.model.decodeWeightBytes
-        let result = TurnResult(engine: "swiftvlm (\(pipeline.modelType))", model: model, threads: Kernels.threads, timing: timing,
+        let result = TurnResult(engine: "swiftvlm (\(pipeline.modelType)\(precision.map { ", " + $0.engineDescription } ?? ""))", model: model, threads: Kernels.threads, timing: timing,
                                 decoder_weight_bytes: bytes, memory_bandwidth_gb_s: bandwidth / 1e9,
                                 decode_roofline_tokens_per_s: bandwidth / Double(max(bytes, 1)))
         switch format {

@@ -190,6 +190,41 @@ void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, in
 void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, vlm_source_dtype src, int64_t N, int64_t K,
                          const float *bias, vlm_activation act, float *Y, int64_t ldy);
 
+// MARK: int8 compute (W8A8: int8 weights x dynamic per-token int8 activations, int32 accumulation)
+//
+/// On an I8 weight (symmetric, scale s[n, g] per output row and group of `group` k), activations are quantized
+/// per row (token) at call time and the products are summed exactly in int32 per group:
+///   row m:  a = max_k |x[m, k]|;  sa[m] = a / 127;  q[m, k] = clamp(rint(x[m, k] * (127 / a)), -127, 127)
+///           (a == 0: sa = 0, q = 0; a row holding NaN or an infinity: sa = NaN, so its outputs are NaN);
+///   acc[m, n, g] = sum over k in group g of q[m, k] * w[n, k]                       (int32, exact)
+///   C[m, n] = fma over g = 0, 1, ... of (s[n, g], (float)acc[m, n, g], C)          (C starts at 0)
+///   Y[m, n] = act(sa[m] * C[m, n] + bias[n])                                         (product rounded, then + bias)
+/// Every ISA computes these same integers and float operations, so a SIMD path equals vlm_linear_i8_naive bit for
+/// bit without activation (with one, up to the activation functions' own SIMD-vs-scalar difference).
+/// Error against the fp32 product with the dequantized weights: |x_k - sa q_k| <= sa / 2 per activation, so
+/// |Y - Y_weight_only| <= (sa[m] / 2) * sum_k |w'[n, k]| (w' = s q, the dequantized weight) plus float rounding.
+/// Kernels: AVX2 widens both operands to int16 and multiplies pairs with vpmaddwd (exact: no saturation, unlike
+/// vpmaddubsw, whose u8 x s8 pair sums reach 2 * 255 * 127 > 32767); AVX512-VNNI runs vpdpbusd on u8 = q + 128
+/// and subtracts 128 * sum_k w per group (exact integer compensation). Chosen by CPU features at run time.
+/// M below this many rows keeps the weight-only path in vlm_linear (decode GEMV) even on an int8-compute weight.
+#define VLM_I8_GEMM_MIN_M 16
+typedef enum { VLM_COMPUTE_WEIGHT_ONLY = 0, VLM_COMPUTE_INT8 = 1 } vlm_compute_mode;
+/// Marks an I8 weight for int8 compute in vlm_linear (M >= VLM_I8_GEMM_MIN_M). Set at load, before the weight is
+/// shared. Returns 0, or -1 when w is not I8 (the mode is then unchanged).
+int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode);
+vlm_compute_mode vlm_packed_weight_compute(const vlm_packed_weight *w);
+/// Y[M, N] = the definition above, for any M >= 1 (whatever the weight's compute mode). Returns 0, -1 when W is
+/// not I8, or VLM_ERR_NOMEM (Y incomplete).
+int vlm_linear_i8(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                  vlm_activation act, float *Y, int64_t ldy);
+/// The reference (scalar integers, fmaf, vlm_act_scalar). Same return values.
+int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                        vlm_activation act, float *Y, int64_t ldy);
+/// The per-row activation quantizer of the definition: q [M, K] (row stride ldq), sa [M].
+void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int8_t *q, int64_t ldq, float *sa);
+/// The int8-compute kernel the CPU runs ("avx2 int8 vpmaddwd 6x16", "avx512-vnni int8 vpdpbusd 8x32", "naive").
+const char *vlm_i8_gemm_kernel(void);
+
 // MARK: Row-wise and elementwise ops
 
 /// y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta   (biased variance, like torch.nn.LayerNorm).

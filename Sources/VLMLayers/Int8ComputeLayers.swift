@@ -1,0 +1,46 @@
+import Foundation
+import VLMTensor
+
+/// Which linear layers run int8 x int8 compute (PackedLinearWeight.setInt8Compute) when their weights are int8
+/// (`--precision int8`, or an int8 checkpoint): activations are quantized per token at call time, so these layers
+/// trade accuracy for speed on top of the weights' rounding. Calls with fewer than
+/// PackedLinearWeight.int8ComputeMinRows rows (decode) stay weight-only whatever the choice.
+///
+/// The default is `.mlp` for every family (CLIP, SigLIP, SigLIP2 towers; Llama/Qwen2 decoders): the MLPs hold
+/// two thirds of an encoder layer's multiply-adds and their inputs come straight from a LayerNorm, while
+/// attention projections feed softmax logits, where the published experience (and our quant-report on the
+/// embedded default, Benchmarks/RESULTS.md) is that full W8A8 costs more accuracy than it buys speed.
+public enum Int8ComputeLayers: String, Sendable, CaseIterable {
+    /// Weight-only everywhere (activations stay float32).
+    case none
+    /// The MLPs: fc1/fc2 of encoder layers, gate|up and down of decoder layers.
+    case mlp
+    /// The MLPs and every int8 attention projection (out_proj; decoders' fused q|k|v and o_proj).
+    case all
+
+    /// VLM_INT8_COMPUTE (none, mlp or all) when set to one of those, else `.mlp`: the environment variable exists
+    /// to measure the alternatives (vlm quant-report, vlm bench*) without a new precision name.
+    public static var standard: Int8ComputeLayers {
+        ProcessInfo.processInfo.environment["VLM_INT8_COMPUTE"].flatMap { Int8ComputeLayers(rawValue: $0.lowercased()) } ?? .mlp
+    }
+
+    /// Whether layers of `role` (.mlp or .all for attention) run int8 compute under this choice.
+    public func covers(_ role: Int8ComputeLayers) -> Bool {
+        switch self {
+        case .none: return false
+        case .mlp: return role == .mlp
+        case .all: return true
+        }
+    }
+}
+
+extension WeightScope {
+    /// Marks the int8 weights of `layers` for int8 compute when the loader's choice covers `role`; other storages
+    /// are left as they are.
+    func applyInt8Compute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
+        guard loader.int8Compute.covers(role) else { return }
+        for layer in layers where layer.weight.storage == .int8 {
+            do { try layer.weight.setInt8Compute(true) } catch let e as TensorError { throw WeightError.storage(e) }
+        }
+    }
+}

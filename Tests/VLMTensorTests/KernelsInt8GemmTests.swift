@@ -1,0 +1,141 @@
+import CVLM
+import Foundation
+import Testing
+@testable import VLMTensor
+
+/// int8 compute (vlm_linear_i8: per-token int8 activations x I8 weights, int32 sums per group) against its naive
+/// twin and against the fp32 product with the dequantized weights, on odd shapes: M not a multiple of the 6- or
+/// 8-row tiles, N not a multiple of the 32-column panel, K odd and not a multiple of the group, strided rows.
+///
+/// Tolerances:
+/// - SIMD vs naive twin without activation: bit for bit (the integer sums are exact and every path runs the
+///   same float operations: fma per group, one product with the token scale, one bias add);
+/// - with an activation: the SIMD and scalar activation functions' own difference, 4e-6 relative (+ 1e-6);
+/// - vs the fp32 (weight-only) product on the same dequantized weights w': each activation moves by at most half
+///   its step, |x - sa q| <= sa / 2 (sa = max |x| / 127), so |y_i8 - y_fp32| <= (sa / 2) sum_k |w'[n, k]|; taken
+///   with a factor 0.5001 for the rounding of sa and 127 / max|x|, plus float rounding 1e-6 sqrt(K) sum |x| |w'|.
+@Suite struct KernelsInt8GemmTests {
+    static let shapes: [(m: Int, n: Int, k: Int, group: Int)] = [
+        (17, 37, 77, 32), (16, 33, 100, 64), (23, 70, 300, 128), (1, 5, 129, 128), (50, 96, 257, 128),
+        (31, 65, 131, 32), (19, 40, 3, 32), (9, 64, 1001, 1024),
+    ]
+
+    static func packed(_ w: [Float], n: Int, k: Int, group: Int) -> OpaquePointer? {
+        guard let p = vlm_packed_weight_create_grouped(Int64(n), Int64(k), VLM_WEIGHT_I8, Int64(group)) else { return nil }
+        _ = vlm_pack_weight_rows(p, 0, w, VLM_SRC_F32, Int64(n))
+        return p
+    }
+
+    /// Activations with outliers (every 11th value x4) so the per-token scale is set by a few values.
+    static func activations(_ count: Int, seed: UInt64) -> [Float] {
+        randomFloats(count, seed: seed).enumerated().map { i, v in i % 11 == 0 ? 4 * v : v }
+    }
+
+    @Test func simdPathsEqualNaiveTwin() {
+        KernelPaths.forEach { path, threads in
+            for (ci, s) in Self.shapes.enumerated() {
+                let w = KernelsQuantTests.weights(s.n, s.k, seed: UInt64(100 + ci))
+                guard let p = Self.packed(w, n: s.n, k: s.k, group: s.group) else { Issue.record("pack"); return }
+                defer { vlm_packed_weight_free(p) }
+                let bias = randomFloats(s.n, seed: UInt64(200 + ci))
+                for (ai, act) in [VLM_ACT_NONE, VLM_ACT_GELU, VLM_ACT_SILU].enumerated() {
+                    let ldx = s.k + ai, ldy = s.n + (ci % 2)
+                    let x = Self.activations(s.m * ldx, seed: UInt64(300 + ci * 3 + ai))
+                    var y = [Float](repeating: 7, count: s.m * ldy), want = y
+                    let b = ai == 1 ? nil : bias
+                    #expect(vlm_linear_i8(x, Int64(s.m), Int64(ldx), p, b, act, &y, Int64(ldy)) == 0)
+                    #expect(vlm_linear_i8_naive(x, Int64(s.m), Int64(ldx), p, b, act, &want, Int64(ldy)) == 0)
+                    let label = "\(path) t=\(threads) \(String(cString: vlm_i8_gemm_kernel())) M=\(s.m) N=\(s.n) K=\(s.k) g=\(s.group) act=\(act.rawValue)"
+                    if act == VLM_ACT_NONE {
+                        #expect(zip(y, want).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label)")
+                    } else {
+                        let (ratio, at) = worstRatio(y, want) { i in 4e-6 * abs(want[i]) + 1e-6 }
+                        #expect(ratio <= 1, "\(label) at \(at): \(y[max(at, 0)]) vs \(want[max(at, 0)])")
+                    }
+                    // Padding columns past N are untouched.
+                    if ldy > s.n { #expect((0 ..< s.m).allSatisfy { y[$0 * ldy + s.n] == 7 }, "\(label) wrote past N") }
+                }
+            }
+        }
+    }
+
+    @Test func withinQuantizationBoundOfFp32() {
+        KernelPaths.forEach(threads: [2]) { path, _ in
+            for (ci, s) in Self.shapes.enumerated() {
+                let w = KernelsQuantTests.weights(s.n, s.k, seed: UInt64(400 + ci))
+                guard let p = Self.packed(w, n: s.n, k: s.k, group: s.group) else { Issue.record("pack"); return }
+                defer { vlm_packed_weight_free(p) }
+                var deq = [Float](repeating: 0, count: s.n * s.k)
+                for r in 0 ..< s.n { deq.withUnsafeMutableBufferPointer { _ = vlm_packed_weight_get_row(p, Int64(r), $0.baseAddress! + r * s.k) } }
+                let x = Self.activations(s.m * s.k, seed: UInt64(500 + ci)), bias = randomFloats(s.n, seed: UInt64(600 + ci))
+                var y = [Float](repeating: 0, count: s.m * s.n), ref = y, mag = y
+                #expect(vlm_linear_i8(x, Int64(s.m), Int64(s.k), p, bias, VLM_ACT_NONE, &y, Int64(s.n)) == 0)
+                vlm_linear_naive(x, Int64(s.m), Int64(s.k), deq, Int64(s.n), Int64(s.k), bias, VLM_ACT_NONE, &ref, Int64(s.n))
+                vlm_linear_naive(x.map(abs), Int64(s.m), Int64(s.k), deq.map(abs), Int64(s.n), Int64(s.k), nil, VLM_ACT_NONE, &mag, Int64(s.n))
+                var worst: Float = 0
+                for m in 0 ..< s.m {
+                    let sa = x[(m * s.k) ..< ((m + 1) * s.k)].map(abs).max()! / 127
+                    for n in 0 ..< s.n {
+                        let l1 = deq[(n * s.k) ..< ((n + 1) * s.k)].reduce(0) { $0 + abs($1) }
+                        let bound = 0.5001 * sa * l1 + 1e-6 * Float(s.k).squareRoot() * mag[m * s.n + n] + 1e-6
+                        worst = max(worst, abs(y[m * s.n + n] - ref[m * s.n + n]) / bound)
+                    }
+                }
+                #expect(worst <= 1, "\(path) M=\(s.m) N=\(s.n) K=\(s.k): error / bound = \(worst)")
+            }
+        }
+    }
+
+    /// A row of zeros gives the bias; a row holding NaN gives NaN; neighbours are unaffected. Checkpoint codes of
+    /// -128 (vlm_pack_quantized_rows accepts any int8) are multiplied exactly.
+    @Test func specialRowsAndFullRangeCodes() {
+        KernelPaths.forEach(threads: [1]) { path, _ in
+            let (m, n, k) = (18, 35, 70)
+            var x = Self.activations(m * k, seed: 7)
+            for i in 0 ..< k { x[2 * k + i] = 0 }
+            x[5 * k + 3] = .nan
+            x[6 * k + 9] = .infinity
+            let codes = (0 ..< n * k).map { Int8(truncatingIfNeeded: $0 % 3 == 0 ? -128 : ($0 * 37) % 255 - 127) }
+            let scales = randomFloats(n * 3, seed: 9).map { abs($0) * 0.01 + 1e-3 }
+            guard let p = vlm_packed_weight_create_grouped(Int64(n), Int64(k), VLM_WEIGHT_I8, 32) else { Issue.record("create"); return }
+            defer { vlm_packed_weight_free(p) }
+            #expect(vlm_pack_quantized_rows(p, 0, codes, scales, nil, Int64(n)) == 0)
+            let bias = randomFloats(n, seed: 10)
+            var y = [Float](repeating: 0, count: m * n), want = y
+            #expect(vlm_linear_i8(x, Int64(m), Int64(k), p, bias, VLM_ACT_NONE, &y, Int64(n)) == 0)
+            _ = vlm_linear_i8_naive(x, Int64(m), Int64(k), p, bias, VLM_ACT_NONE, &want, Int64(n))
+            #expect(zip(y, want).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "\(path)")
+            #expect((0 ..< n).allSatisfy { y[2 * n + $0] == bias[$0] }, "\(path): zero row")
+            #expect((0 ..< n).allSatisfy { y[5 * n + $0].isNaN && y[6 * n + $0].isNaN }, "\(path): NaN / inf rows")
+            #expect((0 ..< n).allSatisfy { y[4 * n + $0].isFinite && y[7 * n + $0].isFinite }, "\(path): neighbours")
+        }
+    }
+
+    /// vlm_linear on a weight marked int8-compute: W8A8 from VLM_I8_GEMM_MIN_M rows, weight-only below (decode).
+    @Test func computeModeRoutesByRows() {
+        let (n, k) = (45, 96)
+        let w = KernelsQuantTests.weights(n, k, seed: 11)
+        guard let p = Self.packed(w, n: n, k: k, group: 32), let f = vlm_pack_weight(w, Int64(n), Int64(k), VLM_WEIGHT_F32) else {
+            Issue.record("pack"); return
+        }
+        defer { vlm_packed_weight_free(p); vlm_packed_weight_free(f) }
+        #expect(vlm_packed_weight_set_compute(f, VLM_COMPUTE_INT8) == -1)
+        #expect(vlm_packed_weight_compute(p) == VLM_COMPUTE_WEIGHT_ONLY)
+        KernelPaths.exclusive {
+            for m in [1, 4, Int(VLM_I8_GEMM_MIN_M) - 1, Int(VLM_I8_GEMM_MIN_M), 40] {
+                let x = Self.activations(m * k, seed: UInt64(12 + m))
+                var weightOnly = [Float](repeating: 0, count: m * n), int8 = weightOnly, routed = weightOnly
+                _ = vlm_packed_weight_set_compute(p, VLM_COMPUTE_WEIGHT_ONLY)
+                vlm_linear(x, Int64(m), Int64(k), p, nil, VLM_ACT_NONE, &weightOnly, Int64(n))
+                _ = vlm_linear_i8(x, Int64(m), Int64(k), p, nil, VLM_ACT_NONE, &int8, Int64(n))
+                #expect(vlm_packed_weight_set_compute(p, VLM_COMPUTE_INT8) == 0)
+                vlm_linear(x, Int64(m), Int64(k), p, nil, VLM_ACT_NONE, &routed, Int64(n))
+                let expected = m >= Int(VLM_I8_GEMM_MIN_M) ? int8 : weightOnly
+                #expect(zip(routed, expected).allSatisfy { $0.bitPattern == $1.bitPattern }, "M=\(m)")
+            }
+            _ = vlm_packed_weight_set_compute(p, VLM_COMPUTE_WEIGHT_ONLY)
+        }
+        #expect(vlm_linear_i8(nil, 1, 1, f, nil, VLM_ACT_NONE, nil, 1) == -1)
+        #expect(!String(cString: vlm_i8_gemm_kernel()).isEmpty)
+    }
+}
