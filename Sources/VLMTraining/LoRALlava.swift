@@ -149,12 +149,7 @@ public final class LoRALlava: @unchecked Sendable {
 
     public func trainStep(_ batch: LlavaTrainingBatch, optimizer: AdamW, learningRate: Float, maxGradNorm: Float? = nil) throws -> StepResult {
         let pass = try forward(batch)
-        let grads = backward(pass)
-        let norm: Float
-        if let maxGradNorm { norm = clipGradientNorm(grads, maxNorm: maxGradNorm) } else { norm = Float(grads.globalNorm) }
-        optimizer.learningRate = learningRate
-        optimizer.step(adapter, grads)
-        return StepResult(loss: pass.loss, gradientNorm: norm, learningRate: learningRate)
+        return optimizer.clipAndStep(adapter, backward(pass), learningRate: learningRate, maxGradNorm: maxGradNorm, loss: pass.loss)
     }
 
     /// The base with the adapter merged in (W + s·B·A; saved modules replaced): a plain TrainableLlava to save.

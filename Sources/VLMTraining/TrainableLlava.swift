@@ -233,12 +233,7 @@ public final class TrainableLlava: @unchecked Sendable {
     /// forward + backward + optional global-norm clipping + AdamW at `learningRate`.
     public func trainStep(_ batch: LlavaTrainingBatch, optimizer: AdamW, learningRate: Float, maxGradNorm: Float? = nil) throws -> StepResult {
         let pass = try forward(batch)
-        let grads = backward(pass)
-        let norm: Float
-        if let maxGradNorm { norm = clipGradientNorm(grads, maxNorm: maxGradNorm) } else { norm = Float(grads.globalNorm) }
-        optimizer.learningRate = learningRate
-        optimizer.step(parameters, grads)
-        return StepResult(loss: pass.loss, gradientNorm: norm, learningRate: learningRate)
+        return optimizer.clipAndStep(parameters, backward(pass), learningRate: learningRate, maxGradNorm: maxGradNorm, loss: pass.loss)
     }
 
     private func validate(_ batch: LlavaTrainingBatch) throws {
