@@ -7,9 +7,13 @@
 //
 // Concurrency: one job at a time. A call made while another thread owns the pool, or from inside a pool
 // task, runs inline on its caller (correct, just not parallel), so kernels are safe to call from any thread.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  // pthread_setname_np
+#endif
 #include "kernels_internal.h"
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,4 +241,15 @@ float *vlm_scratch(int slot, size_t floats) {
         s->n[slot] = s->p[slot] ? floats : 0;
     }
     return s->p[slot];
+}
+
+// MARK: Thread names
+
+void vlm_set_current_thread_name(const char *name) {
+    if (!name) return;
+    char buf[16];  // Linux: at most 15 bytes and the NUL
+    snprintf(buf, sizeof buf, "%s", name);
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), buf);
+#endif
 }

@@ -1,4 +1,5 @@
 import Foundation
+import VLMTensor
 
 /// The index calls a server makes while answering requests, async: none of them blocks a thread of Swift's
 /// cooperative pool. (On Linux that pool is libdispatch's worker pool, a few threads per core shared with every
@@ -97,14 +98,14 @@ public final class OffloadedVectorIndex: AsyncVectorIndex, @unchecked Sendable {
 public final class BlockingThreads: Sendable {
     private let core: Core
 
+    /// `count` threads (fewer if the system refuses to create more; with none at all, work runs on the caller).
     public init(count: Int, name: String) {
         core = Core()
-        for i in 0 ..< max(1, count) {
-            let thread = Thread { [core] in core.loop() }
-            thread.name = count > 1 ? "\(name)-\(i)" : name
-            thread.stackSize = 4 << 20
-            thread.start()
+        var started = 0
+        for i in 0 ..< max(1, count) where DetachedThread.start(name: count > 1 ? "\(name)-\(i)" : name, { [core] in core.loop() }) {
+            started += 1
         }
+        if started == 0 { core.runInline() }
     }
 
     deinit { core.stop() }
@@ -124,11 +125,24 @@ public final class BlockingThreads: Sendable {
         private var head = 0
         private var stopped = false
 
+        private var inline = false
+
+        /// No thread could be started: jobs run on their submitter (blocking it, but correct).
+        func runInline() {
+            condition.lock()
+            inline = true
+            condition.unlock()
+        }
+
         func submit(_ job: @escaping @Sendable () -> Void, onRefused: () -> Void) {
             condition.lock()
             guard !stopped else {
                 condition.unlock()
                 return onRefused()
+            }
+            if inline {
+                condition.unlock()
+                return job()
             }
             jobs.append(job)
             condition.signal()

@@ -138,6 +138,9 @@ public final class VectorStore: @unchecked Sendable {
         self.identity = model
         var config = Configuration()
         config.foreignKeysEnabled = true
+        // Another connection may hold the write lock for a moment (a `vlm index add` beside a running server, a
+        // restarted server whose old connection is still closing): wait for it instead of failing with "locked".
+        config.busyMode = .timeout(15)
         config.prepareDatabase { db in
             // NORMAL is safe in WAL mode against application crashes (see the type's doc comment).
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -178,7 +181,9 @@ public final class VectorStore: @unchecked Sendable {
     public static func storedIdentity(path: String) throws -> ModelIdentity? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
-            let queue = try DatabaseQueue(path: path)
+            var config = Configuration()
+            config.busyMode = .timeout(15)
+            let queue = try DatabaseQueue(path: path, configuration: config)
             return try queue.read { db in
                 guard try db.tableExists("model"), let row = try Row.fetchOne(db, sql: "SELECT fingerprint, dim FROM model WHERE id = 1") else { return nil }
                 return ModelIdentity(fingerprint: row["fingerprint"], dim: row["dim"])

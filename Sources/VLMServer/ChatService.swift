@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SwiftVLM
+import VLMTensor
 
 /// What the chat scheduler runs: the generative pipeline as closures, so tests can wrap the real pipeline
 /// (hold the generator, count calls) without a second code path in the server.
@@ -114,10 +115,7 @@ public final class ChatScheduler: Sendable {
     /// `capacity`: requests that may wait while one generates.
     public init(capacity: Int) {
         core = Core(capacity: max(1, capacity))
-        let thread = Thread { [core] in core.run() }
-        thread.name = "vlm-generator"
-        thread.stackSize = 16 << 20
-        thread.start()
+        DetachedThread.start(name: "vlm-generator", stackSize: 16 << 20) { [core] in core.run() }
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftVLM
+import VLMTensor
 
 /// What the batcher runs: the encoder as closures, so tests can wrap the real pipeline (to hold the worker,
 /// count calls) without a second code path in the server.
@@ -56,10 +57,8 @@ public final class DynamicBatcher: Sendable {
                 retryAfterSeconds: Int = 1, metrics: ServerMetrics) {
         core = BatcherCore(engine: engine, maxBatch: max(1, maxBatch), maxWait: Double(max(0, maxWaitMilliseconds)) / 1000,
                            capacity: max(1, queueCapacity), retryAfter: retryAfterSeconds, metrics: metrics)
-        let thread = Thread { [core] in core.run() }
-        thread.name = "vlm-encoder"
-        thread.stackSize = 16 << 20  // deep model code; don't rely on the platform's secondary-thread default
-        thread.start()
+        // 16 MB: deep model code; don't rely on the platform's secondary-thread default.
+        DetachedThread.start(name: "vlm-encoder", stackSize: 16 << 20) { [core] in core.run() }
     }
 
     deinit {

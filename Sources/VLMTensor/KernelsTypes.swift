@@ -94,6 +94,9 @@ public enum Kernels {
     }
 
     /// Kernel thread count (default: online CPUs). Setting a value <= 0 restores the default.
+    /// Names the calling thread (first 15 bytes): what ps, top and gdb show.
+    public static func nameCurrentThread(_ name: String) { vlm_set_current_thread_name(name) }
+
     public static var threads: Int {
         get { Int(vlm_get_num_threads()) }
         set { vlm_set_num_threads(Int32(clamping: newValue)) }

@@ -63,7 +63,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         let text = rows(try model.textFeatures(ref.input_ids))
         #expect(text.count == ref.text_features.count)
         for (i, (ours, theirs)) in zip(text, ref.text_features).enumerated() {
-            #expect(cosine(ours, theirs) >= 0.99999, "text \(i): \(ref.texts[i].prefix(40))"); print("DBG", config, i, cosine(ours, theirs), maxAbsDiff(ours, theirs), ours.prefix(3), theirs.prefix(3))
+            #expect(cosine(ours, theirs) >= 0.99999, "text \(i): \(ref.texts[i].prefix(40))")
             #expect(maxAbsDiff(normalized(ours), normalized(theirs)) <= 1e-4, "text \(i)")
         }
 

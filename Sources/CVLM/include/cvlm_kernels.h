@@ -65,6 +65,8 @@ const char *vlm_isa_name(vlm_isa isa);
 /// Number of threads the kernels use (default: online CPUs). n <= 0 restores the default.
 void vlm_set_num_threads(int n);
 int vlm_get_num_threads(void);
+/// Names the calling thread (truncated to 15 bytes; what ps, top and gdb show).
+void vlm_set_current_thread_name(const char *name);
 
 // MARK: GEMM
 
