@@ -171,13 +171,20 @@ public struct SceneVLMBatches: Sendable {
     let eos: Int
     /// Whether the tokenizer has PaliGemma's location tokens (then "where is the ...?" turns are drawn too).
     public let locate: Bool
+    /// Turns per sequence: one image, then up to this many question-answer turns about it (as LLaVA trains on
+    /// multi-turn conversations), as many as fit the context. The image and prompt are paid for once and every
+    /// answer is scored, so a step sees several times the supervision for a fraction more compute.
+    public let turns: Int
+    let contextLength: Int
 
-    public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig) throws {
+    public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig, turns: Int = 1) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
         generator = try SceneGenerator(seed: scenesSeed)
         self.count = count
         self.batchSize = batchSize
         self.seed = seed
+        self.turns = max(1, turns)
+        contextLength = config.textConfig.maxPositionEmbeddings
         processor = ImageTokenInputProcessor(tokenizer: try TokenizerLoader.load(directory: directory),
                                              chat: try ChatPrompt.load(directory: directory, contentParts: true),
                                              images: try ImageProcessors.load(directory: directory), imageTokenID: config.imageTokenIndex,
@@ -190,14 +197,26 @@ public struct SceneVLMBatches: Sendable {
 
     /// The turn of (step, slot) and its scene.
     public func draw(step: Int, slot: Int) throws -> (GeneratedScene, SceneVLMExample) {
+        let (scene, turns) = try draw(step: step, slot: slot, turns: 1)
+        return (scene, turns[0])
+    }
+
+    /// The scene of (step, slot) and `turns` distinct turns about it: each drawn by kind first (uniformly among
+    /// the scene's kinds, caption included), then uniformly within the kind, so rare kinds are seen as often
+    /// as common ones. A pure function of (seed, step, slot).
+    public func draw(step: Int, slot: Int, turns: Int) throws -> (GeneratedScene, [SceneVLMExample]) {
         var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slot) &* 0xBF58_476D_1CE4_E5B9)
         let index = Int(rng.next() % UInt64(count))
         let scene = try generator.generate(index: index, split: .train)
-        let turns = SceneVLMExample.all(for: scene, locate: locate)
-        let kinds = Array(Set(turns.map(\.kind))).sorted()
-        let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
-        let ofKind = turns.filter { $0.kind == kind }
-        return (scene, ofKind[Int(rng.next() % UInt64(ofKind.count))])
+        var pool = SceneVLMExample.all(for: scene, locate: locate)
+        var chosen: [SceneVLMExample] = []
+        while chosen.count < turns, !pool.isEmpty {
+            let kinds = Array(Set(pool.map(\.kind))).sorted()
+            let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
+            let ofKind = pool.indices.filter { pool[$0].kind == kind }
+            chosen.append(pool.remove(at: ofKind[Int(rng.next() % UInt64(ofKind.count))]))
+        }
+        return (scene, chosen)
     }
 
     /// Prompt ids (image run expanded) and pixels of one turn, as inference prepares them.
@@ -208,12 +227,22 @@ public struct SceneVLMBatches: Sendable {
     public func batch(step: Int) throws -> LlavaTrainingBatch {
         var ids: [[Int]] = [], labels: [[Int]] = [], pixels: [Tensor] = []
         for slot in 0 ..< batchSize {
-            let (scene, turn) = try draw(step: step, slot: slot)
-            let input = try prompt(try scene.image.rgbImage(), turn.prompt)
+            let (scene, drawn) = try draw(step: step, slot: slot, turns: turns)
+            // Turn 1 as inference prepares it (image run expanded); later turns continue the conversation as the
+            // chat template renders it (" question : ... answer :" after the previous answer's EOS).
+            let input = try prompt(try scene.image.rgbImage(), drawn[0].prompt)
             guard let p = input.pixels?.pixelValues else { throw PipelineError.invalidArgument("the image processor returned no pixels") }
-            let answer = try processor.tokenizer.encode(turn.answer, addSpecialTokens: false) + [eos]
-            ids.append(input.ids + answer)
-            labels.append(Array(repeating: LlavaTrainingBatch.ignoreIndex, count: input.ids.count) + answer)
+            var seq = input.ids, lab = Array(repeating: LlavaTrainingBatch.ignoreIndex, count: input.ids.count)
+            for (n, turn) in drawn.enumerated() {
+                var cue: [Int] = []
+                if n > 0 { cue = try processor.tokenizer.encode("question : \(turn.prompt) answer :", addSpecialTokens: false) }
+                let answer = try processor.tokenizer.encode(turn.answer, addSpecialTokens: false) + [eos]
+                if n > 0 && seq.count + cue.count + answer.count > contextLength { break }  // what fits
+                seq += cue + answer
+                lab += Array(repeating: LlavaTrainingBatch.ignoreIndex, count: cue.count) + answer
+            }
+            ids.append(seq)
+            labels.append(lab)
             pixels.append(p)
         }
         let one = pixels[0].count

@@ -25,6 +25,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// PaliGemma's 1024 location tokens in the vocabulary and "where is the ...?" turns (nil: yes; optional so
     /// the train_args.json of runs from before it still decode).
     public var locationTokens: Bool?
+    /// Question-answer turns per sequence (see `SceneVLMBatches.turns`; nil: 1, as runs before it trained).
+    public var turns: Int?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -173,7 +175,7 @@ public final class SceneVLMTrainer {
         defer { try? FileManager.default.removeItem(at: staging) }
         for (name, data) in assets { try data.write(to: staging.appendingPathComponent(name)) }
         let data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
-                                       batchSize: args.batch, config: model.config)
+                                       batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
         let schedule = self.schedule
         while step < args.steps {
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -10,9 +10,9 @@ struct TrainVLM: ParsableCommand {
         commandName: "vlm",
         abstract: "Train a generative VLM (LLaVA layout: CLIP tower, projector, Llama decoder) from scratch on synthetic scenes, or fine-tune one (--from, full or LoRA).",
         discussion: """
-        Each step draws --batch turns from train-split scenes 0..<N: a caption ("Describe this image in one \
-        sentence.") or a question (count, colour, shape, size, exists, relation); the loss is the cross-entropy of \
-        the answer tokens. Writes --out: a checkpoint `vlm caption/ask --model` load (config.json, model.safetensors, \
+        Each step draws --batch conversations about train-split scenes 0..<N, each --turns turns long: captions \
+        ("Describe this image in one sentence.") and questions (count, colour, shape, size, exists, relation, \
+        where); the loss is the cross-entropy of the answer tokens. Writes --out: a checkpoint `vlm caption/ask --model` load (config.json, model.safetensors, \
         tokenizer, chat template, processor config), optimizer state, train_args.json, training_log.json, \
         loss_curve.svg. --resume CKPT continues a run; --export DIR writes an fp16 inference copy.
 
@@ -23,7 +23,8 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("scenes-seed"), help: "Seed of the scenes generator.") var scenesSeed: UInt64 = 0
     @Option(help: "Architecture preset: \(SceneVLM.presets.joined(separator: ", ")).") var config = "tiny"
     @Option(help: "Optimizer steps.") var steps: Int?
-    @Option(help: "Turns per batch (default 32; fine-tuning: 4 conversations).") var batch: Int?
+    @Option(help: "Sequences per batch (default 32; fine-tuning: 4 conversations).") var batch: Int?
+    @Option(help: "Question-answer turns about the sequence's image, as a multi-turn conversation (as many as fit the context).") var turns = 4
     @Option(help: "Peak learning rate (default 2e-3; fine-tuning: 2e-4 with LoRA, 2e-5 in full).") var lr: Float?
     @Option(help: "Linear warmup steps (default: 5% of the steps).") var warmup: Int?
     @Option(help: "AdamW weight decay, not on 1-D tensors (default 0.05; fine-tuning: 0).") var wd: Float?
@@ -64,6 +65,7 @@ struct TrainVLM: ParsableCommand {
                 args.freezeVision = freezeVision
                 args.visionFrom = visionFrom
                 args.locationTokens = !noLocationTokens
+                args.turns = turns
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

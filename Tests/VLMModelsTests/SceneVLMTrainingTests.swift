@@ -1,5 +1,5 @@
 import Foundation
-import SwiftVLM
+@testable import SwiftVLM
 import Testing
 import VLMTraining
 
@@ -48,6 +48,51 @@ struct SceneVLMTrainingTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, data) in trainer.assets { try data.write(to: dir.appendingPathComponent(name)) }
         return try SceneVLMBatches(directory: dir, seed: trainer.args.seed, scenesSeed: trainer.args.scenesSeed, count: trainer.args.scenes,
-                                   batchSize: trainer.args.batch, config: trainer.model.config)
+                                   batchSize: trainer.args.batch, config: trainer.model.config, turns: trainer.args.turns ?? 1)
+    }
+
+    /// Multi-turn sequences: the image once, then distinct turns rendered exactly as the chat template renders the
+    /// conversation, every answer (and its EOS) scored and nothing else, within the context length.
+    @Test("multi-turn batches render the conversation as the chat template does and score every answer")
+    func multiTurnBatches() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-turns-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        var args = SceneVLMArguments(scenes: 20, steps: 1)
+        args.preset = "micro"
+        args.batch = 6
+        args.turns = 4
+        let trainer = try SceneVLMTrainer(args: args)
+        let data = try batches(trainer, root: root)
+        let batch = try data.batch(step: 3)
+        let context = trainer.model.config.textConfig.maxPositionEmbeddings
+        let tokenizer = data.processor.tokenizer
+        var multi = 0
+        for slot in 0 ..< args.batch {
+            let (scene, turns) = try data.draw(step: 3, slot: slot, turns: 4)
+            #expect(Set(turns.map { "\($0.prompt)|\($0.answer)" }).count == turns.count, "turns repeat")
+            let ids = batch.ids[slot], labels = batch.labels[slot]
+            #expect(ids.count <= context)
+            // The scored tokens are the answers (with EOS) of the turns that fit, in order.
+            let scored = zip(ids, labels).filter { $0.1 != LlavaTrainingBatch.ignoreIndex }.map(\.0)
+            #expect(zip(ids, labels).allSatisfy { $0.1 == LlavaTrainingBatch.ignoreIndex || $0.1 == $0.0 })
+            var expected: [Int] = [], kept = 0
+            for turn in turns {
+                let answer = try tokenizer.encode(turn.answer, addSpecialTokens: false) + [data.eos]
+                if expected.count + answer.count > scored.count { break }
+                expected += answer
+                kept += 1
+            }
+            #expect(scored == expected)
+            if kept > 1 { multi += 1 }
+            // The whole sequence is the template's rendering of those turns (image run expanded).
+            var messages: [ChatMessage] = []
+            for (n, turn) in turns.prefix(kept).enumerated() {
+                messages.append(ChatMessage(role: "user", parts: (n == 0 ? [ChatContentPart(type: "image")] : []) + [.text(turn.prompt)]))
+                messages.append(ChatMessage(role: "assistant", parts: [.text(turn.answer)]))
+            }
+            let rendered = try data.processor.prepare(messages: messages, images: [try scene.image.rgbImage()]).ids
+            #expect(rendered == ids, "slot \(slot)")
+        }
+        #expect(multi >= args.batch / 2, "only \(multi) of \(args.batch) sequences hold several turns")
     }
 }
