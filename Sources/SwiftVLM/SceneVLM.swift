@@ -95,7 +95,8 @@ public enum SceneVLM {
     /// projector, a Llama decoder with grouped-query attention and tied embeddings.
     /// `vision`: a pretrained tower's config (e.g. the embedded contrastive model's) instead of the preset's.
     public static func config(preset: String, vocabSize: Int, bos: Int, eos: Int, image: Int, imageSize: Int = 64,
-                              vision: CLIPVisionConfig? = nil, maxLength: Int = 96, strategy: String = "default") throws -> LlavaConfig {
+                              vision: CLIPVisionConfig? = nil, maxLength: Int = 96, strategy: String = "default",
+                              featureLayers: [Int] = [-1]) throws -> LlavaConfig {
         var c = LlavaConfig()
         var v = CLIPVisionConfig(), t = LlamaConfig()
         v.imageSize = imageSize
@@ -121,7 +122,7 @@ public enum SceneVLM {
         c.visionConfig = vision ?? v
         c.textConfig = t
         c.imageTokenIndex = image
-        c.visionFeatureLayers = [-1]
+        c.visionFeatureLayers = featureLayers
         c.visionFeatureSelectStrategy = strategy
         return c
     }

@@ -27,6 +27,10 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var locationTokens: Bool?
     /// Question-answer turns per sequence (see `SceneVLMBatches.turns`; nil: 1, as runs before it trained).
     public var turns: Int?
+    /// Vision tower layers whose hidden states feed the projector (LLaVA's vision_feature_layer; nil: [-1]).
+    /// A contrastive tower's last-layer patch states get no gradient in its own training (only the pooled CLS
+    /// does), which is why LLaVA reads the penultimate layer (-2).
+    public var visionFeatureLayers: [Int]?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -81,7 +85,12 @@ public final class SceneVLMTrainer {
         let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy,
                                         locationTokens: args.locationTokens ?? true)
         let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
-                                         vision: tower?.config, maxLength: maxLength, strategy: strategy)
+                                         vision: tower?.config, maxLength: maxLength, strategy: strategy,
+                                         featureLayers: args.visionFeatureLayers ?? [-1])
+        let depth = config.visionConfig.numHiddenLayers
+        if let bad = config.visionFeatureLayers.first(where: { $0 < -depth || $0 > depth }) {
+            throw PipelineError.invalidArgument("--vision-feature-layers: layer \(bad) is outside the tower's \(depth) layers (use -\(depth) ... \(depth))")
+        }
         var files = probe.files
         if let tower { files["preprocessor_config.json"] = tower.preprocessor }
         files[Self.argsFile] = try Self.encode(args)

@@ -32,6 +32,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("clip-grad"), help: "Global gradient-norm clipping (0: off).") var clipGrad: Float = 1
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
     @Option(name: .customLong("vision-from"), help: "Start the vision tower from this CLIP checkpoint (64-pixel images), e.g. the embedded Models/scenes-clip.") var visionFrom: String?
+    @Option(name: .customLong("vision-feature-layers"), help: "Tower layers feeding the projector, comma-separated, e.g. --vision-feature-layers=-2,-1 (LLaVA's vision_feature_layer; default -1; LLaVA uses -2).") var visionFeatureLayers: String?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -66,6 +67,13 @@ struct TrainVLM: ParsableCommand {
                 args.visionFrom = visionFrom
                 args.locationTokens = !noLocationTokens
                 args.turns = turns
+                if let visionFeatureLayers {
+                    let layers = visionFeatureLayers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                    guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else {
+                        throw ValidationError("--vision-feature-layers: expected comma-separated integers, got '\(visionFeatureLayers)'")
+                    }
+                    args.visionFeatureLayers = layers.compactMap { $0 }
+                }
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

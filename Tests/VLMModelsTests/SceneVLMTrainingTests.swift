@@ -95,4 +95,25 @@ struct SceneVLMTrainingTests {
         }
         #expect(multi >= args.batch / 2, "only \(multi) of \(args.batch) sequences hold several turns")
     }
+
+    /// LLaVA's vision_feature_layer: several tower layers concatenated feed the projector; out-of-range layers are refused.
+    @Test("vision feature layers: concatenated into the projector, out-of-range refused")
+    func visionFeatureLayers() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-layers-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        var args = SceneVLMArguments(scenes: 10, steps: 2)
+        args.preset = "micro"
+        args.batch = 2
+        args.visionFeatureLayers = [-2, -1]
+        let trainer = try SceneVLMTrainer(args: args)
+        #expect(trainer.model.config.visionFeatureLayers == [-2, -1])
+        let width = trainer.model.config.visionConfig.hiddenSize
+        #expect(trainer.model.parameters["multi_modal_projector.linear_1.weight"].shape[1] == 2 * width)
+        let summary = try trainer.run(out: root.appendingPathComponent("run"))
+        #expect(summary.steps == 2 && trainer.lossHistory.allSatisfy(\.isFinite))
+        let config = try String(contentsOf: root.appendingPathComponent("run/config.json"), encoding: .utf8)
+        #expect(config.contains("\"vision_feature_layer\""))
+        args.visionFeatureLayers = [-9]
+        #expect { try SceneVLMTrainer(args: args) } throws: { "\($0)".contains("--vision-feature-layers") }
+    }
 }
