@@ -115,7 +115,10 @@ public final class ChatScheduler: Sendable {
     /// `capacity`: requests that may wait while one generates.
     public init(capacity: Int) {
         core = Core(capacity: max(1, capacity))
-        DetachedThread.start(name: "vlm-generator", stackSize: 16 << 20) { [core] in core.run() }
+        let started = DetachedThread.start(name: "vlm-generator", stackSize: 16 << 20) { [core] in core.run() }
+        if !started {  // the system refused a thread: say so rather than leave requests waiting unexplained
+            FileHandle.standardError.write(Data("vlm serve: cannot start the generator thread; requests will not be served\n".utf8))
+        }
     }
 
     deinit {

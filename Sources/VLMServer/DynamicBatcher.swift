@@ -58,7 +58,10 @@ public final class DynamicBatcher: Sendable {
         core = BatcherCore(engine: engine, maxBatch: max(1, maxBatch), maxWait: Double(max(0, maxWaitMilliseconds)) / 1000,
                            capacity: max(1, queueCapacity), retryAfter: retryAfterSeconds, metrics: metrics)
         // 16 MB: deep model code; don't rely on the platform's secondary-thread default.
-        DetachedThread.start(name: "vlm-encoder", stackSize: 16 << 20) { [core] in core.run() }
+        let started = DetachedThread.start(name: "vlm-encoder", stackSize: 16 << 20) { [core] in core.run() }
+        if !started {  // the system refused a thread: say so rather than leave requests waiting unexplained
+            FileHandle.standardError.write(Data("vlm serve: cannot start the encoder thread; requests will not be served\n".utf8))
+        }
     }
 
     deinit {

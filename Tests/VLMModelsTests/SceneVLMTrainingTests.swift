@@ -8,11 +8,9 @@ import VLMTraining
 struct SceneVLMTrainingTests {
     @Test("train 3 steps, resume to 5, the checkpoint loads through the registry and answers")
     func trainResumeAsk() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-\(UUID().uuidString)")
+        let root = Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
-        var args = SceneVLMArguments(scenes: 20, steps: 3)
-        args.preset = "micro"
-        args.batch = 4
+        var args = Self.micro(scenes: 20, steps: 3, batch: 4)
         let trainer = try SceneVLMTrainer(args: args)
         let out = root.appendingPathComponent("run")
         let summary = try trainer.run(out: out)
@@ -43,6 +41,19 @@ struct SceneVLMTrainingTests {
         #expect(!answer.tokens.isEmpty)
     }
 
+    /// A fresh scratch directory (the caller removes it).
+    static func scratch() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-\(UUID().uuidString)")
+    }
+
+    /// A run of the micro preset.
+    static func micro(scenes: Int, steps: Int, batch: Int) -> SceneVLMArguments {
+        var args = SceneVLMArguments(scenes: scenes, steps: steps)
+        args.preset = "micro"
+        args.batch = batch
+        return args
+    }
+
     func batches(_ trainer: SceneVLMTrainer, root: URL) throws -> SceneVLMBatches {
         let dir = root.appendingPathComponent("assets-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -55,11 +66,9 @@ struct SceneVLMTrainingTests {
     /// conversation, every answer (and its EOS) scored and nothing else, within the context length.
     @Test("multi-turn batches render the conversation as the chat template does and score every answer")
     func multiTurnBatches() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-turns-\(UUID().uuidString)")
+        let root = Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
-        var args = SceneVLMArguments(scenes: 20, steps: 1)
-        args.preset = "micro"
-        args.batch = 6
+        var args = Self.micro(scenes: 20, steps: 1, batch: 6)
         args.turns = 4
         let trainer = try SceneVLMTrainer(args: args)
         let data = try batches(trainer, root: root)
@@ -99,11 +108,9 @@ struct SceneVLMTrainingTests {
     /// LLaVA's vision_feature_layer: several tower layers concatenated feed the projector; out-of-range layers are refused.
     @Test("vision feature layers: concatenated into the projector, out-of-range refused")
     func visionFeatureLayers() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("scene-vlm-layers-\(UUID().uuidString)")
+        let root = Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
-        var args = SceneVLMArguments(scenes: 10, steps: 2)
-        args.preset = "micro"
-        args.batch = 2
+        var args = Self.micro(scenes: 10, steps: 2, batch: 2)
         args.visionFeatureLayers = [-2, -1]
         let trainer = try SceneVLMTrainer(args: args)
         #expect(trainer.model.config.visionFeatureLayers == [-2, -1])
