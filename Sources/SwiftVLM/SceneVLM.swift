@@ -21,7 +21,18 @@ public enum SceneVLM {
     {% elif message['role'] == 'assistant' %}{% for part in message['content'] %} {{ part['text'] }}{% endfor %}{{ eos_token }}\
     {% endif %}{% endfor %}
     """
-    public static let presets = ["micro", "tiny"]
+    /// The same conversation with each user turn's text before its images ("question : what colour is the star ?
+    /// <image> answer :"). In a causal decoder the image tokens then attend to the question, so every patch can
+    /// compute "am I the star, and what colour am I" in place and the answer only has to gather it, instead of
+    /// the answer token having to find the star among 64 patches on its own.
+    public static let questionFirstChatTemplate = """
+    {% for message in messages %}{% if message['role'] == 'user' %}question :{% for part in message['content'] %}\
+    {% if part['type'] != 'image' %} {{ part['text'] }}{% endif %}{% endfor %}{% for part in message['content'] %}\
+    {% if part['type'] == 'image' %} <image>{% endif %}{% endfor %} answer :\
+    {% elif message['role'] == 'assistant' %}{% for part in message['content'] %} {{ part['text'] }}{% endfor %}{{ eos_token }}\
+    {% endif %}{% endfor %}
+    """
+    public static let presets = ["micro", "tiny", "deep"]
     /// "where is the red star?": answered with PaliGemma location tokens and the label.
     static let locatePrefix = "where is the"
 
@@ -47,7 +58,7 @@ public enum SceneVLM {
     /// special: decoding keeps them, as PaliGemma's tokenizer does). processor_config.json lets
     /// transformers' LlavaProcessor expand `<image>` the same way ((S / patch)² + 1 - 1 for the CLS, "default").
     public static func assets(words: [String], imageSize: Int, maxLength: Int, patchSize: Int = 16, strategy: String = "default",
-                              locationTokens: Bool = true) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
+                              locationTokens: Bool = true, questionFirst: Bool = false) throws -> (files: [String: Data], vocabSize: Int, bos: Int, eos: Int, image: Int) {
         let (vocab, bos, eos, pad) = CheckpointAssets.vocabulary(words: words)
         let image = vocab.count
         var full = vocab
@@ -61,6 +72,7 @@ public enum SceneVLM {
             ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": special]
         }
         let b = CheckpointAssets.bos, e = CheckpointAssets.eos
+        let template = questionFirst ? questionFirstChatTemplate : chatTemplate
         let tokenizer: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(),
             "added_tokens": [added(CheckpointAssets.pad, pad), added(CheckpointAssets.unk, 1), added(b, bos), added(e, eos), added(imageToken, image)]
@@ -76,7 +88,7 @@ public enum SceneVLM {
         let config: [String: Any] = [
             "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": maxLength, "bos_token": b, "eos_token": e,
             "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk, "clean_up_tokenization_spaces": false,
-            "chat_template": chatTemplate, "extra_special_tokens": ["image_token": imageToken],
+            "chat_template": template, "extra_special_tokens": ["image_token": imageToken],
         ]
         let map: [String: Any] = ["bos_token": b, "eos_token": e, "pad_token": CheckpointAssets.pad, "unk_token": CheckpointAssets.unk]
         let processor: [String: Any] = ["processor_class": "LlavaProcessor", "image_token": imageToken, "patch_size": patchSize,
@@ -86,7 +98,7 @@ public enum SceneVLM {
             "tokenizer.json": try json(tokenizer), "tokenizer_config.json": try json(config), "special_tokens_map.json": try json(map),
             "preprocessor_config.json": try CheckpointAssets.preprocessorConfig(imageSize: imageSize),
             "processor_config.json": try json(processor), "generation_config.json": try json(generation),
-            "chat_template.json": try json(["chat_template": chatTemplate]),
+            "chat_template.json": try json(["chat_template": template]),
         ]
         return (files, full.count, bos, eos, image)
     }
@@ -116,6 +128,11 @@ public enum SceneVLM {
         case "tiny":
             (v.hiddenSize, v.intermediateSize, v.numHiddenLayers, v.numAttentionHeads) = (128, 384, 3, 4)
             (t.hiddenSize, t.intermediateSize, t.numHiddenLayers, t.numAttentionHeads, t.numKeyValueHeads) = (128, 352, 3, 4, 2)
+        case "deep":
+            // tiny's width with twice the decoder depth and heads: finding "the star" among the patches and reading
+            // its colour is a two-hop lookup, which needs layers and heads more than width.
+            (v.hiddenSize, v.intermediateSize, v.numHiddenLayers, v.numAttentionHeads) = (128, 384, 3, 4)
+            (t.hiddenSize, t.intermediateSize, t.numHiddenLayers, t.numAttentionHeads, t.numKeyValueHeads) = (128, 352, 6, 8, 4)
         default:
             throw PipelineError.invalidArgument("unknown preset '\(preset)'; use one of: \(presets.joined(separator: ", "))")
         }

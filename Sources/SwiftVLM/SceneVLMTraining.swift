@@ -31,6 +31,11 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// A contrastive tower's last-layer patch states get no gradient in its own training (only the pooled CLS
     /// does), which is why LLaVA reads the penultimate layer (-2).
     public var visionFeatureLayers: [Int]?
+    /// LLaVA's vision_feature_select_strategy: "default" drops the CLS state, "full" keeps it next to the patches
+    /// (nil: "full" with --vision-from, "default" otherwise, as runs before the option trained).
+    public var visionFeatureStrategy: String?
+    /// Each user turn's text before its image in the chat template (`SceneVLM.questionFirstChatTemplate`; nil: no).
+    public var questionFirst: Bool?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -81,9 +86,12 @@ public final class SceneVLMTrainer {
         let maxLength = max(96, (64 / patch) * (64 / patch) + 64)
         // A pretrained contrastive tower's CLS state carries the scene summary its training shaped (LLaVA's
         // "full" strategy keeps it next to the patches); a tower trained from scratch has nothing there yet.
-        let strategy = tower == nil ? "default" : "full"
+        let strategy = args.visionFeatureStrategy ?? (tower == nil ? "default" : "full")
+        guard ["default", "full"].contains(strategy) else {
+            throw PipelineError.invalidArgument("--vision-feature-strategy must be default or full, got '\(strategy)'")
+        }
         let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy,
-                                        locationTokens: args.locationTokens ?? true)
+                                        locationTokens: args.locationTokens ?? true, questionFirst: args.questionFirst ?? false)
         let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
                                          vision: tower?.config, maxLength: maxLength, strategy: strategy,
                                          featureLayers: args.visionFeatureLayers ?? [-1])

@@ -19,7 +19,7 @@ struct ServeCommand: ParsableCommand {
         items wait, new requests get 503 with Retry-After. Stop with Ctrl-C or SIGTERM (in-flight requests finish first).
         """)
 
-    @Option(name: .customLong("model"), help: "Checkpoint directory (Hugging Face layout); repeatable (default: the embedded scenes model).")
+    @Option(name: .customLong("model"), help: "Checkpoint directory (Hugging Face layout); repeatable (default: the embedded scenes models, contrastive and, when present, generative).")
     var models: [String] = []
     @Option(name: .customLong("model-id"), help: "Id clients send in \"model\" for the --model at the same position (default: the directory's name); repeatable.")
     var modelIds: [String] = []
@@ -59,7 +59,10 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let directories = models.isEmpty ? [try DefaultModel.resolve(nil)] : models.map { expand($0) }
+            // No --model: the embedded defaults, the contrastive one and (when present) the generative one, so the
+            // page, /v1/embeddings and /v1/chat/completions all work out of the box.
+            let directories = models.isEmpty ? [try DefaultModel.resolve(nil)] + [try? DefaultModel.resolve(nil, generative: true)].compactMap { $0 }
+                : models.map { expand($0) }
             var config = ServerConfig(modelDirectories: directories)
             if let index, IndexBackends.isMilvus(index) {
                 let uri = try MilvusURI(parsing: index)

@@ -33,6 +33,8 @@ struct TrainVLM: ParsableCommand {
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
     @Option(name: .customLong("vision-from"), help: "Start the vision tower from this CLIP checkpoint (64-pixel images), e.g. the embedded Models/scenes-clip.") var visionFrom: String?
     @Option(name: .customLong("vision-feature-layers"), help: "Tower layers feeding the projector, comma-separated, e.g. --vision-feature-layers=-2,-1 (LLaVA's vision_feature_layer; default -1; LLaVA uses -2).") var visionFeatureLayers: String?
+    @Option(name: .customLong("vision-feature-strategy"), help: "default: the projector reads the patch states only; full: the CLS state too (default: full with --vision-from, else default).") var visionFeatureStrategy: String?
+    @Flag(name: .customLong("question-first"), help: "Chat template with each question before its image, so the image tokens can attend to the question.") var questionFirst = false
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -74,6 +76,8 @@ struct TrainVLM: ParsableCommand {
                     }
                     args.visionFeatureLayers = layers.compactMap { $0 }
                 }
+                args.visionFeatureStrategy = visionFeatureStrategy
+                args.questionFirst = questionFirst
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

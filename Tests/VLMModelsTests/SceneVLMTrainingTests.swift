@@ -64,12 +64,14 @@ struct SceneVLMTrainingTests {
 
     /// Multi-turn sequences: the image once, then distinct turns rendered exactly as the chat template renders the
     /// conversation, every answer (and its EOS) scored and nothing else, within the context length.
-    @Test("multi-turn batches render the conversation as the chat template does and score every answer")
-    func multiTurnBatches() throws {
+    /// With `questionFirst` the template puts the first question before the image run.
+    @Test("multi-turn batches render the conversation as the chat template does and score every answer", arguments: [false, true])
+    func multiTurnBatches(questionFirst: Bool) throws {
         let root = Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         var args = Self.micro(scenes: 20, steps: 1, batch: 6)
         args.turns = 4
+        args.questionFirst = questionFirst
         let trainer = try SceneVLMTrainer(args: args)
         let data = try batches(trainer, root: root)
         let batch = try data.batch(step: 3)
@@ -101,6 +103,11 @@ struct SceneVLMTrainingTests {
             }
             let rendered = try data.processor.prepare(messages: messages, images: [try scene.image.rgbImage()]).ids
             #expect(rendered == ids, "slot \(slot)")
+            // Where the image run sits: right after "question :" or after the first question's words.
+            let question = try tokenizer.encode("question : \(turns[0].prompt)", addSpecialTokens: false)
+            let image = trainer.model.config.imageTokenIndex
+            let firstImage = ids.firstIndex(of: image) ?? -1
+            #expect(firstImage == 1 + (questionFirst ? question.count : 2), "image run at \(firstImage)")
         }
         #expect(multi >= args.batch / 2, "only \(multi) of \(args.batch) sequences hold several turns")
     }
