@@ -88,10 +88,12 @@ import VLMTestSupport
         #expect(r.stderr.contains("bad.jsonl:1: missing caption"), "\(r.stderr)")
     }
 
-    @Test func demoWritesHTML() throws {
-        guard Executables.vlm != nil else { return }
-        let model = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models/scenes-clip")
-        guard FileManager.default.fileExists(atPath: model.appendingPathComponent("config.json").path) else { return }
+    static let models = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models")
+    static let demoRunnable = Executables.vlm != nil && FileManager.default.fileExists(atPath: models.appendingPathComponent("scenes-clip/config.json").path)
+
+    /// With no arguments the demo classifies and searches with the contrastive default and, when the generative
+    /// default is there, captions every scene and answers questions on the page too.
+    @Test(.enabled(if: demoRunnable, "vlm or Models/scenes-clip missing")) func demoWritesHTML() throws {
         let tmp = try TempDir()
         let html = tmp.url.appendingPathComponent("demo.html")
         let r = try Executables.run(["demo", "--count", "4", "--output", html.path])
@@ -99,5 +101,9 @@ import VLMTestSupport
         let page = try String(contentsOf: html, encoding: .utf8)
         #expect(page.contains("data:image/png;base64,") && page.contains("Text query"))
         #expect(r.stdout.contains("wrote"))
+        if FileManager.default.fileExists(atPath: Self.models.appendingPathComponent("scenes-vlm/config.json").path) {
+            #expect(r.stdout.contains("generative model:") && r.stdout.components(separatedBy: "   caption: ").count == 5, "\(r.stdout)")
+            #expect(page.components(separatedBy: "<i>says:</i>").count == 5)
+        }
     }
 }
