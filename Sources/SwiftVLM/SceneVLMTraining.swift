@@ -17,6 +17,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var wd: Float = 0.05
     public var clipGrad: Float = 1
     public var freezeVision = false
+    /// The vision tower's learning rate as a fraction of --lr when it trains (nil: 1), so a pretrained tower
+    /// adapts instead of being overwritten while the projector and decoder are still random.
+    public var visionLRScale: Float?
     public var seed: UInt64 = 0
     public var saveEvery: Int?
     /// A CLIP checkpoint whose vision tower (config, weights, image processor) replaces the preset's, as LLaVA
@@ -78,6 +81,7 @@ public final class SceneVLMTrainer {
     /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
     public init(args: SceneVLMArguments) throws {
         guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
+        if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
         self.args = args
         let words = CheckpointAssets.words(in: try SceneVLM.corpus(seed: args.scenesSeed))
         let tower = try args.visionFrom.map { try PretrainedTower(directory: URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath)) }
@@ -174,6 +178,7 @@ public final class SceneVLMTrainer {
     static func makeOptimizer(_ args: SceneVLMArguments) -> AdamW {
         let adam = AdamW(learningRate: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: args.wd)
         adam.excludeFromDecay = { _, shape in shape.count < 2 }
+        if let scale = args.visionLRScale { adam.learningRateScale = { $0.hasPrefix("vision_tower.") ? scale : 1 } }
         return adam
     }
 

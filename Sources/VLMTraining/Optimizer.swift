@@ -52,6 +52,9 @@ public final class AdamW: @unchecked Sendable {
     public var weightDecay: Float
     /// Which parameters get no weight decay (open_clip's rule by default).
     public var excludeFromDecay: (String, [Int]) -> Bool = isExcludedFromWeightDecay
+    /// Per-parameter multiplier of the learning rate (torch's parameter groups with their own lr), e.g. a
+    /// pretrained tower trained 10x slower than the layers above it. Decay uses the scaled rate too, as in torch.
+    public var learningRateScale: (String) -> Float = { _ in 1 }
     /// Optimizer steps taken so far, per parameter (torch keeps `step` per parameter too).
     public private(set) var steps: [String: Int] = [:]
     var firstMoment: [String: Tensor] = [:]
@@ -77,7 +80,7 @@ public final class AdamW: @unchecked Sendable {
             secondMoment[name] = v
             let t = (steps[name] ?? 0) + 1
             steps[name] = t
-            let lr = Double(learningRate)
+            let lr = Double(learningRate) * Double(learningRateScale(name))
             let wd = excludeFromDecay(name, p.shape) ? 0 : Double(weightDecay)
             let bc1 = 1 - pow(Double(beta1), Double(t)), bc2 = 1 - pow(Double(beta2), Double(t))
             let stepSize = Float(lr / bc1), bc2Root = Float(bc2.squareRoot())

@@ -31,6 +31,7 @@ struct TrainVLM: ParsableCommand {
     @OptionGroup var fineTune: FineTuneOptions
     @Option(name: .customLong("clip-grad"), help: "Global gradient-norm clipping (0: off).") var clipGrad: Float = 1
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower at its initialisation (projector and decoder train).") var freezeVision = false
+    @Option(name: .customLong("vision-lr-scale"), help: "Learning rate of the vision tower as a fraction of --lr, when it trains (e.g. 0.1 for a pretrained tower).") var visionLRScale: Float?
     @Option(name: .customLong("vision-from"), help: "Start the vision tower from this CLIP checkpoint (64-pixel images), e.g. the embedded Models/scenes-clip.") var visionFrom: String?
     @Option(name: .customLong("vision-feature-layers"), help: "Tower layers feeding the projector, comma-separated, e.g. --vision-feature-layers=-2,-1 (LLaVA's vision_feature_layer; default -1; LLaVA uses -2).") var visionFeatureLayers: String?
     @Option(name: .customLong("vision-feature-strategy"), help: "default: the projector reads the patch states only; full: the CLS state too (default: full with --vision-from, else default).") var visionFeatureStrategy: String?
@@ -78,6 +79,7 @@ struct TrainVLM: ParsableCommand {
                 }
                 args.visionFeatureStrategy = visionFeatureStrategy
                 args.questionFirst = questionFirst
+                args.visionLRScale = visionLRScale
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

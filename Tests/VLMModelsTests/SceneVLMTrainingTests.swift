@@ -129,5 +129,11 @@ struct SceneVLMTrainingTests {
         #expect(config.contains("\"vision_feature_layer\""))
         args.visionFeatureLayers = [-9]
         #expect { try SceneVLMTrainer(args: args) } throws: { "\($0)".contains("--vision-feature-layers") }
+        args.visionFeatureLayers = nil
+        args.visionLRScale = 0
+        #expect { try SceneVLMTrainer(args: args) } throws: { "\($0)".contains("--vision-lr-scale") }
+        args.visionLRScale = nil
+        args.visionFeatureStrategy = "mean"
+        #expect { try SceneVLMTrainer(args: args) } throws: { "\($0)".contains("--vision-feature-strategy") }
     }
 }

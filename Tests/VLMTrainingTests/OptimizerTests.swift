@@ -28,6 +28,30 @@ struct OptimizerTests {
         #expect(!isExcludedFromWeightDecay(name: "vision_model.embeddings.patch_embedding.weight", shape: [8, 3, 2, 2]))
     }
 
+    /// torch parameter groups with their own lr: a scaled parameter moves by scale x the unscaled one's step (first
+    /// AdamW step: lr / (1 - β1) · m / (sqrt(v / (1 - β2)) + eps) = lr · g / (|g| + eps) per element, decay by lr·wd).
+    @Test("per-parameter learning-rate scale (a slower tower) follows AdamW with that group's lr")
+    func learningRateScale() {
+        let params = ParameterSet()
+        params.set("vision_tower.w", Tensor(shape: [2, 2], values: [1, -2, 3, 0.5]))
+        params.set("decoder.w", Tensor(shape: [2, 2], values: [1, -2, 3, 0.5]))
+        let grads = Gradients()
+        let g: [Float] = [0.3, -1.5, 2, 0.01]
+        grads.add("vision_tower.w", Tensor(shape: [2, 2], values: g))
+        grads.add("decoder.w", Tensor(shape: [2, 2], values: g))
+        let adam = AdamW(learningRate: 1e-2, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.1)
+        adam.learningRateScale = { $0.hasPrefix("vision_tower.") ? 0.1 : 1 }
+        adam.step(params, grads)
+        let start: [Float] = [1, -2, 3, 0.5]
+        for (name, lr) in [("vision_tower.w", Float(1e-3)), ("decoder.w", Float(1e-2))] {
+            let got = params[name]
+            for i in 0 ..< 4 {
+                let expected = start[i] * (1 - lr * 0.1) - lr * g[i] / (abs(g[i]) + 1e-8)
+                #expect(abs(got.pointer[i] - expected) < 1e-6, "\(name)[\(i)]: \(got.pointer[i]) vs \(expected)")
+            }
+        }
+    }
+
     @Test("gradient clipping scales to the global norm like clip_grad_norm_")
     func clipping() {
         let g = Gradients()
