@@ -22,7 +22,7 @@ enum FuzzTargets {
         case "config": config(data)
         case "tokenizer": tokenizer(data, file: "tokenizer.json")
         case "spiece": tokenizer(data, file: "spiece.model")
-        // The server's request bodies and data URLs (dataurl embeddings chat index search classify).
+        // The server's request bodies and data URLs (dataurl embeddings chat index search classify tasks).
         case _ where RequestFuzzing.targets.contains(target): RequestFuzzing.run(target, data)
         default: break
         }

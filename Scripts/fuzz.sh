@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes one of vlm-fuzz's targets with libFuzzer + AddressSanitizer for SECONDS (default 120), starting from the
 # committed corpus; new interesting inputs go to a scratch corpus, crashes to .build-fuzz/crashes/.
-#   Scripts/fuzz.sh image 600        # targets: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify
+#   Scripts/fuzz.sh image 600        # targets: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify tasks
 # Further arguments go to libFuzzer (e.g. -runs=1000000 to stop at a million executions).
 # A crash reproducer replays in the normal build: swift run vlm-fuzz image .build-fuzz/crashes/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?target: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify}
+target=${1:?target: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify tasks}
 seconds=${2:-120}
 swift build --scratch-path .build-fuzz --product vlm-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address 1>&2

@@ -9,7 +9,7 @@ import VLMImage
 /// name cleaning). Every input must return or throw a `ServerError` whose message can be formatted; a crash,
 /// a sanitizer report, a timeout or an out-of-memory is a bug.
 public enum RequestFuzzing {
-    public static let targets = ["dataurl", "embeddings", "chat", "index", "search", "classify"]
+    public static let targets = ["dataurl", "embeddings", "chat", "index", "search", "classify", "tasks"]
 
     /// Runs `target` on `data`; errors are the expected outcome for most inputs and are ignored.
     public static func run(_ target: String, _ data: Data) {
@@ -37,10 +37,29 @@ public enum RequestFuzzing {
             case "classify":
                 let req = try decode(ClassifyRequest.self, data)
                 try image(req.image)
+            case "tasks": try visionTask(data)
             default: break
             }
         } catch {
             _ = String(describing: error)
+        }
+    }
+
+    /// `POST /v1/vision/tasks` up to the model: the body, the image header, the task prompt with its text or
+    /// region argument, then Florence-2's post-processing, table and drawing of the request's text as if the
+    /// model had generated it (a model's output is outside input too: any token sequence can come out).
+    static func visionTask(_ data: Data) throws {
+        let req = try decode(VisionTaskRequest.self, data)
+        var size = (width: 768, height: 512)
+        if let s = req.image, let bytes = try? RequestInput.imageBytes(s), let header = try? ImageDecoder.probe(bytes) {
+            size = (min(header.width, 1 << 14), min(header.height, 1 << 14))
+        }
+        _ = try? Florence2Tasks.taskPrompt(task: req.task, text: req.text)
+        if let box = req.box { _ = try? Florence2Tasks.regionTokens(box: box, imageSize: size) }
+        let parsed = try Florence2PostProcessor().process(text: req.text ?? "", task: req.task, imageSize: size)
+        _ = TaskTable.render(parsed)
+        if let canvas = try? RGBImage(width: 48, height: 32, pixels: [UInt8](repeating: 128, count: 48 * 32 * 3)) {
+            _ = TaskDrawing.draw(parsed, on: canvas)
         }
     }
 

@@ -7,7 +7,7 @@ import VLMTestSupport
 /// without crashing. (Scripts/fuzz.sh runs libFuzzer with AddressSanitizer over the same targets.)
 @Suite struct FuzzCorpusTests {
     static let targets = ["image", "npy", "template", "safetensors", "config", "tokenizer", "spiece",
-                          "dataurl", "embeddings", "chat", "index", "search", "classify"]
+                          "dataurl", "embeddings", "chat", "index", "search", "classify", "tasks"]
 
     @Test(arguments: targets)
     func corpusReplaysWithoutCrashing(target: String) throws {
