@@ -9,7 +9,7 @@ struct VLM: ParsableCommand {
         commandName: "vlm",
         abstract: "Vision-language models on the CPU: embeddings, zero-shot classification, similarity.",
         discussion: "Point --model at a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer and preprocessor files).",
-        subcommands: [DemoCommand.self, Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self, IndexCommand.self, ScenesCommand.self, ServeCommand.self, TrainCommand.self, EvalCommand.self, Caption.self, Ask.self, Chat.self, TaskCommand.self, Detect.self, OCR.self, Ground.self, DescribeRegion.self, QuantReportCommand.self, BenchLLM.self, BenchChat.self, BenchTrain.self, BenchDecode.self, BenchFlorence.self]
+        subcommands: [DemoCommand.self, Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self, IndexCommand.self, ScenesCommand.self, ServeCommand.self, TrainCommand.self, EvalCommand.self, Caption.self, Ask.self, Chat.self, TaskCommand.self, Detect.self, OCR.self, Ground.self, DescribeRegion.self, QuantReportCommand.self, BenchLLM.self, BenchChat.self, BenchTrain.self, BenchTrainVLM.self, BenchDecode.self, BenchFlorence.self]
     )
 }
 
