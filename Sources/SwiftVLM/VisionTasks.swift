@@ -162,7 +162,10 @@ public enum TaskDrawing {
         let scale = labelScale(width: image.width, height: image.height)
         var labels: [(text: String, at: (x: Int, y: Int), colour: Canvas.Colour)] = []
         for shape in shapes(parsed) where shape.points.count >= 2 {
-            let colour = palette[colours[shape.label] ?? { let n = colours.count; colours[shape.label] = n; return n }() % palette.count]
+            // One colour per label, cycling through the palette (the modulo applies to known labels too: `??`
+            // binds looser than `%`, which once let a repeated 7th label index past the palette).
+            let index = colours[shape.label] ?? { let n = colours.count; colours[shape.label] = n; return n }()
+            let colour = palette[index % palette.count]
             canvas.outline(shape.points.map { (x: $0.0, y: $0.1) }, colour: colour)
             let text = shape.label.trimmingCharacters(in: .whitespacesAndNewlines)
             let finite = shape.points.filter { $0.0.isFinite && $0.1.isFinite }

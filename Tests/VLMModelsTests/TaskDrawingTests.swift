@@ -39,6 +39,20 @@ import Testing
         #expect(TaskDrawing.labelOrigin(top: (70, 0), size: dog, imageWidth: 100) == (x, 0))
     }
 
+    /// More labels than palette colours, then a label seen before: colours cycle and a repeated label keeps its
+    /// colour (found by the `tasks` fuzzer: the 7th label's second box indexed past the 6-colour palette).
+    @Test func moreLabelsThanColoursCycleAndRepeatsKeepTheirColour() throws {
+        let image = try Self.white(200, 40)
+        let names = ["a", "b", "c", "d", "e", "f", "g", "a", "g"]
+        let boxes = names.indices.map { i -> [Int] in [2 + i * 22, 12, 20 + i * 22, 38] }
+        let drawn = TaskDrawing.draw(["<OD>": ["bboxes": boxes, "labels": names]], on: image)
+        let red: [UInt8] = [230, 25, 75]
+        // Left edges (row 30): "a" red, "g" (7th label) red again, the second "a" and "g" as their first boxes.
+        #expect(Self.pixel(drawn, 2, 30) == red && Self.pixel(drawn, 2 + 6 * 22, 30) == red)
+        #expect(Self.pixel(drawn, 2 + 7 * 22, 30) == red && Self.pixel(drawn, 2 + 8 * 22, 30) == red)
+        #expect(Self.pixel(drawn, 2 + 22, 30) == [60, 180, 75])
+    }
+
     @Test func quadBoxesAndPolygonsAreLabelledAndTextAnswersDrawNothing() throws {
         let image = try Self.white(60, 60)
         let ocr: [String: Any] = ["<OCR_WITH_REGION>": ["quad_boxes": [[5, 20, 50, 20, 50, 40, 5, 40]], "labels": ["Çafé"]]]
