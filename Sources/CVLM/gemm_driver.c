@@ -41,6 +41,7 @@ typedef struct {
     const vlm_gemm_kernels *ks;
     int64_t M, N, K;
     const float *A; int64_t lda; int transA; float alpha;
+    int a_cm;  // transA read in place by the column-major micro-kernel (ks->ukernel_cm), alpha == 1
     // B source: pre-packed weight, or raw B (packed per K block)
     const vlm_packed_weight *W;
     const float *B; int64_t ldb; int transB;
@@ -94,7 +95,7 @@ static void pack_b_slice(const gemm_job *j, int64_t k0, int64_t kc, int64_t n0, 
 static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     const vlm_gemm_kernels *ks = j->ks;
     int mr_max = ks->mr_max;
-    int copy_a = j->transA || j->alpha != 1.0f;
+    int copy_a = (j->transA && !j->a_cm) || j->alpha != 1.0f;
     int64_t rows_total = m1 - m0;
     int64_t nmb = (rows_total + MC_MAX - 1) / MC_MAX;
     int64_t mb_rows = (rows_total + nmb - 1) / nmb;
@@ -118,7 +119,8 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
         // Split the rows into tiles of near-equal height <= mr_max (50 rows -> 13+13+12+12, not 14+14+14+8).
         int64_t ntiles = (rows + mr_max - 1) / mr_max;
         int64_t base = rows / ntiles, extra = rows % ntiles;
-        const float *a = j->A + mb * j->lda;
+        // Column-major A: row r of op(A) is column r of the stored matrix, k steps are rows (stride lda).
+        const float *a = j->a_cm ? j->A + mb : j->A + mb * j->lda;
         int64_t lda = j->lda;
         if (copy_a) { copy_a_rows(j, mb, rows, abuf); a = abuf; lda = j->K; }
         // Panels in chunks so the C block being accumulated over the K blocks (rows x PCHUNK*NR) stays in L2.
@@ -152,6 +154,7 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                         }
                         // 16-bit panels: same tiles, same FMA order, weights widened exactly in the kernel.
                         if (bp16) ks->ukernel16(mr, kc, a + r * lda + kb, lda, bp16, c, j->ldc, nr, accumulate, f16);
+                        else if (j->a_cm) ks->ukernel_cm(mr, kc, a + r + kb * lda, lda, bp, c, j->ldc, nr, accumulate);
                         else ks->ukernel(mr, kc, a + r * lda + kb, lda, bp, c, j->ldc, nr, accumulate);
                         if (last && (j->bias || j->act != VLM_ACT_NONE))
                             for (int i = 0; i < mr; i++)
@@ -302,8 +305,11 @@ static int sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, in
     };
     int par = parallel && 2.0 * (double)M * (double)N * (double)K >= PARALLEL_MIN_FLOPS;
     int64_t npanels = (N + VLM_NR - 1) / VLM_NR;
+    // A transposed with alpha 1 is read in place where the ISA has a column-major micro-kernel: the
+    // transpose copy it saves streams all of dZ through memory in every weight gradient (~8% of a step).
+    if (transA && alpha == 1.0f && ks->ukernel_cm) j.a_cm = 1;
     // A is worth packing once whenever it would be copied (transA / alpha) by more than one task or block.
-    if ((transA || alpha != 1.0f) && (par || M > MC_MAX) && (double)M * (double)K <= SHARED_PACK_MAX_FLOATS) {
+    else if ((transA || alpha != 1.0f) && (par || M > MC_MAX) && (double)M * (double)K <= SHARED_PACK_MAX_FLOATS) {
         float *abuf = vlm_scratch(SLOT_SHARED_A, (size_t)M * (size_t)K + 64);
         if (abuf) {
             int64_t chunk = 64;

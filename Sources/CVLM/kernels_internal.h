@@ -113,6 +113,11 @@ typedef struct {
     /// driver's scalar loop. Each value is one rounded product either way.
     void (*transpose_scale)(const float *src, int64_t lds, int64_t rows, int64_t cols, float alpha, float *dst,
                             int64_t ldd);
+    /// As ukernel with A column-major: A(i, k) at A[k * lda + i] (a transposed operand read in place, e.g. dZ
+    /// in dW = dZᵀX), the same FMA sequence, so results are bit-identical to transposing first. NULL: the
+    /// driver transposes A (transpose_scale) and runs ukernel.
+    void (*ukernel_cm)(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int nr,
+                       int accumulate);
 } vlm_gemm_kernels;
 
 extern const vlm_gemm_kernels vlm_gemm_kernels_avx512;

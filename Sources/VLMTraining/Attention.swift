@@ -32,14 +32,18 @@ public enum AttentionOp {
             parallelRanges(batch, minPerChunk: 1) { seqs in
                 for b in seqs {
                     let base = qkv.pointer + b * t * c3
+                    var padded: [Int] = []
+                    if let keyMask { padded = (0 ..< t).filter { keyMask[b * t + $0] == 0 } }
                     for h in 0 ..< heads {
                         let p = probs.pointer + (b * heads + h) * t * t
                         gemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
                              a: base + h * d, lda: c3, b: base + c + h * d, ldb: c3, c: p, ldc: t)
+                        // Masked scores: the future (causal) and padded keys. Padded keys are listed once per
+                        // sequence, so this is O(T²) only for the causal triangle's stores.
                         for q in 0 ..< t {
-                            for s in 0 ..< t where (causal && s > q) || (keyMask.map { $0[b * t + s] == 0 } ?? false) {
-                                p[q * t + s] = -.infinity
-                            }
+                            let row = p + q * t
+                            if causal && q + 1 < t { (row + q + 1).update(repeating: -.infinity, count: t - q - 1) }
+                            for s in padded where !causal || s <= q { row[s] = -.infinity }
                         }
                         vlm_softmax(p, Int64(t), Int64(t))
                         gemm(transA: false, transB: false, m: t, n: d, k: t,

@@ -95,6 +95,22 @@ import Testing
         }
     }
 
+    /// A transposed A read in place (the column-major micro-kernel where the ISA has one, else a transpose
+    /// copy) must give the same bits as multiplying the explicitly transposed matrix: same tiles, same FMA order.
+    @Test func transposedAMatchesExplicitTransposeBitForBit() {
+        for (m, n, k) in [(128, 96, 3520), (7, 33, 300), (301, 70, 33), (13, 5, 1)] {
+            let a = randomFloats(k * m, seed: 21), b = randomFloats(k * n, seed: 22)  // A stored [k, m]: op(A) = Aᵀ
+            var at = [Float](repeating: 0, count: m * k)
+            for i in 0 ..< m { for q in 0 ..< k { at[i * k + q] = a[q * m + i] } }
+            KernelPaths.forEach(threads: [1, 2]) { path, threads in
+                var viaT = [Float](repeating: 0, count: m * n), explicit = viaT
+                vlm_sgemm(1, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(m), b, Int64(n), 0, &viaT, Int64(n))
+                vlm_sgemm(0, 0, Int64(m), Int64(n), Int64(k), 1, at, Int64(k), b, Int64(n), 0, &explicit, Int64(n))
+                #expect(viaT == explicit, "\(path) t=\(threads) M=\(m) N=\(n) K=\(k)")
+            }
+        }
+    }
+
     @Test func packRejectsEmpty() {
         let w: [Float] = [1]
         #expect(vlm_pack_weight(w, 0, 1, VLM_WEIGHT_F32) == nil)
