@@ -87,6 +87,20 @@ int vlm_get_num_threads(void) {
 
 int vlm_pool_threads(void) { return vlm_get_num_threads(); }
 
+typedef struct { void (*fn)(void *, int64_t); void *ctx; } run_job;
+
+static void run_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const run_job *j = ctx;
+    j->fn(j->ctx, task);
+}
+
+void vlm_parallel_run(int64_t ntasks, void (*fn)(void *ctx, int64_t task), void *ctx) {
+    if (!fn || ntasks <= 0) return;
+    run_job j = { .fn = fn, .ctx = ctx };
+    vlm_parallel_for(ntasks, run_task, &j);
+}
+
 static void run_tasks(int thread) {
     vlm_task_fn fn = pool.fn;
     void *ctx = pool.ctx;

@@ -39,6 +39,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var visionFeatureStrategy: String?
     /// Each user turn's text before its image in the chat template (`SceneVLM.questionFirstChatTemplate`; nil: no).
     public var questionFirst: Bool?
+    /// How the 1024 location tokens' embedding rows start: "random" (nil, as runs before it) or "fourier"
+    /// (`SceneVLM.fourierLocationEmbeddings`: neighbouring bins start out similar).
+    public var locationInit: String?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -109,6 +112,13 @@ public final class SceneVLMTrainer {
         assets = files
         model = try TrainableLlava.random(config: config, seed: args.seed)
         if let tower { try tower.copy(into: model) }
+        switch args.locationInit ?? "random" {
+        case "random": break
+        case "fourier":
+            guard args.locationTokens ?? true else { throw PipelineError.invalidArgument("--location-init fourier needs the location tokens") }
+            SceneVLM.fourierLocationEmbeddings(model.parameters[TrainableLlava.embeddingName], firstID: probe.image + 1)
+        case let other: throw PipelineError.invalidArgument("--location-init must be random or fourier, got '\(other)'")
+        }
         optimizer = Self.makeOptimizer(args)
     }
 

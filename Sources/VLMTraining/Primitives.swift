@@ -22,9 +22,27 @@ func parallelRanges(_ count: Int, minPerChunk: Int, _ body: (Range<Int>) -> Void
     let chunks = max(1, min(Kernels.threads, count / max(minPerChunk, 1)))
     if chunks == 1 { body(0 ..< count); return }
     let per = (count + chunks - 1) / chunks
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = c * per, hi = min(count, lo + per)
-        if lo < hi { body(lo ..< hi) }
+    // On the kernels' own pool (vlm_parallel_run), not Dispatch: a second set of threads competed with the pool's
+    // workers, which spin for ~50 µs after each GEMM, for the same two cores.
+    withoutActuallyEscaping(body) { body in
+        let job = RangeJob(count: count, per: per, body: body)
+        withExtendedLifetime(job) {
+            vlm_parallel_run(Int64(chunks), { ctx, task in
+                guard let ctx else { return }
+                let job = Unmanaged<RangeJob>.fromOpaque(ctx).takeUnretainedValue()
+                let lo = Int(task) * job.per, hi = min(job.count, lo + job.per)
+                if lo < hi { job.body(lo ..< hi) }
+            }, Unmanaged.passUnretained(job).toOpaque())
+        }
+    }
+}
+
+/// parallelRanges' split and body, handed to C as an opaque context.
+private final class RangeJob {
+    let count: Int, per: Int
+    let body: (Range<Int>) -> Void
+    init(count: Int, per: Int, body: @escaping (Range<Int>) -> Void) {
+        (self.count, self.per, self.body) = (count, per, body)
     }
 }
 

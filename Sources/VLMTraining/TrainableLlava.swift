@@ -57,6 +57,8 @@ public final class TrainableLlava: @unchecked Sendable {
     static let text = "language_model.model"
     static let head = "language_model.lm_head.weight"
     static let embed = "language_model.model.embed_tokens.weight"
+    /// The token embedding's parameter name (llava-hf layout).
+    public static var embeddingName: String { embed }
 
     public init(config: LlavaConfig, parameters: ParameterSet) throws {
         let shapes = try Self.parameterShapes(config)

@@ -50,6 +50,33 @@ struct SceneVLMGroundingTests {
         #expect(kinds.contains("locate") && kinds.contains("caption") && kinds.contains("exists"), "\(kinds)")
     }
 
+    @Test("--location-init fourier: location rows smooth over bins, at the random rows' norm; other rows untouched")
+    func fourierLocationInit() throws {
+        var args = SceneVLMArguments(scenes: 20, steps: 1)
+        args.preset = "tiny"
+        let random = try SceneVLMTrainer(args: args)
+        args.locationInit = "fourier"
+        let fourier = try SceneVLMTrainer(args: args)
+        let name = TrainableLlava.embeddingName
+        let e = fourier.model.parameters[name], r = random.model.parameters[name]
+        let c = e.shape[1], first = fourier.model.config.imageTokenIndex + 1
+        func row(_ t: Tensor, _ id: Int) -> [Float] { (0 ..< c).map { t[id * c + $0] } }
+        func cosine(_ a: [Float], _ b: [Float]) -> Float {
+            zip(a, b).map(*).reduce(0, +) / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
+        }
+        let norm = row(e, first + 300).map { $0 * $0 }.reduce(0, +).squareRoot()
+        #expect(abs(norm - 0.02 * Float(c).squareRoot()) < 1e-4, "row norm \(norm)")
+        // Neighbours are alike, a pixel apart (16 bins) still close, a quarter of the range apart nearly orthogonal.
+        #expect(cosine(row(e, first + 500), row(e, first + 501)) > 0.99)
+        #expect(cosine(row(e, first + 500), row(e, first + 516)) > 0.5)
+        #expect(abs(cosine(row(e, first + 500), row(e, first + 756))) < 0.2)
+        #expect(cosine(row(r, first + 500), row(r, first + 501)) < 0.5, "random rows share nothing")
+        // Word rows are the seeded random ones in both.
+        #expect(row(e, first - 2) == row(r, first - 2))
+        args.locationInit = "sinusoid"
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+    }
+
     @Test("vlm eval --generative's report: every turn, balanced POPE probes, one box per one-of-a-kind object")
     func evaluationReport() throws {
         let scratch = try TemporaryDirectory(prefix: "scene-vlm-eval")

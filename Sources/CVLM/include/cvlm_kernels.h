@@ -65,6 +65,10 @@ const char *vlm_isa_name(vlm_isa isa);
 /// Number of threads the kernels use (default: online CPUs). n <= 0 restores the default.
 void vlm_set_num_threads(int n);
 int vlm_get_num_threads(void);
+/// Runs fn(ctx, task) for task in [0, ntasks) on the kernel pool, the caller taking part (inline when called
+/// from inside a pool task). For callers outside C (Swift's per-row loops), so they share the kernels' threads
+/// instead of a second pool competing with the kernels' spinning workers for the same cores.
+void vlm_parallel_run(int64_t ntasks, void (*fn)(void *ctx, int64_t task), void *ctx);
 /// Names the calling thread (truncated to 15 bytes; what ps, top and gdb show).
 void vlm_set_current_thread_name(const char *name);
 
