@@ -7,9 +7,9 @@
 #define MR256 6
 
 // The k loop is inline assembly for the same reason as the AVX-512 kernel (gemm_avx512.c): SwiftPM's
-// debug builds compile C at -O0, where intrinsics code is ~50x slower. Row i of A is at a0 + i*lda
-// (rows 0-3 off a0 with scales 1, 2 and lda3; rows 4-5 off a1 = a0 + 4 lda). B rows are VLM_NR floats
-// apart (128 bytes); one call handles a 16-column half of a panel.
+// debug builds compile C at -O0, where intrinsics code is ~50x slower. A's addressing is a parameter
+// (ROWS_RM / ROWS_CM below). B rows are VLM_NR floats apart (128 bytes); one call handles a 16-column half
+// of a panel.
 #define ROW256(idx, addr, r0, r1)                                \
     ".if " #idx " < %c[mr]\n\t"                                  \
     "vbroadcastss " addr ", %%ymm14\n\t"                         \
@@ -32,7 +32,21 @@
 // set-up before the loop) so the 16-bit panels (below) run the same FMA sequence as f32.
 #define KERNEL256(MR_, kc, A, lda, Bp, acc) \
     KERNEL256_B(MR_, kc, A, lda, Bp, acc, "", "vmovaps (%[b]), %%ymm12\n\t" "vmovaps 32(%[b]), %%ymm13\n\t", "$128")
-#define KERNEL256_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP)                                            \
+// Row-major A: row i of a k step at a0 + i*lda (rows 0-3 off a0 with scales 1, 2 and lda3; rows 4-5 off a1 =
+// a0 + 4 lda); a k step advances both by one float.
+#define ROWS_RM                                                                                          \
+    ROW256(0, "(%[a0])", 0, 1) ROW256(1, "(%[a0],%[lda],1)", 2, 3) ROW256(2, "(%[a0],%[lda],2)", 4, 5)      \
+    ROW256(3, "(%[a0],%[lda3],1)", 6, 7) ROW256(4, "(%[a1])", 8, 9) ROW256(5, "(%[a1],%[lda],1)", 10, 11)
+#define ADVANCE_RM "add $4, %[a0]\n\t" "add $4, %[a1]\n\t"
+// Column-major A (A(i, k) at A[k * lda + i]): the six rows of a k step are consecutive floats, and a k step
+// advances by lda. Same accumulators and FMA order, so the result equals transposing A first.
+#define ROWS_CM                                                                                          \
+    ROW256(0, "(%[a0])", 0, 1) ROW256(1, "4(%[a0])", 2, 3) ROW256(2, "8(%[a0])", 4, 5)                 \
+    ROW256(3, "12(%[a0])", 6, 7) ROW256(4, "16(%[a0])", 8, 9) ROW256(5, "20(%[a0])", 10, 11)
+#define ADVANCE_CM "add %[lda], %[a0]\n\t"
+#define KERNEL256_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP) \
+    KERNEL256_X(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP, ROWS_RM, ADVANCE_RM)
+#define KERNEL256_X(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP, ROWS, ADVANCE)                          \
     do {                                                                                                 \
         uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
         uintptr_t a1 = a0 + 4 * ldb_, lda3 = 3 * ldb_;                                                   \
@@ -47,12 +61,9 @@
             ".p2align 5\n"                                                                               \
             "1:\n\t"                                                                                     \
             LOAD                                                                                         \
-            ROW256(0, "(%[a0])", 0, 1) ROW256(1, "(%[a0],%[lda],1)", 2, 3)                               \
-            ROW256(2, "(%[a0],%[lda],2)", 4, 5) ROW256(3, "(%[a0],%[lda3],1)", 6, 7)                     \
-            ROW256(4, "(%[a1])", 8, 9) ROW256(5, "(%[a1],%[lda],1)", 10, 11)                             \
+            ROWS                                                                                         \
             "add " STEP ", %[b]\n\t"                                                                     \
-            "add $4, %[a0]\n\t"                                                                          \
-            "add $4, %[a1]\n\t"                                                                          \
+            ADVANCE                                                                                      \
             "dec %[k]\n\t"                                                                               \
             "jnz 1b\n"                                                                                   \
             "2:\n\t"                                                                                     \
@@ -64,36 +75,8 @@
               "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");                             \
     } while (0)
 
-// Column-major A (A(i, k) at A[k * lda + i]): the six rows of a k step are consecutive floats, and a k step
-// advances by lda. Same accumulators and FMA order as KERNEL256, so the result equals transposing A first.
-#define KERNEL256_CM(MR_, kc, A, lda, Bp, acc)                                                          \
-    do {                                                                                                 \
-        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
-        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
-        int64_t k_ = (kc);                                                                               \
-        __asm__ volatile(                                                                                \
-            ZERO256(0, 0, 1) ZERO256(1, 2, 3) ZERO256(2, 4, 5) ZERO256(3, 6, 7) ZERO256(4, 8, 9)         \
-            ZERO256(5, 10, 11)                                                                           \
-            "test %[k], %[k]\n\t"                                                                        \
-            "jle 2f\n\t"                                                                                 \
-            ".p2align 5\n"                                                                               \
-            "1:\n\t"                                                                                     \
-            "vmovaps (%[b]), %%ymm12\n\t"                                                                \
-            "vmovaps 32(%[b]), %%ymm13\n\t"                                                              \
-            ROW256(0, "(%[a0])", 0, 1) ROW256(1, "4(%[a0])", 2, 3) ROW256(2, "8(%[a0])", 4, 5)          \
-            ROW256(3, "12(%[a0])", 6, 7) ROW256(4, "16(%[a0])", 8, 9) ROW256(5, "20(%[a0])", 10, 11)     \
-            "add $128, %[b]\n\t"                                                                         \
-            "add %[lda], %[a0]\n\t"                                                                      \
-            "dec %[k]\n\t"                                                                               \
-            "jnz 1b\n"                                                                                   \
-            "2:\n\t"                                                                                     \
-            SAVE256(0, 0, 1, 0, 32) SAVE256(1, 2, 3, 64, 96) SAVE256(2, 4, 5, 128, 160)                  \
-            SAVE256(3, 6, 7, 192, 224) SAVE256(4, 8, 9, 256, 288) SAVE256(5, 10, 11, 320, 352)           \
-            : [a0] "+r"(a0), [b] "+r"(b_), [k] "+r"(k_)                                                  \
-            : [lda] "r"(ldb_), [acc] "r"(acc), [mr] "i"(MR_)                                             \
-            : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
-              "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");                             \
-    } while (0)
+#define KERNEL256_CM(MR_, kc, A, lda, Bp, acc) \
+    KERNEL256_X(MR_, kc, A, lda, Bp, acc, "", "vmovaps (%[b]), %%ymm12\n\t" "vmovaps 32(%[b]), %%ymm13\n\t", "$128", ROWS_CM, ADVANCE_CM)
 
 // C[0:mr, 0:nr] (+)= acc (16 columns per row), nr <= 16.
 static VLM_AVX2 void store_half(const float *acc, int mr, float *C, int64_t ldc, int nr, int accumulate) {
@@ -119,30 +102,21 @@ static VLM_AVX2 void store_half(const float *acc, int mr, float *C, int64_t ldc,
     }
 }
 
-#define UK(n)                                                                                            \
-    static VLM_AVX2 void uk_256_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,    \
-                                    int64_t ldc, int nr, int accumulate) {                                \
+// uk_256_n (row-major A) and ukcm_256_n (column-major A): n rows, both 16-column halves of a panel.
+#define UK_GEN(name, KERNEL, n)                                                                          \
+    static VLM_AVX2 void name##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,       \
+                                 int64_t ldc, int nr, int accumulate) {                                   \
         float acc[MR256 * 16] __attribute__((aligned(32)));                                              \
-        KERNEL256(n, kc, A, lda, Bp, acc);                                                               \
+        KERNEL(n, kc, A, lda, Bp, acc);                                                                  \
         store_half(acc, n, C, ldc, nr < 16 ? nr : 16, accumulate);                                       \
         if (nr > 16) {                                                                                   \
-            KERNEL256(n, kc, A, lda, Bp + 16, acc);                                                      \
+            KERNEL(n, kc, A, lda, Bp + 16, acc);                                                         \
             store_half(acc, n, C + 16, ldc, nr - 16, accumulate);                                        \
         }                                                                                                \
     }
+#define UK(n) UK_GEN(uk_256_, KERNEL256, n)
+#define UKCM(n) UK_GEN(ukcm_256_, KERNEL256_CM, n)
 UK(1) UK(2) UK(3) UK(4) UK(5) UK(6)
-
-#define UKCM(n)                                                                                          \
-    static VLM_AVX2 void ukcm_256_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,  \
-                                      int64_t ldc, int nr, int accumulate) {                              \
-        float acc[MR256 * 16] __attribute__((aligned(32)));                                              \
-        KERNEL256_CM(n, kc, A, lda, Bp, acc);                                                            \
-        store_half(acc, n, C, ldc, nr < 16 ? nr : 16, accumulate);                                       \
-        if (nr > 16) {                                                                                   \
-            KERNEL256_CM(n, kc, A, lda, Bp + 16, acc);                                                   \
-            store_half(acc, n, C + 16, ldc, nr - 16, accumulate);                                        \
-        }                                                                                                \
-    }
 UKCM(1) UKCM(2) UKCM(3) UKCM(4) UKCM(5) UKCM(6)
 
 typedef void (*uk_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int, int);
