@@ -65,7 +65,7 @@ let package = Package(
             dependencies: ["SwiftVLM", "VLMServer", "VLMMilvus", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "vlm-bench-kernels", dependencies: ["VLMTensor"], path: "Benchmarks/KernelBench"),
-        .executableTarget(name: "vlm-bench-int8", dependencies: ["VLMModels"], path: "Benchmarks/Int8Bench"),
+        .executableTarget(name: "vlm-bench-precision", dependencies: ["VLMModels"], path: "Benchmarks/PrecisionBench"),
         // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
         // builds it with libFuzzer and the address sanitizer.
         .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers", "VLMServer"], path: "Fuzz",

@@ -1,4 +1,5 @@
-// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--no-naive] [--cpu-time] [--llm]
+// Kernel micro-benchmark (release build): swift run -c release vlm-bench-kernels [--quick] [--no-naive] [--cpu-time] [--llm] [--lowp]
+// (--lowp: encoder/prefill shapes in fp32, bf16 compute and int8 compute.)
 // (--llm: only the decoder-layer shapes with f32 / bf16 / f16 weight storage, GEMV GB/s vs read bandwidth.)
 // Prints GFLOP/s of vlm_linear on the ViT-B/32 shapes at 1 and 2 threads (fast path and the naive reference,
 // which is single-threaded),
@@ -125,9 +126,49 @@ func benchLLMShapes() {
     vlm_set_num_threads(0)
 }
 
+/// Encoder / prefill shapes (ViT-B/32 at batch 8, SmolLM2-360M prefill of 128 tokens) in fp32 and in the
+/// reduced-precision compute modes (bf16: vlm_linear_bf16, int8: vlm_linear_i8), GFLOP/s at 1 and 2 threads.
+func benchLowPrecisionShapes() {
+    print("\nReduced-precision compute, kernels: bf16 \(String(cString: vlm_bf16_gemm_kernel())), int8 \(String(cString: vlm_i8_gemm_kernel()))")
+    print("shape".padding(toLength: 36, withPad: " ", startingAt: 0) + "mode        thr     ms/call   GFLOP/s  x fp32")
+    let shapes: [(Int, Int, Int, String)] = [
+        (400, 768, 2304, "B/32 B8 qkv"), (400, 768, 3072, "B/32 B8 fc1"), (400, 3072, 768, "B/32 B8 fc2"),
+        (128, 960, 5120, "360M prefill gate|up"), (128, 2560, 960, "360M prefill down"),
+    ]
+    for (m, k, n, label) in shapes {
+        let x = randomBuffer(m * k, seed: 1), w = randomBuffer(n * k, seed: 2)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+        let modes: [(vlm_weight_dtype, vlm_compute_mode, String)] = [
+            (VLM_WEIGHT_F32, VLM_COMPUTE_WEIGHT_ONLY, "fp32"), (VLM_WEIGHT_BF16, VLM_COMPUTE_BF16, "bf16"),
+            (VLM_WEIGHT_I8, VLM_COMPUTE_INT8, "int8"),
+        ]
+        for threads in [1, 2] {
+            vlm_set_num_threads(Int32(threads))
+            var fp32Time = 0.0
+            for (dtype, mode, name) in modes {
+                guard let packed = vlm_pack_weight(w, Int64(n), Int64(k), dtype) else { print("pack failed"); continue }
+                _ = vlm_packed_weight_set_compute(packed, mode)
+                let t = measure(minTime: 0.5) { vlm_linear(x, Int64(m), Int64(k), packed, nil, VLM_ACT_NONE, y, Int64(n)) }
+                if name == "fp32" { fp32Time = t }
+                var line = "\(label) M=\(m) K=\(k) N=\(n)".padding(toLength: 36, withPad: " ", startingAt: 0)
+                line += name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                line += String(format: "%d  %10.3f  %8.1f  %5.2fx", threads, t * 1e3, 2.0 * Double(m * n * k) / t / 1e9, fp32Time / t)
+                print(line)
+                vlm_packed_weight_free(packed)
+            }
+        }
+        x.deallocate(); w.deallocate(); y.deallocate()
+    }
+    vlm_set_num_threads(0)
+}
+
 let args = CommandLine.arguments
 if args.contains("--llm") {
     benchLLMShapes()
+    exit(0)
+}
+if args.contains("--lowp") {
+    benchLowPrecisionShapes()
     exit(0)
 }
 let quick = args.contains("--quick")

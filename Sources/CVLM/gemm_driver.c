@@ -239,8 +239,16 @@ static int qgemv_run(const vlm_gemm_kernels *ks, const float *X, int64_t M, int6
 int vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                vlm_activation act, float *Y, int64_t ldy) {
     if (!W || M <= 0) return 0;
-    // int8-compute weights (vlm_packed_weight_set_compute) run W8A8 for prefill/encoder shapes on every ISA.
+    // Reduced-precision compute (vlm_packed_weight_set_compute) for prefill/encoder shapes on every ISA; fewer rows
+    // (decode) are bandwidth-bound and keep the exact path on the same weights.
     if (W->compute == VLM_COMPUTE_INT8 && M >= VLM_I8_GEMM_MIN_M) return vlm_linear_i8(X, M, ldx, W, bias, act, Y, ldy);
+    if (W->compute == VLM_COMPUTE_BF16 && M >= VLM_BF16_GEMM_MIN_M) return vlm_linear_bf16(X, M, ldx, W, bias, act, Y, ldy);
+    return vlm_linear_exact(X, M, ldx, W, bias, act, Y, ldy);
+}
+
+int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                     vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || M <= 0) return 0;
     const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
     if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return 0; }
     if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv)

@@ -190,17 +190,18 @@ static void tile_s16(int mr, const void *A, int64_t lda, const void *B, const in
     if (mr >= 1 && mr <= I8_MR) tiles[mr](A, lda, B, w, p, kpad, sa, bias, act, Y, ldy, nr);
 }
 
-const vlm_i8_kernels vlm_i8_kernels_avx2 = {
+const vlm_lowp_kernels vlm_i8_kernels_avx2 = {
     .name = "avx2 int8 vpmaddwd 6x16",
     .mr_max = I8_MR,
     .a_bytes = 2,
+    .k_align = 4,
     .b_bytes = VLM_NR * 2,
     .quantize_rows = quantize_rows_s16,
     .pack_panel = pack_panel_s16,
     .tile = tile_s16,
 };
 #else
-const vlm_i8_kernels vlm_i8_kernels_avx2 = {0};
+const vlm_lowp_kernels vlm_i8_kernels_avx2 = {0};
 void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa,
                                int u8) {
     (void)X; (void)rows; (void)ldx; (void)K; (void)kpad; (void)dst; (void)sa; (void)u8;

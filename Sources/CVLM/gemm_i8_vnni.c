@@ -117,15 +117,16 @@ static void tile_vnni(int mr, const void *A, int64_t lda, const void *B, const i
     if (mr >= 1 && mr <= VNNI_MR) vnni_tiles[mr](A, lda, B, colsum, w, p, kpad, sa, bias, act, Y, ldy, nr);
 }
 
-const vlm_i8_kernels vlm_i8_kernels_vnni = {
+const vlm_lowp_kernels vlm_i8_kernels_vnni = {
     .name = "avx512-vnni int8 vpdpbusd 8x32",
     .mr_max = VNNI_MR,
     .a_bytes = 1,
+    .k_align = 4,
     .b_bytes = VLM_NR,
     .quantize_rows = quantize_rows_u8,
     .pack_panel = pack_panel_quads,
     .tile = tile_vnni,
 };
 #else
-const vlm_i8_kernels vlm_i8_kernels_vnni = {0};
+const vlm_lowp_kernels vlm_i8_kernels_vnni = {0};
 #endif

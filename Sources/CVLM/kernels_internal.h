@@ -178,30 +178,40 @@ void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_p
 #define VLM_SLOT_QSLICE 3
 #define VLM_SLOT_QXSUM 6
 
-// MARK: int8 compute kernels (gemm_i8*.c; definition: vlm_linear_i8 in cvlm_kernels.h)
-/// Activations are padded along k to kpad = K rounded up to 4 (zeros); groups are multiples of 32, so a k pair or
-/// quad never straddles a group. A panel's weights are re-laid out once per task into per-thread scratch.
+// MARK: Reduced-precision compute kernels (int8: gemm_i8*.c, bf16: gemm_bf16.c; driver: gemm_lowp.c)
+/// Activations are converted per call into the kernel's format, padded along k to kpad = K rounded up to k_align
+/// (zeros); int8 groups are multiples of 32, so a k pair or quad never straddles a group. A panel's weights are
+/// re-laid out once per task into per-thread scratch.
 typedef struct {
     const char *name;
     int mr_max;        // rows per tile
-    int a_bytes;       // bytes per quantized activation: 2 (int16, AVX2) or 1 (u8 = q + 128, VNNI)
+    int a_bytes;       // bytes per converted activation: 2 (int16 AVX2, bf16) or 1 (u8 = q + 128, VNNI)
+    int k_align;       // kpad multiple: 4 (int8) or 2 (bf16 pairs)
     int b_bytes;       // scratch bytes per padded k of one 32-column panel
-    /// Rows of X quantized as defined (sa[m]) into dst [rows, kpad] in the kernel's activation format.
+    /// Rows of X converted as the definition says (int8: sa[m] is the token scale; bf16: sa unused) into
+    /// dst [rows, kpad] in the kernel's activation format.
     void (*quantize_rows)(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa);
     /// Panel p of W into the kernel's layout; colsum [ngroups * VLM_NR] (sum of codes per group and column) when
     /// the kernel needs it.
     void (*pack_panel)(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum);
-    /// Y[0:mr, 0:nr] (Y, bias at the panel's first column) for mr <= mr_max rows of quantized A (stride lda
+    /// Y[0:mr, 0:nr] (Y, bias at the panel's first column) for mr <= mr_max rows of converted A (stride lda
     /// elements) against a packed panel.
     void (*tile)(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
                  int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy,
                  int nr);
-} vlm_i8_kernels;
-extern const vlm_i8_kernels vlm_i8_kernels_avx2;
-extern const vlm_i8_kernels vlm_i8_kernels_vnni;
+} vlm_lowp_kernels;
+/// Runs W (any dtype the kernel set reads) against X through `ks`: Y [M, N]. Returns 0 or VLM_ERR_NOMEM.
+int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W,
+                    const float *bias, vlm_activation act, float *Y, int64_t ldy);
+/// vlm_linear without the compute-mode routing: fp32 compute on the weights as stored (widened or dequantized).
+int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                     vlm_activation act, float *Y, int64_t ldy);
+extern const vlm_lowp_kernels vlm_bf16_kernels_avx512;
+extern const vlm_lowp_kernels vlm_i8_kernels_avx2;
+extern const vlm_lowp_kernels vlm_i8_kernels_vnni;
 /// The AVX2 activation quantizer (gemm_i8_avx2.c): int16 values (u8 == 0), or u8 = q + 128 (u8 == 1).
 void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa,
                                int u8);
-/// Scratch slot of the quantized activations (caller thread).
+/// Scratch slot of the converted activations (caller thread).
 #define VLM_SLOT_I8A 7
 #endif

@@ -17,15 +17,14 @@ public final class SelfAttention: @unchecked Sendable {
         }
         self.heads = heads
         headDim = dim / heads
-        var weights: [Tensor] = []
-        var biases: [Tensor] = []
-        for name in ["q_proj", "k_proj", "v_proj"] {
-            weights.append(try scope.tensor("\(name).weight", shape: [dim, dim]))
-            biases.append(try scope.tensor("\(name).bias", shape: [dim]))
-        }
-        qkv = try Linear(weight: concatenateRows(weights), bias: concatenateRows(biases))
+        // Packed straight from the checkpoint into one fused weight in the scope's storage (--precision applies to
+        // it as to every other projection).
+        let names = ["q_proj", "k_proj", "v_proj"]
+        let weight = try scope.packedWeight(names.map { "\($0).weight" }, rows: [dim, dim, dim], cols: dim)
+        let biases = try names.map { try scope.tensor("\($0).bias", shape: [dim]) }
+        qkv = Linear(packed: weight, bias: concatenateRows(biases))
         out = try Linear(scope.scope("out_proj"), in: dim, out: dim)
-        try scope.applyInt8Compute(.all, [out])
+        try scope.applyReducedCompute(.all, [qkv, out])
     }
 
     /// x: [B*T, C] (B sequences of T tokens, token-major) -> [B*T, C].
@@ -68,7 +67,7 @@ public final class MLP: @unchecked Sendable {
         fc1 = try Linear(scope.scope("fc1"), in: dim, out: hidden)
         fc2 = try Linear(scope.scope("fc2"), in: hidden, out: dim)
         self.activation = activation
-        try scope.applyInt8Compute(.mlp, [fc1, fc2])
+        try scope.applyReducedCompute(.mlp, [fc1, fc2])
     }
 
     /// x: [N, dim] -> [N, dim]

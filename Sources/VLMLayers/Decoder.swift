@@ -135,7 +135,7 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         let biases = bias ? try zip(names, widths).map { try scope.tensor("\($0).bias", shape: [$1]) } : []
         qkv = Linear(packed: weight, bias: bias ? concatenateRows(biases) : nil)
         out = try Linear(scope.scope("o_proj"), in: qWidth, out: dim, bias: outBias)
-        try scope.applyInt8Compute(.all, [qkv, out])
+        try scope.applyReducedCompute(.all, [qkv, out])
     }
 
     /// x: [T, C], the next T rows of one sequence, appended to `cache` -> [T, C]. `rotary`: the T rows' cos/sin
@@ -185,7 +185,7 @@ public final class GatedMLP: @unchecked Sendable {
         down = try Linear(scope.scope("down_proj"), in: hidden, out: dim, bias: bias)
         self.hidden = hidden
         self.activation = activation
-        try scope.applyInt8Compute(.mlp, [gateUp, down])
+        try scope.applyReducedCompute(.mlp, [gateUp, down])
     }
 
     /// x: [T, C] -> [T, C]

@@ -34,13 +34,28 @@ public enum Int8ComputeLayers: String, Sendable, CaseIterable {
     }
 }
 
+/// Whether bf16 weights asked for with `--precision bf16` (WeightStorage.bfloat16) also compute in bf16
+/// (PackedLinearWeight.setBF16Compute): activations rounded to bf16, exact products summed in fp32, on calls of
+/// PackedLinearWeight.bf16ComputeMinRows rows or more (encoders, prefill). Every linear layer of the model takes
+/// part (the published experience, and our quant-report, is that bf16 activations cost little, unlike int8).
+/// Checkpoints whose weights are bf16 as stored (the default `.asStored`) keep exact fp32 compute.
+public enum BF16Compute {
+    /// False when VLM_BF16_COMPUTE is "none" (to measure weight-only bf16 against bf16 compute), else true.
+    public static var standard: Bool {
+        ProcessInfo.processInfo.environment["VLM_BF16_COMPUTE"]?.lowercased() != "none"
+    }
+}
+
 extension WeightScope {
-    /// Marks the int8 weights of `layers` for int8 compute when the loader's choice covers `role`; other storages
-    /// are left as they are.
-    func applyInt8Compute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
-        guard loader.int8Compute.covers(role) else { return }
-        for layer in layers where layer.weight.storage == .int8 {
-            do { try layer.weight.setInt8Compute(true) } catch let e as TensorError { throw WeightError.storage(e) }
+    /// Marks the weights of `layers` for reduced-precision compute: int8 weights when the loader's int8 choice
+    /// covers `role`, bf16 weights of a scope forced to bf16 when the loader computes in bf16; other storages are
+    /// left as they are.
+    func applyReducedCompute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
+        for layer in layers {
+            do {
+                if layer.weight.storage == .int8, loader.int8Compute.covers(role) { try layer.weight.setInt8Compute(true) }
+                if layer.weight.storage == .bfloat16, storage == .bfloat16, loader.bf16Compute { try layer.weight.setBF16Compute(true) }
+            } catch let e as TensorError { throw WeightError.storage(e) }
         }
     }
 }

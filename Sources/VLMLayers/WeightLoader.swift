@@ -71,6 +71,9 @@ public final class WeightLoader {
     public var quantization: QuantizationScheme?
     /// Which int8 linear layers also run int8 compute (Int8ComputeLayers.swift); set before loading layers.
     public var int8Compute: Int8ComputeLayers = .standard
+    /// Whether linear weights forced to bf16 (storage `.bfloat16`) also compute in bf16 (BF16Compute); set before
+    /// loading layers.
+    public var bf16Compute: Bool = BF16Compute.standard
 
     public init(store: WeightStore, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store

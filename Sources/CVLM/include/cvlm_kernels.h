@@ -214,9 +214,12 @@ void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, 
 /// and subtracts 128 * sum_k w per group (exact integer compensation). Chosen by CPU features at run time.
 /// M below this many rows keeps the weight-only path in vlm_linear (decode GEMV) even on an int8-compute weight.
 #define VLM_I8_GEMM_MIN_M 16
-typedef enum { VLM_COMPUTE_WEIGHT_ONLY = 0, VLM_COMPUTE_INT8 = 1 } vlm_compute_mode;
-/// Marks an I8 weight for int8 compute in vlm_linear (M >= VLM_I8_GEMM_MIN_M). Set at load, before the weight is
-/// shared. Returns 0, or -1 when w is not I8 (the mode is then unchanged).
+/// How vlm_linear computes on a packed weight: exactly in fp32 on the weights as stored (the default), int8 compute
+/// (I8 weights, vlm_linear_i8) or bf16 compute (BF16 weights, vlm_linear_bf16) from the mode's minimum rows.
+typedef enum { VLM_COMPUTE_WEIGHT_ONLY = 0, VLM_COMPUTE_INT8 = 1, VLM_COMPUTE_BF16 = 2 } vlm_compute_mode;
+/// Marks a weight for reduced-precision compute in vlm_linear: INT8 on an I8 weight (M >= VLM_I8_GEMM_MIN_M), BF16
+/// on a BF16 weight (M >= VLM_BF16_GEMM_MIN_M), WEIGHT_ONLY on any. Set at load, before the weight is shared.
+/// Returns 0, or -1 when the mode does not fit the weight's storage (the mode is then unchanged).
 int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode);
 vlm_compute_mode vlm_packed_weight_compute(const vlm_packed_weight *w);
 /// Y[M, N] = the definition above, for any M >= 1 (whatever the weight's compute mode). Returns 0, -1 when W is
@@ -230,6 +233,29 @@ int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed
 void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int8_t *q, int64_t ldq, float *sa);
 /// The int8-compute kernel the CPU runs ("avx2 int8 vpmaddwd 6x16", "avx512-vnni int8 vpdpbusd 8x32", "naive").
 const char *vlm_i8_gemm_kernel(void);
+
+// MARK: bf16 compute (bf16 weights x activations rounded to bf16, fp32 accumulation)
+//
+/// On a BF16 weight w, activations are rounded to bf16 at call time and the exact products summed in fp32 over
+/// k pairs, as AVX512_BF16's vdpbf16ps defines it:
+///   xb[m, k] = bf16(x[m, k])  (round to nearest even; NaN stays NaN; K odd: a zero pair partner)
+///   C = 0; for t = 0, 1, ...:  C = C + xb[2t+1] w[2t+1];  C = C + xb[2t] w[2t]   (each product exact, sum rounded)
+///   Y[m, n] = act(C + bias[n])
+/// The product of two bf16 values is exact in fp32, so the only roundings are those of the activations (relative
+/// 2^-8, half a bf16 ulp) and of the running sum: |Y - Y_fp32| <= 2^-8 sum_k |x w| plus fp32 accumulation error. Hardware may
+/// flush denormal operands and sums to zero and order the two products of a pair differently; paths are therefore
+/// compared with a tolerance of the accumulation's rounding, not bit for bit. Kernels: vdpbf16ps on CPUs with
+/// AVX512_BF16 (chosen at run time); elsewhere the rounded activations run the exact fp32 path on the widened
+/// weights (the same products, fp32 FMAs in the fp32 kernel's order): the same numbers, without the speed.
+#define VLM_BF16_GEMM_MIN_M 16
+/// Y[M, N] = the definition above, for any M >= 1. Returns 0, -1 when W is not BF16, or VLM_ERR_NOMEM.
+int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                    vlm_activation act, float *Y, int64_t ldy);
+/// The reference (scalar, the pair order above, fmaf, vlm_act_scalar). Same return values.
+int vlm_linear_bf16_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                          vlm_activation act, float *Y, int64_t ldy);
+/// The bf16-compute kernel the CPU runs ("avx512-bf16 vdpbf16ps 14x32", or the fallback's name).
+const char *vlm_bf16_gemm_kernel(void);
 
 // MARK: Row-wise and elementwise ops
 

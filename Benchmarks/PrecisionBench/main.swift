@@ -1,12 +1,15 @@
-// int8 compute vs int8 weight-only vs fp32 in one process (release build), so every pair runs back to back on the
-// same machine state: CLIP image-embedding throughput (a checkpoint with --clip-model, else random weights of the
-// b32 preset) and Llama-family prefill (random weights of a preset). Models of every variant are loaded first;
+// Reduced-precision compute vs weight-only vs fp32 in one process (release build), so every pair runs back to back
+// on the same machine state: CLIP image-embedding throughput (a checkpoint with --clip-model, else random weights of
+// the b32 preset) and Llama-family prefill (random weights of a preset). Models of every variant are loaded first;
 // then each round times one call of each variant in turn, and the median per variant is reported.
-//   swift build -c release --product vlm-bench-int8
-//   .build/release/vlm-bench-int8 [--threads 2] [--rounds 9] [--batch 8] [--clip-model DIR] [--clip-config b32]
-//                                 [--llm-config smollm2-360m] [--prompt 128] [--skip-clip] [--skip-llm]
-// Variants: fp32; int8 weight-only (VLM_INT8_COMPUTE=none); int8 compute in the MLPs (the default, mlp); int8
-// compute in the MLPs and attention projections (all).
+//   swift build -c release --product vlm-bench-precision
+//   .build/release/vlm-bench-precision [--threads 2] [--rounds 9] [--batch 8] [--clip-model DIR] [--clip-config b32]
+//                                      [--llm-config smollm2-360m] [--prompt 128] [--skip-clip] [--skip-llm]
+//                                      [--variants fp32,bf16,int8-mlp,...]
+// Variants: fp32; bf16-weights (bf16 weights, fp32 compute: VLM_BF16_COMPUTE=none); bf16 (bf16 compute, what
+// --precision bf16 runs); int8-weights (int8 weight-only: VLM_INT8_COMPUTE=none); int8-mlp (int8 compute in the
+// MLPs, what --precision int8 runs); int8-all (int8 compute in the MLPs and attention projections). fp32 is always
+// run first: the others are compared with it.
 import Foundation
 import VLMLayers
 import VLMModels
@@ -35,19 +38,31 @@ func cpuModel() -> String {
 }
 
 struct Variant {
-    let name: String, storage: WeightStorage, compute: Int8ComputeLayers
+    let name: String, storage: WeightStorage, int8: Int8ComputeLayers, bf16: Bool
 }
-let variants = [
-    Variant(name: "fp32", storage: .float32, compute: .none),
-    Variant(name: "int8 weight-only", storage: .int8, compute: .none),
-    Variant(name: "int8 compute (mlp)", storage: .int8, compute: .mlp),
-    Variant(name: "int8 compute (all)", storage: .int8, compute: .all),
+let allVariants = [
+    Variant(name: "fp32", storage: .float32, int8: .none, bf16: false),
+    Variant(name: "bf16-weights", storage: .bfloat16, int8: .none, bf16: false),
+    Variant(name: "bf16", storage: .bfloat16, int8: .none, bf16: true),
+    Variant(name: "int8-weights", storage: .int8, int8: .none, bf16: false),
+    Variant(name: "int8-mlp", storage: .int8, int8: .mlp, bf16: false),
+    Variant(name: "int8-all", storage: .int8, int8: .all, bf16: false),
 ]
+let variants: [Variant] = {
+    guard let list = option("--variants") else { return allVariants }
+    let names = Set(list.split(separator: ",").map(String.init) + ["fp32"])
+    for n in names where !allVariants.contains(where: { $0.name == n }) {
+        FileHandle.standardError.write(Data("error: unknown variant \(n) (known: \(allVariants.map(\.name).joined(separator: ", ")))\n".utf8))
+        exit(2)
+    }
+    return allVariants.filter { names.contains($0.name) }
+}()
 
-/// Loads one model per variant (the environment variable picks the int8-compute layers at load).
+/// Loads one model per variant (the environment variables pick the reduced-precision compute at load).
 func load<M>(_ make: (WeightStorage) throws -> M) throws -> [M] {
     try variants.map { v in
-        setenv("VLM_INT8_COMPUTE", v.compute.rawValue, 1)
+        setenv("VLM_INT8_COMPUTE", v.int8.rawValue, 1)
+        setenv("VLM_BF16_COMPUTE", v.bf16 ? "all" : "none", 1)
         return try make(v.storage)
     }
 }
@@ -69,7 +84,7 @@ func time(rounds: Int, _ bodies: [() throws -> Void]) throws -> [Double] {
 let threads = Int(option("--threads") ?? "") ?? 0
 if threads > 0 { Kernels.threads = threads }
 let rounds = max(Int(option("--rounds") ?? "") ?? 9, 1)
-print("CPU \(cpuModel()), features \(Kernels.cpuFeatures.joined(separator: " ")), \(Kernels.threads) threads, int8 kernel \(PackedLinearWeight.int8ComputeKernel)")
+print("CPU \(cpuModel()), features \(Kernels.cpuFeatures.joined(separator: " ")), \(Kernels.threads) threads, int8 kernel \(PackedLinearWeight.int8ComputeKernel), bf16 kernel \(PackedLinearWeight.bf16ComputeKernel)")
 
 do {
     if !flag("--skip-clip") {

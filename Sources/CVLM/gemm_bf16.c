@@ -1,0 +1,198 @@
+// bf16 compute on BF16 weights: the definition (cvlm_kernels.h, vlm_linear_bf16), its naive twin, the AVX512_BF16
+// kernel (vdpbf16ps; driver: gemm_lowp.c) and the fallback for CPUs without it.
+//
+// Why: on CPUs with AVX512_BF16 one vdpbf16ps does 32 multiply-adds per 512-bit register where an fp32 FMA does
+// 16, so encoders and prefill (compute-bound) can run up to twice the fp32 peak; PyTorch's bf16 autocast gets its
+// speed the same way. The stored BF16 panels interleave the two 16-column halves of a k row (kernels_internal.h);
+// vdpbf16ps wants k pairs per column instead, so each task re-lays out a panel once (two blends per k pair) and
+// reuses it for every row tile.
+#include "kernels_internal.h"
+#include <math.h>
+#include <string.h>
+
+static const vlm_lowp_kernels *active_bf16_kernels(void) {
+    if (vlm_active_isa() == VLM_ISA_AVX512 && (vlm_cpu_features() & VLM_CPU_AVX512_BF16) && vlm_bf16_kernels_avx512.tile)
+        return &vlm_bf16_kernels_avx512;
+    return NULL;
+}
+
+const char *vlm_bf16_gemm_kernel(void) {
+    const vlm_lowp_kernels *ks = active_bf16_kernels();
+    if (ks) return ks->name;
+    switch (vlm_active_isa()) {
+    case VLM_ISA_AVX512: return "avx512 fp32 FMA on bf16-rounded activations (no AVX512_BF16)";
+    case VLM_ISA_AVX2: return "avx2 fp32 FMA on bf16-rounded activations";
+    default: return "naive";
+    }
+}
+
+// MARK: Reference
+
+static float bf16_round(float x) {
+    uint16_t h = vlm_f32_to_bf16_scalar(x);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+int vlm_linear_bf16_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                          vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || W->dtype != VLM_WEIGHT_BF16) return -1;
+    if (M <= 0) return 0;
+    int64_t K = W->K;
+    float *xb = vlm_aligned_alloc((size_t)(K + 1) * sizeof(float));
+    if (!xb) return VLM_ERR_NOMEM;
+    xb[K] = 0.0f;
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(X[m * ldx + k]);
+        for (int64_t n = 0; n < W->N; n++) {
+            int64_t p = n / VLM_NR;
+            int j = (int)(n % VLM_NR);
+            float c = 0.0f;
+            for (int64_t k = 0; k < K; k += 2) {
+                if (k + 1 < K) c = fmaf(xb[k + 1], vlm_packed_get(W, p, k + 1, j), c);
+                c = fmaf(xb[k], vlm_packed_get(W, p, k, j), c);
+            }
+            if (bias) c = c + bias[n];
+            Y[m * ldy + n] = vlm_act_scalar(c, act);
+        }
+    }
+    vlm_aligned_free(xb);
+    return 0;
+}
+
+// MARK: Entry point
+
+int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                    vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || W->dtype != VLM_WEIGHT_BF16) return -1;
+    if (M <= 0) return 0;
+    const vlm_lowp_kernels *ks = active_bf16_kernels();
+    if (ks) return vlm_lowp_linear(ks, X, M, ldx, W, bias, act, Y, ldy);
+    // No bf16 dot product: round the activations to bf16 (exactly representable in fp32) and run the exact path on
+    // the widened weights -- the definition's products, summed by the fp32 kernel.
+    int64_t K = W->K;
+    float *xr = vlm_scratch(VLM_SLOT_I8A, (size_t)(M * K) + 16);
+    if (!xr) return VLM_ERR_NOMEM;
+    uint16_t tmp[256];
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t k0 = 0; k0 < K; k0 += 256) {
+            int64_t n = K - k0 < 256 ? K - k0 : 256;
+            vlm_f32_to_bf16(X + m * ldx + k0, tmp, n);
+            vlm_bf16_to_f32(tmp, xr + m * K + k0, n);
+        }
+    return vlm_linear_exact(xr, M, K, W, bias, act, Y, ldy);
+}
+
+// MARK: AVX512_BF16 kernel
+
+#if defined(__x86_64__)
+#include "simd_math.h"
+
+#define VLM_BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma,f16c,avx2")))
+#define BF16_MR 14
+
+// Rows of X rounded to bf16 (vcvtne2ps2bf16: nearest even, NaN stays NaN) into dst [rows, kpad], zero-padded.
+static VLM_BF16 void convert_rows(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst,
+                                  float *sa) {
+    (void)sa;
+    uint16_t *d = dst;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = X + r * ldx;
+        uint16_t *o = d + r * kpad;
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(x + k));
+            _mm512_storeu_si512((void *)(o + k), (__m512i)v);
+        }
+        if (k < K) {
+            int rem = (int)(K - k);
+            __mmask16 lo = (__mmask16)(rem >= 16 ? 0xFFFF : (1u << rem) - 1);
+            __mmask16 hi = (__mmask16)(rem <= 16 ? 0 : (1u << (rem - 16)) - 1);
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
+            _mm512_mask_storeu_epi16((void *)(o + k), (__mmask32)((1ull << rem) - 1), (__m512i)v);
+        }
+        for (k = K; k < kpad; k++) o[k] = 0;
+    }
+}
+
+// Panel p as k pairs: pair t is 128 bytes, 16 dwords (w[2t+1, c] << 16 | w[2t, c]) for columns 0..15, then 16..31.
+// A stored row's dword i holds (column 16+i) << 16 | column i, so two 16-bit blends of shifted rows give both.
+static VLM_BF16 void pack_panel_pairs(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum) {
+    (void)colsum;
+    const uint16_t *panel = (const uint16_t *)w->data + (size_t)p * (size_t)w->K * VLM_NR;
+    unsigned char *d = dst;
+    const __mmask32 odd = 0xAAAAAAAAu;
+    for (int64_t k = 0; k < kpad; k += 2) {
+        __m512i r0 = k < w->K ? _mm512_load_si512((const void *)(panel + k * VLM_NR)) : _mm512_setzero_si512();
+        __m512i r1 = k + 1 < w->K ? _mm512_load_si512((const void *)(panel + (k + 1) * VLM_NR)) : _mm512_setzero_si512();
+        __m512i lo = _mm512_mask_blend_epi16(odd, r0, _mm512_slli_epi32(r1, 16));
+        __m512i hi = _mm512_mask_blend_epi16(odd, _mm512_srli_epi32(r0, 16), r1);
+        _mm512_store_si512((void *)(d + k * 64), lo);
+        _mm512_store_si512((void *)(d + k * 64 + 64), hi);
+    }
+}
+
+VLM_INLINE VLM_BF16 void bf16_rows(const int MR, const uint16_t *A, int64_t lda, const unsigned char *B, int64_t kpad,
+                                   const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {
+    __m512 acc[BF16_MR][2];
+    // Fully unrolled over the rows (MR is a constant in each bf16_N), so the 2 MR accumulators stay in registers.
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kpad; k += 2) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)(B + k * 64));
+        __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(B + k * 64 + 64));
+#pragma clang loop unroll(full)
+        for (int i = 0; i < MR; i++) {
+            int32_t pair;
+            memcpy(&pair, A + i * lda + k, 4);
+            __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+    for (int i = 0; i < MR; i++) {
+        float *y = Y + i * ldy;
+        _mm512_mask_storeu_ps(y, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
+        if (bias || act != VLM_ACT_NONE) vlm_gemm_kernels_avx512.bias_act(y, nr, bias, act);
+    }
+}
+
+#define BF16_TILE_FN(MR)                                                                                           \
+    static VLM_BF16 void bf16_##MR(const uint16_t *A, int64_t lda, const unsigned char *B, int64_t kpad,            \
+                                   const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {         \
+        bf16_rows(MR, A, lda, B, kpad, bias, act, Y, ldy, nr);                                                     \
+    }
+BF16_TILE_FN(1) BF16_TILE_FN(2) BF16_TILE_FN(3) BF16_TILE_FN(4) BF16_TILE_FN(5) BF16_TILE_FN(6) BF16_TILE_FN(7)
+BF16_TILE_FN(8) BF16_TILE_FN(9) BF16_TILE_FN(10) BF16_TILE_FN(11) BF16_TILE_FN(12) BF16_TILE_FN(13) BF16_TILE_FN(14)
+
+typedef void (*bf16_fn)(const uint16_t *, int64_t, const unsigned char *, int64_t, const float *, vlm_activation,
+                        float *, int64_t, int);
+static const bf16_fn bf16_tiles[BF16_MR + 1] = {
+    NULL, bf16_1, bf16_2, bf16_3, bf16_4, bf16_5, bf16_6, bf16_7, bf16_8, bf16_9, bf16_10, bf16_11, bf16_12, bf16_13, bf16_14,
+};
+
+static void tile_bf16(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
+                      int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y,
+                      int64_t ldy, int nr) {
+    (void)colsum; (void)w; (void)p; (void)sa;
+    if (mr >= 1 && mr <= BF16_MR) bf16_tiles[mr](A, lda, B, kpad, bias, act, Y, ldy, nr);
+}
+
+const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {
+    .name = "avx512-bf16 vdpbf16ps 14x32",
+    .mr_max = BF16_MR,
+    .a_bytes = 2,
+    .k_align = 2,
+    .b_bytes = 64,
+    .quantize_rows = convert_rows,
+    .pack_panel = pack_panel_pairs,
+    .tile = tile_bf16,
+};
+#else
+const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {0};
+#endif

@@ -1,0 +1,84 @@
+// Driver of the reduced-precision compute kernels (int8: gemm_i8*.c, bf16: gemm_bf16.c) around their per-ISA
+// operand formats (vlm_lowp_kernels in kernels_internal.h).
+//
+// Why this shape: the packed weights are read as stored (I8 codes with their scales, BF16 panels), so no second
+// copy of the weights is kept. The activations are converted once per call on the caller's thread into the kernel's
+// format; each task re-lays out one 32-column panel (all of K) into per-thread scratch -- int16 k-pairs for AVX2's
+// vpmaddwd, u8 k-quads for VNNI's vpdpbusd, bf16 k-pairs for vdpbf16ps -- and reuses it for every row tile, so the
+// re-layout costs 1/M of the multiply-adds. Tiles run all of K and finish with the epilogue (scales, bias,
+// activation). Results do not depend on the task grid or the thread count: every output is computed by one tile
+// over the same k order.
+#include "kernels_internal.h"
+#include <stdatomic.h>
+
+// Work per task at least this many multiply-adds, and up to this many tasks per thread (gemm_driver.c's reasons).
+#define LOWP_TASK_MIN_MACS 2000000.0
+#define LOWP_TASKS_PER_THREAD 4
+
+typedef struct {
+    const vlm_lowp_kernels *ks;
+    const vlm_packed_weight *W;
+    const void *A; int64_t lda; const float *sa;
+    int64_t M, kpad;
+    const float *bias; vlm_activation act;
+    float *Y; int64_t ldy;
+    int64_t nm, nn;
+    _Atomic int failed;
+} lowp_job;
+
+static void lowp_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    lowp_job *j = ctx;
+    const vlm_lowp_kernels *ks = j->ks;
+    const vlm_packed_weight *W = j->W;
+    int64_t im = task / j->nn, in = task % j->nn;
+    int64_t m0 = j->M * im / j->nm, m1 = j->M * (im + 1) / j->nm;
+    int64_t p0 = W->npanels * in / j->nn, p1 = W->npanels * (in + 1) / j->nn;
+    if (m1 <= m0 || p1 <= p0) return;
+    size_t bbytes = ((size_t)j->kpad * (size_t)ks->b_bytes + 63) / 64 * 64;
+    size_t cbytes = (size_t)W->ngroups * VLM_NR * sizeof(int32_t);
+    unsigned char *scratch = (unsigned char *)vlm_scratch(VLM_SLOT_QSLICE, (bbytes + cbytes) / sizeof(float) + 32);
+    if (!scratch) { atomic_store(&j->failed, 1); return; }
+    int32_t *colsum = (int32_t *)(scratch + bbytes);
+    int64_t rows = m1 - m0, ntiles = (rows + ks->mr_max - 1) / ks->mr_max;
+    int64_t base = rows / ntiles, extra = rows % ntiles;
+    for (int64_t p = p0; p < p1; p++) {
+        ks->pack_panel(W, p, j->kpad, scratch, colsum);
+        int64_t n0 = p * VLM_NR;
+        int nr = (int)(W->N - n0 < VLM_NR ? W->N - n0 : VLM_NR);
+        int64_t r = m0;
+        for (int64_t t = 0; t < ntiles; t++) {
+            int mr = (int)(base + (t < extra));
+            const unsigned char *a = (const unsigned char *)j->A + (size_t)(r * j->lda) * (size_t)ks->a_bytes;
+            ks->tile(mr, a, j->lda, scratch, colsum, W, p, j->kpad, j->sa + r, j->bias ? j->bias + n0 : NULL, j->act,
+                     j->Y + r * j->ldy + n0, j->ldy, nr);
+            r += mr;
+        }
+    }
+}
+
+int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W,
+                    const float *bias, vlm_activation act, float *Y, int64_t ldy) {
+    int64_t kpad = (W->K + ks->k_align - 1) / ks->k_align * ks->k_align;
+    // One caller-thread buffer: sa [M] (rounded up to 64 bytes), then the converted rows [M, kpad].
+    size_t sa_bytes = ((size_t)M * sizeof(float) + 63) / 64 * 64;
+    size_t a_bytes = (size_t)M * (size_t)kpad * (size_t)ks->a_bytes;
+    float *buf = vlm_scratch(VLM_SLOT_I8A, (sa_bytes + a_bytes) / sizeof(float) + 16);
+    if (!buf) return VLM_ERR_NOMEM;
+    void *A = (unsigned char *)buf + sa_bytes;
+    ks->quantize_rows(X, M, ldx, W->K, kpad, A, buf);
+    lowp_job j = { .ks = ks, .W = W, .A = A, .lda = kpad, .sa = buf, .M = M, .kpad = kpad, .bias = bias, .act = act,
+                   .Y = Y, .ldy = ldy };
+    // Task grid as gemm_driver.c: panels first, rows only when there are too few panels for the wanted tasks.
+    double macs = (double)M * (double)W->N * (double)W->K;
+    int64_t T = vlm_pool_threads(), want = T * LOWP_TASKS_PER_THREAD, by_size = (int64_t)(macs / LOWP_TASK_MIN_MACS);
+    if (want > by_size) want = by_size;
+    if (want < 1) want = 1;
+    int64_t mtiles = (M + ks->mr_max - 1) / ks->mr_max;
+    j.nn = W->npanels < want ? W->npanels : want;
+    j.nm = (want + j.nn - 1) / j.nn;
+    if (j.nm > mtiles) j.nm = mtiles;
+    if (j.nm * j.nn <= 1) lowp_task(&j, 0, 0);
+    else vlm_parallel_for(j.nm * j.nn, lowp_task, &j);
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
+}
