@@ -1,8 +1,16 @@
-"""PyTorch side of the CLIP benchmark: transformers' CLIPModel in fp32 with random weights, the same
-configuration, batch and thread count as `vlm bench`, timed the same way (warm-up, then the median of
-repeated runs). Prints one JSON object like `vlm bench --format json`.
+"""PyTorch side of the CLIP benchmark: transformers' CLIPModel with random weights, the same configuration, batch
+and thread count as `vlm bench`, timed the same way (warm-up, then the median of repeated runs). Prints one JSON
+object like `vlm bench --format json`.
 
     python Benchmarks/bench_torch_clip.py --config b32 --batch 8 --threads 2
+    python Benchmarks/bench_torch_clip.py --engine torch-bf16 ...  # torch.autocast(cpu, bfloat16)
+    python Benchmarks/bench_torch_clip.py --engine ort ...         # ONNX Runtime fp32 (image tower only)
+    python Benchmarks/bench_torch_clip.py --engine ort-int8 ...    # ONNX Runtime, quantize_dynamic (QInt8 weights)
+
+The ONNX engines export the image tower (get_image_features) with torch.onnx.export into a temporary directory
+and time onnxruntime's InferenceSession (intra-op threads = --threads, sequential execution); quantize_dynamic is
+ORT's dynamic int8 (per-tensor uint8 activations computed at run time, int8 weights), the ORT int8 peer of
+`vlm bench --precision int8`.
     python Benchmarks/bench_torch_clip.py --config b32 --save /tmp/clip-b32-random   # writes the checkpoint only
 
 --save DIR writes the same random-initialised model as a Hugging Face checkpoint directory (config.json,
@@ -63,6 +71,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     ap.add_argument("--save", metavar="DIR", help="write the random checkpoint to DIR and exit")
+    ap.add_argument("--engine", default="torch", choices=["torch", "torch-bf16", "ort", "ort-int8"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -86,12 +95,22 @@ def main():
 
     ids77, mask77 = ids(77)
     idsL, maskL = ids(max(lengths))
-    with torch.inference_mode():
+    if args.engine.startswith("ort"):
+        t_img = ort_image_seconds(model, pixels, args)
+        import onnxruntime
+        print(json.dumps({
+            "engine": f"onnxruntime {onnxruntime.__version__} {'dynamic int8 (quantize_dynamic, QInt8 weights)' if args.engine == 'ort-int8' else 'fp32'}",
+            "config": args.config, "batch": args.batch, "threads": args.threads,
+            "image_per_s": args.batch / t_img, "image_batch_ms": t_img * 1000,
+        }))
+        return
+    bf16 = args.engine == "torch-bf16"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         t_img = timed(lambda: model.get_image_features(pixel_values=pixels), args.seconds)
         t_txt77 = timed(lambda: model.get_text_features(input_ids=ids77, attention_mask=mask77), args.seconds)
         t_txtL = timed(lambda: model.get_text_features(input_ids=idsL, attention_mask=maskL), args.seconds)
     print(json.dumps({
-        "engine": f"pytorch {torch.__version__} transformers fp32 ({args.attn})",
+        "engine": f"pytorch {torch.__version__} transformers {'bf16 autocast' if bf16 else 'fp32'} ({args.attn})",
         "config": args.config, "batch": args.batch, "threads": args.threads,
         "image_per_s": args.batch / t_img,
         "text_per_s": args.batch / t_txt77,
@@ -99,6 +118,45 @@ def main():
         "image_batch_ms": t_img * 1000, "text_batch_ms": t_txt77 * 1000,
     }))
 
+
+class ImageTower(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        out = self.model.get_image_features(pixel_values=pixel_values)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def ort_image_seconds(model, pixels, args):
+    """Median seconds per batch of the exported image tower under onnxruntime."""
+    import os
+    import tempfile
+    import onnxruntime as ort
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "vision.onnx")
+        with torch.inference_mode():
+            torch.onnx.export(ImageTower(model), (pixels,), path, input_names=["pixel_values"], output_names=["embeds"],
+                              opset_version=17, dynamo=False)
+        if args.engine == "ort-int8":
+            from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+            pre = os.path.join(tmp, "vision-pre.onnx")
+            try:
+                quant_pre_process(path, pre)
+            except Exception:  # pre-processing is an optimisation; quantize the plain export if it fails
+                pre = path
+            quantized = os.path.join(tmp, "vision-int8.onnx")
+            quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
+            path = quantized
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        feed = {"pixel_values": pixels.numpy()}
+        return timed(lambda: session.run(None, feed), args.seconds)
 
 if __name__ == "__main__":
     main()

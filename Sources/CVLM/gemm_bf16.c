@@ -152,13 +152,19 @@ VLM_INLINE VLM_BF16 void bf16_rows(const int MR, const uint16_t *A, int64_t lda,
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
         }
     }
+    // Epilogue in registers: y = act(acc + bias), the same operations as vlm_bias_act_avx512 on stored rows.
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) {
+        __m512 v0 = acc[i][0], v1 = acc[i][1];
+        if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
+        if (act != VLM_ACT_NONE) { v0 = act_512(v0, act); v1 = act_512(v1, act); }
         float *y = Y + i * ldy;
-        _mm512_mask_storeu_ps(y, m0, acc[i][0]);
-        _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
-        if (bias || act != VLM_ACT_NONE) vlm_gemm_kernels_avx512.bias_act(y, nr, bias, act);
+        _mm512_mask_storeu_ps(y, m0, v0);
+        _mm512_mask_storeu_ps(y + 16, m1, v1);
     }
 }
 

@@ -89,12 +89,17 @@ VLM_INLINE VLM_VNNI void vnni_rows(const int MR, const uint8_t *A, int64_t lda, 
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+    // Epilogue in registers: y = act(sa * C + bias).
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int i = 0; i < MR; i++) {
         __m512 sv = _mm512_set1_ps(sa[i]);
+        __m512 v0 = _mm512_mul_ps(sv, cf[i][0]), v1 = _mm512_mul_ps(sv, cf[i][1]);
+        if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
+        if (act != VLM_ACT_NONE) { v0 = act_512(v0, act); v1 = act_512(v1, act); }
         float *y = Y + i * ldy;
-        _mm512_mask_storeu_ps(y, m0, _mm512_mul_ps(sv, cf[i][0]));
-        _mm512_mask_storeu_ps(y + 16, m1, _mm512_mul_ps(sv, cf[i][1]));
-        if (bias || act != VLM_ACT_NONE) vlm_bias_act_avx2(y, nr, bias, act);
+        _mm512_mask_storeu_ps(y, m0, v0);
+        _mm512_mask_storeu_ps(y + 16, m1, v1);
     }
 }
 

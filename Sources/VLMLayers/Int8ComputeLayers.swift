@@ -50,7 +50,7 @@ extension WeightScope {
     /// Marks the weights of `layers` for reduced-precision compute: int8 weights when the loader's int8 choice
     /// covers `role`, bf16 weights of a scope forced to bf16 when the loader computes in bf16; other storages are
     /// left as they are.
-    func applyReducedCompute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
+    public func applyReducedCompute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
         for layer in layers {
             do {
                 if layer.weight.storage == .int8, loader.int8Compute.covers(role) { try layer.weight.setInt8Compute(true) }

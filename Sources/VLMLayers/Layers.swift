@@ -26,6 +26,21 @@ public final class Linear: @unchecked Sendable {
         self.init(packed: w, bias: b)
     }
 
+    /// A stride-p "valid" convolution (a ViT patch embedding) as a GEMM over patches flattened in the weight's
+    /// (channel, ky, kx) order: `<scope>.weight` [out, channels, p, p] (and `<scope>.bias` [out] if `bias`),
+    /// packed in the scope's storage like every other projection, so `--precision` covers it too.
+    public convenience init(patchConvolution scope: WeightScope, out: Int, channels: Int, patch: Int, bias: Bool) throws {
+        let conv = try scope.tensor("weight", shape: [out, channels, patch, patch])
+        let stored = scope.loader.store?.entry(scope.key("weight"))?.dtype ?? .f32
+        let packed: PackedLinearWeight
+        do {
+            packed = try PackedLinearWeight(weight: conv.reshaped([out, channels * patch * patch]), name: scope.key("weight"),
+                                            storage: scope.storage.packedStorage(for: stored))
+        } catch let e as TensorError { throw WeightError.storage(e) }
+        self.init(packed: packed, bias: bias ? try scope.tensor("bias", shape: [out]) : nil)
+        try scope.applyReducedCompute(.all, [self])
+    }
+
     /// x: [..., in] -> [..., out], with the activation fused into the GEMM epilogue.
     public func callAsFunction(_ x: Tensor, activation: Activation = .none) -> Tensor {
         Ops.linear(x, weight, bias: bias, activation: activation)

@@ -1,10 +1,15 @@
 import VLMTensor
 
-/// What a user asks for with `--precision`: how a model's weights are kept, mapped to a WeightStorage here so
-/// every command and the server agree. Compute stays float32 (weight-only: 16-bit weights are widened exactly,
-/// int8/int4 weights are dequantized by their group's scale inside the kernels), except that int8 weights of the
-/// layers Int8ComputeLayers chooses (default: the MLPs) run int8 x int8 compute with per-token int8 activations
-/// on calls of at least 16 rows (encoders, prefill); decode stays weight-only.
+/// What a user asks for with `--precision`: how a model's weights are kept and how its linear layers compute,
+/// mapped to a WeightStorage here so every command and the server agree.
+/// - fp32: exact (float32 weights and compute).
+/// - bf16: bf16 weights; calls of at least 16 rows (encoders, prefill) also compute in bf16 (activations rounded to
+///   bf16, exact products summed in fp32: vdpbf16ps on CPUs with AVX512_BF16, the same numbers through the fp32
+///   kernel elsewhere); decode stays exact on the bf16 weights (BF16Compute; VLM_BF16_COMPUTE=none turns it off).
+/// - int8: int8 weights (weight-only: dequantized by their group's scale inside the kernels), except that the
+///   layers Int8ComputeLayers chooses (default: the MLPs) run int8 x int8 compute with per-token int8 activations
+///   on calls of at least 16 rows; decode stays weight-only.
+/// - int4: int4 weights, weight-only.
 ///
 /// Scope: a precision applies to the language model of a generative checkpoint (its linear layers, embedding
 /// table and tied LM head; LLaVA's projector too) and to both towers of a dual encoder (CLIP, SigLIP, SigLIP2:
@@ -13,7 +18,8 @@ import VLMTensor
 public enum Precision: String, Sendable, CaseIterable, Codable {
     /// float32 weights (exact; 4 bytes per weight).
     case fp32
-    /// bfloat16 weights (float32 checkpoints are rounded to nearest even; 2 bytes per weight).
+    /// bfloat16 weights (float32 checkpoints are rounded to nearest even; 2 bytes per weight); encoders and
+    /// prefill compute in bf16 (BF16Compute).
     case bf16
     /// int8 weights, symmetric, one float32 scale per 128 weights along k (~1.03 bytes per weight); the MLPs
     /// also compute in int8 from 16 rows (Int8ComputeLayers).
@@ -43,13 +49,19 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Weight precision: fp32 (exact), bf16, int8 or int4 (group-wise scales; compute stays fp32, except int8: MLPs compute in int8 with per-token int8 activations on encoder/prefill calls of 16+ rows; VLM_INT8_COMPUTE=none|mlp|all changes which layers). Generative models: the language model's weights (the vision tower stays fp32); default the checkpoint's own (bf16/fp16 kept as stored). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
+    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 MLPs compute in int8 with per-token int8 activations on calls of 16+ rows (VLM_INT8_COMPUTE=none|mlp|all changes which layers). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// What a load with this precision computes with, for benchmark reports ("int8 weights, int8 compute in mlp
-    /// layers (avx2 int8 vpmaddwd 6x16), fp32 elsewhere").
+    /// layers (avx512-vnni int8 vpdpbusd 8x32), fp32 elsewhere").
     public var engineDescription: String {
-        guard self == .int8, Int8ComputeLayers.standard != .none else { return "\(rawValue) weights, fp32 compute" }
-        return "int8 weights, int8 compute in \(Int8ComputeLayers.standard.rawValue) layers (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
+        switch self {
+        case .bf16 where BF16Compute.standard:
+            return "bf16 weights, bf16 compute from \(PackedLinearWeight.bf16ComputeMinRows) rows (\(PackedLinearWeight.bf16ComputeKernel))"
+        case .int8 where Int8ComputeLayers.standard != .none:
+            return "int8 weights, int8 compute in \(Int8ComputeLayers.standard.rawValue) layers (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
+        default:
+            return "\(rawValue) weights, fp32 compute"
+        }
     }
 
     /// The error for a name that is not a precision.

@@ -17,9 +17,7 @@ final class CLIPVisionTransformer: @unchecked Sendable {
     init(_ s: WeightScope, config: CLIPVisionConfig) throws {
         self.config = config
         let c = config.hiddenSize, p = config.patchSize, ch = config.numChannels
-        let conv = try s.tensor("embeddings.patch_embedding.weight", shape: [c, ch, p, p])
-        // A stride-p convolution is a GEMM over flattened patches; the weight's (channel, ky, kx) order is kept.
-        patchEmbedding = try Linear(weight: conv.reshaped([c, ch * p * p]), bias: nil)
+        patchEmbedding = try Linear(patchConvolution: s.scope("embeddings.patch_embedding"), out: c, channels: ch, patch: p, bias: false)
         classEmbedding = try s.tensor("embeddings.class_embedding", shape: [c])
         positionEmbedding = try Embedding(s.scope("embeddings.position_embedding"), count: config.numPositions, dim: c)
         preLayerNorm = try LayerNorm(s.scope("pre_layrnorm"), dim: c, eps: config.layerNormEps)

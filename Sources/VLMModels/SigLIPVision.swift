@@ -98,13 +98,12 @@ final class SigLIPVisionTransformer: @unchecked Sendable {
         let c = config.hiddenSize, p = config.patchSize, ch = config.numChannels
         switch input {
         case .convolution:
-            // A stride-p "valid" conv is a GEMM over patches flattened in the weight's (channel, ky, kx) order.
-            let conv = try s.tensor("embeddings.patch_embedding.weight", shape: [c, ch, p, p])
-            patchEmbedding = try Linear(weight: conv.reshaped([c, ch * p * p]), bias: s.tensor("embeddings.patch_embedding.bias", shape: [c]))
+            patchEmbedding = try Linear(patchConvolution: s.scope("embeddings.patch_embedding"), out: c, channels: ch, patch: p, bias: true)
             positionTable = try s.tensor("embeddings.position_embedding.weight", shape: [config.patchesPerSide * config.patchesPerSide, c])
         case .flattened:
             // Siglip2VisionEmbeddings: nn.Linear(num_channels * p * p, C) over the processor's (ky, kx, c) patches.
             patchEmbedding = try Linear(s.scope("embeddings.patch_embedding"), in: ch * p * p, out: c)
+            try s.applyReducedCompute(.all, [patchEmbedding])
             positionTable = try s.tensor("embeddings.position_embedding.weight", shape: [config.numPatches, c])
         }
         encoder = try PreNormEncoder(s.scope("encoder"), count: config.numHiddenLayers, dim: c, heads: config.numAttentionHeads,

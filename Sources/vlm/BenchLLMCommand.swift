@@ -112,15 +112,23 @@ struct BenchLLM: ParsableCommand {
             // The packed format (as-stored checkpoints: 16-bit when the weights average ~2 bytes).
             let packed = weightStorage == .asStored ? (bytesPerWeight < 3 ? .bfloat16 : .float32) : weightStorage.packedStorage(for: .f32)
             let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
+            // Reduced-precision compute for prefill (calls of 16+ rows): int8 in the chosen layers, bf16 when forced.
+            let int8Prefill = packed == .int8 && Int8ComputeLayers.standard != .none
+            let bf16Prefill = weightStorage == .bfloat16 && BF16Compute.standard
+            let compute = int8Prefill ? "int8 compute in \(Int8ComputeLayers.standard.rawValue) layers for prefill (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
+                : bf16Prefill ? "bf16 compute for prefill (\(PackedLinearWeight.bf16ComputeKernel)), fp32 for decode" : "fp32 compute"
+            let prefillKernel = int8Prefill && ids.count >= PackedLinearWeight.int8ComputeMinRows ? PackedLinearWeight.int8ComputeKernel
+                : bf16Prefill && ids.count >= PackedLinearWeight.bf16ComputeMinRows ? PackedLinearWeight.bf16ComputeKernel
+                : Kernels.kernel(for: packed, rows: ids.count)
             let result = Result(engine: String(format: "swiftvlm %@ weights (%.2f bytes/weight), %@", packed.rawValue, bytesPerWeight,
-                                                  packed == .int8 && Int8ComputeLayers.standard != .none ? "int8 compute in \(Int8ComputeLayers.standard.rawValue) layers for prefill (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere" : "fp32 compute"), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
+                                                  compute), config: name, threads: Kernels.threads, parameters: lm.parameterCount,
                                 weight_bytes: weightBytes, prompt_tokens: ids.count, decode_tokens: tokens,
                                 prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
                                 decode_tokens_per_s: decodeRate,
                                 memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: roofline,
                                 decode_roofline_fraction: decodeRate / roofline, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
-                                decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: Kernels.kernel(for: packed, rows: ids.count))
+                                decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: prefillKernel)
             switch format {
             case .json: try printJSON(result)
             case .text:
