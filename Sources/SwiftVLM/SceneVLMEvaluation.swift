@@ -1,5 +1,6 @@
 import Foundation
 import VLMImage
+import VLMLayers
 import VLMScenes
 import VLMTokenizers
 
@@ -56,8 +57,8 @@ public enum SceneVLMEvaluation {
     /// trained on), every turn of each, plus POPE probes (random and adversarial) and, when the tokenizer has
     /// location tokens, one "where" question per one-of-a-kind object.
     public static func evaluate(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
-                                maxTokens: Int = 24) throws -> Report {
-        let pipeline = try GenerativePipeline.load(directory: directory)
+                                maxTokens: Int = 24, precision: Precision? = nil) throws -> Report {
+        let pipeline = try GenerativePipeline.load(directory: directory, precision: precision)
         let locate = try TokenizerLoader.load(directory: directory).tokenID(for: LocationTokens.token(0)) != nil
         let generator = try SceneGenerator(seed: scenesSeed)
         var options = SamplingOptions()

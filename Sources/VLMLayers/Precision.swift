@@ -7,8 +7,8 @@ import VLMTensor
 ///   bf16, exact products summed in fp32: vdpbf16ps on CPUs with AVX512_BF16, the same numbers through the fp32
 ///   kernel elsewhere); decode stays exact on the bf16 weights (BF16Compute; VLM_BF16_COMPUTE=none turns it off).
 /// - int8: int8 weights (weight-only: dequantized by their group's scale inside the kernels), except that the
-///   layers Int8ComputeLayers chooses (default: the MLPs) run int8 x int8 compute with per-token int8 activations
-///   on calls of at least 16 rows; decode stays weight-only.
+///   layers Int8ComputeLayers chooses (decoders: the MLPs; dual-encoder towers: every projection) run int8 x int8
+///   compute with per-token int8 activations on calls of at least 16 rows; decode stays weight-only.
 /// - int4: int4 weights, weight-only.
 ///
 /// Scope: a precision applies to the language model of a generative checkpoint (its linear layers, embedding
@@ -49,19 +49,28 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 MLPs compute in int8 with per-token int8 activations on calls of 16+ rows (VLM_INT8_COMPUTE=none|mlp|all changes which layers). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
+    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 layers compute in int8 with per-token int8 activations on calls of 16+ rows (decoders: the MLPs; CLIP/SigLIP towers: all projections; VLM_INT8_COMPUTE=none|mlp|all overrides). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// What a load with this precision computes with, for benchmark reports ("int8 weights, int8 compute in mlp
     /// layers (avx512-vnni int8 vpdpbusd 8x32), fp32 elsewhere").
-    public var engineDescription: String {
+    public var engineDescription: String { engineDescription(int8Layers: .standard) }
+
+    /// As engineDescription for a family whose int8-compute layers are `int8Layers` (dual encoders:
+    /// Int8ComputeLayers.standard(familyDefault: .dualEncoderDefault)).
+    public func engineDescription(int8Layers: Int8ComputeLayers) -> String {
         switch self {
         case .bf16 where BF16Compute.standard:
             return "bf16 weights, bf16 compute from \(PackedLinearWeight.bf16ComputeMinRows) rows (\(PackedLinearWeight.bf16ComputeKernel))"
-        case .int8 where Int8ComputeLayers.standard != .none:
-            return "int8 weights, int8 compute in \(Int8ComputeLayers.standard.rawValue) layers (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
+        case .int8 where int8Layers != .none:
+            return "int8 weights, int8 compute in \(int8Layers.rawValue) layers (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
         default:
             return "\(rawValue) weights, fp32 compute"
         }
+    }
+
+    /// engineDescription for a dual encoder (CLIP, SigLIP towers).
+    public var dualEncoderEngineDescription: String {
+        engineDescription(int8Layers: .standard(familyDefault: .dualEncoderDefault))
     }
 
     /// The error for a name that is not a precision.

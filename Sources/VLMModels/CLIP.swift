@@ -262,10 +262,11 @@ public final class CLIPModel: @unchecked Sendable {
     private let text: CLIPTextTower
 
     /// Loads config.json and the safetensors weights of a Hugging Face CLIP checkpoint directory, unchanged.
-    /// `storage`: how the towers' linear weights are kept (`--precision`; compute stays float32).
+    /// `storage`: how the towers' linear weights are kept (`--precision`: Precision says how each computes).
     public static func load(directory: URL, storage: WeightStorage = .float32) throws -> CLIPModel {
         let (config, _) = try Checkpoint.config(CLIPConfig.self, in: directory, types: ["clip"]) { try $0.validate(path: $1) }
-        return try Checkpoint.weights(directory: directory, storage: storage, ignorable: Checkpoint.isPositionIDsBuffer) {
+        return try Checkpoint.weights(directory: directory, storage: storage, int8Compute: .standard(familyDefault: .dualEncoderDefault),
+                                      ignorable: Checkpoint.isPositionIDsBuffer) {
             try CLIPModel(config: config, weights: $0.scope(""))
         }
     }
@@ -273,7 +274,7 @@ public final class CLIPModel: @unchecked Sendable {
     /// A model of `config` with random weights (benchmarks; nothing meaningful comes out).
     public static func random(config: CLIPConfig, seed: UInt64 = 0, storage: WeightStorage = .float32) throws -> CLIPModel {
         try config.validate(path: "config")
-        return try Checkpoint.random(seed: seed, storage: storage) { try CLIPModel(config: config, weights: $0.scope("")) }
+        return try Checkpoint.random(seed: seed, storage: storage, int8Compute: .standard(familyDefault: .dualEncoderDefault)) { try CLIPModel(config: config, weights: $0.scope("")) }
     }
 
     // MARK: - Weights

@@ -24,15 +24,22 @@ enum Checkpoint {
     static func isPositionIDsBuffer(_ key: String) -> Bool { key.hasSuffix("embeddings.position_ids") }
 
     /// A model of a validated config with seeded random weights (benchmarks; nothing meaningful comes out).
-    static func random<M>(seed: UInt64, storage: WeightStorage = .float32, build: (WeightLoader) throws -> M) throws -> M {
-        try loadingWeights { try build(WeightLoader(randomSeed: seed, storage: storage)) }
+    /// `int8Compute`: the family's int8-compute layers (Int8ComputeLayers; decoders' default unless given).
+    static func random<M>(seed: UInt64, storage: WeightStorage = .float32, int8Compute: Int8ComputeLayers = .standard,
+                          build: (WeightLoader) throws -> M) throws -> M {
+        try loadingWeights {
+            let loader = WeightLoader(randomSeed: seed, storage: storage)
+            loader.int8Compute = int8Compute
+            return try build(loader)
+        }
     }
 
     /// The model `build` makes from the weights of `directory`; tensors nobody claimed are an error.
-    static func weights<M>(directory: URL, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool,
-                           build: (WeightLoader) throws -> M) throws -> M {
+    static func weights<M>(directory: URL, storage: WeightStorage = .float32, int8Compute: Int8ComputeLayers = .standard,
+                           ignorable: @escaping (String) -> Bool, build: (WeightLoader) throws -> M) throws -> M {
         try loadingWeights {
             let loader = try WeightLoader(directory: directory, storage: storage, ignorable: ignorable)
+            loader.int8Compute = int8Compute
             loader.quantization = try QuantizationScheme.load(directory: directory)
             let model = try build(loader)
             try loader.finish()

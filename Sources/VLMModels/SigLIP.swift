@@ -180,13 +180,14 @@ public final class SigLIPModel: @unchecked Sendable {
     let text: SigLIPTextTower
 
     /// Loads config.json and the safetensors weights of a Hugging Face SigLIP or SigLIP2 checkpoint, unchanged.
-    /// `storage`: how the towers' linear weights are kept (`--precision`; compute stays float32).
+    /// `storage`: how the towers' linear weights are kept (`--precision`: Precision says how each computes).
     public static func load(directory: URL, storage: WeightStorage = .float32) throws -> SigLIPModel {
         var (config, type) = try Checkpoint.config(SigLIPConfig.self, in: directory, types: ["siglip", "siglip2"]) { _, _ in }
         config.modelType = type
         try config.validate(path: ConfigFile.url(in: directory).path)
         let validated = config
-        return try Checkpoint.weights(directory: directory, storage: storage, ignorable: Checkpoint.isPositionIDsBuffer) {
+        return try Checkpoint.weights(directory: directory, storage: storage, int8Compute: .standard(familyDefault: .dualEncoderDefault),
+                                      ignorable: Checkpoint.isPositionIDsBuffer) {
             try SigLIPModel(config: validated, weights: $0.scope(""))
         }
     }

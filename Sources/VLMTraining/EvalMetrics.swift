@@ -91,12 +91,17 @@ public struct EvaluationReport: Codable, Sendable {
     public var data: String
     public var splits: [SplitEvaluation]
     public var seconds: Double
+    /// The precision the model ran in (`--precision`; "fp32" when not given) and what that computes with.
+    public var precision: String?
+    public var engine: String?
 
-    public init(model: String, data: String, splits: [SplitEvaluation], seconds: Double) {
+    public init(model: String, data: String, splits: [SplitEvaluation], seconds: Double, precision: String? = nil, engine: String? = nil) {
         self.model = model
         self.data = data
         self.splits = splits
         self.seconds = seconds
+        self.precision = precision
+        self.engine = engine
     }
 
     /// A fixed-width table, one row per split.

@@ -1,4 +1,5 @@
 import Foundation
+import VLMLayers
 import VLMImage
 import VLMModels
 import VLMTensor
@@ -10,8 +11,9 @@ public final class EvalModel: @unchecked Sendable {
     public let pipeline: EmbeddingPipeline
     public var batchSize = 64
 
-    public init(directory: URL) throws {
-        pipeline = try EmbeddingPipeline.load(directory: directory)
+    /// `precision`: the towers' precision (`--precision`; nil: fp32).
+    public init(directory: URL, precision: Precision? = nil) throws {
+        pipeline = try EmbeddingPipeline.load(directory: directory, precision: precision)
     }
 
     /// L2-normalised text embeddings.

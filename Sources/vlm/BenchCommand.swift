@@ -85,7 +85,7 @@ struct Bench: ParsableCommand {
     }
 
     func report(name: String, imageTime: Double, textTime: Double) {
-        let result = Result(engine: "swiftvlm \(Precision(name: precision ?? "fp32")?.engineDescription ?? "fp32")", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
+        let result = Result(engine: "swiftvlm \(Precision(name: precision ?? "fp32")?.dualEncoderEngineDescription ?? "fp32")", config: name, batch: batch, threads: Kernels.threads, isa: Kernels.isa,
                             image_per_s: Double(batch) / imageTime, text_per_s: Double(batch) / textTime,
                             image_batch_ms: imageTime * 1000, text_batch_ms: textTime * 1000)
         do {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VLMLayers
 import SwiftVLM
 import VLMTraining
 
@@ -353,13 +354,25 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Output: text (table) or json.") var format: OutputFormat = .text
     @Option(help: "Also write the JSON report to this file.") var output: String?
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Option(help: "\(Precision.helpText) Evaluate in this precision (default: fp32 for embedding models, the checkpoint's own for generative ones); compare with an fp32 run to measure its cost.") var precision: String?
+
+    /// The --precision asked for, or nil.
+    var chosenPrecision: Precision? {
+        get throws {
+            try precision.map { name in
+                guard let p = Precision(name: name) else { throw ValidationError(Precision.unknown(name).description) }
+                return p
+            }
+        }
+    }
 
     func run() throws {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
             if generative { return try runGenerative() }
             let modelDir = try DefaultModel.resolve(model)
-            let evaluator = try EvalModel(directory: modelDir)
+            let chosen = try chosenPrecision
+            let evaluator = try EvalModel(directory: modelDir, precision: chosen)
             let started = Date()
             var reports: [SplitEvaluation] = []
             let dataName: String
@@ -384,11 +397,13 @@ struct EvalCommand: ParsableCommand {
                                                           template: template))
                 }
             }
-            let report = EvaluationReport(model: modelDir.path, data: dataName, splits: reports, seconds: Date().timeIntervalSince(started))
+            let report = EvaluationReport(model: modelDir.path, data: dataName, splits: reports, seconds: Date().timeIntervalSince(started),
+                                          precision: (chosen ?? .fp32).rawValue, engine: (chosen ?? .fp32).dualEncoderEngineDescription)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             if let output { try writeFile(encoder.encode(report), expand(output)) }
             if format == .json { print(String(decoding: try encoder.encode(report), as: UTF8.self)) } else {
+                print("precision: \(report.engine ?? "fp32")")
                 print(report.table())
                 print(String(format: "(%.1f s)", report.seconds))
             }
@@ -407,14 +422,15 @@ extension EvalCommand {
             guard let split = SceneSplit(rawValue: name) else {
                 throw ValidationError("unknown split '\(name)'; use \(SceneSplit.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let report = try SceneVLMEvaluation.evaluate(directory: modelDir, split: split, scenesSeed: seed, count: count)
+            let report = try SceneVLMEvaluation.evaluate(directory: modelDir, split: split, scenesSeed: seed, count: count,
+                                                         precision: try chosenPrecision)
             if format == .text { print(report.table()) }
             reports.append(report)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let json = try encoder.encode(GenerativeEvaluationReport(model: modelDir.path, seed: seed, splits: reports,
-                                                                 seconds: Date().timeIntervalSince(started)))
+        let json = try encoder.encode(GenerativeEvaluationReport(model: modelDir.path, seed: seed, precision: try chosenPrecision?.rawValue ?? "as stored",
+                                                                 splits: reports, seconds: Date().timeIntervalSince(started)))
         if let output { try writeFile(json, expand(output)) }
         if format == .json { print(String(decoding: json, as: UTF8.self)) } else {
             print(String(format: "(%.1f s)", Date().timeIntervalSince(started)))
@@ -425,6 +441,7 @@ extension EvalCommand {
 struct GenerativeEvaluationReport: Encodable {
     let model: String
     let seed: UInt64
+    let precision: String
     let splits: [SceneVLMEvaluation.Report]
     let seconds: Double
 }
