@@ -16,14 +16,16 @@ VLM=.build/release/vlm
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, flags: $(grep -m1 -o -w -E 'avx512_bf16|avx512_vnni|avx_vnni|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "config $CONFIG, $THREADS threads, $SECONDS_EACH s per engine, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-6s %-78s %10s\n" batch engine "images/s"
+# One JSON result -> "engine<TAB>images/s".
+ROW='import json, sys; r = json.load(sys.stdin); print(r["engine"][:78] + "\t" + format(r["image_per_s"], ".2f"))'
 for BATCH in $BATCHES; do
   run_ours() {  # precision, env
     env $2 $VLM bench --config "$CONFIG" --batch "$BATCH" --threads "$THREADS" --seconds "$SECONDS_EACH" --precision "$1" --format json |
-      $PYTHON -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"engine\"][:78]}\t{r[\"image_per_s\"]:.2f}")'
+      $PYTHON -c "$ROW"
   }
   run_peer() {
     $PYTHON Benchmarks/bench_torch_clip.py --config "$CONFIG" --batch "$BATCH" --threads "$THREADS" --seconds "$SECONDS_EACH" --engine "$1" 2>/dev/null |
-      tail -1 | $PYTHON -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"engine\"][:78]}\t{r[\"image_per_s\"]:.2f}")'
+      tail -1 | $PYTHON -c "$ROW"
   }
   {
     run_ours fp32 ""
@@ -32,7 +34,7 @@ for BATCH in $BATCHES; do
     run_ours bf16 ""
     run_peer torch-bf16
     run_ours int8 ""
-    run_ours int8 VLM_INT8_COMPUTE=all
+    run_ours int8 VLM_INT8_COMPUTE=mlp
     run_peer ort-int8
   } | while IFS=$'\t' read -r engine rate; do printf "%-6s %-78s %10s\n" "$BATCH" "$engine" "$rate"; done
 done

@@ -11,6 +11,9 @@
 #define _GNU_SOURCE  // pthread_setname_np
 #endif
 #include "kernels_internal.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -255,6 +258,21 @@ float *vlm_scratch(int slot, size_t floats) {
         s->n[slot] = s->p[slot] ? floats : 0;
     }
     return s->p[slot];
+}
+
+// MARK: Allocator
+
+int vlm_keep_large_buffers(void) {
+#if defined(__GLIBC__)
+    // glibc maps every block above M_MMAP_THRESHOLD (at most 32 MiB when it adapts by itself) with its own mmap and
+    // unmaps it on free, so a large activation allocated per layer is faulted in and zeroed again, page by page,
+    // on every call. Serving blocks up to 64 MiB from the heap, and trimming the heap only when 128 MiB are free at
+    // its top, reuses them.
+    int ok = mallopt(M_MMAP_THRESHOLD, 64 << 20) && mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    return ok ? 0 : -1;
+#else
+    return -1;
+#endif
 }
 
 // MARK: Thread names

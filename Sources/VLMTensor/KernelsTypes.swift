@@ -97,6 +97,11 @@ public enum Kernels {
     /// Names the calling thread (first 15 bytes): what ps, top and gdb show.
     public static func nameCurrentThread(_ name: String) { vlm_set_current_thread_name(name) }
 
+    /// Makes the C allocator keep activation-sized blocks (up to 64 MiB) in its heap instead of mapping each one
+    /// afresh (vlm_keep_large_buffers): process-wide, so call it once at start. Returns whether it took effect.
+    @discardableResult
+    public static func keepLargeBuffers() -> Bool { vlm_keep_large_buffers() == 0 }
+
     public static var threads: Int {
         get { Int(vlm_get_num_threads()) }
         set { vlm_set_num_threads(Int32(clamping: newValue)) }

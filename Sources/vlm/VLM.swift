@@ -11,6 +11,12 @@ struct VLM: ParsableCommand {
         discussion: "Point --model at a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer and preprocessor files).",
         subcommands: [DemoCommand.self, Embed.self, Classify.self, Similarity.self, Tokenize.self, Preprocess.self, Bench.self, IndexCommand.self, ScenesCommand.self, ServeCommand.self, TrainCommand.self, EvalCommand.self, Caption.self, Ask.self, Chat.self, TaskCommand.self, Detect.self, OCR.self, Ground.self, DescribeRegion.self, QuantReportCommand.self, BenchLLM.self, BenchChat.self, BenchTrain.self, BenchTrainVLM.self, BenchDecode.self, BenchFlorence.self]
     )
+
+    static func main() {
+        // Before any model loads: large activations are reused instead of page-faulted again on every layer.
+        Kernels.keepLargeBuffers()
+        main(nil)
+    }
 }
 
 /// Options every model command shares.
