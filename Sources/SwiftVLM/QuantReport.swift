@@ -8,7 +8,8 @@ import VLMTensor
 ///
 /// Generators: greedy continuations of a fixed prompt set (token agreement with fp32, position by position),
 /// and over a text set run teacher-forced, the top-1 agreement and mean KL(fp32 || precision) of next-token
-/// distributions and the perplexity of each precision. Dual encoders: the cosine of each embedding to its
+/// distributions and the perplexity of each precision; then the same texts' prefixes of 16+ tokens as single
+/// prefills (where bf16 and int8 compute apply): top-1 agreement and mean KL. Dual encoders: the cosine of each embedding to its
 /// fp32 embedding and zero-shot top-1 agreement on the given images; a precision the family cannot run is
 /// reported with the family's reason, not skipped silently.
 public enum QuantReport {
@@ -32,6 +33,10 @@ public enum QuantReport {
         public var cosineP5: Double?
         public var cosineP50: Double?
         public var zeroShotAgreement: Double?
+        /// Generators, prompts as one prefill of 16+ tokens (where bf16/int8 compute applies; the teacher-forced
+        /// figures above run token by token, i.e. the decode kernels): next-token top-1 agreement and mean KL.
+        public var prefillTop1Agreement: Double?
+        public var prefillMeanKL: Double?
 
         init(precision: String) { self.precision = precision }
     }
@@ -70,6 +75,7 @@ public enum QuantReport {
         let (prompts, texts, inputs) = tokenized(reference, directory: directory)
         let refGreedy = try prompts.map { try greedy(reference, $0, newTokens: newTokens) }
         let refDists = try texts.map { try teacherForced(reference, $0) }
+        let refPrefill = try texts.map { try prefilled(reference, $0) }
         var rows: [Row] = []
         var refPerplexity = 1.0
         for p in [Precision.fp32] + precisions.filter({ $0 != .fp32 }) {
@@ -97,6 +103,18 @@ public enum QuantReport {
                     nll -= log(max(q[text[t + 1]], 1e-300))
                     positions += 1
                 }
+            }
+            var prefillAgree = 0, prefills = 0, prefillKL = 0.0
+            for (text, ref) in zip(texts, refPrefill) {
+                for (q, r) in zip(try prefilled(model, text), ref) {
+                    if argmax(q) == argmax(r) { prefillAgree += 1 }
+                    for v in 0 ..< r.count where r[v] > 0 { prefillKL += r[v] * (log(r[v]) - log(max(q[v], 1e-300))) }
+                    prefills += 1
+                }
+            }
+            if prefills > 0 {
+                row.prefillTop1Agreement = Double(prefillAgree) / Double(prefills)
+                row.prefillMeanKL = prefillKL / Double(prefills)
             }
             row.top1Agreement = Double(agree) / Double(max(positions, 1))
             row.meanKL = kl / Double(max(positions, 1))
@@ -145,6 +163,19 @@ public enum QuantReport {
             if t + 1 < text.count - 1 { logits = try model.step(token: text[t + 1], state: state) }
         }
         return out
+    }
+
+    /// Next-token distributions after prefilling text[0..<L] in one call, for up to 9 prefix lengths L from
+    /// PackedLinearWeight.bf16ComputeMinRows (16, as int8's) to the whole text: what a prompt of that length sees.
+    static func prefilled(_ model: any GenerativeModel, _ text: [Int]) throws -> [[Double]] {
+        let lo = PackedLinearWeight.bf16ComputeMinRows
+        guard text.count >= lo else { return [] }
+        let lengths = Array(stride(from: lo, through: text.count, by: max(1, (text.count - lo) / 8)).prefix(9))
+        return try lengths.map { length in
+            let state = model.makeState(capacity: length + 1)
+            let logits = try model.prefill(PreparedInput(ids: Array(text[0 ..< length])), state: state)
+            return softmax(UnsafeBufferPointer(start: logits.pointer, count: model.vocabularySize))
+        }
     }
 
     // MARK: - Dual encoders
@@ -204,12 +235,13 @@ public enum QuantReport {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         var lines = ["\(report.model) (\(report.kind)); inputs: \(report.inputs)"]
         if report.kind == "generator" {
-            lines.append("precision  weight MB  greedy agree  top-1 agree  mean KL     perplexity  change %")
+            lines.append("precision  weight MB  greedy agree  top-1 agree  mean KL     perplexity  change %  prefill top-1  prefill KL")
             for r in report.rows {
                 if let u = r.unavailable { lines.append("\(r.precision.padding(toLength: 9, withPad: " ", startingAt: 0))  unavailable: \(u)"); continue }
                 lines.append([r.precision.padding(toLength: 9, withPad: " ", startingAt: 0), f(r.weightBytes.map { Double($0) / 1e6 }, 2).leftPad(9),
                               f(r.greedyAgreement, 4).leftPad(12), f(r.top1Agreement, 4).leftPad(11), f(r.meanKL, 6).leftPad(10),
-                              f(r.perplexity, 3).leftPad(11), f(r.perplexityChange, 3).leftPad(9)].joined(separator: "  "))
+                              f(r.perplexity, 3).leftPad(11), f(r.perplexityChange, 3).leftPad(9), f(r.prefillTop1Agreement, 4).leftPad(13),
+                              f(r.prefillMeanKL, 6).leftPad(10)].joined(separator: "  "))
             }
         } else {
             lines.append("precision  cos min    cos mean   cos p1     cos p5     cos p50    zero-shot agree")

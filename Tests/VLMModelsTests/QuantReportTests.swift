@@ -20,6 +20,11 @@ import VLMTestSupport
         }
         let bytes = report.rows.map { $0.weightBytes ?? 0 }
         #expect(bytes[0] > bytes[1] && bytes[1] > bytes[2] && bytes[2] > bytes[3], "\(bytes)")
+        // Prefills of 16+ tokens: fp32 is exact against itself; bf16 computes in bf16 there (activations rounded),
+        // so it is close to fp32 but not equal -- never fp32 under another name.
+        #expect(report.rows[0].prefillTop1Agreement == 1 && report.rows[0].prefillMeanKL == 0, "\(report.rows[0])")
+        let bf16KL = report.rows[1].prefillMeanKL ?? 0
+        #expect(bf16KL > 0 && bf16KL < 1e-3, "\(report.rows[1])")
         let int4 = report.rows[3]
         #expect((int4.meanKL ?? 0) > 0 && (int4.top1Agreement ?? 1) < 1, "int4 costs something on random weights: \(int4)")
         let json = try JSONEncoder().encode(report)
