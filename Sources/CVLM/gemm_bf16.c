@@ -158,14 +158,7 @@ VLM_INLINE VLM_BF16 void bf16_rows(const int MR, const uint16_t *A, int64_t lda,
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) {
-        __m512 v0 = acc[i][0], v1 = acc[i][1];
-        if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
-        if (act != VLM_ACT_NONE) { v0 = act_512(v0, act); v1 = act_512(v1, act); }
-        float *y = Y + i * ldy;
-        _mm512_mask_storeu_ps(y, m0, v0);
-        _mm512_mask_storeu_ps(y + 16, m1, v1);
-    }
+    for (int i = 0; i < MR; i++) store_row_epilogue_512(Y + i * ldy, acc[i][0], acc[i][1], m0, m1, bias, bias0, bias1, act);
 }
 
 #define BF16_TILE_FN(MR)                                                                                           \

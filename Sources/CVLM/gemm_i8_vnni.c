@@ -94,12 +94,8 @@ VLM_INLINE VLM_VNNI void vnni_rows(const int MR, const uint8_t *A, int64_t lda, 
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int i = 0; i < MR; i++) {
         __m512 sv = _mm512_set1_ps(sa[i]);
-        __m512 v0 = _mm512_mul_ps(sv, cf[i][0]), v1 = _mm512_mul_ps(sv, cf[i][1]);
-        if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
-        if (act != VLM_ACT_NONE) { v0 = act_512(v0, act); v1 = act_512(v1, act); }
-        float *y = Y + i * ldy;
-        _mm512_mask_storeu_ps(y, m0, v0);
-        _mm512_mask_storeu_ps(y + 16, m1, v1);
+        store_row_epilogue_512(Y + i * ldy, _mm512_mul_ps(sv, cf[i][0]), _mm512_mul_ps(sv, cf[i][1]), m0, m1, bias, bias0,
+                               bias1, act);
     }
 }
 

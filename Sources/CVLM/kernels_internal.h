@@ -127,7 +127,8 @@ void vlm_ukernel16_avx512(int mr, int64_t kc, const float *A, int64_t lda, const
                           int nr, int accumulate, int f16);
 void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
                         int nr, int accumulate, int f16);
-/// Quantized-panel kernels (quant_avx2.c); the AVX-512 set uses them too until it has its own.
+/// Quantized-panel kernels (quant_avx2.c); the AVX-512 set uses them too (a 512-bit decode GEMV measured slower on
+/// Zen 4: int4 79 vs 112 tokens/s, int8 equal; Benchmarks/RESULTS.md).
 void vlm_qdequant_avx2(const vlm_packed_weight *w, int64_t p, int64_t k0, int64_t kc, float *dst);
 void vlm_qgemv_avx2(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, const float *xs, int64_t p0,
                     int64_t p1, const float *bias, vlm_activation act, float *Y, int64_t ldy);

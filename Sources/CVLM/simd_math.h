@@ -163,6 +163,16 @@ VLM_INLINE VLM_AVX512 __m512 dact_512(__m512 z, vlm_activation act) {
     }
 }
 
+// One 32-column output row of a register tile: y[0:nr] = act(v + bias) under the column masks (bias NULL: none);
+// bias0/bias1 are the bias's two halves loaded once per tile. The same operations as vlm_bias_act_avx512.
+VLM_INLINE VLM_AVX512 void store_row_epilogue_512(float *y, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+                                                  const float *bias, __m512 bias0, __m512 bias1, vlm_activation act) {
+    if (bias) { v0 = _mm512_add_ps(v0, bias0); v1 = _mm512_add_ps(v1, bias1); }
+    if (act != VLM_ACT_NONE) { v0 = act_512(v0, act); v1 = act_512(v1, act); }
+    _mm512_mask_storeu_ps(y, m0, v0);
+    _mm512_mask_storeu_ps(y + 16, m1, v1);
+}
+
 // MARK: AVX2
 
 VLM_INLINE VLM_AVX2 __m256 exp2_256(__m256 x, __m256 lo) {
