@@ -8,7 +8,9 @@ func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
 }
 
 /// Results must not depend on how many threads ran them (training resumes, server batches and parity tests
-/// all assume it): every output element sums in the same order whatever the task split.
+/// all assume it): every output element sums in the same order whatever the task split. Each test holds the
+/// KernelPaths lock: tests that force another ISA or thread count meanwhile would otherwise change the kernel path
+/// between the two runs compared.
 @Suite(.serialized) struct DeterminismTests {
     func random(_ shape: [Int], seed: UInt64) -> Tensor {
         var rng = SplitMix64(seed: seed)
@@ -19,6 +21,10 @@ func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
 
     @Test(arguments: [1, 7, 13, 14, 20, 29, 50, 77, 130])
     func linearIsBitwiseIdenticalForOneAndTwoThreads(m: Int) throws {
+        try KernelPaths.exclusiveThrowing { try linearOneAndTwoThreads(m: m) }
+    }
+
+    func linearOneAndTwoThreads(m: Int) throws {
         let saved = Kernels.threads
         defer { Kernels.threads = saved }
         let x = random([m, 768], seed: 1), w = try PackedLinearWeight(weight: random([640, 768], seed: 2))
@@ -41,6 +47,10 @@ func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
     /// task's share of the rows (so 2 threads summed in a different order than 1).
     @Test(arguments: [(28, 32), (40, 16), (27, 64)])
     func narrowLinearSplitByRowsIsBitwiseIdentical(shape: (Int, Int)) throws {
+        try KernelPaths.exclusiveThrowing { try narrowLinear(shape: shape) }
+    }
+
+    func narrowLinear(shape: (Int, Int)) throws {
         let saved = Kernels.threads
         defer { Kernels.threads = saved }
         let (m, n) = shape

@@ -32,17 +32,21 @@ import VLMTensor
                 for c in 0 ..< k where row[c].bitPattern != want[r * k + c].bitPattern { bad += 1 }
             }
             #expect(bad == 0, "\(n0)+\(n1) x \(k): \(bad) values differ")
-            for m in [1, 7] {
-                let x = Tensor(shape: [m, k], values: (0 ..< m * k).map { Float(($0 * 37) % 101) / 50 - 1 })
-                let y = Ops.linear(x, w, bias: nil), exact = Ops.linear(x, fp32, bias: nil)
-                var ref = [Float](repeating: 0, count: m * (n0 + n1))
-                vlm_linear_naive(x.pointer, Int64(m), Int64(k), want, Int64(n0 + n1), Int64(k), nil, VLM_ACT_NONE, &ref, Int64(n0 + n1))
-                for i in 0 ..< m * (n0 + n1) {
-                    let mag = (0 ..< k).reduce(Float(0)) { $0 + abs(x[(i / (n0 + n1)) * k + $1] * want[(i % (n0 + n1)) * k + $1]) }
-                    if m > 4 {
-                        #expect(y[i].bitPattern == exact[i].bitPattern, "M=\(m) out \(i): \(y[i]) vs \(exact[i])")
-                    } else {
-                        #expect(abs(y[i] - ref[i]) <= 1e-5 * mag + 1e-30, "M=\(m) out \(i): \(y[i]) vs \(ref[i])")
+            // Both products under one kernel path: a test forcing another ISA meanwhile (KernelPaths) would make the
+            // bit-for-bit comparison compare two different tilings.
+            KernelPaths.exclusive {
+                for m in [1, 7] {
+                    let x = Tensor(shape: [m, k], values: (0 ..< m * k).map { Float(($0 * 37) % 101) / 50 - 1 })
+                    let y = Ops.linear(x, w, bias: nil), exact = Ops.linear(x, fp32, bias: nil)
+                    var ref = [Float](repeating: 0, count: m * (n0 + n1))
+                    vlm_linear_naive(x.pointer, Int64(m), Int64(k), want, Int64(n0 + n1), Int64(k), nil, VLM_ACT_NONE, &ref, Int64(n0 + n1))
+                    for i in 0 ..< m * (n0 + n1) {
+                        let mag = (0 ..< k).reduce(Float(0)) { $0 + abs(x[(i / (n0 + n1)) * k + $1] * want[(i % (n0 + n1)) * k + $1]) }
+                        if m > 4 {
+                            #expect(y[i].bitPattern == exact[i].bitPattern, "M=\(m) out \(i): \(y[i]) vs \(exact[i])")
+                        } else {
+                            #expect(abs(y[i] - ref[i]) <= 1e-5 * mag + 1e-30, "M=\(m) out \(i): \(y[i]) vs \(ref[i])")
+                        }
                     }
                 }
             }

@@ -42,6 +42,12 @@ enum KernelPaths {
         defer { lock.unlock() }
         body()
     }
+
+    static func exclusiveThrowing(_ body: () throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try body()
+    }
 }
 
 /// Largest |a - b| / tol(i) over all elements; <= 1 passes.
