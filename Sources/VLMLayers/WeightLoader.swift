@@ -69,7 +69,7 @@ public final class WeightLoader {
     /// The checkpoint's quantization (config.json's quantization_config): layers stored as qweight,
     /// weight_packed or int8 weights are read in this scheme (QuantizedWeights.swift).
     public var quantization: QuantizationScheme?
-    /// Which int8 linear layers also run int8 compute (Int8ComputeLayers.swift); set before loading layers.
+    /// Which int8 linear layers also run int8 compute (ReducedComputeLayers.swift); set before loading layers.
     public var int8Compute: Int8ComputeLayers = .standard
     /// Whether linear weights forced to bf16 (storage `.bfloat16`) also compute in bf16 (BF16Compute); set before
     /// loading layers.

@@ -18,7 +18,7 @@ public enum Int8ComputeLayers: String, Sendable, CaseIterable {
     case none
     /// The MLPs: fc1/fc2 of encoder layers, gate|up and down of decoder layers.
     case mlp
-    /// The MLPs and every int8 attention projection (out_proj; decoders' fused q|k|v and o_proj).
+    /// The MLPs, every attention projection (fused q|k|v, out_proj / o_proj) and the towers' patch projections.
     case all
 
     /// VLM_INT8_COMPUTE (none, mlp or all) when set to one of those, else the decoders' default: the environment
