@@ -14,7 +14,7 @@
 typedef struct {
     const vlm_gemm_kernels *gk;
     const vlm_ops_kernels *ok;
-    int64_t B, H, Tq, Tk, D, qb, nqb;
+    int64_t B, H, group, Tq, Tk, D, qb, nqb;  // query head h reads key/value head h / group
     const float *q, *k, *v;
     int64_t ldq, ldk, ldv, ldo;
     float *out;
@@ -27,17 +27,7 @@ typedef struct {
 
 // Keys [*lo, *hi) that query t may see: the explicit range if given, else causal / all keys.
 static inline void attn_row_range(const attn_job *j, int64_t t, int64_t *lo, int64_t *hi) {
-    int64_t a = 0, b = j->Tk;
-    if (j->key_begin) {
-        a = j->key_begin[t];
-        b = j->key_end[t];
-    } else if (j->causal) {
-        b = t + (j->Tk - j->Tq) + 1;
-    }
-    if (a < 0) a = 0;
-    if (b > j->Tk) b = j->Tk;
-    *lo = a;
-    *hi = b;
+    vlm_attn_key_range(t, j->Tq, j->Tk, j->causal, j->key_begin, j->key_end, lo, hi);
 }
 
 static void attn_task(void *ctx, int64_t task, int thread) {
@@ -66,8 +56,8 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     float *s = vlm_scratch(2, (size_t)rows * nk + 16);
     if (!s) { atomic_store(&((attn_job *)j)->failed, 1); return; }
     const float *qp = j->q + (b * j->Tq + t0) * j->ldq + h * D;
-    const float *kp = j->k + (b * j->Tk + kb) * j->ldk + h * D;
-    const float *vp = j->v + (b * j->Tk + kb) * j->ldv + h * D;
+    const float *kp = j->k + (b * j->Tk + kb) * j->ldk + (h / j->group) * D;
+    const float *vp = j->v + (b * j->Tk + kb) * j->ldv + (h / j->group) * D;
     if (vlm_sgemm_st(j->gk, 0, 1, rows, nk, D, j->scale, qp, j->ldq, kp, j->ldk, 0.0f, s, nk) != 0) atomic_store(&((attn_job *)j)->failed, 1);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + kb : NULL;
     for (int64_t r = 0; r < rows; r++) {
@@ -87,20 +77,32 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     if (vlm_sgemm_st(j->gk, 0, 0, rows, D, nk, 1.0f, s, nk, vp, j->ldv, 0.0f, o, j->ldo) != 0) atomic_store(&((attn_job *)j)->failed, 1);
 }
 
-static int attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+static const vlm_attn_kernels *active_attn_kernels(void) {
+    switch (vlm_active_isa()) {
+    case VLM_ISA_AVX512: return &vlm_attn_kernels_avx512;
+    case VLM_ISA_AVX2: return &vlm_attn_kernels_avx2;
+    default: return NULL;
+    }
+}
+
+static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask,
                           const int64_t *key_begin, const int64_t *key_end) {
     const vlm_gemm_kernels *gk = vlm_active_gemm_kernels();
     const vlm_ops_kernels *ok = vlm_active_ops_kernels();
-    if (!gk || !ok || Tk <= 0 || D <= 0) {
-        if (key_begin && key_end)
-            vlm_attention_ranged_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, key_begin, key_end, key_mask);
-        else
-            vlm_attention_naive(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask);
+    const vlm_attn_kernels *ak = active_attn_kernels();
+    if (KVH <= 0 || H % KVH != 0) return -1;
+    if (!gk || !ok || !ak || Tk <= 0 || D <= 0) {
+        vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
+                                    key_end, key_mask);
         return 0;
     }
     if (B <= 0 || H <= 0 || Tq <= 0) return 0;
+    // Decode steps and short continuations: one pass over each key/value head for all the query rows sharing it.
+    if ((H / KVH) * Tq <= VLM_ATTN_FEW_ROWS)
+        return vlm_attention_few_queries(ak, B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal,
+                                         key_begin, key_end, key_mask);
     int64_t qb = SCORE_BLOCK / Tk;
     if (qb < 8) qb = 8;
     if (qb > Tq) qb = Tq;
@@ -108,7 +110,7 @@ static int attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D
     int64_t threads = vlm_pool_threads();
     while (B * H * ((Tq + qb - 1) / qb) < 2 * threads && qb > 16) qb = (qb + 1) / 2;
     attn_job j = {
-        .gk = gk, .ok = ok, .B = B, .H = H, .Tq = Tq, .Tk = Tk, .D = D, .qb = qb, .nqb = (Tq + qb - 1) / qb,
+        .gk = gk, .ok = ok, .B = B, .H = H, .group = H / KVH, .Tq = Tq, .Tk = Tk, .D = D, .qb = qb, .nqb = (Tq + qb - 1) / qb,
         .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldo = ldo, .out = out,
         .scale = scale, .causal = causal, .key_mask = key_mask,
         .key_begin = key_begin && key_end ? key_begin : NULL, .key_end = key_begin && key_end ? key_end : NULL,
@@ -126,12 +128,19 @@ static int attention_run(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D
 int vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                    const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                    float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
-    return attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
+    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
 }
 
 int vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                           const uint8_t *key_mask) {
-    return attention_run(B, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
+    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
+}
+
+int vlm_attention_gqa(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                      const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                      float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                      const uint8_t *key_mask) {
+    return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
 }

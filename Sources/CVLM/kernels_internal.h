@@ -161,6 +161,51 @@ extern const vlm_ops_kernels vlm_ops_kernels_avx2;
 /// Kernel set of the active ISA, or NULL for the naive path.
 const vlm_ops_kernels *vlm_active_ops_kernels(void);
 
+// MARK: Few-query attention kernels (attention_decode.c drives them: decode steps, grouped query heads)
+/// Keys [*lo, *hi) that query t (of Tq, against Tk keys) may see: its explicit range when given, else the causal
+/// bound t + (Tk - Tq) when causal, else every key; clipped to [0, Tk).
+static inline void vlm_attn_key_range(int64_t t, int64_t Tq, int64_t Tk, int causal, const int64_t *key_begin,
+                                      const int64_t *key_end, int64_t *lo, int64_t *hi) {
+    int64_t a = 0, b = Tk;
+    if (key_begin && key_end) {
+        a = key_begin[t];
+        b = key_end[t];
+    } else if (causal) {
+        b = t + (Tk - Tq) + 1;
+    }
+    *lo = a < 0 ? 0 : a;
+    *hi = b > Tk ? Tk : b;
+}
+
+typedef struct {
+    /// s[r * lds + j] = scale * (q[r] . k_j) for r < rows, j < nk: q[r] points at D floats, key j at k + j * ldk.
+    void (*scores)(int rows, const float *const *q, const float *k, int64_t ldk, int64_t nk, int64_t D, float scale,
+                   float *s, int64_t lds);
+    /// x[i] = exp(x[i] - m) for i < n (-inf entries give exactly 0); returns their sum.
+    float (*exp_sum)(float *x, int64_t n, float m);
+    /// o[r * ldo + d] = sum_j p[r * ldp + j] * v[j * ldv + d] for r < rows, d < D (o overwritten).
+    void (*weighted_sum)(int rows, const float *p, int64_t ldp, const float *v, int64_t ldv, int64_t nk, int64_t D,
+                         float *o, int64_t ldo);
+} vlm_attn_kernels;
+
+extern const vlm_attn_kernels vlm_attn_kernels_avx512;
+extern const vlm_attn_kernels vlm_attn_kernels_avx2;
+/// The double-precision reference behind every attention entry point (attention_naive.c): query head h reads
+/// key/value head h / (H / KVH); explicit ranges when given, else causal / every key.
+void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                                 int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                                 int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                                 const int64_t *key_end, const uint8_t *key_mask);
+/// Query rows per key/value head up to which attention takes the few-query path.
+#define VLM_ATTN_FEW_ROWS 16
+/// Few-query attention (attention_decode.c): query head h reads key/value head h / (H / KVH). Keys are split into
+/// chunks of a fixed size (independent of the thread count, so results are too), scored, exponentiated and summed
+/// per chunk, and the chunks are merged by their maxima (split-K softmax). Returns 0 or VLM_ERR_NOMEM.
+int vlm_attention_few_queries(const vlm_attn_kernels *ak, int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
+                              int64_t D, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                              int64_t ldv, float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                              const int64_t *key_end, const uint8_t *key_mask);
+
 // MARK: Inner-product kernels (one set per SIMD ISA; dot.c dispatches)
 typedef struct {
     float (*dot)(const float *a, const float *b, int64_t n);

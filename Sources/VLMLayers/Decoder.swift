@@ -152,22 +152,12 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         cache.append(fused, rows: t, ld: ld, keyOffset: qWidth, valueOffset: qWidth + kvWidth)
         let total = cache.length
         let ranges = mask.windowed(slidingWindow).keyRanges(queryStart: start, queryCount: t, keyCount: total)
-        let output = Tensor(uninitialized: [t, qWidth])
-        let group = heads / kvHeads
-        // Each query head reads its group's key/value head (repeat_kv); one single-head call per query head keeps
-        // the kernel's in-place head layout.
-        for h in 0 ..< heads {
-            let kv = h / group
-            let head = Ops.attention(
-                q: fused, qOffset: h * headDim, ldq: ld, k: cache.keys, kOffset: kv * headDim, ldk: kvWidth,
-                v: cache.values, vOffset: kv * headDim, ldv: kvWidth, batch: 1, heads: 1, queryLength: t, keyLength: total,
-                headDim: headDim, scale: 1 / Float(headDim).squareRoot(), keyBegin: ranges.begin, keyEnd: ranges.end,
-                keyMask: mask.keyPadding)
-            for r in 0 ..< t {
-                (output.pointer + r * qWidth + h * headDim).update(from: head.pointer + r * headDim, count: headDim)
-            }
-        }
-        return out(output)
+        // Query head h reads key/value head h / (heads / kvHeads) (repeat_kv) in place: one call for all heads.
+        let output = Ops.attention(
+            q: fused, ldq: ld, k: cache.keys, ldk: kvWidth, v: cache.values, ldv: kvWidth, batch: 1, heads: heads,
+            kvHeads: kvHeads, queryLength: t, keyLength: total, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
+            keyBegin: ranges.begin, keyEnd: ranges.end, keyMask: mask.keyPadding)
+        return out(output.reshaped([t, qWidth]))
     }
 }
 

@@ -121,21 +121,23 @@ public enum Ops {
         return out
     }
 
-    /// Attention with an explicit key range per query (see vlm_attention_ranged): query t attends keys s with
-    /// keyBegin[t] <= s < keyEnd[t] (and keyMask). q: [B, Tq, ldq-wide rows], k/v: [B, Tk, ...];
-    /// keyBegin/keyEnd: [Tq], shared by the batch; keyMask: [B * Tk]. Returns [B, Tq, H*D]. `naive` runs the
-    /// portable reference kernel (tests).
+    /// Attention with an explicit key range per query (see vlm_attention_ranged / vlm_attention_gqa): query t
+    /// attends keys s with keyBegin[t] <= s < keyEnd[t] (and keyMask). q: [B, Tq, ldq-wide rows], k/v: [B, Tk, ...]
+    /// holding `kvHeads` heads (default `heads`; grouped-query attention: query head h reads key/value head
+    /// h / (heads / kvHeads)); keyBegin/keyEnd: [Tq], shared by the batch; keyMask: [B * Tk]. Returns
+    /// [B, Tq, H*D]. `naive` runs the portable reference kernel (tests).
     public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
                                  v: Tensor, vOffset: Int = 0, ldv: Int,
-                                 batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int,
-                                 scale: Float, keyBegin: [Int64], keyEnd: [Int64], keyMask: [UInt8]? = nil,
-                                 naive: Bool = false) -> Tensor {
-        let width = heads * headDim
-        func need(_ rows: Int, _ ld: Int, _ off: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + width }
-        precondition(ldq >= width && ldk >= width && ldv >= width, "attention: ld smaller than heads*headDim")
-        precondition(q.count >= need(batch * queryLength, ldq, qOffset), "attention: q \(q.shape) too small")
-        precondition(k.count >= need(batch * keyLength, ldk, kOffset), "attention: k \(k.shape) too small")
-        precondition(v.count >= need(batch * keyLength, ldv, vOffset), "attention: v \(v.shape) too small")
+                                 batch: Int, heads: Int, kvHeads: Int? = nil, queryLength: Int, keyLength: Int,
+                                 headDim: Int, scale: Float, keyBegin: [Int64], keyEnd: [Int64],
+                                 keyMask: [UInt8]? = nil, naive: Bool = false) -> Tensor {
+        let width = heads * headDim, kvh = kvHeads ?? heads, kvWidth = kvh * headDim
+        precondition(kvh > 0 && heads % kvh == 0, "attention: \(heads) heads are not a multiple of \(kvh) key/value heads")
+        func need(_ rows: Int, _ ld: Int, _ off: Int, _ w: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + w }
+        precondition(ldq >= width && ldk >= kvWidth && ldv >= kvWidth, "attention: ld smaller than heads*headDim")
+        precondition(q.count >= need(batch * queryLength, ldq, qOffset, width), "attention: q \(q.shape) too small")
+        precondition(k.count >= need(batch * keyLength, ldk, kOffset, kvWidth), "attention: k \(k.shape) too small")
+        precondition(v.count >= need(batch * keyLength, ldv, vOffset, kvWidth), "attention: v \(v.shape) too small")
         precondition(keyBegin.count == queryLength && keyEnd.count == queryLength, "attention: key ranges for \(keyBegin.count) queries, not \(queryLength)")
         if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
         let out = Tensor(uninitialized: [batch, queryLength, width])
@@ -143,16 +145,16 @@ public enum Ops {
             keyBegin.withUnsafeBufferPointer { begin in
                 keyEnd.withUnsafeBufferPointer { end in
                     let run = { (mask: UnsafePointer<UInt8>?) -> Int32 in
-                        let args = (Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim))
+                        let args = (Int64(batch), Int64(heads), Int64(kvh), Int64(queryLength), Int64(keyLength), Int64(headDim))
                         if naive {
-                            vlm_attention_ranged_naive(args.0, args.1, args.2, args.3, args.4,
-                                                       q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                                                       out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
-                            return 0
-                        }
-                        return vlm_attention_ranged(args.0, args.1, args.2, args.3, args.4,
+                            vlm_attention_gqa_naive(args.0, args.1, args.2, args.3, args.4, args.5,
                                                     q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
                                                     out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                            return 0
+                        }
+                        return vlm_attention_gqa(args.0, args.1, args.2, args.3, args.4, args.5,
+                                                 q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                                                 out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
                     }
                     if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
                 }

@@ -326,6 +326,20 @@ void vlm_attention_ranged_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, in
                                 float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                                 const uint8_t *key_mask);
 
+/// Grouped-query (and multi-query) attention: as vlm_attention_ranged with KVH key/value heads shared by groups of
+/// H / KVH consecutive query heads (repeat_kv): query head h reads key/value head h / (H / KVH), at column
+/// (h / (H / KVH)) * D of the k and v rows. key_begin/key_end may be NULL (every key). Decode steps and short
+/// continuations (H / KVH * Tq <= 16 rows per key/value head) read each key and value row once for the whole group.
+/// Returns 0, -1 when H is not a multiple of KVH, or VLM_ERR_NOMEM (out incomplete).
+int vlm_attention_gqa(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                      const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                      float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                      const uint8_t *key_mask);
+void vlm_attention_gqa_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                             const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                             float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
+                             const uint8_t *key_mask);
+
 // MARK: Inner products for vector search
 
 /// a . b over n floats (any alignment). Float accumulation in several SIMD lanes: agrees with the naive
