@@ -173,6 +173,11 @@ public struct LlamaConfig: Decodable, Sendable {
             c.vocabSize = 49152; c.hiddenSize = 960; c.intermediateSize = 2560; c.numHiddenLayers = 32
             c.numAttentionHeads = 15; c.numKeyValueHeads = 5; c.maxPositionEmbeddings = 8192; c.rmsNormEps = 1e-5
             c.tieWordEmbeddings = true; c.ropeTheta = 100000
+        case "smollm2-1.7b", "1.7b":
+            // HuggingFaceTB/SmolLM2-1.7B: 24 layers, width 2048, 32 heads with as many KV heads, tied embeddings.
+            c.vocabSize = 49152; c.hiddenSize = 2048; c.intermediateSize = 8192; c.numHiddenLayers = 24
+            c.numAttentionHeads = 32; c.numKeyValueHeads = 32; c.maxPositionEmbeddings = 8192; c.rmsNormEps = 1e-5
+            c.tieWordEmbeddings = true; c.ropeTheta = 130000
         case "smollm2-135m", "135m":
             c.vocabSize = 49152; c.hiddenSize = 576; c.intermediateSize = 1536; c.numHiddenLayers = 30
             c.numAttentionHeads = 9; c.numKeyValueHeads = 3; c.maxPositionEmbeddings = 8192; c.rmsNormEps = 1e-5
@@ -182,7 +187,7 @@ public struct LlamaConfig: Decodable, Sendable {
         return c
     }
 
-    public static let presetNames = ["smollm2-135m", "smollm2-360m"]
+    public static let presetNames = ["smollm2-135m", "smollm2-360m", "smollm2-1.7b"]
 
     func validate(path: String) throws {
         func fail(_ reason: String) -> ModelError { .invalidConfig(path: path, reason: reason) }

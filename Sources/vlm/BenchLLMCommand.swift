@@ -39,6 +39,11 @@ struct BenchLLM: ParsableCommand {
         let memory_bandwidth_gb_s: Double
         let decode_roofline_tokens_per_s: Double
         let decode_roofline_fraction: Double
+        /// Mean bytes of the fp32 KV cache each decode step reads (every layer's keys and values so far).
+        let decode_kv_bytes_per_token: Int
+        /// Roofline of what a decode step must read: the packed weights plus the KV cache.
+        let decode_roofline_with_kv_tokens_per_s: Double
+        let decode_roofline_with_kv_fraction: Double
         let storage: String
         let cpu: String
         let cpu_features: [String]
@@ -112,6 +117,10 @@ struct BenchLLM: ParsableCommand {
             // The packed format (as-stored checkpoints: 16-bit when the weights average ~2 bytes).
             let packed = weightStorage == .asStored ? (bytesPerWeight < 3 ? .bfloat16 : .float32) : weightStorage.packedStorage(for: .f32)
             let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
+            // Step i (0-based) attends prompt + i + 1 positions: the mean context of the decode is prompt + (tokens + 1) / 2.
+            let c = lm.config, kvWidth = c.kvHeads * c.resolvedHeadDim
+            let kvBytes = Int(Double(2 * c.numHiddenLayers * kvWidth * MemoryLayout<Float>.size) * (Double(ids.count) + Double(tokens + 1) / 2))
+            let rooflineWithKV = bandwidth / Double(weightBytes + kvBytes)
             // Reduced-precision compute for prefill (calls of 16+ rows): int8 in the chosen layers, bf16 when forced.
             let int8Prefill = packed == .int8 && Int8ComputeLayers.standard != .none
             let bf16Prefill = weightStorage == .bfloat16 && BF16Compute.standard
@@ -126,7 +135,9 @@ struct BenchLLM: ParsableCommand {
                                 prefill_tokens_per_s: Double(ids.count) / (Double(t1 - tImage) / 1e9),
                                 decode_tokens_per_s: decodeRate,
                                 memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: roofline,
-                                decode_roofline_fraction: decodeRate / roofline, storage: packed.rawValue,
+                                decode_roofline_fraction: decodeRate / roofline, decode_kv_bytes_per_token: kvBytes,
+                                decode_roofline_with_kv_tokens_per_s: rooflineWithKV,
+                                decode_roofline_with_kv_fraction: decodeRate / rooflineWithKV, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
                                 decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: prefillKernel)
             switch format {
@@ -138,6 +149,9 @@ struct BenchLLM: ParsableCommand {
                 print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth (%.0f%%)",
                              result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s,
                              100 * result.decode_roofline_fraction))
+                print(String(format: "         with the KV cache read each step (%.1f MiB on average): roofline %.1f tokens/s (%.0f%%)",
+                             Double(kvBytes) / 1048576, result.decode_roofline_with_kv_tokens_per_s,
+                             100 * result.decode_roofline_with_kv_fraction))
             }
         }
     }
