@@ -134,6 +134,8 @@ func benchLowPrecisionShapes() {
     let shapes: [(Int, Int, Int, String)] = [
         (400, 768, 2304, "B/32 B8 qkv"), (400, 768, 3072, "B/32 B8 fc1"), (400, 3072, 768, "B/32 B8 fc2"),
         (128, 960, 5120, "360M prefill gate|up"), (128, 2560, 960, "360M prefill down"),
+        (128, 2048, 6144, "1.7B prefill qkv"), (128, 2048, 16384, "1.7B prefill gate|up"),
+        (128, 8192, 2048, "1.7B prefill down"), (2056, 4096, 1024, "L/14 B8 fc2"),
     ]
     for (m, k, n, label) in shapes {
         let x = randomBuffer(m * k, seed: 1), w = randomBuffer(n * k, seed: 2)

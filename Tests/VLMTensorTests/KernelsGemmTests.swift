@@ -11,6 +11,7 @@ import Testing
     static let linearShapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (3, 17, 31), (1, 65, 33), (17, 33, 65), (31, 65, 129), (50, 129, 33), (65, 31, 257),
         (14, 32, 769), (33, 96, 50), (2, 768 + 1, 5), (460, 33, 20), (15, 70, 300), (3, 100, 700),
+        (29, 40, 1024),  // rows 4 KiB apart (when ldx == K): copied to a longer stride so they do not alias in L1
     ]
 
     @Test func linearMatchesNaive() {
@@ -41,6 +42,25 @@ import Testing
                 #expect(ratio <= 1, "\(path) t=\(threads) M=\(s.m) N=\(s.n) K=\(s.k) act=\(act.rawValue) at \(at): \(fast[max(at, 0)]) vs \(ref[max(at, 0)])")
                 // Padding columns (ld > width) are untouched.
                 for r in 0..<s.m { for c in s.n..<ldy { #expect(fast[r * ldy + c] == sentinel) } }
+            }
+        }
+    }
+
+    /// Activation rows a multiple of 2 KiB apart are copied to rows one cache line longer before the micro-kernel
+    /// reads them (L1 set aliasing); the copy changes no value, so the result equals the in-place read of the same
+    /// rows at a non-aliasing stride, bit for bit.
+    @Test func aliasedRowStrideGivesTheInPlaceResult() {
+        KernelPaths.forEach { path, threads in
+            for (m, n, k) in [(29, 70, 512), (40, 33, 2048), (15, 64, 1536)] {
+                let x = randomFloats(m * k, seed: 7), w = randomFloats(n * k, seed: 8)
+                var xWide = [Float](repeating: 0, count: m * (k + 3))
+                for r in 0 ..< m { for c in 0 ..< k { xWide[r * (k + 3) + c] = x[r * k + c] } }
+                guard let packed = vlm_pack_weight(w, Int64(n), Int64(k), VLM_WEIGHT_F32) else { Issue.record("pack failed"); return }
+                defer { vlm_packed_weight_free(packed) }
+                var aliased = [Float](repeating: 0, count: m * n), inPlace = aliased
+                vlm_linear(x, Int64(m), Int64(k), packed, nil, VLM_ACT_NONE, &aliased, Int64(n))
+                vlm_linear(xWide, Int64(m), Int64(k + 3), packed, nil, VLM_ACT_NONE, &inPlace, Int64(n))
+                #expect(aliased == inPlace, "\(path) t=\(threads) M=\(m) N=\(n) K=\(k)")
             }
         }
     }
