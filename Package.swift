@@ -70,7 +70,7 @@ let package = Package(
         // builds it with libFuzzer and the address sanitizer.
         .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers", "VLMServer"], path: "Fuzz",
                           exclude: ["corpus", "lsan.supp"]),
-        .target(name: "VLMTestSupport", dependencies: ["VLMTensor"], path: "Sources/VLMTestSupport"),
+        .target(name: "VLMTestSupport", dependencies: ["VLMTensor", "CVLM"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),

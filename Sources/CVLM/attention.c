@@ -144,3 +144,16 @@ int vlm_attention_gqa(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
                       const uint8_t *key_mask) {
     return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
 }
+
+int vlm_attention_bf16(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                       const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                       const int64_t *key_end, const uint8_t *key_mask) {
+    if (KVH <= 0 || H % KVH != 0) return -1;
+    int few = (H / KVH) * Tq <= VLM_ATTN_FEW_ROWS;
+    if (few || B <= 0 || H <= 0 || Tq <= 0 || Tk <= 0 || D <= 0 || !vlm_attention_bf16_available())
+        return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, key_begin,
+                             key_end);
+    return vlm_attention_bf16_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
+                                  key_end, key_mask);
+}

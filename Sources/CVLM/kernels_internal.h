@@ -196,6 +196,11 @@ void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, 
                                  int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
                                  int64_t ldo, float scale, int causal, const int64_t *key_begin,
                                  const int64_t *key_end, const uint8_t *key_mask);
+/// The AVX512_BF16 attention (attention_bf16.c); callers check vlm_attention_bf16_available() first.
+int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                           int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
+                           const uint8_t *key_mask);
 /// Query rows per key/value head up to which attention takes the few-query path.
 #define VLM_ATTN_FEW_ROWS 16
 /// Few-query attention (attention_decode.c): query head h reads key/value head h / (H / KVH). Keys are split into

@@ -64,7 +64,7 @@ extension WeightScope {
         for layer in layers {
             do {
                 if layer.weight.storage == .int8, loader.int8Compute.covers(role) { try layer.weight.setInt8Compute(true) }
-                if layer.weight.storage == .bfloat16, storage == .bfloat16, loader.bf16Compute { try layer.weight.setBF16Compute(true) }
+                if layer.weight.storage == .bfloat16, computesInBF16 { try layer.weight.setBF16Compute(true) }
             } catch let e as TensorError { throw WeightError.storage(e) }
         }
     }

@@ -201,6 +201,13 @@ public struct WeightScope {
     public var storage: WeightStorage { storageOverride ?? loader.storage }
     /// This scope with linear weights and embeddings kept in `storage` (e.g. a vision tower kept float32).
     public func storing(_ storage: WeightStorage) -> WeightScope { WeightScope(loader: loader, prefix: prefix, storage: storage) }
+    /// Whether layers loaded here compute in bf16: weights forced to bf16 with bf16 compute on (see WeightLoader).
+    public var computesInBF16: Bool { storage == .bfloat16 && loader.bf16Compute }
+    /// This scope as the vision tower of a generative model: float32 (it runs once per image, as transformers'
+    /// float32 reference does, whatever the checkpoint's dtype), except when bf16 was asked for (`--precision
+    /// bf16`): then the tower is stored and computes in bf16 too, where the image encode is most of the time to the
+    /// first token. int8/int4 precisions quantize the decoder only.
+    public func storingVisionTower() -> WeightScope { storing(loader.storage == .bfloat16 ? .bfloat16 : .float32) }
 
     public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
     public func scope(_ name: String) -> WeightScope { WeightScope(loader: loader, prefix: key(name), storage: storageOverride) }

@@ -100,7 +100,8 @@ public final class Idefics3Model: @unchecked Sendable {
     public let language: LlamaModel      // model.text_model.* + lm_head.weight
 
     /// `storage: .asStored` keeps the decoder's and projection's bf16/fp16 weights in 16 bits; the vision tower
-    /// is widened to float32 (it runs once per image, as transformers' float32 reference does).
+    /// is widened to float32 (it runs once per image, as transformers' float32 reference does), except under
+    /// `.bfloat16` (WeightScope.storingVisionTower).
     public static func load(directory: URL, storage: WeightStorage = .asStored) throws -> Idefics3Model {
         let (config, _) = try Checkpoint.config(Idefics3Config.self, in: directory, types: Idefics3Config.modelTypes) {
             try $0.validate(path: $1)
@@ -127,7 +128,7 @@ public final class Idefics3Model: @unchecked Sendable {
         self.config = config
         let layout = Self.keyLayout
         vision = try SigLIPVisionTransformer(loader.scope(oneOf: layout.vision, probe: "embeddings.patch_embedding.weight")
-            .storing(.float32), config: config.visionConfig, input: .convolution)
+            .storingVisionTower(), config: config.visionConfig, input: .convolution)
         let s = config.scaleFactor, text = config.textConfig.hiddenSize
         projection = try Linear(loader.scope(oneOf: layout.connector, probe: "modality_projection.proj.weight")
             .scope("modality_projection.proj"), in: config.visionConfig.hiddenSize * s * s, out: text, bias: false)

@@ -152,7 +152,7 @@ public final class LlavaModel: @unchecked Sendable {
         self.config = config
         let layout = Self.keyLayout
         vision = try CLIPVisionTransformer(loader.scope(oneOf: layout.vision, probe: "embeddings.patch_embedding.weight")
-            .storing(.float32), config: config.visionConfig)
+            .storingVisionTower(), config: config.visionConfig)
         let projector = try loader.scope(oneOf: layout.projector, probe: "linear_1.weight")
         let text = config.textConfig.hiddenSize
         let visionWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count

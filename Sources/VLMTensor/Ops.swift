@@ -97,10 +97,11 @@ public enum Ops {
 
     /// Multi-head attention reading heads in place (see vlm_attention). q: [B, Tq, ldq-wide rows] starting
     /// at element qOffset, k/v: [B, Tk, ...]; keyMask: [B * Tk], 0 = padded key. Returns [B, Tq, H*D].
+    /// `bf16`: bf16 operands summed in fp32 where the CPU has AVX512_BF16 (vlm_attention_bf16), else fp32.
     public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
                                  v: Tensor, vOffset: Int = 0, ldv: Int,
                                  batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int,
-                                 scale: Float, causal: Bool, keyMask: [UInt8]? = nil) -> Tensor {
+                                 scale: Float, causal: Bool, keyMask: [UInt8]? = nil, bf16: Bool = false) -> Tensor {
         let width = heads * headDim
         func need(_ rows: Int, _ ld: Int, _ off: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + width }
         precondition(ldq >= width && ldk >= width && ldv >= width, "attention: ld smaller than heads*headDim")
@@ -110,10 +111,16 @@ public enum Ops {
         if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
         let out = Tensor(uninitialized: [batch, queryLength, width])
         let status = withExtendedLifetime((q, k, v)) {
-            let run = { (mask: UnsafePointer<UInt8>?) in
-                vlm_attention(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
-                              q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                              out.pointer, Int64(width), scale, causal ? 1 : 0, mask)
+            let run = { (mask: UnsafePointer<UInt8>?) -> Int32 in
+                if bf16 {
+                    return vlm_attention_bf16(Int64(batch), Int64(heads), Int64(heads), Int64(queryLength), Int64(keyLength),
+                                              Int64(headDim), q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk),
+                                              v.pointer + vOffset, Int64(ldv), out.pointer, Int64(width), scale, causal ? 1 : 0,
+                                              nil, nil, mask)
+                }
+                return vlm_attention(Int64(batch), Int64(heads), Int64(queryLength), Int64(keyLength), Int64(headDim),
+                                     q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                                     out.pointer, Int64(width), scale, causal ? 1 : 0, mask)
             }
             if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
         }

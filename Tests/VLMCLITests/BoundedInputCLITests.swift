@@ -21,8 +21,8 @@ import VLMTestSupport
     func runMeasured(_ args: [String], in dir: URL) throws -> (status: Int32, stdout: String, stderr: String, seconds: Double, peak: Int) {
         let vlm = try #require(Executables.vlm, "vlm executable not built")
         let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: outURL.path, contents: nil), "cannot create \(outURL.path)")
+        try #require(FileManager.default.createFile(atPath: errURL.path, contents: nil), "cannot create \(errURL.path)")
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         defer { try? out.close(); try? err.close() }
         let process = Process()

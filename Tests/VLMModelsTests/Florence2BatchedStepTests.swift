@@ -13,6 +13,11 @@ import VLMTestSupport
     static func model() throws -> Florence2Model { try Florence2Model.load(directory: Fixtures.url("florence2/tiny")) }
 
     @Test func batchedStepEqualsOneStateSteps() throws {
+        // Bit-for-bit comparisons of two runs: no other test may force a kernel path meanwhile.
+        try KernelPaths.exclusiveThrowing { try batchedStepEqualsOneStateStepsBody() }
+    }
+
+    func batchedStepEqualsOneStateStepsBody() throws {
         let model = try Self.model()
         let prompt = PreparedInput(ids: [0, 100, 101, 102, 103, 2])
         let root = model.makeState(capacity: 16)

@@ -1,6 +1,7 @@
 import Foundation
 @testable import SwiftVLM
 import Testing
+import VLMTestSupport
 import VLMTraining
 
 /// `vlm train vlm`'s library path end to end on the micro preset: train, resume, load through the registry, answer.
@@ -8,6 +9,11 @@ import VLMTraining
 struct SceneVLMTrainingTests {
     @Test("train 3 steps, resume to 5, the checkpoint loads through the registry and answers")
     func trainResumeAsk() throws {
+        // Bit-for-bit comparisons of two runs: no other test may force a kernel path meanwhile.
+        try KernelPaths.exclusiveThrowing { try trainResumeAskBody() }
+    }
+
+    func trainResumeAskBody() throws {
         let root = Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         var args = Self.micro(scenes: 20, steps: 3, batch: 4)

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftVLM
 import Testing
+import VLMTestSupport
 import VLMTraining
 
 /// `vlm train vlm --from`'s library path end to end on a micro scene VLM: JSONL conversations through the base's own
@@ -87,6 +88,11 @@ struct VLMFineTuningTests {
 
     @Test("LoRA: loss falls on a fixed seed; resume continues bit-exactly; the adapter loads with --adapter and merges")
     func loraRun() throws {
+        // Bit-for-bit comparisons of two runs: no other test may force a kernel path meanwhile.
+        try KernelPaths.exclusiveThrowing { try loraRunBody() }
+    }
+
+    func loraRunBody() throws {
         let root = temporary()
         defer { try? FileManager.default.removeItem(at: root) }
         let (base, data) = try setUp(root, pretrain: 40)

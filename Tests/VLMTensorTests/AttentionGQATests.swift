@@ -1,6 +1,7 @@
 import CVLM
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// vlm_attention_gqa (grouped key/value heads; decode steps and short continuations take the few-query path,
 /// which splits long contexts into key chunks merged by their maxima) against the double-precision naive twin,

@@ -1,6 +1,7 @@
 import CVLM
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// vlm_attention_ranged (explicit key range per query: sliding window, prefix-LM, bidirectional) against its
 /// naive twin, and against vlm_attention's causal flag when the ranges spell the causal mask.

@@ -1,6 +1,7 @@
 import CVLM
 import Testing
 import VLMTensor
+import VLMTestSupport
 
 /// Largest elementwise difference (0 means bitwise equal for finite values).
 func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {

@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// bf16 compute (vlm_linear_bf16: activations rounded to bf16 x BF16 weights, exact products summed in fp32)
 /// against its naive twin and against the fp32 product on the same weights, on odd shapes: M not a multiple of the

@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// Convolution kernels (NHWC) against their naive twins on odd shapes, and the layout helpers against a
 /// direct NCHW definition.

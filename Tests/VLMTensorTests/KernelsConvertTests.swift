@@ -1,6 +1,7 @@
 import CVLM
 import Foundation
 import Testing
+import VLMTestSupport
 
 /// Half / bfloat16 conversions: hand-checked edge values on the naive path, then every SIMD path
 /// bit-exact against naive (NaNs compared as NaN, since F16C may quiet a signalling NaN).

@@ -1,6 +1,7 @@
 import CVLM
 import Foundation
 import Testing
+import VLMTestSupport
 
 /// The vector-search inner products (vlm_dot, vlm_dot_gather) on every SIMD path this CPU has, against the
 /// naive twins (double accumulation), on odd dimensions that exercise every loop and masked tail.

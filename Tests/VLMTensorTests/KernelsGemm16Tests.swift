@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// 16-bit (BF16 / F16) packed weights: every SIMD path at 1 and 2 threads, on odd shapes.
 ///

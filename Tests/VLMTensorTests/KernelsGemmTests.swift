@@ -1,6 +1,7 @@
 import CVLM
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// Fast GEMM / linear paths against their naive twins on odd shapes, for every SIMD path and 1/2 threads.
 ///

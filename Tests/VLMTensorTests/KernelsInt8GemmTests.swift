@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// int8 compute (vlm_linear_i8: per-token int8 activations x I8 weights, int32 sums per group) against its naive
 /// twin and against the fp32 product with the dequantized weights, on odd shapes: M not a multiple of the 6- or

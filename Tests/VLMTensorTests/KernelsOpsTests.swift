@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// Fast row-wise / elementwise / attention kernels against their naive (double-accumulating) twins.
 @Suite struct KernelsOpsTests {

@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// Group-quantized weights (I8 symmetric, I4 with zero points) against their references, on odd shapes:
 /// k not a multiple of the group, n not a multiple of the 32-row panel, M = 1, 3, 4 (fused group GEMV) and

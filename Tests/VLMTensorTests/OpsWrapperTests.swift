@@ -1,6 +1,7 @@
 import CVLM
 import Testing
 @testable import VLMTensor
+import VLMTestSupport
 
 /// The Swift API the models code against: shapes, errors, and agreement with the C reference.
 @Suite struct OpsWrapperTests {

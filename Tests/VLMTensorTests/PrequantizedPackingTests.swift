@@ -2,6 +2,7 @@ import CVLM
 import Foundation
 import Testing
 import VLMTensor
+import VLMTestSupport
 
 /// Codes quantized elsewhere (GPTQ/AWQ/compressed-tensors) packed without re-rounding, on odd shapes (n not a
 /// multiple of 32, k not a multiple of the group, two parts fused, zero points up to 16 as GPTQ v1 yields).

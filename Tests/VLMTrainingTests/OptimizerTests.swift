@@ -64,6 +64,11 @@ struct OptimizerTests {
 
     @Test("trainer runs epochs, checkpoints, and resumes to the same weights as an uninterrupted run")
     func trainerResume() throws {
+        // Bit-for-bit comparison of a resumed run: no other test may force a kernel path meanwhile.
+        try KernelPaths.exclusiveThrowing { try trainerResumeBody() }
+    }
+
+    func trainerResumeBody() throws {
         let batches = (0 ..< 3).map { i -> TrainingBatch in
             let (p, ids) = microBatch(4, seed: UInt64(200 + i))
             return TrainingBatch(pixels: p, ids: ids)

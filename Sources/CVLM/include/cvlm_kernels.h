@@ -340,6 +340,22 @@ void vlm_attention_gqa_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int6
                              float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                              const uint8_t *key_mask);
 
+/// bf16 attention: as vlm_attention_gqa (ranges when given, else `causal`), with the two products on bf16 operands
+/// summed in fp32: S = scale * bf16(Q) bf16(K)^T, P = softmax(S) rounded to bf16, O = P bf16(V) -- on CPUs with
+/// AVX512_BF16 (vlm_attention_bf16_available). Elsewhere, and for calls with few query rows per key/value head
+/// (decode steps), it is the fp32 attention. Returns 0, -1 when H is not a multiple of KVH, or VLM_ERR_NOMEM.
+int vlm_attention_bf16(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                       const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                       const int64_t *key_end, const uint8_t *key_mask);
+/// Its definition, in double precision on the rounded operands (P rounded to bf16 after the softmax).
+void vlm_attention_bf16_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                              int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                              int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
+                              const uint8_t *key_mask);
+/// 1 when vlm_attention_bf16 computes in bf16 on the active path (AVX-512 with AVX512_BF16), else 0.
+int vlm_attention_bf16_available(void);
+
 // MARK: Inner products for vector search
 
 /// a . b over n floats (any alignment). Float accumulation in several SIMD lanes: agrees with the naive
