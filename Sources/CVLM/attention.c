@@ -95,7 +95,7 @@ static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t 
     if (KVH <= 0 || H % KVH != 0) return -1;
     if (!gk || !ok || !ak || Tk <= 0 || D <= 0) {
         vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
-                                    key_end, key_mask);
+                                    key_end, key_mask, 0);
         return 0;
     }
     if (B <= 0 || H <= 0 || Tq <= 0) return 0;

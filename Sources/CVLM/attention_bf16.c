@@ -14,61 +14,14 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static float bf16_round(float x) {
-    uint32_t u = (uint32_t)vlm_f32_to_bf16_scalar(x) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-// MARK: Reference
-
-// One query row: double-precision scores of the rounded operands, softmax, P rounded to bf16 as the fast path
-// rounds its fp32 softmax, then O summed in double. Keys outside [begin, end) or masked get p = 0; none: zeros.
-static void naive_bf16_row(int64_t Tk, int64_t D, const float *q, const float *k, int64_t ldk, const float *v,
-                           int64_t ldv, float *o, float scale, int64_t begin, int64_t end, const uint8_t *mask,
-                           double *p) {
-    double mx = -INFINITY;
-    for (int64_t s = 0; s < Tk; s++) {
-        if (s < begin || s >= end || (mask && !mask[s])) { p[s] = -INFINITY; continue; }
-        double dot = 0;
-        for (int64_t d = 0; d < D; d++) dot += (double)bf16_round(q[d]) * (double)bf16_round(k[s * ldk + d]);
-        p[s] = (double)scale * dot;
-        if (p[s] > mx) mx = p[s];
-    }
-    if (mx == -INFINITY) {
-        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
-        return;
-    }
-    double sum = 0;
-    for (int64_t s = 0; s < Tk; s++) { p[s] = p[s] == -INFINITY ? 0.0 : exp(p[s] - mx); sum += p[s]; }
-    for (int64_t s = 0; s < Tk; s++) p[s] = bf16_round((float)(p[s] / sum));
-    for (int64_t d = 0; d < D; d++) {
-        double acc = 0;
-        for (int64_t s = 0; s < Tk; s++)
-            if (p[s] != 0.0) acc += p[s] * (double)bf16_round(v[s * ldv + d]);
-        o[d] = (float)acc;
-    }
-}
+// MARK: Reference (attention_naive.c computes the definition)
 
 void vlm_attention_bf16_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
                               int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
                               int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                               const uint8_t *key_mask) {
-    if (KVH <= 0 || H % KVH != 0 || Tk <= 0) return;
-    double *p = vlm_aligned_alloc((size_t)Tk * sizeof(double));
-    if (!p) return;
-    int64_t group = H / KVH;
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t t = 0; t < Tq; t++) {
-                int64_t lo, hi;
-                vlm_attn_key_range(t, Tq, Tk, causal, key_begin, key_end, &lo, &hi);
-                naive_bf16_row(Tk, D, q + (b * Tq + t) * ldq + h * D, k + b * Tk * ldk + (h / group) * D, ldk,
-                               v + b * Tk * ldv + (h / group) * D, ldv, out + (b * Tq + t) * ldo + h * D, scale, lo, hi,
-                               key_mask ? key_mask + b * Tk : NULL, p);
-            }
-    vlm_aligned_free(p);
+    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
+                                key_end, key_mask, 1);
 }
 
 // MARK: AVX512_BF16 path
@@ -176,11 +129,15 @@ static void bf16_attn_task(void *ctx, int64_t task, int thread) {
         }
         for (int64_t r = 0; r < rows; r++) {
             float *sr = s + r * Tk;
-            int64_t lo, hi;
-            vlm_attn_key_range(t0 + r, j->Tq, Tk, j->causal, j->key_begin, j->key_end, &lo, &hi);
-            for (int64_t c = 0; c < Tk; c++) {
-                int visible = c >= lo && c < hi && (!mask || mask[c]);
-                sr[c] = visible ? sr[c] * j->scale : -INFINITY;
+            if (!mask && !j->key_begin && !j->causal) {  // every key visible (encoders): a loop that vectorises
+                for (int64_t c = 0; c < Tk; c++) sr[c] *= j->scale;
+            } else {
+                int64_t lo, hi;
+                vlm_attn_key_range(t0 + r, j->Tq, Tk, j->causal, j->key_begin, j->key_end, &lo, &hi);
+                for (int64_t c = 0; c < Tk; c++) {
+                    int visible = c >= lo && c < hi && (!mask || mask[c]);
+                    sr[c] = visible ? sr[c] * j->scale : -INFINITY;
+                }
             }
             ok->softmax_row(sr, Tk);  // a row with no visible key becomes zeros
         }

@@ -28,14 +28,6 @@ const char *vlm_bf16_gemm_kernel(void) {
 
 // MARK: Reference
 
-static float bf16_round(float x) {
-    uint16_t h = vlm_f32_to_bf16_scalar(x);
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 int vlm_linear_bf16_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                           vlm_activation act, float *Y, int64_t ldy) {
     if (!W || W->dtype != VLM_WEIGHT_BF16) return -1;
@@ -45,7 +37,7 @@ int vlm_linear_bf16_naive(const float *X, int64_t M, int64_t ldx, const vlm_pack
     if (!xb) return VLM_ERR_NOMEM;
     xb[K] = 0.0f;
     for (int64_t m = 0; m < M; m++) {
-        for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(X[m * ldx + k]);
+        for (int64_t k = 0; k < K; k++) xb[k] = vlm_bf16_round(X[m * ldx + k]);
         for (int64_t n = 0; n < W->N; n++) {
             int64_t p = n / VLM_NR;
             int j = (int)(n % VLM_NR);

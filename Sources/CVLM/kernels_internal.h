@@ -69,6 +69,11 @@ float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j);
 float vlm_f16_to_f32_scalar(uint16_t h);
 uint16_t vlm_f32_to_f16_scalar(float f);
 uint16_t vlm_f32_to_bf16_scalar(float f);
+/// x rounded to the nearest bf16 (ties to even), as a float: the references' rounding of bf16 operands.
+static inline float vlm_bf16_round(float x) {
+    union { uint32_t u; float f; } r = { .u = (uint32_t)vlm_f32_to_bf16_scalar(x) << 16 };
+    return r.f;
+}
 
 // MARK: Thread pool
 /// A task body: `task` in [0, ntasks), `thread` in [0, vlm_get_num_threads()) identifies per-thread scratch.
@@ -192,10 +197,11 @@ extern const vlm_attn_kernels vlm_attn_kernels_avx512;
 extern const vlm_attn_kernels vlm_attn_kernels_avx2;
 /// The double-precision reference behind every attention entry point (attention_naive.c): query head h reads
 /// key/value head h / (H / KVH); explicit ranges when given, else causal / every key.
+/// bf16 != 0: the definition of vlm_attention_bf16 (q, k, v rounded to bf16, P rounded after the softmax).
 void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
                                  int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
                                  int64_t ldo, float scale, int causal, const int64_t *key_begin,
-                                 const int64_t *key_end, const uint8_t *key_mask);
+                                 const int64_t *key_end, const uint8_t *key_mask, int bf16);
 /// The AVX512_BF16 attention (attention_bf16.c); callers check vlm_attention_bf16_available() first.
 int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
                            int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
