@@ -211,6 +211,8 @@ public struct SceneVLMBatches: Sendable {
     let eos: Int
     /// Whether the tokenizer has PaliGemma's location tokens (then "where is the ...?" turns are drawn too).
     public let locate: Bool
+    /// Id of `<loc0000>` (the 1024 location tokens follow it in order), when the tokenizer has them.
+    public let locationFirstID: Int?
     /// Turns per sequence: one image, then up to this many question-answer turns about it (as LLaVA trains on
     /// multi-turn conversations), as many as fit the context. The image and prompt are paid for once and every
     /// answer is scored, so a step sees several times the supervision for a fraction more compute.
@@ -232,7 +234,8 @@ public struct SceneVLMBatches: Sendable {
                                              modelName: directory.lastPathComponent)
         eos = config.textConfig.eosTokenIDs.first ?? 2
         // Checkpoints made before location tokens existed train without the "where" turns.
-        locate = processor.tokenizer.tokenID(for: LocationTokens.token(0)) != nil
+        locationFirstID = processor.tokenizer.tokenID(for: LocationTokens.token(0))
+        locate = locationFirstID != nil
     }
 
     /// The turn of (step, slot) and its scene.

@@ -42,6 +42,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// How the 1024 location tokens' embedding rows start: "random" (nil, as runs before it) or "fourier"
     /// (`SceneVLM.fourierLocationEmbeddings`: neighbouring bins start out similar).
     public var locationInit: String?
+    /// Standard deviation, in bins, of the Gaussian targets that location-token labels score against
+    /// (`OrdinalTargetSmoothing`; nil or 0: one-hot, as runs before it trained).
+    public var locationSigma: Float?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -84,6 +87,7 @@ public final class SceneVLMTrainer {
     /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
     public init(args: SceneVLMArguments) throws {
         guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
+        if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
         self.args = args
         let words = CheckpointAssets.words(in: try SceneVLM.corpus(seed: args.scenesSeed))
@@ -208,6 +212,9 @@ public final class SceneVLMTrainer {
         for (name, data) in assets { try data.write(to: staging.appendingPathComponent(name)) }
         let data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
                                        batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
+        if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
+            model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)
+        }
         let schedule = self.schedule
         while step < args.steps {
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -157,18 +157,57 @@ public enum SwiGLUOp {
 
 // MARK: - Masked cross-entropy
 
+/// Gaussian targets for ids that are ordered bins, e.g. PaliGemma's 1024 `<locNNNN>` tokens: a label on bin b
+/// becomes the distribution q(b') ∝ exp(-(b' - b)² / 2σ²) over the bins within 3σ of b (normalised over those in
+/// range). Why: with one-hot targets a box coordinate is a 1024-way choice whose neighbouring answers share
+/// nothing, so a near miss costs as much as a far one and each bin learns only from its own rare labels; with
+/// Gaussian targets the loss is lowest at the right bin and rises with the distance (the "distribution focal
+/// loss" idea of Li et al. 2020, GFL, in its plainest form). Labels outside the range stay one-hot.
+public struct OrdinalTargetSmoothing: Codable, Equatable, Sendable {
+    /// Id of bin 0; bins are firstID ..< firstID + count.
+    public var firstID: Int
+    public var count: Int
+    /// Standard deviation in bins; <= 0 means one-hot.
+    public var sigma: Float
+
+    public init(firstID: Int, count: Int, sigma: Float) {
+        (self.firstID, self.count, self.sigma) = (firstID, count, sigma)
+    }
+
+    /// The target distribution of label `id` as (id, weight) pairs summing to 1.
+    public func distribution(of id: Int) -> [(id: Int, weight: Float)] {
+        let b = id - firstID
+        guard sigma > 0, b >= 0, b < count else { return [(id, 1)] }
+        let reach = Int((3 * sigma).rounded(.up))
+        let lo = max(0, b - reach), hi = min(count - 1, b + reach)
+        let s = Double(sigma)
+        let raw = (lo ... hi).map { k in exp(-Double((k - b) * (k - b)) / (2 * s * s)) }
+        let total = raw.reduce(0, +)
+        return zip(lo ... hi, raw).map { (firstID + $0, Float($1 / total)) }
+    }
+}
+
 public struct CrossEntropyCache {
     /// softmax(logits): [N, V]
     public let probabilities: Tensor
-    public let targets: [Int]
+    /// Per row, the target distribution as (id, weight) pairs (one-hot: one pair of weight 1).
+    public let targets: [[(id: Int, weight: Float)]]
 }
 
 public enum CrossEntropyOp {
     /// logits: [N, V], targets: N ids -> mean over the N rows of -log softmax(logits)[target] (torch's
     /// cross_entropy with reduction "mean" over the rows whose label is not ignore_index; the caller passes only
-    /// those rows). Log-sum-exp and the mean in Double. Returns the loss in Double.
-    public static func forward(_ logits: Tensor, targets: [Int]) -> (Double, CrossEntropyCache) {
-        let n = targets.count, v = logits.shape[1]
+    /// those rows). With `smoothing`, labels in its range score against its Gaussian targets instead:
+    /// -Σ q log softmax (torch's cross_entropy with probability targets). Log-sum-exp and the mean in Double.
+    /// Returns the loss in Double.
+    public static func forward(_ logits: Tensor, targets: [Int], smoothing: OrdinalTargetSmoothing? = nil) -> (Double, CrossEntropyCache) {
+        let rows = targets.map { t -> [(id: Int, weight: Float)] in smoothing?.distribution(of: t) ?? [(id: t, weight: Float(1))] }
+        return forward(logits, distributions: rows)
+    }
+
+    /// logits: [N, V], one target distribution per row ((id, weight) pairs summing to 1).
+    public static func forward(_ logits: Tensor, distributions: [[(id: Int, weight: Float)]]) -> (Double, CrossEntropyCache) {
+        let n = distributions.count, v = logits.shape[1]
         let probs = Tensor(uninitialized: [n, v])
         var total = 0.0
         for r in 0 ..< n {
@@ -179,12 +218,12 @@ public enum CrossEntropyOp {
             for j in 0 ..< v { sum += exp(Double(row[j] - mx)) }
             let lse = Double(mx) + log(sum)
             for j in 0 ..< v { pr[j] = Float(exp(Double(row[j]) - lse)) }
-            total += lse - Double(row[targets[r]])
+            for (id, w) in distributions[r] { total += Double(w) * (lse - Double(row[id])) }
         }
-        return (n > 0 ? total / Double(n) : 0, CrossEntropyCache(probabilities: probs, targets: targets))
+        return (n > 0 ? total / Double(n) : 0, CrossEntropyCache(probabilities: probs, targets: distributions))
     }
 
-    /// d loss / d logits: (softmax - onehot(target)) / N, [N, V].
+    /// d loss / d logits: (softmax - q) / N, [N, V] (q one-hot for plain labels).
     public static func backward(cache: CrossEntropyCache) -> Tensor {
         let n = cache.targets.count, v = cache.probabilities.shape[1]
         let d = Tensor(uninitialized: [n, v])
@@ -192,7 +231,7 @@ public enum CrossEntropyOp {
         for r in 0 ..< n {
             let pr = cache.probabilities.pointer + r * v, dr = d.pointer + r * v
             for j in 0 ..< v { dr[j] = pr[j] * scale }
-            dr[cache.targets[r]] -= scale
+            for (id, w) in cache.targets[r] { dr[id] -= w * scale }
         }
         return d
     }

@@ -49,6 +49,8 @@ public final class TrainableLlava: @unchecked Sendable {
     public let parameters: ParameterSet
     /// Frozen: the vision tower runs without caches and gets no gradient (the projector and decoder train).
     public var freezeVision = false
+    /// Gaussian targets for labels that are ordered bins (the location tokens); nil: one-hot everywhere.
+    public var targetSmoothing: OrdinalTargetSmoothing?
     /// config.json as read from a checkpoint, written back verbatim.
     var configJSON: Data?
     let spec: DecoderSpec
@@ -190,7 +192,7 @@ public final class TrainableLlava: @unchecked Sendable {
         for (k, r) in scoredRows.enumerated() { (gathered.pointer + k * c).update(from: x.pointer + r * c, count: c) }
         let (normed, normCache) = RMSNormOp.forward(gathered, weight: parameters["\(Self.text).norm.weight"], eps: spec.eps)
         let (logits, headCache) = LinearOp.forward(normed, weight: parameters[headName], bias: nil)
-        let (loss, ce) = CrossEntropyOp.forward(logits, targets: targets)
+        let (loss, ce) = CrossEntropyOp.forward(logits, targets: targets, smoothing: targetSmoothing)
         return LlavaForwardPass(loss: Float(loss), exactLoss: loss, scoredTokens: targets.count, batch: b, length: t, ids: ids,
                                 imageRows: imageRows, vision: visionCache, projector1: c1, projector2: c2, layers: layers,
                                 scoredRows: scoredRows, finalNorm: normCache, head: headCache, crossEntropy: ce)

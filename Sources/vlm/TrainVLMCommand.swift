@@ -37,6 +37,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("vision-feature-strategy"), help: "default: the projector reads the patch states only; full: the CLS state too (default: full with --vision-from, else default).") var visionFeatureStrategy: String?
     @Flag(name: .customLong("question-first"), help: "Chat template with each question before its image, so the image tokens can attend to the question.") var questionFirst = false
     @Option(name: .customLong("location-init"), help: "Start the <locNNNN> embeddings random (default) or fourier: sines and cosines of the bin, so neighbouring bins start out alike.") var locationInit: String?
+    @Option(name: .customLong("location-sigma"), help: "Score <locNNNN> labels against a Gaussian over neighbouring bins with this standard deviation in bins (e.g. 16: one pixel of a 64-pixel scene; default 0: one-hot).") var locationSigma: Float?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -82,6 +83,7 @@ struct TrainVLM: ParsableCommand {
                 args.questionFirst = questionFirst
                 args.visionLRScale = visionLRScale
                 args.locationInit = locationInit
+                args.locationSigma = locationSigma
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

@@ -70,6 +70,42 @@ struct DecoderGradientTests {
         }
     }
 
+    @Test("ordinal Gaussian targets: the distribution, the loss -Σ q log p and its gradient")
+    func ordinalTargets() {
+        // Bins are ids 3 ..< 12 of a 14-id vocabulary.
+        let s = OrdinalTargetSmoothing(firstID: 3, count: 9, sigma: 1.5)
+        let middle = s.distribution(of: 7)  // bin 4: reach ceil(4.5) = 5 covers every bin
+        #expect(middle.map(\.id) == Array(3 ... 11))
+        #expect(abs(middle.reduce(0) { $0 + Double($1.weight) } - 1) < 1e-6)
+        for k in 1 ... 4 { #expect(abs(middle[4 - k].weight - middle[4 + k].weight) < 1e-7, "symmetric about the label") }
+        #expect(middle[4].weight > middle[5].weight && middle[5].weight > middle[6].weight)
+        // exp(-1/(2·1.5²)) between the label and its neighbour.
+        #expect(abs(Double(middle[5].weight / middle[4].weight) - exp(-1 / 4.5)) < 1e-6)
+        let edge = s.distribution(of: 3)  // bin 0: clipped to the range, renormalised
+        #expect(edge.map(\.id) == Array(3 ... 8))
+        #expect(abs(edge.reduce(0) { $0 + Double($1.weight) } - 1) < 1e-6)
+        #expect(s.distribution(of: 2).map(\.id) == [2] && s.distribution(of: 12).map(\.id) == [12], "outside the bins: one-hot")
+        #expect(OrdinalTargetSmoothing(firstID: 3, count: 9, sigma: 0).distribution(of: 7).map(\.weight) == [1])
+
+        var rng = TestRandom(31)
+        let logits = rng.tensor([3, 14], scale: 3), targets = [7, 1, 3]
+        let (loss, cache) = CrossEntropyOp.forward(logits, targets: targets, smoothing: s)
+        var ref = 0.0
+        for (row, target) in targets.enumerated() {
+            let z = (0 ..< 14).map { Double(logits[row * 14 + $0]) }
+            let lse = log(z.reduce(0) { $0 + exp($1) })
+            for (id, w) in s.distribution(of: target) { ref += Double(w) * (lse - z[id]) }
+        }
+        #expect(abs(loss - ref / 3) < 1e-6)
+        // A label outside the range scores exactly as without smoothing.
+        let row1 = Tensor(uninitialized: [1, 14])
+        row1.pointer.update(from: logits.pointer + 14, count: 14)
+        #expect(CrossEntropyOp.forward(row1, targets: [1], smoothing: s).0 == CrossEntropyOp.forward(row1, targets: [1]).0)
+        checkGradient("dlogits (Gaussian targets)", value: logits, analytic: CrossEntropyOp.backward(cache: cache)) {
+            CrossEntropyOp.forward(logits, targets: targets, smoothing: s).0
+        }
+    }
+
     @Test("decoder layer: grouped-query causal attention with padding", arguments: [(4, 2), (3, 3), (4, 1)])
     func decoderLayer(_ heads: Int, _ kvHeads: Int) {
         var rng = TestRandom(24 + UInt64(heads * 10 + kvHeads))
