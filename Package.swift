@@ -69,7 +69,7 @@ let package = Package(
         // Fuzz targets over every parser of outside input: replays a corpus in the normal build; Scripts/fuzz.sh
         // builds it with libFuzzer and the address sanitizer.
         .executableTarget(name: "vlm-fuzz", dependencies: ["VLMImage", "VLMModels", "VLMTokenizers", "VLMServer"], path: "Fuzz",
-                          exclude: ["corpus", "lsan.supp"]),
+                          exclude: ["corpus", "lsan.supp", "c"]),
         .target(name: "VLMTestSupport", dependencies: ["VLMTensor", "CVLM"], path: "Sources/VLMTestSupport"),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor", "VLMTestSupport", "CVLM"]),
         .testTarget(name: "VLMTokenizersTests", dependencies: ["VLMTokenizers", "VLMTestSupport"]),

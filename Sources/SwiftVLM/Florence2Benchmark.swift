@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import VLMLayers
 import VLMModels
 import VLMTensor
 
@@ -38,6 +39,9 @@ public enum Florence2Benchmark {
     public struct Result: Encodable {
         public let engine = "swiftvlm"
         public let config: String
+        /// fp32 (exact), bf16, int8 or int4 (`--precision`), and what it computes with on this CPU.
+        public let precision: String
+        public let compute: String
         public let image_side: Int
         public let encoder_seconds: Double
         public let caption_seconds: Double
@@ -48,9 +52,10 @@ public enum Florence2Benchmark {
 
     /// Median of `repeats` runs each: the encoder side, then <CAPTION> (7 prompt words) and <OD> (10) answers of
     /// exactly `newTokens` tokens with `beams` beams (EOS ignored, as the PyTorch script's min_new_tokens).
-    public static func run(config name: String, side: Int = 768, beams: Int = 3, newTokens: Int = 20, repeats: Int = 3) throws -> Result {
+    public static func run(config name: String, side: Int = 768, beams: Int = 3, newTokens: Int = 20, repeats: Int = 3,
+                           precision: Precision = .fp32) throws -> Result {
         let config = try config(name)
-        let model = try Florence2Model.random(config: config, seed: 0)
+        let model = try Florence2Model.random(config: config, seed: 0, storage: precision.weightStorage)
         let imageTokens = model.vision.imageTokenCount(height: side, width: side)
         let pixels = Tensor(uninitialized: [1, 3, side, side])
         var rng = SplitMix64(seed: 1)
@@ -77,7 +82,7 @@ public enum Florence2Benchmark {
         }
         let caption = try median { try answer(7) }
         let od = try median { try answer(10) }
-        return Result(config: name, image_side: side, encoder_seconds: encoder, caption_seconds: caption, od_seconds: od,
+        return Result(config: name, precision: precision.rawValue, compute: precision.engineDescription, image_side: side, encoder_seconds: encoder, caption_seconds: caption, od_seconds: od,
                       beams: beams, new_tokens: newTokens)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftVLM
+import VLMLayers
 
 struct BenchFlorence: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,11 +14,13 @@ struct BenchFlorence: ParsableCommand {
     @Option(help: "New tokens per answer.") var tokens = 20
     @Option(help: "Runs per measurement (median).") var repeats = 3
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+    @Option(help: ArgumentHelp(Precision.helpText)) var precision = "fp32"
 
     func run() throws {
         try guarded {
             if let threads, threads > 0 { Kernels.threads = threads }
-            let r = try Florence2Benchmark.run(config: config, side: side, beams: beams, newTokens: tokens, repeats: repeats)
+            guard let p = Precision(name: precision) else { throw Precision.unknown(precision) }
+            let r = try Florence2Benchmark.run(config: config, side: side, beams: beams, newTokens: tokens, repeats: repeats, precision: p)
             let data = try JSONEncoder().encode(r)
             print(String(decoding: data, as: UTF8.self))
         }
