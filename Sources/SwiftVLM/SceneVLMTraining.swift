@@ -45,6 +45,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// Standard deviation, in bins, of the Gaussian targets that location-token labels score against
     /// (`OrdinalTargetSmoothing`; nil or 0: one-hot, as runs before it trained).
     public var locationSigma: Float?
+    /// How the tower's patch position embeddings start: nil/"as-trained" (copied as they are) or "sincos"
+    /// (`SceneVLM.addGridPositions`: 2-D sines and cosines of the patch row and column added to their mean).
+    public var visionPositionInit: String?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -122,6 +125,13 @@ public final class SceneVLMTrainer {
             guard args.locationTokens ?? true else { throw PipelineError.invalidArgument("--location-init fourier needs the location tokens") }
             SceneVLM.fourierLocationEmbeddings(model.parameters[TrainableLlava.embeddingName], firstID: probe.image + 1)
         case let other: throw PipelineError.invalidArgument("--location-init must be random or fourier, got '\(other)'")
+        }
+        switch args.visionPositionInit ?? "as-trained" {
+        case "as-trained": break
+        case "sincos":
+            let grid = config.visionConfig.imageSize / config.visionConfig.patchSize
+            SceneVLM.addGridPositions(model.parameters["vision_tower.vision_model.embeddings.position_embedding.weight"], grid: grid)
+        case let other: throw PipelineError.invalidArgument("--vision-position-init must be as-trained or sincos, got '\(other)'")
         }
         optimizer = Self.makeOptimizer(args)
     }

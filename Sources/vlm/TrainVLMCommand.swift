@@ -38,6 +38,7 @@ struct TrainVLM: ParsableCommand {
     @Flag(name: .customLong("question-first"), help: "Chat template with each question before its image, so the image tokens can attend to the question.") var questionFirst = false
     @Option(name: .customLong("location-init"), help: "Start the <locNNNN> embeddings random (default) or fourier: sines and cosines of the bin, so neighbouring bins start out alike.") var locationInit: String?
     @Option(name: .customLong("location-sigma"), help: "Score <locNNNN> labels against a Gaussian over neighbouring bins with this standard deviation in bins (e.g. 16: one pixel of a 64-pixel scene; default 0: one-hot).") var locationSigma: Float?
+    @Option(name: .customLong("vision-position-init"), help: "Patch position embeddings of the tower: as-trained (default: as --vision-from has them) or sincos (2-D sines and cosines of row and column added to their mean, so the decoder can tell where things are).") var visionPositionInit: String?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -84,6 +85,7 @@ struct TrainVLM: ParsableCommand {
                 args.visionLRScale = visionLRScale
                 args.locationInit = locationInit
                 args.locationSigma = locationSigma
+                args.visionPositionInit = visionPositionInit
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

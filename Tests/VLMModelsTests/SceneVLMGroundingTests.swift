@@ -4,6 +4,7 @@ import Testing
 import VLMScenes
 import VLMTokenizers
 import VLMTestSupport
+import VLMTensor
 import VLMTraining
 
 /// PaliGemma location tokens, the scene VLM's tokenizer carrying them, and `vlm eval --generative`'s report.
@@ -74,6 +75,36 @@ struct SceneVLMGroundingTests {
         // Word rows are the seeded random ones in both.
         #expect(row(e, first - 2) == row(r, first - 2))
         args.locationInit = "sinusoid"
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+    }
+
+    @Test("--vision-position-init sincos: patch positions become their mean plus a row/column code; CLS untouched")
+    func gridPositions() throws {
+        let grid = 8, c = 128
+        let table = Tensor(uninitialized: [1 + grid * grid, c])
+        for i in 0 ..< table.count { table.pointer[i] = 0.3 + 0.05 * Float(sin(Double(i) * 12.9898)) }
+        let before = table.copy()
+        SceneVLM.addGridPositions(table, grid: grid)
+        func row(_ t: Tensor, _ i: Int) -> [Double] { (0 ..< c).map { Double(t[i * c + $0]) } }
+        #expect(row(table, 0) == row(before, 0), "the CLS position is kept")
+        var mean = [Double](repeating: 0, count: c)
+        for p in 1 ... grid * grid { for j in 0 ..< c { mean[j] += row(before, p)[j] / Double(grid * grid) } }
+        func code(_ r: Int, _ col: Int) -> [Double] { zip(row(table, 1 + r * grid + col), mean).map { $0 - $1 } }
+        func norm(_ v: [Double]) -> Double { v.map { $0 * $0 }.reduce(0, +).squareRoot() }
+        func distance(_ a: [Double], _ b: [Double]) -> Double { norm(zip(a, b).map { $0 - $1 }) }
+        // Norm a·sqrt(C/2) = 0.25·8 for every patch.
+        for (r, col) in [(0, 0), (3, 5), (7, 7)] { #expect(abs(norm(code(r, col)) - 2) < 1e-5) }
+        // The first half codes the row, the second the column.
+        #expect(code(2, 1)[0 ..< 64] == code(2, 6)[0 ..< 64] && code(2, 6)[64...] == code(5, 6)[64...])
+        // Every patch is told apart from every other (codes at least 1.7 apart, next to norms of 2), and the
+        // lowest frequency's cosine falls monotonically along a row and down a column (a linear read-out of place).
+        var closest = Double.infinity
+        for a in 0 ..< grid * grid { for b in 0 ..< a { closest = min(closest, distance(code(a / grid, a % grid), code(b / grid, b % grid))) } }
+        #expect(closest > 1.7, "closest codes \(closest) apart")
+        let rowCos = (0 ..< grid).map { code($0, 3)[1] }, colCos = (0 ..< grid).map { code(3, $0)[65] }
+        #expect(zip(rowCos, rowCos.dropFirst()).allSatisfy { $0 > $1 } && zip(colCos, colCos.dropFirst()).allSatisfy { $0 > $1 })
+        var args = SceneVLMArguments(scenes: 20, steps: 1)
+        args.visionPositionInit = "learned"
         #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
     }
 
