@@ -249,6 +249,10 @@ public struct SceneVLMBatches: Sendable {
     /// answer is scored, so a step sees several times the supervision for a fraction more compute.
     public let turns: Int
     let contextLength: Int
+    /// The share of turns drawn as "where is the ...?" when a scene has a one-of-a-kind object (nil: uniform over
+    /// kinds, 1/8). Boxes need the image tokens to keep where each patch is; with few box turns early in training,
+    /// the projector learns to drop it before the decoder learns to read it.
+    public var locateShare: Double?
 
     public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig, turns: Int = 1) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
@@ -286,7 +290,8 @@ public struct SceneVLMBatches: Sendable {
         var chosen: [SceneVLMExample] = []
         while chosen.count < turns, !pool.isEmpty {
             let kinds = Array(Set(pool.map(\.kind))).sorted()
-            let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
+            var kind = kinds[Int(rng.next() % UInt64(kinds.count))]
+            if let share = locateShare, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share { kind = "locate" }
             let ofKind = pool.indices.filter { pool[$0].kind == kind }
             chosen.append(pool.remove(at: ofKind[Int(rng.next() % UInt64(ofKind.count))]))
         }

@@ -48,6 +48,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// How the tower's patch position embeddings start: nil/"as-trained" (copied as they are) or "sincos"
     /// (`SceneVLM.addGridPositions`: 2-D sines and cosines of the patch row and column added to their mean).
     public var visionPositionInit: String?
+    /// `SceneVLMBatches.locateShare` (nil: uniform over kinds).
+    public var locateShare: Double?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -90,6 +92,7 @@ public final class SceneVLMTrainer {
     /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
     public init(args: SceneVLMArguments) throws {
         guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
+        if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
         self.args = args
@@ -220,8 +223,9 @@ public final class SceneVLMTrainer {
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: staging) }
         for (name, data) in assets { try data.write(to: staging.appendingPathComponent(name)) }
-        let data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
+        var data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
                                        batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
+        data.locateShare = args.locateShare
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)
         }

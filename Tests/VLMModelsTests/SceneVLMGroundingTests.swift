@@ -49,6 +49,26 @@ struct SceneVLMGroundingTests {
         var kinds = Set<String>()
         for step in 0 ..< 40 { for slot in 0 ..< 4 { kinds.insert(try batches.draw(step: step, slot: slot).1.kind) } }
         #expect(kinds.contains("locate") && kinds.contains("caption") && kinds.contains("exists"), "\(kinds)")
+
+        // --locate-share: that share of draws are "where" turns when the scene has a one-of-a-kind object.
+        var shared = batches
+        shared.locateShare = 0.5
+        var locate = 0, locatable = 0
+        for step in 0 ..< 100 {
+            for slot in 0 ..< 4 {
+                let (scene, turn) = try shared.draw(step: step, slot: slot)
+                guard !SceneGrounding.locateQuestions(scene.scene).isEmpty else { continue }
+                locatable += 1
+                if turn.kind == "locate" { locate += 1 }
+            }
+        }
+        // 0.5 + 0.5/8 expected (the uniform draw picks "locate" too); ±5 standard deviations of 400 draws.
+        let rate = Double(locate) / Double(locatable)
+        #expect(locatable > 300 && abs(rate - 0.5625) < 0.13, "\(locate) of \(locatable)")
+        shared.locateShare = 0
+        var plain = 0
+        for step in 0 ..< 100 { for slot in 0 ..< 4 where try shared.draw(step: step, slot: slot).1.kind == "locate" { plain += 1 } }
+        #expect(plain < 100, "share 0 leaves the uniform draw: \(plain) of 400")
     }
 
     @Test("--location-init fourier: location rows smooth over bins, at the random rows' norm; other rows untouched")
