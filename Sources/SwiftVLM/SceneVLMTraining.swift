@@ -50,6 +50,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var visionPositionInit: String?
     /// `SceneVLMBatches.locateShare` (nil: uniform over kinds).
     public var locateShare: Double?
+    /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
+    /// seeded initialisation (and the --vision-from tower): a new schedule that continues from a trained model.
+    public var initFrom: String?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -122,6 +125,17 @@ public final class SceneVLMTrainer {
         assets = files
         model = try TrainableLlava.random(config: config, seed: args.seed)
         if let tower { try tower.copy(into: model) }
+        if let initFrom = args.initFrom {
+            let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
+            let source: TrainableLlava
+            do { source = try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
+            for name in model.parameters.names {
+                guard let t = source.parameters.tensor(name), t.shape == model.parameters[name].shape else {
+                    throw PipelineError.invalidArgument("--init-from \(path.path): '\(name)' is missing or has another shape than this run's \(model.parameters[name].shape) (same preset, vocabulary and --vision-feature-layers needed)")
+                }
+                model.parameters.set(name, t.copy())
+            }
+        }
         switch args.locationInit ?? "random" {
         case "random": break
         case "fourier":

@@ -40,6 +40,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("location-sigma"), help: "Score <locNNNN> labels against a Gaussian over neighbouring bins with this standard deviation in bins (e.g. 16: one pixel of a 64-pixel scene; default 0: one-hot).") var locationSigma: Float?
     @Option(name: .customLong("vision-position-init"), help: "Patch position embeddings of the tower: as-trained (default: as --vision-from has them) or sincos (2-D sines and cosines of row and column added to their mean, so the decoder can tell where things are).") var visionPositionInit: String?
     @Option(name: .customLong("locate-share"), help: "Share of turns drawn as 'where is the ...?' when the scene has a one-of-a-kind object (default: uniform over the kinds).") var locateShare: Double?
+    @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -88,6 +89,7 @@ struct TrainVLM: ParsableCommand {
                 args.locationSigma = locationSigma
                 args.visionPositionInit = visionPositionInit
                 args.locateShare = locateShare
+                args.initFrom = initFrom
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)

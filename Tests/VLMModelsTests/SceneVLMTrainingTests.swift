@@ -141,5 +141,19 @@ struct SceneVLMTrainingTests {
         args.visionLRScale = nil
         args.visionFeatureStrategy = "mean"
         #expect { try SceneVLMTrainer(args: args) } throws: { "\($0)".contains("--vision-feature-strategy") }
+        args.visionFeatureStrategy = nil
+
+        // --init-from: a new run starts from the trained checkpoint's weights, every tensor; an architecture that
+        // differs (here the projector's input width) is refused naming the tensor.
+        var next = Self.micro(scenes: 10, steps: 1, batch: 2)
+        next.seed = 9
+        next.visionFeatureLayers = [-2, -1]
+        next.initFrom = root.appendingPathComponent("run").path
+        let continued = try SceneVLMTrainer(args: next)
+        for name in trainer.model.parameters.names {
+            #expect(continued.model.parameters[name].scalars == trainer.model.parameters[name].scalars, "\(name)")
+        }
+        next.visionFeatureLayers = [-1]
+        #expect { try SceneVLMTrainer(args: next) } throws: { "\($0)".contains("multi_modal_projector.linear_1.weight") }
     }
 }
