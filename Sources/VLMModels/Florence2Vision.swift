@@ -65,10 +65,14 @@ final class DaViTWindowAttention: @unchecked Sendable {
     let qkv: Linear   // qkv [3C, C]: q | k | v, heads contiguous within each
     let proj: Linear  // proj [C, C]
     let heads: Int, window: Int
+    /// `--precision bf16`: the projections and the attention products compute in bf16 (as every other layer).
+    let bf16: Bool
 
     init(_ s: WeightScope, dim: Int, heads: Int, window: Int, qkvBias: Bool) throws {
         qkv = try Linear(s.scope("qkv"), in: dim, out: 3 * dim, bias: qkvBias)
         proj = try Linear(s.scope("proj"), in: dim, out: dim)
+        try s.applyReducedCompute(.all, [qkv, proj])
+        bf16 = s.computesInBF16
         self.heads = heads
         self.window = window
     }
@@ -85,7 +89,7 @@ final class DaViTWindowAttention: @unchecked Sendable {
         let headDim = c / heads
         let attended = Ops.attention(q: fused, qOffset: 0, ldq: 3 * c, k: fused, kOffset: c, ldk: 3 * c, v: fused, vOffset: 2 * c,
                                      ldv: 3 * c, batch: count, heads: heads, queryLength: t, keyLength: t, headDim: headDim,
-                                     scale: 1 / Float(headDim).squareRoot(), causal: false)
+                                     scale: 1 / Float(headDim).squareRoot(), causal: false, bf16: bf16)
         let projected = proj(attended.reshaped([count * t, c]))
         let out = Tensor(uninitialized: x.shape)
         forEachCell(b: b, h: h, w: w) { windowRow, imageRow in
@@ -119,6 +123,7 @@ final class DaViTChannelAttention: @unchecked Sendable {
     init(_ s: WeightScope, dim: Int, groups: Int, qkvBias: Bool) throws {
         qkv = try Linear(s.scope("qkv"), in: dim, out: 3 * dim, bias: qkvBias)
         proj = try Linear(s.scope("proj"), in: dim, out: dim)
+        try s.applyReducedCompute(.all, [qkv, proj])
         self.groups = groups
     }
 

@@ -29,6 +29,7 @@ final class Florence2Projector: @unchecked Sendable {
             temporal = (0 ..< d).map { $0 % 2 == 0 ? 0 : 1 }
         }
         projection = try Linear(s.scope("image_projection"), in: d, out: config.projectionDim, bias: false)
+        try s.applyReducedCompute(.all, [projection])
         norm = try LayerNorm(s.scope("image_proj_norm"), dim: config.projectionDim, eps: 1e-5)
     }
 

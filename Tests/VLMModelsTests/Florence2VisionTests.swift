@@ -62,6 +62,28 @@ import VLMTokenizers
         #expect(diff <= 2e-5 * scale, "image features: max |diff| \(diff) (scale \(scale))")
     }
 
+    /// `--precision bf16` reaches every projection of the image side (the window and channel attention's qkv and proj
+    /// were left weight-only before: a third of the encoder's GEMM time in fp32), and fp32 keeps all of them exact.
+    @Test func bf16PrecisionComputesEveryImageSideProjectionInBF16() throws {
+        for (storage, expected) in [(WeightStorage.bfloat16, true), (.float32, false)] {
+            let model = try Florence2Model.load(directory: Self.tiny, storage: storage)
+            var linears: [Linear] = [model.vision.projector.projection]
+            for stage in model.vision.stages {
+                for block in stage.blocks {
+                    for b in [block.spatial, block.channel] {
+                        switch b.mixer {
+                        case .window(let a): linears += [a.qkv, a.proj]
+                        case .channel(let a): linears += [a.qkv, a.proj]
+                        }
+                        linears += [b.ffn.fc1, b.ffn.fc2]
+                    }
+                }
+            }
+            #expect(linears.count > 10)
+            #expect(linears.allSatisfy { $0.weight.computesInBF16 == expected }, "storage \(storage)")
+        }
+    }
+
     @Test func oneImageAloneMatchesItsRowOfTheBatch() throws {
         // Window padding, channel attention and the mean are per image: batching changes nothing (1e-5).
         let encoder = try Florence2VisionEncoder.load(directory: Self.tiny)
