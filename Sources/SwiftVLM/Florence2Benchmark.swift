@@ -48,6 +48,28 @@ public enum Florence2Benchmark {
         public let od_seconds: Double
         public let beams: Int
         public let new_tokens: Int
+        /// What the precision costs, against the fp32 model of the same seed on the same image (nil for fp32):
+        /// ||a - b|| / ||b|| of the encoder output and of the first decoder step's logits, and whether that step's
+        /// top token is the same.
+        public var encoder_rel_l2_vs_fp32: Double?
+        public var first_logits_rel_l2_vs_fp32: Double?
+        public var first_token_same_as_fp32: Bool?
+    }
+
+    static func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
+        var d = 0.0, n = 0.0
+        for i in 0 ..< min(a.count, b.count) {
+            let x = Double(a.pointer[i]), y = Double(b.pointer[i])
+            d += (x - y) * (x - y)
+            n += y * y
+        }
+        return n > 0 ? (d / n).squareRoot() : 0
+    }
+
+    static func argmax(_ t: Tensor) -> Int {
+        var best = 0
+        for i in 0 ..< t.count where t.pointer[i] > t.pointer[best] { best = i }
+        return best
     }
 
     /// Median of `repeats` runs each: the encoder side, then <CAPTION> (7 prompt words) and <OD> (10) answers of
@@ -82,7 +104,18 @@ public enum Florence2Benchmark {
         }
         let caption = try median { try answer(7) }
         let od = try median { try answer(10) }
-        return Result(config: name, precision: precision.rawValue, compute: precision.engineDescription, image_side: side, encoder_seconds: encoder, caption_seconds: caption, od_seconds: od,
-                      beams: beams, new_tokens: newTokens)
+        var result = Result(config: name, precision: precision.rawValue, compute: precision.engineDescription, image_side: side,
+                            encoder_seconds: encoder, caption_seconds: caption, od_seconds: od, beams: beams, new_tokens: newTokens)
+        if precision != .fp32 {
+            let exact = try Florence2Model.random(config: config, seed: 0, storage: .float32)
+            result.encoder_rel_l2_vs_fp32 = relativeL2(try model.encode(ids: prompt(7), pixelValues: pixels),
+                                                       try exact.encode(ids: prompt(7), pixelValues: pixels))
+            let input = PreparedInput(ids: prompt(7), pixels: PixelInputs(pixelValues: pixels))
+            let a = try model.prefill(input, state: model.makeState(capacity: 2))
+            let b = try exact.prefill(input, state: exact.makeState(capacity: 2))
+            result.first_logits_rel_l2_vs_fp32 = relativeL2(a, b)
+            result.first_token_same_as_fp32 = argmax(a) == argmax(b)
+        }
+        return result
     }
 }
