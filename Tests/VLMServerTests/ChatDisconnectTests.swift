@@ -61,6 +61,12 @@ import Glibc
         return String(decoding: received, as: UTF8.self)
     }
 
+    /// Sleeps until `seconds` have passed, resuming after interruptions.
+    static func sleep(seconds: Double) {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        while DispatchTime.now().uptimeNanoseconds < deadline { usleep(1000) }
+    }
+
     @Test func hangingUpCancelsTheGeneration() async throws {
         let firstPiece = Gate()
         var engine = ChatEngine.pipeline(try ChatTestServer.pipeline())
@@ -72,14 +78,17 @@ import Glibc
             return try real(prepared, o, { piece in
                 let ok = onText(piece)
                 pieces += 1
-                if pieces == 1 { firstPiece.pass() } else { usleep(20000) }  // a slow generator: 200 tokens take 4 s or more
+                // A slow generator: 1000 tokens take 20 s or more, far longer than noticing the hang-up takes even on a
+                // loaded machine. (A deadline, not one usleep: signals from other tests' child processes cut usleep
+                // short, and a CI run once finished all tokens before the starved writer saw the failed write.)
+                if pieces == 1 { firstPiece.pass() } else { Self.sleep(seconds: 0.02) }
                 return ok
             }, shouldStop)
         }
         let app = try buildApplication(config: ChatTestServer.config(), chatEngine: engine)
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let body = #"{"stream": true, "max_tokens": 200, "messages": [{"role": "user", "content": "Tell me a story."}]}"#
+            let body = #"{"stream": true, "max_tokens": 1000, "messages": [{"role": "user", "content": "Tell me a story."}]}"#
             async let head = Self.readEventsThenHangUp(port: port, body: body, events: 2)
             try await eventually("the first piece") { firstPiece.enteredCount == 1 }
             let text = try await head  // role chunk and first piece read; the socket is closed now
@@ -95,7 +104,7 @@ import Glibc
                 throw TestFailure("\(error); metrics: \(chat.joined(separator: "; "))")
             }
             let generated = try #require(try await value("vlm_chat_completion_tokens_total"))
-            #expect(generated < 200, "\(generated) tokens generated for a client that left")
+            #expect(generated < 1000, "\(generated) tokens generated for a client that left")
             #expect(try await value(#"vlm_chat_requests_total{finish_reason="length"}"#) == 0)
             // The generator serves the next client.
             let next = try await client.post("/v1/chat/completions", json: #"{"max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}"#)
