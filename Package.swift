@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3" ..< "5.0.0"),
     ],
     targets: [
@@ -54,6 +55,7 @@ let package = Package(
                 "VLMIndex",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -76,7 +78,9 @@ let package = Package(
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage", "VLMTestSupport"]),
         .testTarget(name: "VLMModelsTests", dependencies: ["SwiftVLM", "VLMModels", "VLMTestSupport"]),
         .testTarget(name: "VLMIndexTests", dependencies: ["VLMIndex", "VLMTestSupport"]),
-        .testTarget(name: "VLMMilvusTests", dependencies: ["VLMMilvus", "VLMIndex", "VLMTestSupport"]),
+        .testTarget(name: "VLMMilvusTests", dependencies: ["VLMMilvus", "VLMIndex", "VLMTestSupport",
+                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "VLMTrainingTests", dependencies: ["VLMTraining", "VLMTestSupport"]),
         .testTarget(name: "VLMScenesTests", dependencies: ["VLMScenes", "VLMTestSupport"]),
         .testTarget(name: "VLMServerTests", dependencies: [

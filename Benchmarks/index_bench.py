@@ -51,11 +51,12 @@ def clustered_rows(rng, centers, n, sigma, chunk=100_000):
     """Unit vectors around random centres: x = normalise(c + sigma * g / sqrt(dim)), g ~ N(0, I).
     Closer to real embeddings (neighbours are much nearer than random pairs) than uniform vectors,
     on which every graph index degrades towards brute force."""
-    out = np.empty((n, DIM), dtype=np.float32)
+    dim = centers.shape[1]
+    out = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         c = centers[rng.integers(0, len(centers), e - s)]
-        x = c + (sigma / np.sqrt(DIM)) * rng.standard_normal((e - s, DIM), dtype=np.float32)
+        x = c + (sigma / np.sqrt(dim)) * rng.standard_normal((e - s, dim), dtype=np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         out[s:e] = x
     return out
@@ -78,10 +79,10 @@ def gen(args):
     largest = max(sizes)
     rng = np.random.default_rng(SEED)
     if args.kind == "uniform":
-        base = unit_rows(rng, largest, DIM)
-        queries = unit_rows(np.random.default_rng(SEED + 1), NQ, DIM)
+        base = unit_rows(rng, largest, args.dim)
+        queries = unit_rows(np.random.default_rng(SEED + 1), NQ, args.dim)
     else:
-        centers = unit_rows(np.random.default_rng(SEED + 2), args.clusters, DIM)
+        centers = unit_rows(np.random.default_rng(SEED + 2), args.clusters, args.dim)
         base = clustered_rows(rng, centers, largest, args.sigma)
         queries = clustered_rows(np.random.default_rng(SEED + 1), centers, NQ, args.sigma)
     np.save(os.path.join(args.out, "queries.npy"), queries)
@@ -90,7 +91,7 @@ def gen(args):
         b = np.ascontiguousarray(base[:n])
         np.save(os.path.join(args.out, f"base_{n}.npy"), b)
         if faiss is not None:
-            index = faiss.IndexFlatIP(DIM)
+            index = faiss.IndexFlatIP(args.dim)
             index.add(b)
             scores, ids = index.search(queries, K + 1)
         else:
@@ -134,7 +135,7 @@ def faiss_side(args):
         base = np.ascontiguousarray(base)
         gt = np.load(os.path.join(args.out, f"gt_{n}.npy"))
         entry = {"exact": {}, "hnsw": {}}
-        flat = faiss.IndexFlatIP(DIM)
+        flat = faiss.IndexFlatIP(base.shape[1])
         flat.add(base)
         for t in threads:
             faiss.omp_set_num_threads(t)
@@ -149,7 +150,7 @@ def faiss_side(args):
             report["sizes"][str(n)] = entry
             continue
         faiss.omp_set_num_threads(max(threads))
-        hnsw = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
+        hnsw = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = EF_CONSTRUCTION
         start = time.perf_counter()
         hnsw.add(base)
@@ -220,6 +221,7 @@ def main():
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--sizes-only", default="", help="faiss: only these sizes of the data directory")
     p.add_argument("--hnsw-max-n", type=int, default=10**12, help="faiss: skip HNSW above this size")
+    p.add_argument("--dim", type=int, default=DIM, help="gen: vector dimension (the embedding size of the model that will serve them)")
     p.add_argument("--kind", choices=["uniform", "clustered"], default="uniform", help="gen: vector distribution")
     p.add_argument("--clusters", type=int, default=1000, help="gen --kind clustered: number of centres")
     p.add_argument("--sigma", type=float, default=0.8, help="gen --kind clustered: noise scale")

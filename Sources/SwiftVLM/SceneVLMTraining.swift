@@ -130,8 +130,14 @@ public final class SceneVLMTrainer {
             let source: TrainableLlava
             do { source = try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
             for name in model.parameters.names {
+                if name == Self.projectorInput, let t = source.parameters.tensor(name), t.shape != model.parameters[name].shape,
+                   let widened = Self.widenProjector(t, from: source.config.visionFeatureLayers, to: config.visionFeatureLayers,
+                                                     width: config.visionConfig.hiddenSize, depth: depth) {
+                    model.parameters.set(name, widened)
+                    continue
+                }
                 guard let t = source.parameters.tensor(name), t.shape == model.parameters[name].shape else {
-                    throw PipelineError.invalidArgument("--init-from \(path.path): '\(name)' is missing or has another shape than this run's \(model.parameters[name].shape) (same preset, vocabulary and --vision-feature-layers needed)")
+                    throw PipelineError.invalidArgument("--init-from \(path.path): '\(name)' is missing or has another shape than this run's \(model.parameters[name].shape) (same preset and vocabulary needed; --vision-feature-layers may add layers, not drop them)")
                 }
                 model.parameters.set(name, t.copy())
             }
@@ -151,6 +157,29 @@ public final class SceneVLMTrainer {
         case let other: throw PipelineError.invalidArgument("--vision-position-init must be as-trained or sincos, got '\(other)'")
         }
         optimizer = Self.makeOptimizer(args)
+    }
+
+    static let projectorInput = "multi_modal_projector.linear_1.weight"
+
+    /// --init-from into a run that feeds the projector more tower layers than the checkpoint did: the checkpoint's
+    /// columns go to its layers' places (LLaVA concatenates `hidden_states[l]` in the order of vision_feature_layer),
+    /// the new layers' columns start at zero, so the widened model computes exactly what the checkpoint did until
+    /// training moves them. weight: [out, width * source.count] -> [out, width * target.count]; nil unless every
+    /// source layer is among the target's (narrowing would drop what the checkpoint learned).
+    static func widenProjector(_ weight: Tensor, from source: [Int], to target: [Int], width: Int, depth: Int) -> Tensor? {
+        // hidden_states has depth + 1 entries (embeddings first): -1 and depth name the same one.
+        let normal = { (l: Int) in l < 0 ? depth + 1 + l : l }
+        let places = source.map { l in target.firstIndex { normal($0) == normal(l) } }
+        guard weight.shape.count == 2, weight.shape[1] == width * source.count, !places.contains(nil) else { return nil }
+        let out = weight.shape[0], inNew = width * target.count
+        let widened = Tensor(zeros: [out, inNew])
+        for (j, place) in places.enumerated() {
+            guard let k = place else { return nil }
+            for r in 0 ..< out {
+                (widened.pointer + r * inNew + k * width).update(from: weight.pointer + r * weight.shape[1] + j * width, count: width)
+            }
+        }
+        return widened
     }
 
     /// The vision tower of a CLIP checkpoint: its vision_config, its image processor file and its

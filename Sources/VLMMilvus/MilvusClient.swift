@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import SwiftProtobuf
 
 typealias Proto = Milvus_Proto_Milvus_MilvusService
@@ -20,13 +21,28 @@ final class MilvusClient: @unchecked Sendable {
     private let service: Proto.Client<HTTP2ClientTransport.Posix>
     private let runner: Task<Void, Never>
     private let metadata: Metadata
+    /// TCP connections this client has opened (1 while the server stays up; tests read it).
+    let connections: ConnectionCounter
 
     init(uri: MilvusURI, options: MilvusOptions) throws {
         self.uri = uri
         self.options = options
         let transport: HTTP2ClientTransport.Posix
+        let connections = ConnectionCounter()
+        self.connections = connections
+        // Every new connection gets the PING answerer first in its (plaintext) pipeline: see PingAnsweringHandler.
+        let config = HTTP2ClientTransport.Posix.Config.defaults { config in
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+                connections.opened()
+                return channel.eventLoop.makeCompletedFuture {
+                    if ProcessInfo.processInfo.environment["VLM_MILVUS_NO_PING_ANSWER"] == nil {
+                        try channel.pipeline.syncOperations.addHandler(PingAnsweringHandler(), position: .first)
+                    }
+                }
+            }
+        }
         do {
-            transport = try HTTP2ClientTransport.Posix(target: .dns(host: uri.host, port: uri.port), transportSecurity: .plaintext)
+            transport = try HTTP2ClientTransport.Posix(target: .dns(host: uri.host, port: uri.port), transportSecurity: .plaintext, config: config)
         } catch {
             throw MilvusError.unreachable(address: uri.address, detail: "\(error)")
         }
@@ -91,6 +107,14 @@ final class MilvusClient: @unchecked Sendable {
             }
             return reply
         }
+    }
+
+    /// Counts the connections a client opens (from grpc-swift's event loops).
+    final class ConnectionCounter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        func opened() { lock.withLock { count += 1 } }
+        var value: Int { lock.withLock { count } }
     }
 
     static func transient(_ code: RPCError.Code) -> Bool { code == .unavailable || code == .deadlineExceeded || code == .resourceExhausted }

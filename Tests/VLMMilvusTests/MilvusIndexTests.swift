@@ -72,6 +72,16 @@ final class MilvusIndexTests: XCTestCase {
         XCTAssertEqual(own.first?.score ?? 0, 1, accuracy: 1e-5)
     }
 
+    /// A Go gRPC server PINGs after nearly every request it reads (BDP estimation); without the answerer below the
+    /// HTTP/2 handler, swift-nio-http2 closed the connection as a PING flood after ~200 calls and failed the calls
+    /// in flight (see PingAnsweringHandler). 600 calls must run on the one connection the client opened.
+    func testOneConnectionCarriesManyCalls() throws {
+        let milvus = try MilvusIndex.open(uri: uri, model: model)
+        try milvus.add(Self.records(50))
+        for q in Self.records(600, seed: 5, prefix: "/q") { XCTAssertEqual(try milvus.searchFiles(q.vector, k: 3, minScore: -.infinity).count, 3) }
+        XCTAssertEqual(milvus.client.connections.value, 1)
+    }
+
     func testUpsertsAreIdempotentAndFilesAreFoundByPathAndID() throws {
         let records = Self.records(50)
         let milvus = try MilvusIndex.open(uri: uri, model: model)

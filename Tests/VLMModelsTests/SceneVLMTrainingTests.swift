@@ -155,5 +155,19 @@ struct SceneVLMTrainingTests {
         }
         next.visionFeatureLayers = [-1]
         #expect { try SceneVLMTrainer(args: next) } throws: { "\($0)".contains("multi_modal_projector.linear_1.weight") }
+
+        // Widening: layer 0 added in front; the checkpoint's columns move to layers -2/-1's places, layer 0's are 0.
+        next.visionFeatureLayers = [0, -2, -1]
+        let widened = try SceneVLMTrainer(args: next)
+        let name = "multi_modal_projector.linear_1.weight"
+        let old = trainer.model.parameters[name], new = widened.model.parameters[name]
+        #expect(new.shape == [old.shape[0], 3 * width])
+        for r in 0 ..< old.shape[0] {
+            #expect(Array(new.scalars[(r * 3 * width) ..< (r * 3 * width + width)]).allSatisfy { $0 == 0 })
+            #expect(Array(new.scalars[(r * 3 * width + width) ..< ((r + 1) * 3 * width)]) == Array(old.scalars[(r * 2 * width) ..< ((r + 1) * 2 * width)]))
+        }
+        for other in trainer.model.parameters.names where other != name {
+            #expect(widened.model.parameters[other].scalars == trainer.model.parameters[other].scalars, "\(other)")
+        }
     }
 }
