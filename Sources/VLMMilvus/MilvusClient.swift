@@ -234,19 +234,20 @@ final class MilvusClient: @unchecked Sendable {
         return try await call("Query", { try await $0.query(req, metadata: $1, options: $2) }, status: { $0.status }).fieldsData
     }
 
-    /// One query vector; returns the result block (ids, scores, output columns).
-    func search(vector: [Float], field: String, k: Int, ef: Int, filter: String, outputFields: [String]) async throws -> Milvus_Proto_Schema_SearchResultData {
+    /// Query vectors in one request (nq = vectors.count); the result block holds each query's hits in
+    /// turn, `topks[i]` of them for query i.
+    func search(vectors: [[Float]], field: String, k: Int, ef: Int, filter: String, outputFields: [String]) async throws -> Milvus_Proto_Schema_SearchResultData {
         var value = Milvus_Proto_Common_PlaceholderValue()
         value.tag = "$0"
         value.type = .floatVector
-        value.values = [vector.withUnsafeBufferPointer { Data(buffer: $0) }]
+        value.values = vectors.map { v in v.withUnsafeBufferPointer { Data(buffer: $0) } }
         var group = Milvus_Proto_Common_PlaceholderGroup()
         group.placeholders = [value]
         var r = Milvus_Proto_Milvus_SearchRequest()
         (r.dbName, r.collectionName, r.dsl, r.dslType) = (database, collection, filter, .boolExprV1)
         r.placeholderGroup = try group.serializedData()
         r.outputFields = outputFields
-        r.nq = 1
+        r.nq = Int64(vectors.count)
         let params: [(String, String)] = [("anns_field", field), ("topk", "\(k)"), ("metric_type", "IP"),
                                           ("params", "{\"ef\": \(max(ef, k))}"), ("round_decimal", "-1")]
         r.searchParams = params.map { p in KeyValue.with { ($0.key, $0.value) = p } }

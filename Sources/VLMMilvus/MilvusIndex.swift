@@ -170,14 +170,36 @@ public final class MilvusIndex: VectorIndex, @unchecked Sendable {
     }
 
     func searchAsync(_ query: [Float], k: Int, minScore: Float) async throws -> [(file: StoredFile, score: Float)] {
-        guard k >= 1 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
-        guard query.count == identity.dim else { throw IndexError.dimensionMismatch(context: "search query", expected: identity.dim, actual: query.count) }
-        let ef = client.options.efSearch
-        let result = try await client.search(vector: query, field: Schema.vector, k: k, ef: ef, filter: "", outputFields: Schema.scalars)
+        try await searchBatchAsync([(query, k, minScore)])[0]
+    }
+
+    /// Several queries in one Search RPC (nq > 1): Milvus's per-request work (proxy, scheduling, the output-field
+    /// fetch) is paid once. queries: n unit vectors -> n hit lists, best first, each cut to its `k` and `minScore`.
+    func searchBatchAsync(_ queries: [(vector: [Float], k: Int, minScore: Float)]) async throws -> [[(file: StoredFile, score: Float)]] {
+        guard !queries.isEmpty else { return [] }
+        for q in queries {
+            guard q.k >= 1 else { throw IndexError.invalidArgument("k must be at least 1, got \(q.k)") }
+            guard q.vector.count == identity.dim else { throw IndexError.dimensionMismatch(context: "search query", expected: identity.dim, actual: q.vector.count) }
+        }
+        let k = queries.map(\.k).max() ?? 1
+        let result = try await client.search(vectors: queries.map(\.vector), field: Schema.vector, k: k, ef: client.options.efSearch,
+                                              filter: "", outputFields: Schema.scalars)
         let ids = result.ids.intID.data
         guard result.scores.count == ids.count else { throw MilvusError.malformedReply(operation: "Search", reason: "\(ids.count) ids, \(result.scores.count) scores") }
+        // One query: Milvus may leave topks empty; otherwise one count per query, summing to the rows.
+        let counts = result.topks.isEmpty && queries.count == 1 ? [Int64(ids.count)] : result.topks
+        guard counts.count == queries.count, counts.allSatisfy({ $0 >= 0 }), counts.reduce(0, +) == Int64(ids.count) else {
+            throw MilvusError.malformedReply(operation: "Search", reason: "per-query counts \(counts) for \(queries.count) queries and \(ids.count) rows")
+        }
         let rows = try Columns.decode(result.fieldsData, ids: ids, operation: "Search")
-        return zip(rows, result.scores).filter { $0.1 >= minScore }.map { ($0.0.file, $0.1) }
+        var out: [[(file: StoredFile, score: Float)]] = []
+        var start = 0
+        for (q, count) in zip(queries, counts) {
+            let end = start + Int(count)
+            out.append(zip(rows[start ..< end], result.scores[start ..< end]).prefix(q.k).filter { $0.1 >= q.minScore }.map { ($0.0.file, $0.1) })
+            start = end
+        }
+        return out
     }
 
     public func duplicateFiles(threshold: Float, limit: Int) throws -> [(a: StoredFile, b: StoredFile, score: Float)] {

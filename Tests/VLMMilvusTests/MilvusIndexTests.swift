@@ -82,6 +82,30 @@ final class MilvusIndexTests: XCTestCase {
         XCTAssertEqual(milvus.client.connections.value, 1)
     }
 
+    /// Concurrent searches through the server's async face share Search RPCs (nq > 1) and each gets exactly the
+    /// hits it would get alone: its own k, its own minScore, in order.
+    func testConcurrentSearchesAreBatchedAndEachGetsItsOwnHits() async throws {
+        let milvus = try MilvusIndex.open(uri: uri, model: model)
+        try milvus.add(Self.records(300))
+        let queries = Self.records(64, seed: 11, prefix: "/q").enumerated().map { (i, r) in (r.vector, 1 + i % 7, i % 3 == 0 ? Float(0.2) : -.infinity) }
+        let alone = try queries.map { try milvus.searchFiles($0.0, k: $0.1, minScore: $0.2) }
+        let async = try XCTUnwrap(milvus.makeAsync() as? MilvusAsyncIndex)
+        let together = try await withThrowingTaskGroup(of: (Int, [(file: StoredFile, score: Float)]).self) { group in
+            for (i, q) in queries.enumerated() { group.addTask { (i, try await async.searchFiles(q.0, k: q.1, minScore: q.2)) } }
+            var out = [[(file: StoredFile, score: Float)]](repeating: [], count: queries.count)
+            for try await (i, hits) in group { out[i] = hits }
+            return out
+        }
+        for (i, (a, t)) in zip(alone, together).enumerated() {
+            XCTAssertEqual(a.map(\.file.path), t.map(\.file.path), "query \(i)")
+            XCTAssertEqual(a.map(\.score), t.map(\.score), "query \(i)")
+            XCTAssertLessThanOrEqual(t.count, queries[i].1)
+        }
+        let counts = async.searches.counts
+        XCTAssertEqual(counts.queries, 64)
+        XCTAssertLessThan(counts.rpcs, 64, "no two searches shared an RPC")
+    }
+
     func testUpsertsAreIdempotentAndFilesAreFoundByPathAndID() throws {
         let records = Self.records(50)
         let milvus = try MilvusIndex.open(uri: uri, model: model)
