@@ -215,7 +215,8 @@ class Soak:
     def worker(self, seed):
         rng = random.Random(seed)
         names = [n for n, _ in self.MIX]
-        weights = [self.args.big_weight if n == "op_big_image" else w for n, w in self.MIX]
+        override = {"op_big_image": self.args.big_weight, "op_index_delete": self.args.delete_weight}
+        weights = [override.get(n, w) if override.get(n) is not None else w for n, w in self.MIX]
         while not self.stop.is_set():
             getattr(self, rng.choices(names, weights)[0])(rng)
 
@@ -386,6 +387,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--big-side", type=int, default=3000, help="side of the oversized-but-legal image (pixels)")
     p.add_argument("--big-weight", type=float, default=5, help="weight of big-image requests in the mix (of ~100)")
+    p.add_argument("--delete-weight", type=float, default=None,
+                   help="weight of index deletes (default 7, below the adds' 10: the index grows; above 10 it stays small)")
     p.add_argument("--mem-limit", help="address-space limit for the server (prlimit --as), e.g. 2G")
     p.add_argument("--out", required=True)
     p.add_argument("server_args", nargs="*", help="extra `vlm serve` flags (after --)")
