@@ -12,7 +12,8 @@ import NIOCore
 /// `vlm serve --index milvus://...`: a new connection every ~1.1 s at 200 searches/s, and each failed call retried
 /// after the backoff (p99 ~100 ms at one client instead of ~5).
 ///
-/// What it does: sits first in the pipeline of a plaintext connection (raw bytes from the socket), follows the
+/// What it does: sits first in the pipeline of a plaintext connection (raw bytes from the socket; with TLS it would
+/// go right after the TLS handler, which the client does not use today), follows the
 /// server's frame boundaries (9-byte header: 24-bit length, type, flags, stream id; RFC 9113 section 4.1), and
 /// replies to each PING without the ACK flag itself with an ACK carrying the same 8 bytes (section 6.7: "MUST send
 /// a PING frame with the ACK flag set ... with an identical payload", ahead of other frames). The PING is not
