@@ -76,7 +76,12 @@ final class SearchBatcher: @unchecked Sendable {
     }
 
     func search(_ vector: [Float], k: Int, minScore: Float) async throws -> Hits {
-        try await withCheckedThrowingContinuation { continuation in
+        // A bad query fails alone, before it could share an RPC with others.
+        guard k >= 1 else { throw IndexError.invalidArgument("k must be at least 1, got \(k)") }
+        guard vector.count == index.identity.dim else {
+            throw IndexError.dimensionMismatch(context: "search query", expected: index.identity.dim, actual: vector.count)
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             let start: Bool = lock.withLock {
                 queue.append(Pending(query: (vector, k, minScore), continuation: continuation))
                 guard inFlight < maxInFlight else { return false }

@@ -104,6 +104,12 @@ final class MilvusIndexTests: XCTestCase {
         let counts = async.searches.counts
         XCTAssertEqual(counts.queries, 64)
         XCTAssertLessThan(counts.rpcs, 64, "no two searches shared an RPC")
+        // A malformed query fails alone, next to good ones.
+        async let bad = async.searchFiles([1, 0, 0], k: 3, minScore: -.infinity)
+        async let good = async.searchFiles(queries[0].0, k: 3, minScore: -.infinity)
+        do { _ = try await bad; XCTFail("a 3-d query was searched") } catch { XCTAssertTrue("\(error)".contains("dimension"), "\(error)") }
+        let goodHits = try await good
+        XCTAssertEqual(goodHits.map(\.file.path), try milvus.searchFiles(queries[0].0, k: 3, minScore: -.infinity).map(\.file.path))
     }
 
     func testUpsertsAreIdempotentAndFilesAreFoundByPathAndID() throws {
