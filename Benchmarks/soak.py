@@ -216,7 +216,7 @@ class Soak:
         rng = random.Random(seed)
         names = [n for n, _ in self.MIX]
         override = {"op_big_image": self.args.big_weight, "op_index_delete": self.args.delete_weight}
-        weights = [override.get(n, w) if override.get(n) is not None else w for n, w in self.MIX]
+        weights = [w if override.get(n) is None else override[n] for n, w in self.MIX]
         while not self.stop.is_set():
             getattr(self, rng.choices(names, weights)[0])(rng)
 
