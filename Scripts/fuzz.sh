@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Fuzzes one of vlm-fuzz's targets with libFuzzer + AddressSanitizer for SECONDS (default 120), starting from the
+# Fuzzes vlm-fuzz's targets with libFuzzer + AddressSanitizer for SECONDS each (default 120), starting from the
 # committed corpus; new interesting inputs go to a scratch corpus, crashes to .build-fuzz/crashes/.
 #   Scripts/fuzz.sh image 600        # targets: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify tasks
+#   Scripts/fuzz.sh all 5            # every target in turn (what CI runs), one build
+#   Scripts/fuzz.sh build            # only the sanitizer build (CI starts it next to the tests)
 # Further arguments go to libFuzzer (e.g. -runs=1000000 to stop at a million executions).
 # A crash reproducer replays in the normal build: swift run vlm-fuzz image .build-fuzz/crashes/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?target: image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify tasks}
+targets=(image npy template safetensors config tokenizer spiece dataurl embeddings chat index search classify tasks)
+target=${1:?target: ${targets[*]} | all | build}
 seconds=${2:-120}
 swift build --scratch-path .build-fuzz --product vlm-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address 1>&2
-mkdir -p .build-fuzz/corpus/"$target" .build-fuzz/crashes
-# Known leaks outside the project (each explained in the file) are suppressed; any other leak fails the run.
-LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan.supp" VLM_FUZZ_TARGET="$target" .build-fuzz/debug/vlm-fuzz .build-fuzz/corpus/"$target" Fuzz/corpus/"$target" \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -artifact_prefix=.build-fuzz/crashes/ \
-  -print_final_stats=1 "${@:3}"
+[ "$target" = build ] && exit 0
+if [ "$target" = all ]; then run=("${targets[@]}"); else run=("$target"); fi
+mkdir -p .build-fuzz/crashes
+for t in "${run[@]}"; do
+  [ -d "Fuzz/corpus/$t" ] || { echo "no target '$t' (targets: ${targets[*]})" >&2; exit 2; }
+  mkdir -p .build-fuzz/corpus/"$t"
+  [ "${#run[@]}" -gt 1 ] && echo "swift fuzz target: $t"
+  # Known leaks outside the project (each explained in the file) are suppressed; any other leak fails the run.
+  LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan.supp" VLM_FUZZ_TARGET="$t" .build-fuzz/debug/vlm-fuzz .build-fuzz/corpus/"$t" Fuzz/corpus/"$t" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -artifact_prefix=.build-fuzz/crashes/ \
+    -print_final_stats=1 "${@:3}"
+done
