@@ -103,8 +103,8 @@ static void check_sgemm(reader *r) {
 }
 
 /// vlm_linear on a packed weight of any storage against vlm_linear_naive on the weight as stored (widened or
-/// dequantized rows from vlm_packed_weight_get_row): the same products, float rounding apart. Then, on I8 and BF16
-/// weights, the reduced-precision compute paths against their own naive twins.
+/// dequantized rows from vlm_packed_weight_get_row): the same products, float rounding apart. Then, on I8, I4 and
+/// BF16 weights, the reduced-precision compute paths (int8 compute, W4A8, bf16 compute) against their naive twins.
 static void check_linear(reader *r) {
     static const vlm_weight_dtype dtypes[] = {VLM_WEIGHT_F32, VLM_WEIGHT_BF16, VLM_WEIGHT_F16, VLM_WEIGHT_I8, VLM_WEIGHT_I4};
     vlm_weight_dtype dtype = dtypes[pick(r, 0, 4)];
@@ -150,6 +150,15 @@ static void check_linear(reader *r) {
         if (vlm_linear_i8_naive(X, M, ldx, P, with_bias ? bias : NULL, a, R, ldy) != 0) fail("linear_i8_naive status", 0, 1, 0, 0);
         for (int64_t i = 0; i < M * ldy; i++)
             if (memcmp(&Y[i], &R[i], sizeof(float)) != 0 && !(isnan(Y[i]) && isnan(R[i]))) fail("linear_i8 (bit for bit)", i, Y[i], R[i], 0);
+    }
+    if (dtype == VLM_WEIGHT_I4) {
+        // W4A8 (int8 activation blocks, int32 sums): bit for bit without an activation, on every ISA.
+        for (int64_t i = 0; i < M * ldy; i++) Y[i] = R[i] = 777.0f;
+        vlm_activation a = act == VLM_ACT_NONE ? VLM_ACT_NONE : VLM_ACT_RELU;
+        if (vlm_linear_w4a8(X, M, ldx, P, with_bias ? bias : NULL, a, Y, ldy) != 0) fail("linear_w4a8 status", 0, 1, 0, 0);
+        if (vlm_linear_w4a8_naive(X, M, ldx, P, with_bias ? bias : NULL, a, R, ldy) != 0) fail("linear_w4a8_naive status", 0, 1, 0, 0);
+        for (int64_t i = 0; i < M * ldy; i++)
+            if (memcmp(&Y[i], &R[i], sizeof(float)) != 0 && !(isnan(Y[i]) && isnan(R[i]))) fail("linear_w4a8 (bit for bit)", i, Y[i], R[i], 0);
     }
     if (dtype == VLM_WEIGHT_BF16) {
         // Paths may order a pair's two products differently and flush denormals: the accumulation's rounding.

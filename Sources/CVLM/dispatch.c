@@ -37,6 +37,7 @@ static uint64_t detect_features(void) {
         if ((b7 >> 30) & 1) f |= VLM_CPU_AVX512BW;
         if ((b7 >> 31) & 1) f |= VLM_CPU_AVX512VL;
         if ((c7 >> 11) & 1) f |= VLM_CPU_AVX512_VNNI;
+        if ((c7 >> 1) & 1) f |= VLM_CPU_AVX512_VBMI;
         if ((a71 >> 5) & 1) f |= VLM_CPU_AVX512_BF16;
     }
     if (amx_ok) {
@@ -75,7 +76,7 @@ uint64_t vlm_cpu_features(void) {
 const char *vlm_cpu_feature_name(uint64_t feature) {
     static const char *const names[VLM_CPU_FEATURE_COUNT] = {
         "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni",
-        "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+        "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "avx512_vbmi",
     };
     for (int i = 0; i < VLM_CPU_FEATURE_COUNT; i++)
         if (feature == (1ull << i)) return names[i];

@@ -249,7 +249,11 @@ int vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *
     if (!W || M <= 0) return 0;
     // Reduced-precision compute (vlm_packed_weight_set_compute) for prefill/encoder shapes on every ISA; fewer rows
     // (decode) are bandwidth-bound and keep the exact path on the same weights.
-    if (W->compute == VLM_COMPUTE_INT8 && M >= VLM_I8_GEMM_MIN_M) return vlm_linear_i8(X, M, ldx, W, bias, act, Y, ldy);
+    if (W->compute == VLM_COMPUTE_INT8 && W->dtype == VLM_WEIGHT_I8 && M >= VLM_I8_GEMM_MIN_M)
+        return vlm_linear_i8(X, M, ldx, W, bias, act, Y, ldy);
+    // int4 weights marked int8-compute: decode rows take the W4A8 GEMV; prefill dequantizes to fp32 as before.
+    if (W->compute == VLM_COMPUTE_INT8 && W->dtype == VLM_WEIGHT_I4 && M <= VLM_QGEMV_MAX_M)
+        return vlm_linear_w4a8(X, M, ldx, W, bias, act, Y, ldy);
     if (W->compute == VLM_COMPUTE_BF16 && M >= VLM_BF16_GEMM_MIN_M) return vlm_linear_bf16(X, M, ldx, W, bias, act, Y, ldy);
     return vlm_linear_exact(X, M, ldx, W, bias, act, Y, ldy);
 }

@@ -13,7 +13,7 @@
 
 int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode) {
     if (!w) return -1;
-    int ok = mode == VLM_COMPUTE_WEIGHT_ONLY || (mode == VLM_COMPUTE_INT8 && w->dtype == VLM_WEIGHT_I8) ||
+    int ok = mode == VLM_COMPUTE_WEIGHT_ONLY || (mode == VLM_COMPUTE_INT8 && (w->dtype == VLM_WEIGHT_I8 || w->dtype == VLM_WEIGHT_I4)) ||
              (mode == VLM_COMPUTE_BF16 && w->dtype == VLM_WEIGHT_BF16);
     if (!ok) return -1;
     w->compute = (int)mode;

@@ -40,7 +40,7 @@ struct vlm_packed_weight {
     int64_t block_bytes;     // quantized: bytes of one full group block of a panel
     int64_t panel_bytes;     // quantized: bytes of one panel (full blocks + the last, shorter one)
     void *data;              // F32/BF16/F16: npanels * K * VLM_NR elements; quantized: the blocks; 64-byte aligned
-    int compute;             // vlm_compute_mode (I8 only): VLM_COMPUTE_INT8 routes vlm_linear to vlm_linear_i8
+    int compute;             // vlm_compute_mode: INT8 on I8 routes prefill to vlm_linear_i8, on I4 decode to vlm_linear_w4a8
 };
 
 static inline int vlm_dtype_quantized(vlm_weight_dtype d) { return d == VLM_WEIGHT_I8 || d == VLM_WEIGHT_I4; }

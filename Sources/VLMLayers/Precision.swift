@@ -49,7 +49,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 layers compute in int8 with per-token int8 activations on calls of 16+ rows (decoders: the MLPs; CLIP/SigLIP towers: all projections; VLM_INT8_COMPUTE=none|mlp|all overrides). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
+    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 layers compute in int8 with per-token int8 activations on calls of 16+ rows (decoders: the MLPs; CLIP/SigLIP towers: all projections; VLM_INT8_COMPUTE=none|mlp|all overrides). int4 decode steps quantize activations to int8 in blocks of 32 where the CPU has AVX512-VNNI + VBMI (VLM_W4A8=none: fp32). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// What a load with this precision computes with, for benchmark reports ("int8 weights, int8 compute in mlp
     /// layers (avx512-vnni int8 vpdpbusd 8x32), fp32 elsewhere").
@@ -61,6 +61,8 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
         switch self {
         case .bf16 where BF16Compute.standard:
             return "bf16 weights, bf16 compute from \(PackedLinearWeight.bf16ComputeMinRows) rows (\(PackedLinearWeight.bf16ComputeKernel))"
+        case .int4 where W4A8Decode.standard:
+            return "int4 weights, decode in W4A8 (int8 activations in blocks of 32, \(PackedLinearWeight.w4a8Kernel)), fp32 prefill"
         case .int8 where int8Layers != .none:
             return "int8 weights, int8 compute in \(int8Layers.rawValue) layers (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
         default:

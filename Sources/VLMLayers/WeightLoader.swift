@@ -74,6 +74,8 @@ public final class WeightLoader {
     /// Whether linear weights forced to bf16 (storage `.bfloat16`) also compute in bf16 (BF16Compute); set before
     /// loading layers.
     public var bf16Compute: Bool = BF16Compute.standard
+    /// Whether int4 linear weights decode in W4A8 (W4A8Decode); set before loading layers.
+    public var w4a8Decode: Bool = W4A8Decode.standard
 
     public init(store: WeightStore, storage: WeightStorage = .float32, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.store = store

@@ -13,13 +13,26 @@ extension PackedLinearWeight {
     /// Whether linear calls on this weight run int8 compute (from `int8ComputeMinRows` rows).
     public var computesInInt8: Bool { vlm_packed_weight_compute(handle) == VLM_COMPUTE_INT8 }
 
-    /// Marks this int8 weight for int8 compute (or back to weight-only). Call at load, before the weight is used
-    /// from several threads. Throws for storage other than int8.
+    /// Marks this int8 weight for int8 compute (or back to weight-only); on an int4 weight, W4A8 decode (calls of up
+    /// to `w4a8MaxRows` rows: activations in int8 blocks of 32, definition: vlm_linear_w4a8). Call at load, before
+    /// the weight is used from several threads. Throws for storage other than int8 and int4.
     public func setInt8Compute(_ on: Bool) throws {
         guard vlm_packed_weight_set_compute(handle, on ? VLM_COMPUTE_INT8 : VLM_COMPUTE_WEIGHT_ONLY) == 0 else {
-            throw TensorError.invalidArgument("int8 compute needs int8 weights, this one is \(storage.rawValue)")
+            throw TensorError.invalidArgument("int8 compute needs int8 or int4 weights, this one is \(storage.rawValue)")
         }
     }
+}
+
+/// W4A8 decode on int4 weights: rows of up to `w4a8MaxRows` (decode steps) quantize their activations to int8 in
+/// blocks of 32 and multiply them with the 4-bit codes in int32 (vpdpbusd), instead of widening every code to fp32;
+/// prefill keeps the fp32 path (definition: vlm_linear_w4a8 in cvlm_kernels.h).
+extension PackedLinearWeight {
+    /// Rows up to which an int4 weight marked for int8 compute runs W4A8.
+    public static let w4a8MaxRows = Int(VLM_QGEMV_MAX_M)
+    /// The W4A8 kernel this CPU runs ("avx512-vnni+vbmi int4 x int8 vpdpbusd GEMV", or "naive").
+    public static var w4a8Kernel: String { String(cString: vlm_w4a8_kernel()) }
+    /// Whether this CPU (and forced ISA) runs W4A8 with SIMD; elsewhere it would run the scalar reference.
+    public static var w4a8FastAvailable: Bool { vlm_w4a8_fast_available() != 0 }
 }
 
 /// bf16 compute on bf16 weights: activations rounded to bf16 at call time, exact products summed in fp32

@@ -46,8 +46,9 @@ typedef enum {
     VLM_CPU_AMX_TILE = 1 << 10,
     VLM_CPU_AMX_BF16 = 1 << 11,
     VLM_CPU_AMX_INT8 = 1 << 12,
+    VLM_CPU_AVX512_VBMI = 1 << 13,
 } vlm_cpu_feature;
-#define VLM_CPU_FEATURE_COUNT 13
+#define VLM_CPU_FEATURE_COUNT 14
 /// The features of this CPU and OS (CPUID + XGETBV), computed once.
 uint64_t vlm_cpu_features(void);
 /// Name of one feature bit ("avx2", "avx512_vnni", ...), or NULL if `feature` is not a single known bit.
@@ -223,8 +224,9 @@ void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, 
 /// How vlm_linear computes on a packed weight: exactly in fp32 on the weights as stored (the default), int8 compute
 /// (I8 weights, vlm_linear_i8) or bf16 compute (BF16 weights, vlm_linear_bf16) from the mode's minimum rows.
 typedef enum { VLM_COMPUTE_WEIGHT_ONLY = 0, VLM_COMPUTE_INT8 = 1, VLM_COMPUTE_BF16 = 2 } vlm_compute_mode;
-/// Marks a weight for reduced-precision compute in vlm_linear: INT8 on an I8 weight (M >= VLM_I8_GEMM_MIN_M), BF16
-/// on a BF16 weight (M >= VLM_BF16_GEMM_MIN_M), WEIGHT_ONLY on any. Set at load, before the weight is shared.
+/// Marks a weight for reduced-precision compute in vlm_linear: INT8 on an I8 weight (M >= VLM_I8_GEMM_MIN_M), INT8 on
+/// an I4 weight (W4A8 decode, M <= VLM_QGEMV_MAX_M: vlm_linear_w4a8), BF16 on a BF16 weight (M >=
+/// VLM_BF16_GEMM_MIN_M), WEIGHT_ONLY on any. Set at load, before the weight is shared.
 /// Returns 0, or -1 when the mode does not fit the weight's storage (the mode is then unchanged).
 int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode);
 vlm_compute_mode vlm_packed_weight_compute(const vlm_packed_weight *w);
@@ -239,6 +241,33 @@ int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed
 void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int8_t *q, int64_t ldq, float *sa);
 /// The int8-compute kernel the CPU runs ("avx2 int8 vpmaddwd 6x16", "avx512-vnni int8 vpdpbusd 8x32", "naive").
 const char *vlm_i8_gemm_kernel(void);
+
+// MARK: W4A8 decode (int4 weights x int8 activations in blocks of 32)
+//
+/// On an I4 weight (codes c in 0..15, zero point z[n, g] and scale s[n, g] per output row and group of `group` k),
+/// activations are quantized at call time in blocks of 32 k (llama.cpp's Q8_0 scheme: each block's own range, so an
+/// outlier costs only its block), and the products are summed exactly in int32 per block:
+///   row m, block b:  a = max |x[m, k]| over the block;  d[m, b] = a / 127;  q[m, k] = clamp(rint(x * (127 / a)),
+///                    -127, 127);  xs[m, b] = sum of q over the block  (a == 0: d = 0, q = 0; NaN or an infinity in
+///                    the block: d = NaN, so the row's outputs are NaN);
+///   i[m, n, b] = sum over k in b of q[m, k] * c[n, k]                               (int32, exact)
+///   G = fma over the blocks b of group g of (d[m, b], (float)(i - z[n, g] * xs[m, b]), G)   (G starts at 0)
+///   C[m, n] = fma over g of (s[n, g], G, C)                                         (C starts at 0)
+///   Y[m, n] = act(C + bias[n])
+/// The SIMD kernel computes these same integers and float operations, so it equals vlm_linear_w4a8_naive bit for bit
+/// without activation. Error against the weight-only int4 product: |x_k - d q_k| <= d / 2 per activation.
+/// Runs the AVX512-VNNI + VBMI kernel when the CPU has both and the AVX-512 path is active, else the naive twin
+/// (correct, slow: callers mark weights INT8 only where vlm_w4a8_fast_available()). Returns 0, -1 when W is not
+/// I4, or VLM_ERR_NOMEM (Y incomplete).
+int vlm_linear_w4a8(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                    vlm_activation act, float *Y, int64_t ldy);
+/// The reference (scalar integers, fmaf, vlm_act_scalar). Same return values.
+int vlm_linear_w4a8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                          vlm_activation act, float *Y, int64_t ldy);
+/// 1 when vlm_linear_w4a8 runs its SIMD kernel on this CPU and forced ISA.
+int vlm_w4a8_fast_available(void);
+/// The W4A8 kernel the CPU runs ("avx512-vnni+vbmi int4 x int8 vpdpbusd GEMV" or "naive").
+const char *vlm_w4a8_kernel(void);
 
 // MARK: bf16 compute (bf16 weights x activations rounded to bf16, fp32 accumulation)
 //
