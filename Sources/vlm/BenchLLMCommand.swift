@@ -127,8 +127,11 @@ struct BenchLLM: ParsableCommand {
             // Reduced-precision compute for prefill (calls of 16+ rows): int8 in the chosen layers, bf16 when forced.
             let int8Prefill = packed == .int8 && Int8ComputeLayers.standard != .none
             let bf16Prefill = weightStorage == .bfloat16 && BF16Compute.standard
+            // int4 decode in W4A8 where the CPU runs it (W4A8Decode), as the loader decided.
+            let w4a8 = packed == .int4 && W4A8Decode.standard
             let compute = int8Prefill ? "int8 compute in \(Int8ComputeLayers.standard.rawValue) layers for prefill (\(PackedLinearWeight.int8ComputeKernel)), fp32 elsewhere"
-                : bf16Prefill ? "bf16 compute for prefill (\(PackedLinearWeight.bf16ComputeKernel)), fp32 for decode" : "fp32 compute"
+                : bf16Prefill ? "bf16 compute for prefill (\(PackedLinearWeight.bf16ComputeKernel)), fp32 for decode"
+                : w4a8 ? "W4A8 decode (int8 activations in blocks of 32), fp32 prefill" : "fp32 compute"
             let prefillKernel = int8Prefill && ids.count >= PackedLinearWeight.int8ComputeMinRows ? PackedLinearWeight.int8ComputeKernel
                 : bf16Prefill && ids.count >= PackedLinearWeight.bf16ComputeMinRows ? PackedLinearWeight.bf16ComputeKernel
                 : Kernels.kernel(for: packed, rows: ids.count)
@@ -142,7 +145,8 @@ struct BenchLLM: ParsableCommand {
                                 decode_roofline_with_kv_tokens_per_s: rooflineWithKV,
                                 decode_roofline_with_kv_fraction: decodeRate / rooflineWithKV, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
-                                decode_kernel: Kernels.kernel(for: packed, rows: 1), prefill_kernel: prefillKernel)
+                                decode_kernel: w4a8 ? PackedLinearWeight.w4a8Kernel : Kernels.kernel(for: packed, rows: 1),
+                                prefill_kernel: prefillKernel)
             switch format {
             case .json: try printJSON(result)
             case .text:
