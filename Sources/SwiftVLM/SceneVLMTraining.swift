@@ -48,6 +48,9 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// How the tower's patch position embeddings start: nil/"as-trained" (copied as they are) or "sincos"
     /// (`SceneVLM.addGridPositions`: 2-D sines and cosines of the patch row and column added to their mean).
     public var visionPositionInit: String?
+    /// Amplitude of each sine and cosine of "sincos" (nil: 0.25, a code of norm 2 at width 128); smaller codes
+    /// perturb the pretrained tower's attention less.
+    public var visionPositionAmplitude: Double?
     /// `SceneVLMBatches.locateShare` (nil: uniform over kinds).
     public var locateShare: Double?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
@@ -95,6 +98,10 @@ public final class SceneVLMTrainer {
     /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
     public init(args: SceneVLMArguments) throws {
         guard args.steps >= 1, args.batch >= 1, args.scenes >= 1 else { throw PipelineError.invalidArgument("--steps, --batch and --scenes must be >= 1") }
+        if let a = args.visionPositionAmplitude {
+            guard a > 0 && a <= 4 else { throw PipelineError.invalidArgument("--vision-position-amplitude must be in (0, 4], got \(a)") }
+            guard args.visionPositionInit == "sincos" else { throw PipelineError.invalidArgument("--vision-position-amplitude needs --vision-position-init sincos") }
+        }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
@@ -153,7 +160,8 @@ public final class SceneVLMTrainer {
         case "as-trained": break
         case "sincos":
             let grid = config.visionConfig.imageSize / config.visionConfig.patchSize
-            SceneVLM.addGridPositions(model.parameters["vision_tower.vision_model.embeddings.position_embedding.weight"], grid: grid)
+            SceneVLM.addGridPositions(model.parameters["vision_tower.vision_model.embeddings.position_embedding.weight"], grid: grid,
+                                      amplitude: args.visionPositionAmplitude ?? 0.25)
         case let other: throw PipelineError.invalidArgument("--vision-position-init must be as-trained or sincos, got '\(other)'")
         }
         optimizer = Self.makeOptimizer(args)

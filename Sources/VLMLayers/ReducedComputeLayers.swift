@@ -60,7 +60,9 @@ public enum BF16Compute {
 /// codes multiplied in int32) instead of widening every code to fp32. On where the CPU has a SIMD kernel for it
 /// (AVX512-VNNI + VBMI): there the weight-only int4 GEMV is compute-bound below the memory bandwidth. Every int4
 /// layer takes part (per-block scales cost far less than the per-token ones of int8 compute; `vlm quant-report`
-/// measures it). VLM_W4A8=none keeps the weight-only GEMV (to measure one against the other).
+/// measures it). Applies to `--precision int4` (storage `.int4`); a GPTQ/AWQ/compressed-tensors checkpoint loaded as
+/// stored keeps the weight-only GEMV, the w4a16 arithmetic transformers computes. VLM_W4A8=none keeps the
+/// weight-only GEMV (to measure one against the other).
 public enum W4A8Decode {
     public static var standard: Bool {
         ProcessInfo.processInfo.environment["VLM_W4A8"]?.lowercased() != "none" && PackedLinearWeight.w4a8FastAvailable
@@ -69,14 +71,14 @@ public enum W4A8Decode {
 
 extension WeightScope {
     /// Marks the weights of `layers` for reduced-precision compute: int8 weights when the loader's int8 choice
-    /// covers `role`, bf16 weights of a scope forced to bf16 when the loader computes in bf16, int4 weights for
-    /// W4A8 decode when the loader does it (whatever the role); other storages are left as they are.
+    /// covers `role`, bf16 weights of a scope forced to bf16 when the loader computes in bf16, int4 weights of a
+    /// scope forced to int4 for W4A8 decode (whatever the role); other storages are left as they are.
     public func applyReducedCompute(_ role: Int8ComputeLayers, _ layers: [Linear]) throws {
         for layer in layers {
             do {
                 if layer.weight.storage == .int8, loader.int8Compute.covers(role) { try layer.weight.setInt8Compute(true) }
                 if layer.weight.storage == .bfloat16, computesInBF16 { try layer.weight.setBF16Compute(true) }
-                if layer.weight.storage == .int4, loader.w4a8Decode { try layer.weight.setInt8Compute(true) }
+                if layer.weight.storage == .int4, decodesInW4A8 { try layer.weight.setInt8Compute(true) }
             } catch let e as TensorError { throw WeightError.storage(e) }
         }
     }

@@ -205,6 +205,9 @@ public struct WeightScope {
     public func storing(_ storage: WeightStorage) -> WeightScope { WeightScope(loader: loader, prefix: prefix, storage: storage) }
     /// Whether layers loaded here compute in bf16: weights forced to bf16 with bf16 compute on (see WeightLoader).
     public var computesInBF16: Bool { storage == .bfloat16 && loader.bf16Compute }
+    /// Whether int4 layers loaded here decode in W4A8: int4 asked for (`--precision int4`) with W4A8 on. Quantized
+    /// checkpoints loaded as stored keep the weight-only GEMV, the w4a16 arithmetic their reference computes.
+    public var decodesInW4A8: Bool { storage == .int4 && loader.w4a8Decode }
     /// This scope as the vision tower of a generative model: float32 (it runs once per image, as transformers'
     /// float32 reference does, whatever the checkpoint's dtype), except when bf16 was asked for (`--precision
     /// bf16`): then the tower is stored and computes in bf16 too, where the image encode is most of the time to the

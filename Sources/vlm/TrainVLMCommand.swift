@@ -39,6 +39,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("location-init"), help: "Start the <locNNNN> embeddings random (default) or fourier: sines and cosines of the bin, so neighbouring bins start out alike.") var locationInit: String?
     @Option(name: .customLong("location-sigma"), help: "Score <locNNNN> labels against a Gaussian over neighbouring bins with this standard deviation in bins (e.g. 16: one pixel of a 64-pixel scene; default 0: one-hot).") var locationSigma: Float?
     @Option(name: .customLong("vision-position-init"), help: "Patch position embeddings of the tower: as-trained (default: as --vision-from has them) or sincos (2-D sines and cosines of row and column added to their mean, so the decoder can tell where things are).") var visionPositionInit: String?
+    @Option(name: .customLong("vision-position-amplitude"), help: "Amplitude of each sine and cosine of --vision-position-init sincos (default 0.25: a code of norm 2 at width 128).") var visionPositionAmplitude: Double?
     @Option(name: .customLong("locate-share"), help: "Share of turns drawn as 'where is the ...?' when the scene has a one-of-a-kind object (default: uniform over the kinds).") var locateShare: Double?
     @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
@@ -88,6 +89,7 @@ struct TrainVLM: ParsableCommand {
                 args.locationInit = locationInit
                 args.locationSigma = locationSigma
                 args.visionPositionInit = visionPositionInit
+                args.visionPositionAmplitude = visionPositionAmplitude
                 args.locateShare = locateShare
                 args.initFrom = initFrom
                 args.seed = seed

@@ -123,8 +123,19 @@ struct SceneVLMGroundingTests {
         #expect(closest > 1.7, "closest codes \(closest) apart")
         let rowCos = (0 ..< grid).map { code($0, 3)[1] }, colCos = (0 ..< grid).map { code(3, $0)[65] }
         #expect(zip(rowCos, rowCos.dropFirst()).allSatisfy { $0 > $1 } && zip(colCos, colCos.dropFirst()).allSatisfy { $0 > $1 })
+        // --vision-position-amplitude scales the code (norm a·8), and needs sincos and a sane value.
+        let small = before.copy()
+        SceneVLM.addGridPositions(small, grid: grid, amplitude: 0.05)
+        let smallCode = zip(row(small, 1 + 3 * grid + 5), mean).map { $0 - $1 }
+        #expect(abs(norm(smallCode) - 0.4) < 1e-5)
         var args = SceneVLMArguments(scenes: 20, steps: 1)
         args.visionPositionInit = "learned"
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+        args.visionPositionInit = nil
+        args.visionPositionAmplitude = 0.1
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+        args.visionPositionInit = "sincos"
+        args.visionPositionAmplitude = 0
         #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
     }
 
