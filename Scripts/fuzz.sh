@@ -15,13 +15,24 @@ swift build --scratch-path .build-fuzz --product vlm-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xcc -fsanitize=fuzzer-no-link,address 1>&2
 [ "$target" = build ] && exit 0
 if [ "$target" = all ]; then run=("${targets[@]}"); else run=("$target"); fi
-mkdir -p .build-fuzz/crashes
-for t in "${run[@]}"; do
-  [ -d "Fuzz/corpus/$t" ] || { echo "no target '$t' (targets: ${targets[*]})" >&2; exit 2; }
+mkdir -p .build-fuzz/crashes .build-fuzz/logs
+fuzz_one() {
+  local t=$1; shift
   mkdir -p .build-fuzz/corpus/"$t"
-  [ "${#run[@]}" -gt 1 ] && echo "swift fuzz target: $t"
   # Known leaks outside the project (each explained in the file) are suppressed; any other leak fails the run.
   LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan.supp" VLM_FUZZ_TARGET="$t" .build-fuzz/debug/vlm-fuzz .build-fuzz/corpus/"$t" Fuzz/corpus/"$t" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -artifact_prefix=.build-fuzz/crashes/ \
-    -print_final_stats=1 "${@:3}"
+    -print_final_stats=1 "$@"
+}
+for t in "${run[@]}"; do [ -d "Fuzz/corpus/$t" ] || { echo "no target '$t' (targets: ${targets[*]})" >&2; exit 2; }; done
+if [ "${#run[@]}" -eq 1 ]; then fuzz_one "${run[0]}" "${@:3}"; exit; fi
+# Several targets: VLM_FUZZ_JOBS at a time (default: one per core), each into its own log, printed in order.
+jobs_max=${VLM_FUZZ_JOBS:-$(nproc)}
+status=0
+for t in "${run[@]}"; do
+  fuzz_one "$t" "${@:3}" >.build-fuzz/logs/"$t".log 2>&1 &
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || status=1; done
 done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || status=1; done
+for t in "${run[@]}"; do echo "swift fuzz target: $t"; cat .build-fuzz/logs/"$t".log; done
+exit $status
