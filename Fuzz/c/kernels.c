@@ -102,6 +102,23 @@ static void check_sgemm(reader *r) {
     free(A), free(B), free(C), free(R), free(bound);
 }
 
+typedef int (*linear_fn)(const float *, int64_t, int64_t, const vlm_packed_weight *, const float *, vlm_activation, float *,
+                         int64_t);
+
+/// fast and naive on the same inputs, bit for bit (NaN matching NaN); activations other than none become ReLU.
+static void check_bitwise_twins(const char *name, linear_fn fast, linear_fn naive, const float *X, int64_t M, int64_t ldx,
+                                const vlm_packed_weight *P, const float *bias, vlm_activation act, float *Y, float *R,
+                                int64_t ldy) {
+    char what[64];
+    for (int64_t i = 0; i < M * ldy; i++) Y[i] = R[i] = 777.0f;
+    vlm_activation a = act == VLM_ACT_NONE ? VLM_ACT_NONE : VLM_ACT_RELU;
+    snprintf(what, sizeof what, "%s status", name);
+    if (fast(X, M, ldx, P, bias, a, Y, ldy) != 0 || naive(X, M, ldx, P, bias, a, R, ldy) != 0) fail(what, 0, 1, 0, 0);
+    snprintf(what, sizeof what, "%s (bit for bit)", name);
+    for (int64_t i = 0; i < M * ldy; i++)
+        if (memcmp(&Y[i], &R[i], sizeof(float)) != 0 && !(isnan(Y[i]) && isnan(R[i]))) fail(what, i, Y[i], R[i], 0);
+}
+
 /// vlm_linear on a packed weight of any storage against vlm_linear_naive on the weight as stored (widened or
 /// dequantized rows from vlm_packed_weight_get_row): the same products, float rounding apart. Then, on I8, I4 and
 /// BF16 weights, the reduced-precision compute paths (int8 compute, W4A8, bf16 compute) against their naive twins.
@@ -142,24 +159,12 @@ static void check_linear(reader *r) {
         expect_close("linear (weight as stored)", Y + i * ldy, R + i * ldy, bound + i * ldy, N);
         expect_untouched("linear row padding", Y + i * ldy, N, ldy);
     }
-    if (dtype == VLM_WEIGHT_I8) {
-        // Same integers and float operations on every ISA: bit for bit without an activation.
-        for (int64_t i = 0; i < M * ldy; i++) Y[i] = R[i] = 777.0f;
-        vlm_activation a = act == VLM_ACT_NONE ? VLM_ACT_NONE : VLM_ACT_RELU;
-        if (vlm_linear_i8(X, M, ldx, P, with_bias ? bias : NULL, a, Y, ldy) != 0) fail("linear_i8 status", 0, 1, 0, 0);
-        if (vlm_linear_i8_naive(X, M, ldx, P, with_bias ? bias : NULL, a, R, ldy) != 0) fail("linear_i8_naive status", 0, 1, 0, 0);
-        for (int64_t i = 0; i < M * ldy; i++)
-            if (memcmp(&Y[i], &R[i], sizeof(float)) != 0 && !(isnan(Y[i]) && isnan(R[i]))) fail("linear_i8 (bit for bit)", i, Y[i], R[i], 0);
-    }
-    if (dtype == VLM_WEIGHT_I4) {
-        // W4A8 (int8 activation blocks, int32 sums): bit for bit without an activation, on every ISA.
-        for (int64_t i = 0; i < M * ldy; i++) Y[i] = R[i] = 777.0f;
-        vlm_activation a = act == VLM_ACT_NONE ? VLM_ACT_NONE : VLM_ACT_RELU;
-        if (vlm_linear_w4a8(X, M, ldx, P, with_bias ? bias : NULL, a, Y, ldy) != 0) fail("linear_w4a8 status", 0, 1, 0, 0);
-        if (vlm_linear_w4a8_naive(X, M, ldx, P, with_bias ? bias : NULL, a, R, ldy) != 0) fail("linear_w4a8_naive status", 0, 1, 0, 0);
-        for (int64_t i = 0; i < M * ldy; i++)
-            if (memcmp(&Y[i], &R[i], sizeof(float)) != 0 && !(isnan(Y[i]) && isnan(R[i]))) fail("linear_w4a8 (bit for bit)", i, Y[i], R[i], 0);
-    }
+    // int8 compute on I8 weights and W4A8 on I4 weights compute the same integers and float operations on every ISA:
+    // bit for bit against their naive twins without an activation (ReLU is exact too).
+    if (dtype == VLM_WEIGHT_I8)
+        check_bitwise_twins("linear_i8", vlm_linear_i8, vlm_linear_i8_naive, X, M, ldx, P, with_bias ? bias : NULL, act, Y, R, ldy);
+    if (dtype == VLM_WEIGHT_I4)
+        check_bitwise_twins("linear_w4a8", vlm_linear_w4a8, vlm_linear_w4a8_naive, X, M, ldx, P, with_bias ? bias : NULL, act, Y, R, ldy);
     if (dtype == VLM_WEIGHT_BF16) {
         // Paths may order a pair's two products differently and flush denormals: the accumulation's rounding.
         for (int64_t i = 0; i < M * ldy; i++) Y[i] = R[i] = 777.0f;
