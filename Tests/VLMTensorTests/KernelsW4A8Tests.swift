@@ -42,31 +42,10 @@ import VLMTestSupport
 
     @Test func simdKernelEqualsNaiveTwin() {
         Self.noteIfNoSIMD()
-        KernelPaths.forEach { path, threads in
-            // On the AVX-512 path of a CPU with VNNI + VBMI the SIMD kernel must be the one running.
-            if vlm_active_isa() == VLM_ISA_AVX512 && Self.cpuHasSIMD { #expect(vlm_w4a8_fast_available() == 1) }
-            for (ci, s) in Self.shapes.enumerated() {
-                let w = KernelsQuantTests.weights(s.n, s.k, seed: UInt64(700 + ci))
-                guard let p = Self.packed(w, n: s.n, k: s.k, group: s.group) else { Issue.record("pack"); return }
-                defer { vlm_packed_weight_free(p) }
-                let bias = randomFloats(s.n, seed: UInt64(800 + ci))
-                for (ai, act) in [VLM_ACT_NONE, VLM_ACT_GELU, VLM_ACT_SILU].enumerated() {
-                    let ldx = s.k + ai, ldy = s.n + (ci % 2)
-                    let x = KernelsInt8GemmTests.activations(s.m * ldx, seed: UInt64(900 + ci * 3 + ai))
-                    var y = [Float](repeating: 7, count: s.m * ldy), want = y
-                    let b = ai == 1 ? nil : bias
-                    #expect(vlm_linear_w4a8(x, Int64(s.m), Int64(ldx), p, b, act, &y, Int64(ldy)) == 0)
-                    #expect(vlm_linear_w4a8_naive(x, Int64(s.m), Int64(ldx), p, b, act, &want, Int64(ldy)) == 0)
-                    let label = "\(path) t=\(threads) \(String(cString: vlm_w4a8_kernel())) M=\(s.m) N=\(s.n) K=\(s.k) g=\(s.group) act=\(act.rawValue)"
-                    if act == VLM_ACT_NONE {
-                        #expect(zip(y, want).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label)")
-                    } else {
-                        let (ratio, at) = worstRatio(y, want) { i in 4e-6 * abs(want[i]) + 1e-6 }
-                        #expect(ratio <= 1, "\(label) at \(at): \(y[max(at, 0)]) vs \(want[max(at, 0)])")
-                    }
-                    if ldy > s.n { #expect((0 ..< s.m).allSatisfy { y[$0 * ldy + s.n] == 7 }, "\(label) wrote past N") }
-                }
-            }
+        // On the AVX-512 path of a CPU with VNNI + VBMI the SIMD kernel must be the one running.
+        KernelPaths.exclusive { if Self.cpuHasSIMD { #expect(vlm_w4a8_fast_available() == 1) } }
+        KernelsInt8GemmTests.checkTwins(Self.shapes, dtype: VLM_WEIGHT_I4, seed: 700, fast: vlm_linear_w4a8, naive: vlm_linear_w4a8_naive) {
+            String(cString: vlm_w4a8_kernel())
         }
     }
 
