@@ -113,22 +113,18 @@ int vlm_linear_w4a8_naive(const float *X, int64_t M, int64_t ldx, const vlm_pack
 #define VLM_W4A8 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,fma,f16c,avx2")))
 
 // vpermt2b indices: byte 4 j + t of half h (columns 16 h + j, k row t of the 64 loaded bytes) comes from the low
-// nibbles (first table) or high nibbles (second, +64) of byte 16 t + 4 (col % 4) + col / 8 (kernels_internal.h).
-static void w4a8_indices(unsigned char idx[2][64]) {
-    for (int h = 0; h < 2; h++)
-        for (int j = 0; j < 16; j++)
-            for (int t = 0; t < 4; t++) {
-                int col = 16 * h + j;
-                idx[h][4 * j + t] = (unsigned char)(((col % 8) >= 4 ? 64 : 0) + 16 * t + 4 * (col % 4) + col / 8);
-            }
-}
+// nibbles (first table) or high nibbles (second, +64) of byte 16 t + 4 (col % 4) + col / 8 (kernels_internal.h):
+// idx[h][4 j + t] = (col % 8 >= 4 ? 64 : 0) + 16 t + 4 (col % 4) + col / 8 with col = 16 h + j. A constant, so no
+// call rebuilds it.
+static const unsigned char w4a8_idx[2][64] __attribute__((aligned(64))) = {
+    {0, 16, 32, 48, 4, 20, 36, 52, 8, 24, 40, 56, 12, 28, 44, 60, 64, 80, 96, 112, 68, 84, 100, 116, 72, 88, 104, 120, 76, 92, 108, 124, 1, 17, 33, 49, 5, 21, 37, 53, 9, 25, 41, 57, 13, 29, 45, 61, 65, 81, 97, 113, 69, 85, 101, 117, 73, 89, 105, 121, 77, 93, 109, 125},
+    {2, 18, 34, 50, 6, 22, 38, 54, 10, 26, 42, 58, 14, 30, 46, 62, 66, 82, 98, 114, 70, 86, 102, 118, 74, 90, 106, 122, 78, 94, 110, 126, 3, 19, 35, 51, 7, 23, 39, 55, 11, 27, 43, 59, 15, 31, 47, 63, 67, 83, 99, 115, 71, 87, 103, 119, 75, 91, 107, 123, 79, 95, 111, 127},
+};
 
 VLM_INLINE VLM_W4A8 void w4a8_panels(const int MR, const int8_t *q, int64_t kp, const float *d, const int32_t *xs,
                                      const vlm_packed_weight *w, int64_t p0, int64_t p1, const float *bias,
                                      vlm_activation act, float *Y, int64_t ldy) {
-    unsigned char idx[2][64];
-    w4a8_indices(idx);
-    const __m512i ia = _mm512_loadu_si512((const void *)idx[0]), ib = _mm512_loadu_si512((const void *)idx[1]);
+    const __m512i ia = _mm512_load_si512((const void *)w4a8_idx[0]), ib = _mm512_load_si512((const void *)w4a8_idx[1]);
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const int64_t nb = kp / W4A8_BLOCK;
     for (int64_t p = p0; p < p1; p++) {
