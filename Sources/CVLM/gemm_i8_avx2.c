@@ -93,18 +93,19 @@ static VLM_AVX2 void pack_panel_s16(const vlm_packed_weight *w, int64_t p, int64
     int16_t *d = dst;
     int64_t npairs = kpad / 2;
     const __m128i zero = _mm_setzero_si128();
+    // Groups hold an even number of k (a multiple of 32), so a pair never straddles two; walking the groups avoids a
+    // 64-bit divide per code row (10% of an int8 prefill on the VNNI packer).
+    int64_t g = 0, k0 = 0;
+    const unsigned char *codes = vlm_qblock(w, p, 0) + vlm_qcodes_offset(VLM_WEIGHT_I8);
     for (int64_t t = 0; t < npairs; t++) {
         int64_t k = 2 * t;
-        const unsigned char *r[2];
-        for (int i = 0; i < 2; i++) {
-            int64_t kk = k + i;
-            if (kk < w->K) {
-                int64_t g = kk / w->group;
-                r[i] = vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I8) + (kk - g * w->group) * VLM_NR;
-            } else {
-                r[i] = NULL;
-            }
+        if (k >= k0 + w->group && g + 1 < w->ngroups) {
+            g++;
+            k0 += w->group;
+            codes = vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I8);
         }
+        const unsigned char *r[2];
+        for (int i = 0; i < 2; i++) r[i] = k + i < w->K ? codes + (k + i - k0) * VLM_NR : NULL;
         for (int h = 0; h < 2; h++) {
             __m128i a = r[0] ? _mm_loadu_si128((const __m128i *)(r[0] + 16 * h)) : zero;
             __m128i b = r[1] ? _mm_loadu_si128((const __m128i *)(r[1] + 16 * h)) : zero;

@@ -253,6 +253,10 @@ public struct SceneVLMBatches: Sendable {
     /// kinds, 1/8). Boxes need the image tokens to keep where each patch is; with few box turns early in training,
     /// the projector learns to drop it before the decoder learns to read it.
     public var locateShare: Double?
+    /// The first step at which `locateShare` applies (before it, turns are drawn uniformly over kinds). Boxes
+    /// drawn at a third of the turns from the start cost attribute binding, which forms around step 3000 of the
+    /// shipped schedule (Benchmarks/RESULTS.md, session 15): raise the share once the lookup has formed.
+    public var locateShareFrom = 0
 
     public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig, turns: Int = 1) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
@@ -291,7 +295,7 @@ public struct SceneVLMBatches: Sendable {
         while chosen.count < turns, !pool.isEmpty {
             let kinds = Array(Set(pool.map(\.kind))).sorted()
             var kind = kinds[Int(rng.next() % UInt64(kinds.count))]
-            if let share = locateShare, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share { kind = "locate" }
+            if let share = locateShare, step >= locateShareFrom, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share { kind = "locate" }
             let ofKind = pool.indices.filter { pool[$0].kind == kind }
             chosen.append(pool.remove(at: ofKind[Int(rng.next() % UInt64(ofKind.count))]))
         }

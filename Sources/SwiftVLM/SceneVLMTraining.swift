@@ -53,6 +53,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var visionPositionAmplitude: Double?
     /// `SceneVLMBatches.locateShare` (nil: uniform over kinds).
     public var locateShare: Double?
+    /// `SceneVLMBatches.locateShareFrom` (nil: from the first step).
+    public var locateShareFrom: Int?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
     /// seeded initialisation (and the --vision-from tower): a new schedule that continues from a trained model.
     public var initFrom: String?
@@ -103,6 +105,7 @@ public final class SceneVLMTrainer {
             guard args.visionPositionInit == "sincos" else { throw PipelineError.invalidArgument("--vision-position-amplitude needs --vision-position-init sincos") }
         }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
+        if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
         self.args = args
@@ -277,6 +280,7 @@ public final class SceneVLMTrainer {
         var data = try SceneVLMBatches(directory: staging, seed: args.seed, scenesSeed: args.scenesSeed, count: args.scenes,
                                        batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
         data.locateShare = args.locateShare
+        data.locateShareFrom = args.locateShareFrom ?? 0
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)
         }

@@ -205,6 +205,9 @@ public struct WeightScope {
     public func storing(_ storage: WeightStorage) -> WeightScope { WeightScope(loader: loader, prefix: prefix, storage: storage) }
     /// Whether layers loaded here compute in bf16: weights forced to bf16 with bf16 compute on (see WeightLoader).
     public var computesInBF16: Bool { storage == .bfloat16 && loader.bf16Compute }
+    /// Whether decoder attention loaded here runs in bf16 for prefill: its projections compute in bf16, or in int8
+    /// (every projection int8: an error larger than bf16's rounding of q, k, v and the probabilities).
+    public var attendsInBF16: Bool { computesInBF16 || (storage == .int8 && loader.int8Compute.covers(.all)) }
     /// Whether int4 layers loaded here decode in W4A8: int4 asked for (`--precision int4`) with W4A8 on. Quantized
     /// checkpoints loaded as stored keep the weight-only GEMV, the w4a16 arithmetic their reference computes.
     public var decodesInW4A8: Bool { storage == .int4 && loader.w4a8Decode }

@@ -132,12 +132,13 @@ public enum Ops {
     /// attends keys s with keyBegin[t] <= s < keyEnd[t] (and keyMask). q: [B, Tq, ldq-wide rows], k/v: [B, Tk, ...]
     /// holding `kvHeads` heads (default `heads`; grouped-query attention: query head h reads key/value head
     /// h / (heads / kvHeads)); keyBegin/keyEnd: [Tq], shared by the batch; keyMask: [B * Tk]. Returns
-    /// [B, Tq, H*D]. `naive` runs the portable reference kernel (tests).
+    /// [B, Tq, H*D]. `naive` runs the portable reference kernel (tests). `bf16`: bf16 operands summed in fp32 where
+    /// the CPU has AVX512_BF16 and a key/value head has enough query rows (vlm_attention_bf16), else as without it.
     public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
                                  v: Tensor, vOffset: Int = 0, ldv: Int,
                                  batch: Int, heads: Int, kvHeads: Int? = nil, queryLength: Int, keyLength: Int,
                                  headDim: Int, scale: Float, keyBegin: [Int64], keyEnd: [Int64],
-                                 keyMask: [UInt8]? = nil, naive: Bool = false) -> Tensor {
+                                 keyMask: [UInt8]? = nil, naive: Bool = false, bf16: Bool = false) -> Tensor {
         let width = heads * headDim, kvh = kvHeads ?? heads, kvWidth = kvh * headDim
         precondition(kvh > 0 && heads % kvh == 0, "attention: \(heads) heads are not a multiple of \(kvh) key/value heads")
         func need(_ rows: Int, _ ld: Int, _ off: Int, _ w: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + w }
@@ -158,6 +159,11 @@ public enum Ops {
                                                     q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
                                                     out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
                             return 0
+                        }
+                        if bf16 {
+                            return vlm_attention_bf16(args.0, args.1, args.2, args.3, args.4, args.5,
+                                                      q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
+                                                      out.pointer, Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask)
                         }
                         return vlm_attention_gqa(args.0, args.1, args.2, args.3, args.4, args.5,
                                                  q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),

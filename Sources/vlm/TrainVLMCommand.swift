@@ -41,6 +41,7 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("vision-position-init"), help: "Patch position embeddings of the tower: as-trained (default: as --vision-from has them) or sincos (2-D sines and cosines of row and column added to their mean, so the decoder can tell where things are).") var visionPositionInit: String?
     @Option(name: .customLong("vision-position-amplitude"), help: "Amplitude of each sine and cosine of --vision-position-init sincos (default 0.25: a code of norm 2 at width 128).") var visionPositionAmplitude: Double?
     @Option(name: .customLong("locate-share"), help: "Share of turns drawn as 'where is the ...?' when the scene has a one-of-a-kind object (default: uniform over the kinds).") var locateShare: Double?
+    @Option(name: .customLong("locate-share-from"), help: "The step from which --locate-share applies (default 0); before it, turns are drawn uniformly over kinds.") var locateShareFrom: Int?
     @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
@@ -91,6 +92,7 @@ struct TrainVLM: ParsableCommand {
                 args.visionPositionInit = visionPositionInit
                 args.visionPositionAmplitude = visionPositionAmplitude
                 args.locateShare = locateShare
+                args.locateShareFrom = locateShareFrom
                 args.initFrom = initFrom
                 args.seed = seed
                 args.saveEvery = saveEvery

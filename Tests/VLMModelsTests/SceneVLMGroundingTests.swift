@@ -69,6 +69,18 @@ struct SceneVLMGroundingTests {
         var plain = 0
         for step in 0 ..< 100 { for slot in 0 ..< 4 where try shared.draw(step: step, slot: slot).1.kind == "locate" { plain += 1 } }
         #expect(plain < 100, "share 0 leaves the uniform draw: \(plain) of 400")
+
+        // --locate-share-from: the share applies from that step on; earlier steps draw as without it.
+        var late = batches
+        late.locateShare = 1
+        late.locateShareFrom = 50
+        for step in [0, 49] { for slot in 0 ..< 4 {
+            #expect(try late.draw(step: step, slot: slot).1.kind == batches.draw(step: step, slot: slot).1.kind)
+        } }
+        for step in 50 ..< 60 { for slot in 0 ..< 4 {
+            let (scene, turn) = try late.draw(step: step, slot: slot)
+            if !SceneGrounding.locateQuestions(scene.scene).isEmpty { #expect(turn.kind == "locate", "step \(step) slot \(slot)") }
+        } }
     }
 
     @Test("--location-init fourier: location rows smooth over bins, at the random rows' norm; other rows untouched")
