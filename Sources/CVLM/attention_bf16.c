@@ -55,7 +55,7 @@ static VLM_BF16 void pack_keys(const float *k, int64_t ldk, int64_t Tk, int64_t 
     int64_t npairs = Dp / 2, npanels = (Tk + 31) / 32;
     for (int64_t c = 0; c < npanels; c++) {
         int64_t n = Tk - 32 * c < 32 ? Tk - 32 * c : 32;
-        bk->quantize_rows(k + 32 * c * ldk, n, ldk, D, Dp, rows, NULL);
+        bk->quantize_rows(k + 32 * c * ldk, n, ldk, D, Dp, 0, rows, NULL);
         const uint32_t *r = (const uint32_t *)rows;
         uint32_t *dst = panels + c * npairs * 32;
         for (int64_t t = 0; t < npairs; t++)
@@ -122,7 +122,7 @@ static void bf16_attn_task(void *ctx, int64_t task, int thread) {
     const uint8_t *mask = j->key_mask ? j->key_mask + b * Tk : NULL;
     for (int64_t t0 = 0; t0 < j->Tq; t0 += BF16_QB) {
         int64_t rows = j->Tq - t0 < BF16_QB ? j->Tq - t0 : BF16_QB;
-        bk->quantize_rows(j->q + (b * j->Tq + t0) * j->ldq + h * D, rows, j->ldq, D, Dp, qb, NULL);
+        bk->quantize_rows(j->q + (b * j->Tq + t0) * j->ldq + h * D, rows, j->ldq, D, Dp, 0, qb, NULL);
         for (int64_t c = 0; c < nkpanels; c++) {
             int nr = (int)(Tk - 32 * c < 32 ? Tk - 32 * c : 32);
             run_tiles(bk, rows, qb, Dp, kpan + c * (Dp / 2) * 32, Dp, s + 32 * c, Tk, nr);
@@ -141,7 +141,7 @@ static void bf16_attn_task(void *ctx, int64_t task, int thread) {
             }
             ok->softmax_row(sr, Tk);  // a row with no visible key becomes zeros
         }
-        bk->quantize_rows(s, rows, Tk, Tk, Tkp, pb, NULL);
+        bk->quantize_rows(s, rows, Tk, Tk, Tkp, 0, pb, NULL);
         float *o = j->out + (b * j->Tq + t0) * j->ldo + h * D;
         for (int64_t c = 0; c < (D + 31) / 32; c++) {
             int nr = (int)(D - 32 * c < 32 ? D - 32 * c : 32);

@@ -86,9 +86,10 @@ int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_wei
 #define BF16_MR 14
 
 // Rows of X rounded to bf16 (vcvtne2ps2bf16: nearest even, NaN stays NaN) into dst [rows, kpad], zero-padded.
-static VLM_BF16 void convert_rows(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst,
-                                  float *sa) {
+static VLM_BF16 void convert_rows(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group,
+                                  void *dst, float *sa) {
     (void)sa;
+    (void)group;
     uint16_t *d = dst;
     for (int64_t r = 0; r < rows; r++) {
         const float *x = X + r * ldx;

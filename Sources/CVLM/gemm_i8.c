@@ -5,7 +5,8 @@
 // k, so no second copy of the weights is needed. Each task re-lays out one 32-column panel (all of K) into the
 // kernel's operand format in per-thread scratch -- int16 k-pairs for AVX2's vpmaddwd, u8 k-quads for VNNI's
 // vpdpbusd -- and reuses it for every row tile, so the re-layout costs 1/M of the multiply-adds. Per group the
-// int32 tile sums are scaled into fp32 (one FMA per output per group); the per-token scale and the bias come last.
+// int32 tile sums are scaled into fp32 (a product with the activation group's scale and an FMA with the weight's,
+// per output and group); the bias comes last.
 // Integer sums are exact, so every ISA and every tiling or thread count gives the same bits.
 #include "kernels_internal.h"
 #include <math.h>
@@ -40,27 +41,32 @@ const char *vlm_i8_gemm_kernel(void) {
 
 // MARK: Reference
 
-void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int8_t *q, int64_t ldq, float *sa) {
+void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int64_t group, int8_t *q, int64_t ldq,
+                                float *sa) {
+    int64_t ngroups = (K + group - 1) / group;
     for (int64_t m = 0; m < M; m++) {
         const float *x = X + m * ldx;
-        float a = 0.0f;
-        int bad = 0;
-        for (int64_t k = 0; k < K; k++) {
-            if (!isfinite(x[k])) bad = 1;
-            a = fmaxf(a, fabsf(x[k]));
-        }
         int8_t *qm = q + m * ldq;
-        if (bad || a == 0.0f) {
-            memset(qm, 0, (size_t)K);
-            sa[m] = bad ? NAN : 0.0f;
-            continue;
+        for (int64_t g = 0; g < ngroups; g++) {
+            int64_t k0 = g * group, k1 = k0 + group < K ? k0 + group : K;
+            float a = 0.0f;
+            int bad = 0;
+            for (int64_t k = k0; k < k1; k++) {
+                if (!isfinite(x[k])) bad = 1;
+                a = fmaxf(a, fabsf(x[k]));
+            }
+            if (bad || a == 0.0f) {
+                memset(qm + k0, 0, (size_t)(k1 - k0));
+                sa[m * ngroups + g] = bad ? NAN : 0.0f;
+                continue;
+            }
+            float inv = 127.0f / a;
+            for (int64_t k = k0; k < k1; k++) {
+                float r = nearbyintf(x[k] * inv);
+                qm[k] = (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+            }
+            sa[m * ngroups + g] = a / 127.0f;
         }
-        float inv = 127.0f / a;
-        for (int64_t k = 0; k < K; k++) {
-            float r = nearbyintf(x[k] * inv);
-            qm[k] = (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
-        }
-        sa[m] = a / 127.0f;
     }
 }
 
@@ -70,10 +76,14 @@ int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed
     if (M <= 0) return 0;
     int64_t K = W->K;
     int8_t *q = vlm_aligned_alloc((size_t)K + 64);
-    if (!q) return VLM_ERR_NOMEM;
+    float *sa = vlm_aligned_alloc((size_t)W->ngroups * sizeof(float) + 64);
+    if (!q || !sa) {
+        vlm_aligned_free(q);
+        vlm_aligned_free(sa);
+        return VLM_ERR_NOMEM;
+    }
     for (int64_t m = 0; m < M; m++) {
-        float sa;
-        vlm_quantize_rows_i8_naive(X + m * ldx, 1, ldx, K, q, K, &sa);
+        vlm_quantize_rows_i8_naive(X + m * ldx, 1, ldx, K, W->group, q, K, sa);
         for (int64_t n = 0; n < W->N; n++) {
             int64_t p = n / VLM_NR;
             int j = (int)(n % VLM_NR);
@@ -86,14 +96,15 @@ int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed
                 for (int64_t i = 0; i < len; i++) acc += (int32_t)q[k0 + i] * (int32_t)codes[i * VLM_NR + j];
                 float s;
                 memcpy(&s, blk + 4 * j, 4);
-                c = fmaf(s, (float)acc, c);
+                c = fmaf(s, (float)acc * sa[g], c);
             }
-            float y = sa * c;
+            float y = c;
             if (bias) y = y + bias[n];
             Y[m * ldy + n] = vlm_act_scalar(y, act);
         }
     }
     vlm_aligned_free(q);
+    vlm_aligned_free(sa);
     return 0;
 }
 

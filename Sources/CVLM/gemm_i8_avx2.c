@@ -38,53 +38,60 @@ VLM_INLINE VLM_AVX2 float row_absmax(const float *x, int64_t K, int *bad) {
     return m;
 }
 
-VLM_AVX2 void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst,
-                                        float *sa, int u8) {
+VLM_AVX2 void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group,
+                                        void *dst, float *sa, int u8) {
+    int64_t ngroups = (K + group - 1) / group;
     for (int64_t m = 0; m < rows; m++) {
         const float *x = X + m * ldx;
-        int bad;
-        float a = row_absmax(x, K, &bad);
         int16_t *d16 = (int16_t *)dst + m * kpad;
         uint8_t *d8 = (uint8_t *)dst + m * kpad;
-        if (bad || a == 0.0f) {
-            if (u8) memset(d8, 128, (size_t)kpad);
-            else memset(d16, 0, (size_t)kpad * 2);
-            sa[m] = bad ? NAN : 0.0f;
-            continue;
-        }
-        // rint(x * inv): vcvtps2dq rounds to nearest even like nearbyintf; |x * inv| <= 127 (+ an ulp), clamped.
-        const __m256 inv = _mm256_set1_ps(127.0f / a);
-        const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
-        int64_t k = 0;
-        for (; k + 8 <= K; k += 8) {
-            __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv));
-            q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
-            // int32 -> int16 (packs works per 128-bit lane: permute the 64-bit halves back into order).
-            __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q, q), 0x08);
-            __m128i v16 = _mm256_castsi256_si128(p16);
-            if (u8) {
-                __m128i v8 = _mm_add_epi8(_mm_packs_epi16(v16, v16), _mm_set1_epi8((char)0x80));
-                _mm_storel_epi64((__m128i *)(d8 + k), v8);
-            } else {
-                _mm_storeu_si128((__m128i *)(d16 + k), v16);
+        for (int64_t g = 0; g < ngroups; g++) {
+            int64_t k0 = g * group, k1 = k0 + group < K ? k0 + group : K;
+            int bad;
+            float a = row_absmax(x + k0, k1 - k0, &bad);
+            float *s = sa + m * ngroups + g;
+            if (bad || a == 0.0f) {
+                if (u8) memset(d8 + k0, 128, (size_t)(k1 - k0));
+                else memset(d16 + k0, 0, (size_t)(k1 - k0) * 2);
+                *s = bad ? NAN : 0.0f;
+                continue;
             }
-        }
-        float inv1 = 127.0f / a;
-        for (; k < kpad; k++) {
-            int v = 0;
-            if (k < K) {
+            // rint(x * inv): vcvtps2dq rounds to nearest even like nearbyintf; |x * inv| <= 127 (+ an ulp), clamped.
+            const __m256 inv = _mm256_set1_ps(127.0f / a);
+            const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+            int64_t k = k0;
+            for (; k + 8 <= k1; k += 8) {
+                __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv));
+                q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+                // int32 -> int16 (packs works per 128-bit lane: permute the 64-bit halves back into order).
+                __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q, q), 0x08);
+                __m128i v16 = _mm256_castsi256_si128(p16);
+                if (u8) {
+                    __m128i v8 = _mm_add_epi8(_mm_packs_epi16(v16, v16), _mm_set1_epi8((char)0x80));
+                    _mm_storel_epi64((__m128i *)(d8 + k), v8);
+                } else {
+                    _mm_storeu_si128((__m128i *)(d16 + k), v16);
+                }
+            }
+            float inv1 = 127.0f / a;
+            for (; k < k1; k++) {
                 float r = nearbyintf(x[k] * inv1);
-                v = (int)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+                int v = (int)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+                if (u8) d8[k] = (uint8_t)(v + 128);
+                else d16[k] = (int16_t)v;
             }
-            if (u8) d8[k] = (uint8_t)(v + 128);
-            else d16[k] = (int16_t)v;
+            *s = a / 127.0f;
         }
-        sa[m] = a / 127.0f;
+        for (int64_t k = K; k < kpad; k++) {  // padding: code 0
+            if (u8) d8[k] = 128;
+            else d16[k] = 0;
+        }
     }
 }
 
-static void quantize_rows_s16(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa) {
-    vlm_i8_quantize_rows_avx2(X, rows, ldx, K, kpad, dst, sa, 0);
+static void quantize_rows_s16(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
+                              float *sa) {
+    vlm_i8_quantize_rows_avx2(X, rows, ldx, K, kpad, group, dst, sa, 0);
 }
 
 // dst (int16): half h, pair t at dst + (h * npairs + t) * 32; codes past K are zeros.
@@ -118,7 +125,8 @@ static VLM_AVX2 void pack_panel_s16(const vlm_packed_weight *w, int64_t p, int64
 
 // Rows 0..MR-1 of one 16-column half: int32 sums per group, scaled into fp32 at each group's end.
 VLM_INLINE VLM_AVX2 void tile_half(const int MR, const int16_t *A, int64_t lda, const int16_t *B, int64_t npairs,
-                                   const vlm_packed_weight *w, int64_t p, int64_t kpad, int h, __m256 cf[][2]) {
+                                   const vlm_packed_weight *w, int64_t p, int64_t kpad, const float *sa, int h,
+                                   __m256 cf[][2]) {
     for (int i = 0; i < MR; i++) cf[i][0] = cf[i][1] = _mm256_setzero_ps();
     for (int64_t g = 0; g < w->ngroups; g++) {
         int64_t t0 = g * w->group / 2, k1 = (g + 1) * w->group < kpad ? (g + 1) * w->group : kpad, t1 = k1 / 2;
@@ -138,8 +146,9 @@ VLM_INLINE VLM_AVX2 void tile_half(const int MR, const int16_t *A, int64_t lda, 
         const float *s = (const float *)vlm_qblock(w, p, g) + 16 * h;
         __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
         for (int i = 0; i < MR; i++) {
-            cf[i][0] = _mm256_fmadd_ps(s0, _mm256_cvtepi32_ps(acc[i][0]), cf[i][0]);
-            cf[i][1] = _mm256_fmadd_ps(s1, _mm256_cvtepi32_ps(acc[i][1]), cf[i][1]);
+            __m256 a = _mm256_set1_ps(sa[i * w->ngroups + g]);
+            cf[i][0] = _mm256_fmadd_ps(s0, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), a), cf[i][0]);
+            cf[i][1] = _mm256_fmadd_ps(s1, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), a), cf[i][1]);
         }
     }
 }
@@ -153,11 +162,10 @@ VLM_INLINE VLM_AVX2 void tile_rows(const int MR, const int16_t *A, int64_t lda, 
         if (cols <= 0) break;
         if (cols > 16) cols = 16;
         __m256 cf[I8_MR][2];
-        tile_half(MR, A, lda, B, npairs, w, p, kpad, h, cf);
+        tile_half(MR, A, lda, B, npairs, w, p, kpad, sa, h, cf);
         for (int i = 0; i < MR; i++) {
-            __m256 s = _mm256_set1_ps(sa[i]);
             float *y = Y + i * ldy + 16 * h;
-            __m256 y0 = _mm256_mul_ps(s, cf[i][0]), y1 = _mm256_mul_ps(s, cf[i][1]);
+            __m256 y0 = cf[i][0], y1 = cf[i][1];
             if (cols == 16) {
                 _mm256_storeu_ps(y, y0);
                 _mm256_storeu_ps(y + 8, y1);
@@ -203,8 +211,8 @@ const vlm_lowp_kernels vlm_i8_kernels_avx2 = {
 };
 #else
 const vlm_lowp_kernels vlm_i8_kernels_avx2 = {0};
-void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa,
-                               int u8) {
-    (void)X; (void)rows; (void)ldx; (void)K; (void)kpad; (void)dst; (void)sa; (void)u8;
+void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
+                               float *sa, int u8) {
+    (void)X; (void)rows; (void)ldx; (void)K; (void)kpad; (void)group; (void)dst; (void)sa; (void)u8;
 }
 #endif

@@ -17,8 +17,9 @@
 #define VLM_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c,avx2")))
 #define VNNI_MR 8
 
-static void quantize_rows_u8(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa) {
-    vlm_i8_quantize_rows_avx2(X, rows, ldx, K, kpad, dst, sa, 1);
+static void quantize_rows_u8(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
+                             float *sa) {
+    vlm_i8_quantize_rows_avx2(X, rows, ldx, K, kpad, group, dst, sa, 1);
 }
 
 // Code row k of the group whose codes start at `codes` (k0 its first k), or zeros past K. No division per row: a
@@ -84,20 +85,17 @@ VLM_INLINE VLM_VNNI void vnni_rows(const int MR, const uint8_t *A, int64_t lda, 
         const float *s = (const float *)vlm_qblock(w, p, g);
         __m512 s0 = _mm512_loadu_ps(s), s1 = _mm512_loadu_ps(s + 16);
         for (int i = 0; i < MR; i++) {
-            cf[i][0] = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], z0)), cf[i][0]);
-            cf[i][1] = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], z1)), cf[i][1]);
+            __m512 a = _mm512_set1_ps(sa[i * w->ngroups + g]);
+            cf[i][0] = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], z0)), a), cf[i][0]);
+            cf[i][1] = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], z1)), a), cf[i][1]);
         }
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
-    // Epilogue in registers: y = act(sa * C + bias).
+    // Epilogue in registers: y = act(C + bias).
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < MR; i++) {
-        __m512 sv = _mm512_set1_ps(sa[i]);
-        store_row_epilogue_512(Y + i * ldy, _mm512_mul_ps(sv, cf[i][0]), _mm512_mul_ps(sv, cf[i][1]), m0, m1, bias, bias0,
-                               bias1, act);
-    }
+    for (int i = 0; i < MR; i++) store_row_epilogue_512(Y + i * ldy, cf[i][0], cf[i][1], m0, m1, bias, bias0, bias1, act);
 }
 
 #define VNNI_TILE_FN(MR)                                                                                          \

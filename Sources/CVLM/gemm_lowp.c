@@ -18,7 +18,7 @@
 typedef struct {
     const vlm_lowp_kernels *ks;
     const vlm_packed_weight *W;
-    const void *A; int64_t lda; const float *sa;
+    const void *A; int64_t lda; const float *sa; int64_t sg;  // sa [M, sg]: int8 scales per row and group
     int64_t M, kpad;
     const float *bias; vlm_activation act;
     float *Y; int64_t ldy;
@@ -50,7 +50,7 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
         for (int64_t t = 0; t < ntiles; t++) {
             int mr = (int)(base + (t < extra));
             const unsigned char *a = (const unsigned char *)j->A + (size_t)(r * j->lda) * (size_t)ks->a_bytes;
-            ks->tile(mr, a, j->lda, scratch, colsum, W, p, j->kpad, j->sa + r, j->bias ? j->bias + n0 : NULL, j->act,
+            ks->tile(mr, a, j->lda, scratch, colsum, W, p, j->kpad, j->sa + r * j->sg, j->bias ? j->bias + n0 : NULL, j->act,
                      j->Y + r * j->ldy + n0, j->ldy, nr);
             r += mr;
         }
@@ -69,20 +69,21 @@ int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64
                     const float *bias, vlm_activation act, float *Y, int64_t ldy) {
     int64_t kpad = (W->K + ks->k_align - 1) / ks->k_align * ks->k_align;
     int64_t lda = lowp_row_stride(kpad, ks->a_bytes);
-    // One caller-thread buffer: sa [M] (rounded up to 64 bytes), then the converted rows [M, lda].
-    size_t sa_bytes = ((size_t)M * sizeof(float) + 63) / 64 * 64;
+    // One caller-thread buffer: sa [M, groups] (rounded up to 64 bytes), then the converted rows [M, lda].
+    int64_t sg = W->ngroups > 0 ? W->ngroups : 1;
+    size_t sa_bytes = ((size_t)M * (size_t)sg * sizeof(float) + 63) / 64 * 64;
     size_t a_bytes = (size_t)M * (size_t)lda * (size_t)ks->a_bytes;
     float *buf = vlm_scratch(VLM_SLOT_I8A, (sa_bytes + a_bytes) / sizeof(float) + 16);
     if (!buf) return VLM_ERR_NOMEM;
     void *A = (unsigned char *)buf + sa_bytes;
     if (lda == kpad) {
-        ks->quantize_rows(X, M, ldx, W->K, kpad, A, buf);
+        ks->quantize_rows(X, M, ldx, W->K, kpad, W->group, A, buf);
     } else {  // converters write rows kpad apart: one row per call
         for (int64_t m = 0; m < M; m++)
-            ks->quantize_rows(X + m * ldx, 1, ldx, W->K, kpad, (unsigned char *)A + (size_t)(m * lda) * (size_t)ks->a_bytes,
-                              buf + m);
+            ks->quantize_rows(X + m * ldx, 1, ldx, W->K, kpad, W->group, (unsigned char *)A + (size_t)(m * lda) * (size_t)ks->a_bytes,
+                              buf + m * sg);
     }
-    lowp_job j = { .ks = ks, .W = W, .A = A, .lda = lda, .sa = buf, .M = M, .kpad = kpad, .bias = bias, .act = act,
+    lowp_job j = { .ks = ks, .W = W, .A = A, .lda = lda, .sa = buf, .sg = sg, .M = M, .kpad = kpad, .bias = bias, .act = act,
                    .Y = Y, .ldy = ldy };
     // Task grid as gemm_driver.c: panels first, rows only when there are too few panels for the wanted tasks.
     double macs = (double)M * (double)W->N * (double)W->K;

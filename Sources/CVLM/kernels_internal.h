@@ -245,14 +245,15 @@ typedef struct {
     int a_bytes;       // bytes per converted activation: 2 (int16 AVX2, bf16) or 1 (u8 = q + 128, VNNI)
     int k_align;       // kpad multiple: 4 (int8) or 2 (bf16 pairs)
     int b_bytes;       // scratch bytes per padded k of one 32-column panel
-    /// Rows of X converted as the definition says (int8: sa[m] is the token scale; bf16: sa unused) into
-    /// dst [rows, kpad] in the kernel's activation format.
-    void (*quantize_rows)(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa);
+    /// Rows of X converted as the definition says (int8: sa [rows, ceil(K / group)], the scales per token and group;
+    /// bf16: sa and group unused) into dst [rows, kpad] in the kernel's activation format.
+    void (*quantize_rows)(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
+                          float *sa);
     /// Panel p of W into the kernel's layout; colsum [ngroups * VLM_NR] (sum of codes per group and column) when
     /// the kernel needs it.
     void (*pack_panel)(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum);
     /// Y[0:mr, 0:nr] (Y, bias at the panel's first column) for mr <= mr_max rows of converted A (stride lda
-    /// elements) against a packed panel.
+    /// elements) against a packed panel; int8: sa [mr, w->ngroups] of those rows.
     void (*tile)(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
                  int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy,
                  int nr);
@@ -267,8 +268,8 @@ extern const vlm_lowp_kernels vlm_bf16_kernels_avx512;
 extern const vlm_lowp_kernels vlm_i8_kernels_avx2;
 extern const vlm_lowp_kernels vlm_i8_kernels_vnni;
 /// The AVX2 activation quantizer (gemm_i8_avx2.c): int16 values (u8 == 0), or u8 = q + 128 (u8 == 1).
-void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, void *dst, float *sa,
-                               int u8);
+void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
+                               float *sa, int u8);
 /// Scratch slot of the converted activations (caller thread).
 #define VLM_SLOT_I8A 7
 #endif

@@ -203,19 +203,23 @@ void vlm_linear_naive(const float *X, int64_t M, int64_t ldx, const float *W, in
 void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, vlm_source_dtype src, int64_t N, int64_t K,
                          const float *bias, vlm_activation act, float *Y, int64_t ldy);
 
-// MARK: int8 compute (W8A8: int8 weights x dynamic per-token int8 activations, int32 accumulation)
+// MARK: int8 compute (W8A8: int8 weights x dynamic int8 activations per token and group, int32 accumulation)
 //
 /// On an I8 weight (symmetric, scale s[n, g] per output row and group of `group` k), activations are quantized
-/// per row (token) at call time and the products are summed exactly in int32 per group:
-///   row m:  a = max_k |x[m, k]|;  sa[m] = a / 127;  q[m, k] = clamp(rint(x[m, k] * (127 / a)), -127, 127)
-///           (a == 0: sa = 0, q = 0; a row holding NaN or an infinity: sa = NaN, so its outputs are NaN);
+/// per row (token) and per group of the weight's k at call time (the group's own scale, so an outlier channel --
+/// the large activations of a few channels that real decoders carry -- coarsens only its group), and the products
+/// are summed exactly in int32 per group:
+///   row m, group g:  a = max over k in g of |x[m, k]|;  sa[m, g] = a / 127;
+///           q[m, k] = clamp(rint(x[m, k] * (127 / a)), -127, 127)
+///           (a == 0: sa = 0, q = 0; a group holding NaN or an infinity: sa = NaN, so the row's outputs are NaN);
 ///   acc[m, n, g] = sum over k in group g of q[m, k] * w[n, k]                       (int32, exact)
-///   C[m, n] = fma over g = 0, 1, ... of (s[n, g], (float)acc[m, n, g], C)          (C starts at 0)
-///   Y[m, n] = act(sa[m] * C[m, n] + bias[n])                                         (product rounded, then + bias)
+///   C[m, n] = fma over g = 0, 1, ... of (s[n, g], (float)acc[m, n, g] * sa[m, g], C)   (product rounded; C from 0)
+///   Y[m, n] = act(C[m, n] + bias[n])
 /// Every ISA computes these same integers and float operations, so a SIMD path equals vlm_linear_i8_naive bit for
 /// bit without activation (with one, up to the activation functions' own SIMD-vs-scalar difference).
 /// Error against the fp32 product with the dequantized weights: |x_k - sa q_k| <= sa / 2 per activation, so
-/// |Y - Y_weight_only| <= (sa[m] / 2) * sum_k |w'[n, k]| (w' = s q, the dequantized weight) plus float rounding.
+/// |Y - Y_weight_only| <= sum_g (sa[m, g] / 2) * sum over k in g of |w'[n, k]| (w' = s q, the dequantized weight)
+/// plus float rounding.
 /// Kernels: AVX2 widens both operands to int16 and multiplies pairs with vpmaddwd (exact: no saturation, unlike
 /// vpmaddubsw, whose u8 x s8 pair sums reach 2 * 255 * 127 > 32767); AVX512-VNNI runs vpdpbusd on u8 = q + 128
 /// and subtracts 128 * sum_k w per group (exact integer compensation). Chosen by CPU features at run time.
@@ -237,8 +241,9 @@ int vlm_linear_i8(const float *X, int64_t M, int64_t ldx, const vlm_packed_weigh
 /// The reference (scalar integers, fmaf, vlm_act_scalar). Same return values.
 int vlm_linear_i8_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                         vlm_activation act, float *Y, int64_t ldy);
-/// The per-row activation quantizer of the definition: q [M, K] (row stride ldq), sa [M].
-void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int8_t *q, int64_t ldq, float *sa);
+/// The activation quantizer of the definition: q [M, K] (row stride ldq), sa [M, ceil(K / group)].
+void vlm_quantize_rows_i8_naive(const float *X, int64_t M, int64_t ldx, int64_t K, int64_t group, int8_t *q, int64_t ldq,
+                                float *sa);
 /// The int8-compute kernel the CPU runs ("avx2 int8 vpmaddwd 6x16", "avx512-vnni int8 vpdpbusd 8x32", "naive").
 const char *vlm_i8_gemm_kernel(void);
 
