@@ -140,8 +140,8 @@ static const vlm_weight_format formats[] = {
     {VLM_WEIGHT_I8, "i8", 8, VLM_NR, 1, 32, 0,
      "32-row panels, k in groups; per group: 32 fp32 scales, then one 32-byte int8 row per k",
      "float32 (weight-only): sum x q per group in fp32, times the scale; or, marked int8-compute (vlm_linear_i8), "
-     "int8 per token (symmetric, dynamic), int32 sums per group",
-     "fp32 bias + activation; int8 compute: sum_g s_g * int32 sum, times the token's scale, + bias, activation"},
+     "int8 per token and group (symmetric, dynamic), int32 sums per group",
+     "fp32 bias + activation; int8 compute: sum_g s_g * (int32 sum * the activation group's scale), + bias, activation"},
     {VLM_WEIGHT_F16, "f16", 16, VLM_NR, 0, 0, 0, "32-row panels, k-major, binary16",
      "float32, read in place; weights widened exactly", "fp32 bias + activation"},
     {VLM_WEIGHT_I4, "i4", 4, VLM_NR, 1, 32, 1,

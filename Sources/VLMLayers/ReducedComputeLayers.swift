@@ -2,7 +2,7 @@ import Foundation
 import VLMTensor
 
 /// Which linear layers run int8 x int8 compute (PackedLinearWeight.setInt8Compute) when their weights are int8
-/// (`--precision int8`, or an int8 checkpoint): activations are quantized per token at call time, so these layers
+/// (`--precision int8`, or an int8 checkpoint): activations are quantized per token and group of 128 k at call time, so these layers
 /// trade accuracy for speed on top of the weights' rounding. Calls with fewer than
 /// PackedLinearWeight.int8ComputeMinRows rows (decode) stay weight-only whatever the choice.
 ///

@@ -1,6 +1,6 @@
 import CVLM
 
-/// int8 compute (W8A8) on int8 weights: activations quantized per token to int8 at call time, products summed
+/// int8 compute (W8A8) on int8 weights: activations quantized to int8 per token and weight group at call time, products summed
 /// exactly in int32 per group, fp32 epilogue (definition: vlm_linear_i8 in cvlm_kernels.h). Applies to calls with
 /// at least `int8ComputeMinRows` rows (encoders, prefill); fewer rows (decode) keep the weight-only kernels.
 extension PackedLinearWeight {
