@@ -8,7 +8,8 @@
 //                                      [--variants fp32,bf16,int8-mlp,...]
 // Variants: fp32; bf16-weights (bf16 weights, fp32 compute: VLM_BF16_COMPUTE=none); bf16 (bf16 compute, what
 // --precision bf16 runs); int8-weights (int8 weight-only: VLM_INT8_COMPUTE=none); int8-mlp (int8 compute in the
-// MLPs, what --precision int8 runs); int8-all (int8 compute in the MLPs and attention projections). fp32 is always
+// MLPs, what --precision int8 ran on decoders before session 16); int8-all (int8 compute in the MLPs and attention
+// projections, with bf16 attention in decoder prefill: what --precision int8 runs). fp32 is always
 // run first: the others are compared with it.
 import Foundation
 import VLMLayers
