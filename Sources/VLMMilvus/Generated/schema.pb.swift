@@ -660,15 +660,15 @@ nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, Sw
     // https://github.com/apple/swift-protobuf/issues/1182
     switch self.data {
     case .longData?: try {
-      guard case .longData(let v)? = self.data else { preconditionFailure() }
+      guard case .longData(let v)? = self.data else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
     case .doubleData?: try {
-      guard case .doubleData(let v)? = self.data else { preconditionFailure() }
+      guard case .doubleData(let v)? = self.data else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case .stringData?: try {
-      guard case .stringData(let v)? = self.data else { preconditionFailure() }
+      guard case .stringData(let v)? = self.data else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
@@ -791,11 +791,11 @@ nonisolated extension Milvus_Proto_Schema_FieldData: SwiftProtobuf.Message, Swif
     }
     switch self.field {
     case .scalars?: try {
-      guard case .scalars(let v)? = self.field else { preconditionFailure() }
+      guard case .scalars(let v)? = self.field else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
     case .vectors?: try {
-      guard case .vectors(let v)? = self.field else { preconditionFailure() }
+      guard case .vectors(let v)? = self.field else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
     case nil: break
@@ -864,11 +864,11 @@ nonisolated extension Milvus_Proto_Schema_IDs: SwiftProtobuf.Message, SwiftProto
     // https://github.com/apple/swift-protobuf/issues/1182
     switch self.idField {
     case .intID?: try {
-      guard case .intID(let v)? = self.idField else { preconditionFailure() }
+      guard case .intID(let v)? = self.idField else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     }()
     case .strID?: try {
-      guard case .strID(let v)? = self.idField else { preconditionFailure() }
+      guard case .strID(let v)? = self.idField else { preconditionFailure() }  // safe: generated; inside the switch on this same case
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     }()
     case nil: break
