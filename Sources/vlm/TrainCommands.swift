@@ -38,6 +38,10 @@ struct TrainArguments: Codable {
     var contrastGroups: Int?
     var scenesSingleFraction: Double?
     var logitScale: Float?
+    /// With --config: "sincos" adds 2-D sines and cosines of each patch's row and column to the tower's position
+    /// rows (SceneVLM.addGridPositions) so the tower learns its features with positions present; nil: random rows.
+    var visionPositionInit: String?
+    var visionPositionAmplitude: Double?
     var out: String
     var export: String?
 }
@@ -79,6 +83,8 @@ struct TrainCLIP: ParsableCommand {
     @Flag(name: .customLong("hard-negatives"), help: "Add each sample's false captions (manifest 'negatives') as extra contrastive candidates (NegCLIP).") var hardNegatives = false
     @Option(name: .customLong("contrast-groups"), help: "With --scenes: build batches from groups of N minimally different scenes (another shape, swapped colours, mirrored layout) so shape, binding and relations decide the loss, not only colour (1: independent scenes; the batch must be a multiple).") var contrastGroups = 1
     @Option(name: .customLong("logit-scale"), help: "With --config: initial logit scale (the inverse temperature; CLIP's default is 1/0.07 = 14.3). Adam moves its logarithm by at most about --lr per step, so a short run keeps roughly the value it starts with.") var logitScale: Float?
+    @Option(name: .customLong("vision-position-init"), help: "With --config: patch position rows random (default) or sincos (2-D sines and cosines of row and column added, so the tower keeps where things are for the generative models built on it).") var visionPositionInit: String?
+    @Option(name: .customLong("vision-position-amplitude"), help: "Amplitude of each sine and cosine of --vision-position-init sincos (default 0.25).") var visionPositionAmplitude: Double?
     @Option(help: "Seed for initialisation, shuffling and augmentation.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps.") var saveEvery: Int?
     @Option(help: "Continue from a checkpoint written by this command (its train_args.json defines the run).") var resume: String?
@@ -97,10 +103,18 @@ struct TrainCLIP: ParsableCommand {
             throw ValidationError("--contrast-groups \(contrastGroups) must be >= 1 and divide --batch \(batch)")
         }
         guard contrastGroups == 1 || scenes != nil else { throw ValidationError("--contrast-groups needs --scenes (groups come from the generator)") }
+        if let positionInit = visionPositionInit {
+            guard ["random", "sincos"].contains(positionInit) else { throw ValidationError("--vision-position-init must be random or sincos, got '\(positionInit)'") }
+            guard config != nil else { throw ValidationError("--vision-position-init needs --config (a tower trained from scratch)") }
+        }
+        if let a = visionPositionAmplitude, !(visionPositionInit == "sincos" && a > 0 && a <= 10) {
+            throw ValidationError("--vision-position-amplitude \(a) needs --vision-position-init sincos and must be in (0, 10]")
+        }
         return TrainArguments(data: data, split: split, scenes: scenes, scenesSeed: scenesSeed, scenesKind: scenesKind, from: from,
                               config: config, patch: patch, epochs: epochs, steps: steps, batch: batch, lr: lr, warmup: warmup, wd: wd,
                               clipGrad: clipGrad, freeze: freeze.rawValue, seed: seed, saveEvery: saveEvery, augment: augment,
-                              hardNegatives: hardNegatives, contrastGroups: contrastGroups, scenesSingleFraction: scenesSingleFraction, logitScale: logitScale, out: out, export: export)
+                              hardNegatives: hardNegatives, contrastGroups: contrastGroups, scenesSingleFraction: scenesSingleFraction, logitScale: logitScale,
+                              visionPositionInit: visionPositionInit, visionPositionAmplitude: visionPositionAmplitude, out: out, export: export)
     }
 
     func run() throws {
@@ -170,6 +184,11 @@ struct TrainRunner {
             if let scale = args.logitScale { config.logitScaleInitValue = log(scale) }
             assets["preprocessor_config.json"] = try CheckpointAssets.preprocessorConfig(imageSize: config.visionConfig.imageSize)
             model = try TrainableCLIP.random(config: config, seed: args.seed)
+            if args.visionPositionInit == "sincos", let m = model {
+                SceneVLM.addGridPositions(m.parameters["vision_model.embeddings.position_embedding.weight"],
+                                          grid: config.visionConfig.imageSize / config.visionConfig.patchSize,
+                                          amplitude: args.visionPositionAmplitude ?? 0.25)
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

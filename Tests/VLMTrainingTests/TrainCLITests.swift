@@ -35,8 +35,7 @@ import VLMTestSupport
         try JSONDecoder().decode(TrainingLog.self, from: Data(contentsOf: dir.appendingPathComponent("training_log.json")))
     }
 
-    @Test func trainEvalResume() throws {
-        guard Executables.vlm != nil else { return }
+    @Test(.enabled(if: Executables.vlm != nil, "vlm not built")) func trainEvalResume() throws {
         let tmp = try TempDir()
         let manifest = try writeDataset(tmp.url.appendingPathComponent("data"))
         let out = tmp.url.appendingPathComponent("run")
@@ -79,8 +78,39 @@ import VLMTestSupport
         #expect(report.splits.first?.zeroShot?.classes == 4)
     }
 
-    @Test func errorsAreOneLine() throws {
-        guard Executables.vlm != nil else { return }
+    /// --vision-position-init sincos: patch rows of one grid row share the row half of the code exactly (their
+    /// random parts replaced by the mean), rows of one column the column half; other rows and columns differ.
+    @Test(.enabled(if: Executables.vlm != nil, "vlm not built")) func sincosPatchPositions() throws {
+        let tmp = try TempDir()
+        let manifest = try writeDataset(tmp.url.appendingPathComponent("data"))
+        let out = tmp.url.appendingPathComponent("run")
+        // One step at a negligible learning rate: the rows are the initialisation up to ~1e-7.
+        let r = try Executables.run(["train", "clip", "--data", manifest.path, "--config", "micro", "--steps", "1", "--batch", "8",
+                                     "--lr", "1e-9", "--warmup", "0", "--seed", "1", "--quiet", "--vision-position-init", "sincos",
+                                     "--out", out.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pos = try TrainableCLIP.load(directory: out).parameters["vision_model.embeddings.position_embedding.weight"]
+        let grid = 4, c = pos.shape[1], half = c / 2  // micro: 64-pixel images, patch 16, width 32
+        #expect(pos.shape == [1 + grid * grid, c])
+        func row(_ r: Int, _ col: Int) -> [Float] { Array(UnsafeBufferPointer(start: pos.pointer + (1 + r * grid + col) * c, count: c)) }
+        func maxDiff(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+        for r0 in 0 ..< grid {
+            for c0 in 0 ..< grid {
+                let a = row(r0, c0), sameRow = row(r0, (c0 + 1) % grid), sameCol = row((r0 + 1) % grid, c0)
+                #expect(maxDiff(a[..<half], sameRow[..<half]) < 1e-5, "row \(r0): row half differs across columns")
+                #expect(maxDiff(a[half...], sameCol[half...]) < 1e-5, "column \(c0): column half differs across rows")
+                #expect(maxDiff(a[half...], sameRow[half...]) > 0.05 && maxDiff(a[..<half], sameCol[..<half]) > 0.05)
+            }
+        }
+        let bad = try Executables.run(["train", "clip", "--data", manifest.path, "--config", "micro", "--vision-position-init", "grid",
+                                       "--out", tmp.url.appendingPathComponent("o").path])
+        #expect(bad.status != 0 && bad.stderr.contains("--vision-position-init must be random or sincos"), "\(bad.stderr)")
+        let noInit = try Executables.run(["train", "clip", "--data", manifest.path, "--config", "micro", "--vision-position-amplitude", "0.1",
+                                          "--out", tmp.url.appendingPathComponent("o").path])
+        #expect(noInit.status != 0 && noInit.stderr.contains("needs --vision-position-init sincos"), "\(noInit.stderr)")
+    }
+
+    @Test(.enabled(if: Executables.vlm != nil, "vlm not built")) func errorsAreOneLine() throws {
         let tmp = try TempDir()
         let bad = try tmp.write("bad.jsonl", "{\"image\": \"a.png\"}\n")
         let r = try Executables.run(["train", "clip", "--data", bad.path, "--config", "micro", "--out", tmp.url.appendingPathComponent("o").path])
