@@ -34,9 +34,12 @@
     KERNEL256_B(MR_, kc, A, lda, Bp, acc, "", "vmovaps (%[b]), %%ymm12\n\t" "vmovaps 32(%[b]), %%ymm13\n\t", "$128")
 // Row-major A: row i of a k step at a0 + i*lda (rows 0-3 off a0 with scales 1, 2 and lda3; rows 4-5 off a1 =
 // a0 + 4 lda); a k step advances both by one float.
-#define ROWS_RM                                                                                          \
-    ROW256(0, "(%[a0])", 0, 1) ROW256(1, "(%[a0],%[lda],1)", 2, 3) ROW256(2, "(%[a0],%[lda],2)", 4, 5)      \
-    ROW256(3, "(%[a0],%[lda3],1)", 6, 7) ROW256(4, "(%[a1])", 8, 9) ROW256(5, "(%[a1],%[lda],1)", 10, 11)
+#define ROWS_RM ROWS_RM_AT("")
+// The same rows with A read OFF bytes further (a string: "4" is the next k).
+#define ROWS_RM_AT(OFF)                                                                                  \
+    ROW256(0, OFF "(%[a0])", 0, 1) ROW256(1, OFF "(%[a0],%[lda],1)", 2, 3)                               \
+    ROW256(2, OFF "(%[a0],%[lda],2)", 4, 5) ROW256(3, OFF "(%[a0],%[lda3],1)", 6, 7)                     \
+    ROW256(4, OFF "(%[a1])", 8, 9) ROW256(5, OFF "(%[a1],%[lda],1)", 10, 11)
 #define ADVANCE_RM "add $4, %[a0]\n\t" "add $4, %[a1]\n\t"
 // Column-major A (A(i, k) at A[k * lda + i]): the six rows of a k step are consecutive floats, and a k step
 // advances by lda. Same accumulators and FMA order, so the result equals transposing A first.
@@ -44,6 +47,13 @@
     ROW256(0, "(%[a0])", 0, 1) ROW256(1, "4(%[a0])", 2, 3) ROW256(2, "8(%[a0])", 4, 5)                 \
     ROW256(3, "12(%[a0])", 6, 7) ROW256(4, "16(%[a0])", 8, 9) ROW256(5, "20(%[a0])", 10, 11)
 #define ADVANCE_CM "add %[lda], %[a0]\n\t"
+#define ZEROS256 ZERO256(0, 0, 1) ZERO256(1, 2, 3) ZERO256(2, 4, 5) ZERO256(3, 6, 7) ZERO256(4, 8, 9) ZERO256(5, 10, 11)
+#define SAVES256                                                                                         \
+    SAVE256(0, 0, 1, 0, 32) SAVE256(1, 2, 3, 64, 96) SAVE256(2, 4, 5, 128, 160)                          \
+    SAVE256(3, 6, 7, 192, 224) SAVE256(4, 8, 9, 256, 288) SAVE256(5, 10, 11, 320, 352)
+#define YMM_CLOBBERS                                                                                     \
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",     \
+    "xmm12", "xmm13", "xmm14", "xmm15"
 #define KERNEL256_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP) \
     KERNEL256_X(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP, ROWS_RM, ADVANCE_RM)
 #define KERNEL256_X(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP, ROWS, ADVANCE)                          \
@@ -54,8 +64,7 @@
         int64_t k_ = (kc);                                                                               \
         __asm__ volatile(                                                                                \
             PRE                                                                                          \
-            ZERO256(0, 0, 1) ZERO256(1, 2, 3) ZERO256(2, 4, 5) ZERO256(3, 6, 7) ZERO256(4, 8, 9)         \
-            ZERO256(5, 10, 11)                                                                           \
+            ZEROS256                                                                                     \
             "test %[k], %[k]\n\t"                                                                        \
             "jle 2f\n\t"                                                                                 \
             ".p2align 5\n"                                                                               \
@@ -67,12 +76,10 @@
             "dec %[k]\n\t"                                                                               \
             "jnz 1b\n"                                                                                   \
             "2:\n\t"                                                                                     \
-            SAVE256(0, 0, 1, 0, 32) SAVE256(1, 2, 3, 64, 96) SAVE256(2, 4, 5, 128, 160)                  \
-            SAVE256(3, 6, 7, 192, 224) SAVE256(4, 8, 9, 256, 288) SAVE256(5, 10, 11, 320, 352)           \
+            SAVES256                                                                                     \
             : [a0] "+r"(a0), [a1] "+r"(a1), [b] "+r"(b_), [k] "+r"(k_)                                   \
             : [lda] "r"(ldb_), [lda3] "r"(lda3), [acc] "r"(acc), [mr] "i"(MR_)                           \
-            : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",     \
-              "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");                             \
+            : "memory", "cc", YMM_CLOBBERS);                                                             \
     } while (0)
 
 #define KERNEL256_CM(MR_, kc, A, lda, Bp, acc) \
@@ -136,26 +143,59 @@ static void ukernel_cm_avx2(int mr, int64_t kc, const float *A, int64_t lda, con
 
 // MARK: 16-bit panels (layouts: kernels_internal.h)
 // f16: VCVTPH2PS widens 8 consecutive halves exactly; half h of the panel row starts at byte 32 h.
-// bf16: lane i of the row's first 32 bytes is (col 16+i) << 16 | col i (i < 8; the next 32 bytes hold
-// cols 8..15 / 24..31). bf16 is the upper half of a binary32: lane << 16 is the low column (half 0),
-// lane & 0xFFFF0000 the high one (half 1; mask in ymm15, unused by the kernel), both exact.
+// bf16: k pairs of 128 bytes; lane i of the 32 bytes at 32 q is (w[k+1, c] << 16) | w[k, c] for column c = 8 q + i,
+// so a 16-column half h is the pair's bytes 64 h .. 64 h + 63. bf16 is the upper half of a binary32: lane << 16 is
+// the even k, lane & 0xFFFF0000 the odd one (mask in ymm15, unused by the kernel), both exact. The kernel steps a
+// pair at a time with the FMA order of one k at a time; an odd kc ends with the last pair's even k.
 #define PRE_MASK256 "vpcmpeqd %%ymm15, %%ymm15, %%ymm15\n\t" "vpslld $16, %%ymm15, %%ymm15\n\t"
-#define LOAD_BF16_LO                                                                                     \
+#define LOAD_BF16_EVEN                                                                                   \
     "vmovdqu (%[b]), %%ymm12\n\t" "vpslld $16, %%ymm12, %%ymm12\n\t"                                     \
     "vmovdqu 32(%[b]), %%ymm13\n\t" "vpslld $16, %%ymm13, %%ymm13\n\t"
-#define LOAD_BF16_HI "vpand (%[b]), %%ymm15, %%ymm12\n\t" "vpand 32(%[b]), %%ymm15, %%ymm13\n\t"
+#define LOAD_BF16_ODD "vpand (%[b]), %%ymm15, %%ymm12\n\t" "vpand 32(%[b]), %%ymm15, %%ymm13\n\t"
 #define LOAD_F16 "vcvtph2ps (%[b]), %%ymm12\n\t" "vcvtph2ps 16(%[b]), %%ymm13\n\t"
+#define KERNEL256_BF16_PAIRS(MR_, kc, A, lda, Bp, acc)                                                   \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
+        uintptr_t a1 = a0 + 4 * ldb_, lda3 = 3 * ldb_;                                                   \
+        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
+        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
+        __asm__ volatile(                                                                                \
+            PRE_MASK256                                                                                  \
+            ZEROS256                                                                                     \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            LOAD_BF16_EVEN                                                                               \
+            ROWS_RM_AT("")                                                                               \
+            LOAD_BF16_ODD                                                                                \
+            ROWS_RM_AT("4")                                                                              \
+            "add $128, %[b]\n\t"                                                                         \
+            "add $8, %[a0]\n\t" "add $8, %[a1]\n\t"                                                      \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            "test %[odd], %[odd]\n\t"                                                                    \
+            "jz 3f\n\t"                                                                                  \
+            LOAD_BF16_EVEN                                                                               \
+            ROWS_RM_AT("")                                                                               \
+            "3:\n\t"                                                                                     \
+            SAVES256                                                                                     \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [b] "+r"(b_), [k] "+r"(pairs)                                \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
+            : "memory", "cc", YMM_CLOBBERS);                                                             \
+    } while (0)
 
 #define UK16(n)                                                                                          \
     static VLM_AVX2 void uk16_256_##n(int64_t kc, const float *A, int64_t lda, const uint16_t *Bp,       \
                                       float *C, int64_t ldc, int nr, int accumulate, int f16) {          \
         float acc[MR256 * 16] __attribute__((aligned(32)));                                              \
         if (f16) KERNEL256_B(n, kc, A, lda, Bp, acc, "", LOAD_F16, "$64");                               \
-        else KERNEL256_B(n, kc, A, lda, Bp, acc, "", LOAD_BF16_LO, "$64");                               \
+        else KERNEL256_BF16_PAIRS(n, kc, A, lda, Bp, acc);                                               \
         store_half(acc, n, C, ldc, nr < 16 ? nr : 16, accumulate);                                       \
         if (nr > 16) {                                                                                   \
             if (f16) KERNEL256_B(n, kc, A, lda, Bp + 16, acc, "", LOAD_F16, "$64");                      \
-            else KERNEL256_B(n, kc, A, lda, Bp, acc, PRE_MASK256, LOAD_BF16_HI, "$64");                  \
+            else KERNEL256_BF16_PAIRS(n, kc, A, lda, Bp + 32, acc);                                      \
             store_half(acc, n, C + 16, ldc, nr - 16, accumulate);                                        \
         }                                                                                                \
     }

@@ -39,6 +39,25 @@
 // a0 + i*lda: rows 0-3 off a0, 4-7 off a1 = a0 + 4 lda, 8-11 off a2, 12-13 off a3 (x86 scales 1, 2; 3 via lda3).
 // B loads are a parameter (LOAD: one k row of the panel into zmm28/zmm29, STEP: bytes per k row, PRE: set-up
 // before the loop) so the f32 and the 16-bit panels run the same FMA sequence (gemm16 section below).
+// The 14 rows of one k step, A read at OFF (a string: "" or a byte offset such as "4") from each row's address.
+#define ROWS_BIG(OFF)                                                                                    \
+    ROW(0, OFF "(%[a0])", 0, 1) ROW(1, OFF "(%[a0],%[lda],1)", 2, 3)                                     \
+    ROW(2, OFF "(%[a0],%[lda],2)", 4, 5) ROW(3, OFF "(%[a0],%[lda3],1)", 6, 7)                           \
+    ROW(4, OFF "(%[a1])", 8, 9) ROW(5, OFF "(%[a1],%[lda],1)", 10, 11)                                   \
+    ROW(6, OFF "(%[a1],%[lda],2)", 12, 13) ROW(7, OFF "(%[a1],%[lda3],1)", 14, 15)                       \
+    ROW(8, OFF "(%[a2])", 16, 17) ROW(9, OFF "(%[a2],%[lda],1)", 18, 19)                                 \
+    ROW(10, OFF "(%[a2],%[lda],2)", 20, 21) ROW(11, OFF "(%[a2],%[lda3],1)", 22, 23)                     \
+    ROW(12, OFF "(%[a3])", 24, 25) ROW(13, OFF "(%[a3],%[lda],1)", 26, 27)
+#define ZEROS_BIG                                                                                        \
+    ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7) ZERO(4, 8, 9) ZERO(5, 10, 11)                \
+    ZERO(6, 12, 13) ZERO(7, 14, 15) ZERO(8, 16, 17) ZERO(9, 18, 19) ZERO(10, 20, 21)                     \
+    ZERO(11, 22, 23) ZERO(12, 24, 25) ZERO(13, 26, 27)
+#define SAVES_BIG                                                                                        \
+    SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448)         \
+    SAVE(4, 8, 9, 512, 576) SAVE(5, 10, 11, 640, 704) SAVE(6, 12, 13, 768, 832)                          \
+    SAVE(7, 14, 15, 896, 960) SAVE(8, 16, 17, 1024, 1088) SAVE(9, 18, 19, 1152, 1216)                    \
+    SAVE(10, 20, 21, 1280, 1344) SAVE(11, 22, 23, 1408, 1472) SAVE(12, 24, 25, 1536, 1600)               \
+    SAVE(13, 26, 27, 1664, 1728)
 #define KERNEL_BIG(MR_, kc, A, lda, Bp, acc) KERNEL_BIG_B(MR_, kc, A, lda, Bp, acc, "", LOAD_F32_0, "$128")
 #define LOAD_F32_0 "vmovaps (%[b]), %%zmm28\n\t" "vmovaps 64(%[b]), %%zmm29\n\t"
 #define LOAD_F32_1 "vmovaps 128(%[b]), %%zmm26\n\t" "vmovaps 192(%[b]), %%zmm27\n\t"
@@ -50,22 +69,14 @@
         int64_t k_ = (kc);                                                                               \
         __asm__ volatile(                                                                                \
             PRE                                                                                          \
-            ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7) ZERO(4, 8, 9) ZERO(5, 10, 11)        \
-            ZERO(6, 12, 13) ZERO(7, 14, 15) ZERO(8, 16, 17) ZERO(9, 18, 19) ZERO(10, 20, 21)             \
-            ZERO(11, 22, 23) ZERO(12, 24, 25) ZERO(13, 26, 27)                                           \
+            ZEROS_BIG                                                                                    \
             "test %[k], %[k]\n\t"                                                                        \
             "jle 2f\n\t"                                                                                 \
             ".p2align 5\n"                                                                               \
             "1:\n\t"                                                                                     \
             LOAD                                                                                         \
             "prefetcht0 1024(%[b])\n\t"                                                                  \
-            ROW(0, "(%[a0])", 0, 1) ROW(1, "(%[a0],%[lda],1)", 2, 3)                                     \
-            ROW(2, "(%[a0],%[lda],2)", 4, 5) ROW(3, "(%[a0],%[lda3],1)", 6, 7)                           \
-            ROW(4, "(%[a1])", 8, 9) ROW(5, "(%[a1],%[lda],1)", 10, 11)                                   \
-            ROW(6, "(%[a1],%[lda],2)", 12, 13) ROW(7, "(%[a1],%[lda3],1)", 14, 15)                       \
-            ROW(8, "(%[a2])", 16, 17) ROW(9, "(%[a2],%[lda],1)", 18, 19)                                 \
-            ROW(10, "(%[a2],%[lda],2)", 20, 21) ROW(11, "(%[a2],%[lda3],1)", 22, 23)                     \
-            ROW(12, "(%[a3])", 24, 25) ROW(13, "(%[a3],%[lda],1)", 26, 27)                               \
+            ROWS_BIG("")                                                                                 \
             "add " STEP ", %[b]\n\t"                                                                     \
             "add $4, %[a0]\n\t"                                                                          \
             "add $4, %[a1]\n\t"                                                                          \
@@ -74,11 +85,7 @@
             "dec %[k]\n\t"                                                                               \
             "jnz 1b\n"                                                                                   \
             "2:\n\t"                                                                                     \
-            SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
-            SAVE(4, 8, 9, 512, 576) SAVE(5, 10, 11, 640, 704) SAVE(6, 12, 13, 768, 832)                  \
-            SAVE(7, 14, 15, 896, 960) SAVE(8, 16, 17, 1024, 1088) SAVE(9, 18, 19, 1152, 1216)            \
-            SAVE(10, 20, 21, 1280, 1344) SAVE(11, 22, 23, 1408, 1472) SAVE(12, 24, 25, 1536, 1600)       \
-            SAVE(13, 26, 27, 1664, 1728)                                                                 \
+            SAVES_BIG                                                                                    \
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b_), [k] "+r"(k_)     \
             : [lda] "r"(ldb_), [lda3] "r"(lda3), [acc] "r"(acc), [mr] "i"(MR_)                           \
             : "memory", "cc", ZMM_CLOBBERS);                                                             \
@@ -180,14 +187,17 @@ static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, cons
 
 // MARK: 16-bit panels
 // The kernels above with the B loads replaced by exact widenings (kernels_internal.h has the layouts):
-//   bf16: a 32-bit lane holds (col 16+i) << 16 | col i; bf16 is the upper 16 bits of a binary32, so
-//         lane << 16 is column i and lane & 0xFFFF0000 column 16+i, exactly (mask 0xFFFF0000 built in PRE:
-//         all-ones << 16, in zmm31 for the big kernel and zmm25, unused there, for the small one).
+//   bf16: k pairs; a 32-bit lane holds (w[k+1, c] << 16) | w[k, c]; bf16 is the upper 16 bits of a binary32, so
+//         lane << 16 is the even k and lane & 0xFFFF0000 the odd one, exactly (mask 0xFFFF0000 built in PRE:
+//         all-ones << 16, in zmm31 for the big kernel and zmm25, unused there, for the small one). The big
+//         kernel steps a pair at a time (KERNEL_BIG_PAIRS) with the FMA order of one k at a time.
 //   f16:  VCVTPH2PS widens 16 consecutive halves exactly (every binary16 is a binary32).
-// One 64-byte line per k row instead of two: half the bytes for the memory-bound small-M case.
+// One 64-byte line per k instead of two: half the bytes for the memory-bound small-M case.
 #define PRE_MASK(r) "vpternlogd $0xff, %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t" "vpslld $16, %%zmm" #r ", %%zmm" #r "\n\t"
-#define LOAD_BF16(off, r0, r1, m) \
-    "vpslld $16, " #off "(%[b]), %%zmm" #r0 "\n\t" "vpandd " #off "(%[b]), %%zmm" #m ", %%zmm" #r1 "\n\t"
+// k pair at b: the even k's columns 0..15 / 16..31 into r0 / r1 (shift), the odd k's (mask m).
+#define LOAD_BF16_EVEN(r0, r1) "vpslld $16, (%[b]), %%zmm" #r0 "\n\t" "vpslld $16, 64(%[b]), %%zmm" #r1 "\n\t"
+#define LOAD_BF16_ODD(r0, r1, m) \
+    "vpandd (%[b]), %%zmm" #m ", %%zmm" #r0 "\n\t" "vpandd 64(%[b]), %%zmm" #m ", %%zmm" #r1 "\n\t"
 #define LOAD_F16(off0, off1, r0, r1) "vcvtph2ps " #off0 "(%[b]), %%zmm" #r0 "\n\t" "vcvtph2ps " #off1 "(%[b]), %%zmm" #r1 "\n\t"
 
 #ifndef PF16_DIST
@@ -198,10 +208,50 @@ static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, cons
 // ahead: measured on Zen 5 for a 4096 x 11008 bf16 GEMV, 1024 B ahead gives 41 GB/s, 4096 B 46 GB/s,
 // 8192 B 51-53 GB/s, 16384 B 49 GB/s. Prefetches past the panel touch the next one (harmless).
 #define PF16_SMALL "prefetcht0 " PF16_DIST "(%[b])\n\t" "prefetcht0 " PF16_DIST "+64(%[b])\n\t"
-#define KBIG_BF16(n, kc, A, lda, Bp, acc) KERNEL_BIG_B(n, kc, A, lda, Bp, acc, PRE_MASK(31), LOAD_BF16(0, 28, 29, 31), "$64")
+// KERNEL_BIG_B over k pairs: the even k (LOAD_EVEN into zmm28/29, A at +0), then the odd k (LOAD_ODD, A at +4),
+// then a last even k when kc is odd (its pair's odd half is the zero padding row, never used).
+#define KERNEL_BIG_PAIRS(MR_, kc, A, lda, Bp, acc, PRE, LOAD_EVEN, LOAD_ODD)                             \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
+        uintptr_t a1 = a0 + 4 * ldb_, a2 = a0 + 8 * ldb_, a3 = a0 + 12 * ldb_, lda3 = 3 * ldb_;          \
+        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
+        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
+        __asm__ volatile(                                                                                \
+            PRE                                                                                          \
+            ZEROS_BIG                                                                                    \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            LOAD_EVEN                                                                                    \
+            "prefetcht0 1024(%[b])\n\t"                                                                  \
+            ROWS_BIG("")                                                                                 \
+            LOAD_ODD                                                                                     \
+            "prefetcht0 1088(%[b])\n\t"                                                                  \
+            ROWS_BIG("4")                                                                                \
+            "add $128, %[b]\n\t"                                                                         \
+            "add $8, %[a0]\n\t"                                                                          \
+            "add $8, %[a1]\n\t"                                                                          \
+            "add $8, %[a2]\n\t"                                                                          \
+            "add $8, %[a3]\n\t"                                                                          \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            "test %[odd], %[odd]\n\t"                                                                    \
+            "jz 3f\n\t"                                                                                  \
+            LOAD_EVEN                                                                                    \
+            ROWS_BIG("")                                                                                 \
+            "3:\n\t"                                                                                     \
+            SAVES_BIG                                                                                    \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b_), [k] "+r"(pairs)  \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
+            : "memory", "cc", ZMM_CLOBBERS);                                                             \
+    } while (0)
+#define KBIG_BF16(n, kc, A, lda, Bp, acc) \
+    KERNEL_BIG_PAIRS(n, kc, A, lda, Bp, acc, PRE_MASK(31), LOAD_BF16_EVEN(28, 29), LOAD_BF16_ODD(28, 29, 31))
 #define KBIG_F16(n, kc, A, lda, Bp, acc) KERNEL_BIG_B(n, kc, A, lda, Bp, acc, "", LOAD_F16(0, 32, 28, 29), "$64")
 #define KSMALL_BF16(n, kc, A, lda, Bp, acc) \
-    KERNEL_SMALL_B(n, kc, A, lda, Bp, acc, PRE_MASK(25), LOAD_BF16(0, 28, 29, 25), LOAD_BF16(64, 26, 27, 25), "$128", PF16_SMALL)
+    KERNEL_SMALL_B(n, kc, A, lda, Bp, acc, PRE_MASK(25), LOAD_BF16_EVEN(28, 29), LOAD_BF16_ODD(26, 27, 25), "$128", PF16_SMALL)
 #define KSMALL_F16(n, kc, A, lda, Bp, acc) \
     KERNEL_SMALL_B(n, kc, A, lda, Bp, acc, "", LOAD_F16(0, 32, 28, 29), LOAD_F16(64, 96, 26, 27), "$128", PF16_SMALL)
 

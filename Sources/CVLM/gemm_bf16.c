@@ -3,9 +3,8 @@
 //
 // Why: on CPUs with AVX512_BF16 one vdpbf16ps does 32 multiply-adds per 512-bit register where an fp32 FMA does
 // 16, so encoders and prefill (compute-bound) can run up to twice the fp32 peak; PyTorch's bf16 autocast gets its
-// speed the same way. The stored BF16 panels interleave the two 16-column halves of a k row (kernels_internal.h);
-// vdpbf16ps wants k pairs per column instead, so each task re-lays out a panel once (two blends per k pair) and
-// reuses it for every row tile.
+// speed the same way. BF16 panels are stored in vdpbf16ps's operand layout, k pairs per column (kernels_internal.h),
+// so the tiles read the weights in place.
 #include "kernels_internal.h"
 #include <math.h>
 #include <string.h>
@@ -110,23 +109,6 @@ static VLM_BF16 void convert_rows(const float *X, int64_t rows, int64_t ldx, int
     }
 }
 
-// Panel p as k pairs: pair t is 128 bytes, 16 dwords (w[2t+1, c] << 16 | w[2t, c]) for columns 0..15, then 16..31.
-// A stored row's dword i holds (column 16+i) << 16 | column i, so two 16-bit blends of shifted rows give both.
-static VLM_BF16 void pack_panel_pairs(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum) {
-    (void)colsum;
-    const uint16_t *panel = (const uint16_t *)w->data + (size_t)p * (size_t)w->K * VLM_NR;
-    unsigned char *d = dst;
-    const __mmask32 odd = 0xAAAAAAAAu;
-    for (int64_t k = 0; k < kpad; k += 2) {
-        __m512i r0 = k < w->K ? _mm512_load_si512((const void *)(panel + k * VLM_NR)) : _mm512_setzero_si512();
-        __m512i r1 = k + 1 < w->K ? _mm512_load_si512((const void *)(panel + (k + 1) * VLM_NR)) : _mm512_setzero_si512();
-        __m512i lo = _mm512_mask_blend_epi16(odd, r0, _mm512_slli_epi32(r1, 16));
-        __m512i hi = _mm512_mask_blend_epi16(odd, _mm512_srli_epi32(r0, 16), r1);
-        _mm512_store_si512((void *)(d + k * 64), lo);
-        _mm512_store_si512((void *)(d + k * 64 + 64), hi);
-    }
-}
-
 VLM_INLINE VLM_BF16 void bf16_rows(const int MR, const uint16_t *A, int64_t lda, const unsigned char *B, int64_t kpad,
                                    const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {
     __m512 acc[BF16_MR][2];
@@ -182,7 +164,7 @@ const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {
     .k_align = 2,
     .b_bytes = 64,
     .quantize_rows = convert_rows,
-    .pack_panel = pack_panel_pairs,
+    .pack_panel = NULL,  // BF16 panels are stored as k pairs (kernels_internal.h)
     .tile = tile_bf16,
 };
 #else

@@ -15,6 +15,8 @@
 #ifndef KC
 #define KC 256
 #endif
+// BF16 panels are stored as k pairs: a K block must start on a pair.
+_Static_assert(KC % 2 == 0, "KC must be even");
 #ifndef MC_MAX
 #define MC_MAX 224
 #endif
@@ -142,7 +144,8 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                     int nr = (int)(j->N - n0 < VLM_NR ? j->N - n0 : VLM_NR);
                     const float *bp = NULL;
                     const uint16_t *bp16 = NULL;
-                    size_t off = ((size_t)p * (size_t)j->K + (size_t)kb) * VLM_NR;
+                    // kb is a multiple of KC (even), so the BF16 pair layout's slice starts at the same offset.
+                    size_t off = ((size_t)p * (size_t)(j->W ? vlm_panel_k(j->W) : j->K) + (size_t)kb) * VLM_NR;
                     if (!j->W) { pack_b_slice(j, kb, kc, n0, nr, bpack); bp = bpack; }
                     else if (quant) { ks->qdequant(j->W, p, kb, kc, bpack); bp = bpack; }
                     else if (j->W->dtype == VLM_WEIGHT_F32) bp = (const float *)j->W->data + off;

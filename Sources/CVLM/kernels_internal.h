@@ -11,11 +11,12 @@
 // panel p stores, for k = 0..K-1, the VLM_NR values W[p*NR + j][k] contiguously (zero-padded past N).
 // The AVX2 micro-kernel reads a panel as two 16-wide halves with row stride VLM_NR.
 //
-// 16-bit storage keeps the same panels with 2-byte elements (one 64-byte cache line per k). F16 rows are in
-// column order (VCVTPH2PS widens 16 consecutive halves). BF16 rows interleave the two 16-column halves:
-// element 2i holds column i and element 2i+1 column 16+i, so each 32-bit lane holds (col 16+i) << 16 |
-// col i and the kernels widen with one shift (lane << 16 = column i as binary32) and one mask (lane &
-// 0xFFFF0000 = column 16+i): bf16 is the upper half of a binary32, so both are exact.
+// 16-bit storage keeps the same panels with 2-byte elements. F16 rows are in column order, one 64-byte line
+// per k (VCVTPH2PS widens 16 consecutive halves). BF16 panels are stored as k pairs, the operand layout of
+// vdpbf16ps, so the bf16-compute tiles read them in place: K is padded to even (zero row), and pair t = k / 2 is
+// 128 bytes, dword i of its first 64 bytes (w[2t+1, i] << 16) | w[2t, i] for columns i = 0..15, of the next 64
+// bytes the same for columns 16..31. The fp32 kernels widen with one shift (dword << 16 = the even k, as
+// binary32) and one mask (dword & 0xFFFF0000 = the odd k): bf16 is the upper half of a binary32, so both are exact.
 #define VLM_NR 32
 
 //
@@ -39,7 +40,7 @@ struct vlm_packed_weight {
     int64_t group, ngroups;  // quantized: k per group, groups per row (0 otherwise)
     int64_t block_bytes;     // quantized: bytes of one full group block of a panel
     int64_t panel_bytes;     // quantized: bytes of one panel (full blocks + the last, shorter one)
-    void *data;              // F32/BF16/F16: npanels * K * VLM_NR elements; quantized: the blocks; 64-byte aligned
+    void *data;              // F32/BF16/F16: npanels * vlm_panel_k * VLM_NR elements; quantized: the blocks; 64-byte aligned
     int compute;             // vlm_compute_mode: INT8 on I8 routes prefill to vlm_linear_i8, on I4 decode to vlm_linear_w4a8
 };
 
@@ -60,9 +61,14 @@ void vlm_quant_dequant_slice_naive(const vlm_packed_weight *w, int64_t p, int64_
 /// Group sums of activations: xs[m * ngroups + g] = sum of X[m, k] over group g (the I4 zero-point term).
 void vlm_quant_xsum(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, float *xs);
 
-/// Index of column j (< VLM_NR) within a 16-bit panel row of `dtype`.
-static inline int vlm_panel_col16(vlm_weight_dtype dtype, int j) {
-    return dtype == VLM_WEIGHT_BF16 ? (j < 16 ? 2 * j : 2 * (j - 16) + 1) : j;
+/// Rows of k a 16-bit or fp32 panel stores: K, padded to even for BF16 (k pairs).
+static inline int64_t vlm_panel_k(const vlm_packed_weight *w) {
+    return w->dtype == VLM_WEIGHT_BF16 ? (w->K + 1) / 2 * 2 : w->K;
+}
+/// Element index of W(p*NR + j, k) within its 16-bit panel (F16: k-major rows; BF16: k pairs, see above).
+static inline int64_t vlm_panel_index16(vlm_weight_dtype dtype, int64_t k, int j) {
+    if (dtype == VLM_WEIGHT_BF16) return (k >> 1) * (2 * VLM_NR) + (j >> 4) * 32 + (j & 15) * 2 + (k & 1);
+    return k * VLM_NR + j;
 }
 /// W(p*NR + j, k) of a packed weight, widened to float (the naive paths' reader).
 float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j);
@@ -237,8 +243,8 @@ void vlm_linear_packed_naive(const float *X, int64_t M, int64_t ldx, const vlm_p
 
 // MARK: Reduced-precision compute kernels (int8: gemm_i8*.c, bf16: gemm_bf16.c; driver: gemm_lowp.c)
 /// Activations are converted per call into the kernel's format, padded along k to kpad = K rounded up to k_align
-/// (zeros); int8 groups are multiples of 32, so a k pair or quad never straddles a group. A panel's weights are
-/// re-laid out once per task into per-thread scratch.
+/// (zeros); int8 groups are multiples of 32, so a k pair or quad never straddles a group. An int8 panel's weights are
+/// re-laid out once per task into per-thread scratch; bf16 panels are read as stored.
 typedef struct {
     const char *name;
     int mr_max;        // rows per tile
@@ -250,7 +256,7 @@ typedef struct {
     void (*quantize_rows)(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
                           float *sa);
     /// Panel p of W into the kernel's layout; colsum [ngroups * VLM_NR] (sum of codes per group and column) when
-    /// the kernel needs it.
+    /// the kernel needs it. NULL: the stored panel is the kernel's layout (kpad * b_bytes bytes per panel).
     void (*pack_panel)(const vlm_packed_weight *w, int64_t p, int64_t kpad, void *dst, int32_t *colsum);
     /// Y[0:mr, 0:nr] (Y, bias at the panel's first column) for mr <= mr_max rows of converted A (stride lda
     /// elements) against a packed panel; int8: sa [mr, w->ngroups] of those rows.

@@ -38,14 +38,15 @@ vlm_packed_weight *vlm_packed_weight_create_grouped(int64_t N, int64_t K, vlm_we
         p->panel_bytes = (p->ngroups - 1) * p->block_bytes + (last + 63) / 64 * 64;
         panel_bytes = (size_t)p->panel_bytes;
     } else {
-        panel_bytes = (size_t)K * VLM_NR * (size_t)p->esize;
+        panel_bytes = (size_t)vlm_panel_k(p) * VLM_NR * (size_t)p->esize;
     }
     p->data = vlm_aligned_alloc((size_t)npanels * panel_bytes);
     if (!p->data) { vlm_aligned_free(p); return NULL; }
     // Columns past N must read as zeros (the kernels compute full 32-wide panels); real rows are written by
     // vlm_pack_weight_rows, so only the last panel needs clearing. Quantized blocks are cleared whole: the
     // packer merges nibbles into bytes, and the padding of a short last group must hold zeros.
-    if (quant) memset(p->data, 0, (size_t)npanels * panel_bytes);
+    // BF16 with odd K: every panel's padding k row must be zero too (the kernels read whole pairs).
+    if (quant || vlm_panel_k(p) != K) memset(p->data, 0, (size_t)npanels * panel_bytes);
     else if (N % VLM_NR) memset((char *)p->data + (size_t)(npanels - 1) * panel_bytes, 0, panel_bytes);
     return p;
 }
@@ -101,21 +102,22 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
         free(row);
         return;
     }
-    char *panel = (char *)w->data + (size_t)pn * K * VLM_NR * (size_t)w->esize;
+    char *panel = (char *)w->data + (size_t)pn * (size_t)vlm_panel_k(w) * VLM_NR * (size_t)w->esize;
     if (same16) {
         // Bit copies: transpose 32 x 32 tiles through a local buffer so both the source rows and the panel
         // rows are read and written 64 contiguous bytes at a time (~4x the element-wise loop below).
-        int pos[VLM_NR];
-        for (int q = 0; q < VLM_NR; q++) pos[q] = vlm_panel_col16(d, q);
+        // k0 is a multiple of 32, so the index of (k0 + kk, col) is that of (kk, col) plus k0 * VLM_NR in both layouts.
+        int64_t pos[32][VLM_NR];
+        for (int kk = 0; kk < 32; kk++)
+            for (int q = 0; q < VLM_NR; q++) pos[kk][q] = vlm_panel_index16(d, kk, q);
         uint16_t tile[VLM_NR][32];
         for (int64_t k0 = 0; k0 < K; k0 += 32) {
             int kn = (int)(K - k0 < 32 ? K - k0 : 32);
             for (int64_t c = c0; c < c1; c++)
                 memcpy(tile[c - n0], (const char *)j->src + ((size_t)(c - j->row0) * (size_t)K + (size_t)k0) * 2, (size_t)kn * 2);
-            for (int kk = 0; kk < kn; kk++) {
-                uint16_t *dst = (uint16_t *)panel + (size_t)(k0 + kk) * VLM_NR;
-                for (int64_t c = c0; c < c1; c++) dst[pos[c - n0]] = tile[c - n0][kk];
-            }
+            uint16_t *dst = (uint16_t *)panel + (size_t)k0 * VLM_NR;
+            for (int kk = 0; kk < kn; kk++)
+                for (int64_t c = c0; c < c1; c++) dst[pos[kk][c - n0]] = tile[c - n0][kk];
         }
         return;
     }
@@ -131,11 +133,11 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
                     dst[k * VLM_NR] = source_value(e, j->stype);
                 }
             } else {
-                uint16_t *dst = (uint16_t *)panel + vlm_panel_col16(d, col);
+                uint16_t *dst = (uint16_t *)panel;
                 for (int64_t k = k0; k < k1; k++) {
                     const char *e = s + (size_t)k * ssize;
                     float v = source_value(e, j->stype);
-                    dst[k * VLM_NR] = d == VLM_WEIGHT_BF16 ? vlm_f32_to_bf16_scalar(v) : vlm_f32_to_f16_scalar(v);
+                    dst[vlm_panel_index16(d, k, col)] = d == VLM_WEIGHT_BF16 ? vlm_f32_to_bf16_scalar(v) : vlm_f32_to_f16_scalar(v);
                 }
             }
         }
@@ -177,14 +179,14 @@ vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w) { return w 
 int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w) {
     if (!w) return 0;
     if (vlm_dtype_quantized(w->dtype)) return w->npanels * w->panel_bytes;
-    return w->npanels * w->K * VLM_NR * (int64_t)w->esize;
+    return w->npanels * vlm_panel_k(w) * VLM_NR * (int64_t)w->esize;
 }
 
 float vlm_packed_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {
     if (vlm_dtype_quantized(w->dtype)) return vlm_quant_get(w, p, k, j);
-    size_t row = ((size_t)p * (size_t)w->K + (size_t)k) * VLM_NR;
-    if (w->dtype == VLM_WEIGHT_F32) return ((const float *)w->data)[row + (size_t)j];
-    uint16_t h = ((const uint16_t *)w->data)[row + (size_t)vlm_panel_col16(w->dtype, j)];
+    size_t panel = (size_t)p * (size_t)vlm_panel_k(w) * VLM_NR;
+    if (w->dtype == VLM_WEIGHT_F32) return ((const float *)w->data)[panel + (size_t)k * VLM_NR + (size_t)j];
+    uint16_t h = ((const uint16_t *)w->data)[panel + (size_t)vlm_panel_index16(w->dtype, k, j)];
     return w->dtype == VLM_WEIGHT_BF16 ? bf16_bits_to_f32(h) : vlm_f16_to_f32_scalar(h);
 }
 
@@ -194,8 +196,8 @@ int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst)
     int j = (int)(n % VLM_NR);
     // Strided reads (one per k, VLM_NR elements apart): fine for embedding lookups of a few tokens per call.
     if (w->dtype == VLM_WEIGHT_BF16) {
-        const uint16_t *s = (const uint16_t *)w->data + (size_t)p * (size_t)w->K * VLM_NR + vlm_panel_col16(w->dtype, j);
-        for (int64_t k = 0; k < w->K; k++) dst[k] = bf16_bits_to_f32(s[k * VLM_NR]);
+        const uint16_t *s = (const uint16_t *)w->data + (size_t)p * (size_t)vlm_panel_k(w) * VLM_NR;
+        for (int64_t k = 0; k < w->K; k++) dst[k] = bf16_bits_to_f32(s[vlm_panel_index16(w->dtype, k, j)]);
     } else {
         for (int64_t k = 0; k < w->K; k++) dst[k] = vlm_packed_get(w, p, k, j);
     }

@@ -135,7 +135,7 @@ void vlm_quant_xsum(const float *X, int64_t M, int64_t ldx, const vlm_packed_wei
 static const vlm_weight_format formats[] = {
     {VLM_WEIGHT_F32, "f32", 32, VLM_NR, 0, 0, 0, "32-row panels, k-major, float32",
      "float32, read in place", "fp32 bias + activation"},
-    {VLM_WEIGHT_BF16, "bf16", 16, VLM_NR, 0, 0, 0, "32-row panels, k-major, bf16 halves interleaved per 32-bit lane",
+    {VLM_WEIGHT_BF16, "bf16", 16, VLM_NR, 0, 0, 0, "32-row panels of k pairs (vdpbf16ps operand layout), K padded to even",
      "float32, read in place; weights widened exactly", "fp32 bias + activation"},
     {VLM_WEIGHT_I8, "i8", 8, VLM_NR, 1, 32, 0,
      "32-row panels, k in groups; per group: 32 fp32 scales, then one 32-byte int8 row per k",

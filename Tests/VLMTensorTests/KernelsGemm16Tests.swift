@@ -39,7 +39,9 @@ import VLMTestSupport
                 }
                 defer { vlm_packed_weight_free(p16); vlm_packed_weight_free(p32) }
                 #expect(vlm_packed_weight_dtype(p16) == storage)
-                #expect(vlm_packed_weight_bytes(p16) == Int64((s.n + 31) / 32 * 32 * s.k * 2))
+                // 32-row panels of 2-byte weights; BF16 stores k pairs, so an odd K gets one zero row per panel.
+                let storedK = storage == VLM_WEIGHT_BF16 ? (s.k + 1) / 2 * 2 : s.k
+                #expect(vlm_packed_weight_bytes(p16) == Int64((s.n + 31) / 32 * 32 * storedK * 2))
                 for (mi, m) in Self.ms.enumerated() {
                     let act: vlm_activation = mi % 2 == 0 ? VLM_ACT_NONE : VLM_ACT_SILU
                     let withBias = mi % 3 != 0
