@@ -27,16 +27,6 @@ typedef struct {
     _Atomic int failed;
 } lowp_job;
 
-// Start of panel range i of n over `total` panels: total * (1 - (1 - i/n)^2), so task sizes fall linearly from about
-// 2 total / n to nearly nothing. The pool hands tasks out in order, so the last ones to run are the smallest and the
-// threads finish together: with equal ranges a 2-thread prefill waited ~8% of its time at the end of each product
-// (perf, SmolLM2-1.7B int8, Zen 4). Every output is still computed by one tile over the same k order, so results do
-// not depend on the split.
-static int64_t guided_bound(int64_t i, int64_t n, int64_t total) {
-    int64_t r = n - i;
-    return total - total * r * r / (n * n);
-}
-
 static void lowp_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     lowp_job *j = ctx;
@@ -44,7 +34,7 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     const vlm_packed_weight *W = j->W;
     int64_t im = task / j->nn, in = task % j->nn;
     int64_t m0 = j->M * im / j->nm, m1 = j->M * (im + 1) / j->nm;
-    int64_t p0 = guided_bound(in, j->nn, W->npanels), p1 = guided_bound(in + 1, j->nn, W->npanels);
+    int64_t p0 = vlm_split_bound(in, j->nn, W->npanels), p1 = vlm_split_bound(in + 1, j->nn, W->npanels);
     if (m1 <= m0 || p1 <= p0) return;
     size_t bbytes = ((size_t)j->kpad * (size_t)ks->b_bytes + 63) / 64 * 64;
     size_t cbytes = (size_t)W->ngroups * VLM_NR * sizeof(int32_t);

@@ -23,6 +23,7 @@ import VLMTestSupport
         (17, 37, 77), (16, 33, 100), (29, 70, 300), (1, 5, 129), (50, 96, 257), (31, 65, 131), (19, 40, 3),
         (9, 64, 1001), (15, 1, 1), (14, 32, 2),
         (20, 40, 1024),  // 2 KiB rows of bf16 activations: the driver pads their stride (L1 set aliasing)
+        (64, 1000, 301),  // 32 panels in 8 tasks at 2 threads: the shrinking (guided) split of panel ranges
     ]
 
     static func packed(_ w: [Float], n: Int, k: Int) -> OpaquePointer? { vlm_pack_weight(w, Int64(n), Int64(k), VLM_WEIGHT_BF16) }

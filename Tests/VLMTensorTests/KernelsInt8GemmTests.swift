@@ -22,6 +22,7 @@ import VLMTestSupport
         (17, 37, 77, 32), (16, 33, 100, 64), (23, 70, 300, 128), (1, 5, 129, 128), (50, 96, 257, 128),
         (31, 65, 131, 32), (19, 40, 3, 32), (9, 64, 1001, 1024),
         (20, 40, 2048, 128),  // 2 KiB rows of u8 activations (4 KiB as int16): padded stride
+        (64, 1000, 301, 128),  // 32 panels in 8 tasks at 2 threads: the shrinking (guided) split of panel ranges
     ]
 
     static func packed(_ w: [Float], n: Int, k: Int, group: Int) -> OpaquePointer? {
