@@ -4,11 +4,12 @@
 // Why this shape: the packed weights are read as stored (I8 codes with their scales, BF16 panels), so no second
 // copy of the weights is kept. The activations are converted once per call on the caller's thread into the kernel's
 // format; for int8 each task re-lays out one 32-column panel (all of K) into per-thread scratch -- int16 k-pairs for
-// AVX2's vpmaddwd, u8 k-quads for VNNI's vpdpbusd -- and reuses it for every row tile, so the re-layout costs 1/M of
-// the multiply-adds. BF16 panels are stored as vdpbf16ps's k pairs and read in place: the re-layout was ~9% of a
-// bf16 prefill (perf, SmolLM2-360M, Zen 4), most of it the first pass over weights that come from DRAM. Tiles run all of K and finish with the epilogue (scales, bias,
-// activation). Results do not depend on the task grid or the thread count: every output is computed by one tile
-// over the same k order.
+// AVX2's vpmaddwd, u8 k-quads for VNNI's vpdpbusd (inside the panel's first row tile, so the weights stream in while
+// it computes) -- and reuses it for every row tile, so the re-layout costs 1/M of the multiply-adds. BF16 panels are
+// stored as vdpbf16ps's k pairs and read in place: the re-layout was ~9% of a bf16 prefill (perf, SmolLM2-360M,
+// Zen 4), most of it the first pass over weights that come from DRAM. Tiles run all of K and finish with the
+// epilogue (scales, bias, activation). Results do not depend on the task grid or the thread count: every output is
+// computed by one tile over the same k order.
 #include "kernels_internal.h"
 #include <stdatomic.h>
 
@@ -45,8 +46,10 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     int64_t base = rows / ntiles, extra = rows % ntiles;
     for (int64_t p = p0; p < p1; p++) {
         // Kernels whose operand layout is the stored one (bf16 k pairs) read the panel in place.
+        // Kernels with tile_pack re-lay out the panel in its first row tile.
         const unsigned char *B = scratch;
-        if (ks->pack_panel) ks->pack_panel(W, p, j->kpad, scratch, colsum);
+        if (ks->tile_pack) {}
+        else if (ks->pack_panel) ks->pack_panel(W, p, j->kpad, scratch, colsum);
         else B = (const unsigned char *)W->data + (size_t)p * (size_t)j->kpad * (size_t)ks->b_bytes;
         int64_t n0 = p * VLM_NR;
         int nr = (int)(W->N - n0 < VLM_NR ? W->N - n0 : VLM_NR);
@@ -54,8 +57,12 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
         for (int64_t t = 0; t < ntiles; t++) {
             int mr = (int)(base + (t < extra));
             const unsigned char *a = (const unsigned char *)j->A + (size_t)(r * j->lda) * (size_t)ks->a_bytes;
-            ks->tile(mr, a, j->lda, B, colsum, W, p, j->kpad, j->sa + r * j->sg, j->bias ? j->bias + n0 : NULL, j->act,
-                     j->Y + r * j->ldy + n0, j->ldy, nr);
+            if (t == 0 && ks->tile_pack)
+                ks->tile_pack(mr, a, j->lda, scratch, colsum, W, p, j->kpad, j->sa + r * j->sg, j->bias ? j->bias + n0 : NULL,
+                              j->act, j->Y + r * j->ldy + n0, j->ldy, nr);
+            else
+                ks->tile(mr, a, j->lda, B, colsum, W, p, j->kpad, j->sa + r * j->sg, j->bias ? j->bias + n0 : NULL, j->act,
+                         j->Y + r * j->ldy + n0, j->ldy, nr);
             r += mr;
         }
     }

@@ -273,6 +273,12 @@ typedef struct {
     void (*tile)(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
                  int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy,
                  int nr);
+    /// Optional: `tile` for a panel's first row tile that also writes the panel in the kernel's layout into B (and
+    /// colsum) as it reads the stored weights, so the weights stream from memory while it computes; the other row
+    /// tiles then read B. NULL: pack_panel (or the stored panel when that is NULL too), then tile.
+    void (*tile_pack)(int mr, const void *A, int64_t lda, void *B, int32_t *colsum, const vlm_packed_weight *w,
+                      int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y,
+                      int64_t ldy, int nr);
 } vlm_lowp_kernels;
 /// Runs W (any dtype the kernel set reads) against X through `ks`: Y [M, N]. Returns 0 or VLM_ERR_NOMEM.
 int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W,
