@@ -61,12 +61,18 @@
 #define KERNEL_BIG(MR_, kc, A, lda, Bp, acc) KERNEL_BIG_B(MR_, kc, A, lda, Bp, acc, "", LOAD_F32_0, "$128")
 #define LOAD_F32_0 "vmovaps (%[b]), %%zmm28\n\t" "vmovaps 64(%[b]), %%zmm29\n\t"
 #define LOAD_F32_1 "vmovaps 128(%[b]), %%zmm26\n\t" "vmovaps 192(%[b]), %%zmm27\n\t"
+#define ADVANCE_BIG(BYTES) "add " BYTES ", %[a0]\n\t" "add " BYTES ", %[a1]\n\t" "add " BYTES ", %[a2]\n\t" "add " BYTES ", %[a3]\n\t"
 #define KERNEL_BIG_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD, STEP)                                           \
+    KERNEL_BIG_LOOP(MR_, A, lda, Bp, acc, (kc), 0, PRE,                                                  \
+                    LOAD "prefetcht0 1024(%[b])\n\t" ROWS_BIG("") "add " STEP ", %[b]\n\t" ADVANCE_BIG("$4"), "")
+// The loop of the big kernels: BODY `count` times (A rows at a0..a3, B at b), then TAIL (which may test `odd` and
+// jump to 3f), then the accumulators to acc.
+#define KERNEL_BIG_LOOP(MR_, A, lda, Bp, acc, COUNT, ODD, PRE, BODY, TAIL)                                \
     do {                                                                                                 \
         uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
         uintptr_t a1 = a0 + 4 * ldb_, a2 = a0 + 8 * ldb_, a3 = a0 + 12 * ldb_, lda3 = 3 * ldb_;          \
         uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
-        int64_t k_ = (kc);                                                                               \
+        int64_t k_ = (COUNT), odd_ = (ODD);                                                              \
         __asm__ volatile(                                                                                \
             PRE                                                                                          \
             ZEROS_BIG                                                                                    \
@@ -74,20 +80,15 @@
             "jle 2f\n\t"                                                                                 \
             ".p2align 5\n"                                                                               \
             "1:\n\t"                                                                                     \
-            LOAD                                                                                         \
-            "prefetcht0 1024(%[b])\n\t"                                                                  \
-            ROWS_BIG("")                                                                                 \
-            "add " STEP ", %[b]\n\t"                                                                     \
-            "add $4, %[a0]\n\t"                                                                          \
-            "add $4, %[a1]\n\t"                                                                          \
-            "add $4, %[a2]\n\t"                                                                          \
-            "add $4, %[a3]\n\t"                                                                          \
+            BODY                                                                                         \
             "dec %[k]\n\t"                                                                               \
             "jnz 1b\n"                                                                                   \
             "2:\n\t"                                                                                     \
+            TAIL                                                                                         \
+            "3:\n\t"                                                                                     \
             SAVES_BIG                                                                                    \
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b_), [k] "+r"(k_)     \
-            : [lda] "r"(ldb_), [lda3] "r"(lda3), [acc] "r"(acc), [mr] "i"(MR_)                           \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd_), [acc] "r"(acc), [mr] "i"(MR_)          \
             : "memory", "cc", ZMM_CLOBBERS);                                                             \
     } while (0)
 
@@ -211,42 +212,10 @@ static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, cons
 // KERNEL_BIG_B over k pairs: the even k (LOAD_EVEN into zmm28/29, A at +0), then the odd k (LOAD_ODD, A at +4),
 // then a last even k when kc is odd (its pair's odd half is the zero padding row, never used).
 #define KERNEL_BIG_PAIRS(MR_, kc, A, lda, Bp, acc, PRE, LOAD_EVEN, LOAD_ODD)                             \
-    do {                                                                                                 \
-        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4;                                      \
-        uintptr_t a1 = a0 + 4 * ldb_, a2 = a0 + 8 * ldb_, a3 = a0 + 12 * ldb_, lda3 = 3 * ldb_;          \
-        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
-        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
-        __asm__ volatile(                                                                                \
-            PRE                                                                                          \
-            ZEROS_BIG                                                                                    \
-            "test %[k], %[k]\n\t"                                                                        \
-            "jle 2f\n\t"                                                                                 \
-            ".p2align 5\n"                                                                               \
-            "1:\n\t"                                                                                     \
-            LOAD_EVEN                                                                                    \
-            "prefetcht0 1024(%[b])\n\t"                                                                  \
-            ROWS_BIG("")                                                                                 \
-            LOAD_ODD                                                                                     \
-            "prefetcht0 1088(%[b])\n\t"                                                                  \
-            ROWS_BIG("4")                                                                                \
-            "add $128, %[b]\n\t"                                                                         \
-            "add $8, %[a0]\n\t"                                                                          \
-            "add $8, %[a1]\n\t"                                                                          \
-            "add $8, %[a2]\n\t"                                                                          \
-            "add $8, %[a3]\n\t"                                                                          \
-            "dec %[k]\n\t"                                                                               \
-            "jnz 1b\n"                                                                                   \
-            "2:\n\t"                                                                                     \
-            "test %[odd], %[odd]\n\t"                                                                    \
-            "jz 3f\n\t"                                                                                  \
-            LOAD_EVEN                                                                                    \
-            ROWS_BIG("")                                                                                 \
-            "3:\n\t"                                                                                     \
-            SAVES_BIG                                                                                    \
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b_), [k] "+r"(pairs)  \
-            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
-            : "memory", "cc", ZMM_CLOBBERS);                                                             \
-    } while (0)
+    KERNEL_BIG_LOOP(MR_, A, lda, Bp, acc, (kc) / 2, (kc) & 1, PRE,                                       \
+                    LOAD_EVEN "prefetcht0 1024(%[b])\n\t" ROWS_BIG("")                                     \
+                    LOAD_ODD "prefetcht0 1088(%[b])\n\t" ROWS_BIG("4") "add $128, %[b]\n\t" ADVANCE_BIG("$8"), \
+                    "test %[odd], %[odd]\n\t" "jz 3f\n\t" LOAD_EVEN ROWS_BIG(""))
 #define KBIG_BF16(n, kc, A, lda, Bp, acc) \
     KERNEL_BIG_PAIRS(n, kc, A, lda, Bp, acc, PRE_MASK(31), LOAD_BF16_EVEN(28, 29), LOAD_BF16_ODD(28, 29, 31))
 #define KBIG_F16(n, kc, A, lda, Bp, acc) KERNEL_BIG_B(n, kc, A, lda, Bp, acc, "", LOAD_F16(0, 32, 28, 29), "$64")
