@@ -45,12 +45,13 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     int64_t rows = m1 - m0, ntiles = (rows + ks->mr_max - 1) / ks->mr_max;
     int64_t base = rows / ntiles, extra = rows % ntiles;
     for (int64_t p = p0; p < p1; p++) {
-        // Kernels whose operand layout is the stored one (bf16 k pairs) read the panel in place.
-        // Kernels with tile_pack re-lay out the panel in its first row tile.
+        // With tile_pack the first row tile re-lays out the panel into scratch; without pack_panel the stored
+        // panel is the kernel's layout (bf16 k pairs) and is read in place.
         const unsigned char *B = scratch;
-        if (ks->tile_pack) {}
-        else if (ks->pack_panel) ks->pack_panel(W, p, j->kpad, scratch, colsum);
-        else B = (const unsigned char *)W->data + (size_t)p * (size_t)j->kpad * (size_t)ks->b_bytes;
+        if (!ks->tile_pack) {
+            if (ks->pack_panel) ks->pack_panel(W, p, j->kpad, scratch, colsum);
+            else B = (const unsigned char *)W->data + (size_t)p * (size_t)j->kpad * (size_t)ks->b_bytes;
+        }
         int64_t n0 = p * VLM_NR;
         int nr = (int)(W->N - n0 < VLM_NR ? W->N - n0 : VLM_NR);
         int64_t r = m0;

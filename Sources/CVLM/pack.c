@@ -104,8 +104,8 @@ static void pack_panel(void *ctx, int64_t t, int thread) {
     }
     char *panel = (char *)w->data + (size_t)pn * (size_t)vlm_panel_k(w) * VLM_NR * (size_t)w->esize;
     if (same16) {
-        // Bit copies: transpose 32 x 32 tiles through a local buffer so both the source rows and the panel
-        // rows are read and written 64 contiguous bytes at a time (~4x the element-wise loop below).
+        // Bit copies: transpose 32 x 32 tiles through a local buffer so the source rows are read 64 contiguous
+        // bytes at a time and each tile's writes stay within its 2 KiB of the panel (~4x the element-wise loop below).
         // k0 is a multiple of 32, so the index of (k0 + kk, col) is that of (kk, col) plus k0 * VLM_NR in both layouts.
         int64_t pos[32][VLM_NR];
         for (int kk = 0; kk < 32; kk++)
@@ -194,7 +194,7 @@ int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst)
     if (!w || !dst || n < 0 || n >= w->N) return -1;
     int64_t p = n / VLM_NR;
     int j = (int)(n % VLM_NR);
-    // Strided reads (one per k, VLM_NR elements apart): fine for embedding lookups of a few tokens per call.
+    // One 2-byte read per k, 32 to 64 elements apart: fine for embedding lookups of a few tokens per call.
     if (w->dtype == VLM_WEIGHT_BF16) {
         const uint16_t *s = (const uint16_t *)w->data + (size_t)p * (size_t)vlm_panel_k(w) * VLM_NR;
         for (int64_t k = 0; k < w->K; k++) dst[k] = bf16_bits_to_f32(s[vlm_panel_index16(w->dtype, k, j)]);
