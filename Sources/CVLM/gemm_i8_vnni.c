@@ -49,9 +49,9 @@ VLM_INLINE VLM_VNNI void quads_of_rows(const vlm_packed_weight *w, const unsigne
 }
 
 // PACK (a constant at every call site): this is a panel's first row tile, which also re-lays out the panel into B
-// (quads) and colsum (the sum of codes per group and column) from the stored codes as it goes. The weights then stream from memory while
-// this tile computes instead of in a separate pass: the separate pass was ~8% of a SmolLM2-1.7B int8 prefill (a
-// build that skipped it ran 209-211 against 184-199 tokens/s, Zen 4).
+// (quads) and colsum (the sum of codes per group and column) from the stored codes as it goes. The weights then
+// stream from memory while this tile computes instead of in a separate pass: the separate pass was ~8% of a
+// SmolLM2-1.7B int8 prefill (a build that skipped it ran 209-211 against 184-199 tokens/s, Zen 4).
 VLM_INLINE VLM_VNNI void vnni_rows(const int MR, const int PACK, const uint8_t *A, int64_t lda, unsigned char *B,
                                    int32_t *colsum, const vlm_packed_weight *w, int64_t p, int64_t kpad,
                                    const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {

@@ -37,7 +37,9 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     int64_t m0 = j->M * im / j->nm, m1 = j->M * (im + 1) / j->nm;
     int64_t p0 = vlm_split_bound(in, j->nn, W->npanels), p1 = vlm_split_bound(in + 1, j->nn, W->npanels);
     if (m1 <= m0 || p1 <= p0) return;
-    size_t bbytes = ((size_t)j->kpad * (size_t)ks->b_bytes + 63) / 64 * 64;
+    // Scratch for the re-laid-out panel, unless the kernel reads the stored one (bf16).
+    int relayout = ks->tile_pack || ks->pack_panel;
+    size_t bbytes = relayout ? ((size_t)j->kpad * (size_t)ks->b_bytes + 63) / 64 * 64 : 0;
     size_t cbytes = (size_t)W->ngroups * VLM_NR * sizeof(int32_t);
     unsigned char *scratch = (unsigned char *)vlm_scratch(VLM_SLOT_QSLICE, (bbytes + cbytes) / sizeof(float) + 32);
     if (!scratch) { atomic_store(&j->failed, 1); return; }

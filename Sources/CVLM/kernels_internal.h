@@ -93,7 +93,8 @@ int vlm_pool_threads(void);
 /// at least two units per task: total * (1 - (1 - i/n)^2), so sizes fall linearly from about 2 total / n to nearly
 /// nothing and the last tasks to run are the smallest, so the threads finish together (with equal ranges a 2-thread
 /// prefill waited ~8% of its time at the end of each product: perf, SmolLM2-1.7B int8, Zen 4; gemm_lowp.c uses it,
-/// while the fp32 driver measured no difference). Otherwise equal ranges. The split never changes results: every output is computed by one task over the same k order.
+/// while the fp32 driver measured no difference). Otherwise equal ranges. The split never changes results: every
+/// output is computed by one task over the same k order.
 static inline int64_t vlm_split_bound(int64_t i, int64_t n, int64_t total) {
     if (total < 2 * n) return total * i / n;
     int64_t r = n - i;
