@@ -76,6 +76,64 @@ int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_wei
     return vlm_linear_exact(xr, M, K, W, bias, act, Y, ldy);
 }
 
+// MARK: Two-operand products (training)
+
+// op(B)ᵀ as an N x K BF16 weight: the panels vlm_linear_bf16's tiles read.
+static vlm_packed_weight *pack_operand_b(int transB, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    vlm_packed_weight *w = vlm_packed_weight_create(N, K, VLM_WEIGHT_BF16);
+    if (!w) return NULL;
+    int rc = 0;
+    if (!transB) rc = vlm_pack_weight_transposed(w, B, ldb);  // B [K, N]: W(n, k) = B[k, n]
+    else if (ldb == K) rc = vlm_pack_weight_rows(w, 0, B, VLM_SRC_F32, N);
+    else for (int64_t n = 0; n < N && rc == 0; n++) rc = vlm_pack_weight_rows(w, n, B + n * ldb, VLM_SRC_F32, 1);
+    if (rc != 0) { vlm_packed_weight_free(w); return NULL; }
+    return w;
+}
+
+int vlm_matmul_bf16(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float *C, int64_t ldc) {
+    if (!A || !B || !C || M < 0 || N < 0 || K < 0 || ldc < N || lda < (transA ? M : K) || ldb < (transB ? K : N)) return -1;
+    if (M == 0 || N == 0) return 0;
+    if (K == 0) {
+        for (int64_t m = 0; m < M; m++) memset(C + m * ldc, 0, (size_t)N * sizeof(float));
+        return 0;
+    }
+    vlm_packed_weight *w = pack_operand_b(transB, N, K, B, ldb);
+    if (!w) return VLM_ERR_NOMEM;
+    const float *X = A;
+    int64_t ldx = lda;
+    if (transA) {
+        // op(A) = Aᵀ row-major: the tiles read activation rows (rounded to bf16 as they are converted).
+        float *xt = vlm_scratch(VLM_SLOT_MATMUL_A, (size_t)(M * K) + 16);
+        if (!xt) { vlm_packed_weight_free(w); return VLM_ERR_NOMEM; }
+        const vlm_gemm_kernels *gk = vlm_active_gemm_kernels();
+        if (gk && gk->transpose_scale) gk->transpose_scale(A, lda, K, M, 1.0f, xt, K);
+        else
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t m = 0; m < M; m++) xt[m * K + k] = A[k * lda + m];
+        X = xt;
+        ldx = K;
+    }
+    int rc = vlm_linear_bf16(X, M, ldx, w, NULL, VLM_ACT_NONE, C, ldc);
+    vlm_packed_weight_free(w);
+    return rc;
+}
+
+int vlm_matmul_bf16_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float *C, int64_t ldc) {
+    if (!A || !B || !C || M < 0 || N < 0 || K < 0 || ldc < N || lda < (transA ? M : K) || ldb < (transB ? K : N)) return -1;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++) {
+                float a = transA ? A[k * lda + m] : A[m * lda + k], b = transB ? B[n * ldb + k] : B[k * ldb + n];
+                acc += (double)vlm_bf16_round(a) * (double)vlm_bf16_round(b);
+            }
+            C[m * ldc + n] = (float)acc;
+        }
+    return 0;
+}
+
 // MARK: AVX512_BF16 kernel
 
 #if defined(__x86_64__)

@@ -295,4 +295,6 @@ void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_
                                float *sa, int u8);
 /// Scratch slot of the converted activations (caller thread).
 #define VLM_SLOT_I8A 7
+/// vlm_matmul_bf16's transposed A operand.
+#define VLM_SLOT_MATMUL_A 8
 #endif

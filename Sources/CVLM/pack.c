@@ -203,3 +203,50 @@ int vlm_packed_weight_get_row(const vlm_packed_weight *w, int64_t n, float *dst)
     }
     return 0;
 }
+
+// MARK: Packing a transposed source (training)
+
+typedef struct {
+    vlm_packed_weight *w;
+    const float *B;
+    int64_t ldb;
+} tpack_job;
+
+// Panel pn of W = Bᵀ: column j of the panel is B's column pn * NR + j, so each k reads NR contiguous floats of B's
+// row k, and a BF16 k pair writes one 64-element run of the panel (kernels_internal.h's layout).
+static void pack_panel_transposed(void *ctx, int64_t pn, int thread) {
+    (void)thread;
+    const tpack_job *t = ctx;
+    const vlm_packed_weight *w = t->w;
+    int64_t K = w->K, n0 = pn * VLM_NR;
+    int cols = (int)(w->N - n0 < VLM_NR ? w->N - n0 : VLM_NR);
+    if (w->dtype == VLM_WEIGHT_F32) {
+        float *panel = (float *)w->data + (size_t)pn * (size_t)K * VLM_NR;
+        for (int64_t k = 0; k < K; k++) {
+            const float *src = t->B + k * t->ldb + n0;
+            float *dst = panel + k * VLM_NR;
+            for (int j = 0; j < cols; j++) dst[j] = src[j];
+            for (int j = cols; j < VLM_NR; j++) dst[j] = 0.0f;
+        }
+        return;
+    }
+    uint16_t *panel = (uint16_t *)w->data + (size_t)pn * (size_t)vlm_panel_k(w) * VLM_NR;
+    for (int64_t k = 0; k < K; k += 2) {
+        const float *r0 = t->B + k * t->ldb + n0, *r1 = k + 1 < K ? r0 + t->ldb : NULL;
+        uint16_t *dst = panel + (k >> 1) * (2 * VLM_NR);
+        for (int j = 0; j < VLM_NR; j++) {
+            uint16_t lo = j < cols ? vlm_f32_to_bf16_scalar(r0[j]) : 0, hi = j < cols && r1 ? vlm_f32_to_bf16_scalar(r1[j]) : 0;
+            int64_t at = (j >> 4) * 32 + (j & 15) * 2;
+            dst[at] = lo;
+            dst[at + 1] = hi;
+        }
+    }
+}
+
+int vlm_pack_weight_transposed(vlm_packed_weight *w, const float *B, int64_t ldb) {
+    if (!w || !B || ldb < w->N || (w->dtype != VLM_WEIGHT_F32 && w->dtype != VLM_WEIGHT_BF16)) return -1;
+    tpack_job t = {.w = w, .B = B, .ldb = ldb};
+    if ((double)w->N * (double)w->K < PACK_PARALLEL_MIN) for (int64_t p = 0; p < w->npanels; p++) pack_panel_transposed(&t, p, 0);
+    else vlm_parallel_for(w->npanels, pack_panel_transposed, &t);
+    return 0;
+}

@@ -230,7 +230,7 @@ void *vlm_aligned_alloc(size_t bytes) {
 
 void vlm_aligned_free(void *p) { free(p); }
 
-#define SCRATCH_SLOTS 8
+#define SCRATCH_SLOTS 9
 typedef struct { float *p[SCRATCH_SLOTS]; size_t n[SCRATCH_SLOTS]; } scratch_set;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;

@@ -197,6 +197,15 @@ public enum SceneVLM {
         }
     }
 
+    /// Overwrites the image-token position rows ([tokens, C]; tokens = grid², or 1 + grid² with the CLS state
+    /// first, whose row becomes zero) with `addGridPositions`' 2-D code of each patch's row and column.
+    public static func setImagePositions(_ table: Tensor, grid: Int, amplitude: Double) {
+        let c = table.shape[1], rows = table.shape[0], full = Tensor(zeros: [1 + grid * grid, c])
+        guard rows <= full.shape[0] else { return }
+        addGridPositions(full, grid: grid, amplitude: amplitude)
+        table.pointer.update(from: full.pointer + (full.shape[0] - rows) * c, count: rows * c)
+    }
+
     static func json(_ object: Any) throws -> Data {
         do { return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) } catch {
             throw PipelineError.invalidArgument("cannot encode JSON: \(error)")

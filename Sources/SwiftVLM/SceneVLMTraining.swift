@@ -51,6 +51,15 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// Amplitude of each sine and cosine of "sincos" (nil: 0.25, a code of norm 2 at width 128); smaller codes
     /// perturb the pretrained tower's attention less.
     public var visionPositionAmplitude: Double?
+    /// A learned position row per image token added after the projector (`LlavaConfig.imagePositionEmbedding`):
+    /// nil/"none" (LLaVA as transformers has it), "random" (N(0, 0.02)) or "sincos" (the 2-D code of
+    /// `SceneVLM.addGridPositions`, scaled by `imagePositionAmplitude`), so the decoder learns where things are
+    /// while the tower keeps the attention its features were trained with.
+    public var imagePositions: String?
+    /// Amplitude of each sine and cosine of imagePositions "sincos" (nil: 0.25).
+    public var imagePositionAmplitude: Double?
+    /// Precision of the linear layers' products (`TrainingCompute`; nil: fp32, as runs before it trained).
+    public var compute: TrainingCompute?
     /// `SceneVLMBatches.locateShare` (nil: uniform over kinds).
     public var locateShare: Double?
     /// `SceneVLMBatches.locateShareFrom` (nil: from the first step).
@@ -104,6 +113,14 @@ public final class SceneVLMTrainer {
             guard a > 0 && a <= 4 else { throw PipelineError.invalidArgument("--vision-position-amplitude must be in (0, 4], got \(a)") }
             guard args.visionPositionInit == "sincos" else { throw PipelineError.invalidArgument("--vision-position-amplitude needs --vision-position-init sincos") }
         }
+        let imagePositions = args.imagePositions ?? "none"
+        guard ["none", "random", "sincos"].contains(imagePositions) else {
+            throw PipelineError.invalidArgument("--image-positions must be none, random or sincos, got '\(imagePositions)'")
+        }
+        if let a = args.imagePositionAmplitude {
+            guard a > 0 && a <= 4 else { throw PipelineError.invalidArgument("--image-position-amplitude must be in (0, 4], got \(a)") }
+            guard imagePositions == "sincos" else { throw PipelineError.invalidArgument("--image-position-amplitude needs --image-positions sincos") }
+        }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
@@ -122,9 +139,10 @@ public final class SceneVLMTrainer {
         }
         let probe = try SceneVLM.assets(words: words, imageSize: 64, maxLength: maxLength, patchSize: patch, strategy: strategy,
                                         locationTokens: args.locationTokens ?? true, questionFirst: args.questionFirst ?? false)
-        let config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
+        var config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
                                          vision: tower?.config, maxLength: maxLength, strategy: strategy,
                                          featureLayers: args.visionFeatureLayers ?? [-1])
+        config.imagePositionEmbedding = imagePositions != "none"
         let depth = config.visionConfig.numHiddenLayers
         if let bad = config.visionFeatureLayers.first(where: { $0 < -depth || $0 > depth }) {
             throw PipelineError.invalidArgument("--vision-feature-layers: layer \(bad) is outside the tower's \(depth) layers (use -\(depth) ... \(depth))")
@@ -135,11 +153,15 @@ public final class SceneVLMTrainer {
         assets = files
         model = try TrainableLlava.random(config: config, seed: args.seed)
         if let tower { try tower.copy(into: model) }
+        var positionsLoaded = false
         if let initFrom = args.initFrom {
             let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
             let source: TrainableLlava
             do { source = try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
             for name in model.parameters.names {
+                // A checkpoint without image positions gains them, started as --image-positions says.
+                if name == TrainableLlava.imagePositions, source.parameters.tensor(name) == nil { continue }
+                if name == TrainableLlava.imagePositions { positionsLoaded = true }
                 if name == Self.projectorInput, let t = source.parameters.tensor(name), t.shape != model.parameters[name].shape,
                    let widened = Self.widenProjector(t, from: source.config.visionFeatureLayers, to: config.visionFeatureLayers,
                                                      width: config.visionConfig.hiddenSize, depth: depth) {
@@ -166,6 +188,10 @@ public final class SceneVLMTrainer {
             SceneVLM.addGridPositions(model.parameters["vision_tower.vision_model.embeddings.position_embedding.weight"], grid: grid,
                                       amplitude: args.visionPositionAmplitude ?? 0.25)
         case let other: throw PipelineError.invalidArgument("--vision-position-init must be as-trained or sincos, got '\(other)'")
+        }
+        if imagePositions == "sincos", !positionsLoaded {
+            SceneVLM.setImagePositions(model.parameters[TrainableLlava.imagePositions], grid: config.visionConfig.patchesPerSide,
+                                       amplitude: args.imagePositionAmplitude ?? 0.25)
         }
         optimizer = Self.makeOptimizer(args)
     }
@@ -289,7 +315,9 @@ public final class SceneVLMTrainer {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let batch = try data.batch(step: step)
             let lr = schedule.learningRate(step: step)
-            let result = try model.trainStep(batch, optimizer: optimizer, learningRate: lr, maxGradNorm: args.clipGrad > 0 ? args.clipGrad : nil)
+            let result = try LinearOp.$compute.withValue(args.compute ?? .fp32) {
+                try model.trainStep(batch, optimizer: optimizer, learningRate: lr, maxGradNorm: args.clipGrad > 0 ? args.clipGrad : nil)
+            }
             step += 1
             lossHistory.append(result.loss)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -29,12 +29,19 @@ public struct LlavaConfig: Decodable, Sendable {
     /// One layer or several (their features are concatenated), transformers' hidden_states indexing.
     public var visionFeatureLayers = [-2]
     public var multimodalProjectorBias = true
+    /// SwiftVLM extension (not in transformers' LlavaConfig): a learned row per image token,
+    /// `multi_modal_projector.position_embedding` [imageTokensPerImage, text hidden], added to the projector's
+    /// output. It gives the decoder where each patch is without touching the tower: a contrastive tower's own patch
+    /// positions collapse (nothing in captions needs them), and a position code added inside the tower changes the
+    /// attention its features were learned with. transformers ignores the key and the tensor (its outputs differ).
+    public var imagePositionEmbedding = false
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type", textConfig = "text_config", visionConfig = "vision_config"
         case imageTokenIndex = "image_token_index", imageTokenID = "image_token_id"
         case projectorHiddenAct = "projector_hidden_act", visionFeatureSelectStrategy = "vision_feature_select_strategy"
         case visionFeatureLayer = "vision_feature_layer", multimodalProjectorBias = "multimodal_projector_bias"
+        case imagePositionEmbedding = "image_position_embedding"
     }
 
     private struct ModelTypeProbe: Decodable {
@@ -62,6 +69,7 @@ public struct LlavaConfig: Decodable, Sendable {
             visionFeatureLayers = [layer]
         }
         multimodalProjectorBias = try c.decodeIfPresent(Bool.self, forKey: .multimodalProjectorBias) ?? multimodalProjectorBias
+        imagePositionEmbedding = try c.decodeIfPresent(Bool.self, forKey: .imagePositionEmbedding) ?? imagePositionEmbedding
     }
 
     /// Image tokens per image: patches, plus the CLS token with the "full" strategy (LlavaProcessor's rule).
@@ -107,6 +115,7 @@ public final class LlavaModel: @unchecked Sendable {
     let projector1: Linear             // multi_modal_projector.linear_1 [text C, vision C x layers]
     let projector2: Linear             // multi_modal_projector.linear_2 [text C, text C]
     let projectorActivation: Activation
+    let imagePositions: Tensor?        // multi_modal_projector.position_embedding [image tokens, text C] (config.imagePositionEmbedding)
     public let language: LlamaModel    // language_model.model.* + language_model.lm_head (Hub) | model.language_model.* + lm_head (keyLayout)
 
     /// `storage: .asStored` keeps the language model's and projector's bf16/fp16 weights in 16 bits; the CLIP
@@ -159,6 +168,8 @@ public final class LlavaModel: @unchecked Sendable {
         projector1 = try Linear(projector.scope("linear_1"), in: visionWidth, out: text, bias: config.multimodalProjectorBias)
         projector2 = try Linear(projector.scope("linear_2"), in: text, out: text, bias: config.multimodalProjectorBias)
         projectorActivation = Activation(huggingFace: config.projectorHiddenAct) ?? .gelu
+        imagePositions = config.imagePositionEmbedding
+            ? try projector.tensor("position_embedding", shape: [config.imageTokensPerImage, text]) : nil
         language = try LlamaModel(config: config.textConfig,
                                   body: loader.scope(oneOf: layout.language, probe: "embed_tokens.weight"),
                                   head: loader.scope(oneOf: layout.head, probe: "weight", required: false))
@@ -170,7 +181,7 @@ public final class LlavaModel: @unchecked Sendable {
         let embeddings = v.numChannels * v.patchSize * v.patchSize * c + c + (vision.tokens) * c
         let layer = 4 * (c * c + c) + (c * i + i) + (i * c + c) + 4 * c
         let width = c * config.visionFeatureLayers.count
-        return embeddings + 4 * c + v.numHiddenLayers * layer + (width * t + t) + (t * t + t)
+        return embeddings + 4 * c + v.numHiddenLayers * layer + (width * t + t) + (t * t + t) + (imagePositions?.count ?? 0)
     }
 
     /// pixelValues: [N, 3, S, S] -> [N * imageTokensPerImage, text hidden] (get_image_features, flattened).
@@ -193,7 +204,18 @@ public final class LlavaModel: @unchecked Sendable {
                 }
             }
         }
-        return projector2(projector1(selected, activation: projectorActivation))
+        let features = projector2(projector1(selected, activation: projectorActivation))
+        if let imagePositions { Self.addImagePositions(imagePositions, to: features) }
+        return features
+    }
+
+    /// features: [N * tokens, C] += positions: [tokens, C], row t of every image.
+    public static func addImagePositions(_ positions: Tensor, to features: Tensor) {
+        let rows = positions.count, images = features.count / max(rows, 1)
+        for img in 0 ..< images {
+            let dst = features.pointer + img * rows
+            for i in 0 ..< rows { dst[i] += positions.pointer[i] }
+        }
     }
 
     /// Token embeddings with each run of image placeholders replaced, in order, by the images' features.

@@ -36,6 +36,22 @@ public enum Ops {
         return c
     }
 
+    /// As `matmul`, with both operands rounded to bf16 and the products summed in fp32 (`vlm_matmul_bf16`): twice
+    /// the multiply-add rate on CPUs with AVX512_BF16, the same numbers (slower) elsewhere.
+    public static func matmulBF16(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmulBF16: ranks \(a.shape) \(b.shape)")
+        let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
+        let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
+        precondition(k == kb, "matmulBF16: inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
+        let c = Tensor(uninitialized: [m, n])
+        let status = withExtendedLifetime((a, b)) {
+            vlm_matmul_bf16(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k),
+                            a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), c.pointer, Int64(max(n, 1)))
+        }
+        Kernels.checkAllocation(status, "bf16 matmul [\(m), \(k)] x [\(k), \(n)]")
+        return c
+    }
+
     /// LayerNorm over the last axis (biased variance, like torch.nn.LayerNorm). weight/bias: [dim].
     public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
         let dim = lastDim(x, "layerNorm")

@@ -27,7 +27,7 @@ extension TrainableLlava {
             "image_size": v.imageSize, "patch_size": v.patchSize, "hidden_act": v.hiddenAct, "layer_norm_eps": decimal(v.layerNormEps),
         ]
         let layers = config.visionFeatureLayers
-        let root: [String: Any] = [
+        var root: [String: Any] = [
             "architectures": ["LlavaForConditionalGeneration"], "model_type": "llava", "text_config": text, "vision_config": vision,
             "image_token_index": config.imageTokenIndex, "projector_hidden_act": config.projectorHiddenAct,
             "vision_feature_select_strategy": config.visionFeatureSelectStrategy,
@@ -35,6 +35,7 @@ extension TrainableLlava {
             "multimodal_projector_bias": config.multimodalProjectorBias, "tie_word_embeddings": t.tieWordEmbeddings,
             "image_seq_length": config.imageTokensPerImage, "dtype": "float32",
         ]
+        if config.imagePositionEmbedding { root["image_position_embedding"] = true }
         let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
         // JSONSerialization writes 10000.0 as 10000; transformers' strict config classes want a float for rope_theta.
         let theta = t.rope.ropeTheta ?? t.ropeTheta

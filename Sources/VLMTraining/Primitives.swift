@@ -66,11 +66,29 @@ public struct LinearCache {
     public let activation: Activation
 }
 
+/// How the linear layers' three products (forward, input and weight gradients) compute during training.
+public enum TrainingCompute: String, Codable, Sendable, CaseIterable {
+    /// Exact fp32 (the parity tests' mode).
+    case fp32
+    /// Operands rounded to bf16, products summed in fp32 (`Ops.matmulBF16`): twice the multiply-add rate on CPUs with
+    /// AVX512_BF16. Parameters, optimizer state, norms, softmax, attention and the loss stay fp32 (PyTorch's bf16
+    /// autocast rounds the same products, and also their outputs, which stay fp32 here).
+    case bf16
+}
+
 public enum LinearOp {
+    /// The products' precision for the current task (`LinearOp.$compute.withValue(.bf16) { ... }` around a step).
+    @TaskLocal public static var compute: TrainingCompute = .fp32
+
+    static func product(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        compute == .bf16 ? Ops.matmulBF16(a, b, transposeA: transposeA, transposeB: transposeB)
+            : Ops.matmul(a, b, transposeA: transposeA, transposeB: transposeB)
+    }
+
     /// x: [M, K], weight: [N, K], bias: [N] or nil -> y = act(x Wᵀ + b): [M, N].
     public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation = .none) -> (Tensor, LinearCache) {
         let x2 = matrix(x)
-        let z = Ops.matmul(x2, weight, transposeB: true)
+        let z = product(x2, weight, transposeB: true)
         if let bias {
             withExtendedLifetime(bias) { vlm_add_bias(z.pointer, bias.pointer, Int64(z.shape[0]), Int64(z.shape[1])) }
         }
@@ -86,9 +104,9 @@ public enum LinearOp {
         -> (dx: Tensor?, dw: Tensor, db: Tensor?) {
         var dz = matrix(dy)
         if let z = cache.preActivation { dz = ActivationGrad.backward(dz, preActivation: z, cache.activation) }
-        let dw = Ops.matmul(dz, cache.input, transposeA: true)
+        let dw = product(dz, cache.input, transposeA: true)
         let db = hasBias ? columnSums(dz) : nil
-        let dx = needInput ? Ops.matmul(dz, weight) : nil
+        let dx = needInput ? product(dz, weight) : nil
         return (dx, dw, db)
     }
 

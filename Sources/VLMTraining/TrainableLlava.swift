@@ -59,6 +59,8 @@ public final class TrainableLlava: @unchecked Sendable {
     static let text = "language_model.model"
     static let head = "language_model.lm_head.weight"
     static let embed = "language_model.model.embed_tokens.weight"
+    /// LlavaConfig.imagePositionEmbedding's rows (a SwiftVLM extension).
+    public static let imagePositions = "multi_modal_projector.position_embedding"
     /// The token embedding's parameter name (llava-hf layout).
     public static var embeddingName: String { embed }
 
@@ -155,6 +157,7 @@ public final class TrainableLlava: @unchecked Sendable {
                                         bias: bias ? parameters["multi_modal_projector.linear_1.bias"] : nil, activation: act)
         let (features, c2) = LinearOp.forward(p1, weight: parameters["multi_modal_projector.linear_2.weight"],
                                               bias: bias ? parameters["multi_modal_projector.linear_2.bias"] : nil)
+        if config.imagePositionEmbedding { LlavaModel.addImagePositions(parameters[Self.imagePositions], to: features) }
         // Embeddings, image rows replaced in order (masked_scatter); padding rows stay zero.
         var ids = [Int](repeating: 0, count: b * t), keyMask = [UInt8](repeating: 0, count: b * t), imageRows: [Int] = []
         var x = Tensor(zeros: [b * t, c])
@@ -222,6 +225,15 @@ public final class TrainableLlava: @unchecked Sendable {
         for (k, r) in pass.imageRows.enumerated() { (dFeatures.pointer + k * c).update(from: dx.pointer + r * c, count: c) }
         let bias = config.multimodalProjectorBias
         let p2 = LinearOp.backward(dFeatures, cache: pass.projector2, weight: parameters["multi_modal_projector.linear_2.weight"], hasBias: bias)
+        if config.imagePositionEmbedding {
+            // Row t of every image got the same position row: its gradient is the sum over images.
+            let positions = parameters[Self.imagePositions], rows = positions.count
+            let dPositions = Tensor(zeros: positions.shape)
+            for img in 0 ..< dFeatures.count / rows {
+                for i in 0 ..< rows { dPositions.pointer[i] += dFeatures.pointer[img * rows + i] }
+            }
+            grads.add(Self.imagePositions, dPositions)
+        }
         grads.add("multi_modal_projector.linear_2.weight", p2.dw)
         if let db = p2.db { grads.add("multi_modal_projector.linear_2.bias", db) }
         let p1 = LinearOp.backward(p2.dx ?? dFeatures, cache: pass.projector1, weight: parameters["multi_modal_projector.linear_1.weight"],

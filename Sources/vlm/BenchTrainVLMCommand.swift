@@ -7,6 +7,8 @@ import VLMTraining
 /// Generative (LLaVA) training-step throughput on a fixed synthetic batch: what the kernels, backward passes and
 /// optimizer cost for a checkpoint's architecture, comparable with Benchmarks/bench_torch_train_vlm.py on the
 /// same model, batch and threads.
+extension TrainingCompute: ExpressibleByArgument {}
+
 struct BenchTrainVLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-train-vlm",
@@ -24,6 +26,7 @@ struct BenchTrainVLM: ParsableCommand {
     @Option(help: "Tokens per sequence, image run included.") var tokens = 110
     @Option(help: "Scored tokens at the end of each sequence.") var answer = 24
     @Flag(name: .customLong("freeze-vision"), help: "Keep the vision tower frozen (as the embedded model's recipe does).") var freezeVision = false
+    @Option(help: "Precision of the linear layers' products: fp32 (exact) or bf16 (operands rounded, fp32 sums; AVX512_BF16's rate).") var compute: TrainingCompute = .fp32
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
     @Option(help: "Seconds to time (after 3 warm-up steps).") var seconds: Double = 10
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
@@ -58,16 +61,20 @@ struct BenchTrainVLM: ParsableCommand {
             let batchData = Self.batch(config: config, batch: batch, tokens: tokens, answer: answer, vocab: vocab)
             let optimizer = AdamW(learningRate: 1e-4, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.05)
             optimizer.excludeFromDecay = { _, shape in shape.count < 2 }
-            let step = { _ = try trainable.trainStep(batchData, optimizer: optimizer, learningRate: 1e-4, maxGradNorm: 1) }
+            let step = {
+                _ = try LinearOp.$compute.withValue(compute) {
+                    try trainable.trainStep(batchData, optimizer: optimizer, learningRate: 1e-4, maxGradNorm: 1)
+                }
+            }
             let times = try Bench.timings(seconds: seconds, warmUp: 3, minRuns: 5, step)
             let median = times[times.count / 2]
-            let result = Result(engine: "swiftvlm fp32", batch: batch, tokens: tokens, answer: answer, freeze_vision: freezeVision,
+            let result = Result(engine: "swiftvlm \(compute.rawValue)", batch: batch, tokens: tokens, answer: answer, freeze_vision: freezeVision,
                                 threads: Kernels.threads, isa: Kernels.isa, steps: times.count, step_ms: median * 1000,
                                 samples_per_s: Double(batch) / median, tokens_per_s: Double(batch * tokens) / median)
             switch format {
             case .json: try printJSON(result)
             case .text:
-                print("\(directory.lastPathComponent): batch \(batch) x \(tokens) tokens (\(answer) scored), vision \(freezeVision ? "frozen" : "trained"), \(result.threads) threads, \(result.isa)")
+                print("\(directory.lastPathComponent): batch \(batch) x \(tokens) tokens (\(answer) scored), vision \(freezeVision ? "frozen" : "trained"), \(compute.rawValue) products, \(result.threads) threads, \(result.isa)")
                 print(String(format: "train step: %.1f ms median of %d  (%.1f samples/s, %.0f tokens/s)", result.step_ms, result.steps,
                              result.samples_per_s, result.tokens_per_s))
             }

@@ -40,6 +40,9 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("location-sigma"), help: "Score <locNNNN> labels against a Gaussian over neighbouring bins with this standard deviation in bins (e.g. 16: one pixel of a 64-pixel scene; default 0: one-hot).") var locationSigma: Float?
     @Option(name: .customLong("vision-position-init"), help: "Patch position embeddings of the tower: as-trained (default: as --vision-from has them) or sincos (2-D sines and cosines of row and column added to their mean, so the decoder can tell where things are).") var visionPositionInit: String?
     @Option(name: .customLong("vision-position-amplitude"), help: "Amplitude of each sine and cosine of --vision-position-init sincos (default 0.25: a code of norm 2 at width 128).") var visionPositionAmplitude: Double?
+    @Option(name: .customLong("image-positions"), help: "A learned position row per image token, added after the projector (a SwiftVLM extension of the LLaVA layout that transformers ignores): none (default), random or sincos (2-D sines and cosines of the patch's row and column).") var imagePositions: String?
+    @Option(name: .customLong("image-position-amplitude"), help: "Amplitude of each sine and cosine of --image-positions sincos (default 0.25).") var imagePositionAmplitude: Double?
+    @Option(help: "Precision of the linear layers' products: fp32 (default, exact) or bf16 (operands rounded to bf16, fp32 sums: twice the multiply-add rate on CPUs with AVX512_BF16).") var compute: TrainingCompute?
     @Option(name: .customLong("locate-share"), help: "Share of turns drawn as 'where is the ...?' when the scene has a one-of-a-kind object (default: uniform over the kinds).") var locateShare: Double?
     @Option(name: .customLong("locate-share-from"), help: "The step from which --locate-share applies (default 0); before it, turns are drawn uniformly over kinds.") var locateShareFrom: Int?
     @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
@@ -91,6 +94,9 @@ struct TrainVLM: ParsableCommand {
                 args.locationSigma = locationSigma
                 args.visionPositionInit = visionPositionInit
                 args.visionPositionAmplitude = visionPositionAmplitude
+                args.imagePositions = imagePositions
+                args.compute = compute
+                args.imagePositionAmplitude = imagePositionAmplitude
                 args.locateShare = locateShare
                 args.locateShareFrom = locateShareFrom
                 args.initFrom = initFrom

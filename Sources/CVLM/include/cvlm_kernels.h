@@ -176,6 +176,10 @@ int vlm_pack_weight_rows(vlm_packed_weight *w, int64_t row0, const void *W, vlm_
 /// Returns 0, or -1 on bad arguments (float storage, rows out of range, an I4 code outside 0..15).
 int vlm_pack_quantized_rows(vlm_packed_weight *w, int64_t row0, const int8_t *q, const float *scales,
                             const uint8_t *zeros, int64_t rows);
+/// Packs all of w (F32 or BF16 storage) as the transpose of B: [K, N] float32 with row stride ldb >= N, i.e.
+/// W(n, k) = B[k * ldb + n] (BF16: rounded to nearest even), with no transposed copy of B. Returns 0, or -1 on bad
+/// arguments.
+int vlm_pack_weight_transposed(vlm_packed_weight *w, const float *B, int64_t ldb);
 void vlm_packed_weight_free(vlm_packed_weight *w);
 int64_t vlm_packed_weight_rows(const vlm_packed_weight *w);  // N
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
@@ -294,6 +298,16 @@ int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_wei
 /// The reference (scalar, the pair order above, fmaf, vlm_act_scalar). Same return values.
 int vlm_linear_bf16_naive(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
                           vlm_activation act, float *Y, int64_t ldy);
+/// C[M, N] = op(A) op(B) with both operands rounded to bf16 and the products summed in fp32, in the pair order of
+/// vlm_linear_bf16 (op(A) is its X, op(B)ᵀ its weight): a matrix product of two activations or of an activation and
+/// a weight that changes every step (training's forward, input- and weight-gradient products). op(A) = A [M, K]
+/// (lda >= K) or, transA, Aᵀ with A [K, M] (lda >= M); op(B) = B [K, N] (ldb >= N) or, transB, Bᵀ with B [N, K]
+/// (ldb >= K). C row stride ldc >= N. Returns 0, -1 on bad arguments, or VLM_ERR_NOMEM.
+int vlm_matmul_bf16(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float *C, int64_t ldc);
+/// Its reference: each entry sum_k bf16(a) bf16(b) in double precision, rounded once.
+int vlm_matmul_bf16_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float *C, int64_t ldc);
 /// The bf16-compute kernel the CPU runs ("avx512-bf16 vdpbf16ps 14x32", or the fallback's name).
 const char *vlm_bf16_gemm_kernel(void);
 
