@@ -9,14 +9,14 @@
 #include <math.h>
 #include <string.h>
 
-static const vlm_lowp_kernels *active_bf16_kernels(void) {
+const vlm_lowp_kernels *vlm_active_bf16_kernels(void) {
     if (vlm_active_isa() == VLM_ISA_AVX512 && (vlm_cpu_features() & VLM_CPU_AVX512_BF16) && vlm_bf16_kernels_avx512.tile)
         return &vlm_bf16_kernels_avx512;
     return NULL;
 }
 
 const char *vlm_bf16_gemm_kernel(void) {
-    const vlm_lowp_kernels *ks = active_bf16_kernels();
+    const vlm_lowp_kernels *ks = vlm_active_bf16_kernels();
     if (ks) return ks->name;
     switch (vlm_active_isa()) {
     case VLM_ISA_AVX512: return "avx512 fp32 FMA on bf16-rounded activations (no AVX512_BF16)";
@@ -59,7 +59,7 @@ int vlm_linear_bf16(const float *X, int64_t M, int64_t ldx, const vlm_packed_wei
                     vlm_activation act, float *Y, int64_t ldy) {
     if (!W || W->dtype != VLM_WEIGHT_BF16) return -1;
     if (M <= 0) return 0;
-    const vlm_lowp_kernels *ks = active_bf16_kernels();
+    const vlm_lowp_kernels *ks = vlm_active_bf16_kernels();
     if (ks) return vlm_lowp_linear(ks, X, M, ldx, W, bias, act, Y, ldy);
     // No bf16 dot product: round the activations to bf16 (exactly representable in fp32) and run the exact path on
     // the widened weights -- the definition's products, summed by the fp32 kernel.
@@ -215,6 +215,22 @@ static void tile_bf16(int mr, const void *A, int64_t lda, const void *B, const i
     if (mr >= 1 && mr <= BF16_MR) bf16_tiles[mr](A, lda, B, kpad, bias, act, Y, ldy, nr);
 }
 
+// One k pair of a BF16 panel from two source rows (r1 NULL: K's zero pair partner): dst[(j / 16) * 32 + (j % 16) * 2
+// + h] = bf16(r_h[j]) for the panel's `cols` columns, zeros past them -- pack_panel_transposed's scalar loop (pack.c)
+// with one vcvtne2ps2bf16 and one vpermw per 16 columns (the weight-gradient products pack ~15 M values a step).
+static VLM_BF16 void pack_pair_rows(const float *r0, const float *r1, int cols, uint16_t *dst) {
+    // Word 2j of the result takes word j of the converted vector (r0's), word 2j + 1 word 16 + j (r1's).
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int h = 0; h < 2; h++) {
+        int n = cols - 16 * h;
+        __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+        __m512 lo = _mm512_maskz_loadu_ps(m, r0 + 16 * h), hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + 16 * h) : _mm512_setzero_ps();
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_storeu_si512((void *)(dst + 32 * h), _mm512_permutexvar_epi16(interleave, v));
+    }
+}
+
 const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {
     .name = "avx512-bf16 vdpbf16ps 14x32",
     .mr_max = BF16_MR,
@@ -224,6 +240,7 @@ const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {
     .quantize_rows = convert_rows,
     .pack_panel = NULL,  // BF16 panels are stored as k pairs (kernels_internal.h)
     .tile = tile_bf16,
+    .pack_pair_rows = pack_pair_rows,
 };
 #else
 const vlm_lowp_kernels vlm_bf16_kernels_avx512 = {0};

@@ -280,7 +280,12 @@ typedef struct {
     void (*tile_pack)(int mr, const void *A, int64_t lda, void *B, int32_t *colsum, const vlm_packed_weight *w,
                       int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y,
                       int64_t ldy, int nr);
+    /// Optional (bf16): one k pair of a BF16 panel from two float rows of a transposed source, columns past `cols`
+    /// zero, r1 NULL for K's zero pair partner (vlm_pack_weight_transposed). NULL: the scalar loop.
+    void (*pack_pair_rows)(const float *r0, const float *r1, int cols, uint16_t *dst);
 } vlm_lowp_kernels;
+/// The active ISA's bf16 kernel set when the CPU runs vdpbf16ps (AVX-512 with AVX512_BF16), else NULL.
+const vlm_lowp_kernels *vlm_active_bf16_kernels(void);
 /// Runs W (any dtype the kernel set reads) against X through `ks`: Y [M, N]. Returns 0 or VLM_ERR_NOMEM.
 int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W,
                     const float *bias, vlm_activation act, float *Y, int64_t ldy);

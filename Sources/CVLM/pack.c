@@ -231,9 +231,11 @@ static void pack_panel_transposed(void *ctx, int64_t pn, int thread) {
         return;
     }
     uint16_t *panel = (uint16_t *)w->data + (size_t)pn * (size_t)vlm_panel_k(w) * VLM_NR;
+    const vlm_lowp_kernels *ks = vlm_active_bf16_kernels();
     for (int64_t k = 0; k < K; k += 2) {
         const float *r0 = t->B + k * t->ldb + n0, *r1 = k + 1 < K ? r0 + t->ldb : NULL;
         uint16_t *dst = panel + (k >> 1) * (2 * VLM_NR);
+        if (ks && ks->pack_pair_rows) { ks->pack_pair_rows(r0, r1, cols, dst); continue; }
         for (int j = 0; j < VLM_NR; j++) {
             uint16_t lo = j < cols ? vlm_f32_to_bf16_scalar(r0[j]) : 0, hi = j < cols && r1 ? vlm_f32_to_bf16_scalar(r1[j]) : 0;
             int64_t at = (j >> 4) * 32 + (j & 15) * 2;
