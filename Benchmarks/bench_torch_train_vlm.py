@@ -4,6 +4,7 @@ the same checkpoint, with the same batch shape, scored tokens, frozen or trained
 `vlm bench-train-vlm`. Prints one JSON object like `vlm bench-train-vlm --format json`.
 
     python Benchmarks/bench_torch_train_vlm.py --model Models/scenes-vlm --batch 32 --tokens 110 --answer 24 --threads 2
+    (--autocast bf16: the forward under bf16 autocast, the peer of `vlm bench-train-vlm --compute bf16`)
 """
 import argparse
 import json
@@ -23,6 +24,8 @@ def main():
     ap.add_argument("--freeze-vision", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="bf16: the forward under torch.autocast('cpu', bfloat16) (the peer of `--compute bf16`)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -51,7 +54,8 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=input_ids, pixel_values=pixels, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            loss = model(input_ids=input_ids, pixel_values=pixels, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -64,7 +68,7 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    print(json.dumps({"engine": f"pytorch {torch.__version__} fp32", "batch": a.batch, "tokens": a.tokens, "answer": a.answer,
+    print(json.dumps({"engine": f"pytorch {torch.__version__} {'bf16 autocast' if a.autocast == 'bf16' else 'fp32'}", "batch": a.batch, "tokens": a.tokens, "answer": a.answer,
                       "freeze_vision": a.freeze_vision, "threads": a.threads, "steps": len(times), "step_ms": med * 1000,
                       "samples_per_s": a.batch / med, "tokens_per_s": a.batch * a.tokens / med}))
 

@@ -118,7 +118,7 @@ public final class SceneVLMTrainer {
             throw PipelineError.invalidArgument("--image-positions must be none, random or sincos, got '\(imagePositions)'")
         }
         if let a = args.imagePositionAmplitude {
-            guard a > 0 && a <= 4 else { throw PipelineError.invalidArgument("--image-position-amplitude must be in (0, 4], got \(a)") }
+            guard a > 0 && a <= 64 else { throw PipelineError.invalidArgument("--image-position-amplitude must be in (0, 64], got \(a)") }
             guard imagePositions == "sincos" else { throw PipelineError.invalidArgument("--image-position-amplitude needs --image-positions sincos") }
         }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
