@@ -151,6 +151,47 @@ struct SceneVLMGroundingTests {
         #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
     }
 
+    @Test("--image-positions: sincos rows after the projector (CLS row zero), gained by --init-from, bad values refused")
+    func imagePositions() throws {
+        let scratch = try TemporaryDirectory(prefix: "scene-vlm-positions")
+        var args = SceneVLMArguments(scenes: 20, steps: 1)
+        args.preset = "micro"
+        args.batch = 2
+        // The plain checkpoint --init-from continues: no position rows.
+        let plain = try SceneVLMTrainer(args: args)
+        #expect(!plain.model.config.imagePositionEmbedding && plain.model.parameters.tensor(TrainableLlava.imagePositions) == nil)
+        let source = scratch.url.appendingPathComponent("plain")
+        try plain.saveCheckpoint(to: source)
+        args.imagePositions = "sincos"
+        args.imagePositionAmplitude = 3
+        args.initFrom = source.path
+        let grown = try SceneVLMTrainer(args: args)
+        let rows = try #require(grown.model.parameters.tensor(TrainableLlava.imagePositions))
+        let tokens = grown.model.config.imageTokensPerImage, c = grown.model.config.textConfig.hiddenSize
+        #expect(rows.shape == [tokens, c] && grown.model.config.imagePositionEmbedding)
+        let grid = grown.model.config.visionConfig.patchesPerSide, first = tokens - grid * grid
+        func norm(_ r: Int) -> Float { (0 ..< c).map { rows[r * c + $0] * rows[r * c + $0] }.reduce(0, +).squareRoot() }
+        // Each patch row is the 2-D code (norm a·sqrt(C/2) for C >= 4 channels per axis pair), a CLS row is zero.
+        #expect(abs(norm(first + 5) - 3 * Float(c / 2).squareRoot()) < 1e-3, "patch row norm \(norm(first + 5))")
+        if first == 1 { #expect(norm(0) == 0) }
+        // Every other tensor is the checkpoint's.
+        let embed = TrainableLlava.embeddingName
+        #expect(grown.model.parameters[embed].scalars == plain.model.parameters[embed].scalars)
+        // The trained step runs with the rows, and the saved checkpoint declares them.
+        let out = scratch.url.appendingPathComponent("grown")
+        _ = try grown.run(out: out)
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        #expect(config.contains("\"image_position_embedding\" : true"))
+        args.initFrom = nil
+        args.imagePositions = "learned"
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+        args.imagePositions = "random"
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }  // an amplitude needs sincos
+        args.imagePositions = "sincos"
+        args.imagePositionAmplitude = 100
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
+    }
+
     @Test("vlm eval --generative's report: every turn, balanced POPE probes, one box per one-of-a-kind object")
     func evaluationReport() throws {
         let scratch = try TemporaryDirectory(prefix: "scene-vlm-eval")
