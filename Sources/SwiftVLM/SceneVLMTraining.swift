@@ -142,7 +142,12 @@ public final class SceneVLMTrainer {
         var config = try SceneVLM.config(preset: args.preset, vocabSize: probe.vocabSize, bos: probe.bos, eos: probe.eos, image: probe.image,
                                          vision: tower?.config, maxLength: maxLength, strategy: strategy,
                                          featureLayers: args.visionFeatureLayers ?? [-1])
-        config.imagePositionEmbedding = imagePositions != "none"
+        // A checkpoint continued with --init-from keeps its position rows (and their trained values) unasked.
+        let source: TrainableLlava? = try args.initFrom.map { initFrom in
+            let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
+            do { return try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
+        }
+        config.imagePositionEmbedding = imagePositions != "none" || source?.config.imagePositionEmbedding == true
         let depth = config.visionConfig.numHiddenLayers
         if let bad = config.visionFeatureLayers.first(where: { $0 < -depth || $0 > depth }) {
             throw PipelineError.invalidArgument("--vision-feature-layers: layer \(bad) is outside the tower's \(depth) layers (use -\(depth) ... \(depth))")
@@ -154,10 +159,8 @@ public final class SceneVLMTrainer {
         model = try TrainableLlava.random(config: config, seed: args.seed)
         if let tower { try tower.copy(into: model) }
         var positionsLoaded = false
-        if let initFrom = args.initFrom {
+        if let source, let initFrom = args.initFrom {
             let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
-            let source: TrainableLlava
-            do { source = try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
             for name in model.parameters.names {
                 // A checkpoint without image positions gains them, started as --image-positions says.
                 if name == TrainableLlava.imagePositions, source.parameters.tensor(name) == nil { continue }

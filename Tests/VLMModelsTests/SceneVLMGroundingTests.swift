@@ -182,6 +182,13 @@ struct SceneVLMGroundingTests {
         _ = try grown.run(out: out)
         let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
         #expect(config.contains("\"image_position_embedding\" : true"))
+        // Continuing a checkpoint that has rows keeps them, trained values included, without --image-positions.
+        var again = SceneVLMArguments(scenes: 20, steps: 1)
+        again.preset = "micro"
+        again.initFrom = out.path
+        let kept = try SceneVLMTrainer(args: again)
+        let trained = try TrainableLlava.load(directory: out).parameters[TrainableLlava.imagePositions]
+        #expect(kept.model.parameters.tensor(TrainableLlava.imagePositions)?.scalars == trained.scalars)
         args.initFrom = nil
         args.imagePositions = "learned"
         #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: args) }
