@@ -143,8 +143,8 @@ public final class SceneVLMTrainer {
                                          vision: tower?.config, maxLength: maxLength, strategy: strategy,
                                          featureLayers: args.visionFeatureLayers ?? [-1])
         // A checkpoint continued with --init-from keeps its position rows (and their trained values) unasked.
-        let source: TrainableLlava? = try args.initFrom.map { initFrom in
-            let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
+        let initPath = args.initFrom.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+        let source: TrainableLlava? = try initPath.map { path in
             do { return try TrainableLlava.load(directory: path) } catch { throw PipelineError.invalidArgument("--init-from \(path.path): \(error)") }
         }
         config.imagePositionEmbedding = imagePositions != "none" || source?.config.imagePositionEmbedding == true
@@ -159,12 +159,13 @@ public final class SceneVLMTrainer {
         model = try TrainableLlava.random(config: config, seed: args.seed)
         if let tower { try tower.copy(into: model) }
         var positionsLoaded = false
-        if let source, let initFrom = args.initFrom {
-            let path = URL(fileURLWithPath: (initFrom as NSString).expandingTildeInPath)
+        if let source, let path = initPath {
             for name in model.parameters.names {
-                // A checkpoint without image positions gains them, started as --image-positions says.
-                if name == TrainableLlava.imagePositions, source.parameters.tensor(name) == nil { continue }
-                if name == TrainableLlava.imagePositions { positionsLoaded = true }
+                if name == TrainableLlava.imagePositions {
+                    // A checkpoint without image positions gains them, started as --image-positions says.
+                    guard source.parameters.tensor(name) != nil else { continue }
+                    positionsLoaded = true
+                }
                 if name == Self.projectorInput, let t = source.parameters.tensor(name), t.shape != model.parameters[name].shape,
                    let widened = Self.widenProjector(t, from: source.config.visionFeatureLayers, to: config.visionFeatureLayers,
                                                      width: config.visionConfig.hiddenSize, depth: depth) {
