@@ -21,34 +21,32 @@ public enum Ops {
 
     /// a: [M, K] (or [K, M] if transposeA), b: [K, N] (or [N, K] if transposeB) -> [M, N].
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
-        precondition(a.rank == 2 && b.rank == 2, "matmul: ranks \(a.shape) \(b.shape)")
-        let m = transposeA ? a.shape[1] : a.shape[0]
-        let k = transposeA ? a.shape[0] : a.shape[1]
-        let kb = transposeB ? b.shape[1] : b.shape[0]
-        let n = transposeB ? b.shape[0] : b.shape[1]
-        precondition(k == kb, "matmul: inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
-        let c = Tensor(uninitialized: [m, n])
-        let status = withExtendedLifetime((a, b)) {
+        product(a, b, transposeA, transposeB, "matmul") { m, n, k, c in
             vlm_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1,
-                      a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), 0, c.pointer, Int64(max(n, 1)))
+                      a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), 0, c, Int64(max(n, 1)))
         }
-        Kernels.checkAllocation(status, "matmul [\(m), \(k)] x [\(k), \(n)]")
-        return c
     }
 
-    /// As `matmul`, with both operands rounded to bf16 and the products summed in fp32 (`vlm_matmul_bf16`): twice
-    /// the multiply-add rate on CPUs with AVX512_BF16, the same numbers (slower) elsewhere.
+    /// As `matmul`, with both operands rounded to bf16 and the products summed in fp32 (`vlm_matmul_bf16`). The
+    /// tiles run at twice the fp32 multiply-add rate on CPUs with AVX512_BF16, but both operands are packed per
+    /// call, so narrow products (width 128) gain nothing; elsewhere the same numbers, slower.
     public static func matmulBF16(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
-        precondition(a.rank == 2 && b.rank == 2, "matmulBF16: ranks \(a.shape) \(b.shape)")
+        product(a, b, transposeA, transposeB, "bf16 matmul") { m, n, k, c in
+            vlm_matmul_bf16(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k),
+                            a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), c, Int64(max(n, 1)))
+        }
+    }
+
+    /// The shapes of op(a) op(b) checked, C allocated, `run(M, N, K, C)` called with both operands alive.
+    private static func product(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool, _ name: String,
+                                _ run: (Int, Int, Int, UnsafeMutablePointer<Float>) -> Int32) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "\(name): ranks \(a.shape) \(b.shape)")
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
         let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
-        precondition(k == kb, "matmulBF16: inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
+        precondition(k == kb, "\(name): inner dimensions \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
         let c = Tensor(uninitialized: [m, n])
-        let status = withExtendedLifetime((a, b)) {
-            vlm_matmul_bf16(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k),
-                            a.pointer, Int64(a.shape[1]), b.pointer, Int64(b.shape[1]), c.pointer, Int64(max(n, 1)))
-        }
-        Kernels.checkAllocation(status, "bf16 matmul [\(m), \(k)] x [\(k), \(n)]")
+        let status = withExtendedLifetime((a, b)) { run(m, n, k, c.pointer) }
+        Kernels.checkAllocation(status, "\(name) [\(m), \(k)] x [\(k), \(n)]")
         return c
     }
 
