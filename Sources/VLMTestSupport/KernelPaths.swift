@@ -29,11 +29,12 @@ public enum KernelPaths {
         }
     }
 
-    /// Runs body with the default (best) path while holding the lock, so no other test forces a path.
-    public static func exclusive(_ body: () -> Void) {
+    /// Runs body with the default (best) path while holding the lock, so no other test forces a path; its result.
+    @discardableResult
+    public static func exclusive<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
-        body()
+        return try body()
     }
 
     public static func exclusiveThrowing(_ body: () throws -> Void) throws {

@@ -10,8 +10,12 @@ import VLMTestSupport
 /// run is a row naming the reason.
 @Suite struct QuantReportTests {
     @Test func generatorRowsMeasureEachPrecisionAgainstFp32() throws {
-        // llama-gqa stores bf16 weights: its bf16 load equals the fp32 one exactly.
-        let report = try QuantReport.generator(directory: Fixtures.url("llama/llama-gqa"), precisions: [.bf16, .int8, .int4], newTokens: 8)
+        // llama-gqa stores bf16 weights: its bf16 load equals the fp32 one exactly. The report compares runs bit for
+        // bit (fp32 against itself), so it holds the kernel-path lock: a concurrent test forcing another ISA would
+        // put the two runs on different paths.
+        let report = try KernelPaths.exclusive {
+            try QuantReport.generator(directory: Fixtures.url("llama/llama-gqa"), precisions: [.bf16, .int8, .int4], newTokens: 8)
+        }
         #expect(report.rows.map(\.precision) == ["fp32", "bf16", "int8", "int4"])
         #expect(report.inputs.contains("no tokenizer"))
         for row in report.rows.prefix(2) {
