@@ -42,6 +42,19 @@ public enum SceneVLMEvaluation {
         public var meanIoU: Double { total > 0 ? iouSum / Double(total) : 0 }
     }
 
+    /// One wrong answer, with the scene it was about, so a run's failures can be read (`vlm eval --mistakes N`).
+    public struct Mistake: Codable, Sendable {
+        /// Scene index within the split (regenerate it with the same seed).
+        public let scene: Int
+        /// "size colour shape (x, y)" per object, centres in units of the image side.
+        public let objects: [String]
+        /// The question kind, "pope-random" / "pope-adversarial", or "box".
+        public let kind: String
+        public let prompt: String
+        public let expected: String
+        public let answer: String
+    }
+
     public struct Report: Codable, Sendable {
         public let split: String
         public let scenes: Int
@@ -51,13 +64,16 @@ public enum SceneVLMEvaluation {
         public var probes: [ProbeScore]
         /// nil when the checkpoint has no location tokens.
         public var boxes: BoxScore?
+        /// Up to `mistakes` wrong answers per kind, in scene order (empty unless asked for).
+        public var mistakes: [Mistake] = []
     }
 
     /// `count` scenes of `split` from the scenes generator seeded `scenesSeed` (use a seed the model was not
     /// trained on), every turn of each, plus POPE probes (random and adversarial) and, when the tokenizer has
-    /// location tokens, one "where" question per one-of-a-kind object.
+    /// location tokens, one "where" question per one-of-a-kind object. `mistakes`: how many wrong answers per kind
+    /// to keep in the report.
     public static func evaluate(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
-                                maxTokens: Int = 24, precision: Precision? = nil) throws -> Report {
+                                maxTokens: Int = 24, precision: Precision? = nil, mistakes keep: Int = 0) throws -> Report {
         let pipeline = try GenerativePipeline.load(directory: directory, precision: precision)
         let locate = try TokenizerLoader.load(directory: directory).tokenID(for: LocationTokens.token(0)) != nil
         let generator = try SceneGenerator(seed: scenesSeed)
@@ -67,9 +83,19 @@ public enum SceneVLMEvaluation {
         var faithful = KindScore(kind: "caption (faithful)", correct: 0, total: 0)
         var probes = SceneProbe.Sampling.allCases.map { ProbeScore(sampling: $0.rawValue) }
         var boxes = BoxScore()
+        var mistakes: [Mistake] = [], kept: [String: Int] = [:]
         for index in 0 ..< count {
             let scene = try generator.generate(index: index, split: split)
             let image = try scene.image.rgbImage()
+            func wrong(_ kind: String, _ prompt: String, _ expected: String, _ answer: String) {
+                guard kept[kind, default: 0] < keep else { return }
+                kept[kind, default: 0] += 1
+                let objects = scene.scene.objects.map { o in
+                    String(format: "%@ %@ %@ (%.2f, %.2f)", o.size.rawValue as NSString, o.colour.rawValue as NSString,
+                           o.shape.rawValue as NSString, o.x, o.y)
+                }
+                mistakes.append(Mistake(scene: index, objects: objects, kind: kind, prompt: prompt, expected: expected, answer: answer))
+            }
             func ask(_ prompt: String) throws -> String {
                 let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(prompt)])]
                 return try pipeline.generate(messages: messages, images: [image], options: options).text
@@ -78,7 +104,7 @@ public enum SceneVLMEvaluation {
                 let answer = try ask(turn.prompt)
                 var s = kinds[turn.kind] ?? KindScore(kind: turn.kind, correct: 0, total: 0)
                 s.total += 1
-                if normalize(answer) == normalize(turn.answer) { s.correct += 1 }
+                if normalize(answer) == normalize(turn.answer) { s.correct += 1 } else { wrong(turn.kind, turn.prompt, turn.answer, answer) }
                 kinds[turn.kind] = s
                 if turn.kind == "caption" {
                     faithful.total += 1
@@ -87,10 +113,14 @@ public enum SceneVLMEvaluation {
             }
             for (p, sampling) in SceneProbe.Sampling.allCases.enumerated() {
                 for probe in SceneGrounding.probes(scene.scene, seed: scenesSeed, sampling: sampling) {
-                    switch normalize(try ask(probe.question)) {
+                    let answer = try ask(probe.question)
+                    switch normalize(answer) {
                     case "yes": if probe.present { probes[p].truePositive += 1 } else { probes[p].falsePositive += 1 }
                     case "no": if probe.present { probes[p].falseNegative += 1 } else { probes[p].trueNegative += 1 }
                     default: probes[p].other += 1
+                    }
+                    if normalize(answer) != (probe.present ? "yes" : "no") {
+                        wrong("pope-\(sampling.rawValue)", probe.question, probe.present ? "yes" : "no", answer)
                     }
                 }
             }
@@ -98,16 +128,24 @@ public enum SceneVLMEvaluation {
             for q in SceneGrounding.locateQuestions(scene.scene) {
                 let answer = try ask(q.question)
                 boxes.total += 1
+                let expected = String(format: "%.2f,%.2f,%.2f,%.2f %@", q.box.x1, q.box.y1, q.box.x2, q.box.y2, q.label as NSString)
                 // Parsed in normalised units (a 1x1 image), compared with the object's normalised box.
-                guard let box = LocationTokens.parse(answer, width: 1, height: 1).first else { continue }
+                guard let box = LocationTokens.parse(answer, width: 1, height: 1).first else {
+                    wrong("box", q.question, expected, answer)
+                    continue
+                }
                 let iou = SceneBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2).iou(q.box)
                 boxes.iouSum += iou
-                if iou >= 0.5 { boxes.hits += 1 }
+                if iou >= 0.5 { boxes.hits += 1 } else {
+                    wrong("box", q.question, expected, String(format: "%.2f,%.2f,%.2f,%.2f %@ (IoU %.2f)", box.x1, box.y1, box.x2, box.y2,
+                                                              box.label as NSString, iou))
+                }
                 if normalize(box.label) == normalize(q.label) { boxes.labelCorrect += 1 }
             }
         }
         return Report(split: split.rawValue, scenes: count, kinds: kinds.values.sorted { $0.kind < $1.kind },
-                      captionFaithful: faithful, probes: probes, boxes: locate ? boxes : nil)
+                      captionFaithful: faithful, probes: probes, boxes: locate ? boxes : nil,
+                      mistakes: mistakes.sorted { ($0.kind, $0.scene) < ($1.kind, $1.scene) })
     }
 
     /// Per-kind exact match only (what `vlm train vlm --eval-scenes` prints).
@@ -139,6 +177,11 @@ extension SceneVLMEvaluation.Report {
         if let b = boxes {
             lines.append(String(format: "  boxes IoU>=0.5      %5d/%5d  %5.1f%%  mean IoU %.3f  label %d/%d", b.hits, b.total, 100 * b.hitRate,
                                 b.meanIoU, b.labelCorrect, b.total))
+        }
+        if !mistakes.isEmpty { lines.append("  mistakes (kind, scene: objects; question -> answer, expected):") }
+        for m in mistakes {
+            lines.append("    \(m.kind) #\(m.scene): \(m.objects.joined(separator: "; "))")
+            lines.append("      \(m.prompt) -> \(m.answer)  (expected \(m.expected))")
         }
         return lines.joined(separator: "\n")
     }

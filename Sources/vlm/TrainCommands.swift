@@ -370,6 +370,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Zero-shot prompt template.") var template = "a {}"
     @Flag(help: "Evaluate a generative VLM on scene questions, captions, POPE probes and boxes (with --scenes).") var generative = false
     @Option(help: "With --generative: scenes per split.") var count = 100
+    @Option(help: "With --generative: list up to N wrong answers per question kind, with the scene's objects.") var mistakes = 0
     @Option(help: "Output: text (table) or json.") var format: OutputFormat = .text
     @Option(help: "Also write the JSON report to this file.") var output: String?
     @Option(help: "Kernel threads (default: all cores).") var threads: Int?
@@ -434,6 +435,7 @@ extension EvalCommand {
     func runGenerative() throws {
         guard scenes, data == nil else { throw ValidationError("--generative evaluates on --scenes (no --data)") }
         guard count >= 1 else { throw ValidationError("--count must be >= 1") }
+        guard mistakes >= 0 else { throw ValidationError("--mistakes must be >= 0") }
         let modelDir = try DefaultModel.resolve(model, generative: true)
         let started = Date()
         var reports: [SceneVLMEvaluation.Report] = []
@@ -442,7 +444,7 @@ extension EvalCommand {
                 throw ValidationError("unknown split '\(name)'; use \(SceneSplit.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let report = try SceneVLMEvaluation.evaluate(directory: modelDir, split: split, scenesSeed: seed, count: count,
-                                                         precision: try chosenPrecision)
+                                                         precision: try chosenPrecision, mistakes: mistakes)
             if format == .text { print(report.table()) }
             reports.append(report)
         }

@@ -209,7 +209,7 @@ struct SceneVLMGroundingTests {
         let trainer = try SceneVLMTrainer(args: args)
         let out = root.appendingPathComponent("run")
         _ = try trainer.run(out: out)
-        let report = try SceneVLMEvaluation.evaluate(directory: out, split: .test, scenesSeed: 4, count: 3, maxTokens: 6)
+        let report = try SceneVLMEvaluation.evaluate(directory: out, split: .test, scenesSeed: 4, count: 3, maxTokens: 6, mistakes: 2)
         let generator = try SceneGenerator(seed: 4)
         var turns = 0, types = 0, unique = 0
         for i in 0 ..< 3 {
@@ -224,5 +224,13 @@ struct SceneVLMGroundingTests {
         #expect(report.probes.allSatisfy { $0.total == 2 * types })
         #expect(report.boxes?.total == unique)
         #expect(report.table().contains("POPE random"))
+        // A one-step micro model gets most answers wrong: each kind keeps at most two, and each kept one is wrong.
+        let wrongTurns = report.kinds.map { $0.total - $0.correct }
+        #expect(report.mistakes.count >= min(2, wrongTurns.max() ?? 0))
+        for kind in Set(report.mistakes.map(\.kind)) { #expect(report.mistakes.filter { $0.kind == kind }.count <= 2) }
+        for m in report.mistakes {
+            #expect(m.answer.lowercased() != m.expected.lowercased())
+            #expect(!m.objects.isEmpty && m.scene < 3)
+        }
     }
 }
