@@ -223,13 +223,14 @@ public struct SceneVLMExample: Sendable {
 
 extension SceneVLMExample {
     /// The caption turn and every question the generator asks about the scene; with `locate` also "where is
-    /// the ...?" for each one-of-a-kind object, answered "<locY1><locX1><locY2><locX2> red star" (kind "locate").
-    public static func all(for scene: GeneratedScene, locate: Bool) -> [SceneVLMExample] {
+    /// the ...?" for each object `references` names alone, answered "<locY1><locX1><locY2><locX2> red star"
+    /// (kind "locate").
+    public static func all(for scene: GeneratedScene, locate: Bool, references: LocateReference = .type) -> [SceneVLMExample] {
         let text = scene.text
         var out = [SceneVLMExample(kind: "caption", prompt: SceneVLM.captionPrompt, answer: text.caption)]
             + text.questions.map { SceneVLMExample(kind: $0.kind.rawValue, prompt: $0.question, answer: $0.answer) }
         if locate {
-            out += SceneGrounding.locateQuestions(scene.scene).map {
+            out += SceneGrounding.locateQuestions(scene.scene, references: references).map {
                 SceneVLMExample(kind: "locate", prompt: $0.question,
                                 answer: LocationTokens.encode(x1: $0.box.x1, y1: $0.box.y1, x2: $0.box.x2, y2: $0.box.y2) + " " + $0.label)
             }
@@ -266,6 +267,8 @@ public struct SceneVLMBatches: Sendable {
     /// drawn at a third of the turns from the start cost attribute binding, which forms around step 3000 of the
     /// shipped schedule (Benchmarks/RESULTS.md, session 15): raise the share once the lookup has formed.
     public var locateShareFrom = 0
+    /// Which phrases the "where" turns use (`LocateReference`; `.type` as runs before the option trained).
+    public var locateReferences = LocateReference.type
 
     public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig, turns: Int = 1) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
@@ -299,7 +302,7 @@ public struct SceneVLMBatches: Sendable {
         var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slot) &* 0xBF58_476D_1CE4_E5B9)
         let index = Int(rng.next() % UInt64(count))
         let scene = try generator.generate(index: index, split: .train)
-        var pool = SceneVLMExample.all(for: scene, locate: locate)
+        var pool = SceneVLMExample.all(for: scene, locate: locate, references: locateReferences)
         var chosen: [SceneVLMExample] = []
         while chosen.count < turns, !pool.isEmpty {
             let kinds = Array(Set(pool.map(\.kind))).sorted()

@@ -1,4 +1,5 @@
 import Foundation
+import VLMScenes
 import VLMLayers
 import VLMModels
 import VLMTensor
@@ -64,6 +65,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var locateShare: Double?
     /// `SceneVLMBatches.locateShareFrom` (nil: from the first step).
     public var locateShareFrom: Int?
+    /// `SceneVLMBatches.locateReferences` (nil: `.type`).
+    public var locateReferences: LocateReference?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
     /// seeded initialisation (and the --vision-from tower): a new schedule that continues from a trained model.
     public var initFrom: String?
@@ -311,6 +314,7 @@ public final class SceneVLMTrainer {
                                        batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
         data.locateShare = args.locateShare
         data.locateShareFrom = args.locateShareFrom ?? 0
+        data.locateReferences = args.locateReferences ?? .type
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)
         }

@@ -51,14 +51,32 @@ public struct SceneProbe: Equatable, Sendable {
     public var sampling: Sampling
 }
 
+/// Which phrases "where is the ...?" questions use (`SceneGrounding.locateQuestions`).
+public enum LocateReference: String, CaseIterable, Codable, Sendable {
+    /// Colour and shape: "the red star" (what `vlm eval` scores).
+    case type
+    /// Also shape alone ("the star") and colour alone ("the red object") when that names one object: the lookups
+    /// "what colour is the star?" and "what shape is the red object?" start with.
+    case any
+}
+
 public enum SceneGrounding {
-    /// One "where is the ...?" per one-of-a-kind object, in object order (no randomness: the answer is the box).
-    public static func locateQuestions(_ scene: Scene) -> [SceneLocateQuestion] {
+    /// "where is the ...?" about each object a phrase names alone, in object order (no randomness: the answer is
+    /// the box). `.type`: one per one-of-a-kind object ("where is the red star?"). `.any` adds the phrases the
+    /// attribute questions use: "where is the star?" when it is the only star, "where is the red object?" when it
+    /// is the only red one. The label is always the full "red star", so the answer also says what was found.
+    public static func locateQuestions(_ scene: Scene, references: LocateReference = .type) -> [SceneLocateQuestion] {
         let objects = scene.objects
-        return objects.filter { o in objects.filter { $0.type == o.type }.count == 1 }.map { o in
+        var out: [SceneLocateQuestion] = []
+        for o in objects {
             let words = "\(o.colour.rawValue) \(o.shape.rawValue)"
-            return SceneLocateQuestion(question: "where is the \(words)?", label: words, box: SceneBox(o))
+            func add(_ phrase: String) { out.append(SceneLocateQuestion(question: "where is the \(phrase)?", label: words, box: SceneBox(o))) }
+            if objects.filter({ $0.type == o.type }).count == 1 { add(words) }
+            guard references == .any else { continue }
+            if objects.filter({ $0.shape == o.shape }).count == 1 { add(o.shape.rawValue) }
+            if objects.filter({ $0.colour == o.colour }).count == 1 { add("\(o.colour.rawValue) object") }
         }
+        return out
     }
 
     /// For every present colour-shape class one "is there a ...?" (yes), and as many absent ones (no) drawn with

@@ -14,6 +14,7 @@ struct ScenesCommand: ParsableCommand {
 
 extension SceneSplit: ExpressibleByArgument {}
 extension KindSelection: ExpressibleByArgument {}
+extension LocateReference: ExpressibleByArgument {}
 
 enum SceneImageFormatOption: String, ExpressibleByArgument, CaseIterable { case png, jpeg }
 

@@ -81,6 +81,21 @@ struct SceneVLMGroundingTests {
             let (scene, turn) = try late.draw(step: step, slot: slot)
             if !SceneGrounding.locateQuestions(scene.scene).isEmpty { #expect(turn.kind == "locate", "step \(step) slot \(slot)") }
         } }
+
+        // --locate-by any: the "where" turns also use shape-only and colour-only phrases, and the box and full label
+        // answer them.
+        var any = batches
+        any.locateShare = 1
+        any.locateReferences = .any
+        var phrases = Set<String>()
+        for step in 0 ..< 40 { for slot in 0 ..< 4 {
+            let (scene, turn) = try any.draw(step: step, slot: slot)
+            guard turn.kind == "locate" else { continue }
+            let q = try #require(SceneGrounding.locateQuestions(scene.scene, references: .any).first { $0.question == turn.prompt })
+            #expect(turn.answer == LocationTokens.encode(x1: q.box.x1, y1: q.box.y1, x2: q.box.x2, y2: q.box.y2) + " " + q.label)
+            phrases.insert(turn.prompt.hasSuffix(" object?") ? "colour" : turn.prompt.split(separator: " ").count == 4 ? "shape" : "type")
+        } }
+        #expect(phrases == ["colour", "shape", "type"], "\(phrases)")
     }
 
     @Test("--location-init fourier: location rows smooth over bins, at the random rows' norm; other rows untouched")

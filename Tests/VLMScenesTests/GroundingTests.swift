@@ -53,6 +53,38 @@ struct GroundingTests {
         #expect(asked > 150)
     }
 
+    @Test("--locate-by any: shape-only and colour-only phrases name exactly one object, labelled in full")
+    func locateByAnyReference() throws {
+        var byShape = 0, byColour = 0
+        for g in try SceneDataset.generate(count: 150, seed: 9, split: .train) {
+            let objects = g.scene.objects
+            let typed = SceneGrounding.locateQuestions(g.scene)
+            let all = SceneGrounding.locateQuestions(g.scene, references: .any)
+            #expect(Array(all.filter { typed.contains($0) }) == typed, "the type questions are kept, in order")
+            #expect(Set(all.map(\.question)).count == all.count, "no question twice")
+            for q in all where !typed.contains(q) {
+                let phrase = String(q.question.dropFirst("where is the ".count).dropLast())
+                let matching: [SceneObject]
+                if phrase.hasSuffix(" object") {
+                    matching = objects.filter { "\($0.colour.rawValue) object" == phrase }
+                    byColour += 1
+                } else {
+                    matching = objects.filter { $0.shape.rawValue == phrase }
+                    byShape += 1
+                }
+                #expect(matching.count == 1, "'\(q.question)' names one object")
+                guard let o = matching.first else { continue }
+                #expect(q.label == "\(o.colour.rawValue) \(o.shape.rawValue)")
+                #expect(abs(q.box.iou(SceneBox(o)) - 1) < 1e-12)
+            }
+            // Every unique shape and every unique colour is asked about.
+            let shapes = Set(objects.map(\.shape)).filter { s in objects.filter { $0.shape == s }.count == 1 }
+            let colours = Set(objects.map(\.colour)).filter { c in objects.filter { $0.colour == c }.count == 1 }
+            #expect(all.count == typed.count + shapes.count + colours.count)
+        }
+        #expect(byShape > 100 && byColour > 100)
+    }
+
     @Test("IoU of boxes")
     func iou() {
         let a = SceneBox(x1: 0, y1: 0, x2: 0.5, y2: 0.5)
