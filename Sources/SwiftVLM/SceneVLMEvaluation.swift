@@ -113,15 +113,13 @@ public enum SceneVLMEvaluation {
             }
             for (p, sampling) in SceneProbe.Sampling.allCases.enumerated() {
                 for probe in SceneGrounding.probes(scene.scene, seed: scenesSeed, sampling: sampling) {
-                    let answer = try ask(probe.question)
-                    switch normalize(answer) {
+                    let answer = try ask(probe.question), said = normalize(answer), truth = probe.present ? "yes" : "no"
+                    switch said {
                     case "yes": if probe.present { probes[p].truePositive += 1 } else { probes[p].falsePositive += 1 }
                     case "no": if probe.present { probes[p].falseNegative += 1 } else { probes[p].trueNegative += 1 }
                     default: probes[p].other += 1
                     }
-                    if normalize(answer) != (probe.present ? "yes" : "no") {
-                        wrong("pope-\(sampling.rawValue)", probe.question, probe.present ? "yes" : "no", answer)
-                    }
+                    if said != truth { wrong("pope-\(sampling.rawValue)", probe.question, truth, answer) }
                 }
             }
             guard locate else { continue }
