@@ -1,4 +1,5 @@
 import Foundation
+import VLMScenes
 
 /// PaliGemma's location tokens: a box is four tokens `<locYYYY><locXXXX><locYYYY><locXXXX>` (y_min, x_min,
 /// y_max, x_max, in that order as big_vision writes them), each coordinate divided by the image side and
@@ -21,6 +22,9 @@ public enum LocationTokens {
     public static func encode(x1: Double, y1: Double, x2: Double, y2: Double) -> String {
         token(bin(y1)) + token(bin(x1)) + token(bin(y2)) + token(bin(x2))
     }
+
+    /// A scene box (normalised) as four tokens.
+    public static func encode(_ box: SceneBox) -> String { encode(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2) }
 
     /// One decoded box: pixels of a `width` x `height` image (a bin maps to bin / 1024 of the side, as
     /// big_vision decodes) and the label text that followed the four tokens, trimmed.

@@ -224,7 +224,8 @@ public struct SceneVLMExample: Sendable {
 extension SceneVLMExample {
     /// The caption turn and every question the generator asks about the scene; with `locate` also "where is
     /// the ...?" for each object `references` names alone, answered "<locY1><locX1><locY2><locX2> red star"
-    /// (kind "locate").
+    /// (kind "locate"), and with `.all` "where are the stars?" answered with every star's box and label in turn
+    /// (kind "enumerate").
     public static func all(for scene: GeneratedScene, locate: Bool, references: LocateReference = .type) -> [SceneVLMExample] {
         let text = scene.text
         var out = [SceneVLMExample(kind: "caption", prompt: SceneVLM.captionPrompt, answer: text.caption)]
@@ -232,7 +233,13 @@ extension SceneVLMExample {
         if locate {
             out += SceneGrounding.locateQuestions(scene.scene, references: references).map {
                 SceneVLMExample(kind: "locate", prompt: $0.question,
-                                answer: LocationTokens.encode(x1: $0.box.x1, y1: $0.box.y1, x2: $0.box.x2, y2: $0.box.y2) + " " + $0.label)
+                                answer: LocationTokens.encode($0.box) + " " + $0.label)
+            }
+        }
+        if locate && references == .all {
+            out += SceneGrounding.enumerateQuestions(scene.scene).map { q in
+                SceneVLMExample(kind: "enumerate", prompt: q.question,
+                                answer: q.objects.map { LocationTokens.encode($0.box) + " " + $0.label }.joined(separator: " "))
             }
         }
         return out

@@ -42,13 +42,25 @@ public enum SceneVLMEvaluation {
         public var meanIoU: Double { total > 0 ? iouSum / Double(total) : 0 }
     }
 
+    /// "where are the stars?" answers: every box parsed, matched one to one (greedily, highest IoU first) with the
+    /// objects at IoU >= 0.5.
+    public struct EnumerationScore: Codable, Sendable {
+        public var total = 0
+        /// As many boxes as objects: the count the answer implies is right.
+        public var countRight = 0
+        /// As many boxes as objects, each matched to its own object at IoU >= 0.5.
+        public var allFound = 0
+        public var countRate: Double { total > 0 ? Double(countRight) / Double(total) : 0 }
+        public var foundRate: Double { total > 0 ? Double(allFound) / Double(total) : 0 }
+    }
+
     /// One wrong answer, with the scene it was about, so a run's failures can be read (`vlm eval --mistakes N`).
     public struct Mistake: Codable, Sendable {
         /// Scene index within the split (regenerate it with the same seed).
         public let scene: Int
         /// "size colour shape (x, y)" per object, centres in units of the image side.
         public let objects: [String]
-        /// The question kind, "pope-random" / "pope-adversarial", or "box".
+        /// The question kind, "pope-random" / "pope-adversarial", "box" or "enumerate".
         public let kind: String
         public let prompt: String
         public let expected: String
@@ -64,13 +76,16 @@ public enum SceneVLMEvaluation {
         public var probes: [ProbeScore]
         /// nil when the checkpoint has no location tokens.
         public var boxes: BoxScore?
+        /// nil when the checkpoint has no location tokens.
+        public var enumeration: EnumerationScore?
         /// Up to `mistakes` wrong answers per kind, in scene order (empty unless asked for).
         public var mistakes: [Mistake] = []
     }
 
     /// `count` scenes of `split` from the scenes generator seeded `scenesSeed` (use a seed the model was not
     /// trained on), every turn of each, plus POPE probes (random and adversarial) and, when the tokenizer has
-    /// location tokens, one "where" question per one-of-a-kind object. `mistakes`: how many wrong answers per kind
+    /// location tokens, one "where" question per one-of-a-kind object and one "where are the ...?" per shape and
+    /// colour present. `mistakes`: how many wrong answers per kind
     /// to keep in the report.
     public static func evaluate(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
                                 maxTokens: Int = 24, precision: Precision? = nil, mistakes keep: Int = 0) throws -> Report {
@@ -82,7 +97,9 @@ public enum SceneVLMEvaluation {
         var kinds: [String: KindScore] = [:]
         var faithful = KindScore(kind: "caption (faithful)", correct: 0, total: 0)
         var probes = SceneProbe.Sampling.allCases.map { ProbeScore(sampling: $0.rawValue) }
-        var boxes = BoxScore()
+        var boxes = BoxScore(), enumeration = EnumerationScore()
+        var long = options
+        long.maxTokens = max(maxTokens, 32)  // four boxes of four tokens, each with a two-word label
         var mistakes: [Mistake] = [], kept: [String: Int] = [:]
         for index in 0 ..< count {
             let scene = try generator.generate(index: index, split: split)
@@ -96,7 +113,7 @@ public enum SceneVLMEvaluation {
                 }
                 mistakes.append(Mistake(scene: index, objects: objects, kind: kind, prompt: prompt, expected: expected, answer: answer))
             }
-            func ask(_ prompt: String) throws -> String {
+            func ask(_ prompt: String, _ options: SamplingOptions = options) throws -> String {
                 let messages = [ChatMessage(role: "user", parts: [ChatContentPart(type: "image"), .text(prompt)])]
                 return try pipeline.generate(messages: messages, images: [image], options: options).text
             }
@@ -140,9 +157,24 @@ public enum SceneVLMEvaluation {
                 }
                 if normalize(box.label) == normalize(q.label) { boxes.labelCorrect += 1 }
             }
+            for q in SceneGrounding.enumerateQuestions(scene.scene) {
+                let answer = try ask(q.question, long)
+                let found = LocationTokens.parse(answer, width: 1, height: 1).map { SceneBox(x1: $0.x1, y1: $0.y1, x2: $0.x2, y2: $0.y2) }
+                enumeration.total += 1
+                let countRight = found.count == q.objects.count
+                let matched = countRight && matchesAll(found, q.objects.map(\.box))
+                if countRight { enumeration.countRight += 1 }
+                if matched { enumeration.allFound += 1 } else {
+                    wrong("enumerate", q.question, q.objects.map { String(format: "%.2f,%.2f,%.2f,%.2f %@", $0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2,
+                                                                          $0.label as NSString) }.joined(separator: " "),
+                          LocationTokens.parse(answer, width: 1, height: 1).map { String(format: "%.2f,%.2f,%.2f,%.2f %@", $0.x1, $0.y1, $0.x2, $0.y2,
+                                                                                      $0.label as NSString) }.joined(separator: " "))
+                }
+            }
         }
         return Report(split: split.rawValue, scenes: count, kinds: kinds.values.sorted { $0.kind < $1.kind },
                       captionFaithful: faithful, probes: probes, boxes: locate ? boxes : nil,
+                      enumeration: locate ? enumeration : nil,
                       mistakes: mistakes.sorted { ($0.kind, $0.scene) < ($1.kind, $1.scene) })
     }
 
@@ -150,6 +182,18 @@ public enum SceneVLMEvaluation {
     public static func run(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
                            maxTokens: Int = 24) throws -> [KindScore] {
         try evaluate(directory: directory, split: split, scenesSeed: scenesSeed, count: count, maxTokens: maxTokens).kinds
+    }
+
+    /// Whether `found` and `truth` (same count) pair up one to one at IoU >= 0.5: the best remaining pair first.
+    public static func matchesAll(_ found: [SceneBox], _ truth: [SceneBox]) -> Bool {
+        var pairs: [(iou: Double, f: Int, t: Int)] = []
+        for (i, f) in found.enumerated() { for (j, t) in truth.enumerated() { pairs.append((f.iou(t), i, j)) } }
+        var usedF = Set<Int>(), usedT = Set<Int>()
+        for p in pairs.sorted(by: { $0.iou > $1.iou }) where p.iou >= 0.5 && !usedF.contains(p.f) && !usedT.contains(p.t) {
+            usedF.insert(p.f)
+            usedT.insert(p.t)
+        }
+        return usedT.count == truth.count && found.count == truth.count
     }
 
     static func normalize(_ s: String) -> String {
@@ -175,6 +219,10 @@ extension SceneVLMEvaluation.Report {
         if let b = boxes {
             lines.append(String(format: "  boxes IoU>=0.5      %5d/%5d  %5.1f%%  mean IoU %.3f  label %d/%d", b.hits, b.total, 100 * b.hitRate,
                                 b.meanIoU, b.labelCorrect, b.total))
+        }
+        if let e = enumeration {
+            lines.append(String(format: "  all boxes (where are the ...?) %5d/%5d  %5.1f%% every object found, %5.1f%% count right", e.allFound, e.total,
+                                100 * e.foundRate, 100 * e.countRate))
         }
         if !mistakes.isEmpty { lines.append("  mistakes (kind, scene: objects; question -> answer, expected):") }
         for m in mistakes {

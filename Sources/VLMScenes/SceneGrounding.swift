@@ -58,6 +58,22 @@ public enum LocateReference: String, CaseIterable, Codable, Sendable {
     /// Also shape alone ("the star") and colour alone ("the red object") when that names one object: the lookups
     /// "what colour is the star?" and "what shape is the red object?" start with.
     case any
+    /// `.any` plus "where are the stars?" / "where are the red objects?" for every shape and colour present,
+    /// answered with every such object's box and label, left to right (`SceneGrounding.enumerateQuestions`):
+    /// counting is finding each instance, and this trains it instance by instance.
+    case all
+}
+
+/// "where are the stars?": every object of one shape (or one colour), left to right, so the answer is a fixed
+/// function of the scene.
+public struct SceneEnumerateQuestion: Equatable, Sendable {
+    public var question: String
+    /// (label, box) per object, in answer order.
+    public var objects: [(label: String, box: SceneBox)]
+
+    public static func == (a: SceneEnumerateQuestion, b: SceneEnumerateQuestion) -> Bool {
+        a.question == b.question && a.objects.map(\.label) == b.objects.map(\.label) && a.objects.map(\.box) == b.objects.map(\.box)
+    }
 }
 
 public enum SceneGrounding {
@@ -72,9 +88,29 @@ public enum SceneGrounding {
             let words = "\(o.colour.rawValue) \(o.shape.rawValue)"
             func add(_ phrase: String) { out.append(SceneLocateQuestion(question: "where is the \(phrase)?", label: words, box: SceneBox(o))) }
             if objects.filter({ $0.type == o.type }).count == 1 { add(words) }
-            guard references == .any else { continue }
+            guard references != .type else { continue }
             if objects.filter({ $0.shape == o.shape }).count == 1 { add(o.shape.rawValue) }
             if objects.filter({ $0.colour == o.colour }).count == 1 { add("\(o.colour.rawValue) object") }
+        }
+        return out
+    }
+
+    /// "where are the <plural>?" for each shape present, then "where are the <colour> objects?" for each colour
+    /// present (both in vocabulary order), each answered with all its objects sorted by the left edge, then the
+    /// top. Absent shapes and colours are not asked: "is there ...?" and "how many ...?" cover absence.
+    public static func enumerateQuestions(_ scene: Scene) -> [SceneEnumerateQuestion] {
+        let objects = scene.objects.sorted { ($0.x - $0.radius, $0.y - $0.radius) < ($1.x - $1.radius, $1.y - $1.radius) }
+        func entries(_ chosen: [SceneObject]) -> [(label: String, box: SceneBox)] {
+            chosen.map { ("\($0.colour.rawValue) \($0.shape.rawValue)", SceneBox($0)) }
+        }
+        var out: [SceneEnumerateQuestion] = []
+        for shape in SceneShape.allCases {
+            let chosen = objects.filter { $0.shape == shape }
+            if !chosen.isEmpty { out.append(SceneEnumerateQuestion(question: "where are the \(shape.plural)?", objects: entries(chosen))) }
+        }
+        for colour in SceneColour.allCases {
+            let chosen = objects.filter { $0.colour == colour }
+            if !chosen.isEmpty { out.append(SceneEnumerateQuestion(question: "where are the \(colour.rawValue) objects?", objects: entries(chosen))) }
         }
         return out
     }

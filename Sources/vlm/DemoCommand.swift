@@ -135,7 +135,7 @@ struct DemoCard {
         print("   caption: \(caption ?? "")")
         var questions = scene.text.questions.prefix(1).map { ($0.question, $0.answer) }
         if let q = SceneGrounding.locateQuestions(scene.scene).first {
-            questions.append((q.question, LocationTokens.encode(x1: q.box.x1, y1: q.box.y1, x2: q.box.x2, y2: q.box.y2) + " " + q.label))
+            questions.append((q.question, LocationTokens.encode(q.box) + " " + q.label))
         }
         for (question, expected) in questions {
             let answer = try ask(question)

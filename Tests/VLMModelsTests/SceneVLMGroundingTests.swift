@@ -96,6 +96,39 @@ struct SceneVLMGroundingTests {
             phrases.insert(turn.prompt.hasSuffix(" object?") ? "colour" : turn.prompt.split(separator: " ").count == 4 ? "shape" : "type")
         } }
         #expect(phrases == ["colour", "shape", "type"], "\(phrases)")
+
+        // --locate-by all: "where are the stars?" turns too, answered with every star's box and label in order,
+        // which the parser reads back as the scene's boxes.
+        var all = batches
+        all.locateReferences = .all
+        var enumerated = 0
+        for step in 0 ..< 60 { for slot in 0 ..< 4 {
+            let (scene, turn) = try all.draw(step: step, slot: slot)
+            guard turn.kind == "enumerate" else { continue }
+            enumerated += 1
+            let q = try #require(SceneGrounding.enumerateQuestions(scene.scene).first { $0.question == turn.prompt })
+            let parsed = LocationTokens.parse(turn.answer, width: 1, height: 1)
+            #expect(parsed.map(\.label) == q.objects.map(\.label))
+            for (p, o) in zip(parsed, q.objects) {
+                #expect(SceneBox(x1: p.x1, y1: p.y1, x2: p.x2, y2: p.y2).iou(o.box) > 0.95, "\(turn.answer)")
+            }
+        } }
+        #expect(enumerated > 5, "\(enumerated) enumerate turns of 240")
+        // Only .all asks them.
+        for step in 0 ..< 60 { for slot in 0 ..< 4 {
+            #expect(try any.draw(step: step, slot: slot).1.kind != "enumerate" && batches.draw(step: step, slot: slot).1.kind != "enumerate")
+        } }
+    }
+
+    @Test("all-boxes scoring: one-to-one matches at IoU >= 0.5, the count must agree")
+    func enumerationMatching() {
+        let a = SceneBox(x1: 0, y1: 0, x2: 0.2, y2: 0.2), b = SceneBox(x1: 0.5, y1: 0.5, x2: 0.7, y2: 0.7)
+        let nearA = SceneBox(x1: 0.01, y1: 0, x2: 0.21, y2: 0.2)
+        #expect(SceneVLMEvaluation.matchesAll([b, nearA], [a, b]), "order does not matter")
+        #expect(!SceneVLMEvaluation.matchesAll([nearA, nearA], [a, b]), "one box cannot stand for two objects")
+        #expect(!SceneVLMEvaluation.matchesAll([a], [a, b]) && !SceneVLMEvaluation.matchesAll([a, b, b], [a, b]))
+        #expect(!SceneVLMEvaluation.matchesAll([SceneBox(x1: 0.1, y1: 0.1, x2: 0.3, y2: 0.3), b], [a, b]), "IoU 0.14 is a miss")
+        #expect(SceneVLMEvaluation.matchesAll([], []))
     }
 
     @Test("--location-init fourier: location rows smooth over bins, at the random rows' norm; other rows untouched")
@@ -226,18 +259,20 @@ struct SceneVLMGroundingTests {
         _ = try trainer.run(out: out)
         let report = try SceneVLMEvaluation.evaluate(directory: out, split: .test, scenesSeed: 4, count: 3, maxTokens: 6, mistakes: 2)
         let generator = try SceneGenerator(seed: 4)
-        var turns = 0, types = 0, unique = 0
+        var turns = 0, types = 0, unique = 0, enumerable = 0
         for i in 0 ..< 3 {
             let g = try generator.generate(index: i, split: .test)
             turns += SceneVLMExample.all(for: g, locate: false).count
             types += Set(g.scene.objects.map(\.type)).count
             unique += SceneGrounding.locateQuestions(g.scene).count
+            enumerable += SceneGrounding.enumerateQuestions(g.scene).count
         }
         #expect(report.kinds.map(\.total).reduce(0, +) == turns)
         #expect(report.captionFaithful.total == 3)
         #expect(report.probes.map(\.sampling) == ["random", "adversarial"])
         #expect(report.probes.allSatisfy { $0.total == 2 * types })
         #expect(report.boxes?.total == unique)
+        #expect(report.enumeration?.total == enumerable && report.table().contains("all boxes"))
         #expect(report.table().contains("POPE random"))
         // A one-step micro model gets most answers wrong: each kind keeps at most two, and each kept one is wrong.
         let wrongTurns = report.kinds.map { $0.total - $0.correct }

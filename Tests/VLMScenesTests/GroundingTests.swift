@@ -85,6 +85,33 @@ struct GroundingTests {
         #expect(byShape > 100 && byColour > 100)
     }
 
+    @Test("'where are the stars?' lists every star, left to right, once per shape and colour present")
+    func enumerateQuestions() throws {
+        var several = 0
+        for g in try SceneDataset.generate(count: 150, seed: 9, split: .train) {
+            let objects = g.scene.objects
+            let questions = SceneGrounding.enumerateQuestions(g.scene)
+            #expect(questions.count == Set(objects.map(\.shape)).count + Set(objects.map(\.colour)).count)
+            #expect(Set(questions.map(\.question)).count == questions.count, "no question twice")
+            for q in questions {
+                let phrase = String(q.question.dropFirst("where are the ".count).dropLast())
+                let matching = phrase.hasSuffix(" objects") ? objects.filter { "\($0.colour.rawValue) objects" == phrase }
+                    : objects.filter { $0.shape.plural == phrase }
+                #expect(!matching.isEmpty && q.objects.count == matching.count, "'\(q.question)': \(q.objects.count) of \(matching.count)")
+                // Each object once, with its own box and full label.
+                for o in matching {
+                    #expect(q.objects.filter { abs($0.box.iou(SceneBox(o)) - 1) < 1e-12 && $0.label == "\(o.colour.rawValue) \(o.shape.rawValue)" }.count == 1)
+                }
+                let lefts = q.objects.map(\.box.x1)
+                #expect(zip(lefts, lefts.dropFirst()).allSatisfy { $0 <= $1 }, "left to right: \(lefts)")
+                if q.objects.count > 1 { several += 1 }
+            }
+        }
+        #expect(several > 50, "scenes with several objects of a shape or colour: \(several)")
+        // The questions are part of `.all` only; the other references ask nothing new.
+        #expect(LocateReference.allCases == [.type, .any, .all])
+    }
+
     @Test("IoU of boxes")
     func iou() {
         let a = SceneBox(x1: 0, y1: 0, x2: 0.5, y2: 0.5)
