@@ -55,22 +55,33 @@ static uint64_t detect_features(void) { return 0; }
 #define NEED_AVX2 (VLM_CPU_AVX2 | VLM_CPU_FMA | VLM_CPU_F16C)
 #define NEED_AVX512 (NEED_AVX2 | VLM_CPU_AVX512F | VLM_CPU_AVX512DQ | VLM_CPU_AVX512BW | VLM_CPU_AVX512VL)
 
+static uint64_t detected_features(void);
+
 static vlm_isa detect_isa(void) {
-    uint64_t f = vlm_cpu_features();
+    uint64_t f = detected_features();  // hidden features do not lower the ISA (that is vlm_force_isa's job)
     if ((f & NEED_AVX512) == NEED_AVX512) return VLM_ISA_AVX512;
     if ((f & NEED_AVX2) == NEED_AVX2) return VLM_ISA_AVX2;
     return VLM_ISA_NAIVE;
 }
 
 static _Atomic int64_t cpu_features_cache = -1;
+static _Atomic uint64_t hidden_features = 0;
 
-uint64_t vlm_cpu_features(void) {
+static uint64_t detected_features(void) {
     int64_t v = atomic_load_explicit(&cpu_features_cache, memory_order_relaxed);
     if (v < 0) {
         v = (int64_t)detect_features();
         atomic_store_explicit(&cpu_features_cache, v, memory_order_relaxed);
     }
     return (uint64_t)v;
+}
+
+uint64_t vlm_cpu_features(void) {
+    return detected_features() & ~atomic_load_explicit(&hidden_features, memory_order_relaxed);
+}
+
+uint64_t vlm_hide_cpu_features(uint64_t mask) {
+    return atomic_exchange_explicit(&hidden_features, mask, memory_order_relaxed);
 }
 
 const char *vlm_cpu_feature_name(uint64_t feature) {

@@ -25,10 +25,14 @@ vlm_compute_mode vlm_packed_weight_compute(const vlm_packed_weight *w) {
     return w ? (vlm_compute_mode)w->compute : VLM_COMPUTE_WEIGHT_ONLY;
 }
 
-// The kernel set for the CPU and the forced ISA: VNNI needs the AVX-512 path active and the CPU's AVX512_VNNI.
+// The kernel set for the CPU and the forced ISA: VNNI needs the AVX-512 path active and the CPU's AVX512_VNNI; with
+// AVX512_VBMI too, its re-layout is one byte permute per 16 columns.
 static const vlm_lowp_kernels *active_i8_kernels(void) {
     vlm_isa isa = vlm_active_isa();
-    if (isa == VLM_ISA_AVX512 && (vlm_cpu_features() & VLM_CPU_AVX512_VNNI) && vlm_i8_kernels_vnni.tile)
+    uint64_t f = vlm_cpu_features();
+    if (isa == VLM_ISA_AVX512 && (f & VLM_CPU_AVX512_VNNI) && (f & VLM_CPU_AVX512_VBMI) && vlm_i8_kernels_vnni_vbmi.tile)
+        return &vlm_i8_kernels_vnni_vbmi;
+    if (isa == VLM_ISA_AVX512 && (f & VLM_CPU_AVX512_VNNI) && vlm_i8_kernels_vnni.tile)
         return &vlm_i8_kernels_vnni;
     if (isa >= VLM_ISA_AVX2 && vlm_i8_kernels_avx2.tile) return &vlm_i8_kernels_avx2;
     return NULL;

@@ -16,6 +16,7 @@
 #include "simd_math.h"
 
 #define VLM_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c,avx2")))
+#define VLM_VNNI_VBMI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,fma,f16c,avx2")))
 #define VNNI_MR 8
 
 static void quantize_rows_u8(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
@@ -48,103 +49,48 @@ VLM_INLINE VLM_VNNI void quads_of_rows(const vlm_packed_weight *w, const unsigne
     *b1 = _mm512_inserti64x4(_mm512_castsi256_si512(c2), c3, 1);  // columns 16..31
 }
 
-// PACK (a constant at every call site): this is a panel's first row tile, which also re-lays out the panel into B
-// (quads) and colsum (the sum of codes per group and column) from the stored codes as it goes. The weights then
-// stream from memory while this tile computes instead of in a separate pass: the separate pass was ~8% of a
-// SmolLM2-1.7B int8 prefill (a build that skipped it ran 209-211 against 184-199 tokens/s, Zen 4).
-VLM_INLINE VLM_VNNI void vnni_rows(const int MR, const int PACK, const uint8_t *A, int64_t lda, unsigned char *B,
-                                   int32_t *colsum, const vlm_packed_weight *w, int64_t p, int64_t kpad,
-                                   const float *sa, const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {
-    const __m512i ones = _mm512_set1_epi8(1);
-    __m512 cf[VNNI_MR][2];
-    for (int i = 0; i < MR; i++) cf[i][0] = cf[i][1] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < w->ngroups; g++) {
-        int64_t t0 = g * w->group / 4, k1 = (g + 1) * w->group < kpad ? (g + 1) * w->group : kpad, t1 = k1 / 4;
-        const unsigned char *codes = PACK ? vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I8) : NULL;
-        __m512i cs0 = _mm512_setzero_si512(), cs1 = _mm512_setzero_si512();
-        __m512i acc[VNNI_MR][2];
-        for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-        for (int64_t t = t0; t < t1; t++) {
-            __m512i b0, b1;
-            if (PACK) {
-                // 2 KiB (64 code rows) ahead: without it this tile waits on memory and ran slower than a separate
-                // pack pass (187-192 against 199-204 tokens/s); with it 205-215 (SmolLM2-1.7B int8, Zen 4).
-                // Prefetches past the group touch the next block (harmless).
-                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 2048, _MM_HINT_T0);
-                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 2048 + 64, _MM_HINT_T0);
-                quads_of_rows(w, codes, g * w->group, 4 * t, &b0, &b1);
-                _mm512_store_si512((void *)(B + t * 128), b0);
-                _mm512_store_si512((void *)(B + t * 128 + 64), b1);
-                cs0 = _mm512_dpbusd_epi32(cs0, ones, b0);
-                cs1 = _mm512_dpbusd_epi32(cs1, ones, b1);
-            } else {
-                b0 = _mm512_load_si512((const void *)(B + t * 128));
-                b1 = _mm512_load_si512((const void *)(B + t * 128 + 64));
-            }
-            for (int i = 0; i < MR; i++) {
-                int32_t quad;
-                memcpy(&quad, A + i * lda + 4 * t, 4);
-                __m512i a = _mm512_set1_epi32(quad);
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a, b0);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a, b1);
-            }
-        }
-        if (PACK) {
-            _mm512_storeu_si512((void *)(colsum + g * VLM_NR), cs0);
-            _mm512_storeu_si512((void *)(colsum + g * VLM_NR + 16), cs1);
-        }
-        __m512i z0 = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR)), 7);
-        __m512i z1 = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR + 16)), 7);
-        const float *s = (const float *)vlm_qblock(w, p, g);
-        __m512 s0 = _mm512_loadu_ps(s), s1 = _mm512_loadu_ps(s + 16);
-        for (int i = 0; i < MR; i++) {
-            __m512 a = _mm512_set1_ps(sa[i * w->ngroups + g]);
-            cf[i][0] = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], z0)), a), cf[i][0]);
-            cf[i][1] = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], z1)), a), cf[i][1]);
-        }
+// Code rows k..k+3 of a group as column quads with one two-source byte permute per 16 columns: the four 32-byte
+// rows are 128 contiguous bytes (two loads), and output byte 4c + j of b0 is row j, column c (source byte 32j + c);
+// of b1, column 16 + c. Three instructions per 16 columns against the transpose's ten: the re-layout was 13.5% of an
+// int8 prefill's samples (SmolLM2-1.7B, Zen 5), its first tile costing three of the others. Rows past K: as above.
+VLM_INLINE VLM_VNNI_VBMI void quads_of_rows_vbmi(const vlm_packed_weight *w, const unsigned char *codes, int64_t k0,
+                                                 int64_t k, __m512i *b0, __m512i *b1) {
+    if (k + 3 >= w->K) {
+        quads_of_rows(w, codes, k0, k, b0, b1);
+        return;
     }
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
-    // Epilogue in registers: y = act(C + bias).
-    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < MR; i++) store_row_epilogue_512(Y + i * ldy, cf[i][0], cf[i][1], m0, m1, bias, bias0, bias1, act);
+    static const unsigned char idx[128] __attribute__((aligned(64))) = {
+#define Q(c) (c), 32 + (c), 64 + (c), 96 + (c)
+        Q(0),  Q(1),  Q(2),  Q(3),  Q(4),  Q(5),  Q(6),  Q(7),  Q(8),  Q(9),  Q(10), Q(11), Q(12), Q(13), Q(14), Q(15),
+        Q(16), Q(17), Q(18), Q(19), Q(20), Q(21), Q(22), Q(23), Q(24), Q(25), Q(26), Q(27), Q(28), Q(29), Q(30), Q(31),
+#undef Q
+    };
+    const unsigned char *src = codes + (k - k0) * VLM_NR;
+    __m512i r01 = _mm512_loadu_si512((const void *)src), r23 = _mm512_loadu_si512((const void *)(src + 64));
+    *b0 = _mm512_permutex2var_epi8(r01, _mm512_load_si512((const void *)idx), r23);
+    *b1 = _mm512_permutex2var_epi8(r01, _mm512_load_si512((const void *)(idx + 64)), r23);
 }
-
-#define VNNI_TILE_FN(MR)                                                                                          \
-    static VLM_VNNI void vnni_##MR(const uint8_t *A, int64_t lda, const unsigned char *B, const int32_t *colsum,   \
-                                   const vlm_packed_weight *w, int64_t p, int64_t kpad, const float *sa,          \
-                                   const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {        \
-        vnni_rows(MR, 0, A, lda, (unsigned char *)B, (int32_t *)colsum, w, p, kpad, sa, bias, act, Y, ldy, nr);   \
-    }                                                                                                             \
-    static VLM_VNNI void vnni_pack_##MR(const uint8_t *A, int64_t lda, unsigned char *B, int32_t *colsum,          \
-                                        const vlm_packed_weight *w, int64_t p, int64_t kpad, const float *sa,     \
-                                        const float *bias, vlm_activation act, float *Y, int64_t ldy, int nr) {   \
-        vnni_rows(MR, 1, A, lda, B, colsum, w, p, kpad, sa, bias, act, Y, ldy, nr);                               \
-    }
-VNNI_TILE_FN(1) VNNI_TILE_FN(2) VNNI_TILE_FN(3) VNNI_TILE_FN(4)
-VNNI_TILE_FN(5) VNNI_TILE_FN(6) VNNI_TILE_FN(7) VNNI_TILE_FN(8)
 
 typedef void (*vnni_fn)(const uint8_t *, int64_t, const unsigned char *, const int32_t *, const vlm_packed_weight *,
                         int64_t, int64_t, const float *, const float *, vlm_activation, float *, int64_t, int);
-static const vnni_fn vnni_tiles[VNNI_MR + 1] = {NULL, vnni_1, vnni_2, vnni_3, vnni_4, vnni_5, vnni_6, vnni_7, vnni_8};
 typedef void (*vnni_pack_fn)(const uint8_t *, int64_t, unsigned char *, int32_t *, const vlm_packed_weight *, int64_t,
                              int64_t, const float *, const float *, vlm_activation, float *, int64_t, int);
-static const vnni_pack_fn vnni_pack_tiles[VNNI_MR + 1] = {
-    NULL, vnni_pack_1, vnni_pack_2, vnni_pack_3, vnni_pack_4, vnni_pack_5, vnni_pack_6, vnni_pack_7, vnni_pack_8,
-};
 
-static void tile_vnni(int mr, const void *A, int64_t lda, const void *B, const int32_t *colsum, const vlm_packed_weight *w,
-                      int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y,
-                      int64_t ldy, int nr) {
-    if (mr >= 1 && mr <= VNNI_MR) vnni_tiles[mr](A, lda, B, colsum, w, p, kpad, sa, bias, act, Y, ldy, nr);
-}
+#define VNNI_TARGET VLM_VNNI
+#define VNNI_NAME(x) x
+#define VNNI_QUADS quads_of_rows
+#include "gemm_i8_vnni_tiles.h"
+#undef VNNI_TARGET
+#undef VNNI_NAME
+#undef VNNI_QUADS
 
-static void tile_pack_vnni(int mr, const void *A, int64_t lda, void *B, int32_t *colsum, const vlm_packed_weight *w,
-                           int64_t p, int64_t kpad, const float *sa, const float *bias, vlm_activation act, float *Y,
-                           int64_t ldy, int nr) {
-    if (mr >= 1 && mr <= VNNI_MR) vnni_pack_tiles[mr](A, lda, B, colsum, w, p, kpad, sa, bias, act, Y, ldy, nr);
-}
+#define VNNI_TARGET VLM_VNNI_VBMI
+#define VNNI_NAME(x) x##_vbmi
+#define VNNI_QUADS quads_of_rows_vbmi
+#include "gemm_i8_vnni_tiles.h"
+#undef VNNI_TARGET
+#undef VNNI_NAME
+#undef VNNI_QUADS
 
 const vlm_lowp_kernels vlm_i8_kernels_vnni = {
     .name = "avx512-vnni int8 vpdpbusd 8x32",
@@ -157,6 +103,21 @@ const vlm_lowp_kernels vlm_i8_kernels_vnni = {
     .tile = tile_vnni,
     .tile_pack = tile_pack_vnni,
 };
+
+// The same tiles with the VBMI re-layout (chosen when the CPU also has AVX512_VBMI: Ice Lake and later, Zen 4 and
+// later; Cascade Lake has VNNI without it).
+const vlm_lowp_kernels vlm_i8_kernels_vnni_vbmi = {
+    .name = "avx512-vnni+vbmi int8 vpdpbusd 8x32",
+    .mr_max = VNNI_MR,
+    .a_bytes = 1,
+    .k_align = 4,
+    .b_bytes = VLM_NR,
+    .quantize_rows = quantize_rows_u8,
+    .pack_panel = NULL,
+    .tile = tile_vnni_vbmi,
+    .tile_pack = tile_pack_vnni_vbmi,
+};
 #else
 const vlm_lowp_kernels vlm_i8_kernels_vnni = {0};
+const vlm_lowp_kernels vlm_i8_kernels_vnni_vbmi = {0};
 #endif

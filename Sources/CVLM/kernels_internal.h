@@ -295,6 +295,7 @@ int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_we
 extern const vlm_lowp_kernels vlm_bf16_kernels_avx512;
 extern const vlm_lowp_kernels vlm_i8_kernels_avx2;
 extern const vlm_lowp_kernels vlm_i8_kernels_vnni;
+extern const vlm_lowp_kernels vlm_i8_kernels_vnni_vbmi;
 /// The AVX2 activation quantizer (gemm_i8_avx2.c): int16 values (u8 == 0), or u8 = q + 128 (u8 == 1).
 void vlm_i8_quantize_rows_avx2(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group, void *dst,
                                float *sa, int u8);

@@ -13,18 +13,30 @@ public enum KernelPaths {
         [VLM_ISA_AVX2, VLM_ISA_AVX512].filter { $0.rawValue <= vlm_cpu_isa().rawValue }
     }
 
-    public static func forEach(threads: [Int] = [1, 2], _ body: (_ path: String, _ threads: Int) -> Void) {
+    /// `hiding`: feature sets to run each path without as well (vlm_hide_cpu_features), for kernels that pick a
+    /// variant by feature within an ISA (int8 VNNI with and without VBMI); a set the CPU lacks anyway is skipped.
+    /// The path name then ends in "-no-" and the features' names.
+    public static func forEach(threads: [Int] = [1, 2], hiding: [UInt64] = [], _ body: (_ path: String, _ threads: Int) -> Void) {
         lock.lock()
         defer {
             _ = vlm_force_isa(VLM_ISA_AVX512)
             vlm_set_num_threads(0)
+            _ = vlm_hide_cpu_features(0)
             lock.unlock()
         }
-        for isa in simdISAs {
-            _ = vlm_force_isa(isa)
-            for t in threads {
-                vlm_set_num_threads(Int32(t))
-                body(String(cString: vlm_isa_name(isa)), t)
+        let masks = [UInt64(0)] + hiding.filter { $0 != 0 && vlm_cpu_features() & $0 == $0 }
+        for mask in masks {
+            _ = vlm_hide_cpu_features(mask)
+            let suffix = mask == 0 ? "" : "-no-" + (0 ..< 64).compactMap { bit -> String? in
+                guard mask & (1 << UInt64(bit)) != 0, let name = vlm_cpu_feature_name(1 << UInt64(bit)) else { return nil }
+                return String(cString: name)
+            }.joined(separator: "+")
+            for isa in simdISAs {
+                _ = vlm_force_isa(isa)
+                for t in threads {
+                    vlm_set_num_threads(Int32(t))
+                    body(String(cString: vlm_isa_name(isa)) + suffix, t)
+                }
             }
         }
     }

@@ -43,8 +43,8 @@ import VLMTestSupport
     /// GELU, SiLU) with strided rows: bit for bit without an activation, else within the activation functions' own
     /// SIMD-vs-scalar difference (4e-6 relative + 1e-6); nothing written past N.
     static func checkTwins(_ shapes: [(m: Int, n: Int, k: Int, group: Int)], dtype: vlm_weight_dtype, seed: UInt64,
-                           fast: LinearFn, naive: LinearFn, kernel: () -> String) {
-        KernelPaths.forEach { path, threads in
+                           hiding: [UInt64] = [], fast: LinearFn, naive: LinearFn, kernel: () -> String) {
+        KernelPaths.forEach(hiding: hiding) { path, threads in
             for (ci, s) in shapes.enumerated() {
                 let w = KernelsQuantTests.weights(s.n, s.k, seed: seed + UInt64(ci))
                 guard let p = vlm_packed_weight_create_grouped(Int64(s.n), Int64(s.k), dtype, Int64(s.group)) else { Issue.record("pack"); return }
@@ -72,9 +72,26 @@ import VLMTestSupport
     }
 
     @Test func simdPathsEqualNaiveTwin() {
-        Self.checkTwins(Self.shapes, dtype: VLM_WEIGHT_I8, seed: 100, fast: vlm_linear_i8, naive: vlm_linear_i8_naive) {
+        // VNNI CPUs with VBMI re-lay out the weights with a byte permute, those without with a transpose: both run.
+        Self.checkTwins(Self.shapes, dtype: VLM_WEIGHT_I8, seed: 100, hiding: [UInt64(VLM_CPU_AVX512_VBMI.rawValue)],
+                        fast: vlm_linear_i8, naive: vlm_linear_i8_naive) {
             String(cString: vlm_i8_gemm_kernel())
         }
+    }
+
+    static let vnniAndVbmi = UInt64(VLM_CPU_AVX512_VNNI.rawValue | VLM_CPU_AVX512_VBMI.rawValue)
+
+    /// The twin test above reaches both re-layouts only if hiding VBMI really switches the kernel.
+    @Test(.enabled(if: vlm_cpu_isa() == VLM_ISA_AVX512 && vlm_cpu_features() & vnniAndVbmi == vnniAndVbmi,
+                   "needs a CPU with AVX512_VNNI and AVX512_VBMI"))
+    func vbmiAndTransposeVariantsBothRun() {
+        var names: [String: String] = [:]
+        KernelPaths.forEach(threads: [1], hiding: [UInt64(VLM_CPU_AVX512_VBMI.rawValue)]) { path, _ in
+            names[path] = String(cString: vlm_i8_gemm_kernel())
+        }
+        #expect(names["avx512"] == "avx512-vnni+vbmi int8 vpdpbusd 8x32", "\(names)")
+        #expect(names["avx512-no-avx512_vbmi"] == "avx512-vnni int8 vpdpbusd 8x32", "\(names)")
+        #expect(String(cString: vlm_i8_gemm_kernel()) == "avx512-vnni+vbmi int8 vpdpbusd 8x32", "features shown again")
     }
 
     @Test func withinQuantizationBoundOfFp32() {

@@ -49,8 +49,12 @@ typedef enum {
     VLM_CPU_AVX512_VBMI = 1 << 13,
 } vlm_cpu_feature;
 #define VLM_CPU_FEATURE_COUNT 14
-/// The features of this CPU and OS (CPUID + XGETBV), computed once.
+/// The features of this CPU and OS (CPUID + XGETBV), computed once, less those hidden by vlm_hide_cpu_features.
 uint64_t vlm_cpu_features(void);
+/// Reports the features in `mask` as absent from now on (0 shows all again), so tests can run the kernel variants a
+/// feature selects (e.g. int8 VNNI without VBMI) on a CPU that has it. Does not change the ISA (vlm_force_isa does).
+/// Returns the previous mask.
+uint64_t vlm_hide_cpu_features(uint64_t mask);
 /// Name of one feature bit ("avx2", "avx512_vnni", ...), or NULL if `feature` is not a single known bit.
 const char *vlm_cpu_feature_name(uint64_t feature);
 
