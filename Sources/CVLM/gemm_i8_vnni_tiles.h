@@ -22,11 +22,13 @@ VLM_INLINE VNNI_TARGET void VNNI_NAME(vnni_rows)(const int MR, const int PACK, c
         for (int64_t t = t0; t < t1; t++) {
             __m512i b0, b1;
             if (PACK) {
-                // 2 KiB (64 code rows) ahead: without it this tile waits on memory and ran slower than a separate
-                // pack pass (187-192 against 199-204 tokens/s); with it 205-215 (SmolLM2-1.7B int8, Zen 4).
-                // Prefetches past the group touch the next block (harmless).
-                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 2048, _MM_HINT_T0);
-                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 2048 + 64, _MM_HINT_T0);
+                // 8 KiB (256 code rows) ahead: without a prefetch this tile waits on memory and ran slower than a
+                // separate pack pass (187-192 against 199-204 tokens/s; 2 KiB ahead: 205-215, SmolLM2-1.7B int8,
+                // Zen 4). With the VBMI re-layout the tile is faster and 2 KiB too short: ViT-B/32 int8 batch 1 ran
+                // 119-126 images/s at 2 KiB, 131 at 4 KiB, 132-137 at 8 KiB (Zen 5, session 21). Prefetches past
+                // the group touch the next blocks of the same panel (harmless).
+                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 8192, _MM_HINT_T0);
+                _mm_prefetch((const char *)codes + (4 * t - g * w->group) * VLM_NR + 8192 + 64, _MM_HINT_T0);
                 VNNI_QUADS(w, codes, g * w->group, 4 * t, &b0, &b1);
                 _mm512_store_si512((void *)(B + t * 128), b0);
                 _mm512_store_si512((void *)(B + t * 128 + 64), b1);

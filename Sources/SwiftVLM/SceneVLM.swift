@@ -274,6 +274,9 @@ public struct SceneVLMBatches: Sendable {
     /// drawn at a third of the turns from the start cost attribute binding, which forms around step 3000 of the
     /// shipped schedule (Benchmarks/RESULTS.md, session 15): raise the share once the lookup has formed.
     public var locateShareFrom = 0
+    /// The share of the turns not drawn as "where" that are drawn as "how many ...?" (nil: uniform over kinds,
+    /// 1/8). Counting a shape needs every object's shape right, so it lags the per-object questions.
+    public var countShare: Double?
     /// Which phrases the "where" turns use (`LocateReference`; `.type` as runs before the option trained).
     public var locateReferences = LocateReference.type
 
@@ -314,7 +317,13 @@ public struct SceneVLMBatches: Sendable {
         while chosen.count < turns, !pool.isEmpty {
             let kinds = Array(Set(pool.map(\.kind))).sorted()
             var kind = kinds[Int(rng.next() % UInt64(kinds.count))]
-            if let share = locateShare, step >= locateShareFrom, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share { kind = "locate" }
+            var forced = false
+            if let share = locateShare, step >= locateShareFrom, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share {
+                kind = "locate"
+                forced = true
+            }
+            // Drawn only when set, so runs without it keep their exact stream.
+            if !forced, let share = countShare, kinds.contains("count"), Double(rng.next() >> 11) / 9007199254740992.0 < share { kind = "count" }
             let ofKind = pool.indices.filter { pool[$0].kind == kind }
             chosen.append(pool.remove(at: ofKind[Int(rng.next() % UInt64(ofKind.count))]))
         }

@@ -65,6 +65,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var locateShare: Double?
     /// `SceneVLMBatches.locateShareFrom` (nil: from the first step).
     public var locateShareFrom: Int?
+    /// `SceneVLMBatches.countShare` (nil: uniform over kinds).
+    public var countShare: Double?
     /// `SceneVLMBatches.locateReferences` (nil: `.type`).
     public var locateReferences: LocateReference?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
@@ -125,6 +127,7 @@ public final class SceneVLMTrainer {
             guard imagePositions == "sincos" else { throw PipelineError.invalidArgument("--image-position-amplitude needs --image-positions sincos") }
         }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
+        if let share = args.countShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--count-share must be in 0...1, got \(share)") }
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
@@ -314,6 +317,7 @@ public final class SceneVLMTrainer {
                                        batchSize: args.batch, config: model.config, turns: args.turns ?? 1)
         data.locateShare = args.locateShare
         data.locateShareFrom = args.locateShareFrom ?? 0
+        data.countShare = args.countShare
         data.locateReferences = args.locateReferences ?? .type
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)

@@ -70,6 +70,29 @@ struct SceneVLMGroundingTests {
         for step in 0 ..< 100 { for slot in 0 ..< 4 where try shared.draw(step: step, slot: slot).1.kind == "locate" { plain += 1 } }
         #expect(plain < 100, "share 0 leaves the uniform draw: \(plain) of 400")
 
+        // --count-share: that share of the draws not forced to "where" are "how many ...?"; a locate share still
+        // comes first.
+        var counting = shared
+        counting.locateShare = 0.35
+        counting.countShare = 0.5
+        var counts = 0, locates = 0, drawn = 0
+        for step in 0 ..< 100 { for slot in 0 ..< 4 {
+            let kind = try counting.draw(step: step, slot: slot).1.kind
+            drawn += 1
+            if kind == "count" { counts += 1 }
+            if kind == "locate" { locates += 1 }
+        } }
+        // Expected count share about 0.65 · (0.5 + 0.5/8) = 0.37 (scenes without a locate turn a little more).
+        let countRate = Double(counts) / Double(drawn)
+        #expect(countRate > 0.28 && countRate < 0.5, "\(counts) count turns of \(drawn)")
+        #expect(locates > 100, "the locate share holds: \(locates) of \(drawn)")
+        var always = counting
+        always.countShare = 1
+        for step in 0 ..< 20 { for slot in 0 ..< 4 {
+            let kind = try always.draw(step: step, slot: slot).1.kind
+            #expect(kind == "count" || kind == "locate", "step \(step) slot \(slot): \(kind)")
+        } }
+
         // --locate-share-from: the share applies from that step on; earlier steps draw as without it.
         var late = batches
         late.locateShare = 1
