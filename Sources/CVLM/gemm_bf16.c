@@ -141,6 +141,10 @@ int vlm_matmul_bf16_naive(int transA, int transB, int64_t M, int64_t N, int64_t 
 
 #define VLM_BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma,f16c,avx2")))
 #define BF16_MR 14
+// Bytes ahead of the k pair in use that each tile prefetches (two lines per pair): the first row tile of a panel
+// reads it from memory, the others from L2. SmolLM2-1.7B bf16 prefill, 128 tokens, two threads, Zen 5, two rounds:
+// none 264.8 / 246.1 tokens/s, 4 KiB 270.0 / 275.0, 8 KiB 263.0 / 273.6 (session 21).
+#define BF16_PREFETCH 4096
 
 // Rows of X rounded to bf16 (vcvtne2ps2bf16: nearest even, NaN stays NaN) into dst [rows, kpad], zero-padded.
 static VLM_BF16 void convert_rows(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group,
@@ -174,6 +178,8 @@ VLM_INLINE VLM_BF16 void bf16_rows(const int MR, const uint16_t *A, int64_t lda,
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kpad; k += 2) {
+        _mm_prefetch((const char *)(B + k * 64) + BF16_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + k * 64) + BF16_PREFETCH + 64, _MM_HINT_T0);
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)(B + k * 64));
         __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(B + k * 64 + 64));
 #pragma clang loop unroll(full)

@@ -8,6 +8,9 @@
 // two 512-bit vectors (columns 0..15, 16..31), written by each panel's first row tile. Tile: 8 rows x 32 columns
 // (16 int32 accumulators).
 //
+// Two kernel sets share the tiles (gemm_i8_vnni_tiles.h): the re-layout is a byte transpose in AVX2 shuffles, or,
+// where the CPU also has AVX512_VBMI, one two-source byte permute per 16 columns. The twin tests run both on a VBMI
+// CPU by hiding the feature (vlm_hide_cpu_features).
 // Written without a VNNI machine at hand: on CPUs without AVX512_VNNI (the Zen 3 it was written on) this file is
 // compiled but never dispatched; the shared tests compare it with the naive twin wherever it runs.
 #include "kernels_internal.h"
