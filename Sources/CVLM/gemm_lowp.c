@@ -2,8 +2,8 @@
 // operand formats (vlm_lowp_kernels in kernels_internal.h).
 //
 // Why this shape: the packed weights are read as stored (I8 codes with their scales, BF16 panels), so no second
-// copy of the weights is kept. The activations are converted once per call into the kernel's format (row ranges split
-// across the pool); for int8 each task re-lays out one 32-column panel (all of K) into per-thread scratch -- int16 k-pairs for
+// copy of the weights is kept. The activations are converted once per call on the caller's thread into the kernel's
+// format; for int8 each task re-lays out one 32-column panel (all of K) into per-thread scratch -- int16 k-pairs for
 // AVX2's vpmaddwd, u8 k-quads for VNNI's vpdpbusd (inside the panel's first row tile, so the weights stream in while
 // it computes) -- and reuses it for every row tile, so the re-layout costs 1/M of the multiply-adds. BF16 panels are
 // stored as vdpbf16ps's k pairs and read in place: the re-layout was ~9% of a bf16 prefill (perf, SmolLM2-360M,
@@ -71,34 +71,6 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     }
 }
 
-// Activations converted per call before the conversion is split across the pool (below it, the split costs more
-// than it saves).
-#define LOWP_CONVERT_MIN 65536.0
-
-typedef struct {
-    const vlm_lowp_kernels *ks;
-    const float *X; int64_t ldx, K, kpad, lda, group;
-    void *A; float *sa; int64_t sg, M, chunks;
-} convert_job;
-
-// Rows [M * task / chunks, M * (task + 1) / chunks) into the kernel's format: each row depends on its own values
-// only, so any split gives the same bytes.
-static void convert_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const convert_job *c = ctx;
-    int64_t n = c->chunks > 0 ? c->chunks : 1, m0 = c->M * task / n, m1 = c->M * (task + 1) / n;
-    const vlm_lowp_kernels *ks = c->ks;
-    if (c->lda == c->kpad) {
-        if (m1 > m0)
-            ks->quantize_rows(c->X + m0 * c->ldx, m1 - m0, c->ldx, c->K, c->kpad, c->group,
-                              (unsigned char *)c->A + (size_t)(m0 * c->lda) * (size_t)ks->a_bytes, c->sa + m0 * c->sg);
-        return;
-    }
-    for (int64_t m = m0; m < m1; m++)  // converters write rows kpad apart: one row per call
-        ks->quantize_rows(c->X + m * c->ldx, 1, c->ldx, c->K, c->kpad, c->group,
-                          (unsigned char *)c->A + (size_t)(m * c->lda) * (size_t)ks->a_bytes, c->sa + m * c->sg);
-}
-
 // Elements between converted activation rows: kpad, plus one cache line when the row size is a multiple of 2 KiB.
 // A tile reads up to 14 rows at once; at a 4 KiB stride (K = 2048 bf16, 4096 int8) all of them fall into one set
 // of the 8-way L1 and evict each other: bf16 ran at 77% of its peak on K = 2048 / 8192 against 92% at K = 768.
@@ -118,16 +90,12 @@ int vlm_lowp_linear(const vlm_lowp_kernels *ks, const float *X, int64_t M, int64
     float *buf = vlm_scratch(VLM_SLOT_I8A, (sa_bytes + a_bytes) / sizeof(float) + 16);
     if (!buf) return VLM_ERR_NOMEM;
     void *A = (unsigned char *)buf + sa_bytes;
-    convert_job cj = { .ks = ks, .X = X, .ldx = ldx, .K = W->K, .kpad = kpad, .lda = lda, .group = W->group, .A = A, .sa = buf,
-                       .sg = sg, .M = M };
-    // Row ranges on the pool once there is enough to split: converting on the calling thread alone was ~3% of an int8
-    // prefill's samples (SmolLM2-1.7B, one thread), i.e. time the other threads waited.
-    int64_t chunks = vlm_pool_threads();
-    if (chunks > M) chunks = M;
-    if (chunks <= 1 || (double)M * (double)W->K < LOWP_CONVERT_MIN) convert_task(&cj, 0, 0);
-    else {
-        cj.chunks = chunks;
-        vlm_parallel_for(chunks, convert_task, &cj);
+    if (lda == kpad) {
+        ks->quantize_rows(X, M, ldx, W->K, kpad, W->group, A, buf);
+    } else {  // converters write rows kpad apart: one row per call
+        for (int64_t m = 0; m < M; m++)
+            ks->quantize_rows(X + m * ldx, 1, ldx, W->K, kpad, W->group, (unsigned char *)A + (size_t)(m * lda) * (size_t)ks->a_bytes,
+                              buf + m * sg);
     }
     lowp_job j = { .ks = ks, .W = W, .A = A, .lda = lda, .sa = buf, .sg = sg, .M = M, .kpad = kpad, .bias = bias, .act = act,
                    .Y = Y, .ldy = ldy };
