@@ -85,8 +85,7 @@ public enum SceneVLMEvaluation {
     /// `count` scenes of `split` from the scenes generator seeded `scenesSeed` (use a seed the model was not
     /// trained on), every turn of each, plus POPE probes (random and adversarial) and, when the tokenizer has
     /// location tokens, one "where" question per one-of-a-kind object and one "where are the ...?" per shape and
-    /// colour present. `mistakes`: how many wrong answers per kind
-    /// to keep in the report.
+    /// colour present. `mistakes`: how many wrong answers per kind to keep in the report.
     public static func evaluate(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
                                 maxTokens: Int = 24, precision: Precision? = nil, mistakes keep: Int = 0) throws -> Report {
         let pipeline = try GenerativePipeline.load(directory: directory, precision: precision)
