@@ -142,32 +142,27 @@ public enum SceneVLMEvaluation {
             for q in SceneGrounding.locateQuestions(scene.scene) {
                 let answer = try ask(q.question)
                 boxes.total += 1
-                let expected = String(format: "%.2f,%.2f,%.2f,%.2f %@", q.box.x1, q.box.y1, q.box.x2, q.box.y2, q.label as NSString)
+                let expected = describe(q.box, q.label)
                 // Parsed in normalised units (a 1x1 image), compared with the object's normalised box.
                 guard let box = LocationTokens.parse(answer, width: 1, height: 1).first else {
                     wrong("box", q.question, expected, answer)
                     continue
                 }
-                let iou = SceneBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2).iou(q.box)
+                let said = SceneBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2), iou = said.iou(q.box)
                 boxes.iouSum += iou
                 if iou >= 0.5 { boxes.hits += 1 } else {
-                    wrong("box", q.question, expected, String(format: "%.2f,%.2f,%.2f,%.2f %@ (IoU %.2f)", box.x1, box.y1, box.x2, box.y2,
-                                                              box.label as NSString, iou))
+                    wrong("box", q.question, expected, describe(said, box.label) + String(format: " (IoU %.2f)", iou))
                 }
                 if normalize(box.label) == normalize(q.label) { boxes.labelCorrect += 1 }
             }
             for q in SceneGrounding.enumerateQuestions(scene.scene) {
-                let answer = try ask(q.question, long)
-                let found = LocationTokens.parse(answer, width: 1, height: 1).map { SceneBox(x1: $0.x1, y1: $0.y1, x2: $0.x2, y2: $0.y2) }
+                let parsed = LocationTokens.parse(try ask(q.question, long), width: 1, height: 1)
+                let found = parsed.map { SceneBox(x1: $0.x1, y1: $0.y1, x2: $0.x2, y2: $0.y2) }
                 enumeration.total += 1
-                let countRight = found.count == q.objects.count
-                let matched = countRight && matchesAll(found, q.objects.map(\.box))
-                if countRight { enumeration.countRight += 1 }
-                if matched { enumeration.allFound += 1 } else {
-                    wrong("enumerate", q.question, q.objects.map { String(format: "%.2f,%.2f,%.2f,%.2f %@", $0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2,
-                                                                          $0.label as NSString) }.joined(separator: " "),
-                          LocationTokens.parse(answer, width: 1, height: 1).map { String(format: "%.2f,%.2f,%.2f,%.2f %@", $0.x1, $0.y1, $0.x2, $0.y2,
-                                                                                      $0.label as NSString) }.joined(separator: " "))
+                if found.count == q.objects.count { enumeration.countRight += 1 }
+                if matchesAll(found, q.objects.map(\.box)) { enumeration.allFound += 1 } else {
+                    wrong("enumerate", q.question, q.objects.map { describe($0.box, $0.label) }.joined(separator: " "),
+                          zip(found, parsed).map { describe($0, $1.label) }.joined(separator: " "))
                 }
             }
         }
@@ -181,6 +176,11 @@ public enum SceneVLMEvaluation {
     public static func run(directory: URL, split: SceneSplit = .test, scenesSeed: UInt64 = 0, count: Int = 50,
                            maxTokens: Int = 24) throws -> [KindScore] {
         try evaluate(directory: directory, split: split, scenesSeed: scenesSeed, count: count, maxTokens: maxTokens).kinds
+    }
+
+    /// "x1,y1,x2,y2 label" in units of the image side, as mistakes print boxes.
+    static func describe(_ box: SceneBox, _ label: String) -> String {
+        String(format: "%.2f,%.2f,%.2f,%.2f %@", box.x1, box.y1, box.x2, box.y2, label as NSString)
     }
 
     /// Whether `found` and `truth` (same count) pair up one to one at IoU >= 0.5: the best remaining pair first.
