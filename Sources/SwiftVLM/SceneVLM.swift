@@ -279,6 +279,27 @@ public struct SceneVLMBatches: Sendable {
     public var countShare: Double?
     /// Which phrases the "where" turns use (`LocateReference`; `.type` as runs before the option trained).
     public var locateReferences = LocateReference.type
+    /// Relative weight of each kind in the first draw of a turn (kinds not named weigh 1; nil: uniform, as runs
+    /// before the option trained, with the same random stream). `locateShare` and `countShare` still apply on top.
+    /// If every kind a scene offers weighs 0, that turn is drawn uniformly.
+    public var kindWeights: [String: Double]?
+
+    /// The kinds `kindWeights` may name: caption, the generator's question kinds, locate and enumerate.
+    public static let kindNames = ["caption"] + SceneQuestion.Kind.allCases.map(\.rawValue) + ["locate", "enumerate"]
+
+    /// `kinds[i]` for a draw `r` of the generator: uniform (`r % count`) without weights, else by weight.
+    static func pickKind(_ kinds: [String], weights: [String: Double]?, draw r: UInt64) -> String {
+        guard let weights else { return kinds[Int(r % UInt64(kinds.count))] }
+        let w = kinds.map { max(0, weights[$0] ?? 1) }
+        let total = w.reduce(0, +)
+        guard total > 0, total.isFinite else { return kinds[Int(r % UInt64(kinds.count))] }
+        var u = Double(r >> 11) / 9007199254740992.0 * total
+        for (i, wi) in w.enumerated() {
+            if u < wi { return kinds[i] }
+            u -= wi
+        }
+        return kinds[w.lastIndex(where: { $0 > 0 }) ?? kinds.count - 1]
+    }
 
     public init(directory: URL, seed: UInt64, scenesSeed: UInt64, count: Int, batchSize: Int, config: LlavaConfig, turns: Int = 1) throws {
         guard count >= 1, batchSize >= 1 else { throw PipelineError.invalidArgument("--scenes and --batch must be >= 1") }
@@ -316,7 +337,7 @@ public struct SceneVLMBatches: Sendable {
         var chosen: [SceneVLMExample] = []
         while chosen.count < turns, !pool.isEmpty {
             let kinds = Array(Set(pool.map(\.kind))).sorted()
-            var kind = kinds[Int(rng.next() % UInt64(kinds.count))]
+            var kind = Self.pickKind(kinds, weights: kindWeights, draw: rng.next())
             var forced = false
             if let share = locateShare, step >= locateShareFrom, kinds.contains("locate"), Double(rng.next() >> 11) / 9007199254740992.0 < share {
                 kind = "locate"

@@ -67,6 +67,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var locateShareFrom: Int?
     /// `SceneVLMBatches.countShare` (nil: uniform over kinds).
     public var countShare: Double?
+    /// `SceneVLMBatches.kindWeights` (nil: uniform over kinds).
+    public var kindWeights: [String: Double]?
     /// `SceneVLMBatches.locateReferences` (nil: `.type`).
     public var locateReferences: LocateReference?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
@@ -76,6 +78,33 @@ public struct SceneVLMArguments: Codable, Sendable {
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
         self.steps = steps
+    }
+}
+
+extension SceneVLMArguments {
+    /// `--kind-weights colour=2,shape=2,relation=0.5`: a weight per named kind (`SceneVLMBatches.kindNames`).
+    public static func parseKindWeights(_ text: String) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let w = Double(parts[1].trimmingCharacters(in: .whitespaces)) else {
+                throw PipelineError.invalidArgument("--kind-weights wants kind=weight pairs separated by commas (e.g. colour=2,shape=2), got '\(item)'")
+            }
+            let kind = parts[0].trimmingCharacters(in: .whitespaces)
+            guard out[kind] == nil else { throw PipelineError.invalidArgument("--kind-weights names '\(kind)' twice") }
+            out[kind] = w
+        }
+        try validate(kindWeights: out)
+        return out
+    }
+
+    static func validate(kindWeights: [String: Double]) throws {
+        for (kind, w) in kindWeights.sorted(by: { $0.key < $1.key }) {
+            guard SceneVLMBatches.kindNames.contains(kind) else {
+                throw PipelineError.invalidArgument("--kind-weights: unknown kind '\(kind)' (kinds: \(SceneVLMBatches.kindNames.joined(separator: ", ")))")
+            }
+            guard w.isFinite, w >= 0, w <= 1000 else { throw PipelineError.invalidArgument("--kind-weights: the weight of \(kind) must be in 0...1000, got \(w)") }
+        }
     }
 }
 
@@ -128,6 +157,7 @@ public final class SceneVLMTrainer {
         }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let share = args.countShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--count-share must be in 0...1, got \(share)") }
+        if let weights = args.kindWeights { try SceneVLMArguments.validate(kindWeights: weights) }
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
@@ -318,6 +348,7 @@ public final class SceneVLMTrainer {
         data.locateShare = args.locateShare
         data.locateShareFrom = args.locateShareFrom ?? 0
         data.countShare = args.countShare
+        data.kindWeights = args.kindWeights
         data.locateReferences = args.locateReferences ?? .type
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)

@@ -1,6 +1,6 @@
 /// A question about a scene with its one-word or one-phrase answer (for the VQA work).
 public struct SceneQuestion: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
         case count, colour, shape, size, exists, relation
     }
 

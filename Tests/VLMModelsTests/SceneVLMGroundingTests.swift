@@ -143,6 +143,52 @@ struct SceneVLMGroundingTests {
         } }
     }
 
+    @Test("--kind-weights: a kind's share follows its weight, weight 0 removes it, bad specs name the culprit")
+    func kindWeights() throws {
+        let scratch = try TemporaryDirectory(prefix: "scene-vlm-kinds")
+        var args = SceneVLMArguments(scenes: 40, steps: 1)
+        args.preset = "micro"
+        let trainer = try SceneVLMTrainer(args: args)
+        for (name, data) in trainer.assets { try data.write(to: scratch.url.appendingPathComponent(name)) }
+        let uniform = try SceneVLMBatches(directory: scratch.url, seed: 3, scenesSeed: 0, count: 40, batchSize: 4, config: trainer.model.config)
+        func shares(_ b: SceneVLMBatches) throws -> [String: Double] {
+            var n: [String: Int] = [:]
+            for step in 0 ..< 150 { for slot in 0 ..< 4 { n[try b.draw(step: step, slot: slot).1.kind, default: 0] += 1 } }
+            return n.mapValues { Double($0) / 600 }
+        }
+        // Weights of 1 everywhere draw the kinds in the uniform proportions (by another mapping of the same numbers).
+        var ones = uniform
+        ones.kindWeights = Dictionary(uniqueKeysWithValues: SceneVLMBatches.kindNames.map { ($0, 1.0) })
+        let base = try shares(uniform), onesShares = try shares(ones)
+        for kind in ["colour", "shape", "relation"] {
+            #expect(abs((base[kind] ?? 0) - (onesShares[kind] ?? 0)) < 0.06, "\(kind): \(base) vs \(onesShares)")
+        }
+        // colour 3: about three times the uniform share (±5 sd of 600 draws); relation 0: never drawn.
+        var weighted = uniform
+        weighted.kindWeights = ["colour": 3, "relation": 0]
+        let w = try shares(weighted)
+        #expect((w["relation"] ?? 0) == 0, "\(w)")
+        let expected = 3 * (base["colour"] ?? 0) * 8 / 9  // seven other kinds at 1 beside colour's 3 (of ~8 offered)
+        #expect(abs((w["colour"] ?? 0) - expected) < 0.1 && (w["colour"] ?? 0) > 2 * (base["colour"] ?? 0), "\(w) vs \(base)")
+        // Every offered kind at 0: the turn is drawn uniformly instead of failing.
+        var none = uniform
+        none.kindWeights = Dictionary(uniqueKeysWithValues: SceneVLMBatches.kindNames.map { ($0, 0.0) })
+        #expect(try shares(none).count >= 5)
+
+        #expect(try SceneVLMArguments.parseKindWeights("colour=2, shape=2.5,relation=0") == ["colour": 2, "shape": 2.5, "relation": 0])
+        for (bad, culprit) in [("color=2", "color"), ("colour=-1", "colour"), ("colour", "colour"), ("colour=2,colour=3", "twice"),
+                               ("shape=nan", "shape"), ("", "kind=weight")] {
+            do {
+                _ = try SceneVLMArguments.parseKindWeights(bad)
+                Issue.record("'\(bad)' was accepted")
+            } catch { #expect("\(error)".contains(culprit), "'\(bad)': \(error)") }
+        }
+        var badArgs = SceneVLMArguments(scenes: 4, steps: 1)
+        badArgs.preset = "micro"
+        badArgs.kindWeights = ["colour": .infinity]
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: badArgs) }
+    }
+
     @Test("all-boxes scoring: one-to-one matches at IoU >= 0.5, the count must agree")
     func enumerationMatching() {
         let a = SceneBox(x1: 0, y1: 0, x2: 0.2, y2: 0.2), b = SceneBox(x1: 0.5, y1: 0.5, x2: 0.7, y2: 0.7)
