@@ -17,8 +17,19 @@ VLM_INLINE VNNI_TARGET void VNNI_NAME(vnni_rows)(const int MR, const int PACK, c
         int64_t t0 = g * w->group / 4, k1 = (g + 1) * w->group < kpad ? (g + 1) * w->group : kpad, t1 = k1 / 4;
         const unsigned char *codes = PACK ? vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I8) : NULL;
         __m512i cs0 = _mm512_setzero_si512(), cs1 = _mm512_setzero_si512();
+        // Each group's sums less 128 * colsum (the u8 offset's share, see gemm_i8_vnni.c): the row tiles after the
+        // first start their accumulators at it, which saves a subtraction per accumulator and group; the first
+        // computes colsum as it goes and subtracts at the end. Integer sums: the same result either way.
+        __m512i z0 = _mm512_setzero_si512(), z1 = _mm512_setzero_si512();
+        if (!PACK) {
+            z0 = _mm512_sub_epi32(z0, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR)), 7));
+            z1 = _mm512_sub_epi32(z1, _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR + 16)), 7));
+        }
         __m512i acc[VNNI_MR][2];
-        for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = z0;
+            acc[i][1] = z1;
+        }
         for (int64_t t = t0; t < t1; t++) {
             __m512i b0, b1;
             if (PACK) {
@@ -49,15 +60,19 @@ VLM_INLINE VNNI_TARGET void VNNI_NAME(vnni_rows)(const int MR, const int PACK, c
         if (PACK) {
             _mm512_storeu_si512((void *)(colsum + g * VLM_NR), cs0);
             _mm512_storeu_si512((void *)(colsum + g * VLM_NR + 16), cs1);
+            z0 = _mm512_slli_epi32(cs0, 7);
+            z1 = _mm512_slli_epi32(cs1, 7);
+            for (int i = 0; i < MR; i++) {
+                acc[i][0] = _mm512_sub_epi32(acc[i][0], z0);
+                acc[i][1] = _mm512_sub_epi32(acc[i][1], z1);
+            }
         }
-        __m512i z0 = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR)), 7);
-        __m512i z1 = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * VLM_NR + 16)), 7);
         const float *s = (const float *)vlm_qblock(w, p, g);
         __m512 s0 = _mm512_loadu_ps(s), s1 = _mm512_loadu_ps(s + 16);
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(sa[i * w->ngroups + g]);
-            cf[i][0] = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], z0)), a), cf[i][0]);
-            cf[i][1] = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], z1)), a), cf[i][1]);
+            cf[i][0] = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][0]), a), cf[i][0]);
+            cf[i][1] = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][1]), a), cf[i][1]);
         }
     }
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);

@@ -8,8 +8,9 @@ public final class SelfAttention: @unchecked Sendable {
     public let out: Linear
     public let heads: Int
     public let headDim: Int
-    /// bf16 attention (Ops.attention `bf16`) when the projections compute in bf16 (`--precision bf16`): with them at
-    /// twice the fp32 rate, fp32 attention was 28% of a 1024-token tile encode.
+    /// bf16 attention (Ops.attention `bf16`) when the projections compute in bf16 (`--precision bf16`) or all of them
+    /// in int8 (`WeightScope.attendsInBF16`, as the decoders): with them at twice the fp32 rate, fp32 attention was
+    /// 28% of a 1024-token tile encode; beside int8 projections 8.5% of a ViT-B/32 encode (batch 8, Zen 5).
     public let bf16: Bool
     public var dim: Int { heads * headDim }
 
@@ -28,7 +29,7 @@ public final class SelfAttention: @unchecked Sendable {
         qkv = Linear(packed: weight, bias: concatenateRows(biases))
         out = try Linear(scope.scope("out_proj"), in: dim, out: dim)
         try scope.applyReducedCompute(.all, [qkv, out])
-        bf16 = scope.computesInBF16
+        bf16 = scope.attendsInBF16
     }
 
     /// x: [B*T, C] (B sequences of T tokens, token-major) -> [B*T, C].
