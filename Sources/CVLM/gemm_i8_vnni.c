@@ -24,8 +24,8 @@
 #define VNNI_MR 8
 
 // The activations as u8 = q + 128, q = rint(x * 127 / max|x|) per row and group (the definition's rounding; the
-// AVX2 converter's, 16 lanes at a time with masked tails): at one call per projection on the calling thread it was
-// 5% of a ViT-B/32 int8 encode (batch 8, perf, Zen 5) in AVX2.
+// AVX2 converter's, 16 lanes at a time with masked tails). It is ~5% of a ViT-B/32 int8 encode (batch 8, perf, Zen 5)
+// in AVX2 and in this form alike: reading the fresh activations, not the arithmetic, is what it costs.
 static VLM_VNNI void quantize_rows_u8(const float *X, int64_t rows, int64_t ldx, int64_t K, int64_t kpad, int64_t group,
                                      void *dst, float *sa) {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF)), inf = _mm512_set1_ps(INFINITY);
