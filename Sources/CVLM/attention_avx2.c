@@ -10,28 +10,56 @@ VLM_INLINE VLM_AVX2 float hsum_256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// Four query rows against one key at a time (see scores_512).
+// Lane i of the result = the sum of the 8 lanes of a[i] (a transpose-add tree, as sum16_512 in attention_avx512.c).
+VLM_INLINE VLM_AVX2 __m256 sum8_256(const __m256 a[8]) {
+    __m256 b[4], c[2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++)  // b[i]: the low 128 bits hold partial sums of a[2i], the high of a[2i+1]
+        b[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 2; i++)  // c[i]: low half lanes 0-1 a[4i], 2-3 a[4i+2]; high half a[4i+1], a[4i+3]
+        c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // e: lane l of the low half is a[2l]'s sum, of the high half a[2l+1]'s; the permute puts a[i]'s in lane i.
+    __m256 e = _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm256_permutevar8x32_ps(e, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// R (1..4, a constant after inlining) query rows against 8 keys at a time (see scores_rows_512).
+VLM_INLINE VLM_AVX2 void scores_rows_256(const int R, const float *const *q, const float *k, int64_t ldk, int64_t nk,
+                                         int64_t D, float scale, float *s, int64_t lds) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t j0 = 0; j0 < nk; j0 += 8) {
+        int64_t nb = nk - j0 < 8 ? nk - j0 : 8;
+        const float *kr[8];
+#pragma clang loop unroll(full)
+        for (int jj = 0; jj < 8; jj++) kr[jj] = k + (j0 + (jj < nb ? jj : nb - 1)) * ldk;
+        for (int r = 0; r < R; r++) {
+            __m256 a[8];
+#pragma clang loop unroll(full)
+            for (int jj = 0; jj < 8; jj++) a[jj] = _mm256_setzero_ps();
+            for (int64_t d = 0; d < D; d += 8) {
+                __m256i m = tail_mask_256(D - d);
+                __m256 qv = _mm256_maskload_ps(q[r] + d, m);
+#pragma clang loop unroll(full)
+                for (int jj = 0; jj < 8; jj++) a[jj] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kr[jj] + d, m), a[jj]);
+            }
+            _mm256_maskstore_ps(s + (int64_t)r * lds + j0, tail_mask_256(nb), _mm256_mul_ps(sum8_256(a), sc));
+        }
+    }
+}
+
 static VLM_AVX2 void scores_256(int rows, const float *const *q, const float *k, int64_t ldk, int64_t nk, int64_t D,
                                 float scale, float *s, int64_t lds) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
-        int rb = rows - r0 < 4 ? rows - r0 : 4;
-        const float *q0 = q[r0], *q1 = q[r0 + (rb > 1)], *q2 = q[r0 + (rb > 2 ? 2 : 0)], *q3 = q[r0 + (rb > 3 ? 3 : 0)];
-        for (int64_t j = 0; j < nk; j++) {
-            const float *kr = k + j * ldk;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int64_t d = 0; d < D; d += 8) {
-                __m256i m = tail_mask_256(D - d);
-                __m256 kv = _mm256_maskload_ps(kr + d, m);
-                a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q0 + d, m), kv, a0);
-                a1 = _mm256_fmadd_ps(_mm256_maskload_ps(q1 + d, m), kv, a1);
-                a2 = _mm256_fmadd_ps(_mm256_maskload_ps(q2 + d, m), kv, a2);
-                a3 = _mm256_fmadd_ps(_mm256_maskload_ps(q3 + d, m), kv, a3);
-            }
-            float *sj = s + (int64_t)r0 * lds + j;
-            sj[0] = hsum_256(a0) * scale;
-            if (rb > 1) sj[lds] = hsum_256(a1) * scale;
-            if (rb > 2) sj[2 * lds] = hsum_256(a2) * scale;
-            if (rb > 3) sj[3 * lds] = hsum_256(a3) * scale;
+        float *sr = s + (int64_t)r0 * lds;
+        switch (rows - r0 < 4 ? rows - r0 : 4) {
+        case 1: scores_rows_256(1, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        case 2: scores_rows_256(2, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        case 3: scores_rows_256(3, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        default: scores_rows_256(4, q + r0, k, ldk, nk, D, scale, sr, lds); break;
         }
     }
 }
@@ -49,39 +77,45 @@ static VLM_AVX2 float exp_sum_256(float *x, int64_t n, float mx) {
     return hsum_256(acc);
 }
 
-// Four rows x 16 output columns (8 accumulators) per pass over the keys.
+// R (1..4, a constant after inlining) rows x 16 output columns (2R accumulators) per pass over the keys.
+VLM_INLINE VLM_AVX2 void weighted_rows_256(const int R, const float *p, int64_t ldp, const float *v, int64_t ldv,
+                                           int64_t nk, int64_t D, float *o, int64_t ldo) {
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+        __m256i m0 = tail_mask_256(D - d0), m1 = tail_mask_256(D - d0 - 8);
+        __m256 acc[4][2];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        const float *vr = v + d0;
+        for (int64_t j = 0; j < nk; j++, vr += ldv) {
+            __m256 v0 = _mm256_maskload_ps(vr, m0), v1 = _mm256_maskload_ps(vr + 8, m1);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) {
+                if (r >= R) break;
+                __m256 w = _mm256_broadcast_ss(p + (int64_t)r * ldp + j);
+                acc[r][0] = _mm256_fmadd_ps(w, v0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(w, v1, acc[r][1]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) {
+            if (r >= R) break;
+            float *orow = o + (int64_t)r * ldo + d0;
+            _mm256_maskstore_ps(orow, m0, acc[r][0]);
+            _mm256_maskstore_ps(orow + 8, m1, acc[r][1]);
+        }
+    }
+}
+
 static VLM_AVX2 void weighted_sum_256(int rows, const float *p, int64_t ldp, const float *v, int64_t ldv, int64_t nk,
                                       int64_t D, float *o, int64_t ldo) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
-        int rb = rows - r0 < 4 ? rows - r0 : 4;
-        const float *p0 = p + (int64_t)r0 * ldp;
-        const float *p1 = p0 + (rb > 1 ? ldp : 0), *p2 = p0 + (rb > 2 ? 2 * ldp : 0), *p3 = p0 + (rb > 3 ? 3 * ldp : 0);
-        for (int64_t d0 = 0; d0 < D; d0 += 16) {
-            __m256i m0 = tail_mask_256(D - d0), m1 = tail_mask_256(D - d0 - 8);
-            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
-                   a31 = a00;
-            const float *vr = v + d0;
-            for (int64_t j = 0; j < nk; j++, vr += ldv) {
-                __m256 v0 = _mm256_maskload_ps(vr, m0), v1 = _mm256_maskload_ps(vr + 8, m1);
-                __m256 w = _mm256_broadcast_ss(p0 + j);
-                a00 = _mm256_fmadd_ps(w, v0, a00);
-                a01 = _mm256_fmadd_ps(w, v1, a01);
-                w = _mm256_broadcast_ss(p1 + j);
-                a10 = _mm256_fmadd_ps(w, v0, a10);
-                a11 = _mm256_fmadd_ps(w, v1, a11);
-                w = _mm256_broadcast_ss(p2 + j);
-                a20 = _mm256_fmadd_ps(w, v0, a20);
-                a21 = _mm256_fmadd_ps(w, v1, a21);
-                w = _mm256_broadcast_ss(p3 + j);
-                a30 = _mm256_fmadd_ps(w, v0, a30);
-                a31 = _mm256_fmadd_ps(w, v1, a31);
-            }
-            float *orow = o + (int64_t)r0 * ldo + d0;
-            _mm256_maskstore_ps(orow, m0, a00);
-            _mm256_maskstore_ps(orow + 8, m1, a01);
-            if (rb > 1) { _mm256_maskstore_ps(orow + ldo, m0, a10); _mm256_maskstore_ps(orow + ldo + 8, m1, a11); }
-            if (rb > 2) { _mm256_maskstore_ps(orow + 2 * ldo, m0, a20); _mm256_maskstore_ps(orow + 2 * ldo + 8, m1, a21); }
-            if (rb > 3) { _mm256_maskstore_ps(orow + 3 * ldo, m0, a30); _mm256_maskstore_ps(orow + 3 * ldo + 8, m1, a31); }
+        const float *pr = p + (int64_t)r0 * ldp;
+        float *orow = o + (int64_t)r0 * ldo;
+        switch (rows - r0 < 4 ? rows - r0 : 4) {
+        case 1: weighted_rows_256(1, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        case 2: weighted_rows_256(2, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        case 3: weighted_rows_256(3, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        default: weighted_rows_256(4, pr, ldp, v, ldv, nk, D, orow, ldo); break;
         }
     }
 }

@@ -5,29 +5,63 @@
 
 VLM_INLINE VLM_AVX512 __mmask16 tail16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-// Four query rows against one key at a time: the key row is loaded once per four rows. Rows past `rows` repeat
-// the last one (computed, not stored).
+// Lane i of the result = the sum of the 16 lanes of a[i]: a transpose-add tree (four levels of two shuffles and one
+// add per pair, then one permute: 46 instructions per 16 keys, where 16 horizontal reductions take ~150).
+VLM_INLINE VLM_AVX512 __m512 sum16_512(const __m512 a[16]) {
+    __m512 b[8], c[4], d[2];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++)  // b[i]: 128-bit blocks 0-1 hold partial sums of a[2i], blocks 2-3 of a[2i+1]
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 4; i++)  // c[i]: block t holds four partial sums of a[4i+t]
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 2; i++)  // d[i]: in block t, lanes 0-1 are partial sums of a[8i+t], lanes 2-3 of a[8i+4+t]
+        d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // e: lane 4t+u is the whole sum of a[4u+t]; the permute puts a[i]'s in lane i.
+    __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), e);
+}
+
+// R (1..4, a constant after inlining) query rows against 16 keys at a time: one accumulator per key, the block's 16
+// reduced together and stored as one vector. A short last block repeats its last key (computed, not stored). Each
+// row's arithmetic is the same whatever R and its neighbours are (AttentionGQATests compares bitwise).
+VLM_INLINE VLM_AVX512 void scores_rows_512(const int R, const float *const *q, const float *k, int64_t ldk, int64_t nk,
+                                           int64_t D, float scale, float *s, int64_t lds) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int64_t j0 = 0; j0 < nk; j0 += 16) {
+        int64_t nb = nk - j0 < 16 ? nk - j0 : 16;
+        const float *kr[16];
+#pragma clang loop unroll(full)
+        for (int jj = 0; jj < 16; jj++) kr[jj] = k + (j0 + (jj < nb ? jj : nb - 1)) * ldk;
+        for (int r = 0; r < R; r++) {
+            __m512 a[16];
+#pragma clang loop unroll(full)
+            for (int jj = 0; jj < 16; jj++) a[jj] = _mm512_setzero_ps();
+            for (int64_t d = 0; d < D; d += 16) {
+                __mmask16 m = tail16(D - d);
+                __m512 qv = _mm512_maskz_loadu_ps(m, q[r] + d);
+#pragma clang loop unroll(full)
+                for (int jj = 0; jj < 16; jj++) a[jj] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kr[jj] + d), a[jj]);
+            }
+            _mm512_mask_storeu_ps(s + (int64_t)r * lds + j0, tail16(nb), _mm512_mul_ps(sum16_512(a), sc));
+        }
+    }
+}
+
 static VLM_AVX512 void scores_512(int rows, const float *const *q, const float *k, int64_t ldk, int64_t nk, int64_t D,
                                   float scale, float *s, int64_t lds) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
-        int rb = rows - r0 < 4 ? rows - r0 : 4;
-        const float *q0 = q[r0], *q1 = q[r0 + (rb > 1)], *q2 = q[r0 + (rb > 2 ? 2 : 0)], *q3 = q[r0 + (rb > 3 ? 3 : 0)];
-        for (int64_t j = 0; j < nk; j++) {
-            const float *kr = k + j * ldk;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int64_t d = 0; d < D; d += 16) {
-                __mmask16 m = tail16(D - d);
-                __m512 kv = _mm512_maskz_loadu_ps(m, kr + d);
-                a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q0 + d), kv, a0);
-                a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q1 + d), kv, a1);
-                a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q2 + d), kv, a2);
-                a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q3 + d), kv, a3);
-            }
-            float *sj = s + (int64_t)r0 * lds + j;
-            sj[0] = _mm512_reduce_add_ps(a0) * scale;
-            if (rb > 1) sj[lds] = _mm512_reduce_add_ps(a1) * scale;
-            if (rb > 2) sj[2 * lds] = _mm512_reduce_add_ps(a2) * scale;
-            if (rb > 3) sj[3 * lds] = _mm512_reduce_add_ps(a3) * scale;
+        float *sr = s + (int64_t)r0 * lds;
+        switch (rows - r0 < 4 ? rows - r0 : 4) {
+        case 1: scores_rows_512(1, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        case 2: scores_rows_512(2, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        case 3: scores_rows_512(3, q + r0, k, ldk, nk, D, scale, sr, lds); break;
+        default: scores_rows_512(4, q + r0, k, ldk, nk, D, scale, sr, lds); break;
         }
     }
 }
@@ -45,41 +79,51 @@ static VLM_AVX512 float exp_sum_512(float *x, int64_t n, float mx) {
     return _mm512_reduce_add_ps(acc);
 }
 
-// Four rows x 64 output columns (16 accumulators) per pass over the keys; each value row is loaded once per pass.
+// R (1..4, a constant after inlining) rows x 64 output columns (4R accumulators) per pass over the keys; each value
+// row is loaded once per pass and only the rows there are get multiplied.
+VLM_INLINE VLM_AVX512 void weighted_rows_512(const int R, const float *p, int64_t ldp, const float *v, int64_t ldv,
+                                             int64_t nk, int64_t D, float *o, int64_t ldo) {
+    for (int64_t d0 = 0; d0 < D; d0 += 64) {
+        __mmask16 m[4];
+        for (int c = 0; c < 4; c++) m[c] = D - d0 - 16 * c > 0 ? tail16(D - d0 - 16 * c) : 0;
+        __m512 acc[4][4];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++)
+#pragma clang loop unroll(full)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        const float *vr = v + d0;
+        for (int64_t j = 0; j < nk; j++, vr += ldv) {
+            __m512 vv[4];
+#pragma clang loop unroll(full)
+            for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < 4; r++) {
+                if (r >= R) break;
+                __m512 w = _mm512_set1_ps(p[(int64_t)r * ldp + j]);
+#pragma clang loop unroll(full)
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) {
+            if (r >= R) break;
+            float *orow = o + (int64_t)r * ldo + d0;
+#pragma clang loop unroll(full)
+            for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(orow + 16 * c, m[c], acc[r][c]);
+        }
+    }
+}
+
 static VLM_AVX512 void weighted_sum_512(int rows, const float *p, int64_t ldp, const float *v, int64_t ldv, int64_t nk,
                                         int64_t D, float *o, int64_t ldo) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
-        int rb = rows - r0 < 4 ? rows - r0 : 4;
-        const float *p0 = p + (int64_t)r0 * ldp;
-        const float *p1 = p0 + (rb > 1 ? ldp : 0), *p2 = p0 + (rb > 2 ? 2 * ldp : 0), *p3 = p0 + (rb > 3 ? 3 * ldp : 0);
-        for (int64_t d0 = 0; d0 < D; d0 += 64) {
-            __mmask16 m[4];
-            for (int c = 0; c < 4; c++) m[c] = D - d0 - 16 * c > 0 ? tail16(D - d0 - 16 * c) : 0;
-            __m512 acc[4][4];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < 4; r++)
-#pragma clang loop unroll(full)
-                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
-            const float *vr = v + d0;
-            for (int64_t j = 0; j < nk; j++, vr += ldv) {
-                __m512 w0 = _mm512_set1_ps(p0[j]), w1 = _mm512_set1_ps(p1[j]), w2 = _mm512_set1_ps(p2[j]),
-                       w3 = _mm512_set1_ps(p3[j]);
-#pragma clang loop unroll(full)
-                for (int c = 0; c < 4; c++) {
-                    __m512 vv = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
-                    acc[0][c] = _mm512_fmadd_ps(w0, vv, acc[0][c]);
-                    acc[1][c] = _mm512_fmadd_ps(w1, vv, acc[1][c]);
-                    acc[2][c] = _mm512_fmadd_ps(w2, vv, acc[2][c]);
-                    acc[3][c] = _mm512_fmadd_ps(w3, vv, acc[3][c]);
-                }
-            }
-#pragma clang loop unroll(full)
-            for (int r = 0; r < 4; r++) {
-                if (r >= rb) break;
-                float *orow = o + (int64_t)(r0 + r) * ldo + d0;
-#pragma clang loop unroll(full)
-                for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(orow + 16 * c, m[c], acc[r][c]);
-            }
+        const float *pr = p + (int64_t)r0 * ldp;
+        float *orow = o + (int64_t)r0 * ldo;
+        switch (rows - r0 < 4 ? rows - r0 : 4) {
+        case 1: weighted_rows_512(1, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        case 2: weighted_rows_512(2, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        case 3: weighted_rows_512(3, pr, ldp, v, ldv, nk, D, orow, ldo); break;
+        default: weighted_rows_512(4, pr, ldp, v, ldv, nk, D, orow, ldo); break;
         }
     }
 }

@@ -24,6 +24,9 @@ import VLMTestSupport
         Case(b: 2, h: 4, kvh: 4, tq: 5, tk: 9, d: 8, empty: true),             // no grouping, an empty range
         Case(b: 1, h: 6, kvh: 2, tq: 9, tk: 140, d: 80),                       // 27 rows per head: GEMM path
         Case(b: 1, h: 16, kvh: 1, tq: 1, tk: 129, d: 16),                      // exactly 16 rows, two chunks
+        Case(b: 1, h: 4, kvh: 4, tq: 1, tk: 301, d: 64),                       // one row per head (SmolLM2-1.7B)
+        Case(b: 2, h: 8, kvh: 4, tq: 1, tk: 45, d: 20, maskEvery: 5),          // two rows, a short key block
+        Case(b: 1, h: 14, kvh: 2, tq: 1, tk: 7, d: 136),                       // 7 rows (4 + 3), D past 128
     ]
 
     /// Causal ranges for queries at the end of the keys, optionally windowed; `empty` gives query 0 no keys.
