@@ -26,20 +26,23 @@ int main(int argc, char **argv) {
     unsigned s = 1;
     for (long i = 0; i < (long)N * K; i++) { s = s * 1664525u + 1013904223u; W[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.04f; }
     for (int i = 0; i < M * K; i++) X[i] = 0.1f * (float)(i % 7);
-    vlm_weight_dtype dts[] = {VLM_WEIGHT_F32, VLM_WEIGHT_BF16, VLM_WEIGHT_I8, VLM_WEIGHT_I4};
-    for (int d = 0; d < 4; d++) {
+    // The fifth row is int4 marked for int8 compute: the W4A8 decode kernel (vlm_linear_w4a8).
+    vlm_weight_dtype dts[] = {VLM_WEIGHT_F32, VLM_WEIGHT_BF16, VLM_WEIGHT_I8, VLM_WEIGHT_I4, VLM_WEIGHT_I4};
+    for (int d = 0; d < 5; d++) {
         vlm_packed_weight *ws[256];
         int nw = 0;
         long bytes = 0;
         while (bytes < target && nw < 256 && (ws[nw] = vlm_pack_weight(W, N, K, dts[d]))) bytes += vlm_packed_weight_bytes(ws[nw++]);
+        if (d == 4)
+            for (int i = 0; i < nw; i++) vlm_packed_weight_set_compute(ws[i], VLM_COMPUTE_INT8);
         double best = 1e9;
         for (int r = 0; r < 7; r++) {
             double t0 = now();
             for (int i = 0; i < nw; i++) vlm_linear(X, M, K, ws[i], NULL, VLM_ACT_NONE, Y, N);
             if (now() - t0 < best) best = now() - t0;
         }
-        printf("%-4s M=%d N=%d K=%d: %3d weights x %6.1f MB, %6.2f GB/s  [%s]\n", vlm_weight_format_info(dts[d])->name, M, N, K,
-               nw, bytes / 1e6 / nw, bytes / best / 1e9, vlm_weight_format_kernel(dts[d], M));
+        printf("%-4s%s M=%d N=%d K=%d: %3d weights x %6.1f MB, %6.2f GB/s  [%s]\n", vlm_weight_format_info(dts[d])->name, d == 4 ? " w4a8" : "", M, N, K,
+               nw, bytes / 1e6 / nw, bytes / best / 1e9, d == 4 ? vlm_w4a8_kernel() : vlm_weight_format_kernel(dts[d], M));
         for (int i = 0; i < nw; i++) vlm_packed_weight_free(ws[i]);
     }
     return 0;

@@ -14,6 +14,9 @@
 #include <string.h>
 
 #define W4A8_BLOCK 32
+#ifndef W4A8_PREFETCH
+#define W4A8_PREFETCH 8192
+#endif
 
 // MARK: Activation quantizer (the definition's first step; shared by both paths)
 
@@ -146,6 +149,7 @@ VLM_INLINE VLM_W4A8 void w4a8_panels(const int MR, const int8_t *q, int64_t kp, 
                 for (int64_t t = 0; t < steps; t++) {
                     const unsigned char *rows = codes + (b0 + 4 * t) * (VLM_NR / 2);
                     int64_t left = len - (b0 + 4 * t);
+                    _mm_prefetch((const char *)rows + W4A8_PREFETCH, _MM_HINT_T0);
                     __m512i v = left >= 4 ? _mm512_loadu_si512((const void *)rows)
                                           : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (16 * left)) - 1), rows);
                     __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
