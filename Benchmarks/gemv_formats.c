@@ -1,9 +1,8 @@
 // GEMV (decode) throughput of each packed-weight format, kernel only: y = W x with M = 1..4 rows over enough
 // distinct weights (default ~300 MB) that every call streams from memory, or over one small weight (in cache,
 // the kernel's compute ceiling). Prints GB/s of packed bytes (codes + scales + zero points), best of 7.
-//   clang -O2 -D_GNU_SOURCE -ISources/CVLM/include Benchmarks/gemv_formats.c \
-//     Sources/CVLM/{quant,quant_avx2,pack,gemm_driver,dispatch,gemm_avx2,gemm_avx512,gemm_naive,attention,attention_naive,threadpool,ops,ops_avx2,ops_avx512,ops_naive,convert,dot,dot_avx2,dot_avx512}.c \
-//     -lm -lpthread -o /tmp/gemv_formats
+//   clang -O2 -D_GNU_SOURCE -ISources/CVLM/include -ISources/CVLM Benchmarks/gemv_formats.c \
+//     $(ls Sources/CVLM/*.c | grep -v image_) -lm -lpthread -ldl -o /tmp/gemv_formats
 //   /tmp/gemv_formats N K [M] [bytes] [threads]     e.g. 2560 960 1 300000000 2   (in cache: ... 1 2000000 1)
 #include "cvlm_kernels.h"
 #include <stdio.h>

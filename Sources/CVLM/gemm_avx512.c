@@ -308,9 +308,9 @@ const vlm_gemm_kernels vlm_gemm_kernels_avx512 = {
     .ukernel = ukernel_avx512,
     .ukernel16 = vlm_ukernel16_avx512,
     .bias_act = vlm_bias_act_avx512,
-    // Quantized panels: the AVX2 kernels (quant_avx2.c) until AVX-512/VNNI ones exist.
+    // Quantized panels: dequantized by the AVX2 kernel (quant_avx2.c); the I8 decode GEMV in AVX-512 (quant_avx512.c).
     .qdequant = vlm_qdequant_avx2,
-    .qgemv = vlm_qgemv_avx2,
+    .qgemv = vlm_qgemv_avx512,
 };
 #else
 const vlm_gemm_kernels vlm_gemm_kernels_avx512 = {0};

@@ -149,11 +149,15 @@ void vlm_ukernel16_avx512(int mr, int64_t kc, const float *A, int64_t lda, const
                           int nr, int accumulate, int f16);
 void vlm_ukernel16_avx2(int mr, int64_t kc, const float *A, int64_t lda, const uint16_t *Bp, float *C, int64_t ldc,
                         int nr, int accumulate, int f16);
-/// Quantized-panel kernels (quant_avx2.c); the AVX-512 set uses them too (a 512-bit decode GEMV measured slower on
-/// Zen 4: int4 79 vs 112 tokens/s, int8 equal; Benchmarks/RESULTS.md).
+/// Quantized-panel kernels (quant_avx2.c); the AVX-512 set uses them for I4 (a 512-bit int4 decode GEMV measured
+/// slower on Zen 4: 79 vs 112 tokens/s, int8 equal; Benchmarks/RESULTS.md) and vlm_qgemv_avx512 for I8 (on Zen 5's
+/// full-width units it streams int8 ~1.3x faster; session 23).
 void vlm_qdequant_avx2(const vlm_packed_weight *w, int64_t p, int64_t k0, int64_t kc, float *dst);
 void vlm_qgemv_avx2(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, const float *xs, int64_t p0,
                     int64_t p1, const float *bias, vlm_activation act, float *Y, int64_t ldy);
+/// The AVX-512 decode GEMV of I8 weights (quant_avx512.c); other formats go to vlm_qgemv_avx2.
+void vlm_qgemv_avx512(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *w, const float *xs, int64_t p0,
+                      int64_t p1, const float *bias, vlm_activation act, float *Y, int64_t ldy);
 void vlm_bias_act_avx2(float *x, int64_t n, const float *bias, vlm_activation act);
 /// Kernel set of the active ISA, or NULL for the naive path.
 const vlm_gemm_kernels *vlm_active_gemm_kernels(void);

@@ -17,7 +17,7 @@ import VLMTestSupport
 ///   sum |x| |s| (|q| + |z|) per output, taken here as 4e-7 * sqrt(K) * that magnitude plus one ulp of it.
 @Suite struct KernelsQuantTests {
     static let shapes: [(n: Int, k: Int, group: Int)] = [(37, 77, 32), (33, 100, 64), (5, 31, 32), (70, 300, 128), (1, 129, 128)]
-    static let ms = [1, 3, 4, 5, 17]
+    static let ms = [1, 2, 3, 4, 5, 17]
 
     struct Reference {
         let q: [Int8], scales: [Float], zeros: [UInt8], groups: Int
