@@ -101,9 +101,7 @@ static inline int64_t vlm_split_bound(int64_t i, int64_t n, int64_t total) {
     return total - total * r * r / (n * n);
 }
 
-// MARK: Scratch memory
-void *vlm_aligned_alloc(size_t bytes);
-void vlm_aligned_free(void *p);
+// MARK: Scratch memory (vlm_aligned_alloc / vlm_aligned_free: cvlm_kernels.h)
 /// Per-thread scratch (grown on demand, kept): returns NULL on allocation failure.
 float *vlm_scratch(int slot, size_t floats);
 

@@ -43,6 +43,15 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
 
 /// Process-wide kernel settings.
 public enum Kernels {
+    /// Runs `body` over `bytes` of memory allocated the way packed weights are (vlm_aligned_alloc: huge pages for large
+    /// blocks), so that a bandwidth sweep reads memory mapped as the weights it is compared with. nil when the
+    /// allocation fails.
+    public static func withWeightMemory<R>(bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R? {
+        guard bytes > 0, let p = vlm_aligned_alloc(bytes) else { return nil }
+        defer { vlm_aligned_free(p) }
+        return try body(p)
+    }
+
     /// Name of the ISA the kernels use now ("naive", "avx2", "avx512").
     public static var isa: String { String(cString: vlm_isa_name(vlm_active_isa())) }
 

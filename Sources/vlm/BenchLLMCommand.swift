@@ -214,23 +214,24 @@ struct BenchLLM: ParsableCommand {
     /// Read bandwidth (bytes/s) over a 1 GiB buffer with all kernel threads, best of 3: the decode roofline (taken
     /// before and after the timed run; the higher one is used).
     static func memoryBandwidth() -> Double {
-        let count = 1 << 28  // floats = 1 GiB
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { buffer.deallocate() }
-        buffer.initialize(repeating: 1, count: count)
-        let workers = max(Kernels.threads, 1)
-        var best = 0.0
-        for _ in 0 ..< 3 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let chunk = count / workers
-                let base = UnsafeRawPointer(buffer + w * chunk)
-                // glibc's vectorised memchr streams the chunk at full speed (1.0f is bytes 00 00 80 3F: no 0x55).
-                if memchr(base, 0x55, chunk * 4) != nil { print("") }
+        let count = 1 << 28  // floats = 1 GiB, allocated as the packed weights are (huge pages where they use them)
+        return Kernels.withWeightMemory(bytes: count * 4) { raw -> Double in
+            let buffer = raw.bindMemory(to: Float.self, capacity: count)
+            buffer.initialize(repeating: 1, count: count)
+            let workers = max(Kernels.threads, 1)
+            var best = 0.0
+            for _ in 0 ..< 3 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let chunk = count / workers
+                    let base = UnsafeRawPointer(buffer + w * chunk)
+                    // glibc's vectorised memchr streams the chunk at full speed (1.0f is bytes 00 00 80 3F: no 0x55).
+                    if memchr(base, 0x55, chunk * 4) != nil { print("") }
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                best = max(best, Double(count * 4) / seconds)
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            best = max(best, Double(count * 4) / seconds)
-        }
-        return best
+            return best
+        } ?? 0
     }
 }

@@ -69,6 +69,11 @@ const char *vlm_isa_name(vlm_isa isa);
 
 /// Number of threads the kernels use (default: online CPUs). n <= 0 restores the default.
 void vlm_set_num_threads(int n);
+/// Memory as the kernels allocate packed weights: 64-byte aligned; 4 MB and more start on a 2 MB boundary with
+/// transparent huge pages asked for (Linux; VLM_HUGE_PAGES=none keeps 4 KB pages). NULL on failure; free with
+/// vlm_aligned_free.
+void *vlm_aligned_alloc(size_t bytes);
+void vlm_aligned_free(void *p);
 int vlm_get_num_threads(void);
 /// Runs fn(ctx, task) for task in [0, ntasks) on the kernel pool, the caller taking part (inline when called
 /// from inside a pool task). For callers outside C (Swift's per-row loops), so they share the kernels' threads
