@@ -67,14 +67,7 @@ VLM_INLINE VLM_AVX512 void qgemv_i8_rows_512(const int MR, const float *X, int64
                 C[m][1] = _mm512_fmadd_ps(s1, a1, C[m][1]);
             }
         }
-        int64_t n0 = p * VLM_NR;
-        int nr = (int)(w->N - n0 < VLM_NR ? w->N - n0 : VLM_NR);
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
-        __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias + n0) : _mm512_setzero_ps();
-        __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + n0 + 16) : _mm512_setzero_ps();
-        for (int m = 0; m < MR; m++)
-            store_row_epilogue_512(Y + m * ldy + n0, C[m][0], C[m][1], m0, m1, bias, bias0, bias1, act);
+        store_panel_512(MR, C, Y, ldy, p * VLM_NR, w->N, bias, act);
     }
 }
 

@@ -173,6 +173,18 @@ VLM_INLINE VLM_AVX512 void store_row_epilogue_512(float *y, __m512 v0, __m512 v1
     _mm512_mask_storeu_ps(y + 16, m1, v1);
 }
 
+// Rows m < MR of one 32-column panel starting at column n0 (C[m][0]: columns n0..n0+15, C[m][1]: the next 16) into
+// Y with the bias and activation; columns at N and past are not written (the decode GEMVs' epilogue).
+VLM_INLINE VLM_AVX512 void store_panel_512(const int MR, __m512 C[][2], float *Y, int64_t ldy, int64_t n0, int64_t N,
+                                           const float *bias, vlm_activation act) {
+    int nr = (int)(N - n0 < 32 ? N - n0 : 32);
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias + n0) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + n0 + 16) : _mm512_setzero_ps();
+    for (int m = 0; m < MR; m++) store_row_epilogue_512(Y + m * ldy + n0, C[m][0], C[m][1], m0, m1, bias, bias0, bias1, act);
+}
+
 // MARK: AVX2
 
 VLM_INLINE VLM_AVX2 __m256 exp2_256(__m256 x, __m256 lo) {
