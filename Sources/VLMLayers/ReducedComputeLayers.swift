@@ -81,8 +81,17 @@ extension WeightScope {
             do {
                 if layer.weight.storage == .int8, loader.int8Compute.covers(role) { try layer.weight.setInt8Compute(true) }
                 if layer.weight.storage == .bfloat16, computesInBF16 { try layer.weight.setBF16Compute(true) }
-                if layer.weight.storage == .int4, decodesInW4A8 { try layer.weight.setInt8Compute(true) }
             } catch let e as TensorError { throw WeightError.storage(e) }
+        }
+        try applyW4A8Decode(layers)
+    }
+
+    /// Marks int4 weights of `layers` for W4A8 decode when this scope decodes in W4A8 (decoder layers, and the LM head,
+    /// which is not one of the roles of applyReducedCompute); other weights are left as they are.
+    public func applyW4A8Decode(_ layers: [Linear]) throws {
+        guard decodesInW4A8 else { return }
+        for layer in layers where layer.weight.storage == .int4 {
+            do { try layer.weight.setInt8Compute(true) } catch let e as TensorError { throw WeightError.storage(e) }
         }
     }
 }

@@ -258,9 +258,7 @@ public final class LlamaModel: @unchecked Sendable {
         // An int4 head decodes in W4A8 as the layers do: it is a vocabulary-sized GEMV each token, and the weight-only
         // int4 path is compute-bound at ~21 GB/s a core where W4A8 streams at the memory's rate. Its share of the
         // error is in `vlm quant-report` (Benchmarks/RESULTS.md, session 23).
-        if lmHead.weight.storage == .int4, body.decodesInW4A8 {
-            do { try lmHead.weight.setInt8Compute(true) } catch let e as TensorError { throw WeightError.storage(e) }
-        }
+        try body.applyW4A8Decode([lmHead])
     }
 
     /// A model of `config` with random weights (benchmarks); `storage` .bfloat16/.float16 rounds them to 16 bits.
