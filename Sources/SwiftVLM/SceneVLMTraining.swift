@@ -74,6 +74,11 @@ public struct SceneVLMArguments: Codable, Sendable {
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
     /// seeded initialisation (and the --vision-from tower): a new schedule that continues from a trained model.
     public var initFrom: String?
+    /// Decay of an exponential moving average of the weights (`ParameterAverage`; nil: none), which --export
+    /// writes instead of the last step's weights; checkpoints carry both.
+    public var ema: Float?
+    /// The step after which the average starts (nil: 0, from the first step).
+    public var emaFrom: Int?
 
     public init(scenes: Int, steps: Int) {
         self.scenes = scenes
@@ -124,6 +129,8 @@ public final class SceneVLMTrainer {
     public let args: SceneVLMArguments
     public let model: TrainableLlava
     public let optimizer: AdamW
+    /// The weights' moving average when args.ema is set.
+    public let average: ParameterAverage?
     public let assets: [String: Data]
     public private(set) var step = 0
     public private(set) var lossHistory: [Float] = []
@@ -132,6 +139,7 @@ public final class SceneVLMTrainer {
     public static let argsFile = "train_args.json"
     public static let stateFile = "trainer_state.json"
     public static let optimizerFile = "optimizer.safetensors"
+    public static let averageFile = "ema.safetensors"
     public static let logFile = "training_log.json"
     public static let curveFile = "loss_curve.svg"
 
@@ -161,7 +169,13 @@ public final class SceneVLMTrainer {
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
         if let scale = args.visionLRScale, !(scale > 0 && scale <= 1) { throw PipelineError.invalidArgument("--vision-lr-scale must be in (0, 1], got \(scale)") }
+        if let decay = args.ema, !(decay > 0 && decay < 1) { throw PipelineError.invalidArgument("--ema must be in (0, 1), e.g. 0.999, got \(decay)") }
+        if let from = args.emaFrom {
+            guard args.ema != nil else { throw PipelineError.invalidArgument("--ema-from needs --ema") }
+            guard from >= 0, from < args.steps else { throw PipelineError.invalidArgument("--ema-from must be in 0..<\(args.steps) (--steps), got \(from)") }
+        }
         self.args = args
+        average = try args.ema.map { try ParameterAverage(decay: $0) }
         let words = CheckpointAssets.words(in: try SceneVLM.corpus(seed: args.scenesSeed))
         let tower = try args.visionFrom.map { try PretrainedTower(directory: URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath)) }
         let patch = tower?.config.patchSize ?? 16
@@ -308,6 +322,11 @@ public final class SceneVLMTrainer {
         model = try TrainableLlava.load(directory: directory)
         optimizer = Self.makeOptimizer(args)
         try optimizer.loadState(from: directory.appendingPathComponent(Self.optimizerFile), params: model.parameters)
+        average = try args.ema.map { try ParameterAverage(decay: $0) }
+        let averageURL = directory.appendingPathComponent(Self.averageFile)
+        if let average, FileManager.default.fileExists(atPath: averageURL.path) {
+            try average.loadState(from: averageURL, params: model.parameters)
+        }
         let stateURL = directory.appendingPathComponent(Self.stateFile)
         do {
             let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL))
@@ -363,6 +382,7 @@ public final class SceneVLMTrainer {
             }
             step += 1
             lossHistory.append(result.loss)
+            if let average, step > args.emaFrom ?? 0 { average.update(model.parameters) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             onProgress?(TrainingProgress(step: step, epoch: 0, loss: result.loss, learningRate: lr, gradientNorm: result.gradientNorm,
                                          samplesPerSecond: Double(batch.size) / max(seconds, 1e-9)))
@@ -387,15 +407,17 @@ public final class SceneVLMTrainer {
     public func saveCheckpoint(to directory: URL) throws {
         var files = assets
         files[Self.optimizerFile] = try optimizer.stateData()
+        if let average, average.average != nil { files[Self.averageFile] = try average.stateData() }
         files[Self.stateFile] = try Self.encode(State(step: step, lossHistory: lossHistory))
         try model.save(to: directory, extraFiles: files)
     }
 
-    /// An inference-only copy (fp16 weights, no optimizer or trainer state).
+    /// An inference-only copy (fp16 weights, no optimizer or trainer state): the weights' moving average when the
+    /// run keeps one (--ema), the last step's weights otherwise.
     public func export(to directory: URL) throws {
         var files = assets
         files[Self.argsFile] = nil
-        try model.save(to: directory, extraFiles: files, dtype: .f16)
+        try model.save(to: directory, extraFiles: files, dtype: .f16, weights: average?.average)
     }
 
     static func encode<T: Encodable>(_ value: T) throws -> Data {

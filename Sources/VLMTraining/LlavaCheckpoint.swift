@@ -45,11 +45,14 @@ extension TrainableLlava {
     }
 
     /// Writes config.json + model.safetensors (llava-hf keys) and `extraFiles` into `directory`, atomically
-    /// (see `writeCheckpointDirectory`). `dtype` .f16/.bf16 halves the file for shipping.
-    public func save(to directory: URL, extraFiles: [String: Data] = [:], dtype: SafeTensorsWriter.StorageType = .f32) throws {
+    /// (see `writeCheckpointDirectory`). `dtype` .f16/.bf16 halves the file for shipping; `weights` (same names and
+    /// shapes, e.g. a `ParameterAverage`) are written in place of the model's own.
+    public func save(to directory: URL, extraFiles: [String: Data] = [:], dtype: SafeTensorsWriter.StorageType = .f32,
+                     weights: ParameterSet? = nil) throws {
+        let weights = weights ?? parameters
         try writeCheckpointDirectory(directory) { partial in
             try configData().write(to: partial.appendingPathComponent("config.json"))
-            let items = parameters.names.map { SafeTensorsWriter.Item($0, parameters[$0], dtype: dtype) }
+            let items = parameters.names.map { SafeTensorsWriter.Item($0, weights.tensor($0) ?? parameters[$0], dtype: dtype) }
             try SafeTensorsWriter.write(items, to: partial.appendingPathComponent("model.safetensors"), metadata: ["format": "pt"])
             for (name, data) in extraFiles { try data.write(to: partial.appendingPathComponent(name)) }
         }

@@ -49,6 +49,8 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("kind-weights"), help: "Relative weight of each kind when a turn's kind is drawn, e.g. colour=2,shape=2,relation=0.5 (kinds: caption, count, colour, shape, size, exists, relation, locate, enumerate; unnamed kinds weigh 1; default: uniform).") var kindWeights: String?
     @Option(name: .customLong("locate-share-from"), help: "The step from which --locate-share applies (default 0); before it, turns are drawn uniformly over kinds.") var locateShareFrom: Int?
     @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
+    @Option(help: "Keep an exponential moving average of the weights with this decay (e.g. 0.999) and --export it instead of the last step's weights (checkpoints keep both).") var ema: Float?
+    @Option(name: .customLong("ema-from"), help: "Start the --ema average after this step (default 0).") var emaFrom: Int?
     @Flag(name: .customLong("no-location-tokens"), help: "Leave PaliGemma's 1024 <locNNNN> tokens and the 'where is the ...?' turns out of the vocabulary and the data.") var noLocationTokens = false
     @Option(help: "Seed for initialisation and batch sampling.") var seed: UInt64 = 0
     @Option(name: .customLong("save-every"), help: "Also write a checkpoint every N steps under OUT/checkpoints.") var saveEvery: Int?
@@ -106,6 +108,8 @@ struct TrainVLM: ParsableCommand {
                 args.kindWeights = try kindWeights.map(SceneVLMArguments.parseKindWeights)
                 args.locateReferences = locateBy
                 args.initFrom = initFrom
+                args.ema = ema
+                args.emaFrom = emaFrom
                 args.seed = seed
                 args.saveEvery = saveEvery
                 trainer = try SceneVLMTrainer(args: args)
@@ -120,7 +124,7 @@ struct TrainVLM: ParsableCommand {
             print("checkpoint: \(expand(out).path)")
             if let export {
                 try trainer.export(to: expand(export))
-                print("exported: \(expand(export).path) (fp16)")
+                print("exported: \(expand(export).path) (fp16\(trainer.average.map { ", moving average of the weights, decay \($0.decay)" } ?? ""))")
             }
             if evalScenes > 0 { try report(expand(out), scenes: evalScenes) }
         }
