@@ -16,7 +16,7 @@ typedef struct {
     const vlm_ops_kernels *ok;
     int64_t B, H, group, Tq, Tk, D, qb, nqb;  // query head h reads key/value head h / group
     const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, ldo;
+    int64_t ldq, ldk, ldv, hs, ldo;  // hs: key/value head stride (D for token-major rows)
     float *out;
     float scale;
     int causal;
@@ -56,8 +56,8 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     float *s = vlm_scratch(2, (size_t)rows * nk + 16);
     if (!s) { atomic_store(&((attn_job *)j)->failed, 1); return; }
     const float *qp = j->q + (b * j->Tq + t0) * j->ldq + h * D;
-    const float *kp = j->k + (b * j->Tk + kb) * j->ldk + (h / j->group) * D;
-    const float *vp = j->v + (b * j->Tk + kb) * j->ldv + (h / j->group) * D;
+    const float *kp = j->k + (b * j->Tk + kb) * j->ldk + (h / j->group) * j->hs;
+    const float *vp = j->v + (b * j->Tk + kb) * j->ldv + (h / j->group) * j->hs;
     if (vlm_sgemm_st(j->gk, 0, 1, rows, nk, D, j->scale, qp, j->ldq, kp, j->ldk, 0.0f, s, nk) != 0) atomic_store(&((attn_job *)j)->failed, 1);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + kb : NULL;
     for (int64_t r = 0; r < rows; r++) {
@@ -87,21 +87,21 @@ static const vlm_attn_kernels *active_attn_kernels(void) {
 
 static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                          float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask,
+                          int64_t hs, float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask,
                           const int64_t *key_begin, const int64_t *key_end) {
     const vlm_gemm_kernels *gk = vlm_active_gemm_kernels();
     const vlm_ops_kernels *ok = vlm_active_ops_kernels();
     const vlm_attn_kernels *ak = active_attn_kernels();
     if (KVH <= 0 || H % KVH != 0) return -1;
     if (!gk || !ok || !ak || Tk <= 0 || D <= 0) {
-        vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
+        vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, hs, out, ldo, scale, causal, key_begin,
                                     key_end, key_mask, 0);
         return 0;
     }
     if (B <= 0 || H <= 0 || Tq <= 0) return 0;
     // Decode steps and short continuations: one pass over each key/value head for all the query rows sharing it.
     if ((H / KVH) * Tq <= VLM_ATTN_FEW_ROWS)
-        return vlm_attention_few_queries(ak, B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal,
+        return vlm_attention_few_queries(ak, B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, hs, out, ldo, scale, causal,
                                          key_begin, key_end, key_mask);
     int64_t qb = SCORE_BLOCK / Tk;
     if (qb < 8) qb = 8;
@@ -111,7 +111,7 @@ static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t 
     while (B * H * ((Tq + qb - 1) / qb) < 2 * threads && qb > 16) qb = (qb + 1) / 2;
     attn_job j = {
         .gk = gk, .ok = ok, .B = B, .H = H, .group = H / KVH, .Tq = Tq, .Tk = Tk, .D = D, .qb = qb, .nqb = (Tq + qb - 1) / qb,
-        .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldo = ldo, .out = out,
+        .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .hs = hs, .ldo = ldo, .out = out,
         .scale = scale, .causal = causal, .key_mask = key_mask,
         .key_begin = key_begin && key_end ? key_begin : NULL, .key_end = key_begin && key_end ? key_end : NULL,
     };
@@ -128,32 +128,48 @@ static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t 
 int vlm_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                    const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                    float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
-    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, NULL, NULL);
+    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, causal, key_mask, NULL, NULL);
 }
 
 int vlm_attention_ranged(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                           const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                           float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                           const uint8_t *key_mask) {
-    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
+    return attention_run(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, 0, key_mask, key_begin, key_end);
 }
 
 int vlm_attention_gqa(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
                       const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                       float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                       const uint8_t *key_mask) {
-    return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_mask, key_begin, key_end);
+    return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, 0, key_mask, key_begin, key_end);
+}
+
+int vlm_attention_strided(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                          int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t kv_head_stride,
+                          float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                          const int64_t *key_end, const uint8_t *key_mask, int bf16) {
+    if (KVH <= 0 || H % KVH != 0) return -1;
+    int few = (H / KVH) * Tq <= VLM_ATTN_FEW_ROWS;
+    if (!bf16 || few || B <= 0 || H <= 0 || Tq <= 0 || Tk <= 0 || D <= 0 || !vlm_attention_bf16_available())
+        return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, kv_head_stride, out, ldo, scale, causal,
+                             key_mask, key_begin, key_end);
+    return vlm_attention_bf16_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, kv_head_stride, out, ldo, scale, causal,
+                                  key_begin, key_end, key_mask);
+}
+
+void vlm_attention_strided_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                                 int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                 int64_t kv_head_stride, float *out, int64_t ldo, float scale, int causal,
+                                 const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask, int bf16) {
+    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, kv_head_stride, out, ldo, scale, causal,
+                                key_begin, key_end, key_mask, bf16 != 0);
 }
 
 int vlm_attention_bf16(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
                        const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                        float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
                        const int64_t *key_end, const uint8_t *key_mask) {
-    if (KVH <= 0 || H % KVH != 0) return -1;
-    int few = (H / KVH) * Tq <= VLM_ATTN_FEW_ROWS;
-    if (few || B <= 0 || H <= 0 || Tq <= 0 || Tk <= 0 || D <= 0 || !vlm_attention_bf16_available())
-        return attention_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_mask, key_begin,
-                             key_end);
-    return vlm_attention_bf16_run(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
-                                  key_end, key_mask);
+    return vlm_attention_strided(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, causal, key_begin,
+                                 key_end, key_mask, 1);
 }

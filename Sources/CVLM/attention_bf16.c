@@ -20,7 +20,7 @@ void vlm_attention_bf16_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int
                               int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
                               int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                               const uint8_t *key_mask) {
-    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, key_begin,
+    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, causal, key_begin,
                                 key_end, key_mask, 1);
 }
 
@@ -37,7 +37,7 @@ typedef struct {
     const vlm_lowp_kernels *bk;
     int64_t B, H, group, Tq, Tk, D, Dp, Tkp;
     const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, ldo;
+    int64_t ldq, ldk, ldv, hs, ldo;  // hs: key/value head stride
     float *out;
     float scale;
     int causal;
@@ -116,8 +116,8 @@ static void bf16_attn_task(void *ctx, int64_t task, int thread) {
     uint16_t *qb = (uint16_t *)((unsigned char *)krows + (rbytes + 63) / 64 * 64);
     uint16_t *pb = (uint16_t *)((unsigned char *)qb + (qbytes + 63) / 64 * 64);
     float *s = (float *)((unsigned char *)pb + (pbytes + 63) / 64 * 64);
-    pack_keys(j->k + b * Tk * j->ldk + g * D, j->ldk, Tk, D, Dp, krows, kpan);
-    pack_values(j->v + b * Tk * j->ldv + g * D, j->ldv, Tk, Tkp, D, vpan);
+    pack_keys(j->k + b * Tk * j->ldk + g * j->hs, j->ldk, Tk, D, Dp, krows, kpan);
+    pack_values(j->v + b * Tk * j->ldv + g * j->hs, j->ldv, Tk, Tkp, D, vpan);
     const vlm_ops_kernels *ok = vlm_active_ops_kernels();
     const uint8_t *mask = j->key_mask ? j->key_mask + b * Tk : NULL;
     for (int64_t t0 = 0; t0 < j->Tq; t0 += BF16_QB) {
@@ -151,13 +151,13 @@ static void bf16_attn_task(void *ctx, int64_t task, int thread) {
 }
 
 int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
-                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t hs, float *out,
                            int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                            const uint8_t *key_mask) {
     bf16_attn_job j = {
         .bk = &vlm_bf16_kernels_avx512, .B = B, .H = H, .group = H / KVH, .Tq = Tq, .Tk = Tk, .D = D,
         .Dp = (D + 1) / 2 * 2, .Tkp = (Tk + 1) / 2 * 2, .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv,
-        .ldo = ldo, .out = out, .scale = scale, .causal = causal,
+        .hs = hs, .ldo = ldo, .out = out, .scale = scale, .causal = causal,
         .key_begin = key_begin && key_end ? key_begin : NULL, .key_end = key_begin && key_end ? key_end : NULL,
         .key_mask = key_mask,
     };
@@ -171,11 +171,11 @@ int vlm_attention_bf16_available(void) {
 }
 #else
 int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
-                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t hs, float *out,
                            int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                            const uint8_t *key_mask) {
     (void)B; (void)H; (void)KVH; (void)Tq; (void)Tk; (void)D; (void)q; (void)ldq; (void)k; (void)ldk; (void)v;
-    (void)ldv; (void)out; (void)ldo; (void)scale; (void)causal; (void)key_begin; (void)key_end; (void)key_mask;
+    (void)ldv; (void)hs; (void)out; (void)ldo; (void)scale; (void)causal; (void)key_begin; (void)key_end; (void)key_mask;
     return -1;
 }
 int vlm_attention_bf16_available(void) { return 0; }

@@ -19,7 +19,7 @@ typedef struct {
     const vlm_attn_kernels *ak;
     int64_t B, H, KVH, group, Tq, Tk, D, rows;
     const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, ldo;
+    int64_t ldq, ldk, ldv, hs, ldo;  // hs: key/value head stride
     float *out;
     float scale;
     int causal;
@@ -51,7 +51,7 @@ static void few_task(void *ctx, int64_t task, int thread) {
     float *o = s + R * n;
     const float *qr[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) qr[r] = few_q(j, b, g, r);
-    j->ak->scores((int)R, qr, j->k + (b * j->Tk + s0) * j->ldk + g * D, j->ldk, n, D, j->scale, s, n);
+    j->ak->scores((int)R, qr, j->k + (b * j->Tk + s0) * j->ldk + g * j->hs, j->ldk, n, D, j->scale, s, n);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + s0 : NULL;
     float mx[VLM_ATTN_FEW_ROWS], sum[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) {
@@ -72,7 +72,7 @@ static void few_task(void *ctx, int64_t task, int thread) {
             sum[r] = j->ak->exp_sum(sr, n, m);
         }
     }
-    j->ak->weighted_sum((int)R, s, n, j->v + (b * j->Tk + s0) * j->ldv + g * D, j->ldv, n, D, o, D);
+    j->ak->weighted_sum((int)R, s, n, j->v + (b * j->Tk + s0) * j->ldv + g * j->hs, j->ldv, n, D, o, D);
     if (!j->partial) {
         for (int64_t r = 0; r < R; r++) {
             float *dst = few_out(j, b, g, r);
@@ -118,13 +118,13 @@ static void few_merge(const few_job *j, int64_t u) {
 
 int vlm_attention_few_queries(const vlm_attn_kernels *ak, int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
                               int64_t D, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
-                              int64_t ldv, float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
-                              const int64_t *key_end, const uint8_t *key_mask) {
+                              int64_t ldv, int64_t hs, float *out, int64_t ldo, float scale, int causal,
+                              const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask) {
     int64_t group = H / KVH, rows = group * Tq;
     if (rows > VLM_ATTN_FEW_ROWS) return -1;
     few_job j = {
         .ak = ak, .B = B, .H = H, .KVH = KVH, .group = group, .Tq = Tq, .Tk = Tk, .D = D, .rows = rows,
-        .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldo = ldo, .out = out, .scale = scale,
+        .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .hs = hs, .ldo = ldo, .out = out, .scale = scale,
         .causal = causal, .key_begin = key_begin && key_end ? key_begin : NULL,
         .key_end = key_begin && key_end ? key_end : NULL, .key_mask = key_mask,
     };

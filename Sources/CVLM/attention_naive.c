@@ -42,7 +42,7 @@ static void naive_query(int64_t Tk, int64_t D, const float *qr, const float *k, 
 // Reference for vlm_attention_ranged: query t sees keys s with key_begin[t] <= s < key_end[t] (and key_mask);
 // without ranges (NULL), every key, or with `causal` the keys up to its absolute position t + (Tk - Tq).
 void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q, int64_t ldq,
-                                 const float *k, int64_t ldk, const float *v, int64_t ldv, float *out, int64_t ldo,
+                                 const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t hs, float *out, int64_t ldo,
                                  float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                                  const uint8_t *key_mask, int bf16) {
     if (KVH <= 0 || H % KVH != 0) return;
@@ -54,8 +54,8 @@ void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, 
             for (int64_t t = 0; t < Tq; t++) {
                 int64_t begin = key_begin ? key_begin[t] : 0;
                 int64_t end = key_end ? key_end[t] : (causal ? t + (Tk - Tq) + 1 : Tk);
-                naive_query(Tk, D, q + (b * Tq + t) * ldq + h * D, k + b * Tk * ldk + (h / group) * D, ldk,
-                            v + b * Tk * ldv + (h / group) * D, ldv, out + (b * Tq + t) * ldo + h * D, scale, begin, end,
+                naive_query(Tk, D, q + (b * Tq + t) * ldq + h * D, k + b * Tk * ldk + (h / group) * hs, ldk,
+                            v + b * Tk * ldv + (h / group) * hs, ldv, out + (b * Tq + t) * ldo + h * D, scale, begin, end,
                             key_mask ? key_mask + b * Tk : NULL, p, bf16);
             }
     free(p);
@@ -64,14 +64,14 @@ void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, 
 void vlm_attention_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                          const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                          float *out, int64_t ldo, float scale, int causal, const uint8_t *key_mask) {
-    vlm_attention_naive_general(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, causal, NULL, NULL, key_mask, 0);
+    vlm_attention_naive_general(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, causal, NULL, NULL, key_mask, 0);
 }
 
 void vlm_attention_ranged_naive(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
                                 const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                                 float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                                 const uint8_t *key_mask) {
-    vlm_attention_naive_general(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_begin, key_end,
+    vlm_attention_naive_general(B, H, H, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, 0, key_begin, key_end,
                                 key_mask, 0);
 }
 
@@ -79,6 +79,6 @@ void vlm_attention_gqa_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int6
                              const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
                              float *out, int64_t ldo, float scale, const int64_t *key_begin, const int64_t *key_end,
                              const uint8_t *key_mask) {
-    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, out, ldo, scale, 0, key_begin, key_end,
+    vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, D, out, ldo, scale, 0, key_begin, key_end,
                                 key_mask, 0);
 }

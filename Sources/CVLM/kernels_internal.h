@@ -215,15 +215,16 @@ typedef struct {
 extern const vlm_attn_kernels vlm_attn_kernels_avx512;
 extern const vlm_attn_kernels vlm_attn_kernels_avx2;
 /// The double-precision reference behind every attention entry point (attention_naive.c): query head h reads
-/// key/value head h / (H / KVH); explicit ranges when given, else causal / every key.
+/// key/value head h / (H / KVH), at k + (b * Tk + s) * ldk + (h / (H / KVH)) * hs (hs: the key/value head stride,
+/// D for token-major rows); explicit ranges when given, else causal / every key.
 /// bf16 != 0: the definition of vlm_attention_bf16 (q, k, v rounded to bf16, P rounded after the softmax).
 void vlm_attention_naive_general(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
-                                 int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                                 int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t hs, float *out,
                                  int64_t ldo, float scale, int causal, const int64_t *key_begin,
                                  const int64_t *key_end, const uint8_t *key_mask, int bf16);
 /// The AVX512_BF16 attention (attention_bf16.c); callers check vlm_attention_bf16_available() first.
 int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
-                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, float *out,
+                           int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t hs, float *out,
                            int64_t ldo, float scale, int causal, const int64_t *key_begin, const int64_t *key_end,
                            const uint8_t *key_mask);
 /// Query rows per key/value head up to which attention takes the few-query path.
@@ -233,8 +234,8 @@ int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_
 /// per chunk, and the chunks are merged by their maxima (split-K softmax). Returns 0 or VLM_ERR_NOMEM.
 int vlm_attention_few_queries(const vlm_attn_kernels *ak, int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
                               int64_t D, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
-                              int64_t ldv, float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
-                              const int64_t *key_end, const uint8_t *key_mask);
+                              int64_t ldv, int64_t hs, float *out, int64_t ldo, float scale, int causal,
+                              const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask);
 
 // MARK: Inner-product kernels (one set per SIMD ISA; dot.c dispatches)
 typedef struct {

@@ -15,7 +15,7 @@ extension SelfAttention {
         let start = cache.length
         cache.append(fused, rows: t, ld: 3 * c, keyOffset: c, valueOffset: 2 * c)
         let begin = [Int64](repeating: 0, count: t), end = (0 ..< t).map { Int64(start + $0 + 1) }
-        let attended = Ops.attention(q: fused, ldq: 3 * c, k: cache.keys, ldk: c, v: cache.values, ldv: c, batch: 1, heads: heads,
+        let attended = Ops.attention(q: fused, ldq: 3 * c, k: cache.keys, ldk: headDim, v: cache.values, ldv: headDim, kvHeadStride: cache.headStride, batch: 1, heads: heads,
                                      queryLength: t, keyLength: cache.length, headDim: headDim,
                                      scale: 1 / Float(headDim).squareRoot(), keyBegin: begin, keyEnd: end)
         return out(attended.reshaped([t, c]))
@@ -62,20 +62,6 @@ public final class CrossAttention: @unchecked Sendable {
 }
 
 // MARK: - Copies
-
-extension LayerKVCache {
-    /// An independent cache holding the same rows (same capacity).
-    public func copy() -> LayerKVCache {
-        let other = LayerKVCache(capacity: capacity, width: width, reserve: max(length, 1))
-        let both = Tensor(uninitialized: [max(length, 1), 2 * width])
-        for r in 0 ..< length {
-            (both.pointer + r * 2 * width).update(from: keys.pointer + r * width, count: width)
-            (both.pointer + r * 2 * width + width).update(from: values.pointer + r * width, count: width)
-        }
-        other.append(both, rows: length, ld: 2 * width, keyOffset: 0, valueOffset: width)
-        return other
-    }
-}
 
 extension KVCache {
     /// An independent cache holding the same rows in every layer.

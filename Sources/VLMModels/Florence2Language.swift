@@ -245,7 +245,10 @@ public final class BartLanguageModel: @unchecked Sendable {
 
     /// A decoder self-attention cache for up to `capacity` decoder rows.
     func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: config.decoderLayers, capacity: min(max(capacity, 1), config.maxPositionEmbeddings), width: config.dModel)
+        // The layers' SelfAttention checked at load that d_model splits into the heads.
+        let heads = max(config.decoderAttentionHeads, 1)
+        return KVCache(layers: config.decoderLayers, capacity: min(max(capacity, 1), config.maxPositionEmbeddings), heads: heads,
+                       headDim: config.dModel / heads)
     }
 
     /// Bytes one decode step streams: every decoder linear weight and the LM head.

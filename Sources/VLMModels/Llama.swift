@@ -310,7 +310,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         let cap = min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
-        return KVCache(layers: layers.count, capacity: max(cap, 1), width: config.kvHeads * config.resolvedHeadDim)
+        return KVCache(layers: layers.count, capacity: max(cap, 1), heads: config.kvHeads, headDim: config.resolvedHeadDim)
     }
 
     /// ids -> [T, C] token embeddings (ids validated against the vocabulary).

@@ -146,20 +146,28 @@ public enum Ops {
     /// attends keys s with keyBegin[t] <= s < keyEnd[t] (and keyMask). q: [B, Tq, ldq-wide rows], k/v: [B, Tk, ...]
     /// holding `kvHeads` heads (default `heads`; grouped-query attention: query head h reads key/value head
     /// h / (heads / kvHeads)); keyBegin/keyEnd: [Tq], shared by the batch; keyMask: [B * Tk]. Returns
-    /// [B, Tq, H*D]. `naive` runs the portable reference kernel (tests). `bf16`: bf16 operands summed in fp32 where
-    /// the CPU has AVX512_BF16 and a key/value head has enough query rows (vlm_attention_bf16), else as without it.
+    /// [B, Tq, H*D]. `kvHeadStride`: floats from one key/value head to the next (default headDim, token-major rows);
+    /// a head-major cache ([kvHeads, capacity, headDim]) passes ld headDim and stride capacity * headDim
+    /// (vlm_attention_strided). `naive` runs the portable reference kernel (tests). `bf16`: bf16 operands summed in
+    /// fp32 where the CPU has AVX512_BF16 and a key/value head has enough query rows (vlm_attention_bf16), else as
+    /// without it.
     public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, k: Tensor, kOffset: Int = 0, ldk: Int,
-                                 v: Tensor, vOffset: Int = 0, ldv: Int,
+                                 v: Tensor, vOffset: Int = 0, ldv: Int, kvHeadStride: Int? = nil,
                                  batch: Int, heads: Int, kvHeads: Int? = nil, queryLength: Int, keyLength: Int,
                                  headDim: Int, scale: Float, keyBegin: [Int64], keyEnd: [Int64],
                                  keyMask: [UInt8]? = nil, naive: Bool = false, bf16: Bool = false) -> Tensor {
-        let width = heads * headDim, kvh = kvHeads ?? heads, kvWidth = kvh * headDim
+        let width = heads * headDim, kvh = kvHeads ?? heads, hs = kvHeadStride ?? headDim
         precondition(kvh > 0 && heads % kvh == 0, "attention: \(heads) heads are not a multiple of \(kvh) key/value heads")
-        func need(_ rows: Int, _ ld: Int, _ off: Int, _ w: Int) -> Int { rows == 0 ? 0 : off + (rows - 1) * ld + w }
-        precondition(ldq >= width && ldk >= kvWidth && ldv >= kvWidth, "attention: ld smaller than heads*headDim")
-        precondition(q.count >= need(batch * queryLength, ldq, qOffset, width), "attention: q \(q.shape) too small")
-        precondition(k.count >= need(batch * keyLength, ldk, kOffset, kvWidth), "attention: k \(k.shape) too small")
-        precondition(v.count >= need(batch * keyLength, ldv, vOffset, kvWidth), "attention: v \(v.shape) too small")
+        precondition(hs >= headDim, "attention: key/value head stride \(hs) smaller than headDim \(headDim)")
+        // The last float read: the last row of the last head.
+        func need(_ rows: Int, _ ld: Int, _ off: Int, _ heads: Int, _ stride: Int) -> Int {
+            rows == 0 ? 0 : off + (rows - 1) * ld + (heads - 1) * stride + headDim
+        }
+        precondition(ldq >= width && ldk >= headDim && ldv >= headDim, "attention: ld smaller than headDim")
+        precondition(hs != headDim || (ldk >= kvh * headDim && ldv >= kvh * headDim), "attention: ld smaller than kvHeads*headDim")
+        precondition(q.count >= need(batch * queryLength, ldq, qOffset, heads, headDim), "attention: q \(q.shape) too small")
+        precondition(k.count >= need(batch * keyLength, ldk, kOffset, kvh, hs), "attention: k \(k.shape) too small")
+        precondition(v.count >= need(batch * keyLength, ldv, vOffset, kvh, hs), "attention: v \(v.shape) too small")
         precondition(keyBegin.count == queryLength && keyEnd.count == queryLength, "attention: key ranges for \(keyBegin.count) queries, not \(queryLength)")
         if let keyMask { precondition(keyMask.count == batch * keyLength, "attention: keyMask count \(keyMask.count)") }
         let out = Tensor(uninitialized: [batch, queryLength, width])
@@ -169,19 +177,16 @@ public enum Ops {
                     let run = { (mask: UnsafePointer<UInt8>?) -> Int32 in
                         let args = (Int64(batch), Int64(heads), Int64(kvh), Int64(queryLength), Int64(keyLength), Int64(headDim))
                         if naive {
-                            vlm_attention_gqa_naive(args.0, args.1, args.2, args.3, args.4, args.5,
-                                                    q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                                                    out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                            vlm_attention_strided_naive(args.0, args.1, args.2, args.3, args.4, args.5,
+                                                        q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset,
+                                                        Int64(ldv), Int64(hs), out.pointer, Int64(width), scale, 0, begin.baseAddress,
+                                                        end.baseAddress, mask, bf16 ? 1 : 0)
                             return 0
                         }
-                        if bf16 {
-                            return vlm_attention_bf16(args.0, args.1, args.2, args.3, args.4, args.5,
-                                                      q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                                                      out.pointer, Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask)
-                        }
-                        return vlm_attention_gqa(args.0, args.1, args.2, args.3, args.4, args.5,
-                                                 q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset, Int64(ldv),
-                                                 out.pointer, Int64(width), scale, begin.baseAddress, end.baseAddress, mask)
+                        return vlm_attention_strided(args.0, args.1, args.2, args.3, args.4, args.5,
+                                                     q.pointer + qOffset, Int64(ldq), k.pointer + kOffset, Int64(ldk), v.pointer + vOffset,
+                                                     Int64(ldv), Int64(hs), out.pointer, Int64(width), scale, 0, begin.baseAddress,
+                                                     end.baseAddress, mask, bf16 ? 1 : 0)
                     }
                     if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
                 }

@@ -132,6 +132,54 @@ import VLMTestSupport
         }
     }
 
+    /// A head-major KV cache ([KVH, capacity, D], read with ld D and head stride capacity * D through
+    /// vlm_attention_strided) gives bitwise what token-major rows give: same rows, same arithmetic, only the
+    /// addresses differ. Every single-sequence case, fp32 and bf16, fast kernels and naive twins, every path.
+    @Test func headMajorLayoutEqualsTokenMajor() {
+        KernelPaths.forEach(threads: [1, 2]) { path, threads in
+            for (i, c) in Self.cases.enumerated() where c.b == 1 {
+                let o = Self.operands(c, seed: UInt64(300 + 3 * i))
+                let capacity = c.tk + 5  // unused positions after each head's run, as a cache has
+                func headMajor(_ x: [Float], ld: Int) -> [Float] {
+                    var y = [Float](repeating: .nan, count: c.kvh * capacity * c.d)
+                    for s in 0 ..< c.tk {
+                        for g in 0 ..< c.kvh {
+                            for d in 0 ..< c.d { y[(g * capacity + s) * c.d + d] = x[s * ld + g * c.d + d] }
+                        }
+                    }
+                    return y
+                }
+                let k = headMajor(o.k, ld: o.ldk), v = headMajor(o.v, ld: o.ldv)
+                let (begin, end) = Self.ranges(c)
+                let scale = 1 / Float(c.d).squareRoot()
+                let mask = Self.mask(c)
+                for bf16: Int32 in [0, 1] {
+                    for naive in [false, true] {
+                        func call(_ k: [Float], _ ldk: Int, _ v: [Float], _ ldv: Int, _ hs: Int) -> (Int32, [Float]) {
+                            var out = [Float](repeating: 777, count: c.tq * o.ldo)
+                            let a = (Int64(c.b), Int64(c.h), Int64(c.kvh), Int64(c.tq), Int64(c.tk), Int64(c.d))
+                            let run = { (m: UnsafePointer<UInt8>?) -> Int32 in
+                                if naive {
+                                    vlm_attention_strided_naive(a.0, a.1, a.2, a.3, a.4, a.5, o.q, Int64(o.ldq), k, Int64(ldk), v, Int64(ldv),
+                                                                Int64(hs), &out, Int64(o.ldo), scale, 0, begin, end, m, bf16)
+                                    return 0
+                                }
+                                return vlm_attention_strided(a.0, a.1, a.2, a.3, a.4, a.5, o.q, Int64(o.ldq), k, Int64(ldk), v, Int64(ldv),
+                                                             Int64(hs), &out, Int64(o.ldo), scale, 0, begin, end, m, bf16)
+                            }
+                            let status = mask.map { m in m.withUnsafeBufferPointer { run($0.baseAddress) } } ?? run(nil)
+                            return (status, out)
+                        }
+                        let rows = call(o.k, o.ldk, o.v, o.ldv, c.d), heads = call(k, c.d, v, c.d, capacity * c.d)
+                        #expect(rows.0 == 0 && heads.0 == 0)
+                        #expect(rows.1 == heads.1, "\(path) t=\(threads) case \(i) bf16=\(bf16) naive=\(naive): head-major differs")
+                        #expect(heads.1.allSatisfy { !$0.isNaN }, "\(path) case \(i): read past a head's positions")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func headsNotAMultipleOfKeyValueHeadsIsAnError() {
         let c = Case(b: 1, h: 5, kvh: 2, tq: 1, tk: 3, d: 8)
         let o = Self.operands(c, seed: 1)

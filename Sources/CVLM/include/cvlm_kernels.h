@@ -413,6 +413,22 @@ void vlm_attention_bf16_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int
 /// 1 when vlm_attention_bf16 computes in bf16 on the active path (AVX-512 with AVX512_BF16), else 0.
 int vlm_attention_bf16_available(void);
 
+/// The general form behind the entries above, for keys and values that are not token-major rows: key/value head g
+/// of position s of sequence b is read at k + (b * Tk + s) * ldk + g * kv_head_stride (likewise v). A KV cache
+/// kept head-major ([KVH, capacity, D]: ldk = ldv = D, kv_head_stride = capacity * D) is read in place, each
+/// head's keys one contiguous run; kv_head_stride = D is the token-major layout of vlm_attention_gqa. Explicit
+/// ranges when key_begin/key_end are given, else `causal`; bf16 != 0 as vlm_attention_bf16, else fp32.
+/// Returns 0, -1 when H is not a multiple of KVH, or VLM_ERR_NOMEM (out incomplete).
+int vlm_attention_strided(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                          int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t kv_head_stride,
+                          float *out, int64_t ldo, float scale, int causal, const int64_t *key_begin,
+                          const int64_t *key_end, const uint8_t *key_mask, int bf16);
+/// Its double-precision reference.
+void vlm_attention_strided_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                                 int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                 int64_t kv_head_stride, float *out, int64_t ldo, float scale, int causal,
+                                 const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask, int bf16);
+
 // MARK: Inner products for vector search
 
 /// a . b over n floats (any alignment). Float accumulation in several SIMD lanes: agrees with the naive
