@@ -36,6 +36,9 @@ VLM_INLINE VLM_AVX2 void scores_rows_256(const int R, const float *const *q, con
         const float *kr[8];
 #pragma clang loop unroll(full)
         for (int jj = 0; jj < 8; jj++) kr[jj] = k + (j0 + (jj < nb ? jj : nb - 1)) * ldk;
+        // Keys 16 rows ahead (see scores_rows_512).
+        for (int64_t jj = j0 + 16; jj < j0 + 24 && jj < nk; jj++)
+            for (int64_t d = 0; d < D; d += 16) _mm_prefetch((const char *)(k + jj * ldk + d), _MM_HINT_T0);
         for (int r = 0; r < R; r++) {
             __m256 a[8];
 #pragma clang loop unroll(full)
@@ -87,6 +90,8 @@ VLM_INLINE VLM_AVX2 void weighted_rows_256(const int R, const float *p, int64_t 
         for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         const float *vr = v + d0;
         for (int64_t j = 0; j < nk; j++, vr += ldv) {
+            if (d0 == 0 && j + 16 < nk)  // the first pass brings whole rows in, 16 rows ahead; the others find them
+                for (int64_t d = 0; d < D; d += 16) _mm_prefetch((const char *)(vr + 16 * ldv + d), _MM_HINT_T0);
             __m256 v0 = _mm256_maskload_ps(vr, m0), v1 = _mm256_maskload_ps(vr + 8, m1);
 #pragma clang loop unroll(full)
             for (int r = 0; r < 4; r++) {

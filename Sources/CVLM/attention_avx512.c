@@ -38,6 +38,11 @@ VLM_INLINE VLM_AVX512 void scores_rows_512(const int R, const float *const *q, c
         const float *kr[16];
 #pragma clang loop unroll(full)
         for (int jj = 0; jj < 16; jj++) kr[jj] = k + (j0 + (jj < nb ? jj : nb - 1)) * ldk;
+        // The next block's keys, a block ahead: each task reads a few KB per head, too short a stream for the
+        // hardware prefetchers to ramp up before it ends.
+        if (j0 + 16 < nk)
+            for (int64_t jj = j0 + 16; jj < j0 + 32 && jj < nk; jj++)
+                for (int64_t d = 0; d < D; d += 16) _mm_prefetch((const char *)(k + jj * ldk + d), _MM_HINT_T0);
         for (int r = 0; r < R; r++) {
             __m512 a[16];
 #pragma clang loop unroll(full)
@@ -93,6 +98,8 @@ VLM_INLINE VLM_AVX512 void weighted_rows_512(const int R, const float *p, int64_
             for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
         const float *vr = v + d0;
         for (int64_t j = 0; j < nk; j++, vr += ldv) {
+            if (j + 16 < nk)  // 16 rows ahead (see scores_rows_512)
+                for (int c = 0; c < 4 && d0 + 16 * c < D; c++) _mm_prefetch((const char *)(vr + 16 * ldv + 16 * c), _MM_HINT_T0);
             __m512 vv[4];
 #pragma clang loop unroll(full)
             for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);

@@ -51,7 +51,16 @@ static void few_task(void *ctx, int64_t task, int thread) {
     float *o = s + R * n;
     const float *qr[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) qr[r] = few_q(j, b, g, r);
-    j->ak->scores((int)R, qr, j->k + (b * j->Tk + s0) * j->ldk + g * j->hs, j->ldk, n, D, j->scale, s, n);
+    const float *kc = j->k + (b * j->Tk + s0) * j->ldk + g * j->hs, *vc = j->v + (b * j->Tk + s0) * j->ldv + g * j->hs;
+    // The chunk's first 16 keys and values are asked for now, so they arrive while the first scores run (the
+    // kernels prefetch 16 rows ahead from there on): a head's chunk of a short context is a stream too short for
+    // the hardware prefetchers to ramp up. 16-float steps: a cache line.
+    for (int64_t i = 0; i < n && i < 16; i++)
+        for (int64_t d = 0; d < D; d += 16) {
+            __builtin_prefetch(kc + i * j->ldk + d);
+            __builtin_prefetch(vc + i * j->ldv + d);
+        }
+    j->ak->scores((int)R, qr, kc, j->ldk, n, D, j->scale, s, n);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + s0 : NULL;
     float mx[VLM_ATTN_FEW_ROWS], sum[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) {
@@ -72,7 +81,7 @@ static void few_task(void *ctx, int64_t task, int thread) {
             sum[r] = j->ak->exp_sum(sr, n, m);
         }
     }
-    j->ak->weighted_sum((int)R, s, n, j->v + (b * j->Tk + s0) * j->ldv + g * j->hs, j->ldv, n, D, o, D);
+    j->ak->weighted_sum((int)R, s, n, vc, j->ldv, n, D, o, D);
     if (!j->partial) {
         for (int64_t r = 0; r < R; r++) {
             float *dst = few_out(j, b, g, r);
