@@ -23,6 +23,8 @@ import VLMTestSupport
         (31, 65, 131, 32), (19, 40, 3, 32), (9, 64, 1001, 1024),
         (20, 40, 2048, 128),  // 2 KiB rows of u8 activations (4 KiB as int16): padded stride
         (64, 1000, 301, 128),  // 32 panels in 8 tasks at 2 threads: the shrinking (guided) split of panel ranges
+        (64, 3, 4100, 128),  // 262 K activations: converted on the pool; 8 row tiles in blocks of 3 (L2 blocking)
+        (100, 70, 2100, 128),  // 13 row tiles in blocks of 7 over 3 panels kept in scratch
     ]
 
     static func packed(_ w: [Float], n: Int, k: Int, group: Int) -> OpaquePointer? {
