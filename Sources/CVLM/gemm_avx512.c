@@ -186,6 +186,75 @@ static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, cons
     uk_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
 }
 
+// MARK: Column-major A (transA read in place, gemm_driver.c's a_cm)
+// A(i, k) at A + k * lda + i: a k step's rows are consecutive floats, and the next k step is lda further. The same
+// FMA sequence as the kernels above (bit-identical to multiplying the transposed copy, which a training step's
+// dW = dZᵀX no longer makes: its transpose was ~8% of a scenes-VLM step).
+#define ROWS_CM                                                                                          \
+    ROW(0, "(%[a0])", 0, 1) ROW(1, "4(%[a0])", 2, 3) ROW(2, "8(%[a0])", 4, 5) ROW(3, "12(%[a0])", 6, 7)  \
+    ROW(4, "16(%[a0])", 8, 9) ROW(5, "20(%[a0])", 10, 11) ROW(6, "24(%[a0])", 12, 13)                    \
+    ROW(7, "28(%[a0])", 14, 15) ROW(8, "32(%[a0])", 16, 17) ROW(9, "36(%[a0])", 18, 19)                  \
+    ROW(10, "40(%[a0])", 20, 21) ROW(11, "44(%[a0])", 22, 23) ROW(12, "48(%[a0])", 24, 25)               \
+    ROW(13, "52(%[a0])", 26, 27)
+#define KERNEL_BIG_CM(MR_, kc, A, lda, Bp, acc)                                                          \
+    KERNEL_BIG_LOOP(MR_, A, lda, Bp, acc, (kc), 0, "",                                                   \
+                    LOAD_F32_0 "prefetcht0 1024(%[b])\n\t" ROWS_CM "add $128, %[b]\n\t" "add %[lda], %[a0]\n\t", "")
+// 1..4 rows: even k steps at a0, odd ones at a0 + lda, two accumulator sets as KERNEL_SMALL.
+#define KERNEL_SMALL_CM(MR_, kc, A, lda, Bp, acc)                                                        \
+    do {                                                                                                 \
+        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4, lda3 = 3 * ldb_;                      \
+        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
+        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
+        __asm__ volatile(                                                                                \
+            ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7)                                      \
+            ZERO(0, 8, 9) ZERO(1, 10, 11) ZERO(2, 12, 13) ZERO(3, 14, 15)                                \
+            "test %[k], %[k]\n\t"                                                                        \
+            "jle 2f\n\t"                                                                                 \
+            ".p2align 5\n"                                                                               \
+            "1:\n\t"                                                                                     \
+            LOAD_F32_0 LOAD_F32_1 "prefetcht0 1024(%[b])\n\t"                                            \
+            ROW2(0, "(%[a0])", "(%[a0],%[lda],1)", 0, 1, 8, 9)                                           \
+            ROW2(1, "4(%[a0])", "4(%[a0],%[lda],1)", 2, 3, 10, 11)                                       \
+            ROW2(2, "8(%[a0])", "8(%[a0],%[lda],1)", 4, 5, 12, 13)                                       \
+            ROW2(3, "12(%[a0])", "12(%[a0],%[lda],1)", 6, 7, 14, 15)                                     \
+            "add $256, %[b]\n\t"                                                                         \
+            "lea (%[a0],%[lda],2), %[a0]\n\t"                                                            \
+            "dec %[k]\n\t"                                                                               \
+            "jnz 1b\n"                                                                                   \
+            "2:\n\t"                                                                                     \
+            "test %[odd], %[odd]\n\t"                                                                    \
+            "jz 3f\n\t"                                                                                  \
+            LOAD_F32_0                                                                                   \
+            ROW(0, "(%[a0])", 0, 1) ROW(1, "4(%[a0])", 2, 3) ROW(2, "8(%[a0])", 4, 5) ROW(3, "12(%[a0])", 6, 7) \
+            "3:\n\t"                                                                                     \
+            MERGE(0, 0, 1, 8, 9) MERGE(1, 2, 3, 10, 11) MERGE(2, 4, 5, 12, 13) MERGE(3, 6, 7, 14, 15)    \
+            SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
+            : [a0] "+r"(a0), [b] "+r"(b_), [k] "+r"(pairs)                                               \
+            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
+            : "memory", "cc", ZMM_CLOBBERS);                                                             \
+    } while (0)
+
+#define UKCM(n, KERNEL)                                                                                  \
+    static VLM_AVX512 void ukcm_512_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, \
+                                        int64_t ldc, int nr, int accumulate) {                            \
+        float acc[MR512 * 32] __attribute__((aligned(64)));                                              \
+        KERNEL(n, kc, A, lda, Bp, acc);                                                                  \
+        store_tile(acc, n, C, ldc, nr, accumulate);                                                      \
+    }
+UKCM(1, KERNEL_SMALL_CM) UKCM(2, KERNEL_SMALL_CM) UKCM(3, KERNEL_SMALL_CM) UKCM(4, KERNEL_SMALL_CM)
+UKCM(5, KERNEL_BIG_CM) UKCM(6, KERNEL_BIG_CM) UKCM(7, KERNEL_BIG_CM) UKCM(8, KERNEL_BIG_CM) UKCM(9, KERNEL_BIG_CM)
+UKCM(10, KERNEL_BIG_CM) UKCM(11, KERNEL_BIG_CM) UKCM(12, KERNEL_BIG_CM) UKCM(13, KERNEL_BIG_CM) UKCM(14, KERNEL_BIG_CM)
+
+static const uk_fn ukcm_table[MR512 + 1] = {
+    NULL, ukcm_512_1, ukcm_512_2, ukcm_512_3, ukcm_512_4, ukcm_512_5, ukcm_512_6, ukcm_512_7,
+    ukcm_512_8, ukcm_512_9, ukcm_512_10, ukcm_512_11, ukcm_512_12, ukcm_512_13, ukcm_512_14,
+};
+
+static void ukernel_cm_avx512(int mr, int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc,
+                              int nr, int accumulate) {
+    ukcm_table[mr](kc, A, lda, Bp, C, ldc, nr, accumulate);
+}
+
 // MARK: 16-bit panels
 // The kernels above with the B loads replaced by exact widenings (kernels_internal.h has the layouts):
 //   bf16: k pairs; a 32-bit lane holds (w[k+1, c] << 16) | w[k, c]; bf16 is the upper 16 bits of a binary32, so
@@ -306,6 +375,7 @@ const vlm_gemm_kernels vlm_gemm_kernels_avx512 = {
     .mr_max = MR512,
     .transpose_scale = transpose_scale_512,
     .ukernel = ukernel_avx512,
+    .ukernel_cm = ukernel_cm_avx512,
     .ukernel16 = vlm_ukernel16_avx512,
     .bias_act = vlm_bias_act_avx512,
     // Quantized panels: dequantized by the AVX2 kernel (quant_avx2.c); the I8 decode GEMV in AVX-512 (quant_avx512.c).
