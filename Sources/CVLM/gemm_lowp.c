@@ -53,7 +53,7 @@ static void lowp_task(void *ctx, int64_t task, int thread) {
     // Blocks re-read the task's panels once per block instead of its rows once per panel: worth it only when the rows
     // are the larger operand (ViT-L/14 batch 8: 2-8.5 MB of rows against 0.3-0.5 MB of panels per task; a 128-token
     // prefill of SmolLM2-1.7B has 0.3-1 MB of rows against 1.5-2 MB of panels, and blocking cost it 2-6%).
-    size_t task_rows_bytes = (size_t)rows * (size_t)row_bytes, task_panel_bytes = (size_t)(p1 - p0) * (size_t)j->kpad * (size_t)VLM_NR;
+    size_t task_rows_bytes = (size_t)rows * (size_t)row_bytes, task_panel_bytes = (size_t)(p1 - p0) * (size_t)j->kpad * (size_t)ks->b_bytes;
     int blocked = relayout && ntiles > tb && task_rows_bytes > task_panel_bytes;
     if (!blocked) tb = ntiles;
     // Scratch for the re-laid-out panels, unless the kernel reads the stored ones (bf16): one panel, or every panel
