@@ -112,7 +112,20 @@
 // LOAD0 / LOAD1: k row into zmm28/29, k+1 row into zmm26/27; STEP2: bytes per two k rows.
 #define KERNEL_SMALL(MR_, kc, A, lda, Bp, acc) \
     KERNEL_SMALL_B(MR_, kc, A, lda, Bp, acc, "", LOAD_F32_0, LOAD_F32_1, "$256", "prefetcht0 1024(%[b])\n\t")
-#define KERNEL_SMALL_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD0, LOAD1, STEP2, PF)                            \
+#define KERNEL_SMALL_B(MR_, kc, A, lda, Bp, acc, PRE, LOAD0, LOAD1, STEP2, PF) \
+    KERNEL_SMALL_GEN(MR_, kc, A, lda, Bp, acc, PRE, LOAD0, LOAD1, STEP2, PF, ROWS2_RM, "add $8, %[a0]\n\t", ROWS1_RM)
+// Row i of A at a0 + i*lda (row-major); the odd k step 4 bytes further.
+#define ROWS2_RM                                                                                         \
+    ROW2(0, "(%[a0])", "4(%[a0])", 0, 1, 8, 9)                                                           \
+    ROW2(1, "(%[a0],%[lda],1)", "4(%[a0],%[lda],1)", 2, 3, 10, 11)                                       \
+    ROW2(2, "(%[a0],%[lda],2)", "4(%[a0],%[lda],2)", 4, 5, 12, 13)                                       \
+    ROW2(3, "(%[a0],%[lda3],1)", "4(%[a0],%[lda3],1)", 6, 7, 14, 15)
+#define ROWS1_RM                                                                                         \
+    ROW(0, "(%[a0])", 0, 1) ROW(1, "(%[a0],%[lda],1)", 2, 3)                                             \
+    ROW(2, "(%[a0],%[lda],2)", 4, 5) ROW(3, "(%[a0],%[lda3],1)", 6, 7)
+// The small kernels' loop: ROWS2 (an even and an odd k step into the two accumulator sets) `kc / 2` times with
+// ADVANCE, then ROWS1 for an odd kc, the sets merged.
+#define KERNEL_SMALL_GEN(MR_, kc, A, lda, Bp, acc, PRE, LOAD0, LOAD1, STEP2, PF, ROWS2, ADVANCE, ROWS1)     \
     do {                                                                                                 \
         uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4, lda3 = 3 * ldb_;                      \
         uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
@@ -126,20 +139,16 @@
             ".p2align 5\n"                                                                               \
             "1:\n\t"                                                                                     \
             LOAD0 LOAD1 PF                                                                               \
-            ROW2(0, "(%[a0])", "4(%[a0])", 0, 1, 8, 9)                                                   \
-            ROW2(1, "(%[a0],%[lda],1)", "4(%[a0],%[lda],1)", 2, 3, 10, 11)                               \
-            ROW2(2, "(%[a0],%[lda],2)", "4(%[a0],%[lda],2)", 4, 5, 12, 13)                               \
-            ROW2(3, "(%[a0],%[lda3],1)", "4(%[a0],%[lda3],1)", 6, 7, 14, 15)                             \
+            ROWS2                                                                                        \
             "add " STEP2 ", %[b]\n\t"                                                                    \
-            "add $8, %[a0]\n\t"                                                                          \
+            ADVANCE                                                                                      \
             "dec %[k]\n\t"                                                                               \
             "jnz 1b\n"                                                                                   \
             "2:\n\t"                                                                                     \
             "test %[odd], %[odd]\n\t"                                                                    \
             "jz 3f\n\t"                                                                                  \
             LOAD0                                                                                        \
-            ROW(0, "(%[a0])", 0, 1) ROW(1, "(%[a0],%[lda],1)", 2, 3)                                     \
-            ROW(2, "(%[a0],%[lda],2)", 4, 5) ROW(3, "(%[a0],%[lda3],1)", 6, 7)                           \
+            ROWS1                                                                                        \
             "3:\n\t"                                                                                     \
             MERGE(0, 0, 1, 8, 9) MERGE(1, 2, 3, 10, 11) MERGE(2, 4, 5, 12, 13) MERGE(3, 6, 7, 14, 15)    \
             SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
@@ -164,13 +173,15 @@ static VLM_AVX512 void store_tile(const float *acc, int mr, float *C, int64_t ld
     }
 }
 
-#define UK(n, KERNEL)                                                                                    \
-    static VLM_AVX512 void uk_512_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, \
-                                      int64_t ldc, int nr, int accumulate) {                              \
+// uk_512_n (row-major A) and ukcm_512_n (column-major A, below): one tile of n rows.
+#define UK_GEN(name, n, KERNEL)                                                                          \
+    static VLM_AVX512 void name##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,    \
+                                   int64_t ldc, int nr, int accumulate) {                                 \
         float acc[MR512 * 32] __attribute__((aligned(64)));                                              \
         KERNEL(n, kc, A, lda, Bp, acc);                                                                  \
         store_tile(acc, n, C, ldc, nr, accumulate);                                                      \
     }
+#define UK(n, KERNEL) UK_GEN(uk_512_, n, KERNEL)
 UK(1, KERNEL_SMALL) UK(2, KERNEL_SMALL) UK(3, KERNEL_SMALL) UK(4, KERNEL_SMALL)
 UK(5, KERNEL_BIG) UK(6, KERNEL_BIG) UK(7, KERNEL_BIG) UK(8, KERNEL_BIG) UK(9, KERNEL_BIG)
 UK(10, KERNEL_BIG) UK(11, KERNEL_BIG) UK(12, KERNEL_BIG) UK(13, KERNEL_BIG) UK(14, KERNEL_BIG)
@@ -200,47 +211,15 @@ static void ukernel_avx512(int mr, int64_t kc, const float *A, int64_t lda, cons
     KERNEL_BIG_LOOP(MR_, A, lda, Bp, acc, (kc), 0, "",                                                   \
                     LOAD_F32_0 "prefetcht0 1024(%[b])\n\t" ROWS_CM "add $128, %[b]\n\t" "add %[lda], %[a0]\n\t", "")
 // 1..4 rows: even k steps at a0, odd ones at a0 + lda, two accumulator sets as KERNEL_SMALL.
+#define ROWS2_CM                                                                                         \
+    ROW2(0, "(%[a0])", "(%[a0],%[lda],1)", 0, 1, 8, 9) ROW2(1, "4(%[a0])", "4(%[a0],%[lda],1)", 2, 3, 10, 11) \
+    ROW2(2, "8(%[a0])", "8(%[a0],%[lda],1)", 4, 5, 12, 13) ROW2(3, "12(%[a0])", "12(%[a0],%[lda],1)", 6, 7, 14, 15)
+#define ROWS1_CM ROW(0, "(%[a0])", 0, 1) ROW(1, "4(%[a0])", 2, 3) ROW(2, "8(%[a0])", 4, 5) ROW(3, "12(%[a0])", 6, 7)
 #define KERNEL_SMALL_CM(MR_, kc, A, lda, Bp, acc)                                                        \
-    do {                                                                                                 \
-        uintptr_t a0 = (uintptr_t)(A), ldb_ = (uintptr_t)(lda) * 4, lda3 = 3 * ldb_;                      \
-        uintptr_t b_ = (uintptr_t)(Bp);                                                                  \
-        int64_t pairs = (kc) / 2, odd = (kc) & 1;                                                        \
-        __asm__ volatile(                                                                                \
-            ZERO(0, 0, 1) ZERO(1, 2, 3) ZERO(2, 4, 5) ZERO(3, 6, 7)                                      \
-            ZERO(0, 8, 9) ZERO(1, 10, 11) ZERO(2, 12, 13) ZERO(3, 14, 15)                                \
-            "test %[k], %[k]\n\t"                                                                        \
-            "jle 2f\n\t"                                                                                 \
-            ".p2align 5\n"                                                                               \
-            "1:\n\t"                                                                                     \
-            LOAD_F32_0 LOAD_F32_1 "prefetcht0 1024(%[b])\n\t"                                            \
-            ROW2(0, "(%[a0])", "(%[a0],%[lda],1)", 0, 1, 8, 9)                                           \
-            ROW2(1, "4(%[a0])", "4(%[a0],%[lda],1)", 2, 3, 10, 11)                                       \
-            ROW2(2, "8(%[a0])", "8(%[a0],%[lda],1)", 4, 5, 12, 13)                                       \
-            ROW2(3, "12(%[a0])", "12(%[a0],%[lda],1)", 6, 7, 14, 15)                                     \
-            "add $256, %[b]\n\t"                                                                         \
-            "lea (%[a0],%[lda],2), %[a0]\n\t"                                                            \
-            "dec %[k]\n\t"                                                                               \
-            "jnz 1b\n"                                                                                   \
-            "2:\n\t"                                                                                     \
-            "test %[odd], %[odd]\n\t"                                                                    \
-            "jz 3f\n\t"                                                                                  \
-            LOAD_F32_0                                                                                   \
-            ROW(0, "(%[a0])", 0, 1) ROW(1, "4(%[a0])", 2, 3) ROW(2, "8(%[a0])", 4, 5) ROW(3, "12(%[a0])", 6, 7) \
-            "3:\n\t"                                                                                     \
-            MERGE(0, 0, 1, 8, 9) MERGE(1, 2, 3, 10, 11) MERGE(2, 4, 5, 12, 13) MERGE(3, 6, 7, 14, 15)    \
-            SAVE(0, 0, 1, 0, 64) SAVE(1, 2, 3, 128, 192) SAVE(2, 4, 5, 256, 320) SAVE(3, 6, 7, 384, 448) \
-            : [a0] "+r"(a0), [b] "+r"(b_), [k] "+r"(pairs)                                               \
-            : [lda] "r"(ldb_), [lda3] "r"(lda3), [odd] "r"(odd), [acc] "r"(acc), [mr] "i"(MR_)           \
-            : "memory", "cc", ZMM_CLOBBERS);                                                             \
-    } while (0)
+    KERNEL_SMALL_GEN(MR_, kc, A, lda, Bp, acc, "", LOAD_F32_0, LOAD_F32_1, "$256", "prefetcht0 1024(%[b])\n\t", \
+                     ROWS2_CM, "lea (%[a0],%[lda],2), %[a0]\n\t", ROWS1_CM)
 
-#define UKCM(n, KERNEL)                                                                                  \
-    static VLM_AVX512 void ukcm_512_##n(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C, \
-                                        int64_t ldc, int nr, int accumulate) {                            \
-        float acc[MR512 * 32] __attribute__((aligned(64)));                                              \
-        KERNEL(n, kc, A, lda, Bp, acc);                                                                  \
-        store_tile(acc, n, C, ldc, nr, accumulate);                                                      \
-    }
+#define UKCM(n, KERNEL) UK_GEN(ukcm_512_, n, KERNEL)
 UKCM(1, KERNEL_SMALL_CM) UKCM(2, KERNEL_SMALL_CM) UKCM(3, KERNEL_SMALL_CM) UKCM(4, KERNEL_SMALL_CM)
 UKCM(5, KERNEL_BIG_CM) UKCM(6, KERNEL_BIG_CM) UKCM(7, KERNEL_BIG_CM) UKCM(8, KERNEL_BIG_CM) UKCM(9, KERNEL_BIG_CM)
 UKCM(10, KERNEL_BIG_CM) UKCM(11, KERNEL_BIG_CM) UKCM(12, KERNEL_BIG_CM) UKCM(13, KERNEL_BIG_CM) UKCM(14, KERNEL_BIG_CM)
