@@ -322,17 +322,20 @@ public final class SceneVLMTrainer {
         model = try TrainableLlava.load(directory: directory)
         optimizer = Self.makeOptimizer(args)
         try optimizer.loadState(from: directory.appendingPathComponent(Self.optimizerFile), params: model.parameters)
-        average = try args.ema.map { try ParameterAverage(decay: $0) }
-        let averageURL = directory.appendingPathComponent(Self.averageFile)
-        if let average, FileManager.default.fileExists(atPath: averageURL.path) {
-            try average.loadState(from: averageURL, params: model.parameters)
-        }
         let stateURL = directory.appendingPathComponent(Self.stateFile)
         do {
             let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL))
             step = state.step
             lossHistory = state.lossHistory
         } catch { throw PipelineError.invalidArgument("\(stateURL.path): \(error)") }
+        average = try args.ema.map { try ParameterAverage(decay: $0) }
+        let averageURL = directory.appendingPathComponent(Self.averageFile)
+        if let average, FileManager.default.fileExists(atPath: averageURL.path) {
+            try average.loadState(from: averageURL, params: model.parameters)
+        } else if average != nil, step > (args.emaFrom ?? 0) {
+            // The average had started: restarting it from these weights would export something else, silently.
+            throw PipelineError.invalidArgument("\(directory.path): the run keeps a weight average (--ema) but \(Self.averageFile) is missing")
+        }
         var files = CheckpointAssets.copyable(from: directory)
         for name in ["generation_config.json", "chat_template.json"] {
             if let data = try? Data(contentsOf: directory.appendingPathComponent(name)) { files[name] = data }

@@ -58,6 +58,12 @@ struct SceneVLMAverageTests {
         _ = try resumed.run(out: root.appendingPathComponent("resumed"))
         for name in average.names { #expect(resumed.average?.average?[name].scalars == average[name].scalars, "\(name)") }
 
+        // A checkpoint whose average went missing is refused, not restarted from its weights.
+        let damaged = root.appendingPathComponent("damaged")
+        try FileManager.default.copyItem(at: checkpoint, to: damaged)
+        try FileManager.default.removeItem(at: damaged.appendingPathComponent(SceneVLMTrainer.averageFile))
+        #expect { try SceneVLMTrainer(resume: damaged) } throws: { "\($0)".contains("ema.safetensors") }
+
         // --export writes the average (fp16), the checkpoint the last step's weights.
         let export = root.appendingPathComponent("export")
         try trainer.export(to: export)
