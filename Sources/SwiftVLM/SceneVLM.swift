@@ -283,6 +283,13 @@ public struct SceneVLMBatches: Sendable {
     /// before the option trained, with the same random stream). `locateShare` and `countShare` still apply on top.
     /// If every kind a scene offers weighs 0, that turn is drawn uniformly.
     public var kindWeights: [String: Double]?
+    /// The share of object patches whose image token is also scored, with the covering object's shape word as
+    /// its label (`addPatchLabels`; nil: image tokens unscored, as runs before it trained).
+    public var patchLabelShare: Double?
+    let imageTokenID: Int
+    let tokensPerImage: Int
+    /// Token ids of the shape words, for patch labels.
+    let shapeTokenIDs: [String: Int]
 
     /// The kinds `kindWeights` may name: caption, the generator's question kinds, locate and enumerate.
     public static let kindNames = ["caption"] + SceneQuestion.Kind.allCases.map(\.rawValue) + ["locate", "enumerate"]
@@ -315,6 +322,11 @@ public struct SceneVLMBatches: Sendable {
                                              tokensPerImage: config.imageTokensPerImage, contextLength: config.textConfig.maxPositionEmbeddings,
                                              modelName: directory.lastPathComponent)
         eos = config.textConfig.eosTokenIDs.first ?? 2
+        imageTokenID = config.imageTokenIndex
+        tokensPerImage = config.imageTokensPerImage
+        var shapes: [String: Int] = [:]
+        for shape in SceneShape.allCases { shapes[shape.rawValue] = processor.tokenizer.tokenID(for: shape.rawValue) }
+        shapeTokenIDs = shapes
         // Checkpoints made before location tokens existed train without the "where" turns.
         locationFirstID = processor.tokenizer.tokenID(for: LocationTokens.token(0))
         locate = locationFirstID != nil
@@ -372,6 +384,9 @@ public struct SceneVLMBatches: Sendable {
                 if n > 0 && seq.count + cue.count + answer.count > contextLength { break }  // what fits
                 seq += cue + answer
                 lab += Array(repeating: LlavaTrainingBatch.ignoreIndex, count: cue.count) + answer
+            }
+            if let share = patchLabelShare {
+                try addPatchLabels(&lab, ids: seq, scene: scene.scene, share: share, step: step, slot: slot)
             }
             ids.append(seq)
             labels.append(lab)

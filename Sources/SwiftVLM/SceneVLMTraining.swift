@@ -69,6 +69,8 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var countShare: Double?
     /// `SceneVLMBatches.kindWeights` (nil: uniform over kinds).
     public var kindWeights: [String: Double]?
+    /// `SceneVLMBatches.patchLabelShare` (nil: image tokens unscored).
+    public var patchLabels: Double?
     /// `SceneVLMBatches.locateReferences` (nil: `.type`).
     public var locateReferences: LocateReference?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
@@ -165,6 +167,7 @@ public final class SceneVLMTrainer {
         }
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let share = args.countShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--count-share must be in 0...1, got \(share)") }
+        if let share = args.patchLabels, !(share > 0 && share <= 1) { throw PipelineError.invalidArgument("--patch-labels must be in (0, 1], got \(share)") }
         if let weights = args.kindWeights { try SceneVLMArguments.validate(kindWeights: weights) }
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
@@ -371,6 +374,7 @@ public final class SceneVLMTrainer {
         data.locateShareFrom = args.locateShareFrom ?? 0
         data.countShare = args.countShare
         data.kindWeights = args.kindWeights
+        data.patchLabelShare = args.patchLabels
         data.locateReferences = args.locateReferences ?? .type
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)
