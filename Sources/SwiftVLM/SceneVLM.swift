@@ -286,6 +286,8 @@ public struct SceneVLMBatches: Sendable {
     /// The share of object patches whose image token is also scored, with the covering object's shape word as
     /// its label (`addPatchLabels`; nil: image tokens unscored, as runs before it trained).
     public var patchLabelShare: Double?
+    /// Which outputs the patch labels score (`PatchLabelPlace`; the decoder's by default).
+    public var patchLabelPlace = PatchLabelPlace.decoder
     let imageTokenID: Int
     let tokensPerImage: Int
     /// Token ids of the shape words, for patch labels.
@@ -369,7 +371,7 @@ public struct SceneVLMBatches: Sendable {
     }
 
     public func batch(step: Int) throws -> LlavaTrainingBatch {
-        var ids: [[Int]] = [], labels: [[Int]] = [], pixels: [Tensor] = []
+        var ids: [[Int]] = [], labels: [[Int]] = [], pixels: [Tensor] = [], imageLabels: [Int] = []
         for slot in 0 ..< batchSize {
             let (scene, drawn) = try draw(step: step, slot: slot, turns: turns)
             // Turn 1 as inference prepares it (image run expanded); later turns continue the conversation as the
@@ -385,8 +387,14 @@ public struct SceneVLMBatches: Sendable {
                 seq += cue + answer
                 lab += Array(repeating: LlavaTrainingBatch.ignoreIndex, count: cue.count) + answer
             }
-            if let share = patchLabelShare {
-                try addPatchLabels(&lab, ids: seq, scene: scene.scene, share: share, step: step, slot: slot)
+            if let share = patchLabelShare, let start = seq.firstIndex(of: imageTokenID) {
+                let patches = try patchLabels(scene: scene.scene, share: share, step: step, slot: slot)
+                // Label t is predicted from position t - 1: the token's own label goes on the position after it.
+                if patchLabelPlace.decoder { for (token, id) in patches where start + token + 1 < lab.count { lab[start + token + 1] = id } }
+                if patchLabelPlace.projector {
+                    if imageLabels.isEmpty { imageLabels = Array(repeating: LlavaTrainingBatch.ignoreIndex, count: batchSize * tokensPerImage) }
+                    for (token, id) in patches { imageLabels[slot * tokensPerImage + token] = id }
+                }
             }
             ids.append(seq)
             labels.append(lab)
@@ -395,6 +403,6 @@ public struct SceneVLMBatches: Sendable {
         let one = pixels[0].count
         let stacked = Tensor(uninitialized: [batchSize] + Array(pixels[0].shape.dropFirst()))
         for (i, p) in pixels.enumerated() { (stacked.pointer + i * one).update(from: p.pointer, count: one) }
-        return LlavaTrainingBatch(pixels: stacked, ids: ids, labels: labels)
+        return LlavaTrainingBatch(pixels: stacked, ids: ids, labels: labels, imageLabels: imageLabels.isEmpty ? nil : imageLabels)
     }
 }

@@ -40,25 +40,37 @@ extension SceneVLMBatches {
         return out
     }
 
-    /// Scores the image run of one sequence: at the image token of each labelled patch (kept with probability
-    /// `share`, a pure function of (seed, step, slot)), the next-token label becomes the covering object's shape
-    /// word. Labels shift by one (position t is predicted from position t - 1), so the patch's label goes on the
-    /// position after its token. The CLS token (when the run is 1 + grid² long) stays unscored.
-    func addPatchLabels(_ labels: inout [Int], ids: [Int], scene: Scene, share: Double, step: Int, slot: Int) throws {
-        guard let start = ids.firstIndex(of: imageTokenID) else { return }
+    /// The labelled patches of one image: (index in the image's token run, shape word id), each object patch kept
+    /// with probability `share`, a pure function of (seed, step, slot). The CLS token (first, when the run is
+    /// 1 + grid² long) is never labelled.
+    func patchLabels(scene: Scene, share: Double, step: Int, slot: Int) throws -> [(token: Int, id: Int)] {
         let run = tokensPerImage
         var grid = Int(Double(run).squareRoot())
         if grid * grid != run { grid = Int(Double(run - 1).squareRoot()) }
-        guard grid > 0, grid * grid <= run, start + run < labels.count else { return }
-        let first = start + run - grid * grid
+        guard grid > 0, grid * grid <= run else { return [] }
+        let first = run - grid * grid
         var rng = SplitMix64(seed: seed ^ 0x7061_7463_6821 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slot) &* 0xBF58_476D_1CE4_E5B9)
+        var out: [(token: Int, id: Int)] = []
         for (p, object) in Self.patchObjects(scene, grid: grid).enumerated() {
             guard let object, Double(rng.next() >> 11) / 9007199254740992.0 < share else { continue }
             let word = scene.objects[object].shape.rawValue
             guard let id = shapeTokenIDs[word] else {
                 throw PipelineError.invalidArgument("the tokenizer has no token for the shape '\(word)' (patch labels need one)")
             }
-            labels[first + p + 1] = id
+            out.append((first + p, id))
         }
+        return out
     }
+}
+
+/// Where patch labels score an image token.
+public enum PatchLabelPlace: String, Codable, CaseIterable, Sendable {
+    /// The decoder's output at the token predicts the word (next-token labels at the image run, shifted by one).
+    case decoder
+    /// The projector's output row is classified by the language model's head (`LlavaTrainingBatch.imageLabels`).
+    case projector
+    case both
+
+    var decoder: Bool { self != .projector }
+    var projector: Bool { self != .decoder }
 }

@@ -71,6 +71,10 @@ public struct SceneVLMArguments: Codable, Sendable {
     public var kindWeights: [String: Double]?
     /// `SceneVLMBatches.patchLabelShare` (nil: image tokens unscored).
     public var patchLabels: Double?
+    /// `SceneVLMBatches.patchLabelPlace` (nil: decoder).
+    public var patchLabelPlace: PatchLabelPlace?
+    /// Weight of the projector-row patch labels' loss (`TrainableLlava.imageTargetWeight`; nil: 1).
+    public var patchLabelWeight: Float?
     /// `SceneVLMBatches.locateReferences` (nil: `.type`).
     public var locateReferences: LocateReference?
     /// A checkpoint of the same vocabulary and architecture (e.g. the embedded default) whose weights replace the
@@ -168,6 +172,10 @@ public final class SceneVLMTrainer {
         if let share = args.locateShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--locate-share must be in 0...1, got \(share)") }
         if let share = args.countShare, !(share >= 0 && share <= 1) { throw PipelineError.invalidArgument("--count-share must be in 0...1, got \(share)") }
         if let share = args.patchLabels, !(share > 0 && share <= 1) { throw PipelineError.invalidArgument("--patch-labels must be in (0, 1], got \(share)") }
+        if args.patchLabels == nil && (args.patchLabelPlace != nil || args.patchLabelWeight != nil) {
+            throw PipelineError.invalidArgument("--patch-labels-at and --patch-label-weight need --patch-labels")
+        }
+        if let w = args.patchLabelWeight, !(w > 0 && w <= 100) { throw PipelineError.invalidArgument("--patch-label-weight must be in (0, 100], got \(w)") }
         if let weights = args.kindWeights { try SceneVLMArguments.validate(kindWeights: weights) }
         if let from = args.locateShareFrom, from < 0 { throw PipelineError.invalidArgument("--locate-share-from must be >= 0, got \(from)") }
         if let sigma = args.locationSigma, !(sigma >= 0 && sigma <= 256) { throw PipelineError.invalidArgument("--location-sigma must be in 0...256 bins, got \(sigma)") }
@@ -375,6 +383,8 @@ public final class SceneVLMTrainer {
         data.countShare = args.countShare
         data.kindWeights = args.kindWeights
         data.patchLabelShare = args.patchLabels
+        data.patchLabelPlace = args.patchLabelPlace ?? .decoder
+        model.imageTargetWeight = args.patchLabelWeight ?? 1
         data.locateReferences = args.locateReferences ?? .type
         if let sigma = args.locationSigma, sigma > 0, let first = data.locationFirstID {
             model.targetSmoothing = OrdinalTargetSmoothing(firstID: first, count: LocationTokens.bins, sigma: sigma)

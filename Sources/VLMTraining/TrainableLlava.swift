@@ -12,11 +12,15 @@ public struct LlavaTrainingBatch {
     /// B label sequences of the same lengths: the token scored at each position, -100 where nothing is scored.
     /// Position t is predicted from positions < t (transformers' ForCausalLMLoss shift).
     public let labels: [[Int]]
+    /// Optional targets of the projector's output rows (`ImageTokenTargets`): B x imageTokensPerImage ids
+    /// (image-major), -100 where nothing is scored.
+    public let imageLabels: [Int]?
 
-    public init(pixels: Tensor, ids: [[Int]], labels: [[Int]]) {
+    public init(pixels: Tensor, ids: [[Int]], labels: [[Int]], imageLabels: [Int]? = nil) {
         self.pixels = pixels
         self.ids = ids
         self.labels = labels
+        self.imageLabels = imageLabels
     }
 
     public static let ignoreIndex = -100
@@ -29,6 +33,9 @@ public struct LlavaForwardPass {
     public let exactLoss: Double
     /// Scored tokens (rows of the cross-entropy).
     public let scoredTokens: Int
+    /// The image-token targets' mean cross-entropy (not in `loss`), when the batch has any.
+    public let imageTargetLoss: Double?
+    let imageTargets: ImageTargetCache?
     let batch: Int, length: Int
     let ids: [Int]
     let imageRows: [Int]
@@ -51,6 +58,8 @@ public final class TrainableLlava: @unchecked Sendable {
     public var freezeVision = false
     /// Gaussian targets for labels that are ordered bins (the location tokens); nil: one-hot everywhere.
     public var targetSmoothing: OrdinalTargetSmoothing?
+    /// Weight of the image-token targets' loss next to the language-model loss.
+    public var imageTargetWeight: Float = 1
     /// config.json as read from a checkpoint, written back verbatim.
     var configJSON: Data?
     let spec: DecoderSpec
@@ -157,6 +166,8 @@ public final class TrainableLlava: @unchecked Sendable {
                                         bias: bias ? parameters["multi_modal_projector.linear_1.bias"] : nil, activation: act)
         let (features, c2) = LinearOp.forward(p1, weight: parameters["multi_modal_projector.linear_2.weight"],
                                               bias: bias ? parameters["multi_modal_projector.linear_2.bias"] : nil)
+        // The image-token targets read the projector's rows before the position rows are added.
+        let imageTargets = batch.imageLabels.flatMap { imageTargetForward(features: features, labels: $0, weight: imageTargetWeight) }
         if config.imagePositionEmbedding { LlavaModel.addImagePositions(parameters[Self.imagePositions], to: features) }
         // Embeddings, image rows replaced in order (masked_scatter); padding rows stay zero.
         var ids = [Int](repeating: 0, count: b * t), keyMask = [UInt8](repeating: 0, count: b * t), imageRows: [Int] = []
@@ -196,7 +207,8 @@ public final class TrainableLlava: @unchecked Sendable {
         let (normed, normCache) = RMSNormOp.forward(gathered, weight: parameters["\(Self.text).norm.weight"], eps: spec.eps)
         let (logits, headCache) = LinearOp.forward(normed, weight: parameters[headName], bias: nil)
         let (loss, ce) = CrossEntropyOp.forward(logits, targets: targets, smoothing: targetSmoothing)
-        return LlavaForwardPass(loss: Float(loss), exactLoss: loss, scoredTokens: targets.count, batch: b, length: t, ids: ids,
+        return LlavaForwardPass(loss: Float(loss), exactLoss: loss, scoredTokens: targets.count,
+                                imageTargetLoss: imageTargets?.0, imageTargets: imageTargets?.1, batch: b, length: t, ids: ids,
                                 imageRows: imageRows, vision: visionCache, projector1: c1, projector2: c2, layers: layers,
                                 scoredRows: scoredRows, finalNorm: normCache, head: headCache, crossEntropy: ce)
     }
@@ -224,7 +236,6 @@ public final class TrainableLlava: @unchecked Sendable {
         let dFeatures = Tensor(uninitialized: [pass.imageRows.count, c])
         for (k, r) in pass.imageRows.enumerated() { (dFeatures.pointer + k * c).update(from: dx.pointer + r * c, count: c) }
         let bias = config.multimodalProjectorBias
-        let p2 = LinearOp.backward(dFeatures, cache: pass.projector2, weight: parameters["multi_modal_projector.linear_2.weight"], hasBias: bias)
         if config.imagePositionEmbedding {
             // Row t of every image got the same position row: its gradient is the sum over images.
             let positions = parameters[Self.imagePositions], rows = positions.count
@@ -234,6 +245,9 @@ public final class TrainableLlava: @unchecked Sendable {
             }
             grads.add(Self.imagePositions, dPositions)
         }
+        // The image-token targets' gradient joins after the position rows' (they read the rows before those).
+        if let targets = pass.imageTargets { imageTargetBackward(targets, into: dFeatures, grads: grads) }
+        let p2 = LinearOp.backward(dFeatures, cache: pass.projector2, weight: parameters["multi_modal_projector.linear_2.weight"], hasBias: bias)
         grads.add("multi_modal_projector.linear_2.weight", p2.dw)
         if let db = p2.db { grads.add("multi_modal_projector.linear_2.bias", db) }
         let p1 = LinearOp.backward(p2.dx ?? dFeatures, cache: pass.projector1, weight: parameters["multi_modal_projector.linear_1.weight"],
@@ -279,5 +293,13 @@ public final class TrainableLlava: @unchecked Sendable {
             scored += labels.dropFirst().filter { $0 != LlavaTrainingBatch.ignoreIndex }.count
         }
         guard scored > 0 else { throw TrainingError.invalidBatch("no label to score (every label is -100)") }
+        if let image = batch.imageLabels {
+            guard image.count == batch.size * config.imageTokensPerImage else {
+                throw TrainingError.invalidBatch("\(image.count) image-token labels for \(batch.size) images of \(config.imageTokensPerImage) tokens")
+            }
+            if let bad = image.first(where: { $0 != LlavaTrainingBatch.ignoreIndex && ($0 < 0 || $0 >= t.vocabSize) }) {
+                throw TrainingError.invalidBatch("image-token label \(bad) outside 0..<\(t.vocabSize) (and not -100)")
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ struct ScenesCommand: ParsableCommand {
 extension SceneSplit: ExpressibleByArgument {}
 extension KindSelection: ExpressibleByArgument {}
 extension LocateReference: ExpressibleByArgument {}
+extension PatchLabelPlace: ExpressibleByArgument {}
 
 enum SceneImageFormatOption: String, ExpressibleByArgument, CaseIterable { case png, jpeg }
 

@@ -47,6 +47,8 @@ struct TrainVLM: ParsableCommand {
     @Option(name: .customLong("locate-by"), help: "Phrases of the 'where is the ...?' turns: type ('the red star', default) or any (also 'the star' and 'the red object' when that names one object: the lookups the colour and shape questions need) or all (any, plus 'where are the stars?' answered with every star's box, left to right).") var locateBy: LocateReference?
     @Option(name: .customLong("count-share"), help: "Share of the turns not drawn as 'where' that are 'how many ...?' (default: uniform over the kinds, 1/8).") var countShare: Double?
     @Option(name: .customLong("patch-labels"), help: "Share of the object patches whose image token is also trained to name the object's shape (default: none).") var patchLabels: Double?
+    @Option(name: .customLong("patch-labels-at"), help: "Where patch labels score an image token: decoder (its output, next-token), projector (its row, through the LM head) or both (default: decoder).") var patchLabelsAt: PatchLabelPlace?
+    @Option(name: .customLong("patch-label-weight"), help: "Weight of the projector-row patch labels' loss (default: 1).") var patchLabelWeight: Float?
     @Option(name: .customLong("kind-weights"), help: "Relative weight of each kind when a turn's kind is drawn, e.g. colour=2,shape=2,relation=0.5 (kinds: caption, count, colour, shape, size, exists, relation, locate, enumerate; unnamed kinds weigh 1; default: uniform).") var kindWeights: String?
     @Option(name: .customLong("locate-share-from"), help: "The step from which --locate-share applies (default 0); before it, turns are drawn uniformly over kinds.") var locateShareFrom: Int?
     @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (same preset, vocabulary and feature layers), e.g. Models/scenes-vlm, instead of a seeded initialisation.") var initFrom: String?
@@ -107,6 +109,8 @@ struct TrainVLM: ParsableCommand {
                 args.locateShareFrom = locateShareFrom
                 args.countShare = countShare
                 args.patchLabels = patchLabels
+                args.patchLabelPlace = patchLabelsAt
+                args.patchLabelWeight = patchLabelWeight
                 args.kindWeights = try kindWeights.map(SceneVLMArguments.parseKindWeights)
                 args.locateReferences = locateBy
                 args.initFrom = initFrom

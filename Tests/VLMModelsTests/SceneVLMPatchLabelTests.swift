@@ -58,9 +58,11 @@ struct SceneVLMPatchLabelTests {
         for (name, data) in trainer.assets { try data.write(to: scratch.url.appendingPathComponent(name)) }
         let config = trainer.model.config
         let plain = try SceneVLMBatches(directory: scratch.url, seed: 5, scenesSeed: 0, count: 20, batchSize: 6, config: config, turns: 2)
-        var all = plain, half = plain
+        var all = plain, half = plain, projector = plain, both = plain
         all.patchLabelShare = 1
         half.patchLabelShare = 0.5
+        (projector.patchLabelShare, projector.patchLabelPlace) = (1, .projector)
+        (both.patchLabelShare, both.patchLabelPlace) = (1, .both)
         let tokenizer = try TokenizerLoader.load(directory: scratch.url)
         let words = Dictionary(uniqueKeysWithValues: SceneShape.allCases.compactMap { s in tokenizer.tokenID(for: s.rawValue).map { ($0, s) } })
         let run = config.imageTokensPerImage, grid = 4, cls = strategy == "full" ? 1 : 0
@@ -69,6 +71,11 @@ struct SceneVLMPatchLabelTests {
         for step in 0 ..< 4 {
             let a = try plain.batch(step: step), b = try all.batch(step: step), c = try half.batch(step: step)
             #expect(a.ids == b.ids && a.ids == c.ids && a.pixels.count == b.pixels.count)
+            // The projector place scores the same tokens through imageLabels, leaving the sequence labels alone.
+            let p = try projector.batch(step: step), d = try both.batch(step: step)
+            #expect(a.imageLabels == nil && b.imageLabels == nil && p.labels == a.labels && d.labels == b.labels)
+            let image = try #require(p.imageLabels)
+            #expect(image.count == a.size * run && d.imageLabels == image)
             for slot in 0 ..< a.size {
                 let scene = try plain.draw(step: step, slot: slot, turns: 2).0.scene
                 let owners = SceneVLMBatches.patchObjects(scene, grid: grid)
@@ -78,6 +85,7 @@ struct SceneVLMPatchLabelTests {
                     if (0 ..< grid * grid).contains(patch), let owner = owners[patch] {
                         #expect(words[b.labels[slot][pos]] == scene.objects[owner].shape, "step \(step) slot \(slot) patch \(patch)")
                         #expect(a.labels[slot][pos] == LlavaTrainingBatch.ignoreIndex)
+                        #expect(image[slot * run + cls + patch] == b.labels[slot][pos])
                         labelled += 1
                         if c.labels[slot][pos] != LlavaTrainingBatch.ignoreIndex {
                             #expect(c.labels[slot][pos] == b.labels[slot][pos])
@@ -85,6 +93,7 @@ struct SceneVLMPatchLabelTests {
                         }
                     } else {
                         #expect(b.labels[slot][pos] == a.labels[slot][pos] && c.labels[slot][pos] == a.labels[slot][pos])
+                        if (0 ..< grid * grid).contains(patch) { #expect(image[slot * run + cls + patch] == LlavaTrainingBatch.ignoreIndex) }
                     }
                 }
             }
@@ -92,8 +101,10 @@ struct SceneVLMPatchLabelTests {
         #expect(labelled > 24, "\(labelled) object patches over 24 sequences")
         #expect(halfLabelled > labelled / 4 && halfLabelled < labelled * 3 / 4, "\(halfLabelled) of \(labelled) kept at share 0.5")
         // The batches train: one step with patch labels runs and its loss is finite.
-        let step = try trainer.model.trainStep(try all.batch(step: 0), optimizer: AdamW(learningRate: 1e-3), learningRate: 1e-3)
-        #expect(step.loss.isFinite && step.loss > 0)
+        for batches in [all, both] {
+            let step = try trainer.model.trainStep(try batches.batch(step: 0), optimizer: AdamW(learningRate: 1e-3), learningRate: 1e-3)
+            #expect(step.loss.isFinite && step.loss > 0)
+        }
     }
 
     @Test("--patch-labels outside (0, 1] is refused by name")
@@ -107,5 +118,15 @@ struct SceneVLMPatchLabelTests {
                 Issue.record("--patch-labels \(bad) was accepted")
             } catch { #expect("\(error)".contains("--patch-labels"), "\(error)") }
         }
+        var orphan = SceneVLMArguments(scenes: 4, steps: 1)
+        orphan.preset = "micro"
+        orphan.patchLabelPlace = .projector
+        #expect(throws: PipelineError.self) { _ = try SceneVLMTrainer(args: orphan) }
+        orphan.patchLabels = 1
+        orphan.patchLabelWeight = 0
+        do {
+            _ = try SceneVLMTrainer(args: orphan)
+            Issue.record("--patch-label-weight 0 was accepted")
+        } catch { #expect("\(error)".contains("--patch-label-weight"), "\(error)") }
     }
 }
