@@ -284,7 +284,7 @@ public struct SceneVLMBatches: Sendable {
     /// If every kind a scene offers weighs 0, that turn is drawn uniformly.
     public var kindWeights: [String: Double]?
     /// The share of object patches whose image token is also scored, with the covering object's shape word as
-    /// its label (`addPatchLabels`; nil: image tokens unscored, as runs before it trained).
+    /// its label (`patchLabels(scene:share:step:slot:)`; nil: image tokens unscored, as runs before it trained).
     public var patchLabelShare: Double?
     /// Which outputs the patch labels score (`PatchLabelPlace`; the decoder's by default).
     public var patchLabelPlace = PatchLabelPlace.decoder

@@ -8,9 +8,9 @@ import VLMTraining
 /// colour), and about half the wrong shape answers name a shape the scene does not have. Both start with finding
 /// "the star" among 64 patches, which needs every patch of the star to say "star" in a form the decoder's
 /// attention can match. The answer turns reward that only through the lookup; patch labels ask for it directly:
-/// the decoder's state at an object's patch predicts the object's shape word, through the same tied head as the
-/// answers, so the tower, the projector and the decoder's image rows all learn it. Inference is unchanged (the
-/// states at image tokens are never decoded).
+/// each object patch's image token is scored with the object's shape word, through the same tied head as the
+/// answers, at the decoder's output, the projector's row, or both (`PatchLabelPlace`). The projector's row is what
+/// made the lookup work (Benchmarks/RESULTS.md, session 25). Inference is unchanged: nothing is exported for it.
 extension SceneVLMBatches {
     /// For each patch of a `grid` x `grid` image (row-major), the index of the object that covers at least a
     /// quarter of it (16 sample points per patch through `ShapeGeometry`, the renderer's own point test), or nil.

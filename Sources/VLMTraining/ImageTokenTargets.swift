@@ -16,6 +16,8 @@ struct ImageTargetCache {
     let head: LinearCache
     let crossEntropy: CrossEntropyCache
     let weight: Float
+    /// The normalisation's gain: ones (no parameter).
+    let gain: Tensor
 }
 
 extension TrainableLlava {
@@ -32,7 +34,7 @@ extension TrainableLlava {
         let (normed, normCache) = RMSNormOp.forward(gathered, weight: ones, eps: spec.eps)
         let (logits, headCache) = LinearOp.forward(normed, weight: parameters[headName], bias: nil)
         let (loss, ce) = CrossEntropyOp.forward(logits, targets: rows.map { labels[$0] })
-        return (loss, ImageTargetCache(rows: rows, norm: normCache, head: headCache, crossEntropy: ce, weight: weight))
+        return (loss, ImageTargetCache(rows: rows, norm: normCache, head: headCache, crossEntropy: ce, weight: weight, gain: ones))
     }
 
     /// Adds weight x d(loss)/d(features) into dFeatures ([N, C]) and the head's gradient into `grads`.
@@ -40,12 +42,10 @@ extension TrainableLlava {
         let c = dFeatures.shape[1]
         let dLogits = CrossEntropyOp.backward(cache: cache.crossEntropy)
         for i in 0 ..< dLogits.count { dLogits[i] *= cache.weight }
-        let ones = Tensor(zeros: [c])
-        for i in 0 ..< c { ones[i] = 1 }
         let head = LinearOp.backward(dLogits, cache: cache.head, weight: parameters[headName], hasBias: false)
         grads.add(headName, head.dw)
         guard let dNormed = head.dx else { return }
-        let dx = RMSNormOp.backward(dNormed, cache: cache.norm, weight: ones).dx
+        let dx = RMSNormOp.backward(dNormed, cache: cache.norm, weight: cache.gain).dx
         for (k, r) in cache.rows.enumerated() {
             let src = dx.pointer + k * c, dst = dFeatures.pointer + r * c
             for j in 0 ..< c { dst[j] += src[j] }
