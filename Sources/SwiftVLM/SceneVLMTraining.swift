@@ -140,6 +140,9 @@ public final class SceneVLMTrainer {
     public let assets: [String: Data]
     public private(set) var step = 0
     public private(set) var lossHistory: [Float] = []
+    /// Per-step loss of the projector-row patch labels (`--patch-labels-at projector|both`), logged apart from the
+    /// language-model loss in `lossHistory`.
+    public private(set) var patchLabelLossHistory: [Float] = []
     public var onProgress: ((TrainingProgress) -> Void)?
 
     public static let argsFile = "train_args.json"
@@ -152,6 +155,8 @@ public final class SceneVLMTrainer {
     struct State: Codable {
         var step: Int
         var lossHistory: [Float]
+        /// Per-step loss of the projector-row patch labels (nil in runs without them and in older checkpoints).
+        var patchLabelLoss: [Float]?
     }
 
     /// A new run: vocabulary from the generator, preset architecture, seeded initialisation.
@@ -338,6 +343,7 @@ public final class SceneVLMTrainer {
             let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL))
             step = state.step
             lossHistory = state.lossHistory
+            patchLabelLossHistory = state.patchLabelLoss ?? []
         } catch { throw PipelineError.invalidArgument("\(stateURL.path): \(error)") }
         average = try args.ema.map { try ParameterAverage(decay: $0) }
         let averageURL = directory.appendingPathComponent(Self.averageFile)
@@ -399,6 +405,7 @@ public final class SceneVLMTrainer {
             }
             step += 1
             lossHistory.append(result.loss)
+            if let patch = result.imageTargetLoss { patchLabelLossHistory.append(patch) }
             if let average, step > args.emaFrom ?? 0 { average.update(model.parameters) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             onProgress?(TrainingProgress(step: step, epoch: 0, loss: result.loss, learningRate: lr, gradientNorm: result.gradientNorm,
@@ -409,11 +416,12 @@ public final class SceneVLMTrainer {
         }
         try saveCheckpoint(to: out)
         let seconds = Date().timeIntervalSince(started)
-        let log = TrainingLog(arguments: Array(CommandLine.arguments.dropFirst()), seed: args.seed, steps: step, epochs: 0, batchSize: args.batch,
+        var log = TrainingLog(arguments: Array(CommandLine.arguments.dropFirst()), seed: args.seed, steps: step, epochs: 0, batchSize: args.batch,
                               samplesSeen: step * args.batch, skippedSamples: 0, parameters: model.parameters.scalarCount,
                               trainableParameters: model.parameters.names.filter(model.isTrainable).reduce(0) { $0 + model.parameters[$1].count },
                               seconds: seconds, finalLogitScale: 0, loss: lossHistory,
                               learningRate: (0 ..< lossHistory.count).map { schedule.learningRate(step: $0) })
+        if !patchLabelLossHistory.isEmpty { log.auxiliaryLoss = patchLabelLossHistory }
         try write(Self.encode(log), out.appendingPathComponent(Self.logFile))
         try write(Data(LossCurveSVG.render(loss: lossHistory, learningRate: log.learningRate,
                                            title: "vlm train vlm: \(step) steps, batch \(args.batch)").utf8), out.appendingPathComponent(Self.curveFile))
@@ -425,7 +433,8 @@ public final class SceneVLMTrainer {
         var files = assets
         files[Self.optimizerFile] = try optimizer.stateData()
         if let average, average.average != nil { files[Self.averageFile] = try average.stateData() }
-        files[Self.stateFile] = try Self.encode(State(step: step, lossHistory: lossHistory))
+        files[Self.stateFile] = try Self.encode(State(step: step, lossHistory: lossHistory,
+                                                            patchLabelLoss: patchLabelLossHistory.isEmpty ? nil : patchLabelLossHistory))
         try model.save(to: directory, extraFiles: files)
     }
 

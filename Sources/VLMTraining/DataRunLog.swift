@@ -19,6 +19,8 @@ public struct TrainingLog: Codable, Sendable {
     public var finalLogitScale: Float
     public var loss: [Float]
     public var learningRate: [Float]
+    /// Per-step loss of an auxiliary target logged apart from `loss` (the scene VLM's patch labels), when the run had one.
+    public var auxiliaryLoss: [Float]?
 
     public init(arguments: [String], seed: UInt64, steps: Int, epochs: Int, batchSize: Int, samplesSeen: Int, skippedSamples: Int,
                 parameters: Int, trainableParameters: Int, seconds: Double, finalLogitScale: Float, loss: [Float], learningRate: [Float]) {

@@ -263,7 +263,9 @@ public final class TrainableLlava: @unchecked Sendable {
     /// forward + backward + optional global-norm clipping + AdamW at `learningRate`.
     public func trainStep(_ batch: LlavaTrainingBatch, optimizer: AdamW, learningRate: Float, maxGradNorm: Float? = nil) throws -> StepResult {
         let pass = try forward(batch)
-        return optimizer.clipAndStep(parameters, backward(pass), learningRate: learningRate, maxGradNorm: maxGradNorm, loss: pass.loss)
+        var result = optimizer.clipAndStep(parameters, backward(pass), learningRate: learningRate, maxGradNorm: maxGradNorm, loss: pass.loss)
+        result.imageTargetLoss = pass.imageTargetLoss.map(Float.init)
+        return result
     }
 
     private func validate(_ batch: LlavaTrainingBatch) throws {

@@ -7,6 +7,8 @@ public struct StepResult: Sendable {
     /// Global gradient L2 norm before clipping.
     public let gradientNorm: Float
     public let learningRate: Float
+    /// The image-token targets' loss of a LLaVA step that had them (`LlavaForwardPass.imageTargetLoss`; not in `loss`).
+    public var imageTargetLoss: Float?
 }
 
 extension AdamW {

@@ -107,6 +107,25 @@ struct SceneVLMPatchLabelTests {
         }
     }
 
+    @Test("a run with projector patch labels logs their loss apart (training_log.json auxiliaryLoss), and it falls")
+    func loggedAndFalling() throws {
+        let scratch = try TemporaryDirectory(prefix: "scene-vlm-patch-run")
+        var args = SceneVLMArguments(scenes: 200, steps: 40)
+        args.preset = "micro"
+        args.batch = 8
+        args.lr = 5e-3
+        args.patchLabels = 1
+        args.patchLabelPlace = .projector
+        let trainer = try SceneVLMTrainer(args: args)
+        _ = try trainer.run(out: scratch.url)
+        let patch = trainer.patchLabelLossHistory
+        #expect(patch.count == 40 && trainer.lossHistory.count == 40)
+        let first = patch.prefix(5).reduce(0, +) / 5, last = patch.suffix(5).reduce(0, +) / 5
+        #expect(last < 0.8 * first, "patch-label loss \(first) -> \(last) over 40 steps")
+        let log = try JSONDecoder().decode(TrainingLog.self, from: Data(contentsOf: scratch.url.appendingPathComponent("training_log.json")))
+        #expect(log.auxiliaryLoss == patch && log.loss == trainer.lossHistory)
+    }
+
     @Test("--patch-labels outside (0, 1] is refused by name")
     func badShare() {
         for bad in [0, -0.5, 1.5, .nan] as [Double] {
