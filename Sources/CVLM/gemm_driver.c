@@ -17,8 +17,10 @@
 #endif
 // BF16 panels are stored as k pairs: a K block must start on a pair.
 _Static_assert(KC % 2 == 0, "KC must be even");
+// Rows per block: a ViT-L/14 image (257 rows) is one block, so a task streams each weight slice from memory
+// once, not once per half (224 rows: 6% slower per L/14 layer with weights from memory).
 #ifndef MC_MAX
-#define MC_MAX 224
+#define MC_MAX 320
 #endif
 #ifndef PCHUNK
 #define PCHUNK 4
@@ -97,15 +99,21 @@ static void pack_b_slice(const gemm_job *j, int64_t k0, int64_t kc, int64_t n0, 
 // Rows of the whole problem (a single row tile streams A once: no copy is worth it).
 static inline int64_t rows_total_of(const gemm_job *j) { return j->M > j->ks->mr_max ? j->M : 1; }
 
+// Rows a multiple of 2 KiB apart (K = 512, 1024, 2048 ... read in place) put a tile's rows into one set of the
+// 8-way L1 and evict each other (fp32 at K = 2048 / 8192 ran at 82% of its K = 768 speed): such A is copied to
+// rows one cache line longer. A copy changes no value, so results stay bit for bit the same.
+static inline int a_aliased(const gemm_job *j) {
+    return !j->transA && !j->a_cm && rows_total_of(j) > 1 && (j->lda * (int64_t)sizeof(float)) % 2048 == 0;
+}
+// The row stride of a copy of A: one cache line longer where K itself is a multiple of 2 KiB.
+static inline int64_t a_copy_ld(int64_t K) { return K % 512 == 0 ? K + 16 : K; }
+
 static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     const vlm_gemm_kernels *ks = j->ks;
     int mr_max = ks->mr_max;
-    // Rows a multiple of 2 KiB apart (K = 512, 1024, 2048 ... read in place) put a tile's rows into one set of the
-    // 8-way L1 and evict each other (fp32 at K = 2048 / 8192 ran at 82% of its K = 768 speed): such A is copied to
-    // rows one cache line longer. A copy changes no value, so results stay bit for bit the same.
-    int aliased = !j->transA && !j->a_cm && rows_total_of(j) > 1 && (j->lda * (int64_t)sizeof(float)) % 2048 == 0;
-    int copy_a = (j->transA && !j->a_cm) || j->alpha != 1.0f || aliased;
-    int64_t ldcopy = j->K % 512 == 0 ? j->K + 16 : j->K;
+    // A is copied where it is transposed, scaled or aliased (a_aliased); pack_a_once copies it once per call instead.
+    int copy_a = (j->transA && !j->a_cm) || j->alpha != 1.0f || a_aliased(j);
+    int64_t ldcopy = a_copy_ld(j->K);
     int64_t rows_total = m1 - m0;
     int64_t nmb = (rows_total + MC_MAX - 1) / MC_MAX;
     int64_t mb_rows = (rows_total + nmb - 1) / nmb;
@@ -151,8 +159,25 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                     else if (j->W->dtype == VLM_WEIGHT_F32) bp = (const float *)j->W->data + off;
                     else bp16 = (const uint16_t *)j->W->data + off;
                     int f16 = j->W && j->W->dtype == VLM_WEIGHT_F16;
+                    // The weight slice this loop reads next, asked into L2 a share per tile while this one's
+                    // tiles run: slices come from memory (an L/14 layer's weights are 50 MB), and the hardware
+                    // prefetchers alone left the first tile of each slice waiting on it (6% of an L/14 image).
+                    const char *next = NULL;
+                    int64_t next_lines = 0, asked = 0;
+                    if (j->W && !quant && ntiles > 1) {
+                        int64_t np = p + 1, nkb = kb;
+                        if (np >= pc1) { np = pc; nkb = kb + kcb; if (nkb >= j->K) { np = pc1; nkb = 0; } }
+                        if (np < p1) {
+                            int64_t nkc = j->K - nkb < kcb ? j->K - nkb : kcb;
+                            size_t at = ((size_t)np * (size_t)vlm_panel_k(j->W) + (size_t)nkb) * VLM_NR;
+                            next = (const char *)j->W->data + at * (size_t)j->W->esize;
+                            next_lines = (nkc * VLM_NR * j->W->esize + 63) / 64;
+                        }
+                    }
                     int64_t r = 0;
                     for (int64_t t = 0; t < ntiles; t++) {
+                        for (int64_t upto = next_lines * (t + 1) / ntiles; asked < upto; asked++)
+                            __builtin_prefetch(next + asked * 64, 0, 2);
                         int mr = (int)(base + (t < extra));
                         float *c = j->C + (mb + r) * j->ldc + n0;
                         int accumulate = !first;
@@ -261,21 +286,6 @@ int vlm_linear(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *
     return vlm_linear_exact(X, M, ldx, W, bias, act, Y, ldy);
 }
 
-int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
-                     vlm_activation act, float *Y, int64_t ldy) {
-    if (!W || M <= 0) return 0;
-    const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
-    if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return 0; }
-    if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv)
-        return qgemv_run(ks, X, M, ldx, W, bias, act, Y, ldy);
-    gemm_job j = {
-        .ks = ks, .M = M, .N = W->N, .K = W->K, .A = X, .lda = ldx, .alpha = 1.0f, .W = W,
-        .C = Y, .ldc = ldy, .beta = 0.0f, .bias = bias, .act = act,
-    };
-    plan_and_run(&j, 1);
-    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
-}
-
 // MARK: Whole-operand packing for sgemm
 //
 // Why: per-task packing repeats work. A task packs its B slices once per row block (M / MC_MAX times), and
@@ -313,6 +323,20 @@ static void pack_b_task(void *ctx, int64_t p, int thread) {
 // Larger operands keep per-task packing rather than pin more scratch memory for the life of the thread.
 #define SHARED_PACK_MAX_FLOATS (16.0 * 1024 * 1024)
 
+// alpha * op(A) into a row-major copy (rows a_copy_ld apart) on the caller's shared scratch, once for every task;
+// the job then reads it in place. Larger operands, or no memory for the copy, keep per-task copies.
+static void pack_a_once(gemm_job *j, int par) {
+    if ((double)j->M * (double)j->K > SHARED_PACK_MAX_FLOATS) return;
+    int64_t ldd = a_copy_ld(j->K);
+    float *abuf = vlm_scratch(SLOT_SHARED_A, (size_t)j->M * (size_t)ldd + 64);
+    if (!abuf) return;
+    int64_t chunk = 64, ntasks = (j->M + chunk - 1) / chunk;
+    pack_a_job pj = { .j = j, .dst = abuf, .chunk = chunk, .ldd = ldd };
+    if (par) vlm_parallel_for(ntasks, pack_a_task, &pj);
+    else for (int64_t t = 0; t < ntasks; t++) pack_a_task(&pj, t, 0);
+    j->A = abuf; j->lda = ldd; j->transA = 0; j->alpha = 1.0f;
+}
+
 static int sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, int transB, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
@@ -331,18 +355,8 @@ static int sgemm_common(const vlm_gemm_kernels *ks, int parallel, int transA, in
     // A transposed with alpha 1 is read in place where the ISA has a column-major micro-kernel: the
     // transpose copy it saves streams all of dZ through memory in every weight gradient (~8% of a step).
     if (transA && alpha == 1.0f && ks->ukernel_cm) j.a_cm = 1;
-    // A is worth packing once whenever it would be copied (transA / alpha) by more than one task or block.
-    else if ((transA || alpha != 1.0f) && (par || M > MC_MAX) && (double)M * (double)K <= SHARED_PACK_MAX_FLOATS) {
-        int64_t ldd = K % 512 == 0 ? K + 16 : K;  // rows 2 KiB-multiples apart alias in L1 (run_block)
-        float *abuf = vlm_scratch(SLOT_SHARED_A, (size_t)M * (size_t)ldd + 64);
-        if (abuf) {
-            int64_t chunk = 64;
-            pack_a_job pj = { .j = &j, .dst = abuf, .chunk = chunk, .ldd = ldd };
-            if (par) vlm_parallel_for((M + chunk - 1) / chunk, pack_a_task, &pj);
-            else for (int64_t t = 0; t < (M + chunk - 1) / chunk; t++) pack_a_task(&pj, t, 0);
-            j.A = abuf; j.lda = ldd; j.transA = 0; j.alpha = 1.0f;
-        }
-    }
+    // A is worth packing once whenever it would be copied (transA / alpha / aliased) by more than one task or block.
+    else if ((transA || alpha != 1.0f || a_aliased(&j)) && (par || M > MC_MAX)) pack_a_once(&j, par);
     // B is re-packed per row block unless packed once; only a single row tile uses each slice just once, and
     // that case keeps its own (unblocked-K) schedule.
     vlm_packed_weight wb;
@@ -371,4 +385,23 @@ int vlm_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alp
     const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
     if (!ks) { vlm_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return 0; }
     return sgemm_common(ks, 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_weight *W, const float *bias,
+                     vlm_activation act, float *Y, int64_t ldy) {
+    if (!W || M <= 0) return 0;
+    const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
+    if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return 0; }
+    if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv)
+        return qgemv_run(ks, X, M, ldx, W, bias, act, Y, ldy);
+    gemm_job j = {
+        .ks = ks, .M = M, .N = W->N, .K = W->K, .A = X, .lda = ldx, .alpha = 1.0f, .W = W,
+        .C = Y, .ldc = ldy, .beta = 0.0f, .bias = bias, .act = act,
+    };
+    // Aliased activations (K = 1024, 4096: ViT-L/14) were copied by every task sharing their rows: eight times per
+    // call on two threads, 4% of an L/14 image. One copy on the pool serves every task.
+    if (a_aliased(&j) && vlm_pool_threads() > 1 && 2.0 * (double)M * (double)W->N * (double)W->K >= PARALLEL_MIN_FLOPS)
+        pack_a_once(&j, 1);
+    plan_and_run(&j, 1);
+    return atomic_load(&j.failed) ? VLM_ERR_NOMEM : 0;
 }

@@ -52,7 +52,8 @@ import VLMTestSupport
     /// rows at a non-aliasing stride, bit for bit.
     @Test func aliasedRowStrideGivesTheInPlaceResult() {
         KernelPaths.forEach { path, threads in
-            for (m, n, k) in [(29, 70, 512), (40, 33, 2048), (15, 64, 1536)] {
+            // 700 rows: several row blocks; on 2 threads the copy is made once for every task (pack_a_once).
+            for (m, n, k) in [(29, 70, 512), (40, 33, 2048), (15, 64, 1536), (700, 40, 1024)] {
                 let x = randomFloats(m * k, seed: 7), w = randomFloats(n * k, seed: 8)
                 var xWide = [Float](repeating: 0, count: m * (k + 3))
                 for r in 0 ..< m { for c in 0 ..< k { xWide[r * (k + 3) + c] = x[r * k + c] } }
@@ -70,7 +71,7 @@ import VLMTestSupport
         // The last two span several MC row blocks and KC blocks, so they take the packed-once A and B paths
         // (transA / alpha, and any B with more than one row tile).
         let shapes: [(m: Int, n: Int, k: Int)] = [(1, 1, 1), (3, 5, 7), (17, 33, 31), (50, 65, 129), (31, 1, 64), (65, 40, 257), (20, 3, 600),
-                                                  (230, 45, 520), (301, 70, 33)]
+                                                  (340, 45, 520), (661, 70, 33)]
         let scalars: [(alpha: Float, beta: Float)] = [(1, 0), (0.5, 1), (-1.5, 0.25)]
         KernelPaths.forEach { path, threads in
             for (idx, s) in shapes.enumerated() {
@@ -101,7 +102,7 @@ import VLMTestSupport
     /// Packing whole operands once per call must not change a single bit: same tiles, K blocks and FMA order
     /// whatever the thread count (training results are reproducible across machines' core counts).
     @Test func sgemmIsThreadCountInvariant() {
-        let (m, n, k) = (300, 77, 530)
+        let (m, n, k) = (700, 77, 530)  // three row blocks
         for (ta, tb) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
             let a = randomFloats(m * k, seed: 5), b = randomFloats(k * n, seed: 6)
             var outs: [String: [[Float]]] = [:]
