@@ -76,7 +76,9 @@ public final class MLP: @unchecked Sendable {
     }
 
     /// x: [N, dim] -> [N, dim]
-    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(fc1(x, activation: activation)) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Ops.linearChain(x, fc1.weight, bias1: fc1.bias, activation: activation, fc2.weight, bias2: fc2.bias)
+    }
 }
 
 /// Pre-LayerNorm transformer block: x += attn(ln1(x)); x += mlp(ln2(x)).

@@ -19,6 +19,34 @@ public enum Ops {
         return y
     }
 
+    /// x: [..., K] -> fc2(activation(fc1(x))): [..., N2], two `linear`s with the same results bit for bit. The hidden
+    /// rows are kept one cache line longer when their size is a multiple of 2 KiB (CLIP/SigLIP widths 2048-4096):
+    /// fc2 then reads them in place, where a [M, 4096] hidden tensor would be copied once more per call to keep its
+    /// rows out of one L1 set (gemm_driver.c, a_aliased; ~1% of a ViT-L/14 image).
+    public static func linearChain(_ x: Tensor, _ w1: PackedLinearWeight, bias1: Tensor?, activation: Activation,
+                                   _ w2: PackedLinearWeight, bias2: Tensor?) -> Tensor {
+        let k = w1.inFeatures, hidden = w1.outFeatures, n = w2.outFeatures
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] == k, "linear: x \(x.shape) vs weight [\(hidden), \(k)]")
+        precondition(w2.inFeatures == hidden, "linear chain: [\(hidden), \(k)] then [\(n), \(w2.inFeatures)]")
+        if let bias1 { precondition(bias1.count == hidden, "linear: bias \(bias1.shape) vs \(hidden) outputs") }
+        if let bias2 { precondition(bias2.count == n, "linear: bias \(bias2.shape) vs \(n) outputs") }
+        let m = x.count / k
+        let ldh = (hidden * 4) % 2048 == 0 ? hidden + 16 : hidden
+        let h = Tensor(uninitialized: [max(m, 1), ldh])
+        var outShape = x.shape
+        outShape[outShape.count - 1] = n
+        let y = Tensor(uninitialized: outShape)
+        let first = withExtendedLifetime((x, w1, bias1, h)) {
+            vlm_linear(x.pointer, Int64(m), Int64(k), w1.handle, bias1?.pointer, activation.c, h.pointer, Int64(ldh))
+        }
+        Kernels.checkAllocation(first, "linear [\(m), \(k)] x [\(hidden), \(k)]^T")
+        let second = withExtendedLifetime((h, w2, bias2, y)) {
+            vlm_linear(h.pointer, Int64(m), Int64(ldh), w2.handle, bias2?.pointer, VLM_ACT_NONE, y.pointer, Int64(n))
+        }
+        Kernels.checkAllocation(second, "linear [\(m), \(hidden)] x [\(n), \(hidden)]^T")
+        return y
+    }
+
     /// a: [M, K] (or [K, M] if transposeA), b: [K, N] (or [N, K] if transposeB) -> [M, N].
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
         product(a, b, transposeA, transposeB, "matmul") { m, n, k, c in

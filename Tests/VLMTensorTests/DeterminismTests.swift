@@ -63,3 +63,26 @@ func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
         #expect(one.scalars == two.scalars, "max |diff| \(maxDifference(one, two))")
     }
 }
+
+extension DeterminismTests {
+    /// `Ops.linearChain` (an MLP's fc1 -> activation -> fc2, hidden rows kept one cache line longer when they would
+    /// alias in L1) gives the bits of two `Ops.linear` calls, aliased width (512, 2048) or not (300), on 1 and 2 threads.
+    @Test(arguments: [(40, 512), (300, 2048), (33, 300)])
+    func linearChainEqualsTwoLinears(shape: (Int, Int)) throws {
+        let (m, hidden) = shape
+        try KernelPaths.exclusiveThrowing {
+            let saved = Kernels.threads
+            defer { Kernels.threads = saved }
+            let x = random([2, m, 96], seed: 11)
+            let w1 = try PackedLinearWeight(weight: random([hidden, 96], seed: 12)), b1 = random([hidden], seed: 13)
+            let w2 = try PackedLinearWeight(weight: random([80, hidden], seed: 14)), b2 = random([80], seed: 15)
+            for threads in [1, 2] {
+                Kernels.threads = threads
+                let chained = Ops.linearChain(x, w1, bias1: b1, activation: .quickGelu, w2, bias2: b2)
+                let twice = Ops.linear(Ops.linear(x, w1, bias: b1, activation: .quickGelu), w2, bias: b2)
+                #expect(chained.shape == [2, m, 80])
+                #expect(chained.scalars == twice.scalars, "t=\(threads) hidden \(hidden): max |diff| \(maxDifference(chained, twice))")
+            }
+        }
+    }
+}
