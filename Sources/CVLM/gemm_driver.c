@@ -174,7 +174,8 @@ static void run_block(const gemm_job *j, int64_t m0, int64_t m1, int64_t p0, int
                     int f16 = j->W && j->W->dtype == VLM_WEIGHT_F16;
                     // The weight slice this loop reads next, asked into L2 a share per tile while this one's
                     // tiles run: slices come from memory (an L/14 layer's weights are 50 MB), and the hardware
-                    // prefetchers alone left the first tile of each slice waiting on it (6% of an L/14 image).
+                    // prefetchers alone left the first tile of each slice waiting on it (with the one-block rows of
+                    // MC_MAX, an L/14 layer's projections took 10-14% less time: Benchmarks/layer_gemm.c).
                     const char *next = NULL;
                     int64_t next_lines = 0, asked = 0;
                     if (j->W && !quant && ntiles >= PF_MIN_TILES) {
