@@ -164,7 +164,11 @@ const char *vlm_weight_format_kernel(vlm_weight_dtype dtype, int64_t M) {
         if (dtype == VLM_WEIGHT_F32) return avx512 ? "avx512 fp32 FMA 14x32" : "avx2 fp32 FMA 6x16";
         return avx512 ? "avx512 fp32 FMA 14x32, 16-bit weights widened" : "avx2 fp32 FMA 6x16, 16-bit weights widened";
     }
-    // AVX-512 (and VNNI) variants of the quantized kernels are open slots: those CPUs run the AVX2 ones.
-    if (M <= VLM_QGEMV_MAX_M) return dtype == VLM_WEIGHT_I8 ? "avx2 int8 group GEMV, fp32 FMA" : "avx2 int4 group GEMV, fp32 FMA";
+    // Decode: I8 has an AVX-512 GEMV (quant_avx512.c); I4 keeps the AVX2 one on every CPU (its 512-bit version was
+    // slower on Zen 4), unless it is marked for int8 compute (vlm_w4a8_kernel names that path).
+    if (M <= VLM_QGEMV_MAX_M) {
+        if (dtype == VLM_WEIGHT_I8) return avx512 ? "avx512 int8 group GEMV, fp32 FMA" : "avx2 int8 group GEMV, fp32 FMA";
+        return "avx2 int4 group GEMV, fp32 FMA";
+    }
     return avx512 ? "avx2 dequantize to fp32 + avx512 fp32 FMA 14x32" : "avx2 dequantize to fp32 + avx2 fp32 FMA 6x16";
 }

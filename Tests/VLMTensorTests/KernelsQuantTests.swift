@@ -179,6 +179,27 @@ import VLMTestSupport
         #expect(vlm_weight_format_info(VLM_WEIGHT_I8)?.pointee.bits == 8)
     }
 
+    /// The decode kernel a format reports is the one that runs: I8 decode takes the AVX-512 GEMV on AVX-512 CPUs
+    /// (it was reported as the AVX2 one), I4 the AVX2 GEMV on both; prefill dequantizes.
+    @Test func reportedDecodeKernelFollowsThePath() {
+        KernelPaths.exclusive {
+            defer { _ = vlm_force_isa(VLM_ISA_AVX512) }
+            if Kernels.cpuISA == "avx512" {
+                _ = vlm_force_isa(VLM_ISA_AVX512)
+                #expect(Kernels.kernel(for: .int8, rows: 1) == "avx512 int8 group GEMV, fp32 FMA")
+                #expect(Kernels.kernel(for: .int4, rows: 4) == "avx2 int4 group GEMV, fp32 FMA")
+                #expect(Kernels.kernel(for: .int8, rows: 5).hasSuffix("avx512 fp32 FMA 14x32"))
+            }
+            if Kernels.cpuISA != "naive" {
+                _ = vlm_force_isa(VLM_ISA_AVX2)
+                #expect(Kernels.kernel(for: .int8, rows: 1) == "avx2 int8 group GEMV, fp32 FMA")
+                #expect(Kernels.kernel(for: .int8, rows: 5) == "avx2 dequantize to fp32 + avx2 fp32 FMA 6x16")
+            }
+            _ = vlm_force_isa(VLM_ISA_NAIVE)
+            #expect(Kernels.kernel(for: .int8, rows: 1) == "naive")
+        }
+    }
+
     /// CPU features form a set with names; the ISA in use follows from them.
     @Test func cpuFeatureSet() {
         let names = Kernels.cpuFeatures
