@@ -77,7 +77,7 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     if (vlm_sgemm_st(j->gk, 0, 0, rows, D, nk, 1.0f, s, nk, vp, j->ldv, 0.0f, o, j->ldo) != 0) atomic_store(&((attn_job *)j)->failed, 1);
 }
 
-static const vlm_attn_kernels *active_attn_kernels(void) {
+const vlm_attn_kernels *vlm_active_attn_kernels(void) {
     switch (vlm_active_isa()) {
     case VLM_ISA_AVX512: return &vlm_attn_kernels_avx512;
     case VLM_ISA_AVX2: return &vlm_attn_kernels_avx2;
@@ -91,7 +91,7 @@ static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t 
                           const int64_t *key_begin, const int64_t *key_end) {
     const vlm_gemm_kernels *gk = vlm_active_gemm_kernels();
     const vlm_ops_kernels *ok = vlm_active_ops_kernels();
-    const vlm_attn_kernels *ak = active_attn_kernels();
+    const vlm_attn_kernels *ak = vlm_active_attn_kernels();
     if (KVH <= 0 || H % KVH != 0) return -1;
     if (!gk || !ok || !ak || Tk <= 0 || D <= 0) {
         vlm_attention_naive_general(B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, hs, out, ldo, scale, causal, key_begin,
@@ -101,7 +101,7 @@ static int attention_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t 
     if (B <= 0 || H <= 0 || Tq <= 0) return 0;
     // Decode steps and short continuations: one pass over each key/value head for all the query rows sharing it.
     if ((H / KVH) * Tq <= VLM_ATTN_FEW_ROWS)
-        return vlm_attention_few_queries(ak, B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, hs, out, ldo, scale, causal,
+        return vlm_attention_few_queries(ak, B, H, KVH, Tq, Tk, D, q, ldq, k, ldk, v, ldv, hs, 0, out, ldo, scale, causal,
                                          key_begin, key_end, key_mask);
     int64_t qb = SCORE_BLOCK / Tk;
     if (qb < 8) qb = 8;

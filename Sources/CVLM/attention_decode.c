@@ -18,8 +18,10 @@
 typedef struct {
     const vlm_attn_kernels *ak;
     int64_t B, H, KVH, group, Tq, Tk, D, rows;
-    const float *q, *k, *v;
-    int64_t ldq, ldk, ldv, hs, ldo;  // hs: key/value head stride
+    const float *q;
+    const char *k, *v;               // fp32, or bf16 when kv16 (a bf16 KV cache)
+    int64_t ldq, ldk, ldv, hs, ldo;  // hs: key/value head stride; ldk, ldv, hs in elements
+    int kv16;
     float *out;
     float scale;
     int causal;
@@ -51,16 +53,18 @@ static void few_task(void *ctx, int64_t task, int thread) {
     float *o = s + R * n;
     const float *qr[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) qr[r] = few_q(j, b, g, r);
-    const float *kc = j->k + (b * j->Tk + s0) * j->ldk + g * j->hs, *vc = j->v + (b * j->Tk + s0) * j->ldv + g * j->hs;
+    const int64_t W = j->kv16 ? 2 : 4;  // bytes per element
+    const char *kc = j->k + ((b * j->Tk + s0) * j->ldk + g * j->hs) * W, *vc = j->v + ((b * j->Tk + s0) * j->ldv + g * j->hs) * W;
     // The chunk's first 16 keys and values are asked for now, so they arrive while the first scores run (the
     // kernels prefetch 16 rows ahead from there on): a head's chunk of a short context is a stream too short for
-    // the hardware prefetchers to ramp up. 16-float steps: a cache line.
+    // the hardware prefetchers to ramp up. 64-byte steps: a cache line.
     for (int64_t i = 0; i < n && i < 16; i++)
-        for (int64_t d = 0; d < D; d += 16) {
-            __builtin_prefetch(kc + i * j->ldk + d);
-            __builtin_prefetch(vc + i * j->ldv + d);
+        for (int64_t d = 0; d < D * W; d += 64) {
+            __builtin_prefetch(kc + i * j->ldk * W + d);
+            __builtin_prefetch(vc + i * j->ldv * W + d);
         }
-    j->ak->scores((int)R, qr, kc, j->ldk, n, D, j->scale, s, n);
+    if (j->kv16) j->ak->scores_bf16((int)R, qr, (const uint16_t *)kc, j->ldk, n, D, j->scale, s, n);
+    else j->ak->scores((int)R, qr, (const float *)kc, j->ldk, n, D, j->scale, s, n);
     const uint8_t *mask = j->key_mask ? j->key_mask + b * j->Tk + s0 : NULL;
     float mx[VLM_ATTN_FEW_ROWS], sum[VLM_ATTN_FEW_ROWS];
     for (int64_t r = 0; r < R; r++) {
@@ -69,10 +73,13 @@ static void few_task(void *ctx, int64_t task, int thread) {
         vlm_attn_key_range(r % j->Tq, j->Tq, j->Tk, j->causal, j->key_begin, j->key_end, &lo, &hi);
         lo -= s0;
         hi -= s0;
-        for (int64_t i = 0; i < n; i++)
-            if (i < lo || i >= hi || (mask && !mask[i])) sr[i] = -INFINITY;
-        float m = -INFINITY;
-        for (int64_t i = 0; i < n; i++) m = sr[i] > m ? sr[i] : m;
+        // Keys outside the row's range or masked out: -inf (a decode step's chunk usually has none).
+        for (int64_t i = 0; i < lo && i < n; i++) sr[i] = -INFINITY;
+        for (int64_t i = hi > 0 ? hi : 0; i < n; i++) sr[i] = -INFINITY;
+        if (mask)
+            for (int64_t i = 0; i < n; i++)
+                if (!mask[i]) sr[i] = -INFINITY;
+        float m = j->ak->row_max(sr, n);
         mx[r] = m;
         if (m == -INFINITY) {  // no key of this chunk is visible to the row
             for (int64_t i = 0; i < n; i++) sr[i] = 0.0f;
@@ -81,7 +88,8 @@ static void few_task(void *ctx, int64_t task, int thread) {
             sum[r] = j->ak->exp_sum(sr, n, m);
         }
     }
-    j->ak->weighted_sum((int)R, s, n, vc, j->ldv, n, D, o, D);
+    if (j->kv16) j->ak->weighted_sum_bf16((int)R, s, n, (const uint16_t *)vc, j->ldv, n, D, o, D);
+    else j->ak->weighted_sum((int)R, s, n, (const float *)vc, j->ldv, n, D, o, D);
     if (!j->partial) {
         for (int64_t r = 0; r < R; r++) {
             float *dst = few_out(j, b, g, r);
@@ -126,14 +134,14 @@ static void few_merge(const few_job *j, int64_t u) {
 }
 
 int vlm_attention_few_queries(const vlm_attn_kernels *ak, int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
-                              int64_t D, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
-                              int64_t ldv, int64_t hs, float *out, int64_t ldo, float scale, int causal,
+                              int64_t D, const float *q, int64_t ldq, const void *k, int64_t ldk, const void *v,
+                              int64_t ldv, int64_t hs, int kv16, float *out, int64_t ldo, float scale, int causal,
                               const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask) {
     int64_t group = H / KVH, rows = group * Tq;
     if (rows > VLM_ATTN_FEW_ROWS) return -1;
     few_job j = {
         .ak = ak, .B = B, .H = H, .KVH = KVH, .group = group, .Tq = Tq, .Tk = Tk, .D = D, .rows = rows,
-        .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk, .ldv = ldv, .hs = hs, .ldo = ldo, .out = out, .scale = scale,
+        .q = q, .k = (const char *)k, .v = (const char *)v, .kv16 = kv16 != 0, .ldq = ldq, .ldk = ldk, .ldv = ldv, .hs = hs, .ldo = ldo, .out = out, .scale = scale,
         .causal = causal, .key_begin = key_begin && key_end ? key_begin : NULL,
         .key_end = key_begin && key_end ? key_end : NULL, .key_mask = key_mask,
     };

@@ -205,15 +205,25 @@ typedef struct {
     /// s[r * lds + j] = scale * (q[r] . k_j) for r < rows, j < nk: q[r] points at D floats, key j at k + j * ldk.
     void (*scores)(int rows, const float *const *q, const float *k, int64_t ldk, int64_t nk, int64_t D, float scale,
                    float *s, int64_t lds);
+    /// The largest of x[0..n) (NaN entries ignored; -inf when n <= 0 or every entry is -inf or NaN).
+    float (*row_max)(const float *x, int64_t n);
     /// x[i] = exp(x[i] - m) for i < n (-inf entries give exactly 0); returns their sum.
     float (*exp_sum)(float *x, int64_t n, float m);
     /// o[r * ldo + d] = sum_j p[r * ldp + j] * v[j * ldv + d] for r < rows, d < D (o overwritten).
     void (*weighted_sum)(int rows, const float *p, int64_t ldp, const float *v, int64_t ldv, int64_t nk, int64_t D,
                          float *o, int64_t ldo);
+    /// scores and weighted_sum over bf16 keys / values (a bf16 KV cache): the same arithmetic on the rows widened to
+    /// fp32, so the same numbers as the fp32 kernels on the widened rows.
+    void (*scores_bf16)(int rows, const float *const *q, const uint16_t *k, int64_t ldk, int64_t nk, int64_t D,
+                        float scale, float *s, int64_t lds);
+    void (*weighted_sum_bf16)(int rows, const float *p, int64_t ldp, const uint16_t *v, int64_t ldv, int64_t nk,
+                              int64_t D, float *o, int64_t ldo);
 } vlm_attn_kernels;
 
 extern const vlm_attn_kernels vlm_attn_kernels_avx512;
 extern const vlm_attn_kernels vlm_attn_kernels_avx2;
+/// The set for the active ISA, or NULL (naive paths).
+const vlm_attn_kernels *vlm_active_attn_kernels(void);
 /// The double-precision reference behind every attention entry point (attention_naive.c): query head h reads
 /// key/value head h / (H / KVH), at k + (b * Tk + s) * ldk + (h / (H / KVH)) * hs (hs: the key/value head stride,
 /// D for token-major rows); explicit ranges when given, else causal / every key.
@@ -231,10 +241,11 @@ int vlm_attention_bf16_run(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_
 #define VLM_ATTN_FEW_ROWS 16
 /// Few-query attention (attention_decode.c): query head h reads key/value head h / (H / KVH). Keys are split into
 /// chunks of a fixed size (independent of the thread count, so results are too), scored, exponentiated and summed
-/// per chunk, and the chunks are merged by their maxima (split-K softmax). Returns 0 or VLM_ERR_NOMEM.
+/// per chunk, and the chunks are merged by their maxima (split-K softmax). k and v are fp32, or bf16 when kv16 != 0
+/// (strides in elements either way). Returns 0 or VLM_ERR_NOMEM.
 int vlm_attention_few_queries(const vlm_attn_kernels *ak, int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk,
-                              int64_t D, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
-                              int64_t ldv, int64_t hs, float *out, int64_t ldo, float scale, int causal,
+                              int64_t D, const float *q, int64_t ldq, const void *k, int64_t ldk, const void *v,
+                              int64_t ldv, int64_t hs, int kv16, float *out, int64_t ldo, float scale, int causal,
                               const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask);
 
 // MARK: Inner-product kernels (one set per SIMD ISA; dot.c dispatches)

@@ -15,10 +15,8 @@ extension SelfAttention {
         for (r, cache) in caches.enumerated() {
             let end = Int64(cache.length + 1)
             cache.append(fused, rows: 1, ld: 3 * c, keyOffset: r * 3 * c + c, valueOffset: r * 3 * c + 2 * c)
-            let row = Ops.attention(q: fused, qOffset: r * 3 * c, ldq: 3 * c, k: cache.keys, ldk: headDim, v: cache.values, ldv: headDim,
-                                    kvHeadStride: cache.headStride,
-                                    batch: 1, heads: heads, queryLength: 1, keyLength: cache.length, headDim: headDim,
-                                    scale: 1 / Float(headDim).squareRoot(), keyBegin: [0], keyEnd: [end])
+            let row = cache.attend(q: fused, qOffset: r * 3 * c, ldq: 3 * c, heads: heads, queryLength: 1,
+                                   scale: 1 / Float(headDim).squareRoot(), keyBegin: [0], keyEnd: [end])
             (attended.pointer + r * c).update(from: row.pointer, count: c)
         }
         return out(attended)

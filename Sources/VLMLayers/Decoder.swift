@@ -34,102 +34,6 @@ public struct RotaryEmbedding: Sendable {
     }
 }
 
-/// Keys and values of one layer for one sequence, head-major: head g's keys are one contiguous run of
-/// positions ([heads, allocated, headDim]), so a decode step reads each head's keys and values as a stream instead
-/// of one headDim slice every `heads * headDim` floats (with 32 key/value heads of 64, a row every 8 KB: a page
-/// per key, which the hardware prefetchers do not follow). Storage grows on demand (doubling) up to `capacity`
-/// positions, so a cache sized for a whole context costs only what it holds.
-public final class LayerKVCache: @unchecked Sendable {
-    public private(set) var keys: Tensor     // [heads, allocated, headDim]
-    public private(set) var values: Tensor   // [heads, allocated, headDim]
-    public private(set) var length = 0
-    public let capacity: Int
-    public let heads: Int
-    public let headDim: Int
-    public var width: Int { heads * headDim }
-
-    public init(capacity: Int, heads: Int, headDim: Int, reserve: Int = 256) {
-        self.capacity = capacity
-        self.heads = heads
-        self.headDim = headDim
-        let initial = min(capacity, max(reserve, 1))
-        keys = Tensor(zeros: [heads, initial, headDim])
-        values = Tensor(zeros: [heads, initial, headDim])
-    }
-
-    /// Positions allocated now.
-    public var allocated: Int { keys.shape[1] }
-
-    /// Floats from one head's run to the next (the attention kernels' kvHeadStride; rows are headDim apart).
-    public var headStride: Int { allocated * headDim }
-
-    /// Makes room for `rows` positions in total (at most `capacity`), keeping what is held.
-    func reserve(_ rows: Int) {
-        guard rows > allocated else { return }
-        let grown = min(capacity, max(rows, allocated * 2))
-        let k = Tensor(zeros: [heads, grown, headDim]), v = Tensor(zeros: [heads, grown, headDim])
-        for g in 0 ..< heads {
-            (k.pointer + g * grown * headDim).update(from: keys.pointer + g * headStride, count: length * headDim)
-            (v.pointer + g * grown * headDim).update(from: values.pointer + g * headStride, count: length * headDim)
-        }
-        keys = k
-        values = v
-    }
-
-    /// Appends `rows` keys and values read from `source` rows (stride `ld`), each `heads * headDim` wide (head after
-    /// head, as a projection writes them) at column offsets. source: [rows, ld]
-    func append(_ source: Tensor, rows: Int, ld: Int, keyOffset: Int, valueOffset: Int) {
-        reserve(length + rows)
-        let stride = headStride
-        for r in 0 ..< rows {
-            let k = source.pointer + r * ld + keyOffset, v = source.pointer + r * ld + valueOffset
-            let at = (length + r) * headDim
-            for g in 0 ..< heads {
-                (keys.pointer + g * stride + at).update(from: k + g * headDim, count: headDim)
-                (values.pointer + g * stride + at).update(from: v + g * headDim, count: headDim)
-            }
-        }
-        length += rows
-    }
-
-    public func reset() { length = 0 }
-
-    /// Drops positions from `newLength` on (e.g. to reuse a shared prompt prefix).
-    public func truncate(to newLength: Int) { length = min(length, max(newLength, 0)) }
-
-    /// An independent cache holding the same positions (same capacity).
-    public func copy() -> LayerKVCache {
-        let other = LayerKVCache(capacity: capacity, heads: heads, headDim: headDim, reserve: max(length, 1))
-        for g in 0 ..< heads {
-            (other.keys.pointer + g * other.headStride).update(from: keys.pointer + g * headStride, count: length * headDim)
-            (other.values.pointer + g * other.headStride).update(from: values.pointer + g * headStride, count: length * headDim)
-        }
-        other.length = length
-        return other
-    }
-
-    /// Bytes allocated for keys and values.
-    public var bytes: Int { 2 * allocated * width * MemoryLayout<Float>.stride }
-}
-
-/// Per-sequence cache for every layer of a decoder.
-public final class KVCache: @unchecked Sendable {
-    public let layers: [LayerKVCache]
-    public var length: Int { layers.first?.length ?? 0 }
-    public var capacity: Int { layers.first?.capacity ?? 0 }
-    public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
-
-    public init(layers count: Int, capacity: Int, heads: Int, headDim: Int) {
-        layers = (0 ..< count).map { _ in LayerKVCache(capacity: capacity, heads: heads, headDim: headDim) }
-    }
-
-    /// A cache over existing per-layer caches (copies for beam search).
-    public init(layerCaches: [LayerKVCache]) { layers = layerCaches }
-
-    public func reset() { layers.forEach { $0.reset() } }
-    public func truncate(to length: Int) { layers.forEach { $0.truncate(to: length) } }
-}
-
 /// Grouped-query causal self-attention with rotary embeddings (Llama, Mistral, Qwen2 naming:
 /// q_proj, k_proj, v_proj, o_proj), q/k/v fused at load into one projection.
 public final class GroupedQueryAttention: @unchecked Sendable {
@@ -185,10 +89,8 @@ public final class GroupedQueryAttention: @unchecked Sendable {
         let total = cache.length
         let ranges = mask.windowed(slidingWindow).keyRanges(queryStart: start, queryCount: t, keyCount: total)
         // Query head h reads key/value head h / (heads / kvHeads) (repeat_kv) in place: one call for all heads.
-        let output = Ops.attention(
-            q: fused, ldq: ld, k: cache.keys, ldk: headDim, v: cache.values, ldv: headDim, kvHeadStride: cache.headStride, batch: 1, heads: heads,
-            kvHeads: kvHeads, queryLength: t, keyLength: total, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
-            keyBegin: ranges.begin, keyEnd: ranges.end, keyMask: mask.keyPadding, bf16: bf16)
+        let output = cache.attend(q: fused, ldq: ld, heads: heads, queryLength: t, scale: 1 / Float(headDim).squareRoot(),
+                                  keyBegin: ranges.begin, keyEnd: ranges.end, keyMask: mask.keyPadding, bf16: bf16)
         return out(output.reshaped([t, qWidth]))
     }
 }

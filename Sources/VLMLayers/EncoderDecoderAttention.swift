@@ -15,9 +15,8 @@ extension SelfAttention {
         let start = cache.length
         cache.append(fused, rows: t, ld: 3 * c, keyOffset: c, valueOffset: 2 * c)
         let begin = [Int64](repeating: 0, count: t), end = (0 ..< t).map { Int64(start + $0 + 1) }
-        let attended = Ops.attention(q: fused, ldq: 3 * c, k: cache.keys, ldk: headDim, v: cache.values, ldv: headDim, kvHeadStride: cache.headStride, batch: 1, heads: heads,
-                                     queryLength: t, keyLength: cache.length, headDim: headDim,
-                                     scale: 1 / Float(headDim).squareRoot(), keyBegin: begin, keyEnd: end)
+        let attended = cache.attend(q: fused, ldq: 3 * c, heads: heads, queryLength: t, scale: 1 / Float(headDim).squareRoot(),
+                                    keyBegin: begin, keyEnd: end)
         return out(attended.reshaped([t, c]))
     }
 }

@@ -216,6 +216,8 @@ public final class LlamaModel: @unchecked Sendable {
     let norm: RMSNorm               // model.norm.weight [C]
     let lmHead: Linear              // lm_head.weight [vocab, C] (the embedding table when tied)
     let rotary: RotaryEmbedding     // shared by every layer; tables computed once per forward
+    /// What makeCache stores keys and values in: bf16 under a reduced --precision (KVCachePrecision.standard).
+    public let kvCachePrecision: KVCachePrecision
 
     public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
 
@@ -233,6 +235,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// body: the decoder's scope ("model" in LlamaForCausalLM, "model.language_model" in LLaVA); head: "lm_head".
     public init(config: LlamaConfig, body: WeightScope, head: WeightScope) throws {
         self.config = config
+        kvCachePrecision = KVCachePrecision.standard(for: body.storage)
         let c = config.hiddenSize, act = Activation(huggingFace: config.hiddenAct) ?? .silu
         let rotary = RotaryEmbedding(inverseFrequencies: try config.inverseFrequencies())
         self.rotary = rotary
@@ -307,10 +310,12 @@ public final class LlamaModel: @unchecked Sendable {
         return layersName == head ? layersName : "\(layersName) (lm_head \(head))"
     }
 
-    /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings).
-    public func makeCache(capacity: Int? = nil) -> KVCache {
+    /// A cache for one sequence of up to `capacity` tokens (capped at max_position_embeddings), in `precision`
+    /// (default: the model's kvCachePrecision).
+    public func makeCache(capacity: Int? = nil, precision: KVCachePrecision? = nil) -> KVCache {
         let cap = min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
-        return KVCache(layers: layers.count, capacity: max(cap, 1), heads: config.kvHeads, headDim: config.resolvedHeadDim)
+        return KVCache(layers: layers.count, capacity: max(cap, 1), heads: config.kvHeads, headDim: config.resolvedHeadDim,
+                       precision: precision ?? kvCachePrecision)
     }
 
     /// ids -> [T, C] token embeddings (ids validated against the vocabulary).

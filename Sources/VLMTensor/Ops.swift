@@ -224,6 +224,54 @@ public enum Ops {
         return out
     }
 
+    /// Attention over a key/value cache held outside tensors (VLMLayers' LayerKVCache): k and v are fp32, or bf16
+    /// when `kvBF16` (vlm_attention_strided_kv16: the numbers of the fp32 path on the rows widened), head-major with
+    /// rows `headDim` apart and heads `kvHeadStride` elements apart; the caller guarantees they hold `keyLength`
+    /// positions of `kvHeads` heads. q: [queryLength, ldq-wide rows] from element qOffset -> [1, queryLength, H*D].
+    public static func attention(q: Tensor, qOffset: Int = 0, ldq: Int, cacheKeys k: UnsafeRawPointer,
+                                 cacheValues v: UnsafeRawPointer, kvBF16: Bool, kvHeadStride: Int, heads: Int,
+                                 kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, scale: Float,
+                                 keyBegin: [Int64], keyEnd: [Int64], keyMask: [UInt8]? = nil, naive: Bool = false,
+                                 bf16: Bool = false) -> Tensor {
+        let width = heads * headDim
+        precondition(kvHeads > 0 && heads % kvHeads == 0, "attention: \(heads) heads are not a multiple of \(kvHeads) key/value heads")
+        precondition(kvHeadStride >= keyLength * headDim, "attention: key/value head stride \(kvHeadStride) below \(keyLength) rows")
+        precondition(ldq >= width && q.count >= (queryLength == 0 ? 0 : qOffset + (queryLength - 1) * ldq + width),
+                     "attention: q \(q.shape) too small")
+        precondition(keyBegin.count == queryLength && keyEnd.count == queryLength, "attention: key ranges for \(keyBegin.count) queries, not \(queryLength)")
+        if let keyMask { precondition(keyMask.count == keyLength, "attention: keyMask count \(keyMask.count)") }
+        let out = Tensor(uninitialized: [1, queryLength, width])
+        let status = withExtendedLifetime(q) {
+            keyBegin.withUnsafeBufferPointer { begin in
+                keyEnd.withUnsafeBufferPointer { end in
+                    let run = { (mask: UnsafePointer<UInt8>?) -> Int32 in
+                        let a = (Int64(heads), Int64(kvHeads), Int64(queryLength), Int64(keyLength), Int64(headDim))
+                        let qp = q.pointer + qOffset, ld = Int64(headDim), hs = Int64(kvHeadStride), f = Int32(bf16 ? 1 : 0)
+                        if kvBF16 {
+                            let k16 = k.assumingMemoryBound(to: UInt16.self), v16 = v.assumingMemoryBound(to: UInt16.self)
+                            return naive
+                                ? vlm_attention_strided_kv16_naive(1, a.0, a.1, a.2, a.3, a.4, qp, Int64(ldq), k16, ld, v16, ld, hs,
+                                                                   out.pointer, Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask, f)
+                                : vlm_attention_strided_kv16(1, a.0, a.1, a.2, a.3, a.4, qp, Int64(ldq), k16, ld, v16, ld, hs,
+                                                             out.pointer, Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask, f)
+                        }
+                        let kf = k.assumingMemoryBound(to: Float.self), vf = v.assumingMemoryBound(to: Float.self)
+                        if naive {
+                            vlm_attention_strided_naive(1, a.0, a.1, a.2, a.3, a.4, qp, Int64(ldq), kf, ld, vf, ld, hs, out.pointer,
+                                                        Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask, f)
+                            return 0
+                        }
+                        return vlm_attention_strided(1, a.0, a.1, a.2, a.3, a.4, qp, Int64(ldq), kf, ld, vf, ld, hs, out.pointer,
+                                                     Int64(width), scale, 0, begin.baseAddress, end.baseAddress, mask, f)
+                    }
+                    if let keyMask { return keyMask.withUnsafeBufferPointer { run($0.baseAddress) } } else { return run(nil) }
+                }
+            }
+        }
+        Kernels.checkAllocation(status, "attention over a \(kvBF16 ? "bf16" : "fp32") cache (\(heads) heads, \(queryLength) x \(keyLength) tokens)")
+        return out
+    }
+
     public static func f16ToF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
         vlm_f16_to_f32(src, dst, Int64(count))
     }

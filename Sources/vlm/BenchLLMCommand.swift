@@ -41,8 +41,10 @@ struct BenchLLM: ParsableCommand {
         let memory_bandwidth_gb_s: Double
         let decode_roofline_tokens_per_s: Double
         let decode_roofline_fraction: Double
-        /// Mean bytes of the fp32 KV cache each decode step reads (every layer's keys and values so far).
+        /// Mean bytes of the KV cache each decode step reads (every layer's keys and values so far).
         let decode_kv_bytes_per_token: Int
+        /// What the KV cache stores: fp32, or bf16 under a reduced precision (KVCachePrecision.standard).
+        let kv_cache: String
         /// Roofline of what a decode step must read: the packed weights plus the KV cache.
         let decode_roofline_with_kv_tokens_per_s: Double
         let decode_roofline_with_kv_fraction: Double
@@ -132,7 +134,7 @@ struct BenchLLM: ParsableCommand {
             let decodeRate = Double(tokens) / (Double(t2 - t1) / 1e9), roofline = bandwidth / Double(weightBytes)
             // Step i (0-based) attends prompt + i + 1 positions: the mean context of the decode is prompt + (tokens + 1) / 2.
             let c = lm.config, kvWidth = c.kvHeads * c.resolvedHeadDim
-            let kvBytes = Int(Double(2 * c.numHiddenLayers * kvWidth * MemoryLayout<Float>.size) * (Double(ids.count) + Double(tokens + 1) / 2))
+            let kvBytes = Int(Double(2 * c.numHiddenLayers * kvWidth * lm.kvCachePrecision.bytes) * (Double(ids.count) + Double(tokens + 1) / 2))
             let rooflineWithKV = bandwidth / Double(weightBytes + kvBytes)
             // Reduced-precision compute for prefill (calls of 16+ rows): int8 in the chosen layers, bf16 when forced.
             let int8Prefill = packed == .int8 && Int8ComputeLayers.standard != .none
@@ -152,7 +154,7 @@ struct BenchLLM: ParsableCommand {
                                 decode_tokens_per_s: decodeRate,
                                 memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: roofline,
                                 decode_roofline_fraction: decodeRate / roofline, decode_kv_bytes_per_token: kvBytes,
-                                decode_roofline_with_kv_tokens_per_s: rooflineWithKV,
+                                kv_cache: lm.kvCachePrecision.rawValue, decode_roofline_with_kv_tokens_per_s: rooflineWithKV,
                                 decode_roofline_with_kv_fraction: decodeRate / rooflineWithKV, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
                                 decode_kernel: w4a8 ? PackedLinearWeight.w4a8Kernel : Kernels.kernel(for: packed, rows: 1),
@@ -166,8 +168,8 @@ struct BenchLLM: ParsableCommand {
                 print(String(format: "decode:  %8.1f tokens/s (%d tokens); roofline %.1f tokens/s at %.1f GB/s measured read bandwidth (%.0f%%)",
                              result.decode_tokens_per_s, tokens, result.decode_roofline_tokens_per_s, result.memory_bandwidth_gb_s,
                              100 * result.decode_roofline_fraction))
-                print(String(format: "         with the KV cache read each step (%.1f MiB on average): roofline %.1f tokens/s (%.0f%%)",
-                             Double(kvBytes) / 1048576, result.decode_roofline_with_kv_tokens_per_s,
+                print(String(format: "         with the %@ KV cache read each step (%.1f MiB on average): roofline %.1f tokens/s (%.0f%%)",
+                             result.kv_cache, Double(kvBytes) / 1048576, result.decode_roofline_with_kv_tokens_per_s,
                              100 * result.decode_roofline_with_kv_fraction))
             }
         }

@@ -429,6 +429,22 @@ void vlm_attention_strided_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, 
                                  int64_t kv_head_stride, float *out, int64_t ldo, float scale, int causal,
                                  const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask, int bf16);
 
+/// vlm_attention_strided over bf16 keys and values (a bf16 KV cache; strides in elements): the result is
+/// vlm_attention_strided's on the rows widened to fp32 (exact). Decode steps (H / KVH * Tq <= 16 rows per key/value
+/// head) read the bf16 rows in place, bit for bit what the fp32 path gives on the widened rows; longer calls widen
+/// the rows into fp32 scratch first. Returns 0, -1 when H is not a multiple of KVH, or VLM_ERR_NOMEM.
+int vlm_attention_strided_kv16(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D, const float *q,
+                               int64_t ldq, const uint16_t *k, int64_t ldk, const uint16_t *v, int64_t ldv,
+                               int64_t kv_head_stride, float *out, int64_t ldo, float scale, int causal,
+                               const int64_t *key_begin, const int64_t *key_end, const uint8_t *key_mask, int bf16);
+/// Its reference: the rows widened by vlm_bf16_to_f32_naive, then vlm_attention_strided_naive. Returns 0, -1 or
+/// VLM_ERR_NOMEM as above.
+int vlm_attention_strided_kv16_naive(int64_t B, int64_t H, int64_t KVH, int64_t Tq, int64_t Tk, int64_t D,
+                                     const float *q, int64_t ldq, const uint16_t *k, int64_t ldk, const uint16_t *v,
+                                     int64_t ldv, int64_t kv_head_stride, float *out, int64_t ldo, float scale,
+                                     int causal, const int64_t *key_begin, const int64_t *key_end,
+                                     const uint8_t *key_mask, int bf16);
+
 // MARK: Inner products for vector search
 
 /// a . b over n floats (any alignment). Float accumulation in several SIMD lanes: agrees with the naive
