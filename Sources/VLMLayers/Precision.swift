@@ -13,7 +13,8 @@ import VLMTensor
 /// - int4: int4 weights, weight-only.
 ///
 /// Scope: a precision applies to the language model of a generative checkpoint (its linear layers, embedding
-/// table and tied LM head; LLaVA's projector too) and to both towers of a dual encoder (CLIP, SigLIP, SigLIP2:
+/// table and tied LM head; LLaVA's projector too; bf16, int8 and int4 keep its KV cache in bf16:
+/// KVCachePrecision.standard) and to both towers of a dual encoder (CLIP, SigLIP, SigLIP2:
 /// every linear layer, the patch projection and the token embeddings). The vision towers of generative
 /// checkpoints stay float32. A family that cannot run a precision refuses it with an error that says so.
 public enum Precision: String, Sendable, CaseIterable, Codable {
@@ -50,7 +51,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     }
 
     /// One line for command help texts.
-    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 layers compute in int8 with int8 activations (a scale per token and group of 128) on calls of 16+ rows (every projection, decoders with bf16 attention in prefill; VLM_INT8_COMPUTE=none|mlp|all overrides). --precision int4 decode steps quantize activations to int8 in blocks of 32 where the CPU has AVX512-VNNI + VBMI (VLM_W4A8=none: fp32; quantized checkpoints loaded as stored keep fp32 activations). Generative models: the language model (the vision tower stays fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
+    public static let helpText = "Precision: fp32 (exact), bf16, int8 or int4. bf16: bf16 weights, and encoders/prefill (calls of 16+ rows) compute in bf16 (activations rounded to bf16, fp32 sums; AVX512_BF16 where the CPU has it; VLM_BF16_COMPUTE=none keeps fp32 compute). int8/int4: group-wise quantized weights, fp32 compute, except int8 layers compute in int8 with int8 activations (a scale per token and group of 128) on calls of 16+ rows (every projection, decoders with bf16 attention in prefill; VLM_INT8_COMPUTE=none|mlp|all overrides). --precision int4 decode steps quantize activations to int8 in blocks of 32 where the CPU has AVX512-VNNI + VBMI (VLM_W4A8=none: fp32; quantized checkpoints loaded as stored keep fp32 activations). Generative models: the language model (the vision tower stays fp32), whose KV cache bf16, int8 and int4 keep in bf16 (half the memory and the bytes a decode step reads; VLM_KV_CACHE=fp32 keeps fp32); default the checkpoint's own weights (bf16/fp16 kept as stored, fp32 compute). Embedding models (CLIP, SigLIP): both towers; default fp32 (an index remembers the precision it was built with). Quantized checkpoints (GPTQ, AWQ, compressed-tensors) load as stored by default; fp32 dequantizes them exactly."
 
     /// What a load with this precision computes with, for benchmark reports ("int8 weights, int8 compute in mlp
     /// layers (avx512-vnni int8 vpdpbusd 8x32), fp32 elsewhere").

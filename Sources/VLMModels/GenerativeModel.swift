@@ -46,10 +46,14 @@ public protocol GenerativeModel: AnyObject, Sendable {
     /// Weight precision of the language model as loaded: fp32, bf16, fp16, int8, int4, or mixed (served in
     /// /v1/models and /metrics).
     var weightPrecision: String { get }
+    /// What the decoder's KV cache stores: fp32, or bf16 under a reduced precision (KVCachePrecision.standard;
+    /// served in /v1/models).
+    var kvCache: String { get }
 }
 
 extension GenerativeModel {
     public var weightPrecision: String { "fp32" }
+    public var kvCache: String { "fp32" }
 }
 
 /// Choices about input processing that the checkpoint's files do not make. The defaults reproduce transformers.
@@ -85,6 +89,7 @@ extension LlamaBackedModel {
     public var eosTokenIDs: [Int] { language.eosTokenIDs }
     public var decodeWeightBytes: Int { language.linearWeightFootprint.bytes }
     public var weightPrecision: String { language.weightPrecision }
+    public var kvCache: String { language.kvCache }
     public func makeState(capacity: Int) -> any GenerationState { language.makeState(capacity: capacity) }
     public func step(token: Int, state: any GenerationState) throws -> Tensor { try language.step(token: token, state: state) }
 }

@@ -391,6 +391,7 @@ extension LlamaModel: GenerativeModel {
         .generative(try LlamaModel.load(directory: $0))
     }
     public var modelType: String { config.modelType }
+    public var kvCache: String { kvCachePrecision.rawValue }
     public var supportsImages: Bool { false }
     public var contextLength: Int { config.maxPositionEmbeddings }
     public var eosTokenIDs: [Int] { config.eosTokenIDs }

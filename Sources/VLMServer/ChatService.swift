@@ -13,6 +13,8 @@ public struct ChatEngine: Sendable {
     public var imageTokensPerImage: Int?
     /// Weight precision of the language model as loaded (GenerativeModel.weightPrecision).
     public var precision = "fp32"
+    /// What the decoder's KV cache stores (GenerativeModel.kvCache): fp32, or bf16 under a reduced precision.
+    public var kvCache = "fp32"
     /// generation_config.json: the starting point of every request's sampling options.
     public var defaults: GenerationDefaults
     /// Chat template, tokenizer, image token expansion and pixel values: `GenerativePipeline.prepare`.
@@ -56,6 +58,7 @@ public struct ChatEngine: Sendable {
                 }
             })
         engine.precision = p.model.weightPrecision
+        engine.kvCache = p.model.kvCache
         engine.visionTasks = p.visionTasks == nil ? nil : try? VisionTaskRunner(pipeline: p)
         return engine
     }

@@ -240,9 +240,12 @@ struct ChatModelObject: Encodable, Sendable {
     let imageTokensPerImage: Int?
     /// Weight precision of the language model as loaded (fp32, bf16, fp16, int8, int4, mixed).
     let precision: String
+    /// What its KV cache stores: fp32, or bf16 under a reduced precision.
+    let kvCache: String
 
     enum CodingKeys: String, CodingKey {
         case id, object, created, type, kind, precision
+        case kvCache = "kv_cache"
         case ownedBy = "owned_by", contextLength = "context_length", acceptsImages = "accepts_images"
         case imageTokensPerImage = "image_tokens_per_image"
     }

@@ -78,7 +78,8 @@ struct ModelsController<Context: RequestContext>: Sendable {
         case .chat(let s):
             return .chat(ChatModelObject(id: s.modelID, created: s.created, type: s.engine.modelType,
                                          contextLength: s.engine.contextLength, acceptsImages: s.engine.acceptsImages,
-                                         imageTokensPerImage: s.engine.imageTokensPerImage, precision: s.engine.precision))
+                                         imageTokensPerImage: s.engine.imageTokensPerImage, precision: s.engine.precision,
+                                         kvCache: s.engine.kvCache))
         }
     }
 }

@@ -10,7 +10,7 @@ import VLMTestSupport
 /// run is a row naming the reason.
 @Suite struct QuantReportTests {
     @Test func generatorRowsMeasureEachPrecisionAgainstFp32() throws {
-        // llama-gqa stores bf16 weights: its bf16 load equals the fp32 one exactly. The report compares runs bit for
+        // llama-gqa stores bf16 weights: its bf16 load's weights equal the fp32 one's. The report compares runs bit for
         // bit (fp32 against itself), so it holds the kernel-path lock: a concurrent test forcing another ISA would
         // put the two runs on different paths.
         let report = try KernelPaths.exclusive {
@@ -18,9 +18,16 @@ import VLMTestSupport
         }
         #expect(report.rows.map(\.precision) == ["fp32", "bf16", "int8", "int4"])
         #expect(report.inputs.contains("no tokenizer"))
-        for row in report.rows.prefix(2) {
-            #expect(row.greedyAgreement == 1 && row.top1Agreement == 1, "\(row)")
-            #expect(abs(row.meanKL ?? 1) < 1e-12 && abs(row.perplexityChange ?? 1) < 1e-9, "\(row)")
+        let fp32 = report.rows[0], bf16 = report.rows[1]
+        #expect(fp32.greedyAgreement == 1 && fp32.top1Agreement == 1, "\(fp32)")
+        #expect(abs(fp32.meanKL ?? 1) < 1e-12 && abs(fp32.perplexityChange ?? 1) < 1e-9, "\(fp32)")
+        // bf16's weights equal fp32's here, so what its decode costs is its bf16 KV cache alone: small, never zero
+        // (exactly zero when VLM_KV_CACHE=fp32 keeps the cache in fp32).
+        #expect(bf16.greedyAgreement == 1 && bf16.top1Agreement == 1, "\(bf16)")
+        if ProcessInfo.processInfo.environment["VLM_KV_CACHE"]?.lowercased() == "fp32" {
+            #expect(abs(bf16.meanKL ?? 1) < 1e-12, "\(bf16)")
+        } else {
+            #expect((bf16.meanKL ?? 0) > 0 && (bf16.meanKL ?? 1) < 1e-3, "\(bf16)")
         }
         let bytes = report.rows.map { $0.weightBytes ?? 0 }
         #expect(bytes[0] > bytes[1] && bytes[1] > bytes[2] && bytes[2] > bytes[3], "\(bytes)")

@@ -23,6 +23,10 @@ import VLMTestSupport
             #expect(list.map { $0["precision"] as? String } == ["fp32", expected])
             let one = try await client.get("/v1/models/llava-chat").json()
             #expect(one["precision"] as? String == expected)
+            // A reduced precision keeps the decoder's KV cache in bf16 (unless VLM_KV_CACHE overrides it).
+            if ProcessInfo.processInfo.environment["VLM_KV_CACHE"] == nil {
+                #expect(one["kv_cache"] as? String == (expected == "fp32" ? "fp32" : "bf16"), "\(one)")
+            }
             let metrics = String(buffer: try await client.get("/metrics").body)
             #expect(metrics.contains("# TYPE vlm_model_info gauge"))
             #expect(metrics.contains(#"vlm_model_info{model="tiny-a",kind="embedding",precision="fp32"} 1"#), "\(metrics)")
