@@ -12,8 +12,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-// Keys per chunk: 128 keys x 16 rows of scores stay in L1, and a 512-token context gives 4 chunks per head.
-#define FEW_CHUNK 128
+// Keys per chunk: 256 keys x 16 rows of scores (16 KB) stay in L1, and each task reads its keys and values as two
+// runs of 64 KB (fp32) or 32 KB (bf16 cache). Runs that short are what limits a decode step's attention: on two Zen 4
+// cores, over 24 layers x 32 heads x 1,040 positions, chunks of 128 keys read a bf16 cache in 10.5-11.7 ms per step and
+// an fp32 one in 19.9-21.1, chunks of 256 in 8.4-9.1 and 17.4-18.8 (Benchmarks/RESULTS.md, session 28).
+#define FEW_CHUNK 256
 
 typedef struct {
     const vlm_attn_kernels *ak;

@@ -17,13 +17,13 @@ import VLMTestSupport
 
     static let cases: [Case] = [
         Case(b: 1, h: 15, kvh: 5, tq: 1, tk: 1, d: 64),                        // first decode step
-        Case(b: 1, h: 15, kvh: 5, tq: 1, tk: 517, d: 64),                      // SmolLM2 decode, 5 chunks
+        Case(b: 1, h: 15, kvh: 5, tq: 1, tk: 517, d: 64),                      // SmolLM2 decode, 3 chunks
         Case(b: 2, h: 12, kvh: 2, tq: 1, tk: 300, d: 128, maskEvery: 7),       // Qwen2-style group 6, padding
         Case(b: 1, h: 7, kvh: 1, tq: 2, tk: 1000, d: 72, window: 40),          // multi-query, sliding window
-        Case(b: 1, h: 8, kvh: 2, tq: 4, tk: 260, d: 33, maskPrefix: 200),      // chunks with every key padded
+        Case(b: 1, h: 8, kvh: 2, tq: 4, tk: 600, d: 33, maskPrefix: 520),      // chunks with every key padded
         Case(b: 2, h: 4, kvh: 4, tq: 5, tk: 9, d: 8, empty: true),             // no grouping, an empty range
         Case(b: 1, h: 6, kvh: 2, tq: 9, tk: 140, d: 80),                       // 27 rows per head: GEMM path
-        Case(b: 1, h: 16, kvh: 1, tq: 1, tk: 129, d: 16),                      // exactly 16 rows, two chunks
+        Case(b: 1, h: 16, kvh: 1, tq: 1, tk: 257, d: 16),                      // exactly 16 rows, two chunks
         Case(b: 1, h: 4, kvh: 4, tq: 1, tk: 301, d: 64),                       // one row per head (SmolLM2-1.7B)
         Case(b: 2, h: 8, kvh: 4, tq: 1, tk: 45, d: 20, maskEvery: 5),          // two rows, a short key block
         Case(b: 1, h: 14, kvh: 2, tq: 1, tk: 7, d: 136),                       // 7 rows (4 + 3), D past 128
