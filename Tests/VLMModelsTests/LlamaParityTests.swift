@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VLMLayers
 import VLMModels
 import VLMTensor
 import VLMTestSupport
@@ -46,12 +47,15 @@ func argmax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
         #expect(generated == ref.greedy)
     }
 
-    @Test func incrementalDecodeEqualsOneLongPrefill() throws {
+    /// Over an fp32 or a bf16 cache (prefill widens a bf16 cache's rows for the long-call kernels, decode steps read
+    /// them in place): the same logits to float summation order.
+    @Test(arguments: KVCachePrecision.allCases)
+    func incrementalDecodeEqualsOneLongPrefill(precision: KVCachePrecision) throws {
         let ref: LlamaReference = try Fixtures.json("llama/llama-gqa.reference.json")
         let model = try LlamaModel.load(directory: Fixtures.url("llama/llama-gqa"))
         let ids = ref.prompt + ref.greedy.prefix(5)
-        let whole = try model.forward(ids: ids, cache: model.makeCache(), allLogits: true)
-        let cache = model.makeCache()
+        let whole = try model.forward(ids: ids, cache: model.makeCache(precision: precision), allLogits: true)
+        let cache = model.makeCache(precision: precision)
         _ = try model.forward(ids: Array(ids.prefix(10)), cache: cache)
         var last = Tensor(zeros: [1])
         for id in ids.dropFirst(10) { last = try model.forward(ids: [id], cache: cache) }
