@@ -406,7 +406,9 @@ int vlm_linear_exact(const float *X, int64_t M, int64_t ldx, const vlm_packed_we
     if (!W || M <= 0) return 0;
     const vlm_gemm_kernels *ks = vlm_active_gemm_kernels();
     if (!ks) { vlm_linear_packed_naive(X, M, ldx, W, bias, act, Y, ldy); return 0; }
-    if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv)
+    // The weight-only GEMV reads I4 in lane order; a weight re-laid for W4A8 (quad order) reaches this exact path only
+    // when called directly, and takes the dequantizing GEMM.
+    if (vlm_dtype_quantized(W->dtype) && M <= VLM_QGEMV_MAX_M && ks->qgemv && !W->i4_quads)
         return qgemv_run(ks, X, M, ldx, W, bias, act, Y, ldy);
     gemm_job j = {
         .ks = ks, .M = M, .N = W->N, .K = W->K, .A = X, .lda = ldx, .alpha = 1.0f, .W = W,

@@ -17,6 +17,9 @@ int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode) {
     int ok = mode == VLM_COMPUTE_WEIGHT_ONLY || (mode == VLM_COMPUTE_INT8 && (w->dtype == VLM_WEIGHT_I8 || w->dtype == VLM_WEIGHT_I4)) ||
              (mode == VLM_COMPUTE_BF16 && w->dtype == VLM_WEIGHT_BF16);
     if (!ok) return -1;
+    // I4 marked for W4A8 keeps its codes in the kernel's quad order; weight-only in the GEMV's lane order.
+    int rc = vlm_i4_set_order(w, mode == VLM_COMPUTE_INT8);
+    if (rc) return rc;
     w->compute = (int)mode;
     return 0;
 }

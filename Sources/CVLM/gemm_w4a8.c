@@ -5,8 +5,11 @@
 // 8 weights; on two Zen 4 cores that tops out at ~34 GB/s of packed weights in cache -- about the machine's memory
 // bandwidth, so int4 decode of a 1.7B model stayed at 73-77% of its roofline. With the activations in int8, one
 // vpdpbusd multiplies 64 code x activation pairs: per 4 k rows x 32 columns (one 64-byte load) the kernel splits the
-// nibbles (AND, shift + AND), moves each column's four k codes into one 32-bit lane (two vpermt2b: the panel layout
-// keeps a k row's 32 columns together, vpdpbusd wants a column's 4 k together) and runs two vpdpbusd per row.
+// nibbles (AND, shift + AND) and runs two vpdpbusd per row. vpdpbusd wants a column's 4 k codes in one 32-bit lane;
+// the lane order of the weight-only GEMV keeps a k row's 32 columns together instead, and moving them costs two
+// vpermt2b per 64 bytes, ~25% of the kernel's in-cache rate (Zen 4). So marking an I4 weight for int8 compute
+// re-lays its codes once into quad order (kernels_internal.h), where the split nibbles already are the operands;
+// lane-order weights (vlm_linear_w4a8 called on an unmarked weight) take the permutes.
 // Activation blocks of 32 (llama.cpp's Q8_0) bound the rounding by each block's own range, not the token's.
 // Integer sums are exact and the float steps are the definition's, so the kernel equals the naive twin bit for bit.
 #include "kernels_internal.h"
@@ -52,12 +55,12 @@ static void w4a8_quantize_naive(const float *X, int64_t M, int64_t ldx, int64_t 
 
 // MARK: Reference
 
-// Nibble code of column j at k (0..15) and its zero point: the I4 layout of kernels_internal.h.
+// Nibble code of column j at k (0..15): the I4 layout of kernels_internal.h, in either order.
 static int i4_code(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {
     int64_t g = k / w->group, i = k % w->group;
     const unsigned char *codes = vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I4);
-    unsigned b = codes[i * (VLM_NR / 2) + 4 * (j % 4) + j / 8];
-    return (int)((j % 8) < 4 ? b & 15 : b >> 4);
+    int shift;
+    return (codes[vlm_i4_byte(w, i, j, &shift)] >> shift) & 15;
 }
 
 // Y for rows of already-quantized activations (the definition's sums, scalar).
@@ -124,7 +127,8 @@ static const unsigned char w4a8_idx[2][64] __attribute__((aligned(64))) = {
     {2, 18, 34, 50, 6, 22, 38, 54, 10, 26, 42, 58, 14, 30, 46, 62, 66, 82, 98, 114, 70, 86, 102, 118, 74, 90, 106, 122, 78, 94, 110, 126, 3, 19, 35, 51, 7, 23, 39, 55, 11, 27, 43, 59, 15, 31, 47, 63, 67, 83, 99, 115, 71, 87, 103, 119, 75, 91, 107, 123, 79, 95, 111, 127},
 };
 
-VLM_INLINE VLM_W4A8 void w4a8_panels(const int MR, const int8_t *q, int64_t kp, const float *d, const int32_t *xs,
+// QUADS: the codes are in quad order (no permutes); else lane order.
+VLM_INLINE VLM_W4A8 void w4a8_panels(const int MR, const int QUADS, const int8_t *q, int64_t kp, const float *d, const int32_t *xs,
                                      const vlm_packed_weight *w, int64_t p0, int64_t p1, const float *bias,
                                      vlm_activation act, float *Y, int64_t ldy) {
     const __m512i ia = _mm512_load_si512((const void *)w4a8_idx[0]), ib = _mm512_load_si512((const void *)w4a8_idx[1]);
@@ -141,19 +145,20 @@ VLM_INLINE VLM_W4A8 void w4a8_panels(const int MR, const int8_t *q, int64_t kp, 
             __m512 G[VLM_QGEMV_MAX_M][2];
             for (int m = 0; m < MR; m++) G[m][0] = G[m][1] = _mm512_setzero_ps();
             for (int64_t b0 = 0; b0 < len; b0 += W4A8_BLOCK) {
-                // Four k rows per step. The last group's block ends at a 64-byte boundary of the whole block, which
-                // may hold fewer than four rows past its last one: a short final step loads only the rows there are.
+                // Four k rows per step (the last group's rows are padded to four with zero codes, pack.c).
                 int64_t steps = ((len - b0 < W4A8_BLOCK ? len - b0 : W4A8_BLOCK) + 3) / 4;
                 __m512i I[VLM_QGEMV_MAX_M][2];
                 for (int m = 0; m < MR; m++) I[m][0] = I[m][1] = _mm512_setzero_si512();
                 for (int64_t t = 0; t < steps; t++) {
                     const unsigned char *rows = codes + (b0 + 4 * t) * (VLM_NR / 2);
-                    int64_t left = len - (b0 + 4 * t);
                     _mm_prefetch((const char *)rows + W4A8_PREFETCH, _MM_HINT_T0);
-                    __m512i v = left >= 4 ? _mm512_loadu_si512((const void *)rows)
-                                          : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (16 * left)) - 1), rows);
+                    __m512i v = _mm512_loadu_si512((const void *)rows);
                     __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-                    __m512i wa = _mm512_permutex2var_epi8(lo, ia, hi), wb = _mm512_permutex2var_epi8(lo, ib, hi);
+                    __m512i wa = lo, wb = hi;
+                    if (!QUADS) {
+                        wa = _mm512_permutex2var_epi8(lo, ia, hi);
+                        wb = _mm512_permutex2var_epi8(lo, ib, hi);
+                    }
                     for (int m = 0; m < MR; m++) {
                         int32_t quad;
                         memcpy(&quad, q + m * kp + k0 + b0 + 4 * t, 4);
@@ -216,19 +221,36 @@ static VLM_W4A8 void w4a8_quantize_512(const float *X, int64_t M, int64_t ldx, i
         }
 }
 
-#define W4A8_FN(MR)                                                                                               \
-    static VLM_W4A8 void w4a8_##MR(const int8_t *q, int64_t kp, const float *d, const int32_t *xs,                \
-                                   const vlm_packed_weight *w, int64_t p0, int64_t p1, const float *bias,         \
-                                   vlm_activation act, float *Y, int64_t ldy) {                                   \
-        w4a8_panels(MR, q, kp, d, xs, w, p0, p1, bias, act, Y, ldy);                                              \
+#define W4A8_FN(MR, QUADS)                                                                                        \
+    static VLM_W4A8 void w4a8_##MR##_##QUADS(const int8_t *q, int64_t kp, const float *d, const int32_t *xs,      \
+                                             const vlm_packed_weight *w, int64_t p0, int64_t p1, const float *bias, \
+                                             vlm_activation act, float *Y, int64_t ldy) {                         \
+        w4a8_panels(MR, QUADS, q, kp, d, xs, w, p0, p1, bias, act, Y, ldy);                                       \
     }
-W4A8_FN(1) W4A8_FN(2) W4A8_FN(3) W4A8_FN(4)
+W4A8_FN(1, 0) W4A8_FN(2, 0) W4A8_FN(3, 0) W4A8_FN(4, 0)
+W4A8_FN(1, 1) W4A8_FN(2, 1) W4A8_FN(3, 1) W4A8_FN(4, 1)
 typedef void (*w4a8_fn)(const int8_t *, int64_t, const float *, const int32_t *, const vlm_packed_weight *, int64_t,
                         int64_t, const float *, vlm_activation, float *, int64_t);
-static const w4a8_fn w4a8_table[VLM_QGEMV_MAX_M + 1] = {NULL, w4a8_1, w4a8_2, w4a8_3, w4a8_4};
+static const w4a8_fn w4a8_table[2][VLM_QGEMV_MAX_M + 1] = {
+    {NULL, w4a8_1_0, w4a8_2_0, w4a8_3_0, w4a8_4_0},
+    {NULL, w4a8_1_1, w4a8_2_1, w4a8_3_1, w4a8_4_1},
+};
 #define W4A8_FAST_FEATURES (VLM_CPU_AVX512_VNNI | VLM_CPU_AVX512_VBMI)
+
+// Lane order -> quad order for n 64-byte runs of four k rows: the kernel's own nibble split and permutes, the two
+// halves' codes merged into one byte (columns 16..31 in the high nibbles).
+static VLM_W4A8 void i4_quads_512(unsigned char *codes, int64_t n) {
+    const __m512i ia = _mm512_load_si512((const void *)w4a8_idx[0]), ib = _mm512_load_si512((const void *)w4a8_idx[1]);
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    for (int64_t r = 0; r < n; r++) {
+        __m512i v = _mm512_loadu_si512((const void *)(codes + 64 * r));
+        __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        __m512i wa = _mm512_permutex2var_epi8(lo, ia, hi), wb = _mm512_permutex2var_epi8(lo, ib, hi);
+        _mm512_storeu_si512((void *)(codes + 64 * r), _mm512_or_si512(wa, _mm512_slli_epi16(wb, 4)));
+    }
+}
 #else
-static const void *const w4a8_table[VLM_QGEMV_MAX_M + 1] = {NULL};
+static const void *const w4a8_table[2][VLM_QGEMV_MAX_M + 1] = {{NULL}};
 #define W4A8_FAST_FEATURES 0
 #endif
 
@@ -240,6 +262,42 @@ static int w4a8_fast(void) {
 const char *vlm_w4a8_kernel(void) { return w4a8_fast() ? "avx512-vnni+vbmi int4 x int8 vpdpbusd GEMV" : "naive"; }
 
 int vlm_w4a8_fast_available(void) { return w4a8_fast(); }
+
+// MARK: Code order
+
+// One block's codes (rows padded to four, pack.c) from one order to the other, through a copy: every nibble is read
+// where the old order keeps it and written where the new one does (vlm_i4_byte_in).
+static void i4_reorder_scalar(unsigned char *codes, int64_t rows, int quads, unsigned char *tmp) {
+    memcpy(tmp, codes, (size_t)rows * (VLM_NR / 2));
+    memset(codes, 0, (size_t)rows * (VLM_NR / 2));
+    for (int64_t i = 0; i < rows; i++)
+        for (int j = 0; j < VLM_NR; j++) {
+            int from, to;
+            int64_t a = vlm_i4_byte_in(!quads, i, j, &from), b = vlm_i4_byte_in(quads, i, j, &to);
+            codes[b] |= (unsigned char)(((tmp[a] >> from) & 15) << to);
+        }
+}
+
+int vlm_i4_set_order(vlm_packed_weight *w, int quads) {
+    quads = quads != 0;
+    if (!w || w->dtype != VLM_WEIGHT_I4 || w->i4_quads == quads) return 0;
+    // Forward with the kernel's own permutes where the CPU has them (loading a model re-lays every int4 weight).
+    int simd = quads && W4A8_FAST_FEATURES != 0 && (vlm_cpu_features() & W4A8_FAST_FEATURES) == W4A8_FAST_FEATURES;
+    unsigned char *tmp = simd ? NULL : vlm_aligned_alloc((size_t)w->group * (VLM_NR / 2));
+    if (!simd && !tmp) return VLM_ERR_NOMEM;
+    for (int64_t p = 0; p < w->npanels; p++)
+        for (int64_t g = 0; g < w->ngroups; g++) {
+            unsigned char *codes = (unsigned char *)vlm_qblock(w, p, g) + vlm_qcodes_offset(VLM_WEIGHT_I4);
+            int64_t len = w->K - g * w->group < w->group ? w->K - g * w->group : w->group, rows = (len + 3) / 4 * 4;
+#if defined(__x86_64__)
+            if (simd) { i4_quads_512(codes, rows / 4); continue; }
+#endif
+            i4_reorder_scalar(codes, rows, quads, tmp);
+        }
+    vlm_aligned_free(tmp);
+    w->i4_quads = quads;
+    return 0;
+}
 
 // MARK: Driver
 
@@ -256,7 +314,7 @@ static void w4a8_task(void *ctx, int64_t t, int thread) {
     const w4a8_job *j = ctx;
     int64_t np = j->W->npanels, p0 = np * t / j->ntasks, p1 = np * (t + 1) / j->ntasks;
 #if defined(__x86_64__)
-    if (p1 > p0) w4a8_table[j->M](j->q, j->kp, j->d, j->xs, j->W, p0, p1, j->bias, j->act, j->Y, j->ldy);
+    if (p1 > p0) w4a8_table[j->W->i4_quads != 0][j->M](j->q, j->kp, j->d, j->xs, j->W, p0, p1, j->bias, j->act, j->Y, j->ldy);
 #endif
 }
 

@@ -22,7 +22,7 @@
 //
 // Quantized panels (I8, I4) are cut along k into groups of `group` (a multiple of 32); group g of panel p is one
 // block of `block_bytes` (a multiple of 32), except the last, which holds only its K - (ngroups-1) * group rows
-// (rounded up to 64 bytes, zero-filled):
+// (I4: rounded up to a multiple of four; the block rounded up to 64 bytes, zero-filled):
 //   float scales[VLM_NR]                      s of each output row
 //   uint8_t zeros[VLM_NR]                     I4 only: z of each output row
 //   codes, one 32-byte (I8) or 16-byte (I4) row per k of the group:
@@ -30,7 +30,11 @@
 //     I4: the 16 bytes are four 32-bit words; column j sits in word j % 4 at nibble 2 (j / 8) + (j % 8) / 4,
 //         i.e. byte 4 (j % 4) + j / 8, low nibble for j % 8 < 4. Broadcast to both 128-bit halves of a
 //         256-bit register, one variable shift per lane (vpsrlvd) and an AND give columns 8c..8c+7 in lane
-//         order, with no cross-lane shuffles.
+//         order, with no cross-lane shuffles (the weight-only AVX2 GEMV's order, "lane order");
+//     I4 in quad order (i4_quads = 1: weights marked for W4A8 compute, vlm_packed_weight_set_compute): rows go
+//         in fours, 64 bytes per four k rows; byte 4 (j % 16) + (k % 4) holds column j's code, low nibble for
+//         j < 16 -- a 32-bit lane per column with its four k codes in order, the operand vpdpbusd multiplies, so
+//         the W4A8 kernel splits the nibbles with one AND and one shift and permutes nothing.
 // Panel p starts at p * panel_bytes (a multiple of 32).
 struct vlm_packed_weight {
     int64_t N, K;
@@ -42,6 +46,7 @@ struct vlm_packed_weight {
     int64_t panel_bytes;     // quantized: bytes of one panel (full blocks + the last, shorter one)
     void *data;              // F32/BF16/F16: npanels * vlm_panel_k * VLM_NR elements; quantized: the blocks; 64-byte aligned
     int compute;             // vlm_compute_mode: INT8 on I8 routes prefill to vlm_linear_i8, on I4 decode to vlm_linear_w4a8
+    int i4_quads;            // I4 codes in quad order (set with compute INT8, gemm_w4a8.c), else lane order
 };
 
 static inline int vlm_dtype_quantized(vlm_weight_dtype d) { return d == VLM_WEIGHT_I8 || d == VLM_WEIGHT_I4; }
@@ -51,6 +56,22 @@ static inline const unsigned char *vlm_qblock(const vlm_packed_weight *w, int64_
 }
 /// Byte offset of the codes within a block.
 static inline int64_t vlm_qcodes_offset(vlm_weight_dtype d) { return d == VLM_WEIGHT_I4 ? 4 * VLM_NR + VLM_NR : 4 * VLM_NR; }
+/// Byte of a block's codes holding row i (of its group) of column j, and the nibble's shift (0: low, 4: high), in the
+/// weight's I4 order (above).
+static inline int64_t vlm_i4_byte_in(int quads, int64_t i, int j, int *shift) {
+    if (quads) {
+        *shift = j < 16 ? 0 : 4;
+        return (i >> 2) * 64 + 4 * (j & 15) + (i & 3);
+    }
+    *shift = (j % 8) < 4 ? 0 : 4;
+    return i * (VLM_NR / 2) + 4 * (j % 4) + j / 8;
+}
+static inline int64_t vlm_i4_byte(const vlm_packed_weight *w, int64_t i, int j, int *shift) {
+    return vlm_i4_byte_in(w->i4_quads, i, j, shift);
+}
+/// Re-lays an I4 weight's codes into quad order (quads = 1) or back to lane order; no-op for other formats or when
+/// already there (gemm_w4a8.c). Returns 0 or VLM_ERR_NOMEM (the weight unchanged).
+int vlm_i4_set_order(vlm_packed_weight *w, int quads);
 /// Packs rows c0..c1 (absolute output rows inside panel pn) of a quantized weight from float rows:
 /// row(c) returns a pointer to K floats of row c (quant.c).
 void vlm_quant_pack_rows(vlm_packed_weight *w, int64_t pn, int64_t c0, int64_t c1, const float *rows, int64_t ldrows);

@@ -34,7 +34,10 @@ vlm_packed_weight *vlm_packed_weight_create_grouped(int64_t N, int64_t K, vlm_we
         p->ngroups = (K + group - 1) / group;
         int64_t row_bytes = storage == VLM_WEIGHT_I4 ? VLM_NR / 2 : VLM_NR;
         p->block_bytes = vlm_qcodes_offset(storage) + group * row_bytes;
-        int64_t last = vlm_qcodes_offset(storage) + (K - (p->ngroups - 1) * group) * row_bytes;
+        // I4: the last group's rows rounded up to four, so quad order (kernels_internal.h) fits in any block.
+        int64_t last_rows = K - (p->ngroups - 1) * group;
+        if (storage == VLM_WEIGHT_I4) last_rows = (last_rows + 3) / 4 * 4;
+        int64_t last = vlm_qcodes_offset(storage) + last_rows * row_bytes;
         p->panel_bytes = (p->ngroups - 1) * p->block_bytes + (last + 63) / 64 * 64;
         panel_bytes = (size_t)p->panel_bytes;
     } else {

@@ -62,9 +62,9 @@ static void store_group(vlm_packed_weight *w, int64_t pn, int64_t g, int j, cons
         return;
     }
     blk[4 * VLM_NR + j] = z;
-    int byte = 4 * (j % 4) + j / 8, shift = (j % 8) < 4 ? 0 : 4;
     for (int64_t i = 0; i < len; i++) {
-        unsigned char *b = codes + i * (VLM_NR / 2) + byte;
+        int shift;
+        unsigned char *b = codes + vlm_i4_byte(w, i, j, &shift);
         *b = (unsigned char)((*b & (0xF0 >> shift)) | ((unsigned)q[i] << shift));
     }
 }
@@ -110,8 +110,8 @@ float vlm_quant_get(const vlm_packed_weight *w, int64_t p, int64_t k, int j) {
     float s;
     memcpy(&s, blk + 4 * j, 4);
     if (w->dtype == VLM_WEIGHT_I8) return s * (float)(int8_t)codes[i * VLM_NR + j];
-    unsigned b = codes[i * (VLM_NR / 2) + 4 * (j % 4) + j / 8];
-    int qv = (int)((j % 8) < 4 ? b & 15 : b >> 4), z = blk[4 * VLM_NR + j];
+    int shift;
+    int qv = (codes[vlm_i4_byte(w, i, j, &shift)] >> shift) & 15, z = blk[4 * VLM_NR + j];
     return s * (float)(qv - z);
 }
 

@@ -206,7 +206,18 @@ VLM_AVX2 void vlm_qdequant_avx2(const vlm_packed_weight *w, int64_t p, int64_t k
         }
         for (; k < stop; k++, i++) {
             __m256 q[4];
-            if (i4) {
+            if (i4 && w->i4_quads) {
+                // Quad order: lane j of the two 32-byte halves is column j (low nibble) and j + 16 (high) over
+                // four k; this row is byte i % 4 of each lane.
+                const unsigned char *quad = codes + (i >> 2) * 64;
+                __m256i a = _mm256_loadu_si256((const __m256i *)quad), b = _mm256_loadu_si256((const __m256i *)(quad + 32));
+                __m128i lo = _mm_cvtsi32_si128((int)(8 * (i & 3))), hi = _mm_cvtsi32_si128((int)(8 * (i & 3) + 4));
+                const __m256i nib = _mm256_set1_epi32(0x0F);
+                q[0] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(a, lo), nib));
+                q[1] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(b, lo), nib));
+                q[2] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(a, hi), nib));
+                q[3] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(b, hi), nib));
+            } else if (i4) {
                 load_codes_i4(codes + i * (VLM_NR / 2), 0, &q[0], &q[1]);
                 load_codes_i4(codes + i * (VLM_NR / 2), 1, &q[2], &q[3]);
             } else {

@@ -15,9 +15,12 @@ extension PackedLinearWeight {
 
     /// Marks this int8 weight for int8 compute (or back to weight-only); on an int4 weight, W4A8 decode (calls of up
     /// to `w4a8MaxRows` rows: activations in int8 blocks of 32, definition: vlm_linear_w4a8). Call at load, before
-    /// the weight is used from several threads. Throws for storage other than int8 and int4.
+    /// the weight is used from several threads (an int4 weight's codes are re-laid in place for the kernel that
+    /// reads them). Throws for storage other than int8 and int4.
     public func setInt8Compute(_ on: Bool) throws {
-        guard vlm_packed_weight_set_compute(handle, on ? VLM_COMPUTE_INT8 : VLM_COMPUTE_WEIGHT_ONLY) == 0 else {
+        let status = vlm_packed_weight_set_compute(handle, on ? VLM_COMPUTE_INT8 : VLM_COMPUTE_WEIGHT_ONLY)
+        if status == VLM_ERR_NOMEM { throw TensorError.allocationFailed(name: "int4 code re-layout", bytes: 4096 * 16) }
+        guard status == 0 else {
             throw TensorError.invalidArgument("int8 compute needs int8 or int4 weights, this one is \(storage.rawValue)")
         }
     }

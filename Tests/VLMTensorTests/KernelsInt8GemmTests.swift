@@ -45,13 +45,15 @@ import VLMTestSupport
     /// GELU, SiLU) with strided rows: bit for bit without an activation, else within the activation functions' own
     /// SIMD-vs-scalar difference (4e-6 relative + 1e-6); nothing written past N.
     static func checkTwins(_ shapes: [(m: Int, n: Int, k: Int, group: Int)], dtype: vlm_weight_dtype, seed: UInt64,
-                           hiding: [UInt64] = [], fast: LinearFn, naive: LinearFn, kernel: () -> String) {
+                           hiding: [UInt64] = [], prepare: (OpaquePointer) -> Void = { _ in }, fast: LinearFn,
+                           naive: LinearFn, kernel: () -> String) {
         KernelPaths.forEach(hiding: hiding) { path, threads in
             for (ci, s) in shapes.enumerated() {
                 let w = KernelsQuantTests.weights(s.n, s.k, seed: seed + UInt64(ci))
                 guard let p = vlm_packed_weight_create_grouped(Int64(s.n), Int64(s.k), dtype, Int64(s.group)) else { Issue.record("pack"); return }
                 defer { vlm_packed_weight_free(p) }
                 _ = vlm_pack_weight_rows(p, 0, w, VLM_SRC_F32, Int64(s.n))
+                prepare(p)
                 let bias = randomFloats(s.n, seed: seed + 100 + UInt64(ci))
                 for (ai, act) in [VLM_ACT_NONE, VLM_ACT_GELU, VLM_ACT_SILU].enumerated() {
                     let ldx = s.k + ai, ldy = s.n + (ci % 2)

@@ -40,12 +40,59 @@ import VLMTestSupport
         }
     }
 
-    @Test func simdKernelEqualsNaiveTwin() {
+    /// Both code orders: lane order (an unmarked weight: the kernel permutes) and quad order (marked for int8 compute:
+    /// re-laid at marking, by the kernel's permutes on CPUs with VBMI and by the scalar re-layout when it is hidden).
+    @Test(arguments: [false, true]) func simdKernelEqualsNaiveTwin(quadOrder: Bool) {
         Self.noteIfNoSIMD()
         // On the AVX-512 path of a CPU with VNNI + VBMI the SIMD kernel must be the one running.
         KernelPaths.exclusive { if Self.cpuHasSIMD { #expect(vlm_w4a8_fast_available() == 1) } }
-        KernelsInt8GemmTests.checkTwins(Self.shapes, dtype: VLM_WEIGHT_I4, seed: 700, fast: vlm_linear_w4a8, naive: vlm_linear_w4a8_naive) {
-            String(cString: vlm_w4a8_kernel())
+        KernelsInt8GemmTests.checkTwins(Self.shapes, dtype: VLM_WEIGHT_I4, seed: 700,
+                                        prepare: { if quadOrder { #expect(vlm_packed_weight_set_compute($0, VLM_COMPUTE_INT8) == 0) } },
+                                        fast: vlm_linear_w4a8, naive: vlm_linear_w4a8_naive) {
+            String(cString: vlm_w4a8_kernel()) + (quadOrder ? " (quad order)" : " (lane order)")
+        }
+    }
+
+    static func rows(_ p: OpaquePointer, n: Int, k: Int) -> [Float] {
+        var out = [Float](repeating: .nan, count: n * k)
+        out.withUnsafeMutableBufferPointer { b in for r in 0 ..< n { _ = vlm_packed_weight_get_row(p, Int64(r), b.baseAddress! + r * k) } }
+        return out
+    }
+
+    /// Marking an int4 weight for int8 compute re-lays its codes (quad order) and unmarking lays them back: every
+    /// dequantized value is the same bit for bit in both orders (short last groups padded to four rows included),
+    /// rows packed while re-laid land where a fresh pack puts them, and the weight-only GEMV gives the same bits
+    /// after the round trip. With VBMI hidden the scalar re-layout runs instead of the permutes.
+    @Test func reLayoutKeepsEveryCode() {
+        KernelPaths.forEach(threads: [1], hiding: [UInt64(VLM_CPU_AVX512_VBMI.rawValue)]) { path, _ in
+            for (ci, s) in [(n: 37, k: 77, g: 32), (n: 64, k: 3, g: 32), (n: 33, k: 300, g: 128), (n: 5, k: 1030, g: 1024)].enumerated() {
+                let w = KernelsQuantTests.weights(s.n, s.k, seed: UInt64(40 + ci)), w2 = KernelsQuantTests.weights(s.n, s.k, seed: UInt64(50 + ci))
+                guard let p = Self.packed(w, n: s.n, k: s.k, group: s.g), let fresh = Self.packed(w2, n: s.n, k: s.k, group: s.g) else {
+                    Issue.record("pack"); return
+                }
+                defer { vlm_packed_weight_free(p); vlm_packed_weight_free(fresh) }
+                let before = Self.rows(p, n: s.n, k: s.k)
+                let x = KernelsInt8GemmTests.activations(s.k, seed: UInt64(60 + ci))
+                var y0 = [Float](repeating: 0, count: s.n), y1 = y0
+                vlm_linear(x, 1, Int64(s.k), p, nil, VLM_ACT_NONE, &y0, Int64(s.n))
+                #expect(vlm_packed_weight_set_compute(p, VLM_COMPUTE_INT8) == 0)
+                #expect(Self.rows(p, n: s.n, k: s.k).map(\.bitPattern) == before.map(\.bitPattern), "\(path) \(s): quad order")
+                #expect(vlm_packed_weight_set_compute(p, VLM_COMPUTE_INT8) == 0)  // marking twice re-lays nothing
+                #expect(Self.rows(p, n: s.n, k: s.k).map(\.bitPattern) == before.map(\.bitPattern), "\(path) \(s): marked twice")
+                #expect(vlm_packed_weight_set_compute(p, VLM_COMPUTE_WEIGHT_ONLY) == 0)
+                #expect(Self.rows(p, n: s.n, k: s.k).map(\.bitPattern) == before.map(\.bitPattern), "\(path) \(s): back")
+                vlm_linear(x, 1, Int64(s.k), p, nil, VLM_ACT_NONE, &y1, Int64(s.n))
+                #expect(y0.map(\.bitPattern) == y1.map(\.bitPattern), "\(path) \(s): weight-only GEMV after the round trip")
+                // Re-packing every row while in quad order writes the codes where a fresh pack (lane order) has them.
+                #expect(vlm_packed_weight_set_compute(p, VLM_COMPUTE_INT8) == 0)
+                #expect(vlm_pack_weight_rows(p, 0, w2, VLM_SRC_F32, Int64(s.n)) == 0)
+                #expect(Self.rows(p, n: s.n, k: s.k).map(\.bitPattern) == Self.rows(fresh, n: s.n, k: s.k).map(\.bitPattern), "\(path) \(s): packed in quad order")
+                #expect(vlm_packed_weight_set_compute(fresh, VLM_COMPUTE_INT8) == 0)
+                var a = [Float](repeating: 0, count: s.n), b = a
+                _ = vlm_linear_w4a8(x, 1, Int64(s.k), p, nil, VLM_ACT_NONE, &a, Int64(s.n))
+                _ = vlm_linear_w4a8(x, 1, Int64(s.k), fresh, nil, VLM_ACT_NONE, &b, Int64(s.n))
+                #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(path) \(s): W4A8 on both")
+            }
         }
     }
 

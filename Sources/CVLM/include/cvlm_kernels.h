@@ -243,8 +243,9 @@ void vlm_linear_naive_ex(const float *X, int64_t M, int64_t ldx, const void *W, 
 typedef enum { VLM_COMPUTE_WEIGHT_ONLY = 0, VLM_COMPUTE_INT8 = 1, VLM_COMPUTE_BF16 = 2 } vlm_compute_mode;
 /// Marks a weight for reduced-precision compute in vlm_linear: INT8 on an I8 weight (M >= VLM_I8_GEMM_MIN_M), INT8 on
 /// an I4 weight (W4A8 decode, M <= VLM_QGEMV_MAX_M: vlm_linear_w4a8), BF16 on a BF16 weight (M >=
-/// VLM_BF16_GEMM_MIN_M), WEIGHT_ONLY on any. Set at load, before the weight is shared.
-/// Returns 0, or -1 when the mode does not fit the weight's storage (the mode is then unchanged).
+/// VLM_BF16_GEMM_MIN_M), WEIGHT_ONLY on any. Set at load, before the weight is shared: on an I4 weight the mode
+/// re-lays the codes in place (INT8: the W4A8 kernel's order; WEIGHT_ONLY: the weight-only GEMV's), one pass.
+/// Returns 0, -1 when the mode does not fit the weight's storage, or VLM_ERR_NOMEM (the mode is then unchanged).
 int vlm_packed_weight_set_compute(vlm_packed_weight *w, vlm_compute_mode mode);
 vlm_compute_mode vlm_packed_weight_compute(const vlm_packed_weight *w);
 /// Y[M, N] = the definition above, for any M >= 1 (whatever the weight's compute mode). Returns 0, -1 when W is
