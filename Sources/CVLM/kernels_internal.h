@@ -47,6 +47,7 @@ struct vlm_packed_weight {
     void *data;              // F32/BF16/F16: npanels * vlm_panel_k * VLM_NR elements; quantized: the blocks; 64-byte aligned
     int compute;             // vlm_compute_mode: INT8 on I8 routes prefill to vlm_linear_i8, on I4 decode to vlm_linear_w4a8
     int i4_quads;            // I4 codes in quad order (set with compute INT8, gemm_w4a8.c), else lane order
+    struct vlm_slab *slab;   // the shared slab holding data (weight_slabs.c), or NULL for its own allocation
 };
 
 static inline int vlm_dtype_quantized(vlm_weight_dtype d) { return d == VLM_WEIGHT_I8 || d == VLM_WEIGHT_I4; }
@@ -121,6 +122,14 @@ static inline int64_t vlm_split_bound(int64_t i, int64_t n, int64_t total) {
     int64_t r = n - i;
     return total - total * r * r / (n * n);
 }
+
+// MARK: Weight slabs (weight_slabs.c)
+typedef struct vlm_slab vlm_slab;
+/// bytes (64-byte aligned) for a packed weight of a reduced-precision format: carved from a shared huge-page slab
+/// when 64 KB <= bytes < 4 MB (*slab set), else vlm_aligned_alloc (*slab = NULL). NULL on failure.
+void *vlm_slab_alloc(size_t bytes, vlm_slab **slab);
+/// Frees what vlm_slab_alloc returned (the slab goes with its last weight).
+void vlm_slab_free(void *p, vlm_slab *slab);
 
 // MARK: Scratch memory (vlm_aligned_alloc / vlm_aligned_free: cvlm_kernels.h)
 /// Per-thread scratch (grown on demand, kept): returns NULL on allocation failure.

@@ -43,7 +43,9 @@ vlm_packed_weight *vlm_packed_weight_create_grouped(int64_t N, int64_t K, vlm_we
     } else {
         panel_bytes = (size_t)vlm_panel_k(p) * VLM_NR * (size_t)p->esize;
     }
-    p->data = vlm_aligned_alloc((size_t)npanels * panel_bytes);
+    // Reduced-precision formats are made once per model load: small ones share huge-page slabs (weight_slabs.c).
+    if (storage == VLM_WEIGHT_F32) p->data = vlm_aligned_alloc((size_t)npanels * panel_bytes);
+    else p->data = vlm_slab_alloc((size_t)npanels * panel_bytes, &p->slab);
     if (!p->data) { vlm_aligned_free(p); return NULL; }
     // Columns past N must read as zeros (the kernels compute full 32-wide panels); real rows are written by
     // vlm_pack_weight_rows, so only the last panel needs clearing. Quantized blocks are cleared whole: the
@@ -172,9 +174,11 @@ vlm_packed_weight *vlm_pack_weight(const float *W, int64_t N, int64_t K, vlm_wei
 
 void vlm_packed_weight_free(vlm_packed_weight *w) {
     if (!w) return;
-    vlm_aligned_free(w->data);
+    vlm_slab_free(w->data, w->slab);
     vlm_aligned_free(w);
 }
+
+int vlm_packed_weight_in_slab(const vlm_packed_weight *w) { return w && w->slab ? 1 : 0; }
 
 int64_t vlm_packed_weight_rows(const vlm_packed_weight *w) { return w ? w->N : 0; }
 int64_t vlm_packed_weight_cols(const vlm_packed_weight *w) { return w ? w->K : 0; }

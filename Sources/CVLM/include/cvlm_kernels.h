@@ -195,6 +195,9 @@ int64_t vlm_packed_weight_cols(const vlm_packed_weight *w);  // K
 vlm_weight_dtype vlm_packed_weight_dtype(const vlm_packed_weight *w);
 /// Bytes of packed data (ceil(N/32)*32 * K * element size; quantized: codes, scales and zero points).
 int64_t vlm_packed_weight_bytes(const vlm_packed_weight *w);
+/// 1 when the weight's data sits in a shared huge-page slab (reduced-precision formats of 64 KB to 4 MB, unless
+/// VLM_HUGE_PAGES=none), 0 when in an allocation of its own.
+int vlm_packed_weight_in_slab(const vlm_packed_weight *w);
 /// dst[0:K] = row n of W widened (or dequantized) to float32 (an embedding lookup on a table packed for a
 /// tied LM head).
 /// n out of range leaves dst untouched and returns -1, else 0.
