@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Decode of SmolLM2-1.7B and -360M (random weights, 128-token prompt, 32 tokens, 2 threads) in bf16, int8 and int4
-# against the memory-bandwidth roofline `vlm bench-llm` measures around each run, with PyTorch bf16 decode as the
+# against the memory-bandwidth roofline `vlm bench-llm` measures around each run (and its median and fastest step,
+# which hypervisor steal on a shared host does not move), with PyTorch bf16 decode as the
 # peer (Benchmarks/bench_torch_llm.py), two rounds in one run. This VM's bandwidth moves between ~50 and ~80 GB/s from
 # minute to minute: read each row's roofline with the sweep it names. PYTHON defaults to ~/vlmpy/bin/python; VLM_BIN
 # to a fresh release build.
@@ -13,7 +14,7 @@ for round in 1 2; do
   for cfg in smollm2-1.7b smollm2-360m; do
     for st in bf16 int8 int4; do
       echo "== round $round $cfg $st"
-      "$VLM_BIN" bench-llm --config $cfg --prompt 128 --tokens 32 --threads 2 --storage $st | grep -A1 'decode:'
+      "$VLM_BIN" bench-llm --config $cfg --prompt 128 --tokens 32 --threads 2 --storage $st | grep -A2 'decode:'
     done
     if [ "$round" = 1 ]; then
       echo "== $cfg PyTorch bf16"

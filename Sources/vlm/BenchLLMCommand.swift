@@ -48,6 +48,10 @@ struct BenchLLM: ParsableCommand {
         /// Roofline of what a decode step must read: the packed weights plus the KV cache.
         let decode_roofline_with_kv_tokens_per_s: Double
         let decode_roofline_with_kv_fraction: Double
+        /// Per-step times: on a shared host other tenants only ever add time, so the median and the fastest step say
+        /// what the code does when the total is moved by a burst of someone else's traffic.
+        let decode_step_ms_median: Double
+        let decode_step_ms_fastest: Double
         let storage: String
         let cpu: String
         let cpu_features: [String]
@@ -118,12 +122,18 @@ struct BenchLLM: ParsableCommand {
             }
             let prefillMedian = prefillNanos.sorted()[prefillNanos.count / 2]
             let t1 = DispatchTime.now().uptimeNanoseconds
+            var stepNanos: [UInt64] = []
+            stepNanos.reserveCapacity(tokens)
             for _ in 0 ..< tokens {
+                let s0 = DispatchTime.now().uptimeNanoseconds
                 var best = 0
                 for i in 1 ..< lm.vocabularySize where logits[i] > logits[best] { best = i }
                 logits = try lm.forward(ids: [best], cache: cache)
+                stepNanos.append(DispatchTime.now().uptimeNanoseconds - s0)
             }
             let t2 = DispatchTime.now().uptimeNanoseconds
+            stepNanos.sort()
+            let stepMedian = Double(stepNanos[stepNanos.count / 2]) / 1e6, stepFastest = Double(stepNanos[0]) / 1e6
             let bandwidth = max(bandwidthBefore, Self.memoryBandwidth())
             // Decode streams every packed linear weight once per token (embedding lookups touch one row).
             let footprint = lm.linearWeightFootprint
@@ -155,7 +165,8 @@ struct BenchLLM: ParsableCommand {
                                 memory_bandwidth_gb_s: bandwidth / 1e9, decode_roofline_tokens_per_s: roofline,
                                 decode_roofline_fraction: decodeRate / roofline, decode_kv_bytes_per_token: kvBytes,
                                 kv_cache: lm.kvCachePrecision.rawValue, decode_roofline_with_kv_tokens_per_s: rooflineWithKV,
-                                decode_roofline_with_kv_fraction: decodeRate / rooflineWithKV, storage: packed.rawValue,
+                                decode_roofline_with_kv_fraction: decodeRate / rooflineWithKV,
+                                decode_step_ms_median: stepMedian, decode_step_ms_fastest: stepFastest, storage: packed.rawValue,
                                 cpu: Kernels.cpuModel ?? "unknown", cpu_features: Kernels.cpuFeatures,
                                 decode_kernel: w4a8 ? PackedLinearWeight.w4a8Kernel : Kernels.kernel(for: packed, rows: 1),
                                 prefill_kernel: prefillKernel)
@@ -171,6 +182,9 @@ struct BenchLLM: ParsableCommand {
                 print(String(format: "         with the %@ KV cache read each step (%.1f MiB on average): roofline %.1f tokens/s (%.0f%%)",
                              result.kv_cache, Double(kvBytes) / 1048576, result.decode_roofline_with_kv_tokens_per_s,
                              100 * result.decode_roofline_with_kv_fraction))
+                print(String(format: "         steps: median %.2f ms (%.1f tokens/s, %.0f%% of the roofline with the cache), fastest %.2f ms (%.0f%%)",
+                             stepMedian, 1e3 / stepMedian, 100 * 1e3 / stepMedian / rooflineWithKV, stepFastest,
+                             100 * 1e3 / stepFastest / rooflineWithKV))
             }
         }
     }
